@@ -1,0 +1,5 @@
+//! One module per subcommand: each turns its validated arguments into library calls.
+
+pub mod models;
+pub mod summarize;
+pub mod translate;

@@ -1,0 +1,17 @@
+//! polybrief: translate a folder of news articles in any language into one cited English brief.
+//!
+//! The pipeline runs one way, each stage a plain function or small type over the plain data
+//! of [`article`]: ingest → detect → segment → translate → summarize → synthesize → render.
+//! Models (catalog, hub downloads, Marian, the instruct LLM) live under [`models`]; the
+//! command line only wires the stages together.
+
+pub mod article;
+pub mod cache;
+pub mod commands;
+pub mod error;
+pub mod lock;
+pub mod models;
+pub mod output;
+pub mod pipeline;
+pub mod progress;
+pub mod shard;

@@ -1,0 +1,38 @@
+//! Everything that knows about model weights: which models a run needs (`catalog`), getting
+//! them from the hub or a local folder (`hub`), and the architectures that run them.
+
+pub mod catalog;
+pub mod generate;
+pub mod hub;
+pub mod llm;
+pub mod marian;
+pub mod marian_tokenizer;
+
+/// Why a model could not produce text.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("model computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("tokenizer failed: {0}")]
+    Tokenizer(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An instruct model that answers a chat prompt: the LLM behind summaries and key points.
+/// Implemented by `llm::LlmGenerator`; stages take `&mut dyn TextGenerator` so they can be
+/// tested with any implementation.
+pub trait TextGenerator {
+    /// The model's catalog id and revision, as shown in the brief.
+    fn model_name(&self) -> String;
+
+    /// The assistant's reply to one system and one user message, generated deterministically
+    /// (greedy or seeded), stopping at the model's end-of-turn token or `max_new_tokens`.
+    fn chat(&mut self, system: &str, user: &str, max_new_tokens: usize) -> Result<String, GenerateError>;
+
+    /// How many tokens `text` takes, to fit prompts into the context window.
+    fn count_tokens(&self, text: &str) -> Result<usize, GenerateError>;
+
+    /// The context window in tokens (prompt and reply together).
+    fn context_len(&self) -> usize;
+}
