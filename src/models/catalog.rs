@@ -282,9 +282,9 @@ impl Catalog {
 
     /// What a run over articles in `langs` needs, each model once, in a stable order:
     /// translators (in the order of `langs`), then the summarizer and synthesizer.
-    pub fn needed_for(&self, langs: &[Lang]) -> Vec<Need<'_>> {
-        let mut needs: Vec<Need<'_>> = Vec::new();
-        let mut push = |entry: &ModelEntry, role: Role| {
+    pub fn needed_for<'a>(&'a self, langs: &[Lang]) -> Vec<Need<'a>> {
+        let mut needs: Vec<Need<'a>> = Vec::new();
+        let mut push = |entry: &'a ModelEntry, role: Role| {
             match needs.iter_mut().find(|n| std::ptr::eq(n.entry, entry)) {
                 Some(need) => {
                     if !need.roles.contains(&role) {
