@@ -334,8 +334,8 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("MODEL"));
         assert!(lines[1].starts_with("opus-mt-de-en ") && lines[1].contains("de→en"), "{table}");
-        assert!(lines[1].contains("8be33f00bcaf") && lines[1].contains("~302.4 MB"), "{table}");
-        assert!(lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~292.2 MB"), "{table}");
+        assert!(lines[1].contains("8be33f00bcaf") && lines[1].contains("~300.8 MB"), "{table}");
+        assert!(lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~291.8 MB"), "{table}");
         assert!(lines[3].starts_with("opus-mt-tc-big-ko-en ") && lines[3].contains("main (unpinned)"), "{table}");
         assert!(lines[3].contains("unknown"), "{table}");
         assert!(lines[4].starts_with("qwen2.5-1.5b-instruct-q4_k_m ") && lines[4].contains("summarize, synthesize"));
