@@ -40,6 +40,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Hub(#[from] crate::models::hub::HubError),
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
         match self {
             Error::Usage(_) => ExitCode::Usage,
             Error::Read { .. } | Error::Write { .. } => ExitCode::Fatal,
+            Error::Hub(e) => e.exit_code(),
         }
     }
 }
