@@ -3,3 +3,4 @@
 
 mod hub;
 mod support;
+mod text_stages;
