@@ -589,7 +589,10 @@ fn injected_article_reaches_the_model_only_as_fenced_data() {
             .and_then(|(_, rest)| rest.split_once("\n</reports>"))
             .map(|(reports, _)| reports)
             .expect("one fenced reports block");
-        assert_eq!(user.matches("</reports>").count(), 1);
+        assert!(
+            !inside.contains(['<', '>']),
+            "article text cannot close the fence: {inside}"
+        );
         for line in inside.lines() {
             let line = line.trim_start();
             assert!(

@@ -247,6 +247,7 @@ pub(crate) fn story_title(
             .is_none_or(|l| l.is_english())
             && !doc.article.is_translated();
         doc.article
+            .article
             .meta
             .title
             .as_deref()

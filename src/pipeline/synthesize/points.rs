@@ -74,7 +74,10 @@ pub(crate) fn extract_points(
     struct Point {
         text: String,
         citations: Vec<SourceNumber>,
+        /// The candidate whose text the point shows (for similarity).
         candidate: usize,
+        /// Where the statement first appeared: (source position in story, sentence).
+        first: (usize, usize),
     }
     let mut points: Vec<Point> = Vec::new();
     let mut had_candidate = vec![false; story.len()];
@@ -85,26 +88,41 @@ pub(crate) fn extract_points(
         }
         had_candidate[candidate.doc] = true;
         let number = candidate.doc_ref.number;
-        let duplicate = points.iter().any(|p| {
-            p.citations.contains(&number)
-                && vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY
-        });
-        if duplicate {
+        let similar = |p: &Point| vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY;
+        // Said already, and this source passed the check for it: nothing to add.
+        if points
+            .iter()
+            .any(|p| similar(p) && p.citations.contains(&number))
+        {
             continue;
         }
-        let check = check_point(&candidate.text, &[number], story);
+        let valid = check_point(&candidate.text, &[number], story).valid;
+        // Says what an earlier point says, backed by the same sources and more: it takes that
+        // point's place, so the statement is made once, with the widest support.
+        let wider = points.iter_mut().find(|p| {
+            similar(p)
+                && valid.len() > p.citations.len()
+                && p.citations.iter().all(|c| valid.contains(c))
+        });
+        if let Some(p) = wider {
+            p.text = candidate.text.clone();
+            p.citations = valid;
+            p.candidate = k;
+            continue;
+        }
         points.push(Point {
             text: candidate.text.clone(),
-            citations: check.valid,
+            citations: valid,
             candidate: k,
+            first: (candidate.doc, candidate.order),
         });
     }
 
     points.sort_by(|a, b| {
-        b.citations.len().cmp(&a.citations.len()).then_with(|| {
-            let (ca, cb) = (&candidates[a.candidate], &candidates[b.candidate]);
-            (ca.doc, ca.order).cmp(&(cb.doc, cb.order))
-        })
+        b.citations
+            .len()
+            .cmp(&a.citations.len())
+            .then(a.first.cmp(&b.first))
     });
     points.truncate(max_points);
     let key_points: Vec<KeyPoint> = points
