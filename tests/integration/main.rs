@@ -3,4 +3,5 @@
 
 mod hub;
 mod support;
+mod synthesis;
 mod text_stages;
