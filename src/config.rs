@@ -8,7 +8,7 @@ use candle_core::Device;
 use crate::cli::{DeviceChoice, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::models::catalog::Catalog;
-use crate::models::hub::{HubSettings, ModelStore};
+use crate::models::hub::{HubError, HubSettings, ModelStore};
 use crate::progress::Reporter;
 
 /// What every subcommand needs, built from the global flags and the environment.
@@ -24,9 +24,9 @@ pub struct Context {
 
 impl Context {
     pub fn from_cli(global: &GlobalArgs, reporter: Reporter) -> Result<Context> {
-        let mut catalog = Catalog::builtin()?;
+        let mut catalog = Catalog::builtin().map_err(HubError::from)?;
         if let Some(path) = &global.models {
-            catalog = catalog.with_overrides(path)?;
+            catalog = catalog.with_overrides(path).map_err(HubError::from)?;
         }
         let hub = HubSettings::from_env(global.offline);
         let (device, device_name) = select_device(global.device)?;

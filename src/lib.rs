@@ -7,7 +7,10 @@
 
 pub mod article;
 pub mod cache;
+pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod engines;
 pub mod error;
 pub mod lock;
 pub mod models;

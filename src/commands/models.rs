@@ -5,11 +5,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::config::Context;
 use crate::article::Lang;
 use crate::error::{Error, ExitCode};
 use crate::models::catalog::{Catalog, ModelEntry, Need, Role, TranslatorKind};
-use crate::models::hub::{CacheState, FileOutcome, HubSettings, ModelStore};
-use crate::progress::Reporter;
+use crate::models::hub::{CacheState, FileOutcome, ModelStore};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ModelsCommand {
@@ -34,15 +34,9 @@ pub enum ModelsCommand {
     Verify,
 }
 
-/// What the models commands work with.
-pub struct ModelsContext {
-    pub catalog: Catalog,
-    pub settings: HubSettings,
-    pub reporter: Reporter,
-}
 
-pub fn run(cmd: ModelsCommand, ctx: &ModelsContext) -> Result<ExitCode, Error> {
-    let store = ModelStore::new(ctx.settings.clone(), ctx.reporter.clone());
+pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
+    let store = ctx.model_store();
     let mut out = String::new();
     let code = match cmd {
         ModelsCommand::List { lang } => {
