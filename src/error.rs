@@ -40,13 +40,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Prompt(#[from] crate::prompts::PromptError),
+
+    #[error(transparent)]
+    Llm(#[from] crate::models::llm::LlmError),
+
+    #[error("summarizing failed: {0}")]
+    Summarize(#[from] crate::pipeline::summarize::SummarizeError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } => ExitCode::Fatal,
+            Error::Usage(_) | Error::Prompt(_) => ExitCode::Usage,
+            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) => ExitCode::Fatal,
         }
     }
 }

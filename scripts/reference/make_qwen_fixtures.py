@@ -12,7 +12,8 @@ tests/fixtures/qwen2/tiny/  (hidden 64, 2 layers, 4 heads, 2 kv heads, tied embe
   model-q8_0.gguf                  the same weights as llama.cpp's converter lays them out, 2-D tensors Q8_0
   reference.json                   per prompt: messages, rendered chat text, its ids, first-step logits,
                                    greedy ids; and the first-step logits of the Q8_0 GGUF's *dequantized*
-                                   weights run in transformers
+                                   weights run in transformers, plain and with every linear layer's
+                                   input rounded to Q8_0 as the quantized matmul does
 tests/fixtures/qwen2/tiny-q4k/  (hidden 256, untied lm_head: Q4_K needs rows that are multiples of 256)
   model-q4_k.gguf, reference.json  (first-step logits of the dequantized weights, in transformers)
 
@@ -330,6 +331,38 @@ def rope_theta(cfg) -> float:
     return theta
 
 
+def fake_quantize_activations(model: Qwen2ForCausalLM, qtype) -> Qwen2ForCausalLM:
+    """Rounds every linear layer's input the way candle's CPU quantized matmul does before its
+    integer dot products (candle-core 0.11 k_quants.rs, BlockQ8_0/BlockQ8K::from_float): to Q8_0
+    (blocks of 32, f16 scale amax/127) for Q8_0 weights, to Q8_K (blocks of 256, f32 scale
+    max/-127 with the sign of the largest value; ggml itself uses -128) for k-quant weights.
+    With this, transformers computes what a correct quantized kernel computes, up to float
+    summation order; without it, the difference is the activation rounding itself."""
+
+    def q8_0(x):
+        b = x.reshape(-1, 32)
+        d = b.abs().amax(dim=1, keepdim=True) / 127.0
+        inv = torch.where(d > 0, 1.0 / d, torch.zeros_like(d))
+        q = torch.sign(b * inv) * torch.floor((b * inv).abs() + 0.5)  # roundf: half away from zero
+        return (q * d.half().float()).reshape(x.shape)
+
+    def q8_k(x):
+        b = x.reshape(-1, 256)
+        idx = b.abs().argmax(dim=1, keepdim=True)
+        mx = torch.gather(b, 1, idx)
+        iscale = torch.where(mx != 0, -127.0 / mx, torch.zeros_like(mx))
+        v = iscale * b
+        q = (torch.sign(v) * torch.floor(v.abs() + 0.5)).clamp(-128, 127)  # f32::round: half away from zero
+        d = torch.where(iscale != 0, 1.0 / iscale, torch.zeros_like(iscale))
+        return (q * d).reshape(x.shape)
+
+    fake = q8_0 if qtype == gguf.GGMLQuantizationType.Q8_0 else q8_k
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_pre_hook(lambda _m, args: (fake(args[0]),) + tuple(args[1:]))
+    return model
+
+
 @torch.no_grad()
 def last_logits(model, ids) -> list:
     return model(torch.tensor([ids])).logits[0, -1].tolist()
@@ -380,6 +413,7 @@ def main():
     raw_tok = tokenizers.Tokenizer.from_file(str(tiny / "tokenizer.json"))
     write_gguf(tiny / "model-q8_0.gguf", model, tok, chat_template, gguf.GGMLQuantizationType.Q8_0)
     q8_model = dequantized_model(tiny / "model-q8_0.gguf", config)
+    q8_model_aq = fake_quantize_activations(dequantized_model(tiny / "model-q8_0.gguf", config), gguf.GGMLQuantizationType.Q8_0)
 
     prompts = []
     for p in PROMPTS:
@@ -402,6 +436,7 @@ def main():
                 "greedy_step_top5": greedy_top5,
                 "greedy_min_top2_gap": min_gap,
                 "q8_0_dequantized_first_step_logits": last_logits(q8_model, ids),
+                "q8_0_dequantized_quantized_activations_first_step_logits": last_logits(q8_model_aq, ids),
             }
         )
 
@@ -434,7 +469,10 @@ def main():
         "note": "first-step logits of transformers on the Q4_K GGUF's weights decoded by gguf-py",
         "weight_relative_error_layer0_down_proj": rel,
         "prompts": [
-            {"input_ids": p["input_ids"], "dequantized_first_step_logits": last_logits(q4k_model, p["input_ids"])}
+            {
+                "input_ids": p["input_ids"],
+                "dequantized_first_step_logits": last_logits(q4k_model, p["input_ids"]),
+            }
             for p in prompts
         ],
     }
