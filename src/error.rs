@@ -43,13 +43,22 @@ pub enum Error {
 
     #[error(transparent)]
     Hub(#[from] crate::models::hub::HubError),
+
+    #[error(transparent)]
+    Prompt(#[from] crate::prompts::PromptError),
+
+    #[error(transparent)]
+    Llm(#[from] crate::models::llm::LlmError),
+
+    #[error("summarizing failed: {0}")]
+    Summarize(#[from] crate::pipeline::summarize::SummarizeError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } => ExitCode::Fatal,
+            Error::Usage(_) | Error::Prompt(_) => ExitCode::Usage,
+            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),
         }
     }

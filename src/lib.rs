@@ -17,4 +17,5 @@ pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
+pub mod prompts;
 pub mod shard;

@@ -2,6 +2,7 @@
 //! binary or the library against files the tests make or ship under tests/fixtures.
 
 mod hub;
+mod llm_parity;
 mod support;
 mod synthesis;
 mod text_stages;

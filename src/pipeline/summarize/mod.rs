@@ -6,6 +6,7 @@
 pub mod extractive;
 pub mod grounding;
 pub mod lexical;
+pub mod llm;
 
 use std::ops::Range;
 
@@ -40,6 +41,15 @@ pub enum SummarizeError {
 
     #[error("prompt template {path} is malformed: {reason}; fix it or delete it to use the built-in prompt")]
     Template { path: String, reason: String },
+
+    #[error(transparent)]
+    Model(#[from] GenerateError),
+
+    #[error(transparent)]
+    Prompt(#[from] crate::prompts::PromptError),
+
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Produces the summary of one article.
