@@ -40,6 +40,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+
+    #[error(
+        "interrupted: finished work is kept in the cache; run the same command again to resume"
+    )]
+    Interrupted,
 }
 
 impl Error {
@@ -47,6 +61,9 @@ impl Error {
         match self {
             Error::Usage(_) => ExitCode::Usage,
             Error::Read { .. } | Error::Write { .. } => ExitCode::Fatal,
+            Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
+            Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
+            Error::Interrupted => ExitCode::Interrupted,
         }
     }
 }

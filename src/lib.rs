@@ -9,6 +9,7 @@ pub mod article;
 pub mod cache;
 pub mod commands;
 pub mod error;
+pub mod interrupt;
 pub mod lock;
 pub mod models;
 pub mod output;
