@@ -69,7 +69,9 @@ pub enum CacheError {
         source: io::Error,
     },
 
-    #[error("cannot write the cache entry {path}: {source}; free space or pass another --cache-dir")]
+    #[error(
+        "cannot write the cache entry {path}: {source}; free space or pass another --cache-dir"
+    )]
     Write {
         path: PathBuf,
         #[source]
@@ -83,7 +85,9 @@ pub enum CacheError {
         source: io::Error,
     },
 
-    #[error("`{0}` is not a cache stage name (lowercase letters, digits, `-` and `_`, at most 32)")]
+    #[error(
+        "`{0}` is not a cache stage name (lowercase letters, digits, `-` and `_`, at most 32)"
+    )]
     InvalidStage(String),
 
     #[error("cannot serialize the {what} for the {stage} cache: {source}")]
@@ -135,12 +139,20 @@ impl CacheKey {
             source,
         };
         let parts = serde_json::to_value(parts).map_err(serialize_error)?;
-        let material = serde_json::to_value(KeyMaterial { format, stage, input, parts })
-            .map_err(serialize_error)?;
+        let material = serde_json::to_value(KeyMaterial {
+            format,
+            stage,
+            input,
+            parts,
+        })
+        .map_err(serialize_error)?;
         let mut canonical = String::new();
         write_canonical(&material, &mut canonical);
         let hex = hex::encode(Sha256::digest(canonical.as_bytes()));
-        Ok(CacheKey { stage: stage.to_string(), hex })
+        Ok(CacheKey {
+            stage: stage.to_string(),
+            hex,
+        })
     }
 
     pub fn stage(&self) -> &str {
@@ -155,7 +167,9 @@ impl CacheKey {
 
 fn validate_stage(stage: &str) -> Result<(), CacheError> {
     let ok = (1..=32).contains(&stage.len())
-        && stage.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && stage
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -275,14 +289,20 @@ impl StageCache {
     /// Opens (creating if needed) the cache at `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<StageCache, CacheError> {
         let root = dir.into();
-        let open_error = |source| CacheError::Open { path: root.clone(), source };
+        let open_error = |source| CacheError::Open {
+            path: root.clone(),
+            source,
+        };
         fs::create_dir_all(root.join(format_dir_name(CACHE_FORMAT_VERSION))).map_err(open_error)?;
         let tag = root.join("CACHEDIR.TAG");
         if !tag.exists() {
             // Best effort: a missing tag only means backups include the cache.
             let _ = replace_file(&tag, SyncDir::No, |f| f.write_all(CACHEDIR_TAG.as_bytes()));
         }
-        Ok(StageCache { root, counters: Mutex::new(BTreeMap::new()) })
+        Ok(StageCache {
+            root,
+            counters: Mutex::new(BTreeMap::new()),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -307,7 +327,10 @@ impl StageCache {
             Ok(bytes) => bytes,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
-                    log::warn!("cannot read the cache entry {}: {e}; recomputing it", path.display());
+                    log::warn!(
+                        "cannot read the cache entry {}: {e}; recomputing it",
+                        path.display()
+                    );
                 }
                 self.count(&key.stage, |c| c.misses += 1);
                 return None;
@@ -354,7 +377,10 @@ impl StageCache {
             source,
         })?;
         let path = self.entry_path(key);
-        let write_error = |source| CacheError::Write { path: path.clone(), source };
+        let write_error = |source| CacheError::Write {
+            path: path.clone(),
+            source,
+        };
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(write_error)?;
         }
@@ -405,7 +431,9 @@ impl StageCache {
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StageCounters>> {
         // The counters are plain numbers: a panic elsewhere cannot leave them inconsistent.
-        self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.counters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts entries and bytes, by stage.
@@ -417,7 +445,10 @@ impl StageCache {
         };
         self.walk(|file| {
             match file.kind {
-                FileKind::Entry { stage, current: true } => {
+                FileKind::Entry {
+                    stage,
+                    current: true,
+                } => {
                     stats.entries += 1;
                     stats.bytes += file.bytes;
                     stats.by_stage.entry(stage).or_default().add(file.bytes);
@@ -442,7 +473,10 @@ impl StageCache {
     /// removed and the report says what would be.
     pub fn prune(&self, older_than: Duration, dry_run: bool) -> Result<PruneReport, CacheError> {
         let now = SystemTime::now();
-        let mut report = PruneReport { dry_run, ..PruneReport::default() };
+        let mut report = PruneReport {
+            dry_run,
+            ..PruneReport::default()
+        };
         let age = |modified: SystemTime| now.duration_since(modified).unwrap_or(Duration::ZERO);
         self.walk(|file| {
             let (remove, tally) = match file.kind {
@@ -461,7 +495,12 @@ impl StageCache {
                     Ok(()) => {}
                     // Another prune got there first.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                    Err(source) => return Err(CacheError::Write { path: file.path.clone(), source }),
+                    Err(source) => {
+                        return Err(CacheError::Write {
+                            path: file.path.clone(),
+                            source,
+                        })
+                    }
                 }
             }
             tally.add(file.bytes);
@@ -480,7 +519,11 @@ impl StageCache {
     ) -> Result<(), CacheError> {
         let current = format_dir_name(CACHE_FORMAT_VERSION);
         for format_dir in list_dirs(&self.root)? {
-            let Some(name) = format_dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            let Some(name) = format_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+            else {
                 continue;
             };
             if !is_format_dir_name(&name) {
@@ -488,7 +531,9 @@ impl StageCache {
             }
             let is_current = name == current;
             for stage_dir in list_dirs(&format_dir)? {
-                let stage = stage_dir.file_name().map(|n| n.to_string_lossy().into_owned());
+                let stage = stage_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
                 let Some(stage) = stage else { continue };
                 for shard_dir in list_dirs(&stage_dir)? {
                     for entry in read_dir(&shard_dir)? {
@@ -501,12 +546,20 @@ impl StageCache {
                         let kind = if file_name.starts_with('.') && file_name.ends_with(".tmp") {
                             FileKind::Temp
                         } else if file_name.ends_with(&format!(".{ENTRY_EXT}")) {
-                            FileKind::Entry { stage: stage.clone(), current: is_current }
+                            FileKind::Entry {
+                                stage: stage.clone(),
+                                current: is_current,
+                            }
                         } else {
                             continue;
                         };
                         let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                        visit(CacheFile { path, bytes: meta.len(), modified, kind })?;
+                        visit(CacheFile {
+                            path,
+                            bytes: meta.len(),
+                            modified,
+                            kind,
+                        })?;
                     }
                 }
             }
@@ -517,10 +570,16 @@ impl StageCache {
     /// Removes shard, stage and old-format folders left empty (never the current format's root).
     fn remove_empty_dirs(&self) {
         let current = format_dir_name(CACHE_FORMAT_VERSION);
-        let Ok(format_dirs) = list_dirs(&self.root) else { return };
+        let Ok(format_dirs) = list_dirs(&self.root) else {
+            return;
+        };
         for format_dir in format_dirs {
-            let name = format_dir.file_name().map(|n| n.to_string_lossy().into_owned());
-            let Some(name) = name.filter(|n| is_format_dir_name(n)) else { continue };
+            let name = format_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            let Some(name) = name.filter(|n| is_format_dir_name(n)) else {
+                continue;
+            };
             for stage_dir in list_dirs(&format_dir).unwrap_or_default() {
                 for shard_dir in list_dirs(&stage_dir).unwrap_or_default() {
                     // Fails (harmlessly) unless empty.
@@ -552,7 +611,8 @@ fn format_dir_name(format: u32) -> String {
 }
 
 fn is_format_dir_name(name: &str) -> bool {
-    name.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix('v')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn default_dir_from(
@@ -560,7 +620,10 @@ fn default_dir_from(
     home: Option<std::ffi::OsString>,
 ) -> Result<PathBuf, CacheError> {
     // The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
-    if let Some(xdg) = xdg_cache_home.map(PathBuf::from).filter(|p| p.is_absolute()) {
+    if let Some(xdg) = xdg_cache_home
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
         return Ok(xdg.join("polybrief"));
     }
     match home.filter(|h| !h.is_empty()) {
@@ -601,16 +664,24 @@ fn decode_entry<T: DeserializeOwned>(key: &CacheKey, bytes: &[u8]) -> Result<T, 
         ));
     }
     if header.len != payload.len() as u64 {
-        return Err(format!("{} payload bytes, header says {}", payload.len(), header.len));
+        return Err(format!(
+            "{} payload bytes, header says {}",
+            payload.len(),
+            header.len
+        ));
     }
     if hex::encode(Sha256::digest(payload)) != header.sha256 {
         return Err("payload checksum mismatch".to_string());
     }
-    serde_json::from_slice(payload).map_err(|e| format!("payload does not match the expected type: {e}"))
+    serde_json::from_slice(payload)
+        .map_err(|e| format!("payload does not match the expected type: {e}"))
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, CacheError> {
-    let scan_error = |source| CacheError::Scan { path: dir.to_path_buf(), source };
+    let scan_error = |source| CacheError::Scan {
+        path: dir.to_path_buf(),
+        source,
+    };
     match fs::read_dir(dir) {
         Ok(entries) => entries.collect::<Result<Vec<_>, _>>().map_err(scan_error),
         // Removed by a concurrent prune.
@@ -661,7 +732,10 @@ mod tests {
         let k = key(stage::TRANSLATION, "0123456789abcdef", &BASE);
 
         assert_eq!(cache.get::<Vec<String>>(&k), None);
-        let value = vec!["The river burst its banks.".to_string(), "Two died.".to_string()];
+        let value = vec![
+            "The river burst its banks.".to_string(),
+            "Two died.".to_string(),
+        ];
         cache.put(&k, &value).unwrap();
         assert_eq!(cache.get::<Vec<String>>(&k), Some(value.clone()));
 
@@ -671,7 +745,12 @@ mod tests {
 
         assert_eq!(
             cache.counters(stage::TRANSLATION),
-            StageCounters { hits: 1, misses: 1, writes: 1, corrupt: 0 }
+            StageCounters {
+                hits: 1,
+                misses: 1,
+                writes: 1,
+                corrupt: 0
+            }
         );
         assert_eq!(reopened.counters(stage::TRANSLATION).hits, 1);
     }
@@ -682,11 +761,37 @@ mod tests {
         let variants = [
             key(stage::SUMMARY, "aaaa", &BASE),
             key(stage::TRANSLATION, "aaab", &BASE),
-            key(stage::TRANSLATION, "aaaa", &TranslateSettings { model: "Helsinki-NLP/opus-mt-fr-en", ..BASE }),
-            key(stage::TRANSLATION, "aaaa", &TranslateSettings { revision: "abc124", ..BASE }),
-            key(stage::TRANSLATION, "aaaa", &TranslateSettings { beams: 5, ..BASE }),
-            key(stage::TRANSLATION, "aaaa", &TranslateSettings { prompt: "Summarize:", ..BASE }),
-            CacheKey::with_format(CACHE_FORMAT_VERSION + 1, stage::TRANSLATION, "aaaa", &BASE).unwrap(),
+            key(
+                stage::TRANSLATION,
+                "aaaa",
+                &TranslateSettings {
+                    model: "Helsinki-NLP/opus-mt-fr-en",
+                    ..BASE
+                },
+            ),
+            key(
+                stage::TRANSLATION,
+                "aaaa",
+                &TranslateSettings {
+                    revision: "abc124",
+                    ..BASE
+                },
+            ),
+            key(
+                stage::TRANSLATION,
+                "aaaa",
+                &TranslateSettings { beams: 5, ..BASE },
+            ),
+            key(
+                stage::TRANSLATION,
+                "aaaa",
+                &TranslateSettings {
+                    prompt: "Summarize:",
+                    ..BASE
+                },
+            ),
+            CacheKey::with_format(CACHE_FORMAT_VERSION + 1, stage::TRANSLATION, "aaaa", &BASE)
+                .unwrap(),
         ];
         for variant in &variants {
             assert_ne!(variant.as_hex(), base.as_hex(), "{variant:?}");
@@ -730,7 +835,13 @@ mod tests {
     #[test]
     fn stage_names_that_are_not_plain_folder_names_are_rejected() {
         for bad in ["", "../x", "Translate", "a/b", &"x".repeat(33)] {
-            assert!(matches!(CacheKey::new(bad, "x", &()), Err(CacheError::InvalidStage(_))), "{bad}");
+            assert!(
+                matches!(
+                    CacheKey::new(bad, "x", &()),
+                    Err(CacheError::InvalidStage(_))
+                ),
+                "{bad}"
+            );
         }
     }
 
@@ -756,16 +867,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = StageCache::open(dir.path()).unwrap();
         let k = key(stage::SUMMARY, "abcd", &BASE);
-        cache.put(&k, &vec!["a summary sentence".to_string(); 20]).unwrap();
+        cache
+            .put(&k, &vec!["a summary sentence".to_string(); 20])
+            .unwrap();
         let path = cache.entry_path(&k);
         corrupt(&path);
         assert_eq!(cache.get::<Vec<String>>(&k), None);
         assert!(!path.exists(), "a corrupt entry is removed");
         let counters = cache.counters(stage::SUMMARY);
-        assert_eq!((counters.hits, counters.misses, counters.corrupt), (0, 1, 1));
+        assert_eq!(
+            (counters.hits, counters.misses, counters.corrupt),
+            (0, 1, 1)
+        );
         // And the stage can be recomputed and stored again.
         cache.put(&k, &vec!["again".to_string()]).unwrap();
-        assert_eq!(cache.get::<Vec<String>>(&k), Some(vec!["again".to_string()]));
+        assert_eq!(
+            cache.get::<Vec<String>>(&k),
+            Some(vec!["again".to_string()])
+        );
     }
 
     #[test]
@@ -834,11 +953,29 @@ mod tests {
     }
 
     #[test]
+    fn get_or_compute_still_returns_the_value_when_it_cannot_be_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StageCache::open(dir.path()).unwrap();
+        // A file where the stage's folder should be: every put for that stage fails.
+        fs::write(dir.path().join("v1").join(stage::SUMMARY), "in the way").unwrap();
+        let k = key(stage::SUMMARY, "abcd", &BASE);
+        assert!(matches!(cache.put(&k, &"x"), Err(CacheError::Write { .. })));
+        let value: Result<String, ()> = cache.get_or_compute(&k, || Ok("computed".to_string()));
+        assert_eq!(value.unwrap(), "computed");
+        assert_eq!(cache.counters(stage::SUMMARY).writes, 0);
+    }
+
+    #[test]
     fn stats_count_entries_and_bytes_by_stage() {
         let dir = tempfile::tempdir().unwrap();
         let cache = StageCache::open(dir.path()).unwrap();
         for i in 0..3 {
-            cache.put(&key(stage::TRANSLATION, &format!("t{i}"), &BASE), &"x".repeat(100)).unwrap();
+            cache
+                .put(
+                    &key(stage::TRANSLATION, &format!("t{i}"), &BASE),
+                    &"x".repeat(100),
+                )
+                .unwrap();
         }
         cache.put(&key(stage::SUMMARY, "s", &BASE), &"y").unwrap();
         let stats = cache.stats().unwrap();
@@ -846,7 +983,10 @@ mod tests {
         assert_eq!(stats.by_stage["translation"].entries, 3);
         assert_eq!(stats.by_stage["summary"].entries, 1);
         assert!(stats.by_stage["translation"].bytes > 300);
-        assert_eq!(stats.bytes, stats.by_stage.values().map(|u| u.bytes).sum::<u64>());
+        assert_eq!(
+            stats.bytes,
+            stats.by_stage.values().map(|u| u.bytes).sum::<u64>()
+        );
         assert!(stats.oldest_use.is_some());
     }
 
@@ -877,7 +1017,10 @@ mod tests {
         let report = cache.prune(30 * day, false).unwrap();
         assert_eq!((report.removed.entries, report.kept.entries), (1, 2));
         assert!(!cache.entry_path(&old).exists());
-        assert!(!cache.entry_path(&old).parent().unwrap().exists(), "empty shard folder removed");
+        assert!(
+            !cache.entry_path(&old).parent().unwrap().exists(),
+            "empty shard folder removed"
+        );
         assert!(cache.entry_path(&old_but_read).exists());
         assert!(cache.entry_path(&fresh).exists());
     }
@@ -899,13 +1042,23 @@ mod tests {
         fs::write(old_format.join("ab12.entry"), "old").unwrap();
 
         let stats = cache.stats().unwrap();
-        assert_eq!((stats.entries, stats.temp_files.entries, stats.old_format.entries), (1, 2, 1));
+        assert_eq!(
+            (
+                stats.entries,
+                stats.temp_files.entries,
+                stats.old_format.entries
+            ),
+            (1, 2, 1)
+        );
 
         let report = cache.prune(Duration::from_secs(86_400), false).unwrap();
         assert_eq!(report.removed_temp_files.entries, 1);
         assert_eq!(report.removed_old_format.entries, 1);
         assert!(!old_temp.exists());
-        assert!(new_temp.exists(), "a young temporary file may be a write in progress");
+        assert!(
+            new_temp.exists(),
+            "a young temporary file may be a write in progress"
+        );
         assert!(!dir.path().join("v0").exists());
         assert_eq!(cache.get::<String>(&k).as_deref(), Some("v"));
     }
@@ -915,9 +1068,18 @@ mod tests {
         let dir = |xdg: Option<&str>, home: Option<&str>| {
             default_dir_from(xdg.map(Into::into), home.map(Into::into))
         };
-        assert_eq!(dir(Some("/x/cache"), Some("/home/u")).unwrap(), PathBuf::from("/x/cache/polybrief"));
-        assert_eq!(dir(None, Some("/home/u")).unwrap(), PathBuf::from("/home/u/.cache/polybrief"));
-        assert_eq!(dir(Some("relative"), Some("/home/u")).unwrap(), PathBuf::from("/home/u/.cache/polybrief"));
+        assert_eq!(
+            dir(Some("/x/cache"), Some("/home/u")).unwrap(),
+            PathBuf::from("/x/cache/polybrief")
+        );
+        assert_eq!(
+            dir(None, Some("/home/u")).unwrap(),
+            PathBuf::from("/home/u/.cache/polybrief")
+        );
+        assert_eq!(
+            dir(Some("relative"), Some("/home/u")).unwrap(),
+            PathBuf::from("/home/u/.cache/polybrief")
+        );
         assert!(matches!(dir(None, None), Err(CacheError::NoDefaultDir)));
     }
 
@@ -926,7 +1088,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a-file");
         fs::write(&file, "").unwrap();
-        let message = StageCache::open(file.join("cache")).err().unwrap().to_string();
+        let message = StageCache::open(file.join("cache"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(message.contains("a-file"), "{message}");
         assert!(message.contains("--cache-dir"), "{message}");
     }

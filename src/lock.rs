@@ -73,7 +73,10 @@ impl std::fmt::Display for HolderInfo {
 pub enum LockError {
     /// Another run holds the lock. Exit code 4.
     #[error("{}", held_message(.lock_path, .holder.as_ref()))]
-    Held { lock_path: PathBuf, holder: Option<HolderInfo> },
+    Held {
+        lock_path: PathBuf,
+        holder: Option<HolderInfo>,
+    },
 
     #[error(
         "cannot lock {path}: {source}; the output's folder must be writable and on a \
@@ -132,7 +135,10 @@ const ACQUIRE_ATTEMPTS: usize = 16;
 impl OutputLock {
     /// The lock file for `output`: `brief.md` → `brief.md.lock`.
     pub fn lock_path_for(output: &Path) -> PathBuf {
-        let mut name = output.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "output".into());
+        let mut name = output
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "output".into());
         name.push(".lock");
         output.with_file_name(name)
     }
@@ -145,7 +151,10 @@ impl OutputLock {
 
     /// Locks the lock file `lock_path` itself without waiting.
     pub fn acquire_at(lock_path: &Path) -> Result<OutputLock, LockError> {
-        let io_error = |source| LockError::Io { path: lock_path.to_path_buf(), source };
+        let io_error = |source| LockError::Io {
+            path: lock_path.to_path_buf(),
+            source,
+        };
         for _ in 0..ACQUIRE_ATTEMPTS {
             // No truncation: the file may hold the current holder's details.
             let mut file = File::options()
@@ -159,7 +168,10 @@ impl OutputLock {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
                     let holder = read_holder(&mut file).ok().flatten();
-                    return Err(LockError::Held { lock_path: lock_path.to_path_buf(), holder });
+                    return Err(LockError::Held {
+                        lock_path: lock_path.to_path_buf(),
+                        holder,
+                    });
                 }
                 Err(TryLockError::Error(source)) => return Err(io_error(source)),
             }
@@ -188,7 +200,11 @@ impl OutputLock {
                     None
                 }
             };
-            return Ok(OutputLock { file, path: lock_path.to_path_buf(), took_over });
+            return Ok(OutputLock {
+                file,
+                path: lock_path.to_path_buf(),
+                took_over,
+            });
         }
         Err(io_error(io::Error::other(
             "the lock file kept being replaced by other runs; try again",
@@ -231,7 +247,9 @@ fn read_holder(file: &mut File) -> Result<Option<HolderInfo>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(text).map(Some).map_err(|e| e.to_string())
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn write_holder(file: &mut File, holder: &HolderInfo) -> io::Result<()> {
@@ -281,7 +299,9 @@ fn hostname() -> String {
 fn pid_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
-        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
         if pid <= 0 {
             return false;
         }
@@ -309,7 +329,10 @@ mod tests {
             OutputLock::lock_path_for(Path::new("/srv/briefs/brief.md")),
             PathBuf::from("/srv/briefs/brief.md.lock")
         );
-        assert_eq!(OutputLock::lock_path_for(Path::new("brief")), PathBuf::from("brief.lock"));
+        assert_eq!(
+            OutputLock::lock_path_for(Path::new("brief")),
+            PathBuf::from("brief.lock")
+        );
     }
 
     #[test]
@@ -321,13 +344,23 @@ mod tests {
 
         // A second open file handle conflicts even within one process.
         match OutputLock::acquire(&output) {
-            Err(LockError::Held { lock_path, holder: Some(holder) }) => {
+            Err(LockError::Held {
+                lock_path,
+                holder: Some(holder),
+            }) => {
                 assert_eq!(lock_path, dir.path().join("brief.md.lock"));
                 assert_eq!(holder.pid, std::process::id());
                 assert_eq!(holder.host, hostname());
                 assert_eq!(holder.is_alive(), Some(true));
-                let message = LockError::Held { lock_path, holder: Some(holder) }.to_string();
-                assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+                let message = LockError::Held {
+                    lock_path,
+                    holder: Some(holder),
+                }
+                .to_string();
+                assert!(
+                    message.contains(&format!("pid {}", std::process::id())),
+                    "{message}"
+                );
                 assert!(message.contains("brief.md"), "{message}");
                 assert!(message.contains("Wait for it to finish"), "{message}");
             }
@@ -335,9 +368,15 @@ mod tests {
         }
 
         drop(first);
-        assert!(!dir.path().join("brief.md.lock").exists(), "released lock file is removed");
+        assert!(
+            !dir.path().join("brief.md.lock").exists(),
+            "released lock file is removed"
+        );
         let again = OutputLock::acquire(&output).unwrap();
-        assert!(again.took_over().is_none(), "a clean release is not a stale lock");
+        assert!(
+            again.took_over().is_none(),
+            "a clean release is not a stale lock"
+        );
     }
 
     #[test]

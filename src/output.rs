@@ -78,7 +78,11 @@ pub fn archive(dir: &Path, date: NaiveDate, markdown: &str) -> Result<ArchivePat
 
 fn write_atomic_for(path: &Path, bytes: &[u8], flag: &str) -> Result<(), OutputError> {
     replace_file(path, SyncDir::Yes, |file| file.write_all(bytes)).map_err(|source| {
-        OutputError::Write { path: path.to_path_buf(), hint: hint_for(&source, path, flag), source }
+        OutputError::Write {
+            path: path.to_path_buf(),
+            hint: hint_for(&source, path, flag),
+            source,
+        }
     })
 }
 
@@ -222,7 +226,10 @@ mod tests {
         fs::write(&path, "old brief").unwrap();
         let result = replace_file(&path, SyncDir::Yes, |file| {
             file.write_all(b"half of the new br")?;
-            Err(io::Error::new(ErrorKind::StorageFull, "no space left on device"))
+            Err(io::Error::new(
+                ErrorKind::StorageFull,
+                "no space left on device",
+            ))
         });
         assert_eq!(result.unwrap_err().kind(), ErrorKind::StorageFull);
         assert_eq!(fs::read_to_string(&path).unwrap(), "old brief");
@@ -250,7 +257,10 @@ mod tests {
     fn disk_full_hint_says_free_space_or_choose_another_output() {
         let error = io::Error::new(ErrorKind::StorageFull, "no space");
         let hint = hint_for(&error, Path::new("/srv/brief.md"), "--output");
-        assert_eq!(hint, "the disk is full: free space or choose another --output");
+        assert_eq!(
+            hint,
+            "the disk is full: free space or choose another --output"
+        );
     }
 
     #[cfg(unix)]
@@ -260,16 +270,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fresh = dir.path().join("fresh.md");
         write_atomic(&fresh, b"x").unwrap();
-        // 0666 & !umask: whatever the umask, a fresh brief is not the 0600 of a temp file
-        // unless the umask itself says so.
+        // What a plain create gives (0666 & !umask), not the 0600 of a temporary file.
         let mode = fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & 0o600, 0o600);
+        assert_eq!(mode, 0o666 & !current_umask(dir.path()), "mode {mode:o}");
 
         let kept = dir.path().join("kept.md");
         fs::write(&kept, "old").unwrap();
         fs::set_permissions(&kept, fs::Permissions::from_mode(0o640)).unwrap();
         write_atomic(&kept, b"new").unwrap();
-        assert_eq!(fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
+
+    /// The process umask, read without changing it (`umask(2)` can only set it): what a
+    /// plain create with mode 0666 yields.
+    #[cfg(unix)]
+    fn current_umask(dir: &Path) -> u32 {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = dir.join("umask-probe");
+        File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&path)
+            .unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        fs::remove_file(&path).unwrap();
+        0o666 & !mode
     }
 
     #[test]
@@ -284,10 +313,21 @@ mod tests {
         assert_eq!(paths.latest, archive_dir.join("latest.md"));
         archive(&archive_dir, day2, "# Tuesday").unwrap();
 
-        assert_eq!(fs::read_to_string(archive_dir.join("brief-2026-03-09.md")).unwrap(), "# Monday");
-        assert_eq!(fs::read_to_string(archive_dir.join("brief-2026-03-10.md")).unwrap(), "# Tuesday");
-        assert_eq!(fs::read_to_string(archive_dir.join("latest.md")).unwrap(), "# Tuesday");
-        assert!(!fs::symlink_metadata(archive_dir.join("latest.md")).unwrap().is_symlink());
+        assert_eq!(
+            fs::read_to_string(archive_dir.join("brief-2026-03-09.md")).unwrap(),
+            "# Monday"
+        );
+        assert_eq!(
+            fs::read_to_string(archive_dir.join("brief-2026-03-10.md")).unwrap(),
+            "# Tuesday"
+        );
+        assert_eq!(
+            fs::read_to_string(archive_dir.join("latest.md")).unwrap(),
+            "# Tuesday"
+        );
+        assert!(!fs::symlink_metadata(archive_dir.join("latest.md"))
+            .unwrap()
+            .is_symlink());
         assert_eq!(
             names_in(&archive_dir),
             vec!["brief-2026-03-09.md", "brief-2026-03-10.md", "latest.md"]

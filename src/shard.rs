@@ -53,7 +53,10 @@ impl Shard {
 /// Which of `count` shards `id` belongs to.
 fn shard_of(id: &str, count: u32) -> u32 {
     // Domain-separated so the shard is independent of the bits the id itself was cut from.
-    let digest = Sha256::new().chain_update(b"polybrief shard\0").chain_update(id.as_bytes()).finalize();
+    let digest = Sha256::new()
+        .chain_update(b"polybrief shard\0")
+        .chain_update(id.as_bytes())
+        .finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     // The modulo bias of 2^64 mod N is below 1e-9 for any realistic N.
@@ -99,13 +102,18 @@ mod tests {
     use super::*;
 
     fn ids(n: usize) -> Vec<ArticleId> {
-        (0..n).map(|i| ArticleId::from_text(&format!("article number {i}"))).collect()
+        (0..n)
+            .map(|i| ArticleId::from_text(&format!("article number {i}")))
+            .collect()
     }
 
     #[test]
     fn parse_accepts_zero_based_k_of_n_and_rejects_the_rest() {
         assert_eq!("0/4".parse::<Shard>().unwrap(), Shard::new(0, 4).unwrap());
-        assert_eq!(" 3 / 4 ".parse::<Shard>().unwrap(), Shard::new(3, 4).unwrap());
+        assert_eq!(
+            " 3 / 4 ".parse::<Shard>().unwrap(),
+            Shard::new(3, 4).unwrap()
+        );
         assert_eq!("0/1".parse::<Shard>().unwrap(), Shard::all());
         for bad in ["4/4", "1/0", "0/0", "-1/4", "1", "a/b", "1/2/3", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
@@ -128,7 +136,10 @@ mod tests {
             let mean = ids.len() as f64 / f64::from(n);
             for shard in &shards {
                 let share = ids.iter().filter(|id| shard.owns(id)).count() as f64;
-                assert!((share - mean).abs() < 0.3 * mean, "{shard}: {share} vs {mean}");
+                assert!(
+                    (share - mean).abs() < 0.3 * mean,
+                    "{shard}: {share} vs {mean}"
+                );
             }
         }
     }
@@ -145,7 +156,9 @@ mod tests {
     fn assignment_is_pinned_across_versions() {
         // Machines running different builds in one job must agree; this pins the hash.
         let id = ArticleId::from_text("Hochwasser in Bayern");
-        let owner: Vec<u32> = (0..8).filter(|&k| Shard::new(k, 8).unwrap().owns(&id)).collect();
+        let owner: Vec<u32> = (0..8)
+            .filter(|&k| Shard::new(k, 8).unwrap().owns(&id))
+            .collect();
         assert_eq!(owner, vec![shard_of(id.as_str(), 8)]);
         assert_eq!(shard_of("0000000000000000", 1000), PINNED_SHARD_OF_ZEROS);
     }

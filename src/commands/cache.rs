@@ -45,6 +45,11 @@ pub enum CacheCommand {
 
 /// Runs `polybrief cache ...` on the cache at `cache_dir`; the result goes to stdout.
 pub fn run(args: &CacheArgs, cache_dir: &Path) -> Result<(), Error> {
+    run_to(args, cache_dir, &mut std::io::stdout().lock())
+}
+
+/// [`run`], writing the result to `out`.
+pub fn run_to(args: &CacheArgs, cache_dir: &Path, out: &mut impl Write) -> Result<(), Error> {
     let cache = StageCache::open(cache_dir)?;
     let text = match &args.command {
         CacheCommand::Stats { json } => {
@@ -55,7 +60,11 @@ pub fn run(args: &CacheArgs, cache_dir: &Path) -> Result<(), Error> {
                 format_stats(&stats, SystemTime::now())
             }
         }
-        CacheCommand::Prune { older_than, dry_run, json } => {
+        CacheCommand::Prune {
+            older_than,
+            dry_run,
+            json,
+        } => {
             let report = cache.prune(*older_than, *dry_run)?;
             if *json {
                 to_json(&report)
@@ -64,11 +73,12 @@ pub fn run(args: &CacheArgs, cache_dir: &Path) -> Result<(), Error> {
             }
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|source| Error::Write { path: "<stdout>".into(), source })
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Write {
+            path: "<stdout>".into(),
+            source,
+        })
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {
@@ -81,7 +91,8 @@ fn to_json(value: &impl serde::Serialize) -> String {
 /// Parses `30d`, `12h`, `90m`, `45s`, `2w`.
 pub fn parse_age(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let usage = || format!("`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m, 2w");
+    let usage =
+        || format!("`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m, 2w");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| usage())?;
@@ -93,17 +104,40 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         "w" => 7 * 86_400,
         _ => return Err(usage()),
     };
-    number.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(usage)
+    number
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(usage)
 }
 
 fn format_stats(stats: &CacheStats, now: SystemTime) -> String {
-    let mut out = format!("cache folder: {}\nformat: v{}\n", stats.dir.display(), stats.format);
-    out.push_str(&format!("{:<14} {:>9} {:>10}\n", "stage", "entries", "size"));
+    let mut out = format!(
+        "cache folder: {}\nformat: v{}\n",
+        stats.dir.display(),
+        stats.format
+    );
+    out.push_str(&format!(
+        "{:<14} {:>9} {:>10}\n",
+        "stage", "entries", "size"
+    ));
     for (stage, usage) in &stats.by_stage {
-        out.push_str(&format!("{:<14} {:>9} {:>10}\n", stage, usage.entries, human_bytes(usage.bytes)));
+        out.push_str(&format!(
+            "{:<14} {:>9} {:>10}\n",
+            stage,
+            usage.entries,
+            human_bytes(usage.bytes)
+        ));
     }
-    out.push_str(&format!("{:<14} {:>9} {:>10}\n", "total", stats.entries, human_bytes(stats.bytes)));
-    let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    out.push_str(&format!(
+        "{:<14} {:>9} {:>10}\n",
+        "total",
+        stats.entries,
+        human_bytes(stats.bytes)
+    ));
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     if let (Some(oldest), Some(newest)) = (stats.oldest_use, stats.newest_use) {
         out.push_str(&format!(
             "last used: between {} and {} ago\n",
@@ -128,21 +162,42 @@ fn format_stats(stats: &CacheStats, now: SystemTime) -> String {
 }
 
 fn format_prune(report: &PruneReport, older_than: Duration) -> String {
-    let verb = if report.dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     let line = |usage: Usage, what: &str| {
-        format!("{verb} {} {what} ({})\n", usage.entries, human_bytes(usage.bytes))
+        format!(
+            "{verb} {} {what} ({})\n",
+            usage.entries,
+            human_bytes(usage.bytes)
+        )
     };
     let mut out = line(
         report.removed,
-        &format!("entries unused for {} or more", human_age(older_than.as_secs())),
+        &format!(
+            "entries unused for {} or more",
+            human_age(older_than.as_secs())
+        ),
     );
     if report.removed_old_format.entries > 0 {
-        out.push_str(&line(report.removed_old_format, "entries of older cache formats"));
+        out.push_str(&line(
+            report.removed_old_format,
+            "entries of older cache formats",
+        ));
     }
     if report.removed_temp_files.entries > 0 {
-        out.push_str(&line(report.removed_temp_files, "temporary files from interrupted writes"));
+        out.push_str(&line(
+            report.removed_temp_files,
+            "temporary files from interrupted writes",
+        ));
     }
-    out.push_str(&format!("kept {} entries ({})\n", report.kept.entries, human_bytes(report.kept.bytes)));
+    out.push_str(&format!(
+        "kept {} entries ({})\n",
+        report.kept.entries,
+        human_bytes(report.kept.bytes)
+    ));
     out
 }
 
@@ -191,7 +246,15 @@ mod tests {
         assert_eq!(parse_age("90m").unwrap(), Duration::from_secs(90 * 60));
         assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
         assert_eq!(parse_age("0s").unwrap(), Duration::ZERO);
-        for bad in ["30", "d", "30 days", "-1d", "1.5d", "99999999999999999999d", ""] {
+        for bad in [
+            "30",
+            "d",
+            "30 days",
+            "-1d",
+            "1.5d",
+            "99999999999999999999d",
+            "",
+        ] {
             assert!(parse_age(bad).is_err(), "{bad}");
         }
     }
@@ -200,7 +263,11 @@ mod tests {
     fn prune_defaults_to_thirty_days() {
         let cli = Cli::try_parse_from(["cache", "prune"]).unwrap();
         match cli.command {
-            CacheCommand::Prune { older_than, dry_run, json } => {
+            CacheCommand::Prune {
+                older_than,
+                dry_run,
+                json,
+            } => {
                 assert_eq!(older_than, Duration::from_secs(30 * 86_400));
                 assert!(!dry_run && !json);
             }
@@ -212,27 +279,46 @@ mod tests {
     #[test]
     fn stats_table_lists_stages_totals_and_leftovers() {
         let mut by_stage = BTreeMap::new();
-        by_stage.insert("summary".to_string(), Usage { entries: 2, bytes: 2048 });
-        by_stage.insert("translation".to_string(), Usage { entries: 3, bytes: 100 });
+        by_stage.insert(
+            "summary".to_string(),
+            Usage {
+                entries: 2,
+                bytes: 2048,
+            },
+        );
+        by_stage.insert(
+            "translation".to_string(),
+            Usage {
+                entries: 3,
+                bytes: 100,
+            },
+        );
         let stats = CacheStats {
             dir: "/var/cache/polybrief".into(),
             format: 1,
             entries: 5,
             bytes: 2148,
             by_stage,
-            temp_files: Usage { entries: 1, bytes: 10 },
+            temp_files: Usage {
+                entries: 1,
+                bytes: 10,
+            },
             oldest_use: Some(1_000_000 - 3 * 86_400),
             newest_use: Some(1_000_000 - 60),
             ..CacheStats::default()
         };
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let text = format_stats(&stats, now);
-        assert!(text.contains("/var/cache/polybrief"), "{text}");
-        assert!(text.contains("summary                2     2.0 KiB"), "{text}");
-        assert!(text.contains("total                  5     2.1 KiB"), "{text}");
-        assert!(text.contains("between 60s and 3d ago"), "{text}");
-        assert!(text.contains("1 temporary files"), "{text}");
-        assert!(!text.contains("older cache formats"), "{text}");
+        let expected = "\
+cache folder: /var/cache/polybrief
+format: v1
+stage            entries       size
+summary                2    2.0 KiB
+translation            3      100 B
+total                  5    2.1 KiB
+last used: between 60s and 3d ago
+1 temporary files from interrupted writes (10 B); `polybrief cache prune` removes them
+";
+        assert_eq!(format_stats(&stats, now), expected);
     }
 
     #[test]
@@ -242,9 +328,31 @@ mod tests {
         let key = crate::cache::CacheKey::new("summary", "abc", &()).unwrap();
         cache.put(&key, &"x").unwrap();
         let args = CacheArgs {
-            command: CacheCommand::Prune { older_than: Duration::ZERO, dry_run: false, json: true },
+            command: CacheCommand::Prune {
+                older_than: Duration::ZERO,
+                dry_run: false,
+                json: true,
+            },
         };
-        run(&args, dir.path()).unwrap();
-        assert_eq!(cache.get::<String>(&key), None, "an age of zero empties the cache");
+        let mut out = Vec::new();
+        run_to(&args, dir.path(), &mut out).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(report["removed"]["entries"], 1);
+        assert_eq!(
+            cache.get::<String>(&key),
+            None,
+            "an age of zero empties the cache"
+        );
+
+        let stats = CacheArgs {
+            command: CacheCommand::Stats { json: false },
+        };
+        let mut out = Vec::new();
+        run_to(&stats, dir.path(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("total                  0        0 B"),
+            "{text}"
+        );
     }
 }
