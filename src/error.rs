@@ -52,6 +52,20 @@ pub enum Error {
 
     #[error("summarizing failed: {0}")]
     Summarize(#[from] crate::pipeline::summarize::SummarizeError),
+
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+
+    #[error(
+        "interrupted: finished work is kept in the cache; run the same command again to resume"
+    )]
+    Interrupted,
 }
 
 impl Error {
@@ -60,6 +74,9 @@ impl Error {
             Error::Usage(_) | Error::Prompt(_) => ExitCode::Usage,
             Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),
+            Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
+            Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
+            Error::Interrupted => ExitCode::Interrupted,
         }
     }
 }

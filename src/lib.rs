@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod engines;
 pub mod error;
+pub mod interrupt;
 pub mod lock;
 pub mod models;
 pub mod output;
