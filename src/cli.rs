@@ -95,19 +95,18 @@ pub enum Command {
     #[command(after_long_help = EXIT_CODES)]
     Run(RunArgs),
 
-    // LWM /// Translate one text (a file, or - for stdin) into English and print it.
-    // LANDS-WITH-MERGE Translate(crate::commands::translate::TranslateArgs),
+    /// Translate one text (a file, or - for stdin) into English and print it.
+    Translate(crate::commands::translate::TranslateArgs),
 
-    // LWM /// Summarize one English text (a file, or - for stdin) and print the summary.
-    // LANDS-WITH-MERGE Summarize(crate::commands::summarize::SummarizeArgs),
+    /// Summarize one English text (a file, or - for stdin) and print the summary.
+    Summarize(crate::commands::summarize::SummarizeArgs),
 
     /// List, fetch or verify the models a run needs.
     #[command(subcommand)]
     Models(crate::commands::models::ModelsCommand),
 
-    // LWM /// Show or prune the stage-result cache.
-    // LWM #[command(subcommand)]
-    // LANDS-WITH-MERGE Cache(crate::commands::cache::CacheCommand),
+    /// Show or prune the stage-result cache.
+    Cache(crate::commands::cache::CacheArgs),
 }
 
 #[derive(Debug, Args)]

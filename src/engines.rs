@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use candle_core::{DType, Device};
 
 use crate::article::Lang;
+use crate::cli::SummarizerChoice;
+use crate::config::Context;
 use crate::error::{Error, Result};
 use crate::models::catalog::{Catalog, ModelEntry};
 use crate::models::hub::{LocalModel, ModelStore};
@@ -133,3 +135,42 @@ pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Resu
     generator.set_name(ModelRef::of(entry).label());
     Ok(generator)
 }
+
+/// Which summarizer the run ended up with.
+pub enum SummaryPlan {
+    Extractive { note: Option<String> },
+    Llm { entry: ModelEntry },
+}
+
+/// Decides between the LLM and the extractive summarizer. `auto` falls back to extractive
+/// only when offline with no LLM cached, and says so in the brief.
+pub fn plan_summarizer(choice: SummarizerChoice, ctx: &Context, store: &ModelStore) -> Result<SummaryPlan> {
+    let entry = ctx.catalog.summarizer().cloned();
+    match (choice, entry) {
+        (SummarizerChoice::Extractive, _) => Ok(SummaryPlan::Extractive { note: None }),
+        (SummarizerChoice::Llm, None) => Err(Error::Usage(
+            "--summarizer llm: the catalog has no summarize model; add one with --models".to_string(),
+        )),
+        (SummarizerChoice::Llm, Some(entry)) => Ok(SummaryPlan::Llm { entry }),
+        (SummarizerChoice::Auto, None) => Ok(SummaryPlan::Extractive {
+            note: Some("Summaries are extractive: the catalog has no summarize model.".to_string()),
+        }),
+        (SummarizerChoice::Auto, Some(entry)) => {
+            if ctx.hub.offline && store.cached(&entry).is_none() {
+                log::warn!(
+                    "offline and the summarizer {} is not cached: using extractive summaries; run `polybrief models fetch` once online for LLM summaries",
+                    entry.id
+                );
+                Ok(SummaryPlan::Extractive {
+                    note: Some(format!(
+                        "Summaries are extractive (sentences chosen from each article): the run was offline and the summarizer {} was not cached.",
+                        entry.id
+                    )),
+                })
+            } else {
+                Ok(SummaryPlan::Llm { entry })
+            }
+        }
+    }
+}
+

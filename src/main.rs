@@ -31,7 +31,13 @@ fn run(cli: Cli, reporter: &Reporter) -> polybrief::error::Result<ExitCode> {
     let ctx = Context::from_cli(&cli.global, reporter.clone())?;
     match cli.command {
         Command::Run(args) => polybrief::commands::run::run(args, &ctx),
+        Command::Translate(args) => polybrief::commands::translate::run(args, &ctx),
+        Command::Summarize(args) => polybrief::commands::summarize::run(args, &ctx),
         Command::Models(cmd) => polybrief::commands::models::run(cmd, &ctx),
+        Command::Cache(args) => {
+            polybrief::commands::cache::run(&args, &ctx.cache_dir)?;
+            Ok(ExitCode::Success)
+        }
     }
 }
 

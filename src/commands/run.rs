@@ -13,12 +13,11 @@ use serde::Serialize;
 
 use crate::article::{EnglishArticle, Lang, SegmentedArticle, SkippedInput, SourceNumber, Summary};
 use crate::cache::{CacheKey, StageCache};
-use crate::cli::{RunArgs, SummarizerChoice};
+use crate::cli::RunArgs;
 use crate::config::Context;
-use crate::engines::{load_llm, ModelRef, TranslatorPool};
+use crate::engines::{load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool};
 use crate::error::{Error, ExitCode, Result};
 use crate::lock::OutputLock;
-use crate::models::catalog::ModelEntry;
 use crate::models::llm::LlmGenerator;
 use crate::models::TextGenerator;
 use crate::pipeline::ingest::{ingest, IngestOptions};
@@ -54,21 +53,15 @@ impl StageClock {
     }
 }
 
-/// Which summarizer the run ended up with.
-enum SummaryPlan {
-    Extractive { note: Option<String> },
-    Llm { entry: ModelEntry },
-}
-
 pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
     let shard = args.shard.as_deref().map(Shard::parse).transpose().map_err(Error::Usage)?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let synthesis_prompt = SynthesisPrompt::from_prompts(&prompts)?;
     // The lock is taken before any work, so a second run fails fast instead of redoing it.
-    let _lock = match (&args.output, shard) {
-        (Some(path), None) => Some(OutputLock::acquire(path)?),
-        _ => None,
+    let _locks = match shard {
+        Some(_) => Vec::new(),
+        None => locked_outputs(&args).iter().map(|path| OutputLock::acquire(path)).collect::<Result<Vec<_>, _>>()?,
     };
     let cache = StageCache::open(&ctx.cache_dir)?;
     if let Err(e) = interrupt::install() {
@@ -148,7 +141,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
 
     // Every model the cache misses need is fetched now, before any model work, so that a
     // missing network or a full disk fails the run early and writes nothing.
-    let summary_plan = plan_summarizer(&args, ctx, &store)?;
+    let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
     for model in &needed {
         if let Some(entry) = ctx.catalog.get(&model.id) {
             store.fetch(entry)?;
@@ -284,9 +277,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         }),
     };
     let markdown = render_markdown(&brief);
-    match &args.output {
-        Some(path) => output::write_atomic(path, markdown.as_bytes())?,
-        None => output::write_stdout(markdown.as_bytes())?,
+    match (&args.output, &args.archive) {
+        (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
+        // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
+        (None, Some(_)) => {}
+        (None, None) => output::write_stdout(markdown.as_bytes())?,
     }
     if let Some(path) = &args.json {
         output::write_atomic(path, render_json(&brief).as_bytes())?;
@@ -304,6 +299,16 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         cache_summary(&cache)
     );
     Ok(exit_code_for(&skipped))
+}
+
+/// The files a run writes that another run must not write at the same time: the brief
+/// (`-o`) and, with `--archive DIR`, `DIR/latest.md`.
+fn locked_outputs(args: &RunArgs) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<std::path::PathBuf> = args.output.iter().cloned().collect();
+    if let Some(dir) = &args.archive {
+        paths.push(dir.join("latest.md"));
+    }
+    paths
 }
 
 fn exit_code_for(skipped: &[SkippedInput]) -> ExitCode {
@@ -373,38 +378,6 @@ fn summary_method_key(plan: &SummaryPlan) -> String {
     match plan {
         SummaryPlan::Extractive { .. } => "extractive".to_string(),
         SummaryPlan::Llm { entry } => ModelRef::of(entry).label(),
-    }
-}
-
-/// Decides between the LLM and the extractive summarizer. `auto` falls back to extractive
-/// only when offline with no LLM cached, and says so in the brief.
-fn plan_summarizer(args: &RunArgs, ctx: &Context, store: &crate::models::hub::ModelStore) -> Result<SummaryPlan> {
-    let entry = ctx.catalog.summarizer().cloned();
-    match (args.summarizer, entry) {
-        (SummarizerChoice::Extractive, _) => Ok(SummaryPlan::Extractive { note: None }),
-        (SummarizerChoice::Llm, None) => Err(Error::Usage(
-            "--summarizer llm: the catalog has no summarize model; add one with --models".to_string(),
-        )),
-        (SummarizerChoice::Llm, Some(entry)) => Ok(SummaryPlan::Llm { entry }),
-        (SummarizerChoice::Auto, None) => Ok(SummaryPlan::Extractive {
-            note: Some("Summaries are extractive: the catalog has no summarize model.".to_string()),
-        }),
-        (SummarizerChoice::Auto, Some(entry)) => {
-            if ctx.hub.offline && store.cached(&entry).is_none() {
-                log::warn!(
-                    "offline and the summarizer {} is not cached: using extractive summaries; run `polybrief models fetch` once online for LLM summaries",
-                    entry.id
-                );
-                Ok(SummaryPlan::Extractive {
-                    note: Some(format!(
-                        "Summaries are extractive (sentences chosen from each article): the run was offline and the summarizer {} was not cached.",
-                        entry.id
-                    )),
-                })
-            } else {
-                Ok(SummaryPlan::Llm { entry })
-            }
-        }
     }
 }
 

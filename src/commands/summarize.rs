@@ -7,24 +7,15 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
-
 use crate::article::{Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang};
-use crate::error::Error;
+use crate::cli::SummarizerChoice;
+use crate::config::Context;
+use crate::engines::{load_llm, plan_summarizer, SummaryPlan};
+use crate::error::{Error, ExitCode};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::pipeline::summarize::llm::{split_sentences, LlmSummarizer, LlmSummaryOptions};
-use crate::pipeline::summarize::Summarizer;
+use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::prompts::Prompts;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SummarizerChoice {
-    /// A local instruct model writes the summary.
-    Llm,
-    /// Sentences picked from the text; no model.
-    Extractive,
-    /// The LLM when a model is available, else extractive.
-    Auto,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct SummarizeArgs {
@@ -55,43 +46,51 @@ pub struct SummarizeArgs {
     pub sentences: u16,
 }
 
-pub fn run(args: &SummarizeArgs) -> Result<(), Error> {
+pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
     let text = read_input(&args.input)?;
     if text.trim().is_empty() {
         return Err(Error::Usage(format!("{} is empty: there is nothing to summarize", args.input)));
     }
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let article = english_article(&args.input, &text);
-
-    let files = match (&args.gguf, &args.tokenizer) {
-        (Some(gguf), Some(tokenizer)) => Some(LlmFiles {
-            weights: Weights::Gguf(gguf.clone()),
-            tokenizer: tokenizer.clone(),
-            tokenizer_config: tokenizer_config_beside(tokenizer),
-        }),
-        _ => None,
-    };
-    // LEAD: route `extractive` (and `auto` without a model) to the extractive summarizer, and
-    // without --gguf resolve the catalog's default summarizer model through models::hub.
-    if args.summarizer == SummarizerChoice::Extractive {
-        return Err(Error::Usage("the extractive summarizer is not wired into `summarize` in this build".to_string()));
-    }
-    let Some(files) = files else {
-        return Err(Error::Usage("pass --gguf FILE --tokenizer FILE: this build summarizes with local model files".to_string()));
-    };
-
-    let mut generator = LlmGenerator::load(&files, &default_device(), LlmOptions::default())?;
     let options = LlmSummaryOptions { sentences: usize::from(args.sentences), ..Default::default() };
-    let mut summarizer = LlmSummarizer::new(&mut generator, prompts, options);
-    let summary = summarizer.summarize(&article)?;
+
+    let summary = match (&args.gguf, &args.tokenizer) {
+        (Some(gguf), Some(tokenizer)) => {
+            let files = LlmFiles {
+                weights: Weights::Gguf(gguf.clone()),
+                tokenizer: tokenizer.clone(),
+                tokenizer_config: tokenizer_config_beside(tokenizer),
+            };
+            let mut generator = LlmGenerator::load(&files, &ctx.device, LlmOptions::default())?;
+            LlmSummarizer::new(&mut generator, prompts, options).summarize(&article)?
+        }
+        _ => {
+            let store = ctx.model_store();
+            match plan_summarizer(args.summarizer, ctx, &store)? {
+                SummaryPlan::Extractive { note } => {
+                    if let Some(note) = note {
+                        log::warn!("{note}");
+                    }
+                    let mut summarizer = ExtractiveSummarizer::default();
+                    summarizer.max_sentences = usize::from(args.sentences);
+                    summarizer.summarize(&article)?
+                }
+                SummaryPlan::Llm { entry } => {
+                    let mut generator = load_llm(&store, &entry, &ctx.device)?;
+                    LlmSummarizer::new(&mut generator, prompts, options).summarize(&article)?
+                }
+            }
+        }
+    };
     if !summary.ungrounded.is_empty() {
         log::warn!(
             "the summary states {} which the text does not contain; the brief would flag it",
             summary.ungrounded.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
         );
     }
-    println!("{}", summary.text());
-    Ok(())
+    crate::output::write_stdout(format!("{}\n", summary.text()).as_bytes())?;
+    Ok(ExitCode::Success)
 }
 
 fn read_input(input: &str) -> Result<String, Error> {
@@ -127,34 +126,4 @@ pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
     }
     let article = Article::new(origin.to_string(), ArticleMeta::default(), paragraphs);
     EnglishArticle { article, source_lang: Some(Lang::english()), translations: Vec::new(), sentences }
-}
-
-/// The first GPU the build supports, else the CPU.
-fn default_device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(device) = Device::new_cuda(0) {
-        return device;
-    }
-    #[cfg(feature = "metal")]
-    if let Ok(device) = Device::new_metal(0) {
-        return device;
-    }
-    Device::Cpu
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn english_article_keeps_paragraphs_and_sentences() {
-        let a = english_article("-", "First one. Second one.\n\nThird\none.\n\n\n");
-        assert_eq!(a.article.paragraphs, vec!["First one. Second one.", "Third one."]);
-        assert_eq!(a.sentences.iter().map(|s| (s.text.as_str(), s.paragraph)).collect::<Vec<_>>(), vec![
-            ("First one.", 0),
-            ("Second one.", 0),
-            ("Third one.", 1)
-        ]);
-        assert_eq!(a.text(), "First one. Second one.\n\nThird one.");
-    }
 }
