@@ -48,7 +48,7 @@ CORPUS = HERE / "corpus"
 SEED = 20250101
 
 # Bump when the way a model is made changes, so cached copies are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 # The translators the seeds need, with the facts of the real repos (README.md cites them).
 MARIAN = {
@@ -156,15 +156,47 @@ def write_stamp(directory: pathlib.Path, spec: dict):
 # --- Marian --------------------------------------------------------------------------------
 
 
+LINGUA_CRATES = {"en": "english", "de": "german", "vi": "vietnamese", "ko": "korean"}
+
+
+def lingua_sentences(lang: str) -> pathlib.Path | None:
+    """The 1000 news sentences (Leipzig corpora, Apache-2.0) that lingua's language-model crate
+    for `lang` ships as test data. lingua is an optional dependency in Cargo.lock (the langid
+    benchmark), so `cargo fetch` puts these files in the cargo registry on every machine that
+    builds polybrief. More text gives sentencepiece and BPE vocabularies whose pieces are about
+    as long as the real models' ones, so sequence lengths (and thus times) are realistic."""
+    crate = f"lingua-{LINGUA_CRATES[lang]}-language-model"
+    lock = (ROOT / "Cargo.lock").read_text()
+    marker = f'name = "{crate}"\nversion = "'
+    at = lock.find(marker)
+    if at < 0:
+        return None
+    version = lock[at + len(marker):].split('"', 1)[0]
+    cargo_home = pathlib.Path(os.environ.get("CARGO_HOME", pathlib.Path.home() / ".cargo"))
+    for src in sorted((cargo_home / "registry" / "src").glob("*")):
+        path = src / f"{crate}-{version}" / "testdata" / "sentences.txt"
+        if path.is_file():
+            return path
+    return None
+
+
 def corpus_lines(lang: str) -> list[str]:
-    return [line.strip() for line in (CORPUS / f"{lang}.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    """corpus/LANG.txt (project-written), plus lingua's test sentences when available."""
+    lines = [line.strip() for line in (CORPUS / f"{lang}.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    extra = lingua_sentences(lang)
+    if extra is None:
+        log(f"lingua's {lang} test sentences not found (run `cargo fetch`); training on corpus/{lang}.txt only, "
+            f"which gives shorter pieces and longer sequences than the real models")
+    else:
+        lines += [line.strip() for line in extra.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return lines
 
 
 def train_spm(lang: str, out: pathlib.Path, vocab_size: int):
     """A unigram sentencepiece model like Marian's (its own ids are unused: vocab.json maps pieces)."""
     import sentencepiece as spm
 
-    text = "\n".join(corpus_lines(lang) * 3)
+    text = "\n".join(corpus_lines(lang))
     prefix = out.with_suffix("")
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(text.splitlines()),
@@ -294,8 +326,8 @@ def make_marian(name: str, spec: dict, out: pathlib.Path, force: bool):
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     log(f"{name}: training sentencepiece models on corpus/{spec['src']}.txt and corpus/en.txt")
-    train_spm(spec["src"], directory / "source.spm", 1200)
-    train_spm("en", directory / "target.spm", 800)
+    train_spm(spec["src"], directory / "source.spm", 16000)
+    train_spm("en", directory / "target.spm", 16000)
     vocab = marian_vocab(directory / "source.spm", directory / "target.spm", spec["vocab"])
     (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
@@ -381,10 +413,10 @@ def make_qwen_tokenizer(directory: pathlib.Path):
     ])
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(vocab_size=8000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    trainer = trainers.BpeTrainer(vocab_size=60000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   special_tokens=[], show_progress=False)
     lines = [line for lang in ("en", "de", "vi", "ko") for line in corpus_lines(lang)]
-    tok.train_from_iterator(lines * 4, trainer=trainer)
+    tok.train_from_iterator(lines, trainer=trainer)
 
     data = json.loads(tok.to_str())
     vocab = data["model"]["vocab"]
