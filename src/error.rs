@@ -40,13 +40,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    PromptTemplate(#[from] crate::pipeline::synthesize::TemplateError),
+
+    #[error(transparent)]
+    Summarize(#[from] crate::pipeline::summarize::SummarizeError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } => ExitCode::Fatal,
+            Error::Usage(_) | Error::PromptTemplate(_) => ExitCode::Usage,
+            Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => {
+                ExitCode::Usage
+            }
+            Error::Read { .. } | Error::Write { .. } | Error::Summarize(_) => ExitCode::Fatal,
         }
     }
 }

@@ -576,7 +576,35 @@ fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> {
         .copied();
     let start = digits.start - currency_before.map_or(0, str::len);
     let mut end = digits.end;
-    let raw = &text[digits.clone()];
+    let mut raw = text[digits.clone()].to_string();
+    // Thousands grouped by spaces, as French and Vietnamese write them and translation keeps
+    // them ("50 000"): only after a short plain group, and only groups of exactly three digits.
+    let mut space_grouped = false;
+    while raw.len() <= 3 || space_grouped {
+        let rest = &text[end..];
+        let Some(sep) = rest
+            .chars()
+            .next()
+            .filter(|c| matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
+        else {
+            break;
+        };
+        let group = &rest[sep.len_utf8()..];
+        let three = group.len() >= 3 && group.as_bytes()[..3].iter().all(u8::is_ascii_digit);
+        let after = group.get(3..).and_then(|g| g.chars().next());
+        let ends = !after.is_some_and(|c| c.is_ascii_digit() || c == '.' || c == ',') || {
+            // "50 000." at the end of a sentence is still a group.
+            let tail = group.get(4..).and_then(|g| g.chars().next());
+            matches!(after, Some('.' | ',')) && !tail.is_some_and(|c| c.is_ascii_digit())
+        };
+        if !three || !ends || raw.contains(['.', ',']) {
+            break;
+        }
+        raw.push_str(&group[..3]);
+        end += sep.len_utf8() + 3;
+        space_grouped = true;
+    }
+    let raw = raw.as_str();
 
     // What follows: a scale word (spaced or attached), %, a unit, an ordinal, a currency.
     let mut scale = 0i32;
@@ -649,6 +677,7 @@ fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> {
         && !percent
         && !money
         && ordinal_or_decade.is_none()
+        && !space_grouped
         && raw.len() == 4
         && raw.bytes().all(|b| b.is_ascii_digit())
         && (1800..=2100).contains(&value.mantissa);
@@ -705,7 +734,8 @@ fn starts_at_number_boundary(text: &str, start: usize) -> bool {
     match before.next() {
         None => true,
         Some(c) if c.is_alphanumeric() => false,
-        Some('-') => !before.next().is_some_and(char::is_alphanumeric),
+        // "COVID-19" is a code; "2023-2024" and "10-12" are ranges.
+        Some('-') => !before.next().is_some_and(char::is_alphabetic),
         Some(_) => true,
     }
 }
@@ -984,9 +1014,16 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
             .iter()
             .any(|r| r.start < t.span.end && t.span.start < r.end)
     };
-    let lowered_elsewhere: BTreeSet<String> = tokens
+    // Capitalisation at a sentence start says nothing; elsewhere it marks a name. A word the
+    // text also writes in lowercase is an ordinary word ("Shares of Apple" / "its shares").
+    let capitalised_mid_sentence: BTreeSet<String> = tokens
         .iter()
         .filter(|t| is_capitalised(&t.text) && !t.sentence_start)
+        .map(|t| fold(&t.text))
+        .collect();
+    let lowercase_somewhere: BTreeSet<String> = tokens
+        .iter()
+        .filter(|t| t.text.chars().next().is_some_and(char::is_lowercase))
         .map(|t| fold(&t.text))
         .collect();
 
@@ -1001,6 +1038,8 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
                 && gap.chars().all(|c| c == ' ' || c == '\u{a0}')
         });
         let capital = is_capitalised(&token.text) && free(token);
+        // A capitalised stopword ("The", "In" of an all-caps headline) ends a name.
+        let capital = capital && !NAME_STOPWORDS.contains(&fold(&token.text).as_str());
         let connector = !current.is_empty()
             && NAME_CONNECTORS.contains(&token.text.as_str())
             && tokens
@@ -1033,7 +1072,18 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
             }
         }
         for mut piece in pieces {
-            // Trim stopwords and connectors from both ends.
+            // A sentence-initial word is part of a name only if nothing says it is an
+            // ordinary word: "Officials said" is not a name; "Germany said" is where the
+            // text capitalises Germany elsewhere; "Olaf Scholz said" is.
+            if let Some(&first) = piece.first() {
+                let word = fold(&tokens[first].text);
+                let ordinary = lowercase_somewhere.contains(&word)
+                    || (piece.len() == 1 && !capitalised_mid_sentence.contains(&word));
+                if tokens[first].sentence_start && ordinary {
+                    piece.remove(0);
+                }
+            }
+            // Connectors only join: none at either end.
             while piece
                 .first()
                 .is_some_and(|&i| is_name_stopword(&tokens[i].text))
@@ -1049,14 +1099,6 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
             let Some(&first) = piece.first() else {
                 continue;
             };
-            // A lone capitalised word opening a sentence is a name only if the text also
-            // capitalises it mid-sentence: "Officials said" is not a name, "Germany" is.
-            if piece.len() == 1
-                && tokens[first].sentence_start
-                && !lowered_elsewhere.contains(&fold(&tokens[first].text))
-            {
-                continue;
-            }
             let last = piece[piece.len() - 1];
             let span = tokens[first].span.start..tokens[last].span.end;
             let key = piece
@@ -1121,6 +1163,15 @@ mod tests {
         assert_eq!(keys("half a million people", FactKind::Number), ["500000"]);
         assert_eq!(keys("0.75 points", FactKind::Number), ["0.75"]);
         assert_eq!(keys("1,234.5 tonnes", FactKind::Number), ["1234.5"]);
+        assert_eq!(
+            keys("Macron announced 50 000 posts.", FactKind::Number),
+            ["50000"]
+        );
+        assert_eq!(
+            keys("On 12 March 200 people left.", FactKind::Number),
+            ["200"]
+        );
+        assert_eq!(keys("between 10-12 people", FactKind::Number), ["10", "12"]);
         assert_eq!(keys("1.234,5 tonnes", FactKind::Number), ["1234.5"]);
     }
 
@@ -1188,6 +1239,17 @@ mod tests {
         assert_eq!(
             keys("Aid reached Hà Nội quickly.", FactKind::Name),
             ["ha noi"]
+        );
+        assert_eq!(
+            keys(
+                "Shares of Apple fell as its shares lost value.",
+                FactKind::Name
+            ),
+            ["apple"]
+        );
+        assert_eq!(
+            keys("A HEADLINE ABOUT NASA", FactKind::Name),
+            ["headline", "nasa"]
         );
     }
 
