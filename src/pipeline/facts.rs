@@ -91,7 +91,7 @@ impl SourceFacts {
             }
             keys.insert(span.fact.key);
         }
-        let words = words(source).into_iter().map(|w| fold(&w.text)).collect();
+        let words = words(source).into_iter().map(|w| w.folded).collect();
         SourceFacts {
             keys,
             months,
@@ -826,6 +826,8 @@ fn weekday(word: &str) -> Option<&'static str> {
 #[derive(Clone, Debug)]
 pub(crate) struct Word {
     pub text: String,
+    /// `fold(text)`, computed once.
+    pub folded: String,
     pub span: Range<usize>,
     pub sentence_start: bool,
 }
@@ -848,6 +850,7 @@ pub(crate) fn words(text: &str) -> Vec<Word> {
             ]);
         out.push(Word {
             text: m.as_str().to_string(),
+            folded: fold(m.as_str()),
             span: m.range(),
             sentence_start,
         });
@@ -858,6 +861,12 @@ pub(crate) fn words(text: &str) -> Vec<Word> {
 
 /// Lowercase, without diacritics, without a possessive "'s", without the dots of "U.S.".
 pub(crate) fn fold(word: &str) -> String {
+    if word.is_ascii() {
+        // Most words of English text: no decomposition needed.
+        let lower = word.to_ascii_lowercase();
+        let lower = lower.strip_suffix("'s").unwrap_or(&lower);
+        return lower.replace('.', "");
+    }
     let lower = word.to_lowercase();
     let lower = lower
         .strip_suffix("'s")
@@ -1019,12 +1028,12 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
     let capitalised_mid_sentence: BTreeSet<String> = tokens
         .iter()
         .filter(|t| is_capitalised(&t.text) && !t.sentence_start)
-        .map(|t| fold(&t.text))
+        .map(|t| t.folded.clone())
         .collect();
     let lowercase_somewhere: BTreeSet<String> = tokens
         .iter()
         .filter(|t| t.text.chars().next().is_some_and(char::is_lowercase))
-        .map(|t| fold(&t.text))
+        .map(|t| t.folded.clone())
         .collect();
 
     // Runs of capitalised words joined by single spaces (or a connector between two of them).
@@ -1039,7 +1048,7 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
         });
         let capital = is_capitalised(&token.text) && free(token);
         // A capitalised stopword ("The", "In" of an all-caps headline) ends a name.
-        let capital = capital && !NAME_STOPWORDS.contains(&fold(&token.text).as_str());
+        let capital = capital && !NAME_STOPWORDS.contains(&token.folded.as_str());
         let connector = !current.is_empty()
             && NAME_CONNECTORS.contains(&token.text.as_str())
             && tokens
@@ -1065,7 +1074,7 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
         // Titles split a run ("German Chancellor Olaf Scholz" → "German", "Olaf Scholz").
         let mut pieces: Vec<Vec<usize>> = vec![Vec::new()];
         for &i in &run {
-            if TITLES.contains(&fold(&tokens[i].text).as_str()) {
+            if TITLES.contains(&tokens[i].folded.as_str()) {
                 pieces.push(Vec::new());
             } else if let Some(last) = pieces.last_mut() {
                 last.push(i);
@@ -1076,24 +1085,18 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
             // ordinary word: "Officials said" is not a name; "Germany said" is where the
             // text capitalises Germany elsewhere; "Olaf Scholz said" is.
             if let Some(&first) = piece.first() {
-                let word = fold(&tokens[first].text);
-                let ordinary = lowercase_somewhere.contains(&word)
-                    || (piece.len() == 1 && !capitalised_mid_sentence.contains(&word));
+                let word = &tokens[first].folded;
+                let ordinary = lowercase_somewhere.contains(word)
+                    || (piece.len() == 1 && !capitalised_mid_sentence.contains(word));
                 if tokens[first].sentence_start && ordinary {
                     piece.remove(0);
                 }
             }
             // Connectors only join: none at either end.
-            while piece
-                .first()
-                .is_some_and(|&i| is_name_stopword(&tokens[i].text))
-            {
+            while piece.first().is_some_and(|&i| is_name_stopword(&tokens[i])) {
                 piece.remove(0);
             }
-            while piece
-                .last()
-                .is_some_and(|&i| is_name_stopword(&tokens[i].text))
-            {
+            while piece.last().is_some_and(|&i| is_name_stopword(&tokens[i])) {
                 piece.pop();
             }
             let Some(&first) = piece.first() else {
@@ -1103,7 +1106,7 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
             let span = tokens[first].span.start..tokens[last].span.end;
             let key = piece
                 .iter()
-                .map(|&i| fold(&tokens[i].text))
+                .map(|&i| tokens[i].folded.as_str())
                 .collect::<Vec<_>>()
                 .join(" ");
             if key.is_empty() {
@@ -1123,9 +1126,8 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
     out
 }
 
-fn is_name_stopword(word: &str) -> bool {
-    let folded = fold(word);
-    NAME_STOPWORDS.contains(&folded.as_str()) || NAME_CONNECTORS.contains(&word)
+fn is_name_stopword(word: &Word) -> bool {
+    NAME_STOPWORDS.contains(&word.folded.as_str()) || NAME_CONNECTORS.contains(&word.text.as_str())
 }
 
 #[cfg(test)]

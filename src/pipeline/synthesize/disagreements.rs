@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::article::{Disagreement, SourceNumber};
-use crate::pipeline::facts::{fold, scan, words, FactSpan, Unit, Word};
+use crate::pipeline::facts::{scan, words, FactSpan, Unit, Word};
 use crate::pipeline::summarize::lexical::{is_stopword, stem};
 
 use super::SourceDoc;
@@ -320,11 +320,11 @@ fn subject_words(
             // Another value in between: its words are its own subject, not this one's.
             break;
         }
-        let folded = fold(&token.text);
-        if is_stopword(&folded) || skip.contains(&folded.as_str()) {
+        let folded = &token.folded;
+        if is_stopword(folded) || skip.contains(&folded.as_str()) {
             continue;
         }
-        out.push((stem(&folded), token.text.clone()));
+        out.push((stem(folded), token.text.clone()));
         if out.len() == 2 || !forward {
             break;
         }
