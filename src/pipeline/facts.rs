@@ -654,9 +654,13 @@ fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> {
                 money = true;
                 end += len;
             }
-        } else if rest.starts_with('%') {
-            percent = true;
-            end += 1;
+        } else {
+            // "5 %", as French and German typeset it.
+            let spaced = rest.trim_start_matches([' ', '\u{a0}', '\u{202f}']);
+            if spaced.starts_with('%') && rest.len() - spaced.len() <= 3 {
+                percent = true;
+                end += rest.len() - spaced.len() + 1;
+            }
         }
     }
     let value = parse_digits(raw, scale > 0)?;
@@ -1160,6 +1164,7 @@ mod tests {
         assert_eq!(keys("a 2.5% rise", FactKind::Number), ["2.5%"]);
         assert_eq!(keys("a 2,5 percent rise", FactKind::Number), ["2.5%"]);
         assert_eq!(keys("up 12 per cent", FactKind::Number), ["12%"]);
+        assert_eq!(keys("up 12 % on the year", FactKind::Number), ["12%"]);
         assert_eq!(keys("three people died", FactKind::Number), ["3"]);
         assert_eq!(keys("twenty-five houses", FactKind::Number), ["25"]);
         assert_eq!(keys("half a million people", FactKind::Number), ["500000"]);
