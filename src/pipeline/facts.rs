@@ -841,8 +841,8 @@ static WORD: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// The words of `text`, each marked sentence-initial when only sentence punctuation, a line
-/// break, a colon or an opening quote separates it from the previous word (or nothing precedes).
+/// The words of `text`, each marked sentence-initial when nothing precedes it or when the gap
+/// from the previous word holds sentence punctuation, a line break, a colon or a quote mark.
 pub(crate) fn words(text: &str) -> Vec<Word> {
     let mut out = Vec::new();
     let mut prev_end: Option<usize> = None;
