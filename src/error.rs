@@ -66,12 +66,16 @@ pub enum Error {
         "interrupted: finished work is kept in the cache; run the same command again to resume"
     )]
     Interrupted,
+
+    #[error(transparent)]
+    PromptTemplate(#[from] crate::pipeline::synthesize::TemplateError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::Prompt(_) => ExitCode::Usage,
+            Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) => ExitCode::Usage,
+            Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => ExitCode::Usage,
             Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,

@@ -328,6 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_country_alone_does_not_make_one_story() {
+        let texts = [
+            "Floods in central Vietnam killed 12 people in Quang Nam province on Monday. \
+             More than 3,000 homes were flooded after three days of heavy rain.",
+            "At least 12 people died as floods swept through Quang Nam province in central Vietnam. \
+             Authorities said more than 3,000 homes were under water.",
+            "Vietnam's exports rose 15 percent in October, led by electronics and textiles, \
+             the General Statistics Office in Hanoi said.",
+            "Exports from Vietnam grew 15 percent in October as electronics shipments rose, \
+             according to the General Statistics Office.",
+        ];
+        let sim = lexical_similarity(&texts);
+        let threshold = SynthesisOptions::default().lexical_threshold;
+        assert_eq!(
+            agglomerate(&sim, threshold),
+            vec![vec![0, 1], vec![2, 3]],
+            "{sim:?}"
+        );
+    }
+
+    #[test]
     fn titles_are_shortened_to_one_line() {
         assert_eq!(shorten("Floods hit Hanoi."), "Floods hit Hanoi");
         let long = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
