@@ -7,3 +7,4 @@ mod nightly;
 mod support;
 mod synthesis;
 mod text_stages;
+mod tokenizer_parity;
