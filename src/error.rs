@@ -40,13 +40,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Translate(#[from] crate::pipeline::translate::TranslateError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } => ExitCode::Fatal,
+            Error::Read { .. } | Error::Write { .. } | Error::Translate(_) => ExitCode::Fatal,
         }
     }
 }
