@@ -69,6 +69,9 @@ pub enum Error {
 
     #[error(transparent)]
     PromptTemplate(#[from] crate::pipeline::synthesize::TemplateError),
+
+    #[error(transparent)]
+    Translate(#[from] crate::pipeline::translate::TranslateError),
 }
 
 impl Error {
@@ -76,7 +79,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) => ExitCode::Usage,
             Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) => ExitCode::Fatal,
+            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) | Error::Translate(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,

@@ -3,6 +3,7 @@
 
 mod hub;
 mod llm_parity;
+mod marian_parity;
 mod nightly;
 mod support;
 mod synthesis;
