@@ -71,13 +71,16 @@ pub enum Error {
     PromptTemplate(#[from] crate::pipeline::synthesize::TemplateError),
 
     #[error(transparent)]
+    Ingest(#[from] crate::pipeline::ingest::IngestError),
+
+    #[error(transparent)]
     Translate(#[from] crate::pipeline::translate::TranslateError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) => ExitCode::Usage,
+            Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) | Error::Ingest(_) => ExitCode::Usage,
             Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => ExitCode::Usage,
             Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) | Error::Translate(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),

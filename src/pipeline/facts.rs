@@ -40,6 +40,13 @@ pub struct Fact {
     pub key: String,
 }
 
+impl std::fmt::Display for Fact {
+    /// The fact as the text wrote it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Every key fact of `text`, in order of first appearance, one per key (the first spelling wins).
 pub fn extract_facts(text: &str) -> Vec<Fact> {
     let mut seen = BTreeSet::new();

@@ -16,7 +16,7 @@ use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
 use super::{Embedder, SourceDoc, SynthesisOptions};
 
 /// How sources were compared when grouping them into stories.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GroupingMethod {
     /// TF-IDF cosine over words, names and numbers.

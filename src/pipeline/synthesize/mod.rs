@@ -81,7 +81,7 @@ impl Default for SynthesisOptions {
 
 /// What synthesis found: stories (largest first), sources no key point cites, and notes for
 /// the reader about how the result was made.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Synthesis {
     pub stories: Vec<Story>,
     pub unused: Vec<UnusedSource>,
