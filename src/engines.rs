@@ -131,9 +131,8 @@ pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Resu
         tokenizer: local.file("tokenizer.json")?.to_path_buf(),
         tokenizer_config: local.file("tokenizer_config.json").ok().map(|p| p.to_path_buf()),
     };
-    let mut generator = LlmGenerator::load(&files, device, LlmOptions::default())?;
-    generator.set_name(ModelRef::of(entry).label());
-    Ok(generator)
+    let generator = LlmGenerator::load(&files, device, LlmOptions::default())?;
+    Ok(generator.with_name(ModelRef::of(entry).label()))
 }
 
 /// Which summarizer the run ended up with.

@@ -66,13 +66,23 @@ pub enum Error {
         "interrupted: finished work is kept in the cache; run the same command again to resume"
     )]
     Interrupted,
+
+    #[error(transparent)]
+    PromptTemplate(#[from] crate::pipeline::synthesize::TemplateError),
+
+    #[error(transparent)]
+    Ingest(#[from] crate::pipeline::ingest::IngestError),
+
+    #[error(transparent)]
+    Translate(#[from] crate::pipeline::translate::TranslateError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::Prompt(_) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) => ExitCode::Fatal,
+            Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) | Error::Ingest(_) => ExitCode::Usage,
+            Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => ExitCode::Usage,
+            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) | Error::Translate(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,

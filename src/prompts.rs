@@ -219,6 +219,17 @@ pub struct Prompts {
 }
 
 impl Prompts {
+    /// A digest of every template's text (not where it was read from), for cache keys:
+    /// editing a prompt recomputes exactly the results it affects.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for (name, template) in &self.templates {
+            hasher.update(format!("{name}\u{0}{:?}\u{0}", template.pieces).as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+
     /// The compiled-in templates.
     pub fn builtin() -> Prompts {
         Prompts::load(None).expect("the built-in prompt templates are checked by the unit tests")

@@ -55,9 +55,9 @@ impl StageClock {
 
 pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
-    let shard = args.shard.as_deref().map(Shard::parse).transpose().map_err(Error::Usage)?;
+    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(|e| Error::Usage(format!("--shard: {e}")))?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
-    let synthesis_prompt = SynthesisPrompt::from_prompts(&prompts)?;
+    let synthesis_prompt = SynthesisPrompt::load(args.prompts.as_deref())?;
     // The lock is taken before any work, so a second run fails fast instead of redoing it.
     let _locks = match shard {
         Some(_) => Vec::new(),

@@ -4,7 +4,6 @@
 //! catalog (wired by the lead). Facts of the summary that the text does not contain are
 //! reported on stderr, as the brief would flag them.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::article::{Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang};
@@ -47,7 +46,7 @@ pub struct SummarizeArgs {
 }
 
 pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
-    let text = read_input(&args.input)?;
+    let text = super::read_input(&args.input)?;
     if text.trim().is_empty() {
         return Err(Error::Usage(format!("{} is empty: there is nothing to summarize", args.input)));
     }
@@ -93,17 +92,6 @@ pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
-fn read_input(input: &str) -> Result<String, Error> {
-    if input == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|source| Error::Read { path: PathBuf::from("<stdin>"), source })?;
-        Ok(text)
-    } else {
-        std::fs::read_to_string(input).map_err(|source| Error::Read { path: PathBuf::from(input), source })
-    }
-}
 
 fn tokenizer_config_beside(tokenizer: &Path) -> Option<PathBuf> {
     let candidate = tokenizer.with_file_name("tokenizer_config.json");

@@ -1,1 +1,746 @@
-//! (work in progress: models/marian)
+//! The Marian encoder–decoder behind every opus-mt model, on candle.
+//!
+//! Reference: transformers `models/marian/modeling_marian.py`, class `MarianMTModel`
+//! (with `MarianEncoder`, `MarianDecoder`, `MarianAttention` and
+//! `MarianSinusoidalPositionalEmbedding`); `Config` mirrors `configuration_marian.py`.
+//!
+//! What this adds over candle-transformers' Marian: key padding masks in encoder self-attention
+//! and cross-attention (polybrief translates padded batches of sentences of different lengths),
+//! an explicit decoder cache ([`DecoderCache`]) that lives outside the model so that beam search
+//! can reorder it and batched decoding can drop finished rows, cross-attention keys/values
+//! computed once per batch, and the checkpoint layouts of both shared and separate vocabularies.
+//!
+//! No I/O here except [`var_builder`], which only maps a weights file into a `VarBuilder`.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use serde::Deserialize;
+
+/// One token id or several (`eos_token_id` may be either in hub configs).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    /// The first id; Marian models have exactly one end-of-sequence token.
+    pub fn first(&self) -> Option<u32> {
+        match self {
+            TokenIds::One(id) => Some(*id),
+            TokenIds::Many(ids) => ids.first().copied(),
+        }
+    }
+}
+
+/// The activation between the two feed-forward projections, named as in transformers' `ACT2FN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum Activation {
+    /// `swish` is what every opus-mt checkpoint uses; it is SiLU.
+    #[serde(alias = "swish", rename = "silu")]
+    Silu,
+    /// Exact (erf) GELU, transformers' `gelu`.
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// Tanh-approximated GELU.
+    #[serde(alias = "gelu_new", alias = "gelu_fast", rename = "gelu_pytorch_tanh")]
+    GeluTanh,
+    #[serde(rename = "relu")]
+    Relu,
+}
+
+impl Activation {
+    fn apply(self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Silu => xs.silu(),
+            Activation::Gelu => xs.gelu_erf(),
+            Activation::GeluTanh => xs.gelu(),
+            Activation::Relu => xs.relu(),
+        }
+    }
+}
+
+/// A Marian `config.json` as the hub serves it. Defaults are `MarianConfig`'s, so that the
+/// 2020-era opus-mt configs, which lack `decoder_vocab_size`, `share_encoder_decoder_embeddings`
+/// or `forced_eos_token_id`, load the way transformers loads them. Fields that old configs carry
+/// but transformers' Marian ignores (`static_position_embeddings`, `normalize_embedding`,
+/// `normalize_before`, `add_final_layer_norm`: Marian is always post-norm with sinusoidal
+/// positions) are ignored here too.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Config {
+    #[serde(default = "default_vocab_size")]
+    pub vocab_size: usize,
+    /// Target vocabulary size when it differs from the source (`tc-big` models with separate
+    /// vocabularies); `None` means `vocab_size`.
+    #[serde(default)]
+    pub decoder_vocab_size: Option<usize>,
+    #[serde(default = "default_max_position_embeddings")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_layers")]
+    pub encoder_layers: usize,
+    #[serde(default = "default_ffn_dim")]
+    pub encoder_ffn_dim: usize,
+    #[serde(default = "default_heads")]
+    pub encoder_attention_heads: usize,
+    #[serde(default = "default_layers")]
+    pub decoder_layers: usize,
+    #[serde(default = "default_ffn_dim")]
+    pub decoder_ffn_dim: usize,
+    #[serde(default = "default_heads")]
+    pub decoder_attention_heads: usize,
+    #[serde(default = "default_activation")]
+    pub activation_function: Activation,
+    #[serde(default = "default_d_model")]
+    pub d_model: usize,
+    #[serde(default = "default_pad")]
+    pub decoder_start_token_id: u32,
+    #[serde(default)]
+    pub scale_embedding: bool,
+    #[serde(default = "default_pad")]
+    pub pad_token_id: u32,
+    #[serde(default = "default_eos")]
+    pub eos_token_id: TokenIds,
+    #[serde(default = "default_forced_eos")]
+    pub forced_eos_token_id: Option<TokenIds>,
+    #[serde(default = "default_true")]
+    pub share_encoder_decoder_embeddings: bool,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    /// Generation defaults that older configs carry inline (newer repos move them to
+    /// generation_config.json); read as hints only.
+    #[serde(default)]
+    pub num_beams: Option<usize>,
+    #[serde(default)]
+    pub max_length: Option<usize>,
+}
+
+fn default_vocab_size() -> usize {
+    58101
+}
+fn default_max_position_embeddings() -> usize {
+    1024
+}
+fn default_layers() -> usize {
+    12
+}
+fn default_ffn_dim() -> usize {
+    4096
+}
+fn default_heads() -> usize {
+    16
+}
+fn default_activation() -> Activation {
+    Activation::Gelu
+}
+fn default_d_model() -> usize {
+    1024
+}
+fn default_pad() -> u32 {
+    58100
+}
+fn default_eos() -> TokenIds {
+    TokenIds::One(0)
+}
+fn default_forced_eos() -> Option<TokenIds> {
+    Some(TokenIds::One(0))
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Config {
+    /// Size of the decoder's vocabulary and of the logits.
+    pub fn target_vocab_size(&self) -> usize {
+        if self.share_encoder_decoder_embeddings {
+            self.vocab_size
+        } else {
+            self.decoder_vocab_size.unwrap_or(self.vocab_size)
+        }
+    }
+
+    pub fn eos_id(&self) -> u32 {
+        self.eos_token_id.first().unwrap_or(0)
+    }
+
+    /// The token forced at the last allowed position, if the model asks for one.
+    pub fn forced_eos_id(&self) -> Option<u32> {
+        self.forced_eos_token_id.as_ref().and_then(TokenIds::first)
+    }
+
+    /// Checks the invariants the model code relies on, naming the offending field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, dim, heads) in [
+            ("encoder", self.d_model, self.encoder_attention_heads),
+            ("decoder", self.d_model, self.decoder_attention_heads),
+        ] {
+            if heads == 0 || dim % heads != 0 {
+                return Err(format!(
+                    "d_model {dim} is not divisible by {name}_attention_heads {heads}"
+                ));
+            }
+        }
+        if self.d_model % 2 != 0 {
+            return Err(format!("d_model {} must be even for sinusoidal positions", self.d_model));
+        }
+        let vocab = self.target_vocab_size() as u32;
+        for (name, id) in [
+            ("pad_token_id", self.pad_token_id),
+            ("decoder_start_token_id", self.decoder_start_token_id),
+            ("eos_token_id", self.eos_id()),
+        ] {
+            if id >= vocab {
+                return Err(format!("{name} {id} is outside the target vocabulary of {vocab}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value added to attention scores at padded keys: transformers uses the dtype's minimum.
+const MASKED: f32 = f32::MIN;
+
+/// Builds the `(num_positions, dim)` table of `MarianSinusoidalPositionalEmbedding`: sines of all
+/// frequencies in the first half, cosines in the second half (not interleaved). Computed in f64
+/// like the reference's numpy code, then rounded once.
+fn sinusoidal_table(num_positions: usize, dim: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let half = dim / 2;
+    let mut table = vec![0f32; num_positions * dim];
+    for pos in 0..num_positions {
+        let row = &mut table[pos * dim..(pos + 1) * dim];
+        for i in 0..half {
+            let angle = pos as f64 / 10000f64.powf((2 * i) as f64 / dim as f64);
+            row[i] = angle.sin() as f32;
+            row[half + i] = angle.cos() as f32;
+        }
+    }
+    Tensor::from_vec(table, (num_positions, dim), device)?.to_dtype(dtype)
+}
+
+fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    candle_nn::linear(in_dim, out_dim, vb)
+}
+
+fn layer_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
+    // nn.LayerNorm's default eps.
+    candle_nn::layer_norm(dim, 1e-5, vb)
+}
+
+/// `MarianAttention`: multi-head attention with separate q/k/v/out projections.
+#[derive(Clone, Debug)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    num_heads: usize,
+    head_dim: usize,
+    scaling: f64,
+}
+
+impl Attention {
+    fn new(dim: usize, num_heads: usize, vb: VarBuilder) -> Result<Self> {
+        let head_dim = dim / num_heads;
+        Ok(Self {
+            q_proj: linear(dim, dim, vb.pp("q_proj"))?,
+            k_proj: linear(dim, dim, vb.pp("k_proj"))?,
+            v_proj: linear(dim, dim, vb.pp("v_proj"))?,
+            out_proj: linear(dim, dim, vb.pp("out_proj"))?,
+            num_heads,
+            head_dim,
+            scaling: (head_dim as f64).powf(-0.5),
+        })
+    }
+
+    /// `(b, t, d)` → `(b, heads, t, head_dim)`, contiguous.
+    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = xs.dims3()?;
+        xs.reshape((b, t, self.num_heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+    }
+
+    /// Keys and values of `xs`, each `(b, heads, t, head_dim)`.
+    fn key_values(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = self.split_heads(&xs.apply(&self.k_proj)?)?;
+        let v = self.split_heads(&xs.apply(&self.v_proj)?)?;
+        Ok((k, v))
+    }
+
+    /// Attends from `xs` (b, t, d) to the given keys/values; `mask` is additive and broadcast
+    /// onto the `(b, heads, t, s)` scores.
+    fn attend(&self, xs: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t, d) = xs.dims3()?;
+        let q = self.split_heads(&(xs.apply(&self.q_proj)? * self.scaling)?)?;
+        let scores = q.matmul(&k.t()?)?;
+        let scores = match mask {
+            Some(mask) => scores.broadcast_add(mask)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(v)?; // (b, heads, t, head_dim)
+        let out = if t == 1 {
+            // With one query the head-major layout is already row-major (b, 1, d).
+            out.reshape((b, 1, d))?
+        } else {
+            out.transpose(1, 2)?.reshape((b, t, d))?
+        };
+        out.apply(&self.out_proj)
+    }
+}
+
+/// `MarianEncoderLayer` (post-norm).
+#[derive(Clone, Debug)]
+struct EncoderLayer {
+    self_attn: Attention,
+    self_attn_layer_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_layer_norm: LayerNorm,
+    activation: Activation,
+}
+
+impl EncoderLayer {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.d_model;
+        Ok(Self {
+            self_attn: Attention::new(d, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
+            self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
+            fc1: linear(d, cfg.encoder_ffn_dim, vb.pp("fc1"))?,
+            fc2: linear(cfg.encoder_ffn_dim, d, vb.pp("fc2"))?,
+            final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
+            activation: cfg.activation_function,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (k, v) = self.self_attn.key_values(xs)?;
+        let attn = self.self_attn.attend(xs, &k, &v, Some(mask))?;
+        let xs = (attn + xs)?.apply(&self.self_attn_layer_norm)?;
+        let ff = self.activation.apply(&xs.apply(&self.fc1)?)?.apply(&self.fc2)?;
+        (ff + xs)?.apply(&self.final_layer_norm)
+    }
+}
+
+/// `MarianDecoderLayer` (post-norm): causal self-attention, cross-attention, feed-forward.
+#[derive(Clone, Debug)]
+struct DecoderLayer {
+    self_attn: Attention,
+    self_attn_layer_norm: LayerNorm,
+    encoder_attn: Attention,
+    encoder_attn_layer_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_layer_norm: LayerNorm,
+    activation: Activation,
+}
+
+impl DecoderLayer {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.d_model;
+        let heads = cfg.decoder_attention_heads;
+        Ok(Self {
+            self_attn: Attention::new(d, heads, vb.pp("self_attn"))?,
+            self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
+            encoder_attn: Attention::new(d, heads, vb.pp("encoder_attn"))?,
+            encoder_attn_layer_norm: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
+            fc1: linear(d, cfg.decoder_ffn_dim, vb.pp("fc1"))?,
+            fc2: linear(cfg.decoder_ffn_dim, d, vb.pp("fc2"))?,
+            final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
+            activation: cfg.activation_function,
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        cache: &mut LayerCache,
+        causal_mask: Option<&Tensor>,
+        cross_mask: &Tensor,
+    ) -> Result<Tensor> {
+        let (k, v) = self.self_attn.key_values(xs)?;
+        let (k, v) = match &cache.self_kv {
+            Some((past_k, past_v)) => {
+                (Tensor::cat(&[past_k, &k], 2)?, Tensor::cat(&[past_v, &v], 2)?)
+            }
+            None => (k, v),
+        };
+        let attn = self.self_attn.attend(xs, &k, &v, causal_mask)?;
+        cache.self_kv = Some((k, v));
+        let xs = (attn + xs)?.apply(&self.self_attn_layer_norm)?;
+
+        let attn = self.encoder_attn.attend(&xs, &cache.cross_k, &cache.cross_v, Some(cross_mask))?;
+        let xs = (attn + xs)?.apply(&self.encoder_attn_layer_norm)?;
+
+        let ff = self.activation.apply(&xs.apply(&self.fc1)?)?.apply(&self.fc2)?;
+        (ff + xs)?.apply(&self.final_layer_norm)
+    }
+}
+
+/// The encoder's result for a padded batch: hidden states and the additive key mask that
+/// hides the padding from every attention that reads them.
+#[derive(Clone, Debug)]
+pub struct EncoderOutput {
+    /// `(batch, src_len, d_model)`; rows at padded positions are meaningless.
+    pub hidden: Tensor,
+    /// `(batch, 1, 1, src_len)`: 0 at tokens, a large negative value at padding.
+    pub mask: Tensor,
+}
+
+impl EncoderOutput {
+    pub fn batch_size(&self) -> Result<usize> {
+        self.hidden.dim(0)
+    }
+}
+
+/// Keys and values one decoder layer keeps between steps.
+#[derive(Clone, Debug)]
+struct LayerCache {
+    /// Self-attention keys/values of all tokens decoded so far, `(rows, heads, len, head_dim)`.
+    self_kv: Option<(Tensor, Tensor)>,
+    /// Cross-attention keys/values of the encoder output, computed once per batch.
+    cross_k: Tensor,
+    cross_v: Tensor,
+}
+
+/// Everything the decoder needs between steps, one row per hypothesis being decoded.
+/// Lives outside the model so that generation can reorder rows (beam search) and drop rows
+/// whose sequence is finished.
+#[derive(Clone, Debug)]
+pub struct DecoderCache {
+    layers: Vec<LayerCache>,
+    cross_mask: Tensor,
+    /// Number of target positions already decoded.
+    len: usize,
+    rows: usize,
+}
+
+impl DecoderCache {
+    /// Number of target positions already decoded.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of rows (hypotheses) in the cache.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Keeps rows `rows` (indices into the current rows, repeats allowed), in that order:
+    /// expands sources into beams, follows beam search's reordering, drops finished rows.
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        let device = self.cross_mask.device().clone();
+        let idx = Tensor::from_slice(rows, rows.len(), &device)?;
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.self_kv {
+                layer.self_kv = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
+            }
+            layer.cross_k = layer.cross_k.index_select(&idx, 0)?;
+            layer.cross_v = layer.cross_v.index_select(&idx, 0)?;
+        }
+        self.cross_mask = self.cross_mask.index_select(&idx, 0)?;
+        self.rows = rows.len();
+        Ok(())
+    }
+
+    /// Like [`select_rows`](Self::select_rows) when every row keeps reading the same source
+    /// sentence as the row it replaces (beam reordering within one sentence): only the
+    /// self-attention cache moves, the cross-attention keys/values are identical.
+    pub fn reorder_within_sources(&mut self, rows: &[u32]) -> Result<()> {
+        if rows.iter().enumerate().all(|(i, &r)| i as u32 == r) {
+            return Ok(());
+        }
+        let device = self.cross_mask.device().clone();
+        let idx = Tensor::from_slice(rows, rows.len(), &device)?;
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.self_kv {
+                layer.self_kv = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `MarianEncoder`.
+#[derive(Clone, Debug)]
+struct Encoder {
+    embed_tokens: Embedding,
+    layers: Vec<EncoderLayer>,
+}
+
+/// `MarianDecoder`.
+#[derive(Clone, Debug)]
+struct Decoder {
+    embed_tokens: Embedding,
+    layers: Vec<DecoderLayer>,
+}
+
+/// `MarianMTModel`: encoder, decoder, and the language-model head tied to the target embeddings
+/// plus `final_logits_bias`.
+#[derive(Clone, Debug)]
+pub struct MarianMTModel {
+    cfg: Config,
+    encoder: Encoder,
+    decoder: Decoder,
+    lm_head: Linear,
+    final_logits_bias: Tensor,
+    positions: Tensor,
+    embed_scale: f64,
+    device: Device,
+    dtype: DType,
+}
+
+/// Finds the first of `names` present in the checkpoint: save_pretrained keeps only one name of
+/// a tied tensor, and which one has changed across transformers versions.
+fn first_present<'a>(vb: &VarBuilder, names: &[&'a str]) -> Option<&'a str> {
+    names.iter().copied().find(|name| vb.contains_tensor(name))
+}
+
+impl MarianMTModel {
+    /// Builds the model from a checkpoint whose keys are those of `MarianMTModel.state_dict()`.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::msg)?;
+        let d = cfg.d_model;
+        let target_vocab = cfg.target_vocab_size();
+        let missing = |what: &str| {
+            candle_core::Error::msg(format!("the checkpoint has no {what} embedding matrix"))
+        };
+
+        let (encoder_embed, decoder_embed) = if cfg.share_encoder_decoder_embeddings {
+            let name = first_present(
+                &vb,
+                &[
+                    "model.shared.weight",
+                    "model.encoder.embed_tokens.weight",
+                    "model.decoder.embed_tokens.weight",
+                    "lm_head.weight",
+                ],
+            )
+            .ok_or_else(|| missing("shared"))?;
+            let shared = vb.get((cfg.vocab_size, d), name)?;
+            (shared.clone(), shared)
+        } else {
+            let enc = vb.get((cfg.vocab_size, d), "model.encoder.embed_tokens.weight")?;
+            let name = first_present(&vb, &["model.decoder.embed_tokens.weight", "lm_head.weight"])
+                .ok_or_else(|| missing("decoder"))?;
+            (enc, vb.get((target_vocab, d), name)?)
+        };
+        let lm_head_weight = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
+            vb.get((target_vocab, d), "lm_head.weight")?
+        } else {
+            decoder_embed.clone()
+        };
+        // Old checkpoints may lack the bias; transformers then starts it at zero.
+        let final_logits_bias = if vb.contains_tensor("final_logits_bias") {
+            vb.get((1, target_vocab), "final_logits_bias")?
+        } else {
+            Tensor::zeros((1, target_vocab), vb.dtype(), vb.device())?
+        };
+
+        let vb_enc = vb.pp("model.encoder.layers");
+        let encoder = Encoder {
+            embed_tokens: Embedding::new(encoder_embed, d),
+            layers: (0..cfg.encoder_layers)
+                .map(|i| EncoderLayer::new(cfg, vb_enc.pp(i)))
+                .collect::<Result<_>>()?,
+        };
+        let vb_dec = vb.pp("model.decoder.layers");
+        let decoder = Decoder {
+            embed_tokens: Embedding::new(decoder_embed, d),
+            layers: (0..cfg.decoder_layers)
+                .map(|i| DecoderLayer::new(cfg, vb_dec.pp(i)))
+                .collect::<Result<_>>()?,
+        };
+        let positions = sinusoidal_table(cfg.max_position_embeddings, d, vb.dtype(), vb.device())?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            encoder,
+            decoder,
+            lm_head: Linear::new(lm_head_weight, None),
+            final_logits_bias,
+            positions,
+            embed_scale: if cfg.scale_embedding { (d as f64).sqrt() } else { 1.0 },
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn embed(&self, embedding: &Embedding, ids: &Tensor, offset: usize) -> Result<Tensor> {
+        let (_, len) = ids.dims2()?;
+        if offset + len > self.cfg.max_position_embeddings {
+            candle_core::bail!(
+                "sequence of {} tokens exceeds the model's {} positions",
+                offset + len,
+                self.cfg.max_position_embeddings
+            );
+        }
+        let xs = (ids.apply(embedding)? * self.embed_scale)?;
+        xs.broadcast_add(&self.positions.narrow(0, offset, len)?)
+    }
+
+    /// Runs the encoder on right-padded `input_ids` `(batch, src_len)`; `attention_mask` has the
+    /// same shape, 1 at tokens and 0 at padding (any integer or float dtype).
+    pub fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<EncoderOutput> {
+        let (b, s) = input_ids.dims2()?;
+        let keep = attention_mask.to_dtype(DType::F32)?;
+        // 0 where kept, MASKED where padded: (keep - 1) * -MASKED.
+        let mask = ((keep - 1.0)? * (-MASKED as f64))?
+            .reshape((b, 1, 1, s))?
+            .to_dtype(self.dtype)?;
+        let mut xs = self.embed(&self.encoder.embed_tokens, input_ids, 0)?;
+        for layer in &self.encoder.layers {
+            xs = layer.forward(&xs, &mask)?;
+        }
+        Ok(EncoderOutput { hidden: xs, mask })
+    }
+
+    /// An empty decoder cache for `encoded`, one row per source sentence, with the
+    /// cross-attention keys/values of every layer computed here once.
+    pub fn new_cache(&self, encoded: &EncoderOutput) -> Result<DecoderCache> {
+        let layers = self
+            .decoder
+            .layers
+            .iter()
+            .map(|layer| {
+                let (cross_k, cross_v) = layer.encoder_attn.key_values(&encoded.hidden)?;
+                Ok(LayerCache { self_kv: None, cross_k, cross_v })
+            })
+            .collect::<Result<_>>()?;
+        Ok(DecoderCache {
+            layers,
+            cross_mask: encoded.mask.clone(),
+            len: 0,
+            rows: encoded.batch_size()?,
+        })
+    }
+
+    /// Feeds `decoder_input_ids` `(rows, t)` after the tokens already in `cache`, updates the
+    /// cache and returns the decoder's last hidden states `(rows, t, d_model)`.
+    fn decode_hidden(&self, decoder_input_ids: &Tensor, cache: &mut DecoderCache) -> Result<Tensor> {
+        let (rows, t) = decoder_input_ids.dims2()?;
+        if rows != cache.rows {
+            candle_core::bail!("decoder input has {rows} rows but the cache has {}", cache.rows);
+        }
+        let past = cache.len;
+        let causal_mask = if t > 1 {
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| (0..past + t).map(move |j| if j > past + i { MASKED } else { 0.0 }))
+                .collect();
+            Some(Tensor::from_vec(mask, (1, 1, t, past + t), &self.device)?.to_dtype(self.dtype)?)
+        } else {
+            None
+        };
+        let mut xs = self.embed(&self.decoder.embed_tokens, decoder_input_ids, past)?;
+        for (layer, layer_cache) in self.decoder.layers.iter().zip(cache.layers.iter_mut()) {
+            xs = layer.forward(&xs, layer_cache, causal_mask.as_ref(), &cache.cross_mask)?;
+        }
+        cache.len += t;
+        Ok(xs)
+    }
+
+    /// Logits `(rows, target_vocab)` of the next token after feeding one token per row.
+    pub fn decode_step(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Tensor> {
+        let ids = Tensor::from_slice(tokens, (tokens.len(), 1), &self.device)?;
+        let hidden = self.decode_hidden(&ids, cache)?;
+        let hidden = hidden.i((.., 0, ..))?;
+        hidden.apply(&self.lm_head)?.broadcast_add(&self.final_logits_bias)
+    }
+
+    /// Logits `(rows, t, target_vocab)` for every position of `decoder_input_ids`, continuing
+    /// from `cache`.
+    pub fn decode(&self, decoder_input_ids: &Tensor, cache: &mut DecoderCache) -> Result<Tensor> {
+        let hidden = self.decode_hidden(decoder_input_ids, cache)?;
+        let (rows, t, d) = hidden.dims3()?;
+        hidden
+            .reshape((rows * t, d))?
+            .apply(&self.lm_head)?
+            .broadcast_add(&self.final_logits_bias)?
+            .reshape((rows, t, ()))
+    }
+
+    /// The full forward pass of `MarianMTModel(input_ids, attention_mask, decoder_input_ids)`:
+    /// logits `(batch, tgt_len, target_vocab)`.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        decoder_input_ids: &Tensor,
+    ) -> Result<Tensor> {
+        let encoded = self.encode(input_ids, attention_mask)?;
+        let mut cache = self.new_cache(&encoded)?;
+        self.decode(decoder_input_ids, &mut cache)
+    }
+}
+
+/// Maps a checkpoint file into a `VarBuilder`: `*.safetensors` memory-mapped, anything else read
+/// as a PyTorch pickle (`pytorch_model.bin`). Tensors are converted to `dtype` on load.
+pub fn var_builder(path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    let is_safetensors = path.extension().is_some_and(|ext| ext == "safetensors");
+    if is_safetensors {
+        // SAFETY: the file is memory-mapped read-only; polybrief never writes to model files
+        // while they are loaded (the hub cache replaces files by rename).
+        unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
+    } else {
+        VarBuilder::from_pth(path, dtype, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_opus_mt_config_gets_marian_defaults() {
+        // The shape of Helsinki-NLP/opus-mt-de-en's 2020 config.json (abridged).
+        let json = r#"{
+            "activation_function": "swish", "d_model": 512, "decoder_attention_heads": 8,
+            "decoder_ffn_dim": 2048, "decoder_layers": 6, "decoder_start_token_id": 58100,
+            "encoder_attention_heads": 8, "encoder_ffn_dim": 2048, "encoder_layers": 6,
+            "eos_token_id": 0, "max_position_embeddings": 512, "pad_token_id": 58100,
+            "scale_embedding": true, "static_position_embeddings": true,
+            "normalize_embedding": false, "vocab_size": 58101, "num_beams": 4,
+            "bad_words_ids": [[58100]], "max_length": 512
+        }"#;
+        let cfg: Config = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg.activation_function, Activation::Silu);
+        assert!(cfg.share_encoder_decoder_embeddings);
+        assert_eq!(cfg.target_vocab_size(), 58101);
+        assert_eq!(cfg.forced_eos_id(), Some(0));
+        assert_eq!(cfg.num_beams, Some(4));
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn separate_vocab_config_uses_decoder_vocab_for_logits() {
+        let json = r#"{"vocab_size": 100, "decoder_vocab_size": 80, "d_model": 16,
+            "share_encoder_decoder_embeddings": false, "pad_token_id": 79,
+            "decoder_start_token_id": 79, "eos_token_id": [0], "forced_eos_token_id": null,
+            "activation_function": "relu"}"#;
+        let cfg: Config = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg.target_vocab_size(), 80);
+        assert_eq!(cfg.eos_id(), 0);
+        assert_eq!(cfg.forced_eos_id(), None);
+    }
+
+    #[test]
+    fn sinusoidal_table_puts_sines_then_cosines() {
+        let t = sinusoidal_table(3, 4, DType::F32, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        // Position 0: sin 0 = 0 in the first half, cos 0 = 1 in the second.
+        assert_eq!(t[0], vec![0.0, 0.0, 1.0, 1.0]);
+        // Position 2, frequency index 1: angle = 2 / 10000^(2/4) = 0.02.
+        assert!((t[2][1] - 0.02f64.sin() as f32).abs() < 1e-7);
+        assert!((t[2][3] - 0.02f64.cos() as f32).abs() < 1e-7);
+    }
+}

@@ -40,6 +40,13 @@ pub struct Fact {
     pub key: String,
 }
 
+impl std::fmt::Display for Fact {
+    /// The fact as the text wrote it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Every key fact of `text`, in order of first appearance, one per key (the first spelling wins).
 pub fn extract_facts(text: &str) -> Vec<Fact> {
     let mut seen = BTreeSet::new();
@@ -91,7 +98,7 @@ impl SourceFacts {
             }
             keys.insert(span.fact.key);
         }
-        let words = words(source).into_iter().map(|w| fold(&w.text)).collect();
+        let words = words(source).into_iter().map(|w| w.folded).collect();
         SourceFacts {
             keys,
             months,
@@ -576,7 +583,35 @@ fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> {
         .copied();
     let start = digits.start - currency_before.map_or(0, str::len);
     let mut end = digits.end;
-    let raw = &text[digits.clone()];
+    let mut raw = text[digits.clone()].to_string();
+    // Thousands grouped by spaces, as French and Vietnamese write them and translation keeps
+    // them ("50 000"): only after a short plain group, and only groups of exactly three digits.
+    let mut space_grouped = false;
+    while raw.len() <= 3 || space_grouped {
+        let rest = &text[end..];
+        let Some(sep) = rest
+            .chars()
+            .next()
+            .filter(|c| matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
+        else {
+            break;
+        };
+        let group = &rest[sep.len_utf8()..];
+        let three = group.len() >= 3 && group.as_bytes()[..3].iter().all(u8::is_ascii_digit);
+        let after = group.get(3..).and_then(|g| g.chars().next());
+        let ends = !after.is_some_and(|c| c.is_ascii_digit() || c == '.' || c == ',') || {
+            // "50 000." at the end of a sentence is still a group.
+            let tail = group.get(4..).and_then(|g| g.chars().next());
+            matches!(after, Some('.' | ',')) && !tail.is_some_and(|c| c.is_ascii_digit())
+        };
+        if !three || !ends || raw.contains(['.', ',']) {
+            break;
+        }
+        raw.push_str(&group[..3]);
+        end += sep.len_utf8() + 3;
+        space_grouped = true;
+    }
+    let raw = raw.as_str();
 
     // What follows: a scale word (spaced or attached), %, a unit, an ordinal, a currency.
     let mut scale = 0i32;
@@ -626,9 +661,13 @@ fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> {
                 money = true;
                 end += len;
             }
-        } else if rest.starts_with('%') {
-            percent = true;
-            end += 1;
+        } else {
+            // "5 %", as French and German typeset it.
+            let spaced = rest.trim_start_matches([' ', '\u{a0}', '\u{202f}']);
+            if spaced.starts_with('%') && rest.len() - spaced.len() <= 3 {
+                percent = true;
+                end += rest.len() - spaced.len() + 1;
+            }
         }
     }
     let value = parse_digits(raw, scale > 0)?;
@@ -649,6 +688,7 @@ fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> {
         && !percent
         && !money
         && ordinal_or_decade.is_none()
+        && !space_grouped
         && raw.len() == 4
         && raw.bytes().all(|b| b.is_ascii_digit())
         && (1800..=2100).contains(&value.mantissa);
@@ -705,7 +745,8 @@ fn starts_at_number_boundary(text: &str, start: usize) -> bool {
     match before.next() {
         None => true,
         Some(c) if c.is_alphanumeric() => false,
-        Some('-') => !before.next().is_some_and(char::is_alphanumeric),
+        // "COVID-19" is a code; "2023-2024" and "10-12" are ranges.
+        Some('-') => !before.next().is_some_and(char::is_alphabetic),
         Some(_) => true,
     }
 }
@@ -796,6 +837,8 @@ fn weekday(word: &str) -> Option<&'static str> {
 #[derive(Clone, Debug)]
 pub(crate) struct Word {
     pub text: String,
+    /// `fold(text)`, computed once.
+    pub folded: String,
     pub span: Range<usize>,
     pub sentence_start: bool,
 }
@@ -805,8 +848,8 @@ static WORD: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// The words of `text`, each marked sentence-initial when only sentence punctuation, a line
-/// break, a colon or an opening quote separates it from the previous word (or nothing precedes).
+/// The words of `text`, each marked sentence-initial when nothing precedes it or when the gap
+/// from the previous word holds sentence punctuation, a line break, a colon or a quote mark.
 pub(crate) fn words(text: &str) -> Vec<Word> {
     let mut out = Vec::new();
     let mut prev_end: Option<usize> = None;
@@ -818,6 +861,7 @@ pub(crate) fn words(text: &str) -> Vec<Word> {
             ]);
         out.push(Word {
             text: m.as_str().to_string(),
+            folded: fold(m.as_str()),
             span: m.range(),
             sentence_start,
         });
@@ -828,6 +872,12 @@ pub(crate) fn words(text: &str) -> Vec<Word> {
 
 /// Lowercase, without diacritics, without a possessive "'s", without the dots of "U.S.".
 pub(crate) fn fold(word: &str) -> String {
+    if word.is_ascii() {
+        // Most words of English text: no decomposition needed.
+        let lower = word.to_ascii_lowercase();
+        let lower = lower.strip_suffix("'s").unwrap_or(&lower);
+        return lower.replace('.', "");
+    }
     let lower = word.to_lowercase();
     let lower = lower
         .strip_suffix("'s")
@@ -984,10 +1034,17 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
             .iter()
             .any(|r| r.start < t.span.end && t.span.start < r.end)
     };
-    let lowered_elsewhere: BTreeSet<String> = tokens
+    // Capitalisation at a sentence start says nothing; elsewhere it marks a name. A word the
+    // text also writes in lowercase is an ordinary word ("Shares of Apple" / "its shares").
+    let capitalised_mid_sentence: BTreeSet<String> = tokens
         .iter()
         .filter(|t| is_capitalised(&t.text) && !t.sentence_start)
-        .map(|t| fold(&t.text))
+        .map(|t| t.folded.clone())
+        .collect();
+    let lowercase_somewhere: BTreeSet<String> = tokens
+        .iter()
+        .filter(|t| t.text.chars().next().is_some_and(char::is_lowercase))
+        .map(|t| t.folded.clone())
         .collect();
 
     // Runs of capitalised words joined by single spaces (or a connector between two of them).
@@ -1001,6 +1058,8 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
                 && gap.chars().all(|c| c == ' ' || c == '\u{a0}')
         });
         let capital = is_capitalised(&token.text) && free(token);
+        // A capitalised stopword ("The", "In" of an all-caps headline) ends a name.
+        let capital = capital && !NAME_STOPWORDS.contains(&token.folded.as_str());
         let connector = !current.is_empty()
             && NAME_CONNECTORS.contains(&token.text.as_str())
             && tokens
@@ -1026,42 +1085,39 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
         // Titles split a run ("German Chancellor Olaf Scholz" → "German", "Olaf Scholz").
         let mut pieces: Vec<Vec<usize>> = vec![Vec::new()];
         for &i in &run {
-            if TITLES.contains(&fold(&tokens[i].text).as_str()) {
+            if TITLES.contains(&tokens[i].folded.as_str()) {
                 pieces.push(Vec::new());
             } else if let Some(last) = pieces.last_mut() {
                 last.push(i);
             }
         }
         for mut piece in pieces {
-            // Trim stopwords and connectors from both ends.
-            while piece
-                .first()
-                .is_some_and(|&i| is_name_stopword(&tokens[i].text))
-            {
+            // A sentence-initial word is part of a name only if nothing says it is an
+            // ordinary word: "Officials said" is not a name; "Germany said" is where the
+            // text capitalises Germany elsewhere; "Olaf Scholz said" is.
+            if let Some(&first) = piece.first() {
+                let word = &tokens[first].folded;
+                let ordinary = lowercase_somewhere.contains(word)
+                    || (piece.len() == 1 && !capitalised_mid_sentence.contains(word));
+                if tokens[first].sentence_start && ordinary {
+                    piece.remove(0);
+                }
+            }
+            // Connectors only join: none at either end.
+            while piece.first().is_some_and(|&i| is_name_stopword(&tokens[i])) {
                 piece.remove(0);
             }
-            while piece
-                .last()
-                .is_some_and(|&i| is_name_stopword(&tokens[i].text))
-            {
+            while piece.last().is_some_and(|&i| is_name_stopword(&tokens[i])) {
                 piece.pop();
             }
             let Some(&first) = piece.first() else {
                 continue;
             };
-            // A lone capitalised word opening a sentence is a name only if the text also
-            // capitalises it mid-sentence: "Officials said" is not a name, "Germany" is.
-            if piece.len() == 1
-                && tokens[first].sentence_start
-                && !lowered_elsewhere.contains(&fold(&tokens[first].text))
-            {
-                continue;
-            }
             let last = piece[piece.len() - 1];
             let span = tokens[first].span.start..tokens[last].span.end;
             let key = piece
                 .iter()
-                .map(|&i| fold(&tokens[i].text))
+                .map(|&i| tokens[i].folded.as_str())
                 .collect::<Vec<_>>()
                 .join(" ");
             if key.is_empty() {
@@ -1081,9 +1137,8 @@ fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
     out
 }
 
-fn is_name_stopword(word: &str) -> bool {
-    let folded = fold(word);
-    NAME_STOPWORDS.contains(&folded.as_str()) || NAME_CONNECTORS.contains(&word)
+fn is_name_stopword(word: &Word) -> bool {
+    NAME_STOPWORDS.contains(&word.folded.as_str()) || NAME_CONNECTORS.contains(&word.text.as_str())
 }
 
 #[cfg(test)]
@@ -1116,11 +1171,21 @@ mod tests {
         assert_eq!(keys("a 2.5% rise", FactKind::Number), ["2.5%"]);
         assert_eq!(keys("a 2,5 percent rise", FactKind::Number), ["2.5%"]);
         assert_eq!(keys("up 12 per cent", FactKind::Number), ["12%"]);
+        assert_eq!(keys("up 12 % on the year", FactKind::Number), ["12%"]);
         assert_eq!(keys("three people died", FactKind::Number), ["3"]);
         assert_eq!(keys("twenty-five houses", FactKind::Number), ["25"]);
         assert_eq!(keys("half a million people", FactKind::Number), ["500000"]);
         assert_eq!(keys("0.75 points", FactKind::Number), ["0.75"]);
         assert_eq!(keys("1,234.5 tonnes", FactKind::Number), ["1234.5"]);
+        assert_eq!(
+            keys("Macron announced 50 000 posts.", FactKind::Number),
+            ["50000"]
+        );
+        assert_eq!(
+            keys("On 12 March 200 people left.", FactKind::Number),
+            ["200"]
+        );
+        assert_eq!(keys("between 10-12 people", FactKind::Number), ["10", "12"]);
         assert_eq!(keys("1.234,5 tonnes", FactKind::Number), ["1234.5"]);
     }
 
@@ -1188,6 +1253,17 @@ mod tests {
         assert_eq!(
             keys("Aid reached Hà Nội quickly.", FactKind::Name),
             ["ha noi"]
+        );
+        assert_eq!(
+            keys(
+                "Shares of Apple fell as its shares lost value.",
+                FactKind::Name
+            ),
+            ["apple"]
+        );
+        assert_eq!(
+            keys("A HEADLINE ABOUT NASA", FactKind::Name),
+            ["headline", "nasa"]
         );
     }
 

@@ -3,7 +3,9 @@
 
 mod hub;
 mod llm_parity;
+mod marian_parity;
 mod nightly;
 mod support;
 mod synthesis;
 mod text_stages;
+mod tokenizer_parity;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::pipeline::facts::{fold, words};
+use crate::pipeline::facts::words;
 
 /// English function words: they say nothing about which event a text is about.
 const STOPWORDS: &[&str] = &[
@@ -73,7 +73,7 @@ pub fn stem(word: &str) -> String {
 pub fn terms(text: &str) -> Vec<String> {
     words(text)
         .into_iter()
-        .map(|w| fold(&w.text))
+        .map(|w| w.folded)
         .filter(|w| !w.is_empty() && !is_stopword(w) && w.chars().any(char::is_alphanumeric))
         .filter(|w| w.chars().count() > 1 || w.chars().all(|c| c.is_ascii_digit()))
         .map(|w| stem(&w))

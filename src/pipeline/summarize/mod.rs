@@ -36,10 +36,10 @@ pub enum SummarizeError {
         model: String,
         origin: String,
         #[source]
-        source: GenerateError,
+        source: Box<GenerateError>,
     },
 
-    #[error("prompt template {path} is malformed: {reason}; fix it or delete it to use the built-in prompt")]
+    #[error("prompt template {path} is malformed: {reason}")]
     Template { path: String, reason: String },
 
     #[error(transparent)]

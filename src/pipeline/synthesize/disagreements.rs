@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::article::{Disagreement, SourceNumber};
-use crate::pipeline::facts::{fold, scan, words, FactSpan, Unit, Word};
+use crate::pipeline::facts::{scan, words, FactSpan, Unit, Word};
 use crate::pipeline::summarize::lexical::{is_stopword, stem};
 
 use super::SourceDoc;
@@ -201,7 +201,7 @@ pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Di
             kept.push(f);
         }
     }
-    kept.sort_by(|a, b| a.first.cmp(&b.first));
+    kept.sort_by_key(|f| f.first);
     kept.truncate(max);
     kept.into_iter().map(|f| f.disagreement).collect()
 }
@@ -320,11 +320,11 @@ fn subject_words(
             // Another value in between: its words are its own subject, not this one's.
             break;
         }
-        let folded = fold(&token.text);
-        if is_stopword(&folded) || skip.contains(&folded.as_str()) {
+        let folded = &token.folded;
+        if is_stopword(folded) || skip.contains(&folded.as_str()) {
             continue;
         }
-        out.push((stem(&folded), token.text.clone()));
+        out.push((stem(folded), token.text.clone()));
         if out.len() == 2 || !forward {
             break;
         }
@@ -341,6 +341,69 @@ mod tests {
             .into_iter()
             .map(|m| (m.subject_key, m.value_key))
             .collect()
+    }
+
+    fn disagreements(texts: &[&[&str]]) -> Vec<Disagreement> {
+        use crate::pipeline::synthesize::test_support::{article, summary};
+        let articles: Vec<_> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| article(&format!("{i}.txt"), t))
+            .collect();
+        let summaries: Vec<_> = articles.iter().map(|a| summary(a, &[])).collect();
+        let docs: Vec<SourceDoc<'_>> = articles
+            .iter()
+            .zip(&summaries)
+            .enumerate()
+            .map(|(i, (a, s))| SourceDoc::new(i + 1, a, s))
+            .collect();
+        let story: Vec<&SourceDoc<'_>> = docs.iter().collect();
+        find_disagreements(&story, 5)
+    }
+
+    #[test]
+    fn different_dates_of_the_same_event_disagree() {
+        let found = disagreements(&[
+            &["The typhoon made landfall on Monday near Da Nang."],
+            &["The typhoon made landfall on Tuesday, officials said."],
+            &["Typhoon Noru made landfall on Monday."],
+        ]);
+        assert_eq!(
+            found,
+            vec![Disagreement {
+                subject: "date of landfall".into(),
+                sides: vec![("Monday".into(), vec![1, 3]), ("Tuesday".into(), vec![2])],
+            }]
+        );
+    }
+
+    #[test]
+    fn a_source_with_two_values_for_a_subject_is_not_a_side() {
+        // Source 1 gives 12 dead and 300 evacuated "people": it disagrees with nobody.
+        let found = disagreements(&[
+            &[
+                "Floods killed 12 people in Hue.",
+                "About 300 people were evacuated.",
+            ],
+            &["Floods in Hue killed 12 people on Monday."],
+        ]);
+        assert!(found.is_empty(), "{found:?}");
+        // Money and counts are not compared: $5 million in aid and 5 rescue boats.
+        let found = disagreements(&[
+            &["Japan sent $5 million aid."],
+            &["Japan sent 7 aid boats."],
+        ]);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn agreeing_spellings_are_no_disagreement() {
+        let found = disagreements(&[
+            &["The plan will create 1 million jobs."],
+            &["The plan will create one million jobs."],
+            &["The plan will create 1,000,000 jobs."],
+        ]);
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
 use super::{Embedder, SourceDoc, SynthesisOptions};
 
 /// How sources were compared when grouping them into stories.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GroupingMethod {
     /// TF-IDF cosine over words, names and numbers.
@@ -325,6 +325,27 @@ mod tests {
         let sim = lexical_similarity(&texts);
         assert!(sim[0][1] > 0.3, "{sim:?}");
         assert!(sim[0][2] < 0.1 && sim[1][2] < 0.1, "{sim:?}");
+    }
+
+    #[test]
+    fn a_shared_country_alone_does_not_make_one_story() {
+        let texts = [
+            "Floods in central Vietnam killed 12 people in Quang Nam province on Monday. \
+             More than 3,000 homes were flooded after three days of heavy rain.",
+            "At least 12 people died as floods swept through Quang Nam province in central Vietnam. \
+             Authorities said more than 3,000 homes were under water.",
+            "Vietnam's exports rose 15 percent in October, led by electronics and textiles, \
+             the General Statistics Office in Hanoi said.",
+            "Exports from Vietnam grew 15 percent in October as electronics shipments rose, \
+             according to the General Statistics Office.",
+        ];
+        let sim = lexical_similarity(&texts);
+        let threshold = SynthesisOptions::default().lexical_threshold;
+        assert_eq!(
+            agglomerate(&sim, threshold),
+            vec![vec![0, 1], vec![2, 3]],
+            "{sim:?}"
+        );
     }
 
     #[test]

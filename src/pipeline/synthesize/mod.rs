@@ -81,7 +81,7 @@ impl Default for SynthesisOptions {
 
 /// What synthesis found: stories (largest first), sources no key point cites, and notes for
 /// the reader about how the result was made.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Synthesis {
     pub stories: Vec<Story>,
     pub unused: Vec<UnusedSource>,
@@ -423,6 +423,120 @@ mod tests {
                 source: 3,
                 reason: UnusedReason::BelowCap.describe(1)
             }]
+        );
+    }
+
+    /// A model that fails, or answers with a fixed reply, counting tokens as words, with a
+    /// small context.
+    struct FixedModel {
+        reply: Result<String, String>,
+        context: usize,
+        prompts: Vec<String>,
+    }
+
+    impl TextGenerator for FixedModel {
+        fn model_name(&self) -> String {
+            "fixed".into()
+        }
+        fn chat(
+            &mut self,
+            _system: &str,
+            user: &str,
+            _max: usize,
+        ) -> Result<String, GenerateError> {
+            self.prompts.push(user.to_string());
+            self.reply.clone().map_err(GenerateError::Other)
+        }
+        fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+            Ok(text.split_whitespace().count())
+        }
+        fn context_len(&self) -> usize {
+            self.context
+        }
+    }
+
+    fn flood_pair() -> (
+        crate::article::EnglishArticle,
+        crate::article::EnglishArticle,
+    ) {
+        let a = article(
+            "a.txt",
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "About 3,000 homes in Quang Nam were flooded.",
+                "Schools in Quang Nam will stay closed until Friday.",
+                "The army sent 200 soldiers to Quang Nam.",
+            ],
+        );
+        let b = article(
+            "b.txt",
+            &["At least 12 people were killed by floods in Quang Nam on Monday."],
+        );
+        (a, b)
+    }
+
+    #[test]
+    fn a_failing_model_falls_back_to_extracted_points_with_a_note() {
+        let (a, b) = flood_pair();
+        let (sa, sb) = (summary(&a, &[0]), summary(&b, &[0]));
+        let prompt = SynthesisPrompt::bundled();
+        let mut model = FixedModel {
+            reply: Err("out of memory".into()),
+            context: 4096,
+            prompts: vec![],
+        };
+        let llm = LlmPoints {
+            generator: &mut model,
+            prompt: &prompt,
+        };
+        let s = synthesize(
+            &[(1, &a, &sa), (2, &b, &sb)],
+            None,
+            Some(llm),
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(s.point_methods, ["extracted sentences"]);
+        assert_eq!(s.stories[0].points[0].citations, vec![1, 2]);
+        assert_eq!(s.notes.len(), 1);
+        assert!(s.notes[0].contains("out of memory"), "{:?}", s.notes);
+    }
+
+    #[test]
+    fn sources_are_shortened_to_fit_a_small_context() {
+        let (a, b) = flood_pair();
+        let (sa, sb) = (summary(&a, &[0, 1, 2]), summary(&b, &[0]));
+        let prompt = SynthesisPrompt::bundled();
+        let options = SynthesisOptions {
+            max_new_tokens: 50,
+            ..SynthesisOptions::default()
+        };
+        let reply = "- Floods killed 12 people in Quang Nam on Monday [1][2]".to_string();
+        let (_, empty_user) = prompt.render("", options.max_points);
+        let (system, _) = prompt.render("", options.max_points);
+        let fixed = empty_user.split_whitespace().count() + system.split_whitespace().count();
+        // Room for the two headers with a sentence each, not for the excerpts.
+        let context = fixed + options.max_new_tokens + 32 + 30;
+        let mut model = FixedModel {
+            reply: Ok(reply),
+            context,
+            prompts: vec![],
+        };
+        let llm = LlmPoints {
+            generator: &mut model,
+            prompt: &prompt,
+        };
+        let s = synthesize(&[(1, &a, &sa), (2, &b, &sb)], None, Some(llm), &options);
+        assert_eq!(s.point_methods, ["fixed"]);
+        assert_eq!(s.stories[0].points[0].citations, vec![1, 2]);
+        let user = &model.prompts[0];
+        assert!(user.contains("[1] ") && user.contains("[2] "), "{user}");
+        assert!(
+            !user.contains("Excerpt"),
+            "excerpts go first when space is short: {user}"
+        );
+        assert!(
+            !user.contains("Schools"),
+            "then summary sentences beyond the first: {user}"
         );
     }
 

@@ -50,6 +50,22 @@ impl SynthesisPrompt {
             .expect("the bundled synthesis prompt is valid (checked by a unit test)")
     }
 
+    /// `DIR/synthesize.txt` when `--prompts DIR` has one, else the built-in template.
+    pub fn load(dir: Option<&std::path::Path>) -> Result<SynthesisPrompt, TemplateError> {
+        let Some(path) = dir.map(|d| d.join("synthesize.txt")).filter(|p| p.is_file()) else {
+            return Ok(SynthesisPrompt::bundled());
+        };
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| TemplateError { origin: origin.clone(), reason: format!("cannot read it: {e}") })?;
+        SynthesisPrompt::parse(&text, &origin)
+    }
+
+    /// What the cache key of a synthesis includes: the template text itself.
+    pub fn fingerprint(&self) -> String {
+        format!("{:?}", self)
+    }
+
     /// Parses a template; `origin` names it in errors (a path).
     pub fn parse(text: &str, origin: &str) -> Result<SynthesisPrompt, TemplateError> {
         let fail = |reason: String| TemplateError {

@@ -1,0 +1,74 @@
+//! Throughput harness for scripts/bench/translate.sh: runs polybrief's Marian engine on token
+//! ids from a file, in consecutive batches, with a fixed output length, and prints one JSON line
+//! `{"seconds": .., "tokens": .., "sentences": ..}` for the timed part (after one warm-up batch).
+//!
+//! Usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]
+//! where IDS_JSON is `{"sentences": [[id, ..., eos], ...]}`. Threads follow RAYON_NUM_THREADS.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use polybrief::models::generate::{generate, GenerationParams, MarianDecoding};
+use polybrief::models::marian::MarianMTModel;
+use polybrief::pipeline::translate::load_marian;
+
+#[derive(serde::Deserialize)]
+struct Input {
+    sentences: Vec<Vec<u32>>,
+}
+
+fn run_batch(model: &MarianMTModel, batch: &[Vec<u32>], params: &GenerationParams, new_tokens: usize) -> usize {
+    let pad = model.config().pad_token_id;
+    let width = batch.iter().map(Vec::len).max().unwrap_or(0);
+    let mut ids = Vec::new();
+    let mut mask = Vec::new();
+    for s in batch {
+        ids.extend_from_slice(s);
+        ids.extend(std::iter::repeat_n(pad, width - s.len()));
+        mask.extend(std::iter::repeat_n(1u8, s.len()));
+        mask.extend(std::iter::repeat_n(0u8, width - s.len()));
+    }
+    let ids = Tensor::from_vec(ids, (batch.len(), width), &Device::Cpu).expect("ids");
+    let mask = Tensor::from_vec(mask, (batch.len(), width), &Device::Cpu).expect("mask");
+    let encoded = model.encode(&ids, &mask).expect("encode");
+    let cache = model.new_cache(&encoded).expect("cache");
+    let mut decoding = MarianDecoding::new(model, cache);
+    let out = generate(&mut decoding, params, &vec![new_tokens; batch.len()]).expect("generate");
+    out.iter().map(Vec::len).sum()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]";
+    let model_dir = PathBuf::from(args.next().expect(usage));
+    let ids_path = PathBuf::from(args.next().expect(usage));
+    let (mut beams, mut batch, mut new_tokens) = (1usize, 1usize, 24usize);
+    while let Some(flag) = args.next() {
+        let value: usize = args.next().and_then(|v| v.parse().ok()).expect(usage);
+        match flag.as_str() {
+            "--beams" => beams = value,
+            "--batch" => batch = value,
+            "--new-tokens" => new_tokens = value,
+            _ => panic!("{usage}"),
+        }
+    }
+    let input: Input =
+        serde_json::from_str(&std::fs::read_to_string(&ids_path).expect("read ids")).expect("ids json");
+    let model = load_marian(&model_dir, DType::F32, &Device::Cpu).expect("load model");
+    // Fixed output length: EOS is forbidden until the last position, where it is forced.
+    let params = GenerationParams {
+        num_beams: beams,
+        min_new_tokens: new_tokens,
+        ..GenerationParams::for_marian(model.config())
+    };
+    let batches: Vec<&[Vec<u32>]> = input.sentences.chunks(batch.max(1)).collect();
+    run_batch(&model, batches[0], &params, new_tokens);
+    let start = Instant::now();
+    let tokens: usize = batches.iter().map(|b| run_batch(&model, b, &params, new_tokens)).sum();
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"seconds": seconds, "tokens": tokens, "sentences": input.sentences.len()})
+    );
+}

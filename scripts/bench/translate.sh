@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Translation throughput of polybrief vs HF transformers vs CTranslate2 (float32 and int8) on a
+# random-weight model of opus-mt-de-en's size. One command: creates the Python environment from
+# the pinned requirements (unless BENCH_PYTHON names an interpreter that already has them),
+# builds polybrief's bench harness in release mode, builds and converts the model, runs every
+# configuration once and prints a Markdown table.
+#
+#   scripts/bench/translate.sh [--threads 2] [--sentences 64] [--new-tokens 24] [...]
+#
+# Extra arguments go to scripts/bench/translate_bench.py (see its --help).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$root/.bench"
+mkdir -p "$work"
+
+python="${BENCH_PYTHON:-}"
+if [[ -z "$python" ]]; then
+    if [[ ! -x "$work/venv/bin/python" ]]; then
+        python3 -m venv "$work/venv"
+        "$work/venv/bin/pip" install --quiet -r "$root/scripts/bench/requirements.txt"
+    fi
+    python="$work/venv/bin/python"
+fi
+
+cargo build --release --quiet --example bench_translate --manifest-path "$root/Cargo.toml"
+target="${CARGO_TARGET_DIR:-$root/target}"
+exec "$python" "$root/scripts/bench/translate_bench.py" \
+    --polybrief "$target/release/examples/bench_translate" --workdir "$work/translate" "$@"
