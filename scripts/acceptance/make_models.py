@@ -15,6 +15,7 @@ Per model (shapes from the real config.json; sources in README.md):
                        model.safetensors laid out like the SFconvertbot file at the pinned revision
   opus-mt-vi-en        same shapes, vocab 53739, float32, pytorch_model.bin in the 2020 layout
                        (no lm_head.weight, sinusoid tables saved)
+  opus-mt-zh-en        as vi-en, vocab 65001 (seed 002 quotes Chinese paragraphs)
   opus-mt-tc-big-ko-en d_model 1024, 6+6 layers, 16 heads, ffn 4096, vocab 32001, relu,
                        float16 pytorch_model.bin in the transformers>=4.29 layout (no sinusoids)
   qwen2.5-1.5b-instruct-q4_k_m
@@ -75,6 +76,23 @@ MARIAN = {
         heads=8,
         ffn=2048,
         vocab=53739,
+        activation="swish",
+        max_positions=512,
+        dtype="float32",
+        num_beams=6,
+        layout="bin2020",
+        files=["config.json", "pytorch_model.bin", "source.spm", "target.spm", "vocab.json"],
+    ),
+    # Seed 002 (English) quotes four paragraphs in Chinese; segment-level language detection
+    # sends them to the zh translator, so the run needs it too.
+    "opus-mt-zh-en": dict(
+        repo="Helsinki-NLP/opus-mt-zh-en",
+        src="zh",
+        d_model=512,
+        layers=6,
+        heads=8,
+        ffn=2048,
+        vocab=65001,
         activation="swish",
         max_positions=512,
         dtype="float32",
@@ -156,7 +174,7 @@ def write_stamp(directory: pathlib.Path, spec: dict):
 # --- Marian --------------------------------------------------------------------------------
 
 
-LINGUA_CRATES = {"en": "english", "de": "german", "vi": "vietnamese", "ko": "korean"}
+LINGUA_CRATES = {"en": "english", "de": "german", "vi": "vietnamese", "ko": "korean", "zh": "chinese"}
 
 
 def lingua_sentences(lang: str) -> pathlib.Path | None:
