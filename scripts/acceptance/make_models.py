@@ -49,7 +49,7 @@ CORPUS = HERE / "corpus"
 SEED = 20250101
 
 # Bump when the way a model is made changes, so cached copies are rebuilt.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 # The translators the seeds need, with the facts of the real repos (README.md cites them).
 MARIAN = {
@@ -238,9 +238,33 @@ def spm_pieces(path: pathlib.Path) -> list[str]:
     return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
+def pseudo_words(prefix: str):
+    """Lowercase pronounceable filler words ("bako", "tirelu", ...), endless and distinct, each
+    yielded once with `prefix` (a word start) and once without (a word continuation).
+
+    They pad a vocabulary to the real model's size. A random model picks filler as often as
+    anything else, so filler must look like what real vocabularies hold (word pieces), not like
+    markup or numbers: "<dummy123>" decodes to a string that later tokenizers split into many
+    tokens and that the fact checker reads as a number."""
+    consonants, vowels = "bdfgklmnprstvz", "aeiou"
+    syllables = [c + v for c in consonants for v in vowels]
+    length = 2
+    while True:
+        n = len(syllables) ** length
+        for i in range(n):
+            parts = []
+            for _ in range(length):
+                i, r = divmod(i, len(syllables))
+                parts.append(syllables[r])
+            word = "".join(parts)
+            yield prefix + word
+            yield word
+        length += 1
+
+
 def marian_vocab(source: pathlib.Path, target: pathlib.Path, size: int) -> dict[str, int]:
     """Joint vocabulary as opus-mt repos ship it: </s> 0, <unk> 1, the pieces of both models,
-    then (here) dummy pieces up to the model's size, and <pad> last."""
+    then (here) filler pieces up to the model's size, and <pad> last."""
     vocab = {"</s>": 0, "<unk>": 1}
     for piece in spm_pieces(source) + spm_pieces(target):
         if piece in ("<unk>", "<s>", "</s>") or piece in vocab:
@@ -248,10 +272,11 @@ def marian_vocab(source: pathlib.Path, target: pathlib.Path, size: int) -> dict[
         vocab[piece] = len(vocab)
     if len(vocab) > size - 1:
         raise SystemExit(f"sentencepiece pieces ({len(vocab)}) exceed the vocabulary ({size})")
-    i = 0
+    filler = pseudo_words("\u2581")
     while len(vocab) < size - 1:
-        vocab[f"<dummy{i}>"] = len(vocab)
-        i += 1
+        piece = next(filler)
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
     vocab["<pad>"] = size - 1
     return vocab
 
@@ -439,9 +464,13 @@ def make_qwen_tokenizer(directory: pathlib.Path):
     data = json.loads(tok.to_str())
     vocab = data["model"]["vocab"]
     trained = len(vocab)
-    # Unreachable entries (no merge produces them) so the specials get Qwen2.5's real ids.
-    for i in range(trained, QWEN_REGULAR_TOKENS):
-        vocab[f"[PAD{i}]"] = i
+    # Entries no merge produces, so the specials get Qwen2.5's real ids. Byte-level BPE writes
+    # a leading space as "\u0120" (Ġ); the filler is lowercase words, like most real entries.
+    filler = pseudo_words("\u0120")
+    while len(vocab) < QWEN_REGULAR_TOKENS:
+        token = next(filler)
+        if token not in vocab:
+            vocab[token] = len(vocab)
     tok = tokenizers.Tokenizer.from_str(json.dumps(data))
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIALS])
     for i, t in enumerate(QWEN_SPECIALS):

@@ -69,6 +69,103 @@ def parse_time(text: str) -> dict:
     return out
 
 
+LLM_CALL = re.compile(r"(?P<prompt>\d+) prompt tokens at (?P<pps>[\d.]+)/s, (?P<gen>\d+) generated at (?P<gps>[\d.]+)/s"
+                      r"(?:, stopped by (?P<stop>\w+))?")
+
+
+def parse_cpu(path: pathlib.Path) -> tuple[dict, dict, list[float]]:
+    """CPU seconds per stage (difference between consecutive `stage …` lines) and at a few other
+    marks, and the load averages sampled during the run, from monitor.py's output."""
+    per_stage: dict[str, float] = {}
+    marks: dict[str, float] = {}
+    loads: list[float] = []
+    previous = 0.0
+    for line in read(path).splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("end"):
+            marks["end"] = entry["cpu"]
+            loads = entry.get("load_samples", loads)
+            continue
+        text = entry.get("line", "")
+        m = STAGE.search(text)
+        if m:
+            per_stage[m["name"]] = entry["cpu"] - previous
+            previous = entry["cpu"]
+            marks[f"after {m['name']}"] = entry["cpu"]
+        elif "translate: started" in text and "translate started" not in marks:
+            marks["translate started"] = entry["cpu"]
+    return per_stage, marks, loads
+
+
+def llm_stats(log: str) -> dict:
+    calls = [m for m in (LLM_CALL.search(l) for l in log.splitlines()) if m]
+    stops: dict[str, int] = {}
+    for c in calls:
+        stops[c["stop"] or "?"] = stops.get(c["stop"] or "?", 0) + 1
+    prompt = sum(int(c["prompt"]) for c in calls)
+    gen = sum(int(c["gen"]) for c in calls)
+    prompt_s = sum(int(c["prompt"]) / float(c["pps"]) for c in calls if float(c["pps"]) > 0)
+    gen_s = sum(int(c["gen"]) / float(c["gps"]) for c in calls if float(c["gps"]) > 0)
+    return {
+        "calls": len(calls), "prompt": prompt, "gen": gen, "prompt_s": prompt_s, "gen_s": gen_s, "stops": stops,
+        "parts": sum(1 for l in log.splitlines() if "summarizing it in" in l),
+        "retries": sum(1 for l in log.splitlines() if "asking again with the strict prompt" in l),
+    }
+
+
+def translation_stats(stage_cache: pathlib.Path, models: pathlib.Path) -> list[list[str]]:
+    """Per translated article: source tokens (the model's own sentencepiece), output tokens
+    (greedy longest match over vocab.json: about what was generated) and how many sentences
+    ran to the engine's cap of 3 × source + 16 tokens."""
+    try:
+        import sentencepiece as spm
+    except ImportError:
+        return []
+    segments = {}
+    for f in stage_cache.glob("v1/segment/*/*.entry"):
+        d = json.loads(read(f).split("\n", 1)[1])
+        segments[d["detected"]["article"]["origin"]] = d["segments"]
+    rows = []
+    for f in sorted(stage_cache.glob("v1/translate/*/*.entry")):
+        d = json.loads(read(f).split("\n", 1)[1])
+        origin = d["article"]["origin"]
+        for lang, label in d.get("translations", []):
+            repo = label.split("@")[0]
+            directory = models / repo
+            if not directory.exists():
+                continue
+            sp = spm.SentencePieceProcessor(model_file=str(directory / "source.spm"))
+            vocab = json.loads(read(directory / "vocab.json"))
+            longest = max(len(k) for k in vocab)
+            src = out = capped = n = 0
+            for sentence in d["sentences"]:
+                if sentence.get("translated_by") != label:
+                    continue
+                segment = segments.get(origin, [])[sentence["segment"]] if isinstance(sentence.get("segment"), int) else None
+                if segment is None:
+                    continue
+                a = len(sp.encode(segment["text"])) + 1
+                text = "\u2581" + sentence["text"].replace(" ", "\u2581")
+                b, i = 0, 0
+                while i < len(text):
+                    for j in range(min(len(text), i + longest), i, -1):
+                        if text[i:j] in vocab:
+                            break
+                    i = j
+                    b += 1
+                n += 1
+                src += a
+                out += b
+                capped += b + 1 >= 3 * a + 16
+            if n:
+                rows.append([origin, f"{lang} ({repo.split('/')[-1]})", str(n), str(src), f"≈{out}",
+                             f"{out / src:.1f}", f"{capped}/{n}"])
+    return rows
+
+
 def fmt(x, digits=1) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
@@ -183,11 +280,15 @@ def main():
     runs = {}
     for name in ("run1", "run2"):
         stages, done, done_rest = parse_log(read(run / f"{name}.log"))
+        cpu, marks, loads = parse_cpu(run / f"{name}.cpu.jsonl")
         runs[name] = dict(stages=stages, done=done, done_rest=done_rest, time=parse_time(read(run / f"{name}.time")),
-                          rc=read(run / f"{name}.rc", "?").strip(), hub=read(run / f"{name}.hub-requests", "?").strip())
+                          rc=read(run / f"{name}.rc", "?").strip(), hub=read(run / f"{name}.hub-requests", "?").strip(),
+                          cpu=cpu, marks=marks, loads=loads)
     r1, r2 = runs["run1"], runs["run2"]
 
     print(f"### Time on {args.cores} cores, stage by stage (seconds, from polybrief's `stage …` log lines)\n")
+    print("Wall seconds are what the log says; CPU seconds (user+system of the polybrief process, sampled "
+          "from /proc when each stage line appears) do not depend on other jobs on the machine.\n")
     rows = []
     names = STAGE_ORDER + [s for s in r1["stages"] if s not in STAGE_ORDER] + \
         [s for s in r2["stages"] if s not in STAGE_ORDER and s not in r1["stages"]]
@@ -196,26 +297,48 @@ def main():
         b = r2["stages"].get(s)
         if a is None and b is None:
             continue
-        rows.append([s, fmt(a and a[0], 2), fmt(b and b[0], 2), a[1] if a else "", b[1] if b else ""])
+        rows.append([s, fmt(a and a[0], 2), fmt(r1["cpu"].get(s), 1), fmt(b and b[0], 2), fmt(r2["cpu"].get(s), 1),
+                     a[1] if a else ""])
     sum1 = sum(v[0] for v in r1["stages"].values()) if r1["stages"] else None
     sum2 = sum(v[0] for v in r2["stages"].values()) if r2["stages"] else None
     w1, w2 = r1["time"].get("wall"), r2["time"].get("wall")
-    rows.append(["outside stages (start-up, model download and load before `translate`)",
-                 fmt(w1 - sum1 if w1 is not None and sum1 is not None else None, 2),
-                 fmt(w2 - sum2 if w2 is not None and sum2 is not None else None, 2), "", ""])
-    rows.append(["**total wall time** (/usr/bin/time)", f"**{fmt(w1, 1)}**", f"**{fmt(w2, 1)}**",
-                 f"polybrief: done in {fmt(r1['done'])} s" if r1["done"] else "",
-                 f"polybrief: done in {fmt(r2['done'])} s" if r2["done"] else ""])
-    rss1, rss2 = r1["time"].get("rss_kb"), r2["time"].get("rss_kb")
-    rows.append(["**peak RSS**", f"**{fmt(rss1 / 1024 / 1024 if rss1 else None, 2)} GiB**",
-                 f"**{fmt(rss2 / 1024 / 1024 if rss2 else None, 2)} GiB**", "", ""])
     cpu1 = (r1["time"].get("user") or 0) + (r1["time"].get("sys") or 0)
     cpu2 = (r2["time"].get("user") or 0) + (r2["time"].get("sys") or 0)
-    rows.append(["CPU time (user+sys)", fmt(cpu1), fmt(cpu2), "", ""])
-    rows.append(["exit code", r1["rc"], r2["rc"], "", ""])
-    rows.append(["requests to the hub", r1["hub"], r2["hub"], "", ""])
-    print(table(["stage", "run 1 (fresh caches)", "run 2 (same caches)", "run 1 detail", "run 2 detail"], rows))
+    out_cpu1 = cpu1 - sum(r1["cpu"].values()) if r1["cpu"] else None
+    out_cpu2 = cpu2 - sum(r2["cpu"].values()) if r2["cpu"] else None
+    rows.append(["outside stages (start-up; download and check of the translators, before `translate`)",
+                 fmt(w1 - sum1 if w1 is not None and sum1 is not None else None, 2), fmt(out_cpu1),
+                 fmt(w2 - sum2 if w2 is not None and sum2 is not None else None, 2), fmt(out_cpu2), ""])
+    rows.append(["**total** (/usr/bin/time)", f"**{fmt(w1, 1)}**", f"**{fmt(cpu1, 1)}**", f"**{fmt(w2, 1)}**",
+                 f"**{fmt(cpu2, 1)}**", f"polybrief: done in {fmt(r1['done'])} s" if r1["done"] else ""])
+    rss1, rss2 = r1["time"].get("rss_kb"), r2["time"].get("rss_kb")
+    rows.append(["**peak RSS**", f"**{fmt(rss1 / 1024 / 1024 if rss1 else None, 2)} GiB**", "",
+                 f"**{fmt(rss2 / 1024 / 1024 if rss2 else None, 2)} GiB**", "", ""])
+    rows.append(["exit code", r1["rc"], "", r2["rc"], "", ""])
+    rows.append(["requests to the hub", r1["hub"], "", r2["hub"], "", ""])
+    print(table(["stage", "run 1 wall s", "run 1 CPU s", "run 2 wall s", "run 2 CPU s", "run 1 detail"], rows))
     print()
+    for name, r in (("run 1", r1), ("run 2", r2)):
+        if r["loads"]:
+            loads = sorted(r["loads"])
+            print(f"Load average during {name} (1-minute, sampled every 5 s): median {loads[len(loads) // 2]:.1f}, "
+                  f"max {loads[-1]:.1f} — above {args.cores} means other jobs competed for the cores and wall "
+                  f"times are longer than on an idle machine.  ")
+    print()
+    stats = llm_stats(read(run / "run1.log"))
+    if stats["calls"]:
+        print(f"Language model in run 1: {stats['calls']} calls ({stats['parts']} articles summarized in parts, "
+              f"{stats['retries']} strict re-asks), {stats['prompt']} prompt tokens in {stats['prompt_s']:.0f} s "
+              f"({stats['prompt'] / max(stats['prompt_s'], 1e-9):.1f}/s), {stats['gen']} generated in "
+              f"{stats['gen_s']:.0f} s ({stats['gen'] / max(stats['gen_s'], 1e-9):.2f}/s); replies ended by: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(stats["stops"].items())) + ".\n")
+    rows = translation_stats(run / "stage-cache", bench / "models")
+    if rows:
+        print("Translations in run 1 (random weights rarely choose `</s>`, so outputs run to the engine's cap "
+              "of 3 × source + 16 tokens):\n")
+        print(table(["article", "translated from", "sentences", "source tokens", "output tokens", "ratio",
+                     "at the cap"], rows))
+        print()
     dl = downloads(bench, manifest)
     if dl:
         total_bytes = sum(b for _, b, _ in dl)

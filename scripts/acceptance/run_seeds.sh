@@ -103,9 +103,15 @@ run_case() {
   local cmd=("$BIN" --models "$BENCH/catalog.toml" --cache-dir "$RUN/stage-cache" run "$INPUT"
     -o "$RUN/out/brief.md" --json "$RUN/out/brief.json" -v)
   echo "${PIN[*]} RAYON_NUM_THREADS=$CORES HF_ENDPOINT=$HUB_URL ${cmd[*]}" >"$RUN/$name.cmd"
-  local rc=0
+  local rc=0 pid
   polybrief_env "$RUN" "$HUB_URL" "${PIN[@]}" /usr/bin/time -v -o "$RUN/$name.time" "${cmd[@]}" \
-    2>"$RUN/$name.log" || rc=$?
+    2>"$RUN/$name.log" &
+  pid=$!
+  # CPU seconds and load average at each log line (env execs taskset/time: $! is time's pid).
+  "$PYTHON" "$HERE/monitor.py" --parent "$pid" --log "$RUN/$name.log" --out "$RUN/$name.cpu.jsonl" &
+  local monitor=$!
+  wait "$pid" || rc=$?
+  wait "$monitor" || true
   echo "$rc" >"$RUN/$name.rc"
   echo $(($(wc -l <"$BENCH/hub-requests.jsonl") - before)) >"$RUN/$name.hub-requests"
   tail -n 3 "$RUN/$name.log" >&2
