@@ -310,6 +310,8 @@ fn print_stdout(text: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::hub::HubSettings;
+    use crate::progress::Reporter;
 
     #[test]
     fn sizes_print_in_decimal_units() {
