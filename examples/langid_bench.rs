@@ -15,6 +15,7 @@
 
 use std::time::Instant;
 
+use polybrief::article::{Article, ArticleMeta};
 use polybrief::pipeline::detect;
 
 struct Case {
@@ -100,6 +101,25 @@ const TWO_LETTER: &[(&str, &str)] = &[
     ("kor", "ko"),
 ];
 
+/// The benchmark language of a sentence (for building its context paragraph).
+fn cases_lang(text: &str) -> &'static str {
+    cases()
+        .into_iter()
+        .find(|c| c.text == text)
+        .map_or("", |c| c.lang)
+}
+
+/// whatlang restricted to the benchmark's languages, like the lingua rows.
+fn closed_whatlang() -> &'static whatlang::Detector {
+    static DETECTOR: std::sync::OnceLock<whatlang::Detector> = std::sync::OnceLock::new();
+    DETECTOR.get_or_init(|| {
+        let ours = TWO_LETTER
+            .iter()
+            .filter_map(|(three, _)| whatlang::Lang::from_code(*three));
+        whatlang::Detector::with_allowlist(ours.collect())
+    })
+}
+
 /// A whatlang answer as a code comparable with the benchmark's (other languages keep their
 /// three-letter code and so count as wrong).
 fn whatlang_code(lang: whatlang::Lang) -> String {
@@ -112,6 +132,7 @@ fn whatlang_code(lang: whatlang::Lang) -> String {
 }
 
 /// Resident memory of this process in MiB, from /proc (Linux only).
+#[cfg(feature = "bench-lingua")]
 fn rss_mib() -> Option<f64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
@@ -123,13 +144,21 @@ fn main() {
     let cases = cases();
     let mut rows = vec![
         evaluate(
-            "polybrief detect::identify (script rules + whatlang, confidence ≥ 0.5)",
+            &format!(
+                "polybrief detect::identify (script rules + whatlang, confidence ≥ {})",
+                detect::MIN_CONFIDENCE
+            ),
             Box::new(|t: &str| detect::identify(t).map(|l| l.code().to_string())),
             &cases,
         ),
         evaluate(
             "whatlang 0.16, all languages, best guess",
             Box::new(|t: &str| whatlang::detect(t).map(|i| whatlang_code(i.lang()))),
+            &cases,
+        ),
+        evaluate(
+            "whatlang 0.16, only the 19 languages, best guess",
+            Box::new(|t: &str| closed_whatlang().detect(t).map(|i| whatlang_code(i.lang()))),
             &cases,
         ),
         evaluate(
@@ -142,6 +171,38 @@ fn main() {
             &cases,
         ),
     ];
+    // The same sentences as a paragraph after a long paragraph in the same language: what
+    // `detect` does with a short paragraph (a headline, a byline) inside an article.
+    let context = |lang: &str| {
+        let same = cases.iter().filter(|c| c.lang == lang);
+        same.max_by_key(|c| c.text.len())
+            .map_or("", |c| c.text)
+            .to_string()
+    };
+    rows.push(evaluate(
+        "polybrief detect::detect, sentence as a paragraph of an article in its language",
+        Box::new(move |t: &str| {
+            let lang = cases_lang(t);
+            let paragraphs = vec![context(lang), t.to_string()];
+            let article = Article::new("bench".into(), ArticleMeta::default(), paragraphs);
+            detect::detect(article).paragraphs[1]
+                .lang
+                .as_ref()
+                .map(|l| l.code().to_string())
+        }),
+        &cases,
+    ));
+    // Other confidence floors for polybrief's detector, to show the wrong/none trade-off.
+    for floor in [0.0, 0.1, 0.2, 0.3] {
+        rows.push(evaluate(
+            &format!("  same, confidence ≥ {floor}"),
+            Box::new(move |t: &str| {
+                detect::identify_with_floor(t, floor).map(|l| l.code().to_string())
+            }),
+            &cases,
+        ));
+    }
+    #[allow(unused_mut)]
     let mut notes = Vec::new();
     #[cfg(feature = "bench-lingua")]
     lingua_rows(&cases, &mut rows, &mut notes);
@@ -221,6 +282,10 @@ fn lingua_rows(cases: &[Case], rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         .with_low_accuracy_mode()
         .with_preloaded_language_models()
         .build();
+    notes.push(format!(
+        "resident memory after the high-accuracy row: +{:.0} MiB over before loading",
+        rss_mib().zip(before).map_or(f64::NAN, |(a, b)| a - b)
+    ));
     rows.push(evaluate(
         "lingua 1.8, 19 languages, low accuracy",
         Box::new(|t: &str| low.detect_language_of(t).map(code)),

@@ -128,6 +128,11 @@ fn continues_sentence(text: &str, at: usize) -> bool {
     if !before.ends_with('.') {
         return false;
     }
+    // A list number at the start of a line ("1. 中 외국계 은행") starts its item.
+    let line = before.rsplit('\n').next().unwrap_or(before).trim_start();
+    if (2..=4).contains(&line.len()) && line[..line.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
     let token = last_token(before);
     let next_word: String = after
         .trim_start()
@@ -413,6 +418,23 @@ mod tests {
                 "The storm arrived at night and\nflooded the port.",
                 "It left."
             ]
+        );
+    }
+
+    #[test]
+    fn a_list_number_stays_with_its_item() {
+        assert_eq!(
+            sentences("1. 中 외국계 은행 ‘감원바람’\n2. 상하이, 주택 기준 폐지\n10. Gold falls."),
+            [
+                "1. 中 외국계 은행 ‘감원바람’",
+                "2. 상하이, 주택 기준 폐지",
+                "10. Gold falls."
+            ]
+        );
+        // A year at the end of a sentence is not a list number.
+        assert_eq!(
+            sentences("It opened in 2017. Then it closed."),
+            ["It opened in 2017.", "Then it closed."]
         );
     }
 
