@@ -241,8 +241,9 @@ fn glued_sentence_starts(text: &str) -> Vec<usize> {
             continue;
         }
         let token_start = text[..chars[i].0]
-            .rfind(char::is_whitespace)
-            .map_or(0, |s| s + 1);
+            .char_indices()
+            .rfind(|(_, c)| c.is_whitespace())
+            .map_or(0, |(at, c)| at + c.len_utf8());
         let token = &text[token_start..chars[i].0];
         if token.contains("://") || token.contains('@') || token.starts_with("www") {
             continue;
@@ -452,6 +453,29 @@ mod tests {
         let original: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         assert_eq!(kept.replace(char::is_whitespace, ""), original);
         assert!(spans.windows(2).all(|w| w[0].end <= w[1].start));
+    }
+
+    #[test]
+    fn odd_text_never_panics_and_loses_nothing() {
+        let odd = [
+            "x\u{a0}Alibaba.Hôm nay\u{3000}Tôi.Anh",
+            "...",
+            ". . .",
+            "1.",
+            "a.B",
+            "Dr.",
+            "„Gut.“\r\nSie ging.\r\n",
+            "\u{a0}z. B.\u{a0}Die",
+            "했다.1",
+            "(U.S.) [Nr.] «Prof.» Ende.",
+            "www.example.com/A.Bcd and mail@host.De.Fg",
+        ];
+        for text in odd {
+            let spans = split_sentences(text);
+            let kept: String = spans.iter().map(|r| &text[r.clone()]).collect();
+            let strip = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+            assert_eq!(strip(&kept), strip(text), "{text:?}");
+        }
     }
 
     #[test]
