@@ -155,6 +155,10 @@ impl OutputLock {
             path: lock_path.to_path_buf(),
             source,
         };
+        // `-o briefs/today.md` into a folder that does not exist yet is a normal first run.
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_error)?;
+        }
         for _ in 0..ACQUIRE_ATTEMPTS {
             // No truncation: the file may hold the current holder's details.
             let mut file = File::options()
