@@ -416,9 +416,18 @@ mod tests {
     }
 
     #[test]
-    fn lock_in_a_missing_folder_is_an_io_error_naming_the_path() {
+    fn lock_in_a_missing_folder_creates_the_folder() {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("missing").join("brief.md");
+        let lock = OutputLock::acquire(&output).unwrap();
+        assert!(lock.path().exists());
+    }
+
+    #[test]
+    fn lock_where_no_folder_can_be_made_is_an_io_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a-file"), "").unwrap();
+        let output = dir.path().join("a-file").join("brief.md");
         let error = OutputLock::acquire(&output).unwrap_err();
         assert!(matches!(error, LockError::Io { .. }));
         assert!(error.to_string().contains("brief.md.lock"), "{error}");
