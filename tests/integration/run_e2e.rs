@@ -78,13 +78,15 @@ impl Env {
         }
     }
 
+    /// Runs the binary with the test's catalog, hub and caches (the stage cache unless the
+    /// arguments name another).
     fn polybrief(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_polybrief"))
-            .args(args)
-            .arg("--models")
-            .arg(self.path("catalog.toml"))
-            .arg("--cache-dir")
-            .arg(self.path("stage-cache"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_polybrief"));
+        command.args(args).arg("--models").arg(self.path("catalog.toml"));
+        if !args.contains(&"--cache-dir") {
+            command.arg("--cache-dir").arg(self.path("stage-cache"));
+        }
+        command
             .env("HF_HUB_CACHE", self.path("hub-cache"))
             .env("HF_ENDPOINT", self.endpoint())
             .env_remove("HF_HOME")
@@ -214,4 +216,118 @@ fn second_run_on_the_same_output_is_refused_with_exit_code_4() {
     let run = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", brief.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(4), "{}", stderr(&run));
     assert!(stderr(&run).contains(&std::process::id().to_string()), "says who holds it: {}", stderr(&run));
+}
+
+/// A copy of the example articles in a folder of the test's own, so tests can add to it.
+fn copy_examples(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir("examples/articles").unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn run_args<'a>(input: &'a str, brief: &'a str) -> Vec<&'a str> {
+    vec!["run", input, "--summarizer", "extractive", "-o", brief]
+}
+
+#[test]
+fn bad_inputs_are_skipped_listed_and_exit_3_while_the_rest_is_briefed() {
+    let env = Env::new(false);
+    let input = env.path("in");
+    copy_examples(&input);
+    std::fs::write(input.join("empty.txt"), "").unwrap();
+    std::fs::write(input.join("binary.txt"), [0u8, 159, 146, 150, 0, 1, 2, 3].repeat(64)).unwrap();
+    std::fs::write(input.join("duplicate.txt"), std::fs::read("examples/articles/de-sturm.txt").unwrap()).unwrap();
+    let brief = env.path("brief.md");
+    let run = env.polybrief(&run_args(input.to_str().unwrap(), brief.to_str().unwrap()));
+    assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
+    let markdown = std::fs::read_to_string(&brief).unwrap();
+    let skipped = &markdown[markdown.find("## Skipped").expect("a Skipped section")..];
+    assert!(skipped.contains("empty.txt") && skipped.contains("binary.txt"), "{skipped}");
+    assert!(markdown.contains("duplicate.txt"), "a duplicate is listed under its article");
+    assert!(stderr(&run).contains("skipped"), "{}", stderr(&run));
+}
+
+#[test]
+fn two_shards_then_an_assembling_run_give_the_same_brief_as_one_run() {
+    let env = Env::new(false);
+    let one = env.path("one.md");
+    let cache_a = env.path("single-cache");
+    let single = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", one.to_str().unwrap(), "--cache-dir", cache_a.to_str().unwrap()]);
+    assert!(single.status.success(), "{}", stderr(&single));
+
+    // The shards and the assembly share the default stage cache of `Env`.
+    for shard in ["0/2", "1/2"] {
+        let run = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "--shard", shard]);
+        assert!(run.status.success(), "shard {shard}: {}", stderr(&run));
+        assert!(run.stdout.is_empty(), "a shard writes no brief");
+    }
+    let assembled = env.path("assembled.md");
+    let run = env.polybrief(&run_args("examples/articles", assembled.to_str().unwrap()));
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("0 translation models loaded"), "assembly reuses the shards' work: {}", stderr(&run));
+    assert_eq!(
+        without_date(&std::fs::read_to_string(&one).unwrap()),
+        without_date(&std::fs::read_to_string(&assembled).unwrap())
+    );
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_same_brief() {
+    let env = Env::new(false);
+    let reference = env.path("reference.md");
+    let clean_cache = env.path("clean-cache");
+    let clean = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", reference.to_str().unwrap(), "--cache-dir", clean_cache.to_str().unwrap()]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+
+    // Start a run, kill -9 it as soon as it has cached its first translation.
+    let brief = env.path("brief.md");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polybrief"))
+        .args(run_args("examples/articles", brief.to_str().unwrap()))
+        .arg("--models").arg(env.path("catalog.toml"))
+        .arg("--cache-dir").arg(env.path("stage-cache"))
+        .env("HF_HUB_CACHE", env.path("hub-cache"))
+        .env("HF_ENDPOINT", env.endpoint())
+        .env_remove("HF_HUB_OFFLINE")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let translate_dir = env.path("stage-cache").join("v1").join("translate");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut killed_midway = false;
+    while Instant::now() < deadline {
+        let entries = walk_count(&translate_dir);
+        if entries >= 1 {
+            killed_midway = child.try_wait().unwrap().is_none();
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(killed_midway, "the run finished before it could be killed; the test proves nothing");
+    assert!(!brief.exists(), "a killed run leaves no brief");
+
+    let resumed = env.polybrief(&run_args("examples/articles", brief.to_str().unwrap()));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let log = stderr(&resumed);
+    let hits = regex::Regex::new(r"translate (\d+) hit").unwrap();
+    let hit_count: u32 = hits.captures(&log).map(|c| c[1].parse().unwrap()).unwrap_or(0);
+    assert!(hit_count >= 1, "the resumed run reuses the killed run's finished work: {log}");
+    assert_eq!(
+        without_date(&std::fs::read_to_string(&reference).unwrap()),
+        without_date(&std::fs::read_to_string(&brief).unwrap())
+    );
+}
+
+fn walk_count(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { usize::from(e.path().extension().is_some_and(|x| x == "entry")) })
+        .sum()
 }
