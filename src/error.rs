@@ -40,13 +40,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// An opus-mt tokenizer could not be built from the model's files.
+    #[error(transparent)]
+    MarianTokenizer(#[from] crate::models::marian_tokenizer::TokenizerError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } => ExitCode::Fatal,
+            Error::Read { .. } | Error::Write { .. } | Error::MarianTokenizer(_) => ExitCode::Fatal,
         }
     }
 }
