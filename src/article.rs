@@ -229,9 +229,14 @@ pub struct EnglishArticle {
 impl EnglishArticle {
     /// The English text, one paragraph per source paragraph.
     pub fn text(&self) -> String {
+        self.text_of(0..self.sentences.len())
+    }
+
+    /// The English text of the sentences in `range`, paragraph breaks kept.
+    pub fn text_of(&self, range: Range<usize>) -> String {
         let mut out = String::new();
         let mut last_paragraph = None;
-        for sentence in &self.sentences {
+        for sentence in &self.sentences[range] {
             match last_paragraph {
                 Some(p) if p == sentence.paragraph => out.push(' '),
                 Some(_) => out.push_str("\n\n"),
