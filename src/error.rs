@@ -42,15 +42,59 @@ pub enum Error {
     },
 
     #[error(transparent)]
+    Hub(#[from] crate::models::hub::HubError),
+
+    #[error(transparent)]
+    Prompt(#[from] crate::prompts::PromptError),
+
+    #[error(transparent)]
+    Llm(#[from] crate::models::llm::LlmError),
+
+    #[error("summarizing failed: {0}")]
+    Summarize(#[from] crate::pipeline::summarize::SummarizeError),
+
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+
+    #[error(
+        "interrupted: finished work is kept in the cache; run the same command again to resume"
+    )]
+    Interrupted,
+
+    #[error(transparent)]
+    PromptTemplate(#[from] crate::pipeline::synthesize::TemplateError),
+
+    #[error(transparent)]
+    Ingest(#[from] crate::pipeline::ingest::IngestError),
+
+    #[error(transparent)]
     Translate(#[from] crate::pipeline::translate::TranslateError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } | Error::Translate(_) => ExitCode::Fatal,
+            Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) | Error::Ingest(_) => ExitCode::Usage,
+            Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => ExitCode::Usage,
+            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) | Error::Translate(_) => ExitCode::Fatal,
+            Error::Hub(e) => e.exit_code(),
+            Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
+            Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
+            Error::Interrupted => ExitCode::Interrupted,
         }
+    }
+}
+
+/// A missing input path is a usage error (exit 2), with ingest's wording.
+impl From<crate::pipeline::ingest::IngestError> for Error {
+    fn from(err: crate::pipeline::ingest::IngestError) -> Self {
+        Error::Usage(err.to_string())
     }
 }
 

@@ -7,11 +7,16 @@
 
 pub mod article;
 pub mod cache;
+pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod engines;
 pub mod error;
+pub mod interrupt;
 pub mod lock;
 pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
+pub mod prompts;
 pub mod shard;

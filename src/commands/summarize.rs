@@ -1,1 +1,117 @@
-//! (work in progress: commands/summarize)
+//! `polybrief summarize FILE|-`: the summary of one English text, on stdout.
+//!
+//! With `--gguf` and `--tokenizer` the model comes from local files; otherwise from the
+//! catalog (wired by the lead). Facts of the summary that the text does not contain are
+//! reported on stderr, as the brief would flag them.
+
+use std::path::{Path, PathBuf};
+
+use crate::article::{Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang};
+use crate::cli::SummarizerChoice;
+use crate::config::Context;
+use crate::engines::{load_llm, plan_summarizer, SummaryPlan};
+use crate::error::{Error, ExitCode};
+use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
+use crate::pipeline::summarize::llm::{split_sentences, LlmSummarizer, LlmSummaryOptions};
+use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
+use crate::prompts::Prompts;
+
+#[derive(Debug, clap::Args)]
+pub struct SummarizeArgs {
+    /// The English text to summarize: a file, or `-` for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: String,
+
+    /// Which summarizer writes the summary.
+    #[arg(long, value_enum, default_value_t = SummarizerChoice::Auto)]
+    pub summarizer: SummarizerChoice,
+
+    /// A folder of prompt templates (summarize.txt, summarize_strict.txt, ...) that replace the
+    /// built-in ones, file by file.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+
+    /// A local GGUF model to use instead of the catalog's (needs --tokenizer).
+    #[arg(long, value_name = "FILE", requires = "tokenizer")]
+    pub gguf: Option<PathBuf>,
+
+    /// The model's tokenizer.json (with --gguf). A tokenizer_config.json beside it supplies
+    /// the chat template; otherwise the GGUF's own template is used.
+    #[arg(long, value_name = "FILE", requires = "gguf")]
+    pub tokenizer: Option<PathBuf>,
+
+    /// How many sentences the summary has.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub sentences: u16,
+}
+
+pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
+    let text = super::read_input(&args.input)?;
+    if text.trim().is_empty() {
+        return Err(Error::Usage(format!("{} is empty: there is nothing to summarize", args.input)));
+    }
+    let prompts = Prompts::load(args.prompts.as_deref())?;
+    let article = english_article(&args.input, &text);
+    let options = LlmSummaryOptions { sentences: usize::from(args.sentences), ..Default::default() };
+
+    let summary = match (&args.gguf, &args.tokenizer) {
+        (Some(gguf), Some(tokenizer)) => {
+            let files = LlmFiles {
+                weights: Weights::Gguf(gguf.clone()),
+                tokenizer: tokenizer.clone(),
+                tokenizer_config: tokenizer_config_beside(tokenizer),
+            };
+            let mut generator = LlmGenerator::load(&files, &ctx.device, LlmOptions::default())?;
+            LlmSummarizer::new(&mut generator, prompts, options).summarize(&article)?
+        }
+        _ => {
+            let store = ctx.model_store();
+            match plan_summarizer(args.summarizer, ctx, &store)? {
+                SummaryPlan::Extractive { note } => {
+                    if let Some(note) = note {
+                        log::warn!("{note}");
+                    }
+                    let mut summarizer = ExtractiveSummarizer::default();
+                    summarizer.max_sentences = usize::from(args.sentences);
+                    summarizer.summarize(&article)?
+                }
+                SummaryPlan::Llm { entry } => {
+                    let mut generator = load_llm(&store, &entry, &ctx.device)?;
+                    LlmSummarizer::new(&mut generator, prompts, options).summarize(&article)?
+                }
+            }
+        }
+    };
+    if !summary.ungrounded.is_empty() {
+        log::warn!(
+            "the summary states {} which the text does not contain; the brief would flag it",
+            summary.ungrounded.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    crate::output::write_stdout(format!("{}\n", summary.text()).as_bytes())?;
+    Ok(ExitCode::Success)
+}
+
+
+fn tokenizer_config_beside(tokenizer: &Path) -> Option<PathBuf> {
+    let candidate = tokenizer.with_file_name("tokenizer_config.json");
+    candidate.is_file().then_some(candidate)
+}
+
+/// A plain English text as the pipeline's `EnglishArticle`: paragraphs at blank lines,
+/// sentences at Unicode sentence boundaries.
+pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut sentences = Vec::new();
+    for (paragraph, p) in paragraphs.iter().enumerate() {
+        for s in split_sentences(p) {
+            sentences.push(EnglishSentence { text: s, segment: sentences.len(), paragraph, translated_by: None });
+        }
+    }
+    let article = Article::new(origin.to_string(), ArticleMeta::default(), paragraphs);
+    EnglishArticle { article, source_lang: Some(Lang::english()), translations: Vec::new(), sentences }
+}

@@ -1,1 +1,97 @@
-//! (work in progress: commands/translate)
+//! `polybrief translate FILE|-`: one text into English on stdout. The text goes through the
+//! same stages as an article in a run (language per paragraph, sentences, batched
+//! translation), so a mixed text keeps its English and only the rest is translated.
+
+use std::path::PathBuf;
+
+use candle_core::DType;
+
+use crate::article::{Article, ArticleMeta, DetectedParagraph, Lang};
+use crate::config::Context;
+use crate::engines::TranslatorPool;
+use crate::error::{Error, ExitCode};
+use crate::models::marian_tokenizer::MarianTokenizer;
+use crate::pipeline::translate::{
+    load_marian, translate_article, Translate, TranslateError, TranslateSettings, Translator, Translators,
+};
+use crate::pipeline::{detect, segment};
+
+#[derive(Debug, clap::Args)]
+pub struct TranslateArgs {
+    /// The text to translate: a file, or `-` for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: String,
+
+    /// The text's language (ISO 639-1, e.g. `de`). Default: identified paragraph by paragraph.
+    #[arg(long = "from", value_name = "LANG")]
+    pub from: Option<Lang>,
+
+    /// Beam size; 1 is greedy search (fastest). Default: 4, as the opus-mt models were tuned.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub beams: Option<u16>,
+
+    /// A local opus-mt folder (config.json, model.safetensors or pytorch_model.bin, source.spm,
+    /// target.spm, vocab.json) that translates every non-English sentence, instead of the catalog.
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+}
+
+pub fn run(args: TranslateArgs, ctx: &Context) -> Result<ExitCode, Error> {
+    let text = super::read_input(&args.input)?;
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if paragraphs.is_empty() {
+        return Err(Error::Usage(format!("{} is empty: there is nothing to translate", args.input)));
+    }
+    let article = Article::new(args.input.clone(), ArticleMeta::default(), paragraphs);
+    let mut detected = detect::detect(article);
+    if let Some(lang) = &args.from {
+        detected.lang = Some(lang.clone());
+        for paragraph in &mut detected.paragraphs {
+            *paragraph = DetectedParagraph { text: paragraph.text.clone(), lang: Some(lang.clone()) };
+        }
+    }
+    if detected.lang.is_none() {
+        return Err(Error::Usage(format!(
+            "the language of {} could not be identified; say it with --from LANG (e.g. --from de)",
+            args.input
+        )));
+    }
+    let segmented = segment::segment(detected);
+
+    let mut settings = TranslateSettings::default();
+    if let Some(beams) = args.beams {
+        settings.num_beams = usize::from(beams);
+    }
+    let english = match &args.model_dir {
+        Some(dir) => {
+            let model = load_marian(dir, DType::F32, &ctx.device)?;
+            let tokenizer = MarianTokenizer::from_dir(dir)
+                .map_err(|e| TranslateError::Load { path: dir.clone(), reason: e.to_string() })?;
+            let name = dir.display().to_string();
+            let mut one = OneModel(Box::new(Translator::new(name, model, tokenizer, settings)));
+            translate_article(segmented, &mut one)?
+        }
+        None => {
+            let store = ctx.model_store();
+            let mut pool = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
+            translate_article(segmented, &mut pool)?
+        }
+    };
+    crate::output::write_stdout(format!("{}\n", english.text()).as_bytes())?;
+    Ok(ExitCode::Success)
+}
+
+/// `--model-dir`: one model for every language.
+struct OneModel(Box<dyn Translate>);
+
+impl Translators for OneModel {
+    fn for_lang(&mut self, _lang: &Lang) -> Result<&mut dyn Translate, TranslateError> {
+        Ok(self.0.as_mut())
+    }
+}
+
+

@@ -1,1 +1,704 @@
-//! (work in progress: pipeline/render)
+//! Render: the [`Brief`] (everything the reader gets, as plain data) and its two
+//! renderings, Markdown for people and JSON for programs.
+//!
+//! Text that came from articles (titles, outlets, summaries, key points, translations,
+//! file names) is untrusted: it passes through [`escape`] so it cannot add HTML, links,
+//! images, headings, list or table structure, or citations to the brief. Citations are
+//! written only from the numeric citation fields; a `[9]` inside article text becomes `(9)`.
+//!
+//! Rendering is deterministic: the same `Brief` gives byte-identical output. The date is on
+//! a line of its own (`Date: …`) so tests can ignore it.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::article::{
+    EnglishArticle, Lang, SkippedInput, SourceNumber, Story, Summary, SummaryMethod, UnusedSource,
+};
+
+/// Everything the brief says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Brief {
+    pub title: String,
+    /// The run's date, e.g. `2026-11-22`.
+    pub date: String,
+    /// The models the run used, with their pinned revisions.
+    pub models: Vec<ModelUse>,
+    /// Where they ran (`cpu`, `cuda:0`).
+    pub device: String,
+    pub stories: Vec<Story>,
+    /// Numbered 1, 2, … in order; key points cite these numbers.
+    pub sources: Vec<SourceEntry>,
+    pub unused: Vec<UnusedSource>,
+    pub skipped: Vec<SkippedInput>,
+    pub notes: Vec<String>,
+    /// The full English text of each translated source, when asked for.
+    pub translations: Option<Vec<TranslatedText>>,
+}
+
+/// One model the run used, and for what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelUse {
+    /// What it did: `translation de→en`, `summary`.
+    pub role: String,
+    /// The catalog id (`opus-mt-de-en`).
+    pub id: String,
+    /// The hub repository (`Helsinki-NLP/opus-mt-de-en`).
+    pub repo: String,
+    /// The pinned revision (a commit hash).
+    pub revision: String,
+}
+
+/// One entry of the Sources list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceEntry {
+    pub number: SourceNumber,
+    /// The article's title, or its file name when it has none.
+    pub title: String,
+    /// The outlet ("Reuters"), when known.
+    pub outlet: Option<String>,
+    /// Where it was read from (`world/de-flood.txt`, `feed.jsonl#3`).
+    pub origin: String,
+    /// The article's main language.
+    pub language: Option<Lang>,
+    pub url: Option<String>,
+    pub published: Option<String>,
+    /// Languages translated from, with the model used; empty for English articles.
+    pub translated: Vec<Translation>,
+    /// Other files with the same text.
+    pub also_at: Vec<String>,
+    pub summary: Option<SourceSummary>,
+}
+
+/// "translated from <language> by <model>".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Translation {
+    pub from: Lang,
+    pub model: String,
+}
+
+/// A source's summary as the brief shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    pub text: String,
+    pub method: SummaryMethod,
+    /// Facts in the summary the article does not contain; non-empty flags the summary.
+    pub ungrounded: Vec<String>,
+}
+
+/// The English text of one translated source, for the appendix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranslatedText {
+    pub source: SourceNumber,
+    pub paragraphs: Vec<String>,
+}
+
+impl SourceEntry {
+    /// The entry for an article, with its summary when there is one.
+    pub fn new(number: SourceNumber, english: &EnglishArticle, summary: Option<&Summary>) -> Self {
+        let article = &english.article;
+        SourceEntry {
+            number,
+            title: article
+                .meta
+                .title
+                .clone()
+                .unwrap_or_else(|| article.origin.clone()),
+            outlet: article.meta.source.clone(),
+            origin: article.origin.clone(),
+            language: english.source_lang.clone(),
+            url: article.meta.url.clone(),
+            published: article.meta.published.clone(),
+            translated: english
+                .translations
+                .iter()
+                .map(|(from, model)| Translation {
+                    from: from.clone(),
+                    model: model.clone(),
+                })
+                .collect(),
+            also_at: article.also_at.clone(),
+            summary: summary.map(|s| SourceSummary {
+                text: s.text(),
+                method: s.method.clone(),
+                ungrounded: s.ungrounded.clone(),
+            }),
+        }
+    }
+}
+
+impl TranslatedText {
+    /// The appendix text of a translated article, one paragraph per source paragraph.
+    pub fn new(number: SourceNumber, english: &EnglishArticle) -> Self {
+        TranslatedText {
+            source: number,
+            paragraphs: english.text().split("\n\n").map(str::to_string).collect(),
+        }
+    }
+}
+
+impl Brief {
+    /// Inconsistencies a renderer cannot fix: source numbers that are not 1, 2, …, n in
+    /// order (a Markdown numbered list would show other numbers), and citations of sources
+    /// that are not listed.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            if source.number != index + 1 {
+                problems.push(format!(
+                    "source {} is listed at position {}",
+                    source.number,
+                    index + 1
+                ));
+            }
+        }
+        let listed = |n: &SourceNumber| self.sources.iter().any(|s| s.number == *n);
+        let cited = self.stories.iter().flat_map(|story| {
+            let points = story.points.iter().flat_map(|p| p.citations.iter());
+            let sides = story
+                .disagreements
+                .iter()
+                .flat_map(|d| d.sides.iter().flat_map(|(_, c)| c.iter()));
+            story.sources.iter().chain(points).chain(sides)
+        });
+        let mut dangling: Vec<SourceNumber> = cited.filter(|n| !listed(n)).copied().collect();
+        dangling.extend(self.unused.iter().map(|u| u.source).filter(|n| !listed(n)));
+        dangling.extend(
+            self.translations
+                .iter()
+                .flatten()
+                .map(|t| t.source)
+                .filter(|n| !listed(n)),
+        );
+        dangling.sort_unstable();
+        dangling.dedup();
+        problems.extend(
+            dangling
+                .into_iter()
+                .map(|n| format!("source [{n}] is cited but not listed")),
+        );
+        problems
+    }
+}
+
+/// The brief as Markdown.
+pub fn render_markdown(brief: &Brief) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", escape(&brief.title));
+    let _ = writeln!(out, "Date: {}\n", escape(&brief.date));
+
+    let _ = writeln!(out, "Device: {}\n", escape(&brief.device));
+    if !brief.models.is_empty() {
+        out.push_str("Models:\n\n");
+        for model in &brief.models {
+            let _ = writeln!(
+                out,
+                "- {}: {} ({}, revision {})",
+                escape(&model.role),
+                escape(&model.id),
+                escape(&model.repo),
+                escape(&model.revision)
+            );
+        }
+        out.push('\n');
+    }
+
+    for story in &brief.stories {
+        let _ = writeln!(out, "## {}\n", escape(&story.title));
+        if !story.sources.is_empty() {
+            let _ = writeln!(out, "Sources: {}\n", citations(&story.sources));
+        }
+        for point in &story.points {
+            let _ = writeln!(
+                out,
+                "- {} {}",
+                escape(&point.text),
+                citations(&point.citations)
+            );
+        }
+        if !story.points.is_empty() {
+            out.push('\n');
+        }
+        if !story.disagreements.is_empty() {
+            out.push_str("Sources disagree:\n\n");
+            for disagreement in &story.disagreements {
+                let sides: Vec<String> = disagreement
+                    .sides
+                    .iter()
+                    .map(|(value, cited)| format!("{} {}", escape(value), citations(cited)))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "- {}: {}",
+                    escape(&disagreement.subject),
+                    sides.join("; ")
+                );
+            }
+            out.push('\n');
+        }
+    }
+
+    out.push_str("## Sources\n\n");
+    for source in &brief.sources {
+        let _ = writeln!(out, "{}. {}", source.number, source_line(source));
+    }
+    out.push('\n');
+
+    if brief.sources.iter().any(|s| s.summary.is_some()) {
+        out.push_str("## Summaries\n\n");
+        for source in &brief.sources {
+            let Some(summary) = &source.summary else {
+                continue;
+            };
+            let _ = writeln!(out, "### [{}] {}\n", source.number, escape(&source.title));
+            let _ = writeln!(out, "{}\n", escape(&summary.text));
+            let method = match &summary.method {
+                SummaryMethod::Extractive => {
+                    "Extractive summary (sentences from the article).".to_string()
+                }
+                SummaryMethod::Llm { model } => format!("Summary written by {}.", escape(model)),
+            };
+            let _ = writeln!(out, "*{method}*\n");
+            if !summary.ungrounded.is_empty() {
+                let facts: Vec<String> = summary.ungrounded.iter().map(|f| escape(f)).collect();
+                let _ = writeln!(
+                    out,
+                    "**Check this summary:** it states facts the article does not contain: {}.\n",
+                    facts.join(", ")
+                );
+            }
+        }
+    }
+
+    if !brief.unused.is_empty() {
+        out.push_str("## Sources not cited\n\n");
+        for unused in &brief.unused {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                citations(&[unused.source]),
+                escape(&unused.reason)
+            );
+        }
+        out.push('\n');
+    }
+
+    if !brief.skipped.is_empty() {
+        out.push_str("## Skipped\n\n");
+        for skipped in &brief.skipped {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                escape(&skipped.path.display().to_string()),
+                escape(&skipped.reason)
+            );
+        }
+        out.push('\n');
+    }
+
+    if !brief.notes.is_empty() {
+        out.push_str("## Notes\n\n");
+        for note in &brief.notes {
+            let _ = writeln!(out, "- {}", escape(note));
+        }
+        out.push('\n');
+    }
+
+    if let Some(translations) = brief.translations.as_ref().filter(|t| !t.is_empty()) {
+        out.push_str("## Appendix: translations\n\n");
+        for text in translations {
+            let source = brief.sources.iter().find(|s| s.number == text.source);
+            let title = source.map_or_else(String::new, |s| escape(&s.title));
+            let _ = writeln!(out, "### [{}] {}\n", text.source, title);
+            if let Some(line) = source.and_then(translated_by) {
+                let _ = writeln!(out, "*{line}*\n");
+            }
+            for paragraph in text.paragraphs.iter().filter(|p| !p.trim().is_empty()) {
+                let _ = writeln!(out, "{}\n", escape(paragraph));
+            }
+        }
+    }
+
+    // Exactly one newline at the end, whatever section came last.
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    out.push('\n');
+    out
+}
+
+/// The brief as pretty-printed JSON (the `Brief` fields, as named here).
+pub fn render_json(brief: &Brief) -> String {
+    // Plain structs with string keys: serialization cannot fail.
+    let mut json = serde_json::to_string_pretty(brief).expect("a Brief always serializes to JSON");
+    json.push('\n');
+    json
+}
+
+/// One Sources entry: title, outlet, file, language and translation, link, duplicates.
+fn source_line(source: &SourceEntry) -> String {
+    let mut line = format!("**{}**", escape(&source.title));
+    if let Some(outlet) = &source.outlet {
+        let _ = write!(line, ", {}", escape(outlet));
+    }
+    if let Some(published) = &source.published {
+        let _ = write!(line, ", {}", escape(published));
+    }
+    let _ = write!(line, " — {}", escape(&source.origin));
+    let mut about = Vec::new();
+    if let Some(lang) = &source.language {
+        about.push(escape(lang.name()));
+    }
+    if let Some(translated) = translated_by(source) {
+        about.push(translated);
+    }
+    if !about.is_empty() {
+        let _ = write!(line, " ({})", about.join("; "));
+    }
+    if let Some(url) = &source.url {
+        let _ = write!(line, ". {}", link(url));
+    }
+    if !source.also_at.is_empty() {
+        let others: Vec<String> = source.also_at.iter().map(|o| escape(o)).collect();
+        let _ = write!(line, ". Also at: {}", others.join(", "));
+    }
+    line
+}
+
+/// "translated from German by opus-mt-de-en" (several languages joined), or `None`.
+fn translated_by(source: &SourceEntry) -> Option<String> {
+    if source.translated.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = source
+        .translated
+        .iter()
+        .map(|t| format!("{} by {}", escape(t.from.name()), escape(&t.model)))
+        .collect();
+    Some(format!("translated from {}", parts.join(" and ")))
+}
+
+/// `[2][5]`: sorted, each number once. The only place citations are written.
+fn citations(numbers: &[SourceNumber]) -> String {
+    let mut numbers = numbers.to_vec();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers.iter().map(|n| format!("[{n}]")).collect()
+}
+
+/// A URL as an autolink when it is a plain http(s) URL, else as escaped text (a
+/// `javascript:` URL from an article's metadata must not become a link).
+fn link(url: &str) -> String {
+    let plain = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() > "https://".len()
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '`'));
+    if plain {
+        format!("<{url}>")
+    } else {
+        escape(url)
+    }
+}
+
+/// Makes untrusted text inert inside one Markdown line: newlines collapsed, HTML
+/// metacharacters as entities, Markdown punctuation backslash-escaped, block markers at the
+/// start neutralised, and bracketed numbers (which would read as citations) turned into
+/// `(n)`.
+pub fn escape(text: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let decited = uncite(&collapsed);
+    let mut out = String::with_capacity(decited.len() + 8);
+    for c in decited.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    neutralise_line_start(out)
+}
+
+/// `[9]`, `[ 12 ]` and full-width `［9］` → `(9)`, so article text cannot fake a citation.
+fn uncite(text: &str) -> String {
+    static CITATION: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    match CITATION.get_or_init(|| regex::Regex::new(r"[\[［]\s*(\d+)\s*[\]］]").ok()) {
+        Some(re) => re.replace_all(text, "($1)").into_owned(),
+        None => text.to_string(),
+    }
+}
+
+/// A line starting with `-`, `+`, `=`, or digits and `.`/`)` would start a list, a setext
+/// heading or a rule; escaping the marker keeps it text. (`#`, `>`, `*` are always escaped.)
+fn neutralise_line_start(text: String) -> String {
+    if text.starts_with(['-', '+', '=']) {
+        return format!("\\{text}");
+    }
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    if digits > 0 && text[digits..].starts_with(['.', ')']) {
+        return format!("{}\\{}", &text[..digits], &text[digits..]);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::{Disagreement, KeyPoint};
+    use std::path::PathBuf;
+
+    fn brief() -> Brief {
+        Brief {
+            title: "News brief".into(),
+            date: "2026-11-22".into(),
+            models: vec![ModelUse {
+                role: "translation de→en".into(),
+                id: "opus-mt-de-en".into(),
+                repo: "Helsinki-NLP/opus-mt-de-en".into(),
+                revision: "6a3b2c1".into(),
+            }],
+            device: "cpu".into(),
+            stories: vec![Story {
+                title: "Storm Hestia hits Brittany".into(),
+                sources: vec![1, 2],
+                points: vec![
+                    KeyPoint {
+                        text: "The storm made landfall at night.".into(),
+                        citations: vec![2, 1],
+                    },
+                    KeyPoint {
+                        text: "Ports were closed.".into(),
+                        citations: vec![2],
+                    },
+                ],
+                disagreements: vec![Disagreement {
+                    subject: "peak wind speed".into(),
+                    sides: vec![("140 km/h".into(), vec![1]), ("150 km/h".into(), vec![2])],
+                }],
+            }],
+            sources: vec![
+                SourceEntry {
+                    number: 1,
+                    title: "Sturm an der Küste".into(),
+                    outlet: Some("Nordkurier".into()),
+                    origin: "de-storm.txt".into(),
+                    language: Some(Lang::parse("de").unwrap()),
+                    url: Some("https://example.org/sturm".into()),
+                    published: Some("2026-03-02".into()),
+                    translated: vec![Translation {
+                        from: Lang::parse("de").unwrap(),
+                        model: "opus-mt-de-en".into(),
+                    }],
+                    also_at: vec!["copy/de-storm.txt".into()],
+                    summary: Some(SourceSummary {
+                        text: "The storm hit at night.".into(),
+                        method: SummaryMethod::Extractive,
+                        ungrounded: vec![],
+                    }),
+                },
+                SourceEntry {
+                    number: 2,
+                    title: "Storm report".into(),
+                    outlet: None,
+                    origin: "en-storm.md".into(),
+                    language: Some(Lang::english()),
+                    url: None,
+                    published: None,
+                    translated: vec![],
+                    also_at: vec![],
+                    summary: Some(SourceSummary {
+                        text: "Winds reached 150 km/h.".into(),
+                        method: SummaryMethod::Llm {
+                            model: "qwen2.5-0.5b-instruct".into(),
+                        },
+                        ungrounded: vec!["Tuesday".into()],
+                    }),
+                },
+            ],
+            unused: vec![],
+            skipped: vec![SkippedInput {
+                path: PathBuf::from("in/blob.pdf"),
+                reason: "unsupported file type".into(),
+            }],
+            notes: vec![],
+            translations: Some(vec![TranslatedText {
+                source: 1,
+                paragraphs: vec![
+                    "The storm hit at night.".into(),
+                    "Ports were closed.".into(),
+                ],
+            }]),
+        }
+    }
+
+    #[test]
+    fn markdown_has_the_documented_layout() {
+        let md = render_markdown(&brief());
+        let expected = "\
+# News brief
+
+Date: 2026-11-22
+
+Device: cpu
+
+Models:
+
+- translation de→en: opus-mt-de-en (Helsinki-NLP/opus-mt-de-en, revision 6a3b2c1)
+
+## Storm Hestia hits Brittany
+
+Sources: [1][2]
+
+- The storm made landfall at night. [1][2]
+- Ports were closed. [2]
+
+Sources disagree:
+
+- peak wind speed: 140 km/h [1]; 150 km/h [2]
+
+## Sources
+
+1. **Sturm an der Küste**, Nordkurier, 2026-03-02 — de-storm.txt (German; translated from German by opus-mt-de-en). <https://example.org/sturm>. Also at: copy/de-storm.txt
+2. **Storm report** — en-storm.md (English)
+
+## Summaries
+
+### [1] Sturm an der Küste
+
+The storm hit at night.
+
+*Extractive summary (sentences from the article).*
+
+### [2] Storm report
+
+Winds reached 150 km/h.
+
+*Summary written by qwen2.5-0.5b-instruct.*
+
+**Check this summary:** it states facts the article does not contain: Tuesday.
+
+## Skipped
+
+- in/blob.pdf: unsupported file type
+
+## Appendix: translations
+
+### [1] Sturm an der Küste
+
+*translated from German by opus-mt-de-en*
+
+The storm hit at night.
+
+Ports were closed.
+";
+        assert_eq!(md, expected);
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let b = brief();
+        assert_eq!(render_markdown(&b), render_markdown(&b.clone()));
+        assert_eq!(render_json(&b), render_json(&b.clone()));
+    }
+
+    #[test]
+    fn json_round_trips_the_brief() {
+        let b = brief();
+        let back: Brief = serde_json::from_str(&render_json(&b)).unwrap();
+        assert_eq!(back, b);
+    }
+
+    #[test]
+    fn escape_defuses_markdown_and_html_injection() {
+        assert_eq!(escape("# Heading"), "\\# Heading");
+        assert_eq!(escape("[x](http://evil)"), "\\[x\\](http://evil)");
+        assert_eq!(
+            escape("![img](http://evil/a.png)"),
+            "!\\[img\\](http://evil/a.png)"
+        );
+        assert_eq!(
+            escape("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
+        assert_eq!(escape("> quote"), "&gt; quote");
+        assert_eq!(escape("- item"), "\\- item");
+        assert_eq!(escape("12. item"), "12\\. item");
+        assert_eq!(escape("a | b"), "a \\| b");
+        assert_eq!(
+            escape("**bold** _it_ `code` ~~x~~"),
+            "\\*\\*bold\\*\\* \\_it\\_ \\`code\\` \\~\\~x\\~\\~"
+        );
+        assert_eq!(escape("&lt;b&gt;"), "&amp;lt;b&amp;gt;");
+        assert_eq!(
+            escape("line one\n# line two\n\n- three"),
+            "line one \\# line two - three"
+        );
+    }
+
+    #[test]
+    fn article_text_cannot_fake_citations() {
+        assert_eq!(
+            escape("as shown [9] and ［3］ and [ 12 ]"),
+            "as shown (9) and (3) and (12)"
+        );
+        let mut b = brief();
+        b.stories[0].points[1].text =
+            "Ports were closed [9]\n## Fake section\n<img src=x onerror=alert(1)>".into();
+        let md = render_markdown(&b);
+        let line = md.lines().find(|l| l.starts_with("- Ports")).unwrap();
+        assert_eq!(
+            line,
+            "- Ports were closed (9) \\#\\# Fake section &lt;img src=x onerror=alert(1)&gt; [2]"
+        );
+        assert!(!md.contains("[9]"));
+        assert!(!md.lines().any(|l| l.starts_with("## Fake")));
+    }
+
+    #[test]
+    fn titles_and_urls_from_articles_are_escaped() {
+        let mut b = brief();
+        b.sources[1].title = "Evil]( javascript:alert(1) )\n# Owned".into();
+        b.sources[1].url = Some("javascript:alert(1)".into());
+        b.sources[1].outlet = Some("<b>Outlet</b>".into());
+        let md = render_markdown(&b);
+        assert!(md.contains("2. **Evil\\]( javascript:alert(1) ) \\# Owned**, &lt;b&gt;Outlet&lt;/b&gt; — en-storm.md (English). javascript:alert(1)"));
+        assert!(!md.contains("<javascript"));
+        assert!(md.contains("### [2] Evil\\]( javascript:alert(1) ) \\# Owned\n"));
+    }
+
+    #[test]
+    fn problems_reports_dangling_citations_and_gaps() {
+        assert!(brief().problems().is_empty());
+        let mut b = brief();
+        b.stories[0].points[0].citations.push(7);
+        b.sources[1].number = 3;
+        assert_eq!(
+            b.problems(),
+            [
+                "source 3 is listed at position 2",
+                "source [2] is cited but not listed",
+                "source [7] is cited but not listed"
+            ]
+        );
+    }
+
+    #[test]
+    fn optional_sections_are_left_out_when_empty() {
+        let mut b = brief();
+        b.skipped.clear();
+        b.translations = None;
+        for source in &mut b.sources {
+            source.summary = None;
+        }
+        let md = render_markdown(&b);
+        assert!(!md.contains("## Skipped"));
+        assert!(!md.contains("## Summaries"));
+        assert!(!md.contains("## Appendix"));
+        assert!(md.ends_with("2. **Storm report** — en-storm.md (English)\n"));
+    }
+}

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::models::marian_tokenizer::MarianTokenizer;
 use crate::article::{EnglishArticle, EnglishSentence, Lang, SegmentedArticle};
 use crate::models::generate::{generate, GenerationParams, MarianDecoding, RepetitionGuard};
 use crate::models::marian::{var_builder, Config, MarianMTModel};
@@ -53,6 +54,16 @@ pub trait SentenceTokenizer {
     fn encode(&self, text: &str) -> Result<Vec<u32>, String>;
     /// Text of target ids; special tokens are already removed by the caller.
     fn decode(&self, ids: &[u32]) -> Result<String, String>;
+}
+
+impl SentenceTokenizer for crate::models::marian_tokenizer::MarianTokenizer {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        MarianTokenizer::encode(self, text).map_err(|e| e.to_string())
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        MarianTokenizer::decode(self, ids).map_err(|e| e.to_string())
+    }
 }
 
 /// How translation is done. The defaults are those of the opus-mt generation configs

@@ -1,3 +1,11 @@
 //! polybrief's integration tests: one binary, one module per area. They run the real
 //! binary or the library against files the tests make or ship under tests/fixtures.
+
+mod hub;
+mod llm_parity;
 mod marian_parity;
+mod nightly;
+mod support;
+mod synthesis;
+mod text_stages;
+mod tokenizer_parity;

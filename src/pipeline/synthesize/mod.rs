@@ -1,1 +1,577 @@
-//! (work in progress: synthesize)
+//! Synthesize: from the numbered sources of a run (each an English article and its summary)
+//! to the brief's top section — stories (articles about the same event), each with key points
+//! that cite every source supporting them, and the figures sources disagree on.
+//!
+//! - `group`: which sources report the same event (TF-IDF over words, names and numbers; or
+//!   embeddings when an `Embedder` is given).
+//! - `points`: key points without a model — summary sentences merged across sources.
+//! - `prompt`: key points from the local LLM — the prompt (`prompts/synthesize.txt`) and the
+//!   parsing of its reply.
+//! - `citations`: the checker every point passes, whoever wrote it: a source is cited only if
+//!   its English text holds the point's key facts.
+//! - `disagreements`: different values for the same quantity or date across a story's sources.
+//!
+//! Article text is data throughout: it reaches the output only as point text (plain text,
+//! escaped by the renderer) and never decides a citation — citations are computed from source
+//! numbers this module assigned.
+
+pub mod citations;
+pub mod disagreements;
+pub mod group;
+pub mod points;
+pub mod prompt;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::article::{EnglishArticle, KeyPoint, SourceNumber, Story, Summary, UnusedSource};
+use crate::models::{GenerateError, TextGenerator};
+use crate::pipeline::facts::SourceFacts;
+
+pub use group::GroupingMethod;
+pub use prompt::{SynthesisPrompt, TemplateError};
+
+use self::citations::{check_point, PointCheck};
+use self::group::group_sources;
+
+/// Turns texts into vectors whose cosine similarity says how alike their meaning is: a small
+/// local sentence-embedding model. No such model is in the catalog yet; grouping works
+/// lexically until one is wired (see `GroupingMethod`).
+pub trait Embedder {
+    /// The model's catalog id and revision, as shown in the brief.
+    fn model_name(&self) -> String;
+    /// One vector per text, all of the same length.
+    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, GenerateError>;
+}
+
+/// The local LLM and the prompt it is given, for LLM-written key points.
+pub struct LlmPoints<'a> {
+    pub generator: &'a mut dyn TextGenerator,
+    pub prompt: &'a SynthesisPrompt,
+}
+
+/// Settings of synthesis. The defaults are what the CLI uses.
+#[derive(Clone, Debug)]
+pub struct SynthesisOptions {
+    /// Key points per story, at most.
+    pub max_points: usize,
+    /// Average-linkage similarity at which two groups of sources are one story, lexically
+    /// (TF-IDF cosine)…
+    pub lexical_threshold: f32,
+    /// …and with embeddings (cosine).
+    pub embedding_threshold: f32,
+    /// Longest reply the LLM may write for one story's key points.
+    pub max_new_tokens: usize,
+    /// Disagreements reported per story, at most.
+    pub max_disagreements: usize,
+}
+
+impl Default for SynthesisOptions {
+    fn default() -> Self {
+        SynthesisOptions {
+            max_points: 6,
+            lexical_threshold: 0.12,
+            embedding_threshold: 0.75,
+            max_new_tokens: 400,
+            max_disagreements: 5,
+        }
+    }
+}
+
+/// What synthesis found: stories (largest first), sources no key point cites, and notes for
+/// the reader about how the result was made.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Synthesis {
+    pub stories: Vec<Story>,
+    pub unused: Vec<UnusedSource>,
+    /// How sources were grouped into stories.
+    pub grouping: GroupingMethod,
+    /// How key points were written ("extracted sentences", or the LLM's name), per story in
+    /// the order of `stories`.
+    pub point_methods: Vec<String>,
+    /// Plain-text remarks for the brief (fallbacks taken and why).
+    pub notes: Vec<String>,
+}
+
+/// One source with what every step needs of it, computed once.
+pub(crate) struct SourceDoc<'a> {
+    pub number: SourceNumber,
+    pub article: &'a EnglishArticle,
+    pub summary: &'a Summary,
+    pub text: String,
+    pub facts: SourceFacts,
+    /// Sorted distinct content terms of `text`.
+    pub terms: Vec<String>,
+}
+
+impl<'a> SourceDoc<'a> {
+    pub(crate) fn new(
+        number: SourceNumber,
+        article: &'a EnglishArticle,
+        summary: &'a Summary,
+    ) -> Self {
+        let text = article.text();
+        let facts = SourceFacts::new(&text);
+        let terms = crate::pipeline::summarize::lexical::term_set(&text);
+        SourceDoc {
+            number,
+            article,
+            summary,
+            text,
+            facts,
+            terms,
+        }
+    }
+}
+
+/// Why a source ended up cited by no key point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum UnusedReason {
+    NoText,
+    /// Its statements were supported but ranked below the story's cap.
+    BelowCap,
+    /// Cited by the LLM, but the citations failed checking.
+    FailedCheck,
+    /// The LLM's points did not draw on it and no surviving point is supported by it.
+    NotDrawnOn,
+}
+
+impl UnusedReason {
+    fn describe(self, max_points: usize) -> String {
+        match self {
+            UnusedReason::NoText => "it has no English text to take key points from".into(),
+            UnusedReason::BelowCap => {
+                format!("its statements did not make its story's top {max_points} key points")
+            }
+            UnusedReason::FailedCheck => "no key point from this source survived citation checking".into(),
+            UnusedReason::NotDrawnOn => {
+                "the language model's key points do not draw on it, and no checked point is supported by it".into()
+            }
+        }
+    }
+}
+
+/// Groups the numbered sources into stories and writes each story's key points and
+/// disagreements: with the LLM when `llm` is given (falling back to extracted points, with a
+/// note, when its reply yields no point that passes citation checking), otherwise by merging
+/// summary sentences. Sources are grouped with `embedder` when given, else lexically.
+///
+/// The result depends only on the inputs: no hash-map order, no clock, no randomness.
+pub fn synthesize(
+    sources: &[(SourceNumber, &EnglishArticle, &Summary)],
+    embedder: Option<&mut dyn Embedder>,
+    mut llm: Option<LlmPoints<'_>>,
+    options: &SynthesisOptions,
+) -> Synthesis {
+    let mut ordered: Vec<&(SourceNumber, &EnglishArticle, &Summary)> = sources.iter().collect();
+    ordered.sort_by_key(|(n, _, _)| *n);
+    ordered.dedup_by_key(|(n, _, _)| *n);
+    let docs: Vec<SourceDoc<'_>> = ordered
+        .iter()
+        .map(|(n, a, s)| SourceDoc::new(*n, a, s))
+        .collect();
+
+    let mut notes = Vec::new();
+    let grouping = group_sources(&docs, embedder, options);
+    if let Some(note) = grouping.note {
+        notes.push(note);
+    }
+
+    let mut stories = Vec::new();
+    let mut point_methods = Vec::new();
+    let mut unused_reasons: BTreeMap<SourceNumber, UnusedReason> = BTreeMap::new();
+    for group in &grouping.groups {
+        let members: Vec<&SourceDoc<'_>> = group.iter().map(|&i| &docs[i]).collect();
+        let title = group::story_title(&members, &grouping.similarity, group);
+
+        let mut method = "extracted sentences".to_string();
+        let mut llm_points = None;
+        if let Some(llm) = llm.as_mut() {
+            match prompt::llm_points(&members, llm, options) {
+                Ok(generated) => {
+                    let checked: Vec<(KeyPoint, PointCheck)> = generated
+                        .iter()
+                        .filter_map(|p| {
+                            let check = check_point(&p.text, &p.cited, &members);
+                            (!check.valid.is_empty()).then(|| {
+                                (
+                                    KeyPoint {
+                                        text: p.text.clone(),
+                                        citations: check.valid.clone(),
+                                    },
+                                    check,
+                                )
+                            })
+                        })
+                        .take(options.max_points)
+                        .collect();
+                    let cited_by_llm: Vec<SourceNumber> = generated
+                        .iter()
+                        .flat_map(|p| p.cited.iter().copied())
+                        .collect();
+                    if checked.is_empty() {
+                        notes.push(format!(
+                            "Story \u{201c}{title}\u{201d}: the key points written by {} did not pass citation \
+                             checking, so extracted sentences are shown instead.",
+                            llm.generator.model_name()
+                        ));
+                    } else {
+                        method = llm.generator.model_name();
+                        for doc in &members {
+                            let reason = if cited_by_llm.contains(&doc.number) {
+                                UnusedReason::FailedCheck
+                            } else {
+                                UnusedReason::NotDrawnOn
+                            };
+                            unused_reasons.insert(doc.number, reason);
+                        }
+                        llm_points = Some(checked.into_iter().map(|(p, _)| p).collect::<Vec<_>>());
+                    }
+                }
+                Err(err) => {
+                    log::warn!("key points for story \u{201c}{title}\u{201d} by the language model failed: {err}");
+                    notes.push(format!(
+                        "Story \u{201c}{title}\u{201d}: the language model failed ({err}), so extracted \
+                         sentences are shown instead."
+                    ));
+                }
+            }
+        }
+        let story_points = match llm_points {
+            Some(p) => p,
+            None => {
+                let (extracted, reasons) = points::extract_points(&members, options.max_points);
+                unused_reasons.extend(reasons);
+                extracted
+            }
+        };
+        for doc in &members {
+            if doc.text.trim().is_empty() {
+                unused_reasons.insert(doc.number, UnusedReason::NoText);
+            }
+        }
+        let disagreements = disagreements::find_disagreements(&members, options.max_disagreements);
+        if story_points.is_empty() {
+            // Nothing checkable to say: the sources are listed as unused rather than as an
+            // empty story.
+            for doc in &members {
+                unused_reasons
+                    .entry(doc.number)
+                    .or_insert(UnusedReason::FailedCheck);
+            }
+            continue;
+        }
+        stories.push(Story {
+            title,
+            sources: members.iter().map(|d| d.number).collect(),
+            points: story_points,
+            disagreements,
+        });
+        point_methods.push(method);
+    }
+
+    let cited: Vec<SourceNumber> = stories
+        .iter()
+        .flat_map(|s| s.points.iter().flat_map(|p| p.citations.iter().copied()))
+        .collect();
+    let unused = docs
+        .iter()
+        .filter(|d| !cited.contains(&d.number))
+        .map(|d| UnusedSource {
+            source: d.number,
+            reason: unused_reasons
+                .get(&d.number)
+                .copied()
+                .unwrap_or(UnusedReason::FailedCheck)
+                .describe(options.max_points),
+        })
+        .collect();
+
+    Synthesis {
+        stories,
+        unused,
+        grouping: grouping.method,
+        point_methods,
+        notes,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::article::{
+        Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, Summary, SummaryMethod,
+        SummarySentence,
+    };
+
+    /// An English-original article of one paragraph per entry.
+    pub(crate) fn article(origin: &str, sentences: &[&str]) -> EnglishArticle {
+        let article = Article::new(
+            origin.into(),
+            ArticleMeta::default(),
+            vec![sentences.join(" ")],
+        );
+        EnglishArticle {
+            article,
+            source_lang: Some(Lang::english()),
+            translations: vec![],
+            sentences: sentences
+                .iter()
+                .enumerate()
+                .map(|(i, t)| EnglishSentence {
+                    text: t.to_string(),
+                    segment: i,
+                    paragraph: 0,
+                    translated_by: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A summary made of the article's sentences at `picks`.
+    pub(crate) fn summary(article: &EnglishArticle, picks: &[usize]) -> Summary {
+        Summary {
+            article: article.article.id.clone(),
+            sentences: picks
+                .iter()
+                .map(|&i| SummarySentence {
+                    text: article.sentences[i].text.clone(),
+                    support: vec![i],
+                })
+                .collect(),
+            method: SummaryMethod::Extractive,
+            ungrounded: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{article, summary};
+    use super::*;
+
+    #[test]
+    fn no_sources_give_an_empty_synthesis() {
+        let s = synthesize(&[], None, None, &SynthesisOptions::default());
+        assert!(s.stories.is_empty() && s.unused.is_empty() && s.notes.is_empty());
+    }
+
+    #[test]
+    fn a_source_without_text_is_listed_unused_with_the_reason() {
+        let a = article(
+            "a.txt",
+            &["Floods in Quang Nam killed 12 people on Monday."],
+        );
+        let empty = article("b.txt", &[]);
+        let (sa, sb) = (summary(&a, &[0]), summary(&empty, &[]));
+        let s = synthesize(
+            &[(1, &a, &sa), (2, &empty, &sb)],
+            None,
+            None,
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(s.stories.len(), 1);
+        assert_eq!(s.stories[0].points[0].citations, vec![1]);
+        assert_eq!(
+            s.unused,
+            vec![UnusedSource {
+                source: 2,
+                reason: UnusedReason::NoText.describe(6)
+            }]
+        );
+    }
+
+    #[test]
+    fn a_source_whose_points_fall_below_the_cap_is_unused_with_that_reason() {
+        let a = article(
+            "a.txt",
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "About 3,000 homes in Quang Nam were flooded on Monday.",
+            ],
+        );
+        let b = article(
+            "b.txt",
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "Schools in Quang Nam will stay closed until Friday.",
+            ],
+        );
+        let c = article(
+            "c.txt",
+            &["The army sent 200 soldiers to flooded Quang Nam on Monday after the floods."],
+        );
+        let (sa, sb, sc) = (summary(&a, &[0, 1]), summary(&b, &[1]), summary(&c, &[0]));
+        let options = SynthesisOptions {
+            max_points: 1,
+            ..SynthesisOptions::default()
+        };
+        let s = synthesize(
+            &[(1, &a, &sa), (2, &b, &sb), (3, &c, &sc)],
+            None,
+            None,
+            &options,
+        );
+        assert_eq!(s.stories.len(), 1);
+        // The toll, reported by a and b, ranks first; b is cited for it though its own summary
+        // sentence falls below the cap; c's only point does too, so c is unused.
+        assert_eq!(s.stories[0].points.len(), 1);
+        assert_eq!(s.stories[0].points[0].citations, vec![1, 2]);
+        assert_eq!(
+            s.unused,
+            vec![UnusedSource {
+                source: 3,
+                reason: UnusedReason::BelowCap.describe(1)
+            }]
+        );
+    }
+
+    /// A model that fails, or answers with a fixed reply, counting tokens as words, with a
+    /// small context.
+    struct FixedModel {
+        reply: Result<String, String>,
+        context: usize,
+        prompts: Vec<String>,
+    }
+
+    impl TextGenerator for FixedModel {
+        fn model_name(&self) -> String {
+            "fixed".into()
+        }
+        fn chat(
+            &mut self,
+            _system: &str,
+            user: &str,
+            _max: usize,
+        ) -> Result<String, GenerateError> {
+            self.prompts.push(user.to_string());
+            self.reply.clone().map_err(GenerateError::Other)
+        }
+        fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+            Ok(text.split_whitespace().count())
+        }
+        fn context_len(&self) -> usize {
+            self.context
+        }
+    }
+
+    fn flood_pair() -> (
+        crate::article::EnglishArticle,
+        crate::article::EnglishArticle,
+    ) {
+        let a = article(
+            "a.txt",
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "About 3,000 homes in Quang Nam were flooded.",
+                "Schools in Quang Nam will stay closed until Friday.",
+                "The army sent 200 soldiers to Quang Nam.",
+            ],
+        );
+        let b = article(
+            "b.txt",
+            &["At least 12 people were killed by floods in Quang Nam on Monday."],
+        );
+        (a, b)
+    }
+
+    #[test]
+    fn a_failing_model_falls_back_to_extracted_points_with_a_note() {
+        let (a, b) = flood_pair();
+        let (sa, sb) = (summary(&a, &[0]), summary(&b, &[0]));
+        let prompt = SynthesisPrompt::bundled();
+        let mut model = FixedModel {
+            reply: Err("out of memory".into()),
+            context: 4096,
+            prompts: vec![],
+        };
+        let llm = LlmPoints {
+            generator: &mut model,
+            prompt: &prompt,
+        };
+        let s = synthesize(
+            &[(1, &a, &sa), (2, &b, &sb)],
+            None,
+            Some(llm),
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(s.point_methods, ["extracted sentences"]);
+        assert_eq!(s.stories[0].points[0].citations, vec![1, 2]);
+        assert_eq!(s.notes.len(), 1);
+        assert!(s.notes[0].contains("out of memory"), "{:?}", s.notes);
+    }
+
+    #[test]
+    fn sources_are_shortened_to_fit_a_small_context() {
+        let (a, b) = flood_pair();
+        let (sa, sb) = (summary(&a, &[0, 1, 2]), summary(&b, &[0]));
+        let prompt = SynthesisPrompt::bundled();
+        let options = SynthesisOptions {
+            max_new_tokens: 50,
+            ..SynthesisOptions::default()
+        };
+        let reply = "- Floods killed 12 people in Quang Nam on Monday [1][2]".to_string();
+        let (_, empty_user) = prompt.render("", options.max_points);
+        let (system, _) = prompt.render("", options.max_points);
+        let fixed = empty_user.split_whitespace().count() + system.split_whitespace().count();
+        // Room for the two headers with a sentence each, not for the excerpts.
+        let context = fixed + options.max_new_tokens + 32 + 30;
+        let mut model = FixedModel {
+            reply: Ok(reply),
+            context,
+            prompts: vec![],
+        };
+        let llm = LlmPoints {
+            generator: &mut model,
+            prompt: &prompt,
+        };
+        let s = synthesize(&[(1, &a, &sa), (2, &b, &sb)], None, Some(llm), &options);
+        assert_eq!(s.point_methods, ["fixed"]);
+        assert_eq!(s.stories[0].points[0].citations, vec![1, 2]);
+        let user = &model.prompts[0];
+        assert!(user.contains("[1] ") && user.contains("[2] "), "{user}");
+        assert!(
+            !user.contains("Excerpt"),
+            "excerpts go first when space is short: {user}"
+        );
+        assert!(
+            !user.contains("Schools"),
+            "then summary sentences beyond the first: {user}"
+        );
+    }
+
+    #[test]
+    fn citation_check_drops_unknown_and_unsupported_and_adds_supporting() {
+        let a = article(
+            "a.txt",
+            &["Floods in Quang Nam killed 12 people on Monday."],
+        );
+        let b = article(
+            "b.txt",
+            &["At least 12 people were killed by floods in Quang Nam on Monday."],
+        );
+        let c = article(
+            "c.txt",
+            &["Floods in Quang Nam killed 15 people on Monday."],
+        );
+        let (sa, sb, sc) = (summary(&a, &[0]), summary(&b, &[0]), summary(&c, &[0]));
+        let docs = [
+            SourceDoc::new(1, &a, &sa),
+            SourceDoc::new(2, &b, &sb),
+            SourceDoc::new(3, &c, &sc),
+        ];
+        let story: Vec<&SourceDoc<'_>> = docs.iter().collect();
+        let check = check_point(
+            "Floods killed 12 people in Quang Nam on Monday.",
+            &[1, 3, 9],
+            &story,
+        );
+        assert_eq!(check.valid, vec![1, 2]);
+        assert_eq!(check.unknown, vec![9]);
+        assert_eq!(check.unsupported, vec![3]);
+        // A point without key facts needs near-identical wording.
+        assert!(check_point("Something happened somewhere.", &[1], &story)
+            .valid
+            .is_empty());
+    }
+}

@@ -1,0 +1,358 @@
+//! `polybrief cache stats|prune`: look at and trim the stage cache (see `crate::cache`).
+//!
+//! The cache folder itself comes from the global `--cache-dir` / `POLYBRIEF_CACHE_DIR`
+//! (default `$XDG_CACHE_HOME/polybrief` or `~/.cache/polybrief`), resolved by the caller.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Subcommand};
+
+use crate::cache::{CacheStats, PruneReport, StageCache, Usage};
+use crate::error::Error;
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show the cache folder, its entries and size by stage.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries no run has used for a while, entries of older polybrief cache formats,
+    /// and temporary files left by killed runs. Every cache hit refreshes an entry, so what a
+    /// nightly run still needs is never pruned by a limit longer than a day.
+    Prune {
+        /// Remove entries unused for this long: a number and a unit, s, m, h, d or w
+        /// (`0s` empties the cache).
+        #[arg(long, default_value = "30d", value_parser = parse_age, value_name = "AGE")]
+        older_than: Duration,
+        /// Say what would be removed without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `polybrief cache ...` on the cache at `cache_dir`; the result goes to stdout.
+pub fn run(args: &CacheArgs, cache_dir: &Path) -> Result<(), Error> {
+    run_to(args, cache_dir, &mut std::io::stdout().lock())
+}
+
+/// [`run`], writing the result to `out`.
+pub fn run_to(args: &CacheArgs, cache_dir: &Path, out: &mut impl Write) -> Result<(), Error> {
+    let cache = StageCache::open(cache_dir)?;
+    let text = match &args.command {
+        CacheCommand::Stats { json } => {
+            let stats = cache.stats()?;
+            if *json {
+                to_json(&stats)
+            } else {
+                format_stats(&stats, SystemTime::now())
+            }
+        }
+        CacheCommand::Prune {
+            older_than,
+            dry_run,
+            json,
+        } => {
+            let report = cache.prune(*older_than, *dry_run)?;
+            if *json {
+                to_json(&report)
+            } else {
+                format_prune(&report, *older_than)
+            }
+        }
+    };
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Write {
+            path: "<stdout>".into(),
+            source,
+        })
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    // Plain data of numbers, strings and maps with string keys: cannot fail.
+    let mut json = serde_json::to_string_pretty(value).unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// Parses `30d`, `12h`, `90m`, `45s`, `2w`.
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let usage =
+        || format!("`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m, 2w");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| usage())?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(usage()),
+    };
+    number
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(usage)
+}
+
+fn format_stats(stats: &CacheStats, now: SystemTime) -> String {
+    let mut out = format!(
+        "cache folder: {}\nformat: v{}\n",
+        stats.dir.display(),
+        stats.format
+    );
+    out.push_str(&format!(
+        "{:<14} {:>9} {:>10}\n",
+        "stage", "entries", "size"
+    ));
+    for (stage, usage) in &stats.by_stage {
+        out.push_str(&format!(
+            "{:<14} {:>9} {:>10}\n",
+            stage,
+            usage.entries,
+            human_bytes(usage.bytes)
+        ));
+    }
+    out.push_str(&format!(
+        "{:<14} {:>9} {:>10}\n",
+        "total",
+        stats.entries,
+        human_bytes(stats.bytes)
+    ));
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if let (Some(oldest), Some(newest)) = (stats.oldest_use, stats.newest_use) {
+        out.push_str(&format!(
+            "last used: between {} and {} ago\n",
+            human_age(now_secs.saturating_sub(newest)),
+            human_age(now_secs.saturating_sub(oldest)),
+        ));
+    }
+    let leftovers = [
+        (stats.old_format, "entries of older cache formats"),
+        (stats.temp_files, "temporary files from interrupted writes"),
+    ];
+    for (usage, what) in leftovers {
+        if usage.entries > 0 {
+            out.push_str(&format!(
+                "{} {what} ({}); `polybrief cache prune` removes them\n",
+                usage.entries,
+                human_bytes(usage.bytes)
+            ));
+        }
+    }
+    out
+}
+
+fn format_prune(report: &PruneReport, older_than: Duration) -> String {
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let line = |usage: Usage, what: &str| {
+        format!(
+            "{verb} {} {what} ({})\n",
+            usage.entries,
+            human_bytes(usage.bytes)
+        )
+    };
+    let mut out = line(
+        report.removed,
+        &format!(
+            "entries unused for {} or more",
+            human_age(older_than.as_secs())
+        ),
+    );
+    if report.removed_old_format.entries > 0 {
+        out.push_str(&line(
+            report.removed_old_format,
+            "entries of older cache formats",
+        ));
+    }
+    if report.removed_temp_files.entries > 0 {
+        out.push_str(&line(
+            report.removed_temp_files,
+            "temporary files from interrupted writes",
+        ));
+    }
+    out.push_str(&format!(
+        "kept {} entries ({})\n",
+        report.kept.entries,
+        human_bytes(report.kept.bytes)
+    ));
+    out
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn human_age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: CacheCommand,
+    }
+
+    #[test]
+    fn parse_age_understands_units_and_rejects_the_rest() {
+        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(parse_age("90m").unwrap(), Duration::from_secs(90 * 60));
+        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        assert_eq!(parse_age("0s").unwrap(), Duration::ZERO);
+        for bad in [
+            "30",
+            "d",
+            "30 days",
+            "-1d",
+            "1.5d",
+            "99999999999999999999d",
+            "",
+        ] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prune_defaults_to_thirty_days() {
+        let cli = Cli::try_parse_from(["cache", "prune"]).unwrap();
+        match cli.command {
+            CacheCommand::Prune {
+                older_than,
+                dry_run,
+                json,
+            } => {
+                assert_eq!(older_than, Duration::from_secs(30 * 86_400));
+                assert!(!dry_run && !json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["cache", "prune", "--older-than", "soon"]).is_err());
+    }
+
+    #[test]
+    fn stats_table_lists_stages_totals_and_leftovers() {
+        let mut by_stage = BTreeMap::new();
+        by_stage.insert(
+            "summary".to_string(),
+            Usage {
+                entries: 2,
+                bytes: 2048,
+            },
+        );
+        by_stage.insert(
+            "translation".to_string(),
+            Usage {
+                entries: 3,
+                bytes: 100,
+            },
+        );
+        let stats = CacheStats {
+            dir: "/var/cache/polybrief".into(),
+            format: 1,
+            entries: 5,
+            bytes: 2148,
+            by_stage,
+            temp_files: Usage {
+                entries: 1,
+                bytes: 10,
+            },
+            oldest_use: Some(1_000_000 - 3 * 86_400),
+            newest_use: Some(1_000_000 - 60),
+            ..CacheStats::default()
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let expected = "\
+cache folder: /var/cache/polybrief
+format: v1
+stage            entries       size
+summary                2    2.0 KiB
+translation            3      100 B
+total                  5    2.1 KiB
+last used: between 60s and 3d ago
+1 temporary files from interrupted writes (10 B); `polybrief cache prune` removes them
+";
+        assert_eq!(format_stats(&stats, now), expected);
+    }
+
+    #[test]
+    fn stats_and_prune_run_against_a_real_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StageCache::open(dir.path()).unwrap();
+        let key = crate::cache::CacheKey::new("summary", "abc", &()).unwrap();
+        cache.put(&key, &"x").unwrap();
+        let args = CacheArgs {
+            command: CacheCommand::Prune {
+                older_than: Duration::ZERO,
+                dry_run: false,
+                json: true,
+            },
+        };
+        let mut out = Vec::new();
+        run_to(&args, dir.path(), &mut out).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(report["removed"]["entries"], 1);
+        assert_eq!(
+            cache.get::<String>(&key),
+            None,
+            "an age of zero empties the cache"
+        );
+
+        let stats = CacheArgs {
+            command: CacheCommand::Stats { json: false },
+        };
+        let mut out = Vec::new();
+        run_to(&stats, dir.path(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("total                  0        0 B"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! Turns catalog entries into loaded engines, lazily: a translator is loaded the first time an
+//! article in its language misses the cache, and the LLM the first time a summary or the
+//! synthesis does. A re-run over unchanged inputs therefore loads no model at all; the
+//! counters here let the run report (and tests assert) how many models were loaded.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device};
+
+use crate::article::Lang;
+use crate::cli::SummarizerChoice;
+use crate::config::Context;
+use crate::error::{Error, Result};
+use crate::models::catalog::{Catalog, ModelEntry};
+use crate::models::hub::{LocalModel, ModelStore};
+use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
+use crate::models::marian_tokenizer::MarianTokenizer;
+use crate::pipeline::translate::{load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators};
+
+/// A model as the brief names it: catalog id, hub repo and the revision actually used.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ModelRef {
+    pub id: String,
+    pub repo: String,
+    pub revision: String,
+}
+
+impl ModelRef {
+    pub fn of(entry: &ModelEntry) -> ModelRef {
+        ModelRef { id: entry.id.clone(), repo: entry.repo.clone(), revision: entry.revision.clone() }
+    }
+
+    /// `Helsinki-NLP/opus-mt-de-en@<revision>`: what `translated_by` records.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.repo, short_revision(&self.revision))
+    }
+}
+
+fn short_revision(revision: &str) -> &str {
+    if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &revision[..12]
+    } else {
+        revision
+    }
+}
+
+/// The translators of a run, by source language, loaded on first use.
+pub struct TranslatorPool<'a> {
+    catalog: &'a Catalog,
+    store: &'a ModelStore,
+    device: &'a Device,
+    settings: TranslateSettings,
+    /// Loaded engines by catalog id: several languages can share one group model.
+    loaded: HashMap<String, Box<dyn Translate>>,
+    pub loads: usize,
+}
+
+impl<'a> TranslatorPool<'a> {
+    pub fn new(catalog: &'a Catalog, store: &'a ModelStore, device: &'a Device, settings: TranslateSettings) -> Self {
+        TranslatorPool { catalog, store, device, settings, loaded: HashMap::new(), loads: 0 }
+    }
+
+    /// The model that would translate `lang`, without loading it (for cache keys and the brief).
+    pub fn model_for(&self, lang: &Lang) -> Option<ModelRef> {
+        self.catalog.translator_for(lang).map(|t| ModelRef::of(t.entry))
+    }
+
+    fn load(&self, entry: &ModelEntry) -> Result<Box<dyn Translate>, TranslateError> {
+        let local = self.store.fetch(entry).map_err(|e| TranslateError::Load {
+            path: entry.repo.clone().into(),
+            reason: e.to_string(),
+        })?;
+        log::info!("loading translation model {} ({})", entry.id, entry.repo);
+        let file = |name: &str| {
+            local.file(name).map(|p| p.to_path_buf()).map_err(|e| TranslateError::Load {
+                path: entry.repo.clone().into(),
+                reason: e.to_string(),
+            })
+        };
+        let tokenizer = MarianTokenizer::from_files(&file("source.spm")?, &file("target.spm")?, &file("vocab.json")?)
+            .map_err(|e| TranslateError::Load { path: entry.repo.clone().into(), reason: e.to_string() })?;
+        let dir = model_dir(&local, entry)?;
+        let model = load_marian(&dir, DType::F32, self.device)?;
+        let name = ModelRef::of(entry).label();
+        Ok(Box::new(Translator::new(name, model, tokenizer, self.settings.clone())))
+    }
+}
+
+/// The folder holding a model's config.json and weights (a hub snapshot or a local `path`).
+fn model_dir(local: &LocalModel, entry: &ModelEntry) -> Result<std::path::PathBuf, TranslateError> {
+    let config = local.file("config.json").map_err(|e| TranslateError::Load {
+        path: entry.repo.clone().into(),
+        reason: e.to_string(),
+    })?;
+    Ok(config.parent().map(|p| p.to_path_buf()).unwrap_or_default())
+}
+
+impl Translators for TranslatorPool<'_> {
+    fn for_lang(&mut self, lang: &Lang) -> Result<&mut dyn Translate, TranslateError> {
+        let entry = self
+            .catalog
+            .translator_for(lang)
+            .ok_or_else(|| TranslateError::NoModel { lang: lang.clone() })?
+            .entry;
+        if !self.loaded.contains_key(&entry.id) {
+            let engine = self.load(entry)?;
+            self.loads += 1;
+            self.loaded.insert(entry.id.clone(), engine);
+        }
+        match self.loaded.get_mut(&entry.id) {
+            Some(engine) => Ok(engine.as_mut()),
+            None => Err(TranslateError::NoModel { lang: lang.clone() }),
+        }
+    }
+}
+
+/// Loads the instruct LLM of `entry` from the store (downloading it unless offline).
+pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Result<LlmGenerator> {
+    let local = store.fetch(entry)?;
+    log::info!("loading language model {} ({})", entry.id, entry.repo);
+    let gguf = entry
+        .files
+        .iter()
+        .find(|f| f.name.ends_with(".gguf"))
+        .ok_or_else(|| Error::Usage(format!(
+            "catalog entry `{}` lists no .gguf file; polybrief's summarizer loads GGUF weights",
+            entry.id
+        )))?;
+    let files = LlmFiles {
+        weights: Weights::Gguf(local.file(&gguf.name)?.to_path_buf()),
+        tokenizer: local.file("tokenizer.json")?.to_path_buf(),
+        tokenizer_config: local.file("tokenizer_config.json").ok().map(|p| p.to_path_buf()),
+    };
+    let generator = LlmGenerator::load(&files, device, LlmOptions::default())?;
+    Ok(generator.with_name(ModelRef::of(entry).label()))
+}
+
+/// Which summarizer the run ended up with.
+pub enum SummaryPlan {
+    Extractive { note: Option<String> },
+    Llm { entry: ModelEntry },
+}
+
+/// Decides between the LLM and the extractive summarizer. `auto` falls back to extractive
+/// only when offline with no LLM cached, and says so in the brief.
+pub fn plan_summarizer(choice: SummarizerChoice, ctx: &Context, store: &ModelStore) -> Result<SummaryPlan> {
+    let entry = ctx.catalog.summarizer().cloned();
+    match (choice, entry) {
+        (SummarizerChoice::Extractive, _) => Ok(SummaryPlan::Extractive { note: None }),
+        (SummarizerChoice::Llm, None) => Err(Error::Usage(
+            "--summarizer llm: the catalog has no summarize model; add one with --models".to_string(),
+        )),
+        (SummarizerChoice::Llm, Some(entry)) => Ok(SummaryPlan::Llm { entry }),
+        (SummarizerChoice::Auto, None) => Ok(SummaryPlan::Extractive {
+            note: Some("Summaries are extractive: the catalog has no summarize model.".to_string()),
+        }),
+        (SummarizerChoice::Auto, Some(entry)) => {
+            if ctx.hub.offline && store.cached(&entry).is_none() {
+                log::warn!(
+                    "offline and the summarizer {} is not cached: using extractive summaries; run `polybrief models fetch` once online for LLM summaries",
+                    entry.id
+                );
+                Ok(SummaryPlan::Extractive {
+                    note: Some(format!(
+                        "Summaries are extractive (sentences chosen from each article): the run was offline and the summarizer {} was not cached.",
+                        entry.id
+                    )),
+                })
+            } else {
+                Ok(SummaryPlan::Llm { entry })
+            }
+        }
+    }
+}
+

@@ -1,0 +1,375 @@
+//! Summaries written by a local instruct model, checked against the article.
+//!
+//! One article, one prompt when it fits the model's context; otherwise map-reduce: the English
+//! sentences are packed into parts that fit (never cutting a sentence), each part is
+//! summarized, and the part summaries are combined (in rounds, if even they do not fit).
+//!
+//! Grounding: every number, date and name of a generated summary must occur in the text it was
+//! made from (`facts::missing_facts`). A summary that fails is regenerated once with the strict
+//! prompt, which names what was wrong; if that fails too, the summary is kept and the facts the
+//! article does not contain are listed in `Summary::ungrounded`, which the brief flags.
+
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::{SummarizeError, Summarizer};
+use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
+use crate::models::TextGenerator;
+use crate::pipeline::facts::missing_facts;
+use crate::prompts::Prompts;
+
+/// How long summaries are and how much room the model gets.
+#[derive(Clone, Debug)]
+pub struct LlmSummaryOptions {
+    /// Sentences asked for, in the final summary and in each part's summary.
+    pub sentences: usize,
+    /// Most tokens one reply may take.
+    pub max_reply_tokens: usize,
+}
+
+impl Default for LlmSummaryOptions {
+    fn default() -> Self {
+        LlmSummaryOptions { sentences: 3, max_reply_tokens: 200 }
+    }
+}
+
+/// Tokens kept free besides the prompt and the reply: the chat markup the template adds
+/// around the messages, and slack because a text's token count is not exactly the sum of its
+/// parts' counts.
+const CHAT_MARKUP_TOKENS: usize = 24;
+/// Room in the strict prompt for the list of facts that were wrong.
+const MISSING_FACTS_TOKENS: usize = 48;
+
+/// A [`Summarizer`] that asks a [`TextGenerator`].
+pub struct LlmSummarizer<'g> {
+    generator: &'g mut dyn TextGenerator,
+    prompts: Prompts,
+    options: LlmSummaryOptions,
+}
+
+/// The article's fields that fill the templates' placeholders.
+#[derive(Clone)]
+struct Fields {
+    title: String,
+    outlet: String,
+    language: String,
+    target_length: String,
+}
+
+/// One prompt → reply step, with what the reply must be grounded in.
+struct Step<'a> {
+    /// `summarize` or `summarize_reduce`.
+    template: &'static str,
+    fields: &'a Fields,
+    /// What fills `{text}`.
+    text: &'a str,
+    /// What the reply's facts must occur in.
+    source: &'a str,
+}
+
+impl<'g> LlmSummarizer<'g> {
+    pub fn new(generator: &'g mut dyn TextGenerator, prompts: Prompts, options: LlmSummaryOptions) -> Self {
+        LlmSummarizer { generator, prompts, options }
+    }
+
+    fn fields(&self, article: &EnglishArticle) -> Fields {
+        let meta = &article.article.meta;
+        let language = match &article.source_lang {
+            Some(lang) if !lang.is_english() => {
+                format!("{} (the text below is a machine translation into English)", lang.name())
+            }
+            _ => "English".to_string(),
+        };
+        let n = self.options.sentences;
+        Fields {
+            title: meta.title.clone().unwrap_or_else(|| "(none)".to_string()),
+            outlet: meta.source.clone().unwrap_or_else(|| "(unknown)".to_string()),
+            language,
+            target_length: if n == 1 { "one sentence".to_string() } else { format!("{n} sentences") },
+        }
+    }
+
+    fn render(&self, template: &str, fields: &Fields, text: &str, missing: &str) -> Result<String, SummarizeError> {
+        Ok(self.prompts.render(
+            template,
+            &[
+                ("title", &fields.title),
+                ("outlet", &fields.outlet),
+                ("language", &fields.language),
+                ("target_length", &fields.target_length),
+                ("text", text),
+                ("missing_facts", missing),
+            ],
+        )?)
+    }
+
+    /// Tokens available for `{text}` in every template a step may use.
+    fn text_budget(&self, fields: &Fields) -> Result<usize, SummarizeError> {
+        let system = self.prompts.render("system", &[])?;
+        let mut overhead = 0;
+        for template in ["summarize", "summarize_reduce", "summarize_strict"] {
+            let empty = self.render(template, fields, "", "")?;
+            let extra = if template == "summarize_strict" { MISSING_FACTS_TOKENS } else { 0 };
+            overhead = overhead.max(self.generator.count_tokens(&empty)? + extra);
+        }
+        overhead += self.generator.count_tokens(&system)? + CHAT_MARKUP_TOKENS;
+        let context = self.generator.context_len();
+        let reserved = overhead + self.options.max_reply_tokens;
+        // A part must hold at least two replies, or combining part summaries could never shrink them.
+        let budget = context.saturating_sub(reserved);
+        if budget < 2 * self.options.max_reply_tokens {
+            return Err(SummarizeError::Other(format!(
+                "the model's context of {context} tokens is too small: the prompts and a reply of {} tokens \
+                 leave {budget} tokens for the article",
+                self.options.max_reply_tokens
+            )));
+        }
+        Ok(budget)
+    }
+
+    fn ask(&mut self, template: &str, fields: &Fields, text: &str, missing: &str) -> Result<String, SummarizeError> {
+        let system = self.prompts.render("system", &[])?;
+        let user = self.render(template, fields, text, missing)?;
+        Ok(self.generator.chat(&system, &user, self.options.max_reply_tokens)?.trim().to_string())
+    }
+
+    /// Runs one step; when the reply states facts its source lacks, runs it once more with the
+    /// strict prompt. Returns the reply with fewer missing facts (the strict one on a tie).
+    fn grounded(&mut self, step: &Step<'_>) -> Result<String, SummarizeError> {
+        let first = tidy(&self.ask(step.template, step.fields, step.text, "")?);
+        let missing = missing_facts(&first, step.source);
+        if missing.is_empty() {
+            return Ok(first);
+        }
+        let listed = missing.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ");
+        log::info!("summary states {listed}, which the text does not; asking again with the strict prompt");
+        let second = tidy(&self.ask("summarize_strict", step.fields, step.text, &listed)?);
+        let still = missing_facts(&second, step.source);
+        Ok(if still.len() <= missing.len() { second } else { first })
+    }
+
+    /// Part summaries combined into one, in rounds of as many as fit.
+    fn reduce(&mut self, mut parts: Vec<String>, fields: &Fields, article_text: &str, budget: usize) -> Result<String, SummarizeError> {
+        while parts.len() > 1 {
+            let labelled: Vec<String> = parts.iter().enumerate().map(|(i, p)| format!("Part {}: {p}", i + 1)).collect();
+            let counts = labelled.iter().map(|p| self.generator.count_tokens(p).map(|n| n + 1)).collect::<Result<Vec<_>, _>>()?;
+            let groups = pack(&counts, budget);
+            let mut next = Vec::with_capacity(groups.len());
+            for group in &groups {
+                let text = labelled[group.clone()].join("\n\n");
+                let step = Step { template: "summarize_reduce", fields, text: &text, source: article_text };
+                next.push(self.grounded(&step)?);
+            }
+            if next.len() >= parts.len() {
+                // Cannot happen while a budget holds two replies; guards against looping forever.
+                return Err(SummarizeError::Other("part summaries do not get shorter when combined".to_string()));
+            }
+            parts = next;
+        }
+        Ok(parts.pop().unwrap_or_default())
+    }
+}
+
+impl Summarizer for LlmSummarizer<'_> {
+    fn summarize(&mut self, article: &EnglishArticle) -> Result<Summary, SummarizeError> {
+        let english = article.text();
+        if english.trim().is_empty() {
+            return Err(SummarizeError::Other(format!("{} has no English text to summarize", article.article.origin)));
+        }
+        let fields = self.fields(article);
+        let budget = self.text_budget(&fields)?;
+
+        let text = if self.generator.count_tokens(&english)? <= budget {
+            let step = Step { template: "summarize", fields: &fields, text: &english, source: &english };
+            self.grounded(&step)?
+        } else {
+            let counts = article
+                .sentences
+                .iter()
+                .map(|s| self.generator.count_tokens(&s.text).map(|n| n + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            let parts = pack(&counts, budget);
+            log::info!("{}: too long for one prompt; summarizing it in {} parts", article.article.origin, parts.len());
+            let mut summaries = Vec::with_capacity(parts.len());
+            for (i, range) in parts.iter().enumerate() {
+                let part_text = join_sentences(article, range.clone());
+                let part_fields = Fields { title: format!("{} (part {} of {})", fields.title, i + 1, parts.len()), ..fields.clone() };
+                let step = Step { template: "summarize", fields: &part_fields, text: &part_text, source: &part_text };
+                summaries.push(self.grounded(&step)?);
+            }
+            self.reduce(summaries, &fields, &english, budget)?
+        };
+
+        let ungrounded = missing_facts(&text, &english).iter().map(ToString::to_string).collect();
+        let sentences = split_sentences(&text)
+            .into_iter()
+            .map(|s| SummarySentence { support: supporting_sentences(&s, article), text: s })
+            .collect();
+        Ok(Summary { article: article.article.id.clone(), sentences, method: self.method(), ungrounded })
+    }
+
+    fn method(&self) -> SummaryMethod {
+        SummaryMethod::Llm { model: self.generator.model_name() }
+    }
+}
+
+/// Consecutive groups of items (sentences, part summaries) of the given token counts, each
+/// within `budget`, as even in size as the budget allows. An item larger than the budget gets
+/// a group of its own (the caller's budget leaves room for the reply, so such a part still
+/// fits the context if not the budget; a one-sentence "part" that large is a segmentation
+/// failure, and the model reads as much of it as it can).
+pub fn pack(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let budget = budget.max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < counts.len() {
+        // Aim each group at an equal share of what is left, so the last is not a stub.
+        let remaining: usize = counts[start..].iter().sum();
+        let target = remaining.div_ceil(remaining.div_ceil(budget).max(1));
+        let mut end = start;
+        let mut size = 0;
+        while end < counts.len() {
+            if end > start && size + counts[end] > budget {
+                break;
+            }
+            size += counts[end];
+            end += 1;
+            if size >= target {
+                break;
+            }
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// The English sentences in `range`, paragraph breaks kept.
+fn join_sentences(article: &EnglishArticle, range: std::ops::Range<usize>) -> String {
+    let mut out = String::new();
+    let mut last_paragraph = None;
+    for s in &article.sentences[range] {
+        match last_paragraph {
+            Some(p) if p == s.paragraph => out.push(' '),
+            Some(_) => out.push_str("\n\n"),
+            None => {}
+        }
+        out.push_str(&s.text);
+        last_paragraph = Some(s.paragraph);
+    }
+    out
+}
+
+/// A reply as plain prose: no "Summary:" label, no list markers, one line.
+fn tidy(reply: &str) -> String {
+    let mut lines = Vec::new();
+    for line in reply.lines() {
+        let mut line = line.trim();
+        for label in ["Summary:", "**Summary:**", "Summary"] {
+            if let Some(rest) = line.strip_prefix(label) {
+                if rest.is_empty() || rest.starts_with(' ') || label.ends_with(':') {
+                    line = rest.trim();
+                }
+            }
+        }
+        let line = line.trim_start_matches(['-', '*', '•']).trim_start();
+        let line = match line.split_once(". ") {
+            Some((n, rest)) if !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()) => rest,
+            _ => line,
+        };
+        if !line.is_empty() {
+            lines.push(line.to_string());
+        }
+    }
+    lines.join(" ")
+}
+
+/// Sentences of a summary (Unicode sentence boundaries).
+pub fn split_sentences(text: &str) -> Vec<String> {
+    text.split_sentence_bounds().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// Words that say nothing about which sentence a claim came from.
+const STOPWORDS: &[&str] = &[
+    "the", "and", "for", "with", "that", "this", "from", "was", "were", "are", "has", "have", "had", "its", "their",
+    "said", "says", "will", "would", "been", "into", "after", "about", "also", "which", "who", "but", "not", "they",
+    "there", "than", "more", "over", "new", "one", "two", "on", "in", "of", "to", "a", "an", "at", "by", "as", "is", "it",
+];
+
+fn content_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = text
+        .unicode_words()
+        .map(str::to_lowercase)
+        .filter(|w| !STOPWORDS.contains(&w.as_str()) && (w.chars().count() > 2 || w.chars().any(|c| c.is_ascii_digit())))
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// English sentences that share most of a summary sentence's content words (up to three, in
+/// article order): a cheap pointer from an LLM sentence back to where it came from.
+fn supporting_sentences(sentence: &str, article: &EnglishArticle) -> Vec<usize> {
+    let words = content_words(sentence);
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let mut scored: Vec<(usize, usize)> = article
+        .sentences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let theirs = content_words(&s.text);
+            (i, words.iter().filter(|w| theirs.binary_search(w).is_ok()).count())
+        })
+        .filter(|&(_, shared)| shared >= 2 && shared * 10 >= words.len() * 3)
+        .collect();
+    scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut chosen: Vec<usize> = scored.into_iter().take(3).map(|(i, _)| i).collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_never_cuts_an_item_and_respects_the_budget() {
+        let counts = [30, 30, 30, 30, 30, 30, 30];
+        let groups = pack(&counts, 100);
+        assert_eq!(groups.iter().map(|g| g.len()).sum::<usize>(), counts.len());
+        for g in &groups {
+            assert!(counts[g.clone()].iter().sum::<usize>() <= 100);
+        }
+        assert_eq!(groups.len(), 3);
+        // Balanced: 3 + 2 + 2 rather than 3 + 3 + 1.
+        assert!(groups.iter().all(|g| g.len() >= 2), "{groups:?}");
+    }
+
+    #[test]
+    fn pack_gives_an_oversized_item_its_own_group() {
+        let groups = pack(&[10, 500, 10], 100);
+        assert_eq!(groups, vec![0..1, 1..2, 2..3]);
+    }
+
+    #[test]
+    fn pack_of_what_fits_is_one_group() {
+        assert_eq!(pack(&[10, 20], 100), vec![0..2]);
+        assert!(pack(&[], 100).is_empty());
+    }
+
+    #[test]
+    fn tidy_drops_labels_and_list_markers() {
+        assert_eq!(tidy("Summary: The river rose.\n- Two shelters opened."), "The river rose. Two shelters opened.");
+        assert_eq!(tidy("1. First.\n2. Second."), "First. Second.");
+        assert_eq!(tidy("Summary\nText."), "Text.");
+    }
+
+    #[test]
+    fn split_sentences_keeps_each_sentence_whole() {
+        assert_eq!(split_sentences("The river rose 3.2 metres. Two shelters opened!"), vec![
+            "The river rose 3.2 metres.",
+            "Two shelters opened!"
+        ]);
+    }
+}

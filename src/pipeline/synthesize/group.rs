@@ -1,0 +1,357 @@
+//! Grouping sources into stories: agglomerative clustering (average linkage) over pairwise
+//! similarity of their English text, merging while the closest two groups are at least as
+//! similar as a threshold.
+//!
+//! Similarity is lexical by default — TF-IDF cosine over content words, with names and
+//! numbers added as extra terms, since two reports of one event share the places, people and
+//! figures even when translation varies their wording. With an `Embedder` it is the cosine of
+//! sentence embeddings instead. (No embedding model is in the catalog yet, so runs group
+//! lexically; the embedding path is tested with a deterministic test embedder.)
+
+use serde::Serialize;
+
+use crate::pipeline::facts::{scan, FactKind, Unit};
+use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
+
+use super::{Embedder, SourceDoc, SynthesisOptions};
+
+/// How sources were compared when grouping them into stories.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GroupingMethod {
+    /// TF-IDF cosine over words, names and numbers.
+    Lexical,
+    /// Cosine of embeddings from this model.
+    Embeddings { model: String },
+}
+
+impl GroupingMethod {
+    /// For the brief: "grouped by word overlap (no embedding model)".
+    pub fn describe(&self) -> String {
+        match self {
+            GroupingMethod::Lexical => {
+                "word, name and number overlap (TF-IDF; no embedding model)".into()
+            }
+            GroupingMethod::Embeddings { model } => format!("embedding similarity ({model})"),
+        }
+    }
+}
+
+/// Groups (indices into the docs), the similarity matrix they were made from, and how.
+pub(crate) struct Grouping {
+    pub groups: Vec<Vec<usize>>,
+    pub similarity: Vec<Vec<f32>>,
+    pub method: GroupingMethod,
+    pub note: Option<String>,
+}
+
+/// Sentences of each source given to the embedder: the lead carries the event.
+const EMBED_SENTENCES: usize = 8;
+
+pub(crate) fn group_sources(
+    docs: &[SourceDoc<'_>],
+    embedder: Option<&mut dyn Embedder>,
+    options: &SynthesisOptions,
+) -> Grouping {
+    let mut note = None;
+    if let Some(embedder) = embedder {
+        let texts: Vec<String> = docs
+            .iter()
+            .map(|d| {
+                d.article
+                    .sentences
+                    .iter()
+                    .take(EMBED_SENTENCES)
+                    .map(|s| s.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        match embedder.embed(&texts) {
+            Ok(vectors) if vectors.len() == docs.len() && same_length(&vectors) => {
+                let similarity = embedding_similarity(&vectors);
+                return Grouping {
+                    groups: agglomerate(&similarity, options.embedding_threshold),
+                    similarity,
+                    method: GroupingMethod::Embeddings {
+                        model: embedder.model_name(),
+                    },
+                    note: None,
+                };
+            }
+            Ok(vectors) => {
+                let problem = format!(
+                    "it returned {} vectors of unequal or wrong shape for {} texts",
+                    vectors.len(),
+                    docs.len()
+                );
+                log::warn!(
+                    "embedding model {} failed: {problem}",
+                    embedder.model_name()
+                );
+                note = Some(format!(
+                    "The embedding model {} failed ({problem}); stories were grouped by word overlap instead.",
+                    embedder.model_name()
+                ));
+            }
+            Err(err) => {
+                log::warn!("embedding model {} failed: {err}", embedder.model_name());
+                note = Some(format!(
+                    "The embedding model {} failed ({err}); stories were grouped by word overlap instead.",
+                    embedder.model_name()
+                ));
+            }
+        }
+    }
+    let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+    let similarity = lexical_similarity(&texts);
+    Grouping {
+        groups: agglomerate(&similarity, options.lexical_threshold),
+        similarity,
+        method: GroupingMethod::Lexical,
+        note,
+    }
+}
+
+fn same_length(vectors: &[Vec<f32>]) -> bool {
+    vectors
+        .first()
+        .is_none_or(|first| !first.is_empty() && vectors.iter().all(|v| v.len() == first.len()))
+}
+
+/// The terms a text is compared by: content words, plus each name (twice: a shared name is
+/// strong evidence of a shared event) and each number of ten or more as a term of its own.
+fn grouping_terms(text: &str) -> Vec<String> {
+    let mut out = terms(text);
+    for span in scan(text) {
+        match (span.fact.kind, span.unit) {
+            (FactKind::Name, _) => {
+                out.push(format!("name:{}", span.fact.key));
+                out.push(format!("name:{}", span.fact.key));
+            }
+            (FactKind::Number, Unit::Count | Unit::Money | Unit::Percent) => {
+                let small = span.fact.key.parse::<f64>().is_ok_and(|v| v < 10.0);
+                if !small {
+                    out.push(format!("num:{}", span.fact.key));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
+pub fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
+    let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
+    let idf = Idf::new(&docs);
+    let vectors: Vec<TermVector> = docs.iter().map(|d| idf.vector(d)).collect();
+    let n = vectors.len();
+    let mut sim = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        sim[i][i] = 1.0;
+        for j in (i + 1)..n {
+            let s = vectors[i].cosine(&vectors[j]);
+            sim[i][j] = s;
+            sim[j][i] = s;
+        }
+    }
+    sim
+}
+
+/// Pairwise cosine similarity of embedding vectors (0 for a zero vector).
+pub fn embedding_similarity(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let norms: Vec<f32> = vectors
+        .iter()
+        .map(|v| v.iter().map(|x| x * x).sum::<f32>().sqrt())
+        .collect();
+    let n = vectors.len();
+    let mut sim = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        sim[i][i] = 1.0;
+        for j in (i + 1)..n {
+            let dot: f32 = vectors[i].iter().zip(&vectors[j]).map(|(a, b)| a * b).sum();
+            let s = if norms[i] == 0.0 || norms[j] == 0.0 {
+                0.0
+            } else {
+                dot / (norms[i] * norms[j])
+            };
+            sim[i][j] = s;
+            sim[j][i] = s;
+        }
+    }
+    sim
+}
+
+/// Average-linkage agglomerative clustering: repeatedly merges the two groups with the highest
+/// mean pairwise similarity while it is at least `threshold`; ties merge the earliest pair.
+/// Returns groups with ascending members, largest group first (ties: earliest member first).
+pub fn agglomerate(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
+    let n = similarity.len();
+    let mut groups: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    // sums[a][b]: total similarity between members of groups a and b.
+    let mut sums: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| f64::from(similarity[i][j])).collect())
+        .collect();
+    loop {
+        let mut best: Option<(f64, usize, usize)> = None;
+        for a in 0..groups.len() {
+            for b in (a + 1)..groups.len() {
+                let mean = sums[a][b] / (groups[a].len() * groups[b].len()) as f64;
+                if best.is_none_or(|(m, _, _)| mean > m) {
+                    best = Some((mean, a, b));
+                }
+            }
+        }
+        let Some((mean, a, b)) = best else { break };
+        if mean < f64::from(threshold) {
+            break;
+        }
+        let moved = groups.remove(b);
+        groups[a].extend(moved);
+        groups[a].sort_unstable();
+        let row_b = sums.remove(b);
+        for row in sums.iter_mut() {
+            let vb = row.remove(b);
+            row[a] += vb;
+        }
+        for (k, v) in row_b.into_iter().enumerate().filter(|(k, _)| *k != b) {
+            let k = if k > b { k - 1 } else { k };
+            if k != a {
+                sums[a][k] += v;
+            }
+        }
+    }
+    groups.sort_by(|x, y| y.len().cmp(&x.len()).then(x[0].cmp(&y[0])));
+    groups
+}
+
+/// The story's title: the headline of its most central source written in English, or else the
+/// opening of the most central source's summary (headlines of translated sources are in
+/// their original language). `group` indexes `similarity`; `members` are in the same order.
+pub(crate) fn story_title(
+    members: &[&SourceDoc<'_>],
+    similarity: &[Vec<f32>],
+    group: &[usize],
+) -> String {
+    let centrality = |k: usize| -> f32 { group.iter().map(|&j| similarity[group[k]][j]).sum() };
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_by(|&a, &b| centrality(b).total_cmp(&centrality(a)).then(a.cmp(&b)));
+
+    let english_title = order.iter().find_map(|&k| {
+        let doc = members[k];
+        let english = doc
+            .article
+            .source_lang
+            .as_ref()
+            .is_none_or(|l| l.is_english())
+            && !doc.article.is_translated();
+        doc.article
+            .article
+            .meta
+            .title
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| english && !t.is_empty())
+    });
+    if let Some(title) = english_title {
+        return shorten(title);
+    }
+    for &k in &order {
+        let doc = members[k];
+        let first = doc
+            .summary
+            .sentences
+            .first()
+            .map(|s| s.text.as_str())
+            .or_else(|| doc.article.sentences.first().map(|s| s.text.as_str()));
+        if let Some(text) = first.map(str::trim).filter(|t| !t.is_empty()) {
+            return shorten(text);
+        }
+    }
+    "Untitled story".into()
+}
+
+/// At most 14 words, on one line, without a final full stop; "…" marks a cut.
+fn shorten(text: &str) -> String {
+    const MAX_WORDS: usize = 14;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() <= MAX_WORDS {
+        return words.join(" ").trim_end_matches('.').to_string();
+    }
+    let cut = words[..MAX_WORDS].join(" ");
+    format!(
+        "{}\u{2026}",
+        cut.trim_end_matches([',', ';', ':', '.', ' '])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agglomerate_merges_above_threshold_largest_first() {
+        let sim = vec![
+            vec![1.0, 0.1, 0.8, 0.0],
+            vec![0.1, 1.0, 0.1, 0.7],
+            vec![0.8, 0.1, 1.0, 0.0],
+            vec![0.0, 0.7, 0.0, 1.0],
+        ];
+        assert_eq!(agglomerate(&sim, 0.5), vec![vec![0, 2], vec![1, 3]]);
+        assert_eq!(agglomerate(&sim, 0.75), vec![vec![0, 2], vec![1], vec![3]]);
+        assert_eq!(agglomerate(&sim, 0.0), vec![vec![0, 1, 2, 3]]);
+        assert!(agglomerate(&[], 0.5).is_empty());
+    }
+
+    #[test]
+    fn average_linkage_does_not_chain() {
+        // 0~1 and 1~2 are close, 0 and 2 are not: the mean keeps 2 out of {0, 1}.
+        let sim = vec![
+            vec![1.0, 0.6, 0.0],
+            vec![0.6, 1.0, 0.5],
+            vec![0.0, 0.5, 1.0],
+        ];
+        assert_eq!(agglomerate(&sim, 0.4), vec![vec![0, 1], vec![2]]);
+    }
+
+    #[test]
+    fn lexical_similarity_is_higher_within_an_event() {
+        let texts = [
+            "Floods in central Vietnam killed 12 people in Quang Nam province on Monday.",
+            "At least 12 people died as floods hit Quang Nam in central Vietnam.",
+            "The German government plans 1 million new jobs in renewable energy.",
+        ];
+        let sim = lexical_similarity(&texts);
+        assert!(sim[0][1] > 0.3, "{sim:?}");
+        assert!(sim[0][2] < 0.1 && sim[1][2] < 0.1, "{sim:?}");
+    }
+
+    #[test]
+    fn a_shared_country_alone_does_not_make_one_story() {
+        let texts = [
+            "Floods in central Vietnam killed 12 people in Quang Nam province on Monday. \
+             More than 3,000 homes were flooded after three days of heavy rain.",
+            "At least 12 people died as floods swept through Quang Nam province in central Vietnam. \
+             Authorities said more than 3,000 homes were under water.",
+            "Vietnam's exports rose 15 percent in October, led by electronics and textiles, \
+             the General Statistics Office in Hanoi said.",
+            "Exports from Vietnam grew 15 percent in October as electronics shipments rose, \
+             according to the General Statistics Office.",
+        ];
+        let sim = lexical_similarity(&texts);
+        let threshold = SynthesisOptions::default().lexical_threshold;
+        assert_eq!(
+            agglomerate(&sim, threshold),
+            vec![vec![0, 1], vec![2, 3]],
+            "{sim:?}"
+        );
+    }
+
+    #[test]
+    fn titles_are_shortened_to_one_line() {
+        assert_eq!(shorten("Floods hit Hanoi."), "Floods hit Hanoi");
+        let long = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
+        assert_eq!(shorten(long), "one two three four five six seven eight nine ten eleven twelve thirteen fourteen\u{2026}");
+    }
+}

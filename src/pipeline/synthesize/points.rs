@@ -1,0 +1,151 @@
+//! Key points without a model: the story's summary sentences, each cited to every source
+//! that supports it, near-duplicates from different sources merged into one point.
+//!
+//! A sentence from source B that says what a point from source A already says (similar
+//! wording, and B passed the citation check for A's point) adds nothing but B's citation,
+//! which the point already has; a similar sentence that B's text does *not* support for A's
+//! point — "1.2 million jobs" against "1 million jobs" — stays a point of its own, so each side
+//! of a disagreement keeps its sources. Points are ranked by how many sources support them,
+//! then by where they first appear.
+
+use std::collections::BTreeMap;
+
+use crate::article::{KeyPoint, SourceNumber};
+use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
+
+use super::citations::{check_point, supports};
+use super::{SourceDoc, UnusedReason};
+
+/// Wording this similar, with the citation check passed, makes two sentences one point.
+const MERGE_SIMILARITY: f32 = 0.3;
+/// Sentences taken from a source's text when its summary is empty.
+const FALLBACK_SENTENCES: usize = 3;
+/// Shorter sentences ("Photo: AP.") are not points.
+const MIN_WORDS: usize = 4;
+
+struct Candidate<'a> {
+    doc: usize,
+    order: usize,
+    text: String,
+    doc_ref: &'a SourceDoc<'a>,
+}
+
+/// The story's key points (at most `max_points`), and why each story source that none of them
+/// cites was left out.
+pub(crate) fn extract_points(
+    story: &[&SourceDoc<'_>],
+    max_points: usize,
+) -> (Vec<KeyPoint>, BTreeMap<SourceNumber, UnusedReason>) {
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    for (d, doc) in story.iter().enumerate() {
+        let mut texts: Vec<&str> = doc
+            .summary
+            .sentences
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect();
+        if texts.iter().all(|t| t.trim().is_empty()) {
+            texts = doc
+                .article
+                .sentences
+                .iter()
+                .take(FALLBACK_SENTENCES)
+                .map(|s| s.text.as_str())
+                .collect();
+        }
+        for (order, text) in texts.into_iter().enumerate() {
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if text.split(' ').count() < MIN_WORDS {
+                continue;
+            }
+            candidates.push(Candidate {
+                doc: d,
+                order,
+                text,
+                doc_ref: doc,
+            });
+        }
+    }
+
+    let candidate_terms: Vec<Vec<String>> = candidates.iter().map(|c| terms(&c.text)).collect();
+    let idf = Idf::new(&candidate_terms);
+    let vectors: Vec<TermVector> = candidate_terms.iter().map(|t| idf.vector(t)).collect();
+
+    struct Point {
+        text: String,
+        citations: Vec<SourceNumber>,
+        /// The candidate whose text the point shows (for similarity).
+        candidate: usize,
+        /// Where the statement first appeared: (source position in story, sentence).
+        first: (usize, usize),
+    }
+    let mut points: Vec<Point> = Vec::new();
+    let mut had_candidate = vec![false; story.len()];
+    for (k, candidate) in candidates.iter().enumerate() {
+        // A summary sentence its own article does not back (an ungrounded LLM summary) is no point.
+        if !supports(&candidate.text, candidate.doc_ref) {
+            continue;
+        }
+        had_candidate[candidate.doc] = true;
+        let number = candidate.doc_ref.number;
+        let similar = |p: &Point| vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY;
+        // Said already, and this source passed the check for it: nothing to add.
+        if points
+            .iter()
+            .any(|p| similar(p) && p.citations.contains(&number))
+        {
+            continue;
+        }
+        let valid = check_point(&candidate.text, &[number], story).valid;
+        // Says what an earlier point says, backed by the same sources and more: it takes that
+        // point's place, so the statement is made once, with the widest support.
+        let wider = points.iter_mut().find(|p| {
+            similar(p)
+                && valid.len() > p.citations.len()
+                && p.citations.iter().all(|c| valid.contains(c))
+        });
+        if let Some(p) = wider {
+            p.text = candidate.text.clone();
+            p.citations = valid;
+            p.candidate = k;
+            continue;
+        }
+        points.push(Point {
+            text: candidate.text.clone(),
+            citations: valid,
+            candidate: k,
+            first: (candidate.doc, candidate.order),
+        });
+    }
+
+    points.sort_by(|a, b| {
+        b.citations
+            .len()
+            .cmp(&a.citations.len())
+            .then(a.first.cmp(&b.first))
+    });
+    points.truncate(max_points);
+    let key_points: Vec<KeyPoint> = points
+        .into_iter()
+        .map(|p| KeyPoint {
+            text: p.text,
+            citations: p.citations,
+        })
+        .collect();
+
+    let mut reasons = BTreeMap::new();
+    for (d, doc) in story.iter().enumerate() {
+        if key_points.iter().any(|p| p.citations.contains(&doc.number)) {
+            continue;
+        }
+        let reason = if doc.text.trim().is_empty() {
+            UnusedReason::NoText
+        } else if had_candidate[d] {
+            UnusedReason::BelowCap
+        } else {
+            UnusedReason::FailedCheck
+        };
+        reasons.insert(doc.number, reason);
+    }
+    (key_points, reasons)
+}

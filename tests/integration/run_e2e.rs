@@ -1,0 +1,217 @@
+//! `polybrief run` end to end, offline: the example articles, tiny random-weight models of the
+//! real architectures served by a fake hub on 127.0.0.1 under the catalog's repo names, the
+//! real binary. Checks the brief's structure (every source listed and cited or explained,
+//! every citation resolving, translations marked), that a re-run does no model work, that a
+//! second run is refused while the first holds the lock, and that a run without network fails
+//! fast and writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::fake_hub::FakeHub;
+
+const MARIAN_FIXTURE: &str = "tests/fixtures/marian/tiny";
+const QWEN_FIXTURE: &str = "tests/fixtures/qwen2/tiny";
+/// A made-up pinned commit for every repo the test serves.
+const REV: &str = "0123456789abcdef0123456789abcdef01234567";
+/// The languages of examples/articles that need a translator, with the catalog ids whose
+/// entries the test replaces (same id = same role in the catalog).
+const TRANSLATORS: &[(&str, &str, &str)] = &[
+    ("opus-mt-de-en", "Helsinki-NLP/opus-mt-de-en", "de"),
+    ("opus-mt-tc-big-fr-en", "Helsinki-NLP/opus-mt-tc-big-fr-en", "fr"),
+    ("opus-mt-vi-en", "Helsinki-NLP/opus-mt-vi-en", "vi"),
+    ("opus-mt-tc-big-ko-en", "Helsinki-NLP/opus-mt-tc-big-ko-en", "ko"),
+    ("opus-mt-zh-en", "Helsinki-NLP/opus-mt-zh-en", "zh"),
+    ("opus-mt-mul-en", "Helsinki-NLP/opus-mt-mul-en", ""),
+];
+const MARIAN_FILES: &[&str] =
+    &["config.json", "model.safetensors", "source.spm", "target.spm", "vocab.json"];
+const SUMMARIZER_ID: &str = "qwen2.5-1.5b-instruct-q4_k_m";
+const SUMMARIZER_REPO: &str = "Qwen/Qwen2.5-1.5B-Instruct-GGUF";
+
+struct Env {
+    dir: tempfile::TempDir,
+    hub: Option<FakeHub>,
+}
+
+impl Env {
+    /// A fake hub serving the tiny models under the catalog's names, and a catalog override
+    /// that pins them (the real catalog's sha256 values belong to the real weights).
+    fn new(with_llm: bool) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = FakeHub::start();
+        let mut toml = String::from("schema = 1\n");
+        for (id, repo, lang) in TRANSLATORS {
+            for name in MARIAN_FILES {
+                let bytes = std::fs::read(Path::new(MARIAN_FIXTURE).join(name)).unwrap();
+                hub.add_file(repo, REV, name, bytes);
+            }
+            let (langs, fallback) = if lang.is_empty() { ("[]".to_string(), "fallback = true\n") } else { (format!("[\"{lang}\"]"), "") };
+            toml.push_str(&format!(
+                "\n[[model]]\nid = \"{id}\"\ntasks = [\"translate\"]\nlangs = {langs}\n{fallback}format = \"marian\"\nrepo = \"{repo}\"\nrevision = \"{REV}\"\nlicense = \"test\"\nfiles = [{}]\n",
+                MARIAN_FILES.iter().map(|f| format!("{{ name = \"{f}\" }}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if with_llm {
+            for (name, served) in [("model-q8_0.gguf", "tiny-q8_0.gguf"), ("tokenizer.json", "tokenizer.json"), ("tokenizer_config.json", "tokenizer_config.json")] {
+                let bytes = std::fs::read(Path::new(QWEN_FIXTURE).join(name)).unwrap();
+                hub.add_file(SUMMARIZER_REPO, REV, served, bytes);
+            }
+            toml.push_str(&format!(
+                "\n[[model]]\nid = \"{SUMMARIZER_ID}\"\ntasks = [\"summarize\", \"synthesize\"]\nformat = \"gguf\"\nrepo = \"{SUMMARIZER_REPO}\"\nrevision = \"{REV}\"\nlicense = \"test\"\nfiles = [{{ name = \"tiny-q8_0.gguf\" }}, {{ name = \"tokenizer.json\" }}, {{ name = \"tokenizer_config.json\" }}]\n"
+            ));
+        }
+        std::fs::write(dir.path().join("catalog.toml"), toml).unwrap();
+        Env { dir, hub: Some(hub) }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn endpoint(&self) -> String {
+        match &self.hub {
+            Some(hub) => hub.url(),
+            // A port nothing listens on: connections are refused at once.
+            None => "http://127.0.0.1:9".to_string(),
+        }
+    }
+
+    fn polybrief(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_polybrief"))
+            .args(args)
+            .arg("--models")
+            .arg(self.path("catalog.toml"))
+            .arg("--cache-dir")
+            .arg(self.path("stage-cache"))
+            .env("HF_HUB_CACHE", self.path("hub-cache"))
+            .env("HF_ENDPOINT", self.endpoint())
+            .env_remove("HF_HOME")
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_OFFLINE")
+            .env("POLYBRIEF_HUB_TIMEOUT_SECS", "5")
+            .output()
+            .unwrap()
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The brief without its date line, which is the only line allowed to differ between runs.
+fn without_date(markdown: &str) -> String {
+    markdown.lines().filter(|l| !l.starts_with("Date:") && !l.starts_with("*Date")).collect::<Vec<_>>().join("\n")
+}
+
+/// Every structural promise of the brief, checked on its JSON form.
+fn check_brief_structure(json: &serde_json::Value, markdown: &str) {
+    let sources = json["sources"].as_array().expect("sources");
+    assert!(sources.len() >= 5, "every example article is a source: {sources:#?}");
+    let numbers: Vec<u64> = sources.iter().map(|s| s["number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (1..=sources.len() as u64).collect::<Vec<_>>(), "sources numbered 1..n");
+
+    let mut cited = std::collections::BTreeSet::new();
+    for story in json["stories"].as_array().expect("stories") {
+        for point in story["points"].as_array().unwrap() {
+            let citations = point["citations"].as_array().unwrap();
+            assert!(!citations.is_empty(), "a key point without a citation: {point}");
+            for n in citations {
+                let n = n.as_u64().unwrap();
+                assert!(numbers.contains(&n), "citation [{n}] resolves to no source");
+                cited.insert(n);
+            }
+        }
+    }
+    let unused: Vec<u64> = json["unused"].as_array().unwrap().iter().map(|u| u["source"].as_u64().unwrap()).collect();
+    for n in &numbers {
+        assert!(cited.contains(n) || unused.contains(n), "source {n} is neither cited nor listed as not used");
+    }
+
+    for source in sources {
+        let lang = source["language"].as_str().unwrap_or("");
+        let translated = source["translated"].as_array().unwrap();
+        if lang == "en" {
+            // The mixed article is English with a quoted Korean paragraph: only that is translated.
+            assert!(translated.iter().all(|t| t["from"] != "en"), "English is never translated: {source}");
+        } else {
+            assert!(!translated.is_empty(), "a {lang} source must be marked translated: {source}");
+        }
+    }
+    assert!(markdown.contains("translated from German"), "the brief names the language translated from");
+    for n in &numbers {
+        assert!(markdown.contains(&format!("[{n}]")), "source [{n}] appears in the brief");
+    }
+}
+
+#[test]
+fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work() {
+    let env = Env::new(false);
+    let brief = env.path("out/brief.md");
+    let json = env.path("out/brief.json");
+    let first = env.polybrief(&[
+        "run", "examples/articles", "--summarizer", "extractive", "--translations",
+        "-o", brief.to_str().unwrap(), "--json", json.to_str().unwrap(),
+    ]);
+    assert!(first.status.success(), "first run failed: {}", stderr(&first));
+    assert!(first.stdout.is_empty(), "with -o, stdout stays empty");
+    let markdown = std::fs::read_to_string(&brief).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    check_brief_structure(&value, &markdown);
+    assert!(stderr(&first).contains("translation models loaded"), "{}", stderr(&first));
+
+    // Second run: the hub is gone; everything must come from the stage cache.
+    let mut env = env;
+    let served = env.hub.as_ref().unwrap().requests();
+    assert!(served > 0);
+    env.hub = None;
+    let second = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "--translations", "-o", brief.to_str().unwrap()]);
+    assert!(second.status.success(), "re-run failed: {}", stderr(&second));
+    let log = stderr(&second);
+    assert!(log.contains("0 translation models loaded"), "a re-run loads no model: {log}");
+    let translate_counts = regex::Regex::new(r"translate (\d+) hit/(\d+) miss").unwrap();
+    let counts = translate_counts.captures(&log).unwrap_or_else(|| panic!("no cache summary: {log}"));
+    assert!(counts[1].parse::<u32>().unwrap() >= 5 && &counts[2] == "0", "every translation from the cache: {log}");
+    let again = std::fs::read_to_string(&brief).unwrap();
+    assert_eq!(without_date(&markdown), without_date(&again), "same inputs, same brief");
+}
+
+#[test]
+fn run_with_the_tiny_llm_summarizes_and_keeps_citations_valid() {
+    let env = Env::new(true);
+    let json = env.path("brief.json");
+    let run = env.polybrief(&["run", "examples/articles", "--summarizer", "llm", "--json", json.to_str().unwrap()]);
+    assert!(run.status.success(), "run failed: {}", stderr(&run));
+    let markdown = String::from_utf8(run.stdout).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    check_brief_structure(&value, &markdown);
+    for source in value["sources"].as_array().unwrap() {
+        assert_eq!(source["summary"]["method"]["kind"], "llm", "{source}");
+    }
+}
+
+#[test]
+fn run_without_network_fails_fast_naming_the_model_and_writes_nothing() {
+    let mut env = Env::new(false);
+    env.hub = None;
+    let brief = env.path("brief.md");
+    let started = Instant::now();
+    let run = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", brief.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let log = stderr(&run);
+    assert!(log.contains("Helsinki-NLP/opus-mt-"), "names the repo: {log}");
+    assert!(log.contains("HF_ENDPOINT") || log.contains("--offline"), "says the way out: {log}");
+    assert!(!brief.exists(), "nothing partial is written");
+}
+
+#[test]
+fn second_run_on_the_same_output_is_refused_with_exit_code_4() {
+    let env = Env::new(false);
+    let brief = env.path("brief.md");
+    let _held = polybrief::lock::OutputLock::acquire(&brief).unwrap();
+    let run = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", brief.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(4), "{}", stderr(&run));
+    assert!(stderr(&run).contains(&std::process::id().to_string()), "says who holds it: {}", stderr(&run));
+}

@@ -1,0 +1,3 @@
+//! Helpers shared by the integration test areas.
+
+pub mod fake_hub;
