@@ -91,11 +91,4 @@ impl Error {
     }
 }
 
-/// A missing input path is a usage error (exit 2), with ingest's wording.
-impl From<crate::pipeline::ingest::IngestError> for Error {
-    fn from(err: crate::pipeline::ingest::IngestError) -> Self {
-        Error::Usage(err.to_string())
-    }
-}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
