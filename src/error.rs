@@ -42,7 +42,7 @@ pub enum Error {
     },
 
     #[error(transparent)]
-    Hub(#[from] crate::models::hub::HubError),
+    Hub(Box<crate::models::hub::HubError>),
 
     #[error(transparent)]
     Prompt(#[from] crate::prompts::PromptError),
@@ -92,6 +92,14 @@ impl Error {
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
             Error::Interrupted => ExitCode::Interrupted,
         }
+    }
+}
+
+/// Boxed: hub errors carry the repo, revision, file and ways out, and would otherwise make
+/// every `Result` in the crate as large as the largest of them.
+impl From<crate::models::hub::HubError> for Error {
+    fn from(err: crate::models::hub::HubError) -> Self {
+        Error::Hub(Box::new(err))
     }
 }
 
