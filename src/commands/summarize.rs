@@ -71,8 +71,8 @@ pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
                     if let Some(note) = note {
                         log::warn!("{note}");
                     }
-                    let mut summarizer = ExtractiveSummarizer::default();
-                    summarizer.max_sentences = usize::from(args.sentences);
+                    let mut summarizer =
+                        ExtractiveSummarizer { max_sentences: usize::from(args.sentences), ..Default::default() };
                     summarizer.summarize(&article)?
                 }
                 SummaryPlan::Llm { entry } => {

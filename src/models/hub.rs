@@ -697,7 +697,7 @@ impl ModelStore {
             };
             let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
             match status {
-                200..=299 | 300..=399 if header("x-repo-commit").is_some() => {
+                200..=399 if header("x-repo-commit").is_some() => {
                     let commit = header("x-repo-commit").unwrap_or_default();
                     let etag = header("x-linked-etag")
                         .or_else(|| header("etag"))

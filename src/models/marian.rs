@@ -182,7 +182,7 @@ impl Config {
                 ));
             }
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return Err(format!("d_model {} must be even for sinusoidal positions", self.d_model));
         }
         let vocab = self.target_vocab_size() as u32;
