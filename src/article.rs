@@ -224,6 +224,9 @@ pub struct EnglishArticle {
     /// Languages translated from, with the model used for each.
     pub translations: Vec<(Lang, String)>,
     pub sentences: Vec<EnglishSentence>,
+    /// The title in English, when the article's title had to be translated.
+    #[serde(default)]
+    pub english_title: Option<String>,
 }
 
 impl EnglishArticle {
@@ -365,6 +368,7 @@ mod tests {
             source_lang: Some(Lang::english()),
             translations: vec![],
             sentences: vec![sentence("A.", 0), sentence("B.", 0), sentence("C.", 1)],
+            english_title: None,
         };
         assert_eq!(english.text(), "A. B.\n\nC.");
     }

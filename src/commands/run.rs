@@ -33,7 +33,7 @@ use crate::{interrupt, output};
 
 /// Bumped when a stage's code changes what it produces, so old cache entries are not reused.
 const SEGMENT_VERSION: u32 = 1;
-const TRANSLATE_VERSION: u32 = 1;
+const TRANSLATE_VERSION: u32 = 2;
 const SUMMARY_VERSION: u32 = 1;
 const SYNTHESIS_VERSION: u32 = 1;
 

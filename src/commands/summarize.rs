@@ -113,5 +113,5 @@ pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
         }
     }
     let article = Article::new(origin.to_string(), ArticleMeta::default(), paragraphs);
-    EnglishArticle { article, source_lang: Some(Lang::english()), translations: Vec::new(), sentences }
+    EnglishArticle { article, source_lang: Some(Lang::english()), translations: Vec::new(), sentences, english_title: None }
 }

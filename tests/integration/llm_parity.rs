@@ -282,6 +282,7 @@ fn article(paragraphs: &[&[&str]]) -> EnglishArticle {
         source_lang: Some(Lang::english()),
         translations: Vec::new(),
         sentences,
+        english_title: None,
     }
 }
 

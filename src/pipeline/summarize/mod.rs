@@ -88,6 +88,7 @@ mod tests {
                 "opus-mt-de-en".into(),
             )],
             sentences,
+            english_title: None,
         }
     }
 

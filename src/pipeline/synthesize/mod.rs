@@ -325,6 +325,7 @@ pub(crate) mod test_support {
                     translated_by: None,
                 })
                 .collect(),
+            english_title: None,
         }
     }
 
