@@ -444,3 +444,21 @@ fn bench_llm_tokens_per_second() {
         median(&mut tg_rates)
     );
 }
+
+#[test]
+fn summarize_command_runs_on_local_model_files() {
+    // The tiny random model writes nonsense, so this pins the wiring only: the GGUF, the
+    // tokenizer and the tokenizer_config.json found beside it load, and a summary comes back.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("article.txt");
+    std::fs::write(&input, FLOOD.join(" ")).unwrap();
+    let args = polybrief::commands::summarize::SummarizeArgs {
+        input: input.display().to_string(),
+        summarizer: polybrief::commands::summarize::SummarizerChoice::Llm,
+        prompts: None,
+        gguf: Some(fixtures().join("tiny/model-q8_0.gguf")),
+        tokenizer: Some(fixtures().join("tiny/tokenizer.json")),
+        sentences: 2,
+    };
+    polybrief::commands::summarize::run(&args).unwrap();
+}
