@@ -133,10 +133,12 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             article.detected.article.id.as_str(),
             &TranslateKey { version: TRANSLATE_VERSION, models: &models, beams: settings.num_beams },
         )?;
-        if cache.get::<EnglishArticle>(&key).is_none() {
+        // Looked up once here: what hits is used as is below, what misses decides the models.
+        let cached = cache.get::<EnglishArticle>(&key);
+        if cached.is_none() {
             needed.extend(models.into_iter().map(|(_, m)| m));
         }
-        translate_keys.push(key);
+        translate_keys.push((key, cached));
     }
 
     // Every model the cache misses need is fetched now, before any model work, so that a
@@ -152,18 +154,21 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let clock = StageClock::start("translate");
     let task = ctx.reporter.items("translate", segmented.len() as u64);
     let mut english: Vec<EnglishArticle> = Vec::new();
-    for (article, key) in segmented.into_iter().zip(&translate_keys) {
+    for (article, (key, cached)) in segmented.into_iter().zip(translate_keys) {
         interrupt::check()?;
-        let origin = article.detected.article.origin.clone();
-        let result = cache.get_or_compute(key, || translate_article(article, &mut translators));
-        match result {
-            Ok(done) => english.push(done),
-            Err(e) => {
-                task.fail(&e.to_string());
-                return Err(e.into());
+        let done = match cached {
+            Some(done) => done,
+            None => {
+                let origin = article.detected.article.origin.clone();
+                let done = translate_article(article, &mut translators).inspect_err(|e| task.fail(&e.to_string()))?;
+                if let Err(e) = cache.put(&key, &done) {
+                    log::warn!("{e}; the translation is used but the next run will redo it");
+                }
+                log::debug!("translated {origin}");
+                done
             }
-        }
-        log::debug!("translated {origin}");
+        };
+        english.push(done);
         task.inc(1);
     }
     task.finish(&format!("{} models loaded", translators.loads));

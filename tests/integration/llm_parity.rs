@@ -452,13 +452,19 @@ fn summarize_command_runs_on_local_model_files() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("article.txt");
     std::fs::write(&input, FLOOD.join(" ")).unwrap();
-    let args = polybrief::commands::summarize::SummarizeArgs {
-        input: input.display().to_string(),
-        summarizer: polybrief::commands::summarize::SummarizerChoice::Llm,
-        prompts: None,
-        gguf: Some(fixtures().join("tiny/model-q8_0.gguf")),
-        tokenizer: Some(fixtures().join("tiny/tokenizer.json")),
-        sentences: 2,
-    };
-    polybrief::commands::summarize::run(&args).unwrap();
+    let cache = dir.path().join("stage-cache");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polybrief"))
+        .arg("summarize")
+        .arg(&input)
+        .args(["--summarizer", "llm", "--sentences", "2", "--gguf"])
+        .arg(fixtures().join("tiny/model-q8_0.gguf"))
+        .arg("--tokenizer")
+        .arg(fixtures().join("tiny/tokenizer.json"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty(), "a summary on stdout");
 }

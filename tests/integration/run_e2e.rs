@@ -331,3 +331,24 @@ fn walk_count(dir: &Path) -> usize {
         .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { usize::from(e.path().extension().is_some_and(|x| x == "entry")) })
         .sum()
 }
+
+#[test]
+fn one_changed_article_is_the_only_one_reprocessed() {
+    let env = Env::new(false);
+    let input = env.path("in");
+    copy_examples(&input);
+    let brief = env.path("brief.md");
+    let first = env.polybrief(&run_args(input.to_str().unwrap(), brief.to_str().unwrap()));
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    let article = input.join("de-sturm.txt");
+    let text = std::fs::read_to_string(&article).unwrap();
+    std::fs::write(&article, text.replace("30.000 Haushalte", "35.000 Haushalte")).unwrap();
+    let second = env.polybrief(&run_args(input.to_str().unwrap(), brief.to_str().unwrap()));
+    assert!(second.status.success(), "{}", stderr(&second));
+    let log = stderr(&second);
+    let counts = regex::Regex::new(r"translate (\d+) hit/(\d+) miss").unwrap();
+    let c = counts.captures(&log).unwrap_or_else(|| panic!("no cache summary: {log}"));
+    assert_eq!((&c[1], &c[2]), ("5", "1"), "only the changed article is translated again: {log}");
+    assert!(log.contains("1 translation models loaded"), "only its model is loaded: {log}");
+}
