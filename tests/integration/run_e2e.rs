@@ -324,6 +324,39 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_brief() {
     );
 }
 
+#[test]
+#[cfg(unix)]
+fn ctrl_c_stops_at_an_article_boundary_with_exit_130_and_writes_no_brief() {
+    let env = Env::new(false);
+    let brief = env.path("brief.md");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polybrief"))
+        .args(run_args("examples/articles", brief.to_str().unwrap()))
+        .arg("--models").arg(env.path("catalog.toml"))
+        .arg("--cache-dir").arg(env.path("stage-cache"))
+        .env("HF_HUB_CACHE", env.path("hub-cache"))
+        .env("HF_ENDPOINT", env.endpoint())
+        .env_remove("HF_HUB_OFFLINE")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let translate_dir = env.path("stage-cache").join("v1").join("translate");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while walk_count(&translate_dir) == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be interrupted");
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(!brief.exists(), "an interrupted run writes no brief");
+
+    let resumed = env.polybrief(&run_args("examples/articles", brief.to_str().unwrap()));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(brief.exists());
+}
+
 fn walk_count(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
