@@ -10,13 +10,15 @@ hand (as sentence_transformers.models.Pooling does) so sentence-transformers is 
 Run from the repo root: /tmp/refvenv/bin/python scripts/reference/make_bert_fixtures.py
 """
 
+import collections
 import glob
 import json
 import os
+import re
 
 import torch
 from safetensors.torch import save_file
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers, decoders
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders
 from transformers import BertConfig, BertModel
 
 OUT = "tests/fixtures/bert/tiny"
@@ -32,15 +34,23 @@ SENTENCES = [
 ]
 
 
-def train_tokenizer():
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+def build_tokenizer():
+    # WordPieceTrainer breaks frequency ties in hash order, so its vocabulary changes from run
+    # to run; the vocabulary is built here instead, deterministically: specials, every
+    # character (alone and as a ##continuation), then the most frequent lowercased words.
+    counts = collections.Counter()
+    chars = set()
+    for path in sorted(glob.glob("scripts/reference/corpus/*.txt")):
+        text = open(path, encoding="utf-8").read().lower()
+        chars.update(c for c in text if not c.isspace())
+        counts.update(re.findall(r"\w+", text))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += sorted(chars) + ["##" + c for c in sorted(chars)]
+    words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
+    vocab += [w for w in words if w not in vocab][:200]
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False
-    )
-    files = sorted(glob.glob("scripts/reference/corpus/*.txt"))
-    tok.train(files, trainer)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -52,7 +62,7 @@ def train_tokenizer():
 def main():
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
-    tok = train_tokenizer()
+    tok = build_tokenizer()
     tok.save(os.path.join(OUT, "tokenizer.json"))
     config = BertConfig(
         vocab_size=tok.get_vocab_size(),
