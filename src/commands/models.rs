@@ -50,7 +50,7 @@ pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
             } else {
                 let rows = rows_for(&ctx.catalog, &lang);
                 if lang.is_empty() {
-                    log::info!("no --lang given: fetching the summarizer only (add --lang de,vi or --all)");
+                    log::info!("no --lang given: fetching the summarizer and embedder only (add --lang de,vi or --all)");
                     rows.into_iter().filter(|r| !r.roles.iter().all(|role| matches!(role, Role::Translate { .. }))).collect()
                 } else {
                     rows
@@ -138,6 +138,7 @@ fn rows_for<'a>(catalog: &'a Catalog, langs: &[Lang]) -> Vec<Need<'a>> {
                 match task {
                     crate::models::catalog::Task::Summarize => roles.push(Role::Summarize),
                     crate::models::catalog::Task::Synthesize => roles.push(Role::Synthesize),
+                    crate::models::catalog::Task::Embed => roles.push(Role::Embed),
                     crate::models::catalog::Task::Translate => {}
                 }
             }
