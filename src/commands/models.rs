@@ -337,7 +337,8 @@ mod tests {
         assert!(lines[3].contains("unknown"), "{table}");
         assert!(lines[4].starts_with("qwen2.5-1.5b-instruct-q4_k_m ") && lines[4].contains("summarize, synthesize"));
         assert!(lines[4].contains("1.1 GB +?"), "{table}");
-        assert!(lines[1..5].iter().all(|l| l.ends_with("not cached")), "{table}");
-        assert!(table.contains("4 of 4 models not cached"), "{table}");
+        assert!(lines[5].starts_with("all-minilm-l6-v2 ") && lines[5].contains("embed (story grouping)"), "{table}");
+        assert!(lines[1..6].iter().all(|l| l.ends_with("not cached")), "{table}");
+        assert!(table.contains("5 of 5 models not cached"), "{table}");
     }
 }
