@@ -158,8 +158,8 @@ pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, 
             }
         },
     };
-    let file = |name: &str| local.file(name).map(|p| p.to_path_buf());
-    let files = (|| -> std::result::Result<EmbedderFiles, crate::models::hub::HubError> {
+    let file = |name: &str| local.file(name).map(|p| p.to_path_buf()).map_err(|e| e.to_string());
+    let files = (|| -> std::result::Result<EmbedderFiles, String> {
         Ok(EmbedderFiles {
             config: file("config.json")?,
             weights: file("model.safetensors")?,

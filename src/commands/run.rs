@@ -271,6 +271,16 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         Ok(synthesize(&numbered, embedder, points, &options))
     })?;
     notes.extend(synthesis.notes.iter().cloned());
+    // Say how stories were grouped when the embedder could not be used at all (a failing one
+    // is already noted by the synthesis).
+    match (&embedder_model, ctx.catalog.embedder()) {
+        (None, Some(entry)) => notes.push(format!(
+            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
+            entry.id
+        )),
+        (None, None) => notes.push("Stories were grouped by word overlap: the catalog has no embedding model.".to_string()),
+        (Some(_), _) => {}
+    }
     clock.stop(&format!("{} stories, {} language models loaded in all", synthesis.stories.len(), llm_loads));
 
     // Render and write.

@@ -198,6 +198,28 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
 }
 
 #[test]
+fn an_embedder_that_cannot_be_fetched_means_lexical_grouping_said_in_the_brief() {
+    let env = Env::new(false);
+    // Point the embedder at a repo the hub does not serve: its download fails with a 404.
+    let catalog = std::fs::read_to_string(env.path("catalog.toml")).unwrap();
+    let broken = catalog.replace(&format!("repo = \"{EMBEDDER_REPO}\""), "repo = \"sentence-transformers/not-served\"");
+    assert_ne!(catalog, broken);
+    std::fs::write(env.path("catalog.toml"), broken).unwrap();
+    let brief = env.path("brief.md");
+    let json = env.path("brief.json");
+    let out = env.polybrief(&[
+        "run", "examples/articles", "--summarizer", "extractive", "-o", brief.to_str().unwrap(), "--json", json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "the run must not fail for the embedder: {}", stderr(&out));
+    assert!(stderr(&out).contains("grouped lexically"), "{}", stderr(&out));
+    let markdown = std::fs::read_to_string(&brief).unwrap();
+    assert!(markdown.contains("grouped by word overlap"), "{markdown}");
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let models = value["models"].as_array().expect("models listed");
+    assert!(models.iter().all(|m| m["id"] != EMBEDDER_ID), "an unused embedder is not listed: {models:?}");
+}
+
+#[test]
 fn run_with_the_tiny_llm_summarizes_and_keeps_citations_valid() {
     let env = Env::new(true);
     let json = env.path("brief.json");
