@@ -71,11 +71,7 @@ impl SentenceEmbedder {
     pub fn load(files: &EmbedderFiles, device: &Device) -> Result<Self, EmbedLoadError> {
         let config_err = |reason: String| EmbedLoadError::Config { path: files.config.clone(), reason };
         let config: Config = serde_json::from_str(&read(&files.config)?).map_err(|e| config_err(e.to_string()))?;
-        let max_positions: usize = serde_json::from_str::<serde_json::Value>(&read(&files.config)?)
-            .ok()
-            .and_then(|v| v.get("max_position_embeddings")?.as_u64())
-            .map_or(MAX_LEN_CAP, |n| n as usize);
-        let mut max_len = max_positions.min(MAX_LEN_CAP);
+        let mut max_len = config.max_position_embeddings.min(MAX_LEN_CAP);
         if let Some(path) = &files.sentence_config {
             let value: serde_json::Value = serde_json::from_str(&read(path)?)
                 .map_err(|e| EmbedLoadError::Config { path: path.clone(), reason: e.to_string() })?;
