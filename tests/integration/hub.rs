@@ -446,7 +446,8 @@ fn models_fetch_without_network_fails_fast_naming_repo_file_and_ways_out() {
     }
 }
 
-/// A catalog file laying a tiny model for `de` over the built-in one.
+/// A catalog file laying a tiny model for `de` (and tiny stand-ins for the summarizer and the
+/// embedder, which `models fetch` also fetches) over the built-in one.
 fn write_override(dir: &Path, fx: &Fixture) -> PathBuf {
     let path = dir.join("models.toml");
     let text = format!(
@@ -454,6 +455,8 @@ fn write_override(dir: &Path, fx: &Fixture) -> PathBuf {
          repo = \"{REPO}\"\nrevision = \"{REV}\"\nlicense = \"mit\"\n\
          files = [{{ name = \"config.json\" }}, {{ name = \"{WEIGHTS}\", sha256 = \"{}\" }}]\n\n\
          [[model]]\nid = \"tiny-llm\"\ntasks = [\"summarize\", \"synthesize\"]\nformat = \"gguf\"\n\
+         repo = \"{REPO}\"\nrevision = \"{REV}\"\nlicense = \"mit\"\nfiles = [{{ name = \"config.json\" }}]\n\n\
+         [[model]]\nid = \"tiny-embed\"\ntasks = [\"embed\"]\nformat = \"transformers\"\n\
          repo = \"{REPO}\"\nrevision = \"{REV}\"\nlicense = \"mit\"\nfiles = [{{ name = \"config.json\" }}]\n",
         fx.weights_sha
     );

@@ -29,6 +29,12 @@ const MARIAN_FILES: &[&str] =
     &["config.json", "model.safetensors", "source.spm", "target.spm", "vocab.json"];
 const SUMMARIZER_ID: &str = "qwen2.5-1.5b-instruct-q4_k_m";
 const SUMMARIZER_REPO: &str = "Qwen/Qwen2.5-1.5B-Instruct-GGUF";
+/// The tiny random BERT stands in for the catalog's sentence embedder, so runs group stories
+/// by embeddings (the real code path) rather than lexically.
+const BERT_FIXTURE: &str = "tests/fixtures/bert/tiny";
+const EMBEDDER_ID: &str = "all-minilm-l6-v2";
+const EMBEDDER_REPO: &str = "sentence-transformers/all-MiniLM-L6-v2";
+const BERT_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json"];
 
 struct Env {
     dir: tempfile::TempDir,
@@ -53,6 +59,13 @@ impl Env {
                 MARIAN_FILES.iter().map(|f| format!("{{ name = \"{f}\" }}")).collect::<Vec<_>>().join(", ")
             ));
         }
+        for name in BERT_FILES {
+            hub.add_file(EMBEDDER_REPO, REV, name, std::fs::read(Path::new(BERT_FIXTURE).join(name)).unwrap());
+        }
+        toml.push_str(&format!(
+            "\n[[model]]\nid = \"{EMBEDDER_ID}\"\ntasks = [\"embed\"]\nformat = \"transformers\"\nrepo = \"{EMBEDDER_REPO}\"\nrevision = \"{REV}\"\nlicense = \"test\"\nfiles = [{}]\n",
+            BERT_FILES.iter().map(|f| format!("{{ name = \"{f}\" }}")).collect::<Vec<_>>().join(", ")
+        ));
         if with_llm {
             for (name, served) in [("model-q8_0.gguf", "tiny-q8_0.gguf"), ("tokenizer.json", "tokenizer.json"), ("tokenizer_config.json", "tokenizer_config.json")] {
                 let bytes = std::fs::read(Path::new(QWEN_FIXTURE).join(name)).unwrap();
@@ -162,6 +175,10 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
     let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     check_brief_structure(&value, &markdown);
     assert!(stderr(&first).contains("translation models loaded"), "{}", stderr(&first));
+    // Stories were grouped with the (tiny) sentence embedder, and the brief names it.
+    assert!(stderr(&first).contains("loaded sentence embedder"), "{}", stderr(&first));
+    let models = value["models"].as_array().expect("models listed");
+    assert!(models.iter().any(|m| m["id"] == EMBEDDER_ID), "embedder missing from models: {models:?}");
 
     // Second run: the hub is gone; everything must come from the stage cache.
     let mut env = env;
@@ -170,6 +187,7 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
     env.hub = None;
     let second = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "--translations", "-o", brief.to_str().unwrap()]);
     assert!(second.status.success(), "re-run failed: {}", stderr(&second));
+    assert!(!stderr(&second).contains("loaded sentence embedder"), "a cached synthesis needs no embedder");
     let log = stderr(&second);
     assert!(log.contains("0 translation models loaded"), "a re-run loads no model: {log}");
     let translate_counts = regex::Regex::new(r"translate (\d+) hit/(\d+) miss").unwrap();
@@ -177,6 +195,28 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
     assert!(counts[1].parse::<u32>().unwrap() >= 5 && &counts[2] == "0", "every translation from the cache: {log}");
     let again = std::fs::read_to_string(&brief).unwrap();
     assert_eq!(without_date(&markdown), without_date(&again), "same inputs, same brief");
+}
+
+#[test]
+fn an_embedder_that_cannot_be_fetched_means_lexical_grouping_said_in_the_brief() {
+    let env = Env::new(false);
+    // Point the embedder at a repo the hub does not serve: its download fails with a 404.
+    let catalog = std::fs::read_to_string(env.path("catalog.toml")).unwrap();
+    let broken = catalog.replace(&format!("repo = \"{EMBEDDER_REPO}\""), "repo = \"sentence-transformers/not-served\"");
+    assert_ne!(catalog, broken);
+    std::fs::write(env.path("catalog.toml"), broken).unwrap();
+    let brief = env.path("brief.md");
+    let json = env.path("brief.json");
+    let out = env.polybrief(&[
+        "run", "examples/articles", "--summarizer", "extractive", "-o", brief.to_str().unwrap(), "--json", json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "the run must not fail for the embedder: {}", stderr(&out));
+    assert!(stderr(&out).contains("grouped lexically"), "{}", stderr(&out));
+    let markdown = std::fs::read_to_string(&brief).unwrap();
+    assert!(markdown.contains("grouped by word overlap"), "{markdown}");
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let models = value["models"].as_array().expect("models listed");
+    assert!(models.iter().all(|m| m["id"] != EMBEDDER_ID), "an unused embedder is not listed: {models:?}");
 }
 
 #[test]
