@@ -224,14 +224,22 @@ pub struct EnglishArticle {
     /// Languages translated from, with the model used for each.
     pub translations: Vec<(Lang, String)>,
     pub sentences: Vec<EnglishSentence>,
+    /// The title in English, when the article's title had to be translated.
+    #[serde(default)]
+    pub english_title: Option<String>,
 }
 
 impl EnglishArticle {
     /// The English text, one paragraph per source paragraph.
     pub fn text(&self) -> String {
+        self.text_of(0..self.sentences.len())
+    }
+
+    /// The English text of the sentences in `range`, paragraph breaks kept.
+    pub fn text_of(&self, range: Range<usize>) -> String {
         let mut out = String::new();
         let mut last_paragraph = None;
-        for sentence in &self.sentences {
+        for sentence in &self.sentences[range] {
             match last_paragraph {
                 Some(p) if p == sentence.paragraph => out.push(' '),
                 Some(_) => out.push_str("\n\n"),
@@ -360,6 +368,7 @@ mod tests {
             source_lang: Some(Lang::english()),
             translations: vec![],
             sentences: vec![sentence("A.", 0), sentence("B.", 0), sentence("C.", 1)],
+            english_title: None,
         };
         assert_eq!(english.text(), "A. B.\n\nC.");
     }

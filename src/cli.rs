@@ -55,7 +55,7 @@ pub struct GlobalArgs {
 
     /// Never use the network: only models already in the cache (or local `path =` entries).
     /// Also set by HF_HUB_OFFLINE=1, as in the Python hub client.
-    #[arg(long, global = true, env = "HF_HUB_OFFLINE")]
+    #[arg(long, global = true, env = "HF_HUB_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
 
     /// Where to run the models. `auto` picks a GPU when polybrief was built with the `cuda`

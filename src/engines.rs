@@ -12,6 +12,7 @@ use crate::cli::SummarizerChoice;
 use crate::config::Context;
 use crate::error::{Error, Result};
 use crate::models::catalog::{Catalog, ModelEntry};
+use crate::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use crate::models::hub::{LocalModel, ModelStore};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
@@ -133,6 +134,61 @@ pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Resu
     };
     let generator = LlmGenerator::load(&files, device, LlmOptions::default())?;
     Ok(generator.with_name(ModelRef::of(entry).label()))
+}
+
+/// The files of the catalog's sentence embedder for story grouping, if they can be had:
+/// cached, or fetched when online. Grouping falls back to lexical similarity (and the brief
+/// says so) when they cannot, so a missing embedder is a warning, never a failed run.
+pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, EmbedderFiles)> {
+    let entry = ctx.catalog.embedder()?;
+    let local = match store.cached(entry) {
+        Some(local) => local,
+        None if ctx.hub.offline => {
+            log::info!(
+                "offline and the embedder {} is not cached: stories are grouped lexically; run `polybrief models fetch` once online",
+                entry.id
+            );
+            return None;
+        }
+        None => match store.fetch(entry) {
+            Ok(local) => local,
+            Err(e) => {
+                log::warn!("{e}; stories are grouped lexically instead of by embeddings");
+                return None;
+            }
+        },
+    };
+    let file = |name: &str| local.file(name).map(|p| p.to_path_buf()).map_err(|e| e.to_string());
+    let files = (|| -> std::result::Result<EmbedderFiles, String> {
+        Ok(EmbedderFiles {
+            config: file("config.json")?,
+            weights: file("model.safetensors")?,
+            tokenizer: file("tokenizer.json")?,
+            sentence_config: file("sentence_bert_config.json").ok(),
+        })
+    })();
+    match files {
+        Ok(files) => Some((entry.clone(), files)),
+        Err(e) => {
+            log::warn!("{e}; stories are grouped lexically instead of by embeddings");
+            None
+        }
+    }
+}
+
+/// Loads the embedder found by [`embedder_files`]; a broken checkpoint is a warning and
+/// lexical grouping, like a missing one.
+pub fn load_embedder(entry: &ModelEntry, files: &EmbedderFiles, device: &Device) -> Option<SentenceEmbedder> {
+    match SentenceEmbedder::load(files, device) {
+        Ok(embedder) => {
+            log::info!("loaded sentence embedder {} ({})", entry.id, entry.repo);
+            Some(embedder.with_name(ModelRef::of(entry).label()))
+        }
+        Err(e) => {
+            log::warn!("cannot load the embedder {}: {e}; stories are grouped lexically", entry.id);
+            None
+        }
+    }
 }
 
 /// Which summarizer the run ended up with.

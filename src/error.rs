@@ -42,7 +42,7 @@ pub enum Error {
     },
 
     #[error(transparent)]
-    Hub(#[from] crate::models::hub::HubError),
+    Hub(Box<crate::models::hub::HubError>),
 
     #[error(transparent)]
     Prompt(#[from] crate::prompts::PromptError),
@@ -75,6 +75,10 @@ pub enum Error {
 
     #[error(transparent)]
     Translate(#[from] crate::pipeline::translate::TranslateError),
+
+    /// An opus-mt tokenizer could not be built from the model's files.
+    #[error(transparent)]
+    MarianTokenizer(#[from] crate::models::marian_tokenizer::TokenizerError),
 }
 
 impl Error {
@@ -82,12 +86,20 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) | Error::Ingest(_) => ExitCode::Usage,
             Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => ExitCode::Usage,
-            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) | Error::Translate(_) => ExitCode::Fatal,
+            Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) | Error::Translate(_) | Error::MarianTokenizer(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
             Error::Interrupted => ExitCode::Interrupted,
         }
+    }
+}
+
+/// Boxed: hub errors carry the repo, revision, file and ways out, and would otherwise make
+/// every `Result` in the crate as large as the largest of them.
+impl From<crate::models::hub::HubError> for Error {
+    fn from(err: crate::models::hub::HubError) -> Self {
+        Error::Hub(Box::new(err))
     }
 }
 

@@ -155,6 +155,10 @@ impl OutputLock {
             path: lock_path.to_path_buf(),
             source,
         };
+        // `-o briefs/today.md` into a folder that does not exist yet is a normal first run.
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_error)?;
+        }
         for _ in 0..ACQUIRE_ATTEMPTS {
             // No truncation: the file may hold the current holder's details.
             let mut file = File::options()
@@ -412,9 +416,18 @@ mod tests {
     }
 
     #[test]
-    fn lock_in_a_missing_folder_is_an_io_error_naming_the_path() {
+    fn lock_in_a_missing_folder_creates_the_folder() {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("missing").join("brief.md");
+        let lock = OutputLock::acquire(&output).unwrap();
+        assert!(lock.path().exists());
+    }
+
+    #[test]
+    fn lock_where_no_folder_can_be_made_is_an_io_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a-file"), "").unwrap();
+        let output = dir.path().join("a-file").join("brief.md");
         let error = OutputLock::acquire(&output).unwrap_err();
         assert!(matches!(error, LockError::Io { .. }));
         assert!(error.to_string().contains("brief.md.lock"), "{error}");

@@ -202,6 +202,17 @@ fn hint_for(error: &io::Error, path: &Path, flag: &str) -> String {
     }
 }
 
+/// Writes the brief to stdout. A closed pipe (`polybrief run … | head`) is not an error:
+/// the reader has what it wanted.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError::Stdout { source: e }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,16 +357,5 @@ mod tests {
         let cut = truncate_name(&name, 201);
         assert_eq!(cut.len(), 200);
         assert!(cut.chars().all(|c| c == 'é'));
-    }
-}
-
-/// Writes the brief to stdout. A closed pipe (`polybrief run … | head`) is not an error:
-/// the reader has what it wanted.
-pub fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError::Stdout { source: e }),
-        _ => Ok(()),
     }
 }

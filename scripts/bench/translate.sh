@@ -17,7 +17,7 @@ python="${BENCH_PYTHON:-}"
 if [[ -z "$python" ]]; then
     if [[ ! -x "$work/venv/bin/python" ]]; then
         python3 -m venv "$work/venv"
-        "$work/venv/bin/pip" install --quiet -r "$root/scripts/bench/requirements.txt"
+        "$work/venv/bin/pip" install --quiet -r "$root/scripts/bench/requirements-translate.txt"
     fi
     python="$work/venv/bin/python"
 fi

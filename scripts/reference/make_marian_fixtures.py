@@ -94,7 +94,37 @@ TOKENIZER_CASES = [
     "£€$¥",
     "1234567890 3,14 2.718 1/2",
     "ALLCAPS and MiXeD cAsE",
+    "literal \u2581 lower block \u2581\u2581x",
+    "x\ty\r\nz\u2028w\u0085v",
 ]
+
+# Fragments that fuzz_texts strings together: words of every corpus script, whitespace of every
+# kind, special and language tokens, characters NFKC rewrites, unknown and control characters.
+FUZZ_FRAGMENTS = [
+    " ", "  ", "\t", "\n", "\u00a0", "\u3000", "\u2009", "\u200b", "\u2581",
+    "</s>", "<unk>", "<pad>", "<s>", ">>fra<<", ">>deu<<", ">>", "<<", ">>xx<<",
+    "ﬁ", "ＡＢＣ", "①", "²", "ｶﾞ", "ｱ", "e\u0301", "\u1100\u1161", "Ⅻ", "㍻", "™", "…", "–", "—",
+    "🙂", "🌧", "龘", "𠀀", "\u0000", "\u0007", "\ufeff", "\u00ad",
+    ".", ",", "!", "?", "«", "»", "„", "“", "'", "(", ")", "%", "£", "€", "$", "0", "42", "3,14",
+]
+
+
+def fuzz_texts(n: int) -> list[str]:
+    """Seeded random texts mixing corpus words and FUZZ_FRAGMENTS."""
+    rng = np.random.default_rng(SEED + 7)
+    words = sorted({w for lang in SOURCE_LANGS + [TARGET_LANG] for line in read_lines(lang) for w in line.split()})
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(int(rng.integers(1, 12))):
+            if rng.random() < 0.5:
+                parts.append(words[int(rng.integers(len(words)))])
+            else:
+                parts.append(FUZZ_FRAGMENTS[int(rng.integers(len(FUZZ_FRAGMENTS)))])
+            if rng.random() < 0.6:
+                parts.append(" ")
+        out.append("".join(parts))
+    return out
 
 
 def log(msg: str) -> None:
@@ -418,7 +448,7 @@ def tune(vocab_size, pad_id, separate, tok, sentences, with_beam):
 
 def tokenizer_cases(tok) -> list[dict]:
     cases = []
-    for text in TOKENIZER_CASES:
+    for text in TOKENIZER_CASES + fuzz_texts(150):
         cases.append({"text": text, "pieces": tok.tokenize(text), "input_ids": tok(text)["input_ids"]})
     return cases
 

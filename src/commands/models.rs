@@ -50,7 +50,7 @@ pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
             } else {
                 let rows = rows_for(&ctx.catalog, &lang);
                 if lang.is_empty() {
-                    log::info!("no --lang given: fetching the summarizer only (add --lang de,vi or --all)");
+                    log::info!("no --lang given: fetching the summarizer and embedder only (add --lang de,vi or --all)");
                     rows.into_iter().filter(|r| !r.roles.iter().all(|role| matches!(role, Role::Translate { .. }))).collect()
                 } else {
                     rows
@@ -138,6 +138,7 @@ fn rows_for<'a>(catalog: &'a Catalog, langs: &[Lang]) -> Vec<Need<'a>> {
                 match task {
                     crate::models::catalog::Task::Summarize => roles.push(Role::Summarize),
                     crate::models::catalog::Task::Synthesize => roles.push(Role::Synthesize),
+                    crate::models::catalog::Task::Embed => roles.push(Role::Embed),
                     crate::models::catalog::Task::Translate => {}
                 }
             }
@@ -310,6 +311,8 @@ fn print_stdout(text: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::hub::HubSettings;
+    use crate::progress::Reporter;
 
     #[test]
     fn sizes_print_in_decimal_units() {
@@ -334,7 +337,8 @@ mod tests {
         assert!(lines[3].contains("unknown"), "{table}");
         assert!(lines[4].starts_with("qwen2.5-1.5b-instruct-q4_k_m ") && lines[4].contains("summarize, synthesize"));
         assert!(lines[4].contains("1.1 GB +?"), "{table}");
-        assert!(lines[1..5].iter().all(|l| l.ends_with("not cached")), "{table}");
-        assert!(table.contains("4 of 4 models not cached"), "{table}");
+        assert!(lines[5].starts_with("all-minilm-l6-v2 ") && lines[5].contains("embed (story grouping)"), "{table}");
+        assert!(lines[1..6].iter().all(|l| l.ends_with("not cached")), "{table}");
+        assert!(table.contains("5 of 5 models not cached"), "{table}");
     }
 }

@@ -15,16 +15,17 @@ use crate::article::{EnglishArticle, Lang, SegmentedArticle, SkippedInput, Sourc
 use crate::cache::{CacheKey, StageCache};
 use crate::cli::RunArgs;
 use crate::config::Context;
-use crate::engines::{load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool};
+use crate::engines::{embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool};
 use crate::error::{Error, ExitCode, Result};
 use crate::lock::OutputLock;
+use crate::models::catalog::ModelEntry;
 use crate::models::llm::LlmGenerator;
 use crate::models::TextGenerator;
 use crate::pipeline::ingest::{ingest, IngestOptions};
 use crate::pipeline::render::{render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText};
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{check_grounding, ExtractiveSummarizer, Summarizer};
-use crate::pipeline::synthesize::{synthesize, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt};
+use crate::pipeline::synthesize::{synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt};
 use crate::pipeline::translate::{translate_article, TranslateSettings};
 use crate::pipeline::{detect, segment};
 use crate::prompts::Prompts;
@@ -33,9 +34,9 @@ use crate::{interrupt, output};
 
 /// Bumped when a stage's code changes what it produces, so old cache entries are not reused.
 const SEGMENT_VERSION: u32 = 1;
-const TRANSLATE_VERSION: u32 = 1;
+const TRANSLATE_VERSION: u32 = 2;
 const SUMMARY_VERSION: u32 = 1;
-const SYNTHESIS_VERSION: u32 = 1;
+const SYNTHESIS_VERSION: u32 = 2;
 
 /// How long each stage took, for the log and the README's timing table.
 struct StageClock {
@@ -133,10 +134,12 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             article.detected.article.id.as_str(),
             &TranslateKey { version: TRANSLATE_VERSION, models: &models, beams: settings.num_beams },
         )?;
-        if cache.get::<EnglishArticle>(&key).is_none() {
+        // Looked up once here: what hits is used as is below, what misses decides the models.
+        let cached = cache.get::<EnglishArticle>(&key);
+        if cached.is_none() {
             needed.extend(models.into_iter().map(|(_, m)| m));
         }
-        translate_keys.push(key);
+        translate_keys.push((key, cached));
     }
 
     // Every model the cache misses need is fetched now, before any model work, so that a
@@ -152,18 +155,21 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let clock = StageClock::start("translate");
     let task = ctx.reporter.items("translate", segmented.len() as u64);
     let mut english: Vec<EnglishArticle> = Vec::new();
-    for (article, key) in segmented.into_iter().zip(&translate_keys) {
+    for (article, (key, cached)) in segmented.into_iter().zip(translate_keys) {
         interrupt::check()?;
-        let origin = article.detected.article.origin.clone();
-        let result = cache.get_or_compute(key, || translate_article(article, &mut translators));
-        match result {
-            Ok(done) => english.push(done),
-            Err(e) => {
-                task.fail(&e.to_string());
-                return Err(e.into());
+        let done = match cached {
+            Some(done) => done,
+            None => {
+                let origin = article.detected.article.origin.clone();
+                let done = translate_article(article, &mut translators).inspect_err(|e| task.fail(&e.to_string()))?;
+                if let Err(e) = cache.put(&key, &done) {
+                    log::warn!("{e}; the translation is used but the next run will redo it");
+                }
+                log::debug!("translated {origin}");
+                done
             }
-        }
-        log::debug!("translated {origin}");
+        };
+        english.push(done);
         task.inc(1);
     }
     task.finish(&format!("{} models loaded", translators.loads));
@@ -234,6 +240,10 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> =
         english.iter().zip(&summaries).enumerate().map(|(i, (a, s))| (i + 1, a, s)).collect();
     let options = SynthesisOptions::default();
+    // Found (fetched if need be) before the cache lookup, since the key says how stories are
+    // grouped; loaded only on a miss. An embedder that cannot be had means lexical grouping.
+    let embedder_model = embedder_files(ctx, &store);
+    let grouping = embedder_model.as_ref().map_or_else(|| "lexical".to_string(), |(entry, _)| ModelRef::of(entry).label());
     let synthesis_key = CacheKey::new(
         "synthesize",
         "run",
@@ -241,6 +251,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             version: SYNTHESIS_VERSION,
             sources: numbered.iter().map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text())).collect(),
             method: summary_method_key(&summary_plan),
+            grouping,
             prompt: synthesis_prompt.fingerprint(),
         },
     )?;
@@ -255,9 +266,21 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             }
             SummaryPlan::Extractive { .. } => None,
         };
-        Ok(synthesize(&numbered, None, points, &options))
+        let mut embedder = embedder_model.as_ref().and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
+        let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
+        Ok(synthesize(&numbered, embedder, points, &options))
     })?;
     notes.extend(synthesis.notes.iter().cloned());
+    // Say how stories were grouped when the embedder could not be used at all (a failing one
+    // is already noted by the synthesis).
+    match (&embedder_model, ctx.catalog.embedder()) {
+        (None, Some(entry)) => notes.push(format!(
+            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
+            entry.id
+        )),
+        (None, None) => notes.push("Stories were grouped by word overlap: the catalog has no embedding model.".to_string()),
+        (Some(_), _) => {}
+    }
     clock.stop(&format!("{} stories, {} language models loaded in all", synthesis.stories.len(), llm_loads));
 
     // Render and write.
@@ -265,7 +288,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let brief = Brief {
         title: args.title.clone(),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
-        models: models_used(&english, &summary_plan),
+        models: models_used(&english, &summary_plan, embedder_model.as_ref().map(|(entry, _)| entry).filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }))),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
         sources: numbered.iter().map(|(n, a, s)| SourceEntry::new(*n, a, Some(s))).collect(),
@@ -371,6 +394,8 @@ struct SynthesisKey {
     version: u32,
     sources: Vec<(SourceNumber, String, String)>,
     method: String,
+    /// `lexical` or the embedder's label.
+    grouping: String,
     prompt: String,
 }
 
@@ -381,7 +406,7 @@ fn summary_method_key(plan: &SummaryPlan) -> String {
     }
 }
 
-fn models_used(english: &[EnglishArticle], plan: &SummaryPlan) -> Vec<ModelUse> {
+fn models_used(english: &[EnglishArticle], plan: &SummaryPlan, embedder: Option<&ModelEntry>) -> Vec<ModelUse> {
     let mut uses: BTreeSet<(String, String)> = BTreeSet::new();
     for article in english {
         for (lang, model) in &article.translations {
@@ -398,6 +423,14 @@ fn models_used(english: &[EnglishArticle], plan: &SummaryPlan) -> Vec<ModelUse> 
     if let SummaryPlan::Llm { entry } = plan {
         models.push(ModelUse {
             role: "summary and key points".to_string(),
+            id: entry.id.clone(),
+            repo: entry.repo.clone(),
+            revision: entry.revision.clone(),
+        });
+    }
+    if let Some(entry) = embedder {
+        models.push(ModelUse {
+            role: "story grouping (sentence embeddings)".to_string(),
             id: entry.id.clone(),
             repo: entry.repo.clone(),
             revision: entry.revision.clone(),

@@ -71,8 +71,8 @@ pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
                     if let Some(note) = note {
                         log::warn!("{note}");
                     }
-                    let mut summarizer = ExtractiveSummarizer::default();
-                    summarizer.max_sentences = usize::from(args.sentences);
+                    let mut summarizer =
+                        ExtractiveSummarizer { max_sentences: usize::from(args.sentences), ..Default::default() };
                     summarizer.summarize(&article)?
                 }
                 SummaryPlan::Llm { entry } => {
@@ -113,5 +113,5 @@ pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
         }
     }
     let article = Article::new(origin.to_string(), ArticleMeta::default(), paragraphs);
-    EnglishArticle { article, source_lang: Some(Lang::english()), translations: Vec::new(), sentences }
+    EnglishArticle { article, source_lang: Some(Lang::english()), translations: Vec::new(), sentences, english_title: None }
 }

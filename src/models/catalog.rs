@@ -1,5 +1,5 @@
 //! The model catalog: which model serves each task (translate `<lang>`→en, summarize,
-//! synthesize), where it lives on the Hugging Face hub (repo, pinned revision), which files it
+//! synthesize, embed), where it lives on the Hugging Face hub (repo, pinned revision), which files it
 //! needs and what each file must hash to.
 //!
 //! The default catalog is `models/catalog.toml`, compiled into the binary; `--models FILE`
@@ -44,6 +44,8 @@ pub enum Task {
     Translate,
     Summarize,
     Synthesize,
+    /// Sentence embeddings for grouping articles into stories.
+    Embed,
 }
 
 impl fmt::Display for Task {
@@ -52,6 +54,7 @@ impl fmt::Display for Task {
             Task::Translate => "translate",
             Task::Summarize => "summarize",
             Task::Synthesize => "synthesize",
+            Task::Embed => "embed",
         })
     }
 }
@@ -280,8 +283,14 @@ impl Catalog {
         self.entries.iter().rev().find(|e| e.serves(Task::Synthesize))
     }
 
+    /// The sentence-embedding model that groups articles into stories (lexical grouping
+    /// without one).
+    pub fn embedder(&self) -> Option<&ModelEntry> {
+        self.entries.iter().rev().find(|e| e.serves(Task::Embed))
+    }
+
     /// What a run over articles in `langs` needs, each model once, in a stable order:
-    /// translators (in the order of `langs`), then the summarizer and synthesizer.
+    /// translators (in the order of `langs`), then the summarizer, synthesizer and embedder.
     pub fn needed_for<'a>(&'a self, langs: &[Lang]) -> Vec<Need<'a>> {
         let mut needs: Vec<Need<'a>> = Vec::new();
         let mut push = |entry: &'a ModelEntry, role: Role| {
@@ -309,6 +318,9 @@ impl Catalog {
         if let Some(entry) = self.synthesizer() {
             push(entry, Role::Synthesize);
         }
+        if let Some(entry) = self.embedder() {
+            push(entry, Role::Embed);
+        }
         needs
     }
 }
@@ -326,6 +338,7 @@ pub enum Role {
     Translate { lang: Lang, kind: TranslatorKind },
     Summarize,
     Synthesize,
+    Embed,
 }
 
 impl fmt::Display for Role {
@@ -336,6 +349,7 @@ impl fmt::Display for Role {
             Role::Translate { lang, kind: TranslatorKind::Fallback } => write!(f, "{lang}→en (fallback)"),
             Role::Summarize => f.write_str("summarize"),
             Role::Synthesize => f.write_str("synthesize"),
+            Role::Embed => f.write_str("embed (story grouping)"),
         }
     }
 }
@@ -407,7 +421,7 @@ impl RawModel {
             return Err(err("`id` must be a non-empty name without spaces or `/`".into()));
         }
         if self.tasks.is_empty() {
-            return Err(err("`tasks` is empty; list at least one of translate, summarize, synthesize".into()));
+            return Err(err("`tasks` is empty; list at least one of translate, summarize, synthesize, embed".into()));
         }
         let translates = self.tasks.contains(&Task::Translate);
         let mut langs = Vec::new();
@@ -592,6 +606,7 @@ files = [{ name = "config.json" }]
         }
         assert!(catalog.summarizer().is_some());
         assert!(catalog.synthesizer().is_some());
+        assert_eq!(catalog.embedder().map(|e| e.repo.as_str()), Some("sentence-transformers/all-MiniLM-L6-v2"));
     }
 
     #[test]
@@ -717,9 +732,16 @@ files = [{ name = "config.json" }]
         let ids: Vec<&str> = needs.iter().map(|n| n.entry.id.as_str()).collect();
         assert_eq!(
             ids,
-            ["opus-mt-de-en", "opus-mt-vi-en", "opus-mt-tc-big-ko-en", "qwen2.5-1.5b-instruct-q4_k_m"]
+            [
+                "opus-mt-de-en",
+                "opus-mt-vi-en",
+                "opus-mt-tc-big-ko-en",
+                "qwen2.5-1.5b-instruct-q4_k_m",
+                "all-minilm-l6-v2"
+            ]
         );
         assert_eq!(needs[3].roles, vec![Role::Summarize, Role::Synthesize]);
+        assert_eq!(needs[4].roles, vec![Role::Embed]);
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //!   `no_repeat_ngram_size` it leaves ordinary repeated words and phrases alone; it only cuts
 //!   runs of back-to-back copies.
 
+use rayon::prelude::*;
+
 use crate::models::marian::{Config, DecoderCache, MarianMTModel};
 use crate::models::GenerateError;
 
@@ -233,7 +235,7 @@ fn argmax(xs: &[f32]) -> u32 {
 }
 
 fn vocab_of(logits: &[f32], rows: usize) -> Result<usize, GenerateError> {
-    if rows == 0 || logits.len() % rows != 0 || logits.is_empty() {
+    if rows == 0 || !logits.len().is_multiple_of(rows) || logits.is_empty() {
         return Err(GenerateError::Other(format!(
             "decoder returned {} logits for {rows} rows",
             logits.len()
@@ -261,14 +263,19 @@ fn greedy(
         let tokens: Vec<u32> = live.iter().map(|&s| *seqs[s].last().unwrap_or(&start)).collect();
         let mut logits = decoder.step(&tokens)?;
         let vocab = vocab_of(&logits, live.len())?;
+        let chosen: Vec<u32> = logits
+            .par_chunks_mut(vocab)
+            .zip(live.par_iter())
+            .map(|(scores, &s)| {
+                process_scores(scores, &seqs[s], max_new_tokens[s], params);
+                argmax(scores)
+            })
+            .collect();
         let mut still_live = Vec::with_capacity(live.len());
         let mut kept_rows = Vec::with_capacity(live.len());
-        for (row, &s) in live.iter().enumerate() {
-            let scores = &mut logits[row * vocab..(row + 1) * vocab];
-            process_scores(scores, &seqs[s], max_new_tokens[s], params);
-            let token = argmax(scores);
+        for (row, (&s, &token)) in live.iter().zip(&chosen).enumerate() {
             seqs[s].push(token);
-            let finished = token == params.eos_token_id || seqs[s].len() - 1 >= max_new_tokens[s];
+            let finished = token == params.eos_token_id || seqs[s].len() > max_new_tokens[s];
             if !finished {
                 still_live.push(s);
                 kept_rows.push(row as u32);
@@ -382,24 +389,34 @@ fn beam_search(
         let mut logits = decoder.step(&tokens)?;
         let vocab = vocab_of(&logits, tokens.len())?;
 
+        // a–c, per row and in parallel: log-probs, processors, accumulated scores, and the row's
+        // best 2n continuations (the sentence's best 2n are among its rows' best 2n).
+        let row_tops: Vec<Vec<Candidate>> = logits
+            .par_chunks_mut(vocab)
+            .enumerate()
+            .map(|(row, scores)| {
+                let (beams, beam) = (&live[row / n], row % n);
+                log_softmax_in_place(scores);
+                process_scores(scores, &beams.seqs[beam], beams.max_new, params);
+                let base = beams.scores[beam];
+                let mut top = Vec::with_capacity(k + 1);
+                for (token, &lp) in scores.iter().enumerate() {
+                    push_top_k(&mut top, Candidate { score: base + lp, beam, token: token as u32 }, k);
+                }
+                top
+            })
+            .collect();
+
         let mut next_rows: Vec<u32> = Vec::with_capacity(tokens.len());
         let mut any_done = false;
         for (e, beams) in live.iter_mut().enumerate() {
             let generated = beams.seqs[0].len() - 1;
             let new_len = generated + 1;
 
-            // a–c. Log-probs, processors, accumulated scores, top 2n continuations.
+            // The sentence's top 2n continuations, in `torch.topk` order.
             let mut top: Vec<Candidate> = Vec::with_capacity(k + 1);
-            for beam in 0..n {
-                let row = e * n + beam;
-                let scores = &mut logits[row * vocab..(row + 1) * vocab];
-                log_softmax_in_place(scores);
-                process_scores(scores, &beams.seqs[beam], beams.max_new, params);
-                let base = beams.scores[beam];
-                for (token, &lp) in scores.iter().enumerate() {
-                    let c = Candidate { score: base + lp, beam, token: token as u32 };
-                    push_top_k(&mut top, c, k);
-                }
+            for c in row_tops[e * n..(e + 1) * n].iter().flatten() {
+                push_top_k(&mut top, *c, k);
             }
 
             // d. Which continuations end their hypothesis.

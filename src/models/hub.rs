@@ -15,6 +15,10 @@
 //!
 //! Entries with `path = ...` are read from a local directory and never touch the network.
 
+// Hub errors carry repo, revision, file, cache path and the ways out so that messages can
+// name them; they occur once per failed run, so their size on the error path costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
@@ -144,6 +148,23 @@ impl HubSettings {
 }
 
 /// Why a model could not be made available.
+/// The hub serves another file than the catalog pins (boxed in `HubError`: it is the largest
+/// error and would otherwise enlarge every `Result` of the hub code).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the hub serves `{file}` of {repo} at `{revision}` as {what}, but the catalog ({origin}) pins {pinned}; \
+     nothing was downloaded. Pin the revision the catalog was written for, or refresh the pins with \
+     scripts/ops/pin_catalog.py"
+)]
+pub struct CatalogMismatch {
+    pub repo: String,
+    pub revision: String,
+    pub file: String,
+    pub what: String,
+    pub pinned: String,
+    pub origin: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error(transparent)]
@@ -198,12 +219,8 @@ pub enum HubError {
         else { "; replace it" })]
     SizeMismatch { repo: String, file: String, expected: u64, actual: u64, removed: bool },
 
-    #[error(
-        "the hub serves `{file}` of {repo} at `{revision}` as {what}, but the catalog ({origin}) pins {pinned}; \
-         nothing was downloaded. Pin the revision the catalog was written for, or refresh the pins with \
-         scripts/ops/pin_catalog.py"
-    )]
-    CatalogMismatch { repo: String, revision: String, file: String, what: String, pinned: String, origin: String },
+    #[error("{0}")]
+    CatalogMismatch(Box<CatalogMismatch>),
 
     #[error("model {id}: `{file}` of {repo} at `{revision}` is not in the cache {cache}{}\n{ways_out}",
         if *offline { " and offline mode is on (--offline or HF_HUB_OFFLINE)" } else { "" })]
@@ -563,13 +580,15 @@ impl ModelStore {
     fn download(&self, entry: &ModelEntry, repo: &str, rev: &str, f: &FileEntry) -> Result<PathBuf, HubError> {
         let url = self.url(repo, rev, &f.name);
         let remote = self.preflight(&url, repo, rev, &f.name)?;
-        let mismatch = |what: String, pinned: String| HubError::CatalogMismatch {
-            repo: repo.to_string(),
-            revision: rev.to_string(),
-            file: f.name.clone(),
-            what,
-            pinned,
-            origin: entry.origin.clone(),
+        let mismatch = |what: String, pinned: String| {
+            HubError::CatalogMismatch(Box::new(CatalogMismatch {
+                repo: repo.to_string(),
+                revision: rev.to_string(),
+                file: f.name.clone(),
+                what,
+                pinned,
+                origin: entry.origin.clone(),
+            }))
         };
         if let (Some(pinned), true) = (&f.sha256, is_sha256(&remote.etag)) {
             if !remote.etag.eq_ignore_ascii_case(pinned) {
@@ -678,7 +697,7 @@ impl ModelStore {
             };
             let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
             match status {
-                200..=299 | 300..=399 if header("x-repo-commit").is_some() => {
+                200..=399 if header("x-repo-commit").is_some() => {
                     let commit = header("x-repo-commit").unwrap_or_default();
                     let etag = header("x-linked-etag")
                         .or_else(|| header("etag"))

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 /// One token id or several (`eos_token_id` may be either in hub configs).
@@ -182,7 +182,7 @@ impl Config {
                 ));
             }
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return Err(format!("d_model {} must be even for sinusoidal positions", self.d_model));
         }
         let vocab = self.target_vocab_size() as u32;
@@ -219,8 +219,57 @@ fn sinusoidal_table(num_positions: usize, dim: usize, dtype: DType, device: &Dev
     Tensor::from_vec(table, (num_positions, dim), device)?.to_dtype(dtype)
 }
 
-fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    candle_nn::linear(in_dim, out_dim, vb)
+/// A linear layer `y = x W^T + b` whose weight is stored transposed, `(in, out)` contiguous.
+///
+/// Why: candle's CPU matmul hands gemm a row-major destination, which gemm transposes into
+/// `W · x^T`; with the checkpoint's `(out, in)` layout the weight is then not column-major
+/// and gemm repacks the whole matrix on every call, which in decoding (a few rows per call,
+/// the 58k-row LM head every step) costs as much as the multiplication itself. Stored as
+/// `(in, out)` the weight is used in place.
+#[derive(Clone, Debug)]
+struct Projection {
+    weight_t: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Projection {
+    /// Stacks checkpoint linears `(out_i, in)` (and their biases) along the output dimension,
+    /// each multiplied by its `scale`: one matmul computes all of them.
+    fn fused(parts: &[(&str, f64)], in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
+        let mut weights = Vec::with_capacity(parts.len());
+        let mut biases = Vec::with_capacity(parts.len());
+        for (name, scale) in parts {
+            let w = vb.get((out_dim, in_dim), &format!("{name}.weight"))?;
+            let b = vb.get(out_dim, &format!("{name}.bias"))?;
+            weights.push((w * *scale)?);
+            biases.push((b * *scale)?);
+        }
+        let weight = Tensor::cat(&weights, 0)?;
+        Ok(Self { weight_t: weight.t()?.contiguous()?, bias: Some(Tensor::cat(&biases, 0)?) })
+    }
+
+    fn load(name: &str, in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
+        Self::fused(&[(name, 1.0)], in_dim, out_dim, vb)
+    }
+
+    /// From an already transposed `(in, out)` weight.
+    fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight_t, bias }
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dims = xs.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = xs.elem_count() / in_dim.max(1);
+        let ys = xs.reshape((rows, in_dim))?.matmul(&self.weight_t)?;
+        let ys = match &self.bias {
+            Some(bias) => ys.broadcast_add(bias)?,
+            None => ys,
+        };
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("at least one dim") = ys.dim(1)?;
+        ys.reshape(out_dims)
+    }
 }
 
 fn layer_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
@@ -228,50 +277,85 @@ fn layer_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
     candle_nn::layer_norm(dim, 1e-5, vb)
 }
 
-/// `MarianAttention`: multi-head attention with separate q/k/v/out projections.
+/// `MarianAttention`. The projections of the checkpoint are fused where the same input feeds
+/// them: q, k, v for self-attention; k, v for cross-attention (computed once per batch). The
+/// reference's `scaling` of the scores is folded into the q projection.
 #[derive(Clone, Debug)]
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    out_proj: Linear,
+    /// Self-attention: `[q | k | v]`; cross-attention: `q` only.
+    query: Projection,
+    /// Cross-attention only: `[k | v]`.
+    key_value: Option<Projection>,
+    out_proj: Projection,
     num_heads: usize,
     head_dim: usize,
-    scaling: f64,
 }
 
 impl Attention {
-    fn new(dim: usize, num_heads: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(dim: usize, num_heads: usize, cross: bool, vb: VarBuilder) -> Result<Self> {
         let head_dim = dim / num_heads;
+        let scaling = (head_dim as f64).powf(-0.5);
+        let (query, key_value) = if cross {
+            (
+                Projection::fused(&[("q_proj", scaling)], dim, dim, &vb)?,
+                Some(Projection::fused(&[("k_proj", 1.0), ("v_proj", 1.0)], dim, dim, &vb)?),
+            )
+        } else {
+            let qkv = [("q_proj", scaling), ("k_proj", 1.0), ("v_proj", 1.0)];
+            (Projection::fused(&qkv, dim, dim, &vb)?, None)
+        };
         Ok(Self {
-            q_proj: linear(dim, dim, vb.pp("q_proj"))?,
-            k_proj: linear(dim, dim, vb.pp("k_proj"))?,
-            v_proj: linear(dim, dim, vb.pp("v_proj"))?,
-            out_proj: linear(dim, dim, vb.pp("out_proj"))?,
+            query,
+            key_value,
+            out_proj: Projection::load("out_proj", dim, dim, &vb)?,
             num_heads,
             head_dim,
-            scaling: (head_dim as f64).powf(-0.5),
         })
     }
 
-    /// `(b, t, d)` → `(b, heads, t, head_dim)`, contiguous.
-    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+    /// `(b, t, n × d)` from a fused projection → n tensors `(b, heads, t, head_dim)`, contiguous.
+    fn split(&self, xs: &Tensor, n: usize) -> Result<Vec<Tensor>> {
         let (b, t, _) = xs.dims3()?;
-        xs.reshape((b, t, self.num_heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        let xs = xs
+            .reshape((b, t, n, self.num_heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        (0..n).map(|i| xs.get(i)).collect()
     }
 
-    /// Keys and values of `xs`, each `(b, heads, t, head_dim)`.
+    /// Self-attention: queries, keys and values of `xs`.
+    fn qkv(&self, xs: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let mut parts = self.split(&self.query.forward(xs)?, 3)?.into_iter();
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(q), Some(k), Some(v)) => Ok((q, k, v)),
+            _ => candle_core::bail!("fused projection did not split in three"),
+        }
+    }
+
+    /// Cross-attention: keys and values of the encoder output.
     fn key_values(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
-        let k = self.split_heads(&xs.apply(&self.k_proj)?)?;
-        let v = self.split_heads(&xs.apply(&self.v_proj)?)?;
-        Ok((k, v))
+        let Some(kv) = &self.key_value else {
+            candle_core::bail!("key_values called on a self-attention layer");
+        };
+        let mut parts = self.split(&kv.forward(xs)?, 2)?.into_iter();
+        match (parts.next(), parts.next()) {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => candle_core::bail!("fused projection did not split in two"),
+        }
     }
 
-    /// Attends from `xs` (b, t, d) to the given keys/values; `mask` is additive and broadcast
-    /// onto the `(b, heads, t, s)` scores.
-    fn attend(&self, xs: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, d) = xs.dims3()?;
-        let q = self.split_heads(&(xs.apply(&self.q_proj)? * self.scaling)?)?;
+    /// Cross-attention: queries of `xs`.
+    fn queries(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut parts = self.split(&self.query.forward(xs)?, 1)?;
+        parts.pop().ok_or_else(|| candle_core::Error::msg("empty query projection"))
+    }
+
+    /// Attention of (already scaled) queries `q` to `k`/`v`, all `(b, heads, ·, head_dim)`;
+    /// `mask` is additive and broadcast onto the `(b, heads, t, s)` scores. Returns `(b, t, d)`
+    /// after the output projection.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, _, t, _) = q.dims4()?;
+        let d = self.num_heads * self.head_dim;
         let scores = q.matmul(&k.t()?)?;
         let scores = match mask {
             Some(mask) => scores.broadcast_add(mask)?,
@@ -285,7 +369,7 @@ impl Attention {
         } else {
             out.transpose(1, 2)?.reshape((b, t, d))?
         };
-        out.apply(&self.out_proj)
+        self.out_proj.forward(&out)
     }
 }
 
@@ -294,8 +378,8 @@ impl Attention {
 struct EncoderLayer {
     self_attn: Attention,
     self_attn_layer_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Projection,
+    fc2: Projection,
     final_layer_norm: LayerNorm,
     activation: Activation,
 }
@@ -304,20 +388,20 @@ impl EncoderLayer {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d_model;
         Ok(Self {
-            self_attn: Attention::new(d, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
+            self_attn: Attention::new(d, cfg.encoder_attention_heads, false, vb.pp("self_attn"))?,
             self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-            fc1: linear(d, cfg.encoder_ffn_dim, vb.pp("fc1"))?,
-            fc2: linear(cfg.encoder_ffn_dim, d, vb.pp("fc2"))?,
+            fc1: Projection::load("fc1", d, cfg.encoder_ffn_dim, &vb)?,
+            fc2: Projection::load("fc2", cfg.encoder_ffn_dim, d, &vb)?,
             final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
             activation: cfg.activation_function,
         })
     }
 
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (k, v) = self.self_attn.key_values(xs)?;
-        let attn = self.self_attn.attend(xs, &k, &v, Some(mask))?;
+        let (q, k, v) = self.self_attn.qkv(xs)?;
+        let attn = self.self_attn.attend(&q, &k, &v, Some(mask))?;
         let xs = (attn + xs)?.apply(&self.self_attn_layer_norm)?;
-        let ff = self.activation.apply(&xs.apply(&self.fc1)?)?.apply(&self.fc2)?;
+        let ff = self.fc2.forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
         (ff + xs)?.apply(&self.final_layer_norm)
     }
 }
@@ -329,8 +413,8 @@ struct DecoderLayer {
     self_attn_layer_norm: LayerNorm,
     encoder_attn: Attention,
     encoder_attn_layer_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Projection,
+    fc2: Projection,
     final_layer_norm: LayerNorm,
     activation: Activation,
 }
@@ -340,12 +424,12 @@ impl DecoderLayer {
         let d = cfg.d_model;
         let heads = cfg.decoder_attention_heads;
         Ok(Self {
-            self_attn: Attention::new(d, heads, vb.pp("self_attn"))?,
+            self_attn: Attention::new(d, heads, false, vb.pp("self_attn"))?,
             self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-            encoder_attn: Attention::new(d, heads, vb.pp("encoder_attn"))?,
+            encoder_attn: Attention::new(d, heads, true, vb.pp("encoder_attn"))?,
             encoder_attn_layer_norm: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
-            fc1: linear(d, cfg.decoder_ffn_dim, vb.pp("fc1"))?,
-            fc2: linear(cfg.decoder_ffn_dim, d, vb.pp("fc2"))?,
+            fc1: Projection::load("fc1", d, cfg.decoder_ffn_dim, &vb)?,
+            fc2: Projection::load("fc2", cfg.decoder_ffn_dim, d, &vb)?,
             final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
             activation: cfg.activation_function,
         })
@@ -358,21 +442,22 @@ impl DecoderLayer {
         causal_mask: Option<&Tensor>,
         cross_mask: &Tensor,
     ) -> Result<Tensor> {
-        let (k, v) = self.self_attn.key_values(xs)?;
+        let (q, k, v) = self.self_attn.qkv(xs)?;
         let (k, v) = match &cache.self_kv {
             Some((past_k, past_v)) => {
                 (Tensor::cat(&[past_k, &k], 2)?, Tensor::cat(&[past_v, &v], 2)?)
             }
             None => (k, v),
         };
-        let attn = self.self_attn.attend(xs, &k, &v, causal_mask)?;
+        let attn = self.self_attn.attend(&q, &k, &v, causal_mask)?;
         cache.self_kv = Some((k, v));
         let xs = (attn + xs)?.apply(&self.self_attn_layer_norm)?;
 
-        let attn = self.encoder_attn.attend(&xs, &cache.cross_k, &cache.cross_v, Some(cross_mask))?;
+        let q = self.encoder_attn.queries(&xs)?;
+        let attn = self.encoder_attn.attend(&q, &cache.cross_k, &cache.cross_v, Some(cross_mask))?;
         let xs = (attn + xs)?.apply(&self.encoder_attn_layer_norm)?;
 
-        let ff = self.activation.apply(&xs.apply(&self.fc1)?)?.apply(&self.fc2)?;
+        let ff = self.fc2.forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
         (ff + xs)?.apply(&self.final_layer_norm)
     }
 }
@@ -465,17 +550,37 @@ impl DecoderCache {
     }
 }
 
+/// Token embeddings stored as columns, `(d_model, vocab)`: the layout in which the tied LM head
+/// multiplies without repacking (see [`Projection`]). Lookups gather columns, a few per step.
+#[derive(Clone, Debug)]
+struct TokenEmbedding {
+    columns: Tensor,
+}
+
+impl TokenEmbedding {
+    fn from_rows(rows: &Tensor) -> Result<Self> {
+        Ok(Self { columns: rows.t()?.contiguous()? })
+    }
+
+    /// `(b, t)` ids → `(b, t, d_model)`.
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let columns = self.columns.index_select(&ids.flatten_all()?, 1)?;
+        columns.t()?.reshape((b, t, ()))
+    }
+}
+
 /// `MarianEncoder`.
 #[derive(Clone, Debug)]
 struct Encoder {
-    embed_tokens: Embedding,
+    embed_tokens: TokenEmbedding,
     layers: Vec<EncoderLayer>,
 }
 
 /// `MarianDecoder`.
 #[derive(Clone, Debug)]
 struct Decoder {
-    embed_tokens: Embedding,
+    embed_tokens: TokenEmbedding,
     layers: Vec<DecoderLayer>,
 }
 
@@ -486,8 +591,9 @@ pub struct MarianMTModel {
     cfg: Config,
     encoder: Encoder,
     decoder: Decoder,
-    lm_head: Linear,
-    final_logits_bias: Tensor,
+    /// Tied to the target embeddings (unless the checkpoint unties them), with
+    /// `final_logits_bias` as its bias.
+    lm_head: Projection,
     positions: Tensor,
     embed_scale: f64,
     device: Device,
@@ -521,36 +627,37 @@ impl MarianMTModel {
                 ],
             )
             .ok_or_else(|| missing("shared"))?;
-            let shared = vb.get((cfg.vocab_size, d), name)?;
+            let shared = TokenEmbedding::from_rows(&vb.get((cfg.vocab_size, d), name)?)?;
             (shared.clone(), shared)
         } else {
             let enc = vb.get((cfg.vocab_size, d), "model.encoder.embed_tokens.weight")?;
             let name = first_present(&vb, &["model.decoder.embed_tokens.weight", "lm_head.weight"])
                 .ok_or_else(|| missing("decoder"))?;
-            (enc, vb.get((target_vocab, d), name)?)
-        };
-        let lm_head_weight = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
-            vb.get((target_vocab, d), "lm_head.weight")?
-        } else {
-            decoder_embed.clone()
+            let dec = vb.get((target_vocab, d), name)?;
+            (TokenEmbedding::from_rows(&enc)?, TokenEmbedding::from_rows(&dec)?)
         };
         // Old checkpoints may lack the bias; transformers then starts it at zero.
         let final_logits_bias = if vb.contains_tensor("final_logits_bias") {
-            vb.get((1, target_vocab), "final_logits_bias")?
+            vb.get((1, target_vocab), "final_logits_bias")?.reshape(target_vocab)?
         } else {
-            Tensor::zeros((1, target_vocab), vb.dtype(), vb.device())?
+            Tensor::zeros(target_vocab, vb.dtype(), vb.device())?
+        };
+        let lm_head_t = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
+            vb.get((target_vocab, d), "lm_head.weight")?.t()?.contiguous()?
+        } else {
+            decoder_embed.columns.clone()
         };
 
         let vb_enc = vb.pp("model.encoder.layers");
         let encoder = Encoder {
-            embed_tokens: Embedding::new(encoder_embed, d),
+            embed_tokens: encoder_embed,
             layers: (0..cfg.encoder_layers)
                 .map(|i| EncoderLayer::new(cfg, vb_enc.pp(i)))
                 .collect::<Result<_>>()?,
         };
         let vb_dec = vb.pp("model.decoder.layers");
         let decoder = Decoder {
-            embed_tokens: Embedding::new(decoder_embed, d),
+            embed_tokens: decoder_embed,
             layers: (0..cfg.decoder_layers)
                 .map(|i| DecoderLayer::new(cfg, vb_dec.pp(i)))
                 .collect::<Result<_>>()?,
@@ -560,8 +667,7 @@ impl MarianMTModel {
             cfg: cfg.clone(),
             encoder,
             decoder,
-            lm_head: Linear::new(lm_head_weight, None),
-            final_logits_bias,
+            lm_head: Projection::from_transposed(lm_head_t, Some(final_logits_bias)),
             positions,
             embed_scale: if cfg.scale_embedding { (d as f64).sqrt() } else { 1.0 },
             device: vb.device().clone(),
@@ -577,7 +683,7 @@ impl MarianMTModel {
         &self.device
     }
 
-    fn embed(&self, embedding: &Embedding, ids: &Tensor, offset: usize) -> Result<Tensor> {
+    fn embed(&self, embedding: &TokenEmbedding, ids: &Tensor, offset: usize) -> Result<Tensor> {
         let (_, len) = ids.dims2()?;
         if offset + len > self.cfg.max_position_embeddings {
             candle_core::bail!(
@@ -586,7 +692,7 @@ impl MarianMTModel {
                 self.cfg.max_position_embeddings
             );
         }
-        let xs = (ids.apply(embedding)? * self.embed_scale)?;
+        let xs = (embedding.lookup(ids)? * self.embed_scale)?;
         xs.broadcast_add(&self.positions.narrow(0, offset, len)?)
     }
 
@@ -655,7 +761,7 @@ impl MarianMTModel {
         let ids = Tensor::from_slice(tokens, (tokens.len(), 1), &self.device)?;
         let hidden = self.decode_hidden(&ids, cache)?;
         let hidden = hidden.i((.., 0, ..))?;
-        hidden.apply(&self.lm_head)?.broadcast_add(&self.final_logits_bias)
+        self.lm_head.forward(&hidden)
     }
 
     /// Logits `(rows, t, target_vocab)` for every position of `decoder_input_ids`, continuing
@@ -663,11 +769,7 @@ impl MarianMTModel {
     pub fn decode(&self, decoder_input_ids: &Tensor, cache: &mut DecoderCache) -> Result<Tensor> {
         let hidden = self.decode_hidden(decoder_input_ids, cache)?;
         let (rows, t, d) = hidden.dims3()?;
-        hidden
-            .reshape((rows * t, d))?
-            .apply(&self.lm_head)?
-            .broadcast_add(&self.final_logits_bias)?
-            .reshape((rows, t, ()))
+        self.lm_head.forward(&hidden.reshape((rows * t, d))?)?.reshape((rows, t, ()))
     }
 
     /// The full forward pass of `MarianMTModel(input_ids, attention_mask, decoder_input_ids)`:

@@ -338,6 +338,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tokenizer_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<MarianTokenizer>();
+    }
+
+    #[test]
     fn language_code_is_split_only_at_the_start() {
         assert_eq!(split_language_code(">>fra<< Bonjour"), (Some(">>fra<<"), " Bonjour"));
         assert_eq!(split_language_code(">>fra<<"), (Some(">>fra<<"), ""));

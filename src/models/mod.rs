@@ -2,6 +2,7 @@
 //! them from the hub or a local folder (`hub`), and the architectures that run them.
 
 pub mod catalog;
+pub mod embedder;
 pub mod generate;
 pub mod hub;
 pub mod llm;

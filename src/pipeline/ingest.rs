@@ -1093,6 +1093,12 @@ mod tests {
     }
 
     #[test]
+    fn permission_errors_are_worded_for_people() {
+        let err = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert_eq!(describe_io(&err), "permission denied");
+    }
+
+    #[test]
     fn decode_rejects_empty_and_binary_input() {
         assert_eq!(decode(b"").unwrap_err(), "empty file");
         assert_eq!(

@@ -100,10 +100,10 @@ impl SourceEntry {
         let article = &english.article;
         SourceEntry {
             number,
-            title: article
-                .meta
-                .title
+            title: english
+                .english_title
                 .clone()
+                .or_else(|| article.meta.title.clone())
                 .unwrap_or_else(|| article.origin.clone()),
             outlet: article.meta.source.clone(),
             origin: article.origin.clone(),

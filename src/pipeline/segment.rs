@@ -128,6 +128,11 @@ fn continues_sentence(text: &str, at: usize) -> bool {
     if !before.ends_with('.') {
         return false;
     }
+    // A list number at the start of a line ("1. 中 외국계 은행") starts its item.
+    let line = before.rsplit('\n').next().unwrap_or(before).trim_start();
+    if (2..=4).contains(&line.len()) && line[..line.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
     let token = last_token(before);
     let next_word: String = after
         .trim_start()
@@ -236,8 +241,9 @@ fn glued_sentence_starts(text: &str) -> Vec<usize> {
             continue;
         }
         let token_start = text[..chars[i].0]
-            .rfind(char::is_whitespace)
-            .map_or(0, |s| s + 1);
+            .char_indices()
+            .rfind(|(_, c)| c.is_whitespace())
+            .map_or(0, |(at, c)| at + c.len_utf8());
         let token = &text[token_start..chars[i].0];
         if token.contains("://") || token.contains('@') || token.starts_with("www") {
             continue;
@@ -417,6 +423,23 @@ mod tests {
     }
 
     #[test]
+    fn a_list_number_stays_with_its_item() {
+        assert_eq!(
+            sentences("1. 中 외국계 은행 ‘감원바람’\n2. 상하이, 주택 기준 폐지\n10. Gold falls."),
+            [
+                "1. 中 외국계 은행 ‘감원바람’",
+                "2. 상하이, 주택 기준 폐지",
+                "10. Gold falls."
+            ]
+        );
+        // A year at the end of a sentence is not a list number.
+        assert_eq!(
+            sentences("It opened in 2017. Then it closed."),
+            ["It opened in 2017.", "Then it closed."]
+        );
+    }
+
+    #[test]
     fn very_long_sentence_is_kept_whole() {
         let long = format!("{} end.", "word ".repeat(2000));
         assert_eq!(sentences(&long), [long.as_str()]);
@@ -430,6 +453,29 @@ mod tests {
         let original: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         assert_eq!(kept.replace(char::is_whitespace, ""), original);
         assert!(spans.windows(2).all(|w| w[0].end <= w[1].start));
+    }
+
+    #[test]
+    fn odd_text_never_panics_and_loses_nothing() {
+        let odd = [
+            "x\u{a0}Alibaba.Hôm nay\u{3000}Tôi.Anh",
+            "...",
+            ". . .",
+            "1.",
+            "a.B",
+            "Dr.",
+            "„Gut.“\r\nSie ging.\r\n",
+            "\u{a0}z. B.\u{a0}Die",
+            "했다.1",
+            "(U.S.) [Nr.] «Prof.» Ende.",
+            "www.example.com/A.Bcd and mail@host.De.Fg",
+        ];
+        for text in odd {
+            let spans = split_sentences(text);
+            let kept: String = spans.iter().map(|r| &text[r.clone()]).collect();
+            let strip = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+            assert_eq!(strip(&kept), strip(text), "{text:?}");
+        }
     }
 
     #[test]

@@ -452,12 +452,24 @@ pub fn translate_article(
             translated_by: None,
         })
         .collect();
+    // A title from metadata (front matter, JSON, HTML meta) is not among the segments; it is
+    // translated with the article's main language, in the same batch.
+    let title_lang = detected.lang.clone().filter(|l| !l.is_english());
+    let title = detected.article.meta.title.clone().filter(|_| title_lang.is_some());
+    let mut english_title = None;
     let mut translations = Vec::new();
     for (lang, members) in by_lang {
         let translator = translators.for_lang(&lang)?;
         let model = translator.model_name();
-        let texts: Vec<String> = members.iter().map(|&i| segments[i].text.clone()).collect();
-        let english = translator.translate(&texts)?;
+        let mut texts: Vec<String> = members.iter().map(|&i| segments[i].text.clone()).collect();
+        let with_title = title.is_some() && title_lang.as_ref() == Some(&lang);
+        if let (true, Some(title)) = (with_title, &title) {
+            texts.push(title.clone());
+        }
+        let mut english = translator.translate(&texts)?;
+        if with_title {
+            english_title = english.pop();
+        }
         for (&i, text) in members.iter().zip(english) {
             sentences[i].text = text;
             sentences[i].translated_by = Some(model.clone());
@@ -470,12 +482,105 @@ pub fn translate_article(
         article: detected.article,
         translations,
         sentences,
+        english_title,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::article::{Article, ArticleMeta, DetectedArticle, DetectedParagraph, Segment};
+
+    /// Marks what it translated, so tests can see which text went to which model.
+    struct Marker {
+        lang: &'static str,
+        calls: Vec<Vec<String>>,
+    }
+
+    impl Translate for Marker {
+        fn model_name(&self) -> String {
+            format!("marker-{}", self.lang)
+        }
+
+        fn translate(&mut self, sentences: &[String]) -> Result<Vec<String>, TranslateError> {
+            self.calls.push(sentences.to_vec());
+            Ok(sentences.iter().map(|s| format!("<{}:{s}>", self.lang)).collect())
+        }
+    }
+
+    struct Markers(Vec<Marker>);
+
+    impl Translators for Markers {
+        fn for_lang(&mut self, lang: &Lang) -> Result<&mut dyn Translate, TranslateError> {
+            match self.0.iter_mut().find(|m| m.lang == lang.code()) {
+                Some(m) => Ok(m),
+                None => Err(TranslateError::NoModel { lang: lang.clone() }),
+            }
+        }
+    }
+
+    fn mixed_article(title: Option<&str>, main: &str) -> SegmentedArticle {
+        let lang = |code: &str| Lang::parse(code).ok();
+        let paragraphs = vec!["Hello there. Second.".to_string(), "안녕하세요.".to_string()];
+        let meta = ArticleMeta { title: title.map(str::to_string), ..Default::default() };
+        let article = Article::new("mixed.txt".into(), meta, paragraphs.clone());
+        let detected = DetectedArticle {
+            article,
+            lang: lang(main),
+            paragraphs: vec![
+                DetectedParagraph { text: paragraphs[0].clone(), lang: lang("en") },
+                DetectedParagraph { text: paragraphs[1].clone(), lang: lang("ko") },
+            ],
+        };
+        let segment = |paragraph, span: std::ops::Range<usize>, text: &str, code| Segment {
+            paragraph,
+            span,
+            text: text.to_string(),
+            lang: lang(code),
+        };
+        SegmentedArticle {
+            detected,
+            segments: vec![
+                segment(0, 0..12, "Hello there.", "en"),
+                segment(0, 13..20, "Second.", "en"),
+                segment(1, 0..16, "안녕하세요.", "ko"),
+            ],
+        }
+    }
+
+    #[test]
+    fn mixed_article_keeps_its_english_and_translates_only_the_foreign_sentences() {
+        let mut markers = Markers(vec![Marker { lang: "ko", calls: vec![] }]);
+        let english = translate_article(mixed_article(Some("A title"), "en"), &mut markers).unwrap();
+        let texts: Vec<&str> = english.sentences.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["Hello there.", "Second.", "<ko:안녕하세요.>"]);
+        assert_eq!(english.sentences[2].translated_by.as_deref(), Some("marker-ko"));
+        assert_eq!(english.sentences[0].translated_by, None);
+        assert_eq!(english.sentences.iter().map(|s| (s.segment, s.paragraph)).collect::<Vec<_>>(), [(0, 0), (1, 0), (2, 1)]);
+        // An English article's title stays as it is.
+        assert_eq!(english.english_title, None);
+        assert_eq!(english.translations, vec![(Lang::parse("ko").unwrap(), "marker-ko".to_string())]);
+    }
+
+    #[test]
+    fn metadata_title_is_translated_with_the_main_language_in_the_same_batch() {
+        let mut markers = Markers(vec![
+            Marker { lang: "ko", calls: vec![] },
+            Marker { lang: "en", calls: vec![] },
+        ]);
+        let english = translate_article(mixed_article(Some("제목"), "ko"), &mut markers).unwrap();
+        assert_eq!(english.english_title.as_deref(), Some("<ko:제목>"));
+        assert_eq!(markers.0[0].calls, vec![vec!["안녕하세요.".to_string(), "제목".to_string()]]);
+        assert!(markers.0[1].calls.is_empty(), "English is never sent to a model");
+    }
+
+    #[test]
+    fn a_language_without_a_model_is_an_error_naming_it() {
+        let mut markers = Markers(vec![]);
+        let err = translate_article(mixed_article(None, "en"), &mut markers).unwrap_err();
+        assert!(err.to_string().contains("ko"), "{err}");
+    }
+
 
     #[test]
     fn batches_group_by_length_within_budget() {

@@ -257,7 +257,7 @@ fn a_hub_serving_other_bytes_than_the_pin_downloads_nothing() {
     let entry = entry_toml(REPO, REV, &format!("{{ name = \"{WEIGHTS}\", sha256 = \"{pinned}\" }}"));
     let err = fx.store().fetch(&entry).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, HubError::CatalogMismatch { .. }), "{msg}");
+    assert!(matches!(err, HubError::CatalogMismatch(_)), "{msg}");
     assert!(msg.contains(&pinned) && msg.contains(&fx.weights_sha) && msg.contains("test catalog"), "{msg}");
     assert!(body_requests(&fx.hub, WEIGHTS).is_empty(), "only the pre-flight may have run");
 }
@@ -446,7 +446,8 @@ fn models_fetch_without_network_fails_fast_naming_repo_file_and_ways_out() {
     }
 }
 
-/// A catalog file laying a tiny model for `de` over the built-in one.
+/// A catalog file laying a tiny model for `de` (and tiny stand-ins for the summarizer and the
+/// embedder, which `models fetch` also fetches) over the built-in one.
 fn write_override(dir: &Path, fx: &Fixture) -> PathBuf {
     let path = dir.join("models.toml");
     let text = format!(
@@ -454,6 +455,8 @@ fn write_override(dir: &Path, fx: &Fixture) -> PathBuf {
          repo = \"{REPO}\"\nrevision = \"{REV}\"\nlicense = \"mit\"\n\
          files = [{{ name = \"config.json\" }}, {{ name = \"{WEIGHTS}\", sha256 = \"{}\" }}]\n\n\
          [[model]]\nid = \"tiny-llm\"\ntasks = [\"summarize\", \"synthesize\"]\nformat = \"gguf\"\n\
+         repo = \"{REPO}\"\nrevision = \"{REV}\"\nlicense = \"mit\"\nfiles = [{{ name = \"config.json\" }}]\n\n\
+         [[model]]\nid = \"tiny-embed\"\ntasks = [\"embed\"]\nformat = \"transformers\"\n\
          repo = \"{REPO}\"\nrevision = \"{REV}\"\nlicense = \"mit\"\nfiles = [{{ name = \"config.json\" }}]\n",
         fx.weights_sha
     );

@@ -282,6 +282,7 @@ fn article(paragraphs: &[&[&str]]) -> EnglishArticle {
         source_lang: Some(Lang::english()),
         translations: Vec::new(),
         sentences,
+        english_title: None,
     }
 }
 
@@ -442,4 +443,28 @@ fn bench_llm_tokens_per_second() {
         median(&mut pp_rates),
         median(&mut tg_rates)
     );
+}
+
+#[test]
+fn summarize_command_runs_on_local_model_files() {
+    // The tiny random model writes nonsense, so this pins the wiring only: the GGUF, the
+    // tokenizer and the tokenizer_config.json found beside it load, and a summary comes back.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("article.txt");
+    std::fs::write(&input, FLOOD.join(" ")).unwrap();
+    let cache = dir.path().join("stage-cache");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polybrief"))
+        .arg("summarize")
+        .arg(&input)
+        .args(["--summarizer", "llm", "--sentences", "2", "--gguf"])
+        .arg(fixtures().join("tiny/model-q8_0.gguf"))
+        .arg("--tokenizer")
+        .arg(fixtures().join("tiny/tokenizer.json"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty(), "a summary on stdout");
 }

@@ -5,6 +5,8 @@ mod hub;
 mod llm_parity;
 mod marian_parity;
 mod nightly;
+mod embed_parity;
+mod run_e2e;
 mod support;
 mod synthesis;
 mod text_stages;

@@ -1,7 +1,9 @@
 //! Parity of polybrief's Marian model and decoding with HF transformers, on the tiny random
-//! checkpoint and reference outputs in tests/fixtures/marian/tiny (written by
+//! checkpoints and reference outputs in tests/fixtures/marian/ (written by
 //! scripts/reference/make_marian_fixtures.py): encoder states and first-step logits within
 //! 1e-4, greedy and beam-4 ids exactly, one sentence at a time and as one padded batch.
+//! `tiny` shares one vocabulary between source and target; `tiny-sep` has separate source and
+//! target vocabularies and embeddings (like some tc-big models) and greedy references only.
 
 use std::path::PathBuf;
 
@@ -44,27 +46,44 @@ struct Sentence {
     encoder_last_hidden_state: Hidden,
     first_step_logits: Vec<f32>,
     greedy_ids: Vec<u32>,
+    #[serde(default)]
     beam4_ids: Vec<u32>,
 }
 
 #[derive(Deserialize)]
 struct Batched {
     greedy_ids: Vec<Vec<u32>>,
+    #[serde(default)]
     beam4_ids: Vec<Vec<u32>>,
 }
 
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marian/tiny")
+const SHARED: &str = "tiny";
+const SEPARATE: &str = "tiny-sep";
+
+fn fixture_dir_of(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marian").join(name)
 }
 
-fn reference() -> Reference {
-    let path = fixture_dir().join("reference.json");
+fn fixture_dir() -> PathBuf {
+    fixture_dir_of(SHARED)
+}
+
+fn reference_of(name: &str) -> Reference {
+    let path = fixture_dir_of(name).join("reference.json");
     let text = std::fs::read_to_string(&path).expect("reference.json is committed");
     serde_json::from_str(&text).expect("reference.json has the documented format")
 }
 
+fn reference() -> Reference {
+    reference_of(SHARED)
+}
+
+fn model_of(name: &str) -> MarianMTModel {
+    load_marian(&fixture_dir_of(name), DType::F32, &Device::Cpu).expect("tiny model loads")
+}
+
 fn model() -> MarianMTModel {
-    load_marian(&fixture_dir(), DType::F32, &Device::Cpu).expect("tiny model loads")
+    model_of(SHARED)
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -115,14 +134,20 @@ fn fixture_outputs_vary_in_length() {
     let full = r.generation.max_new_tokens + 1;
     let lengths: Vec<usize> = r.sentences.iter().map(|s| s.greedy_ids.len()).collect();
     assert!(lengths.iter().any(|&l| l < full), "{lengths:?}");
-    assert!(lengths.iter().any(|&l| l == full) || lengths.iter().collect::<std::collections::HashSet<_>>().len() > 2, "{lengths:?}");
+    assert!(lengths.contains(&full) || lengths.iter().collect::<std::collections::HashSet<_>>().len() > 2, "{lengths:?}");
     assert_eq!(r.generation.num_beams, 4);
 }
 
 #[test]
 fn encoder_states_match_transformers() {
-    let r = reference();
-    let model = model();
+    for name in [SHARED, SEPARATE] {
+        encoder_states_match(name);
+    }
+}
+
+fn encoder_states_match(name: &str) {
+    let r = reference_of(name);
+    let model = model_of(name);
     for s in &r.sentences {
         let n = s.input_ids.len();
         let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
@@ -131,14 +156,20 @@ fn encoder_states_match_transformers() {
         assert_eq!(hidden.dims(), s.encoder_last_hidden_state.shape.as_slice());
         let ours = hidden.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let diff = max_abs_diff(&ours, &s.encoder_last_hidden_state.values);
-        assert!(diff < TOLERANCE, "{:?}: encoder differs by {diff}", s.text);
+        assert!(diff < TOLERANCE, "{name} {:?}: encoder differs by {diff}", s.text);
     }
 }
 
 #[test]
 fn padding_does_not_change_encoder_states() {
-    let r = reference();
-    let model = model();
+    for name in [SHARED, SEPARATE] {
+        padded_encoder_states_match(name);
+    }
+}
+
+fn padded_encoder_states_match(name: &str) {
+    let r = reference_of(name);
+    let model = model_of(name);
     let sources: Vec<&[u32]> = r.sentences.iter().map(|s| s.input_ids.as_slice()).collect();
     let width = sources.iter().map(|s| s.len()).max().unwrap();
     let pad = model.config().pad_token_id;
@@ -157,14 +188,20 @@ fn padding_does_not_change_encoder_states() {
         let n = s.input_ids.len();
         let ours = hidden.get(i).unwrap().narrow(0, 0, n).unwrap().flatten_all().unwrap();
         let diff = max_abs_diff(&ours.to_vec1::<f32>().unwrap(), &s.encoder_last_hidden_state.values);
-        assert!(diff < TOLERANCE, "{:?}: padded encoder differs by {diff}", s.text);
+        assert!(diff < TOLERANCE, "{name} {:?}: padded encoder differs by {diff}", s.text);
     }
 }
 
 #[test]
 fn first_step_logits_match_transformers() {
-    let r = reference();
-    let model = model();
+    for name in [SHARED, SEPARATE] {
+        first_step_logits_match(name);
+    }
+}
+
+fn first_step_logits_match(name: &str) {
+    let r = reference_of(name);
+    let model = model_of(name);
     let start = model.config().decoder_start_token_id;
     for s in &r.sentences {
         let n = s.input_ids.len();
@@ -174,18 +211,24 @@ fn first_step_logits_match_transformers() {
         let logits = model.forward(&ids, &mask, &dec).unwrap();
         let ours = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let diff = max_abs_diff(&ours, &s.first_step_logits);
-        assert!(diff < TOLERANCE, "{:?}: logits differ by {diff}", s.text);
+        assert!(diff < TOLERANCE, "{name} {:?}: logits differ by {diff}", s.text);
     }
 }
 
 #[test]
 fn greedy_ids_match_transformers_one_by_one() {
-    let r = reference();
-    let model = model();
+    for name in [SHARED, SEPARATE] {
+        greedy_ids_match_one_by_one(name);
+    }
+}
+
+fn greedy_ids_match_one_by_one(name: &str) {
+    let r = reference_of(name);
+    let model = model_of(name);
     let p = params(&model, &r, 1);
     for s in &r.sentences {
         let out = run_generate(&model, &[&s.input_ids], &p, r.generation.max_new_tokens);
-        assert_eq!(out[0], s.greedy_ids, "{:?}", s.text);
+        assert_eq!(out[0], s.greedy_ids, "{name} {:?}", s.text);
     }
 }
 
@@ -202,12 +245,18 @@ fn beam4_ids_match_transformers_one_by_one() {
 
 #[test]
 fn greedy_ids_match_transformers_batched() {
-    let r = reference();
-    let model = model();
+    for name in [SHARED, SEPARATE] {
+        greedy_ids_match_batched(name);
+    }
+}
+
+fn greedy_ids_match_batched(name: &str) {
+    let r = reference_of(name);
+    let model = model_of(name);
     let p = params(&model, &r, 1);
     let sources: Vec<&[u32]> = r.sentences.iter().map(|s| s.input_ids.as_slice()).collect();
     let out = run_generate(&model, &sources, &p, r.generation.max_new_tokens);
-    assert_eq!(out, r.batched.greedy_ids);
+    assert_eq!(out, r.batched.greedy_ids, "{name}");
 }
 
 #[test]
@@ -222,12 +271,18 @@ fn beam4_ids_match_transformers_batched() {
 
 #[test]
 fn pytorch_bin_loads_the_same_weights_as_safetensors() {
-    let dir = fixture_dir();
-    let from_safetensors = model();
+    for name in [SHARED, SEPARATE] {
+        bin_matches_safetensors(name);
+    }
+}
+
+fn bin_matches_safetensors(name: &str) {
+    let dir = fixture_dir_of(name);
+    let from_safetensors = model_of(name);
     let vb = polybrief::models::marian::var_builder(&dir.join("pytorch_model.bin"), DType::F32, &Device::Cpu)
         .unwrap();
     let from_bin = MarianMTModel::new(from_safetensors.config(), vb).unwrap();
-    let r = reference();
+    let r = reference_of(name);
     let s = &r.sentences[0];
     let n = s.input_ids.len();
     let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
@@ -309,4 +364,45 @@ fn translator_returns_empty_strings_for_blank_input() {
     assert_eq!(english.len(), 3);
     assert!(english[0].is_empty() && english[2].is_empty());
     assert!(!english[1].is_empty() || r.sentences[0].greedy_ids.len() <= 2);
+}
+
+#[derive(Deserialize)]
+struct TextReference {
+    sentences: Vec<TextSentence>,
+}
+
+#[derive(Deserialize)]
+struct TextSentence {
+    text: String,
+    greedy_text: String,
+    #[serde(default)]
+    beam4_text: Option<String>,
+}
+
+#[test]
+fn translator_with_the_opus_mt_tokenizer_reproduces_the_reference_texts() {
+    // Text in, text out, through the real tokenizer, batching and decoding: the strings
+    // transformers printed with tokenizer.decode(generate(...), skip_special_tokens=True).
+    use polybrief::models::marian_tokenizer::MarianTokenizer;
+    let dir = fixture_dir();
+    let r = reference();
+    let text_ref: TextReference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    for beams in [1usize, 4] {
+        let settings = TranslateSettings {
+            num_beams: beams,
+            repetition_guard: None,
+            max_output_ratio: 0.0,
+            max_output_extra: r.generation.max_new_tokens,
+            ..TranslateSettings::default()
+        };
+        let tokenizer = MarianTokenizer::from_dir(&dir).unwrap();
+        let mut translator = Translator::new("tiny".into(), model(), tokenizer, settings);
+        let texts: Vec<String> = text_ref.sentences.iter().map(|s| s.text.clone()).collect();
+        let english = translator.translate(&texts).unwrap();
+        for (s, got) in text_ref.sentences.iter().zip(&english) {
+            let want = if beams == 1 { &s.greedy_text } else { s.beam4_text.as_ref().unwrap() };
+            assert_eq!(got, want.trim(), "{:?} with {beams} beams", s.text);
+        }
+    }
 }

@@ -29,6 +29,12 @@ const MARIAN_FILES: &[&str] =
     &["config.json", "model.safetensors", "source.spm", "target.spm", "vocab.json"];
 const SUMMARIZER_ID: &str = "qwen2.5-1.5b-instruct-q4_k_m";
 const SUMMARIZER_REPO: &str = "Qwen/Qwen2.5-1.5B-Instruct-GGUF";
+/// The tiny random BERT stands in for the catalog's sentence embedder, so runs group stories
+/// by embeddings (the real code path) rather than lexically.
+const BERT_FIXTURE: &str = "tests/fixtures/bert/tiny";
+const EMBEDDER_ID: &str = "all-minilm-l6-v2";
+const EMBEDDER_REPO: &str = "sentence-transformers/all-MiniLM-L6-v2";
+const BERT_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json"];
 
 struct Env {
     dir: tempfile::TempDir,
@@ -53,6 +59,13 @@ impl Env {
                 MARIAN_FILES.iter().map(|f| format!("{{ name = \"{f}\" }}")).collect::<Vec<_>>().join(", ")
             ));
         }
+        for name in BERT_FILES {
+            hub.add_file(EMBEDDER_REPO, REV, name, std::fs::read(Path::new(BERT_FIXTURE).join(name)).unwrap());
+        }
+        toml.push_str(&format!(
+            "\n[[model]]\nid = \"{EMBEDDER_ID}\"\ntasks = [\"embed\"]\nformat = \"transformers\"\nrepo = \"{EMBEDDER_REPO}\"\nrevision = \"{REV}\"\nlicense = \"test\"\nfiles = [{}]\n",
+            BERT_FILES.iter().map(|f| format!("{{ name = \"{f}\" }}")).collect::<Vec<_>>().join(", ")
+        ));
         if with_llm {
             for (name, served) in [("model-q8_0.gguf", "tiny-q8_0.gguf"), ("tokenizer.json", "tokenizer.json"), ("tokenizer_config.json", "tokenizer_config.json")] {
                 let bytes = std::fs::read(Path::new(QWEN_FIXTURE).join(name)).unwrap();
@@ -78,13 +91,15 @@ impl Env {
         }
     }
 
+    /// Runs the binary with the test's catalog, hub and caches (the stage cache unless the
+    /// arguments name another).
     fn polybrief(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_polybrief"))
-            .args(args)
-            .arg("--models")
-            .arg(self.path("catalog.toml"))
-            .arg("--cache-dir")
-            .arg(self.path("stage-cache"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_polybrief"));
+        command.args(args).arg("--models").arg(self.path("catalog.toml"));
+        if !args.contains(&"--cache-dir") {
+            command.arg("--cache-dir").arg(self.path("stage-cache"));
+        }
+        command
             .env("HF_HUB_CACHE", self.path("hub-cache"))
             .env("HF_ENDPOINT", self.endpoint())
             .env_remove("HF_HOME")
@@ -160,6 +175,10 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
     let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     check_brief_structure(&value, &markdown);
     assert!(stderr(&first).contains("translation models loaded"), "{}", stderr(&first));
+    // Stories were grouped with the (tiny) sentence embedder, and the brief names it.
+    assert!(stderr(&first).contains("loaded sentence embedder"), "{}", stderr(&first));
+    let models = value["models"].as_array().expect("models listed");
+    assert!(models.iter().any(|m| m["id"] == EMBEDDER_ID), "embedder missing from models: {models:?}");
 
     // Second run: the hub is gone; everything must come from the stage cache.
     let mut env = env;
@@ -168,6 +187,7 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
     env.hub = None;
     let second = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "--translations", "-o", brief.to_str().unwrap()]);
     assert!(second.status.success(), "re-run failed: {}", stderr(&second));
+    assert!(!stderr(&second).contains("loaded sentence embedder"), "a cached synthesis needs no embedder");
     let log = stderr(&second);
     assert!(log.contains("0 translation models loaded"), "a re-run loads no model: {log}");
     let translate_counts = regex::Regex::new(r"translate (\d+) hit/(\d+) miss").unwrap();
@@ -175,6 +195,28 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
     assert!(counts[1].parse::<u32>().unwrap() >= 5 && &counts[2] == "0", "every translation from the cache: {log}");
     let again = std::fs::read_to_string(&brief).unwrap();
     assert_eq!(without_date(&markdown), without_date(&again), "same inputs, same brief");
+}
+
+#[test]
+fn an_embedder_that_cannot_be_fetched_means_lexical_grouping_said_in_the_brief() {
+    let env = Env::new(false);
+    // Point the embedder at a repo the hub does not serve: its download fails with a 404.
+    let catalog = std::fs::read_to_string(env.path("catalog.toml")).unwrap();
+    let broken = catalog.replace(&format!("repo = \"{EMBEDDER_REPO}\""), "repo = \"sentence-transformers/not-served\"");
+    assert_ne!(catalog, broken);
+    std::fs::write(env.path("catalog.toml"), broken).unwrap();
+    let brief = env.path("brief.md");
+    let json = env.path("brief.json");
+    let out = env.polybrief(&[
+        "run", "examples/articles", "--summarizer", "extractive", "-o", brief.to_str().unwrap(), "--json", json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "the run must not fail for the embedder: {}", stderr(&out));
+    assert!(stderr(&out).contains("grouped lexically"), "{}", stderr(&out));
+    let markdown = std::fs::read_to_string(&brief).unwrap();
+    assert!(markdown.contains("grouped by word overlap"), "{markdown}");
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let models = value["models"].as_array().expect("models listed");
+    assert!(models.iter().all(|m| m["id"] != EMBEDDER_ID), "an unused embedder is not listed: {models:?}");
 }
 
 #[test]
@@ -214,4 +256,172 @@ fn second_run_on_the_same_output_is_refused_with_exit_code_4() {
     let run = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", brief.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(4), "{}", stderr(&run));
     assert!(stderr(&run).contains(&std::process::id().to_string()), "says who holds it: {}", stderr(&run));
+}
+
+/// A copy of the example articles in a folder of the test's own, so tests can add to it.
+fn copy_examples(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir("examples/articles").unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn run_args<'a>(input: &'a str, brief: &'a str) -> Vec<&'a str> {
+    vec!["run", input, "--summarizer", "extractive", "-o", brief]
+}
+
+#[test]
+fn bad_inputs_are_skipped_listed_and_exit_3_while_the_rest_is_briefed() {
+    let env = Env::new(false);
+    let input = env.path("in");
+    copy_examples(&input);
+    std::fs::write(input.join("empty.txt"), "").unwrap();
+    std::fs::write(input.join("binary.txt"), [0u8, 159, 146, 150, 0, 1, 2, 3].repeat(64)).unwrap();
+    std::fs::write(input.join("duplicate.txt"), std::fs::read("examples/articles/de-sturm.txt").unwrap()).unwrap();
+    let brief = env.path("brief.md");
+    let run = env.polybrief(&run_args(input.to_str().unwrap(), brief.to_str().unwrap()));
+    assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
+    let markdown = std::fs::read_to_string(&brief).unwrap();
+    let skipped = &markdown[markdown.find("## Skipped").expect("a Skipped section")..];
+    assert!(skipped.contains("empty.txt") && skipped.contains("binary.txt"), "{skipped}");
+    assert!(markdown.contains("duplicate.txt"), "a duplicate is listed under its article");
+    assert!(stderr(&run).contains("skipped"), "{}", stderr(&run));
+}
+
+#[test]
+fn two_shards_then_an_assembling_run_give_the_same_brief_as_one_run() {
+    let env = Env::new(false);
+    let one = env.path("one.md");
+    let cache_a = env.path("single-cache");
+    let single = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", one.to_str().unwrap(), "--cache-dir", cache_a.to_str().unwrap()]);
+    assert!(single.status.success(), "{}", stderr(&single));
+
+    // The shards and the assembly share the default stage cache of `Env`.
+    for shard in ["0/2", "1/2"] {
+        let run = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "--shard", shard]);
+        assert!(run.status.success(), "shard {shard}: {}", stderr(&run));
+        assert!(run.stdout.is_empty(), "a shard writes no brief");
+    }
+    let assembled = env.path("assembled.md");
+    let run = env.polybrief(&run_args("examples/articles", assembled.to_str().unwrap()));
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("0 translation models loaded"), "assembly reuses the shards' work: {}", stderr(&run));
+    assert_eq!(
+        without_date(&std::fs::read_to_string(&one).unwrap()),
+        without_date(&std::fs::read_to_string(&assembled).unwrap())
+    );
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_same_brief() {
+    let env = Env::new(false);
+    let reference = env.path("reference.md");
+    let clean_cache = env.path("clean-cache");
+    let clean = env.polybrief(&["run", "examples/articles", "--summarizer", "extractive", "-o", reference.to_str().unwrap(), "--cache-dir", clean_cache.to_str().unwrap()]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+
+    // Start a run, kill -9 it as soon as it has cached its first translation.
+    let brief = env.path("brief.md");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polybrief"))
+        .args(run_args("examples/articles", brief.to_str().unwrap()))
+        .arg("--models").arg(env.path("catalog.toml"))
+        .arg("--cache-dir").arg(env.path("stage-cache"))
+        .env("HF_HUB_CACHE", env.path("hub-cache"))
+        .env("HF_ENDPOINT", env.endpoint())
+        .env_remove("HF_HUB_OFFLINE")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let translate_dir = env.path("stage-cache").join("v1").join("translate");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut killed_midway = false;
+    while Instant::now() < deadline {
+        let entries = walk_count(&translate_dir);
+        if entries >= 1 {
+            killed_midway = child.try_wait().unwrap().is_none();
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(killed_midway, "the run finished before it could be killed; the test proves nothing");
+    assert!(!brief.exists(), "a killed run leaves no brief");
+
+    let resumed = env.polybrief(&run_args("examples/articles", brief.to_str().unwrap()));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let log = stderr(&resumed);
+    let hits = regex::Regex::new(r"translate (\d+) hit").unwrap();
+    let hit_count: u32 = hits.captures(&log).map(|c| c[1].parse().unwrap()).unwrap_or(0);
+    assert!(hit_count >= 1, "the resumed run reuses the killed run's finished work: {log}");
+    assert_eq!(
+        without_date(&std::fs::read_to_string(&reference).unwrap()),
+        without_date(&std::fs::read_to_string(&brief).unwrap())
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn ctrl_c_stops_at_an_article_boundary_with_exit_130_and_writes_no_brief() {
+    let env = Env::new(false);
+    let brief = env.path("brief.md");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polybrief"))
+        .args(run_args("examples/articles", brief.to_str().unwrap()))
+        .arg("--models").arg(env.path("catalog.toml"))
+        .arg("--cache-dir").arg(env.path("stage-cache"))
+        .env("HF_HUB_CACHE", env.path("hub-cache"))
+        .env("HF_ENDPOINT", env.endpoint())
+        .env_remove("HF_HUB_OFFLINE")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let translate_dir = env.path("stage-cache").join("v1").join("translate");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while walk_count(&translate_dir) == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be interrupted");
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(!brief.exists(), "an interrupted run writes no brief");
+
+    let resumed = env.polybrief(&run_args("examples/articles", brief.to_str().unwrap()));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(brief.exists());
+}
+
+fn walk_count(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { usize::from(e.path().extension().is_some_and(|x| x == "entry")) })
+        .sum()
+}
+
+#[test]
+fn one_changed_article_is_the_only_one_reprocessed() {
+    let env = Env::new(false);
+    let input = env.path("in");
+    copy_examples(&input);
+    let brief = env.path("brief.md");
+    let first = env.polybrief(&run_args(input.to_str().unwrap(), brief.to_str().unwrap()));
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    let article = input.join("de-sturm.txt");
+    let text = std::fs::read_to_string(&article).unwrap();
+    std::fs::write(&article, text.replace("30.000 Haushalte", "35.000 Haushalte")).unwrap();
+    let second = env.polybrief(&run_args(input.to_str().unwrap(), brief.to_str().unwrap()));
+    assert!(second.status.success(), "{}", stderr(&second));
+    let log = stderr(&second);
+    let counts = regex::Regex::new(r"translate (\d+) hit/(\d+) miss").unwrap();
+    let c = counts.captures(&log).unwrap_or_else(|| panic!("no cache summary: {log}"));
+    assert_eq!((&c[1], &c[2]), ("5", "1"), "only the changed article is translated again: {log}");
+    assert!(log.contains("1 translation models loaded"), "only its model is loaded: {log}");
 }

@@ -177,6 +177,7 @@ fn english(spec: &Spec) -> EnglishArticle {
         source_lang: Some(lang.clone()),
         translations: model.map(|m| vec![(lang, m)]).unwrap_or_default(),
         sentences,
+        english_title: None,
     }
 }
 

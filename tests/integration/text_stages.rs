@@ -219,7 +219,7 @@ fn bad_inputs_are_skipped_with_reasons_and_the_rest_is_read() {
     let options = IngestOptions {
         max_file_size: 1024,
     };
-    let report = ingest(&[root.clone()], &options).unwrap();
+    let report = ingest(std::slice::from_ref(&root), &options).unwrap();
 
     assert_eq!(report.articles.len(), 1);
     assert_eq!(report.articles[0].origin, "a-good.txt");

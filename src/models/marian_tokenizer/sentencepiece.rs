@@ -271,7 +271,7 @@ impl CharsMap {
             return Err(SpmError::CharsMap("shorter than its 4-byte header".into()));
         }
         let trie_size = u32::from_le_bytes(fixed(&blob[..4])) as usize;
-        if trie_size % 4 != 0 || trie_size > blob.len() - 4 {
+        if !trie_size.is_multiple_of(4) || trie_size > blob.len() - 4 {
             return Err(SpmError::CharsMap(format!("trie size {trie_size} does not fit a {} byte map", blob.len())));
         }
         let units = blob[4..4 + trie_size].chunks_exact(4).map(|c| u32::from_le_bytes(fixed(c))).collect();

@@ -9,7 +9,6 @@
 //! prompt, which names what was wrong; if that fails too, the summary is kept and the facts the
 //! article does not contain are listed in `Summary::ungrounded`, which the brief flags.
 
-use unicode_segmentation::UnicodeSegmentation;
 
 use super::{SummarizeError, Summarizer};
 use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
@@ -191,7 +190,7 @@ impl Summarizer for LlmSummarizer<'_> {
             log::info!("{}: too long for one prompt; summarizing it in {} parts", article.article.origin, parts.len());
             let mut summaries = Vec::with_capacity(parts.len());
             for (i, range) in parts.iter().enumerate() {
-                let part_text = join_sentences(article, range.clone());
+                let part_text = article.text_of(range.clone());
                 let part_fields = Fields { title: format!("{} (part {} of {})", fields.title, i + 1, parts.len()), ..fields.clone() };
                 let step = Step { template: "summarize", fields: &part_fields, text: &part_text, source: &part_text };
                 summaries.push(self.grounded(&step)?);
@@ -243,21 +242,6 @@ pub fn pack(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// The English sentences in `range`, paragraph breaks kept.
-fn join_sentences(article: &EnglishArticle, range: std::ops::Range<usize>) -> String {
-    let mut out = String::new();
-    let mut last_paragraph = None;
-    for s in &article.sentences[range] {
-        match last_paragraph {
-            Some(p) if p == s.paragraph => out.push(' '),
-            Some(_) => out.push_str("\n\n"),
-            None => {}
-        }
-        out.push_str(&s.text);
-        last_paragraph = Some(s.paragraph);
-    }
-    out
-}
 
 /// A reply as plain prose: no "Summary:" label, no list markers, one line.
 fn tidy(reply: &str) -> String {
@@ -283,33 +267,19 @@ fn tidy(reply: &str) -> String {
     lines.join(" ")
 }
 
-/// Sentences of a summary (Unicode sentence boundaries).
+/// Sentences of a summary, cut by the same segmenter as the articles.
 pub fn split_sentences(text: &str) -> Vec<String> {
-    text.split_sentence_bounds().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
-}
-
-/// Words that say nothing about which sentence a claim came from.
-const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "with", "that", "this", "from", "was", "were", "are", "has", "have", "had", "its", "their",
-    "said", "says", "will", "would", "been", "into", "after", "about", "also", "which", "who", "but", "not", "they",
-    "there", "than", "more", "over", "new", "one", "two", "on", "in", "of", "to", "a", "an", "at", "by", "as", "is", "it",
-];
-
-fn content_words(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = text
-        .unicode_words()
-        .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()) && (w.chars().count() > 2 || w.chars().any(|c| c.is_ascii_digit())))
-        .collect();
-    words.sort();
-    words.dedup();
-    words
+    crate::pipeline::segment::split_sentences(text)
+        .into_iter()
+        .map(|range| text[range].trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// English sentences that share most of a summary sentence's content words (up to three, in
 /// article order): a cheap pointer from an LLM sentence back to where it came from.
 fn supporting_sentences(sentence: &str, article: &EnglishArticle) -> Vec<usize> {
-    let words = content_words(sentence);
+    let words = crate::pipeline::summarize::lexical::term_set(sentence);
     if words.is_empty() {
         return Vec::new();
     }
@@ -318,7 +288,7 @@ fn supporting_sentences(sentence: &str, article: &EnglishArticle) -> Vec<usize> 
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let theirs = content_words(&s.text);
+            let theirs = crate::pipeline::summarize::lexical::term_set(&s.text);
             (i, words.iter().filter(|w| theirs.binary_search(w).is_ok()).count())
         })
         .filter(|&(_, shared)| shared >= 2 && shared * 10 >= words.len() * 3)

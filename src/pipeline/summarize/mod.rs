@@ -8,8 +8,6 @@ pub mod grounding;
 pub mod lexical;
 pub mod llm;
 
-use std::ops::Range;
-
 pub use extractive::ExtractiveSummarizer;
 pub use grounding::{check_grounding, ungrounded_facts};
 
@@ -58,60 +56,11 @@ pub trait Summarizer {
     fn method(&self) -> SummaryMethod;
 }
 
-/// Cuts a run of sentences into consecutive chunks of at most `max_tokens` tokens each (as
-/// `count` measures them), for summarizing a text longer than the model's context in pieces.
-/// A sentence longer than `max_tokens` on its own becomes a chunk of its own rather than being
-/// cut. The chunks cover every sentence, in order; no sentences give no chunks.
-pub fn chunk_sentences(
-    sentences: &[String],
-    max_tokens: usize,
-    count: impl Fn(&str) -> usize,
-) -> Vec<Range<usize>> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut tokens = 0;
-    for (i, sentence) in sentences.iter().enumerate() {
-        let n = count(sentence);
-        if i > start && tokens + n > max_tokens {
-            chunks.push(start..i);
-            start = i;
-            tokens = 0;
-        }
-        tokens += n;
-    }
-    if start < sentences.len() {
-        chunks.push(start..sentences.len());
-    }
-    chunks
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::article::{Article, ArticleMeta, EnglishSentence, Lang};
-
-    fn words(s: &str) -> usize {
-        s.split_whitespace().count()
-    }
-
-    #[test]
-    fn chunks_cover_all_sentences_in_order_within_budget() {
-        let sentences: Vec<String> = ["a b c", "d e", "f g h i", "j", "k l m n o p q r s t", "u v"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let chunks = chunk_sentences(&sentences, 5, words);
-        assert_eq!(chunks, vec![0..2, 2..4, 4..5, 5..6]);
-        // Contiguous and complete.
-        assert_eq!(chunks.first().map(|c| c.start), Some(0));
-        assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
-        for c in &chunks {
-            let total: usize = sentences[c.clone()].iter().map(|s| words(s)).sum();
-            assert!(total <= 5 || c.len() == 1, "{c:?} has {total} tokens");
-        }
-        assert!(chunk_sentences(&[], 5, words).is_empty());
-        assert_eq!(chunk_sentences(&sentences, 0, words).len(), sentences.len());
-    }
 
     fn english(paragraphs: &[&[&str]]) -> EnglishArticle {
         let article = Article::new(
@@ -139,6 +88,7 @@ mod tests {
                 "opus-mt-de-en".into(),
             )],
             sentences,
+            english_title: None,
         }
     }
 

@@ -5,8 +5,9 @@
 //! Similarity is lexical by default — TF-IDF cosine over content words, with names and
 //! numbers added as extra terms, since two reports of one event share the places, people and
 //! figures even when translation varies their wording. With an `Embedder` it is the cosine of
-//! sentence embeddings instead. (No embedding model is in the catalog yet, so runs group
-//! lexically; the embedding path is tested with a deterministic test embedder.)
+//! sentence embeddings instead: `polybrief run` passes the catalog's embedder
+//! (`models::embedder::SentenceEmbedder`, all-MiniLM-L6-v2) when it is cached or can be
+//! fetched, and groups lexically otherwise.
 
 use serde::Serialize;
 

@@ -36,8 +36,8 @@ use self::citations::{check_point, PointCheck};
 use self::group::group_sources;
 
 /// Turns texts into vectors whose cosine similarity says how alike their meaning is: a small
-/// local sentence-embedding model. No such model is in the catalog yet; grouping works
-/// lexically until one is wired (see `GroupingMethod`).
+/// local sentence-embedding model (`models::embedder::SentenceEmbedder`). Without one,
+/// grouping is lexical (see `GroupingMethod`).
 pub trait Embedder {
     /// The model's catalog id and revision, as shown in the brief.
     fn model_name(&self) -> String;
@@ -325,6 +325,7 @@ pub(crate) mod test_support {
                     translated_by: None,
                 })
                 .collect(),
+            english_title: None,
         }
     }
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Speed of polybrief's summarizer LLM against llama.cpp on the same GGUF, 2 threads, one run.
+#
+#   scripts/bench/summarize.sh [MODEL:QUANT ...]     default: qwen2.5-1.5b:Q4_K_M
+#
+# MODEL is one of scripts/bench/make_random_gguf.py's (qwen2.5-0.5b, qwen2.5-1.5b, qwen3-0.6b,
+# qwen3-1.7b); QUANT is Q4_K_M or Q8_0. Weights are random at the real shapes (speed does not
+# depend on weight values), quantized by llama.cpp's own quantizer. Each engine processes the
+# same PP-token prompt (in batches of 512) and then decodes TG tokens greedily, REPS times;
+# the table shows medians. Environment: PP (512), TG (128), REPS (3), THREADS (2),
+# BENCH_DIR (/tmp/polybrief-bench: venv and GGUFs, several GB).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PP=${PP:-512} TG=${TG:-128} REPS=${REPS:-3} THREADS=${THREADS:-2}
+BENCH_DIR=${BENCH_DIR:-/tmp/polybrief-bench}
+VENV=${BENCH_VENV:-$BENCH_DIR/venv}
+[ $# -gt 0 ] || set -- qwen2.5-1.5b:Q4_K_M
+mkdir -p "$BENCH_DIR"
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import llama_cpp, gguf" 2>/dev/null; then
+  echo "setting up $VENV (llama-cpp-python compiles llama.cpp: ~20 min on 2 cores)" >&2
+  python3 -m venv "$VENV"
+  CMAKE_BUILD_PARALLEL_LEVEL=$THREADS "$VENV/bin/pip" install -q -r scripts/bench/requirements-summarize.txt
+fi
+PY="$VENV/bin/python"
+
+echo "building polybrief's benchmark (release)" >&2
+cargo test --release --test integration --no-run -q 2>/dev/null || cargo test --release --test integration --no-run
+
+results=()
+for spec in "$@"; do
+  model=${spec%%:*} quant=${spec##*:}
+  lower=$(echo "$quant" | tr 'A-Z' 'a-z')
+  f16="$BENCH_DIR/$model-f16.gguf" gguf="$BENCH_DIR/$model-$lower.gguf"
+  [ -f "$f16" ] || "$PY" scripts/bench/make_random_gguf.py --model "$model" --type f16 --out "$f16" >&2
+  [ -f "$gguf" ] || "$PY" scripts/bench/quantize_gguf.py "$f16" "$gguf" "$quant" 2>/dev/null
+  echo "== $model $quant: llama.cpp" >&2
+  llama=$("$PY" scripts/bench/llamacpp_speed.py "$gguf" --pp "$PP" --tg "$TG" --reps "$REPS" --threads "$THREADS")
+  echo "== $model $quant: polybrief" >&2
+  ours=$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" POLYBRIEF_BENCH_PP=$PP POLYBRIEF_BENCH_TG=$TG \
+    POLYBRIEF_BENCH_REPS=$REPS cargo test --release -q --test integration bench_llm_tokens_per_second \
+    -- --ignored --nocapture --test-threads 1 2>/dev/null | grep '^{"engine": "polybrief"')
+  results+=("$model|$quant|$(du -m "$gguf" | cut -f1)|$llama|$ours")
+done
+
+echo
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $THREADS threads; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "prompt $PP tokens, then $TG generated; median of $REPS"
+echo
+echo "| model (random weights) | quant | MB | llama.cpp pp tok/s | polybrief pp tok/s | pp ratio | llama.cpp tg tok/s | polybrief tg tok/s | tg ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for r in "${results[@]}"; do
+  IFS='|' read -r model quant mb llama ours <<< "$r"
+  "$PY" - "$model" "$quant" "$mb" "$llama" "$ours" << 'PYEOF'
+import json, sys
+model, quant, mb, llama, ours = sys.argv[1:]
+l, o = json.loads(llama), json.loads(ours)
+print(f"| {model} | {quant} | {mb} | {l['pp_tps']:.1f} | {o['pp_tps']:.1f} | {o['pp_tps'] / l['pp_tps']:.2f} "
+      f"| {l['tg_tps']:.1f} | {o['tg_tps']:.1f} | {o['tg_tps'] / l['tg_tps']:.2f} |")
+PYEOF
+done
