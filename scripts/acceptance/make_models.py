@@ -21,6 +21,9 @@ Per model (shapes from the real config.json; sources in README.md):
   qwen2.5-1.5b-instruct-q4_k_m
                        scripts/bench/make_random_gguf.py (f16) quantized with llama.cpp's own
                        Q4_K_M recipe (scripts/bench/quantize_gguf.py), with the tokenizer below
+  all-minilm-l6-v2     BERT 384-wide, 6 layers, 12 heads, ffn 1536, vocab 30522 (story grouping),
+                       model.safetensors with the pooler, WordPiece tokenizer.json laid out like
+                       bert-base-uncased's, sentence_bert_config.json (max_seq_length 256)
   tokenizer.json       byte-level BPE in Qwen2's format trained on corpus/, padded with unreachable
                        entries to Qwen2.5's 151643 regular tokens, then its 22 special tokens at
                        their real ids (151643..151664)
@@ -123,6 +126,35 @@ QWEN = dict(
     gguf="qwen2.5-1.5b-instruct-q4_k_m.gguf",
     tokenizer_repo="Qwen/Qwen2.5-1.5B-Instruct",
 )
+# The story-grouping sentence embedder (config.json of sentence-transformers/all-MiniLM-L6-v2).
+MINILM = dict(
+    id="all-minilm-l6-v2",
+    repo="sentence-transformers/all-MiniLM-L6-v2",
+    config={
+        "_name_or_path": "nreimers/MiniLM-L6-H384-uncased",
+        "architectures": ["BertModel"],
+        "attention_probs_dropout_prob": 0.1,
+        "gradient_checkpointing": False,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": 384,
+        "initializer_range": 0.02,
+        "intermediate_size": 1536,
+        "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512,
+        "model_type": "bert",
+        "num_attention_heads": 12,
+        "num_hidden_layers": 6,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+        "transformers_version": "4.8.2",
+        "type_vocab_size": 2,
+        "use_cache": True,
+        "vocab_size": 30522,
+    },
+    files=["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json"],
+)
+
 # Qwen2.5's tokenizer: 151643 regular tokens, then these specials in this order (ids 151643..).
 QWEN_REGULAR_TOKENS = 151643
 QWEN_SPECIALS = [
@@ -541,6 +573,77 @@ def make_qwen(out: pathlib.Path, force: bool):
     log(f"qwen gguf: {target.stat().st_size / 1e6:.1f} MB")
 
 
+# --- sentence embedder ---------------------------------------------------------------------
+
+
+def make_wordpiece_tokenizer(directory: pathlib.Path, size: int):
+    """tokenizer.json laid out like bert-base-uncased's (MiniLM uses it): [PAD] 0, [unused0..98]
+    1-99, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103, then characters, ##characters and the
+    most frequent lowercased words of the corpora, padded with filler words to `size`."""
+    import collections
+    import re
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    counts = collections.Counter()
+    chars = set()
+    for lang in ("en", "de", "vi", "ko", "zh"):
+        text = "\n".join(corpus_lines(lang)).lower()
+        chars.update(c for c in text if not c.isspace())
+        counts.update(re.findall(r"\w+", text))
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += sorted(chars) + ["##" + c for c in sorted(chars)]
+    seen = set(vocab)
+    for word in sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w)):
+        if len(vocab) >= size:
+            break
+        if word not in seen:
+            vocab.append(word)
+            seen.add(word)
+    filler = pseudo_words("##")
+    while len(vocab) < size:
+        piece = next(filler)
+        if piece not in seen:
+            vocab.append(piece)
+            seen.add(piece)
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token="[UNK]",
+                                     max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                                lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 101), ("[SEP]", 102)])
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.save(str(directory / "tokenizer.json"))
+
+
+def make_minilm(out: pathlib.Path, force: bool):
+    directory = out / MINILM["repo"]
+    recipe = {"recipe": RECIPE_VERSION, **{k: v for k, v in MINILM.items()}}
+    if not force and stamp_ok(directory, recipe):
+        log(f"{MINILM['id']}: cached at {directory}")
+        return
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertModel
+
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    cfg = MINILM["config"]
+    (directory / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 256, "do_lower_case": False},
+                                                                    indent=2) + "\n")
+    make_wordpiece_tokenizer(directory, cfg["vocab_size"])
+    torch.manual_seed(SEED)
+    model = BertModel(BertConfig(**{k: v for k, v in cfg.items() if not k.startswith("_") and k != "architectures"}),
+                      add_pooling_layer=True).eval()
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    write_stamp(directory, recipe)
+    log(f"{MINILM['id']}: model.safetensors {(directory / 'model.safetensors').stat().st_size / 1e6:.1f} MB")
+
+
 # --- manifest and catalog ------------------------------------------------------------------
 
 
@@ -568,7 +671,7 @@ def write_manifest_and_catalog(out: pathlib.Path, manifest_path: pathlib.Path, c
     by_id = {e["id"]: e for e in default["model"]}
     served = []
     entries = []
-    for model_id in list(MARIAN) + [QWEN["id"]]:
+    for model_id in list(MARIAN) + [QWEN["id"], MINILM["id"]]:
         entry = dict(by_id[model_id])
         files = []
         for f in entry["files"]:
@@ -633,12 +736,12 @@ def main():
     parser.add_argument("--manifest", type=pathlib.Path, help="default: OUT/../manifest.json")
     parser.add_argument("--catalog", type=pathlib.Path, help="default: OUT/../catalog.toml")
     parser.add_argument("--force", action="store_true", help="rebuild even what is cached")
-    parser.add_argument("--only", choices=sorted(MARIAN) + ["qwen"], action="append",
+    parser.add_argument("--only", choices=sorted(MARIAN) + ["qwen", "minilm"], action="append",
                         help="make only these (repeatable); the manifest needs all of them")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    wanted = args.only or (list(MARIAN) + ["qwen"])
+    wanted = args.only or (list(MARIAN) + ["qwen", "minilm"])
     for name, spec in MARIAN.items():
         if name in wanted:
             revision, files = catalog_revision(name)
@@ -648,6 +751,11 @@ def main():
             make_marian(name, spec, out, args.force)
     if "qwen" in wanted:
         make_qwen(out, args.force)
+    if "minilm" in wanted:
+        revision, files = catalog_revision(MINILM["id"])
+        if [f["name"] for f in files] != MINILM["files"]:
+            raise SystemExit(f"{MINILM['id']}: models/catalog.toml lists {[f['name'] for f in files]}")
+        make_minilm(out, args.force)
     if args.only:
         return
     manifest = args.manifest or out.parent / "manifest.json"
