@@ -39,8 +39,8 @@ MODELS = {
 }
 
 
-def tokenizer_metadata(w: gguf.GGUFWriter, vocab_size: int):
-    tok = json.loads((TINY / "tokenizer.json").read_text())
+def tokenizer_metadata(w: gguf.GGUFWriter, vocab_size: int, tokenizer_dir: pathlib.Path = TINY):
+    tok = json.loads((tokenizer_dir / "tokenizer.json").read_text())
     vocab = dict(tok["model"]["vocab"])
     for added in tok["added_tokens"]:
         vocab[added["content"]] = added["id"]
@@ -59,7 +59,7 @@ def tokenizer_metadata(w: gguf.GGUFWriter, vocab_size: int):
     w.add_pad_token_id(vocab["<|endoftext|>"])
     w.add_bos_token_id(vocab["<|endoftext|>"])
     w.add_add_bos_token(False)
-    config = json.loads((TINY / "tokenizer_config.json").read_text())
+    config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text())
     w.add_chat_template(config["chat_template"])
 
 
@@ -69,6 +69,10 @@ def main():
     parser.add_argument("--type", choices=["f16", "q8_0"], required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    # A folder with tokenizer.json and tokenizer_config.json whose vocabulary, merges, special
+    # ids and chat template go into the GGUF (scripts/acceptance/ passes a Qwen2-format tokenizer
+    # at the real vocabulary size, so the GGUF's eos id names the same token as tokenizer.json).
+    parser.add_argument("--tokenizer-dir", type=pathlib.Path, default=TINY)
     args = parser.parse_args()
     m = MODELS[args.model]
     rng = np.random.default_rng(args.seed)
@@ -88,7 +92,7 @@ def main():
         w.add_key_length(m["head_dim"])
         w.add_value_length(m["head_dim"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if args.type == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0)
-    tokenizer_metadata(w, m["vocab"])
+    tokenizer_metadata(w, m["vocab"], args.tokenizer_dir)
 
     def matrix(name, rows, cols):
         data = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02)
