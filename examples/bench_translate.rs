@@ -18,7 +18,8 @@ struct Input {
     sentences: Vec<Vec<u32>>,
 }
 
-fn run_batch(model: &MarianMTModel, batch: &[Vec<u32>], params: &GenerationParams, new_tokens: usize) -> usize {
+/// Runs one batch; returns (generated tokens, seconds spent in the encoder).
+fn run_batch(model: &MarianMTModel, batch: &[Vec<u32>], params: &GenerationParams, new_tokens: usize) -> (usize, f64) {
     let pad = model.config().pad_token_id;
     let width = batch.iter().map(Vec::len).max().unwrap_or(0);
     let mut ids = Vec::new();
@@ -31,11 +32,13 @@ fn run_batch(model: &MarianMTModel, batch: &[Vec<u32>], params: &GenerationParam
     }
     let ids = Tensor::from_vec(ids, (batch.len(), width), &Device::Cpu).expect("ids");
     let mask = Tensor::from_vec(mask, (batch.len(), width), &Device::Cpu).expect("mask");
+    let start = Instant::now();
     let encoded = model.encode(&ids, &mask).expect("encode");
+    let encode_seconds = start.elapsed().as_secs_f64();
     let cache = model.new_cache(&encoded).expect("cache");
     let mut decoding = MarianDecoding::new(model, cache);
     let out = generate(&mut decoding, params, &vec![new_tokens; batch.len()]).expect("generate");
-    out.iter().map(Vec::len).sum()
+    (out.iter().map(Vec::len).sum(), encode_seconds)
 }
 
 fn main() {
@@ -65,10 +68,20 @@ fn main() {
     let batches: Vec<&[Vec<u32>]> = input.sentences.chunks(batch.max(1)).collect();
     run_batch(&model, batches[0], &params, new_tokens);
     let start = Instant::now();
-    let tokens: usize = batches.iter().map(|b| run_batch(&model, b, &params, new_tokens)).sum();
+    let (mut tokens, mut encode_seconds) = (0, 0.0);
+    for b in &batches {
+        let (t, e) = run_batch(&model, b, &params, new_tokens);
+        tokens += t;
+        encode_seconds += e;
+    }
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "{}",
-        serde_json::json!({"seconds": seconds, "tokens": tokens, "sentences": input.sentences.len()})
+        serde_json::json!({
+            "seconds": seconds,
+            "encode_seconds": encode_seconds,
+            "tokens": tokens,
+            "sentences": input.sentences.len(),
+        })
     );
 }

@@ -27,6 +27,7 @@ PY="$VENV/bin/python"
 echo "building polybrief's benchmark (release)" >&2
 cargo test --release --test integration --no-run -q 2>/dev/null || cargo test --release --test integration --no-run
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
 for spec in "$@"; do
   model=${spec%%:*} quant=${spec##*:}
@@ -40,11 +41,11 @@ for spec in "$@"; do
   ours=$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" POLYBRIEF_BENCH_PP=$PP POLYBRIEF_BENCH_TG=$TG \
     POLYBRIEF_BENCH_REPS=$REPS cargo test --release -q --test integration bench_llm_tokens_per_second \
     -- --ignored --nocapture --test-threads 1 2>/dev/null | grep '^{"engine": "polybrief"')
-  results+=("$model|$quant|$(du -m "$gguf" | cut -f1)|$llama|$ours")
+  results+=("$model|$quant|$(du -mL "$gguf" | cut -f1)|$llama|$ours")
 done
 
 echo
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $THREADS threads; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $THREADS threads; load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "prompt $PP tokens, then $TG generated; median of $REPS"
 echo
 echo "| model (random weights) | quant | MB | llama.cpp pp tok/s | polybrief pp tok/s | pp ratio | llama.cpp tg tok/s | polybrief tg tok/s | tg ratio |"
