@@ -60,8 +60,7 @@ impl StepDecoder for MarianDecoding<'_> {
     }
 
     fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
-        let logits = self.model.decode_step(tokens, &mut self.cache)?;
-        Ok(logits.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(self.model.decode_step_values(tokens, &mut self.cache)?)
     }
 
     fn select_rows(&mut self, rows: &[u32], same_sources: bool) -> Result<(), GenerateError> {
@@ -235,7 +234,7 @@ fn argmax(xs: &[f32]) -> u32 {
 }
 
 fn vocab_of(logits: &[f32], rows: usize) -> Result<usize, GenerateError> {
-    if rows == 0 || logits.len() % rows != 0 || logits.is_empty() {
+    if rows == 0 || !logits.len().is_multiple_of(rows) || logits.is_empty() {
         return Err(GenerateError::Other(format!(
             "decoder returned {} logits for {rows} rows",
             logits.len()
@@ -275,7 +274,7 @@ fn greedy(
         let mut kept_rows = Vec::with_capacity(live.len());
         for (row, (&s, &token)) in live.iter().zip(&chosen).enumerate() {
             seqs[s].push(token);
-            let finished = token == params.eos_token_id || seqs[s].len() - 1 >= max_new_tokens[s];
+            let finished = token == params.eos_token_id || seqs[s].len() > max_new_tokens[s];
             if !finished {
                 still_live.push(s);
                 kept_rows.push(row as u32);
