@@ -236,6 +236,7 @@ def main():
     ct2_dirs = {t: convert_ct2(args.model_dir, args.workdir, t.split("-")[1])
                 for t in tools if t.startswith("ct2")}
 
+    load_before = os.getloadavg()[0]
     rows = []
     for config in args.configs.split(","):
         name, batch = config.split(":")
@@ -247,12 +248,16 @@ def main():
             r["tok_per_s"] = r["tokens"] / r["seconds"]
             results[tool] = r
             print(f"{name} batch {batch} {tool}: {r['sent_per_s']:.2f} sent/s, "
-                  f"{r['tok_per_s']:.1f} tok/s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
+                  f"{r['tok_per_s']:.1f} tok/s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
         rows.append((name, batch, results))
+        with open(os.path.join(args.workdir, "results.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+    load_after = os.getloadavg()[0]
 
     print(f"\n{args.sentences} sentences of 8–48 source tokens, {args.new_tokens} target tokens each, "
           f"{args.threads} threads, CPU; ratios are relative to polybrief (higher is faster; "
-          f"for RSS, higher is more memory).\n")
+          f"for RSS, higher is more memory). 1-minute load average {load_before:.2f} before, "
+          f"{load_after:.2f} after (other processes on the machine slow every tool down).\n")
     print("| decoding | batch | tool | sentences/s | target tokens/s | peak RSS (MB) | speed vs polybrief | RSS vs polybrief |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name, batch, results in rows:

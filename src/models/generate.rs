@@ -60,8 +60,7 @@ impl StepDecoder for MarianDecoding<'_> {
     }
 
     fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
-        let logits = self.model.decode_step(tokens, &mut self.cache)?;
-        Ok(logits.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(self.model.decode_step_values(tokens, &mut self.cache)?)
     }
 
     fn select_rows(&mut self, rows: &[u32], same_sources: bool) -> Result<(), GenerateError> {

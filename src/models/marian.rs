@@ -176,7 +176,7 @@ impl Config {
             ("encoder", self.d_model, self.encoder_attention_heads),
             ("decoder", self.d_model, self.decoder_attention_heads),
         ] {
-            if heads == 0 || dim % heads != 0 {
+            if heads == 0 || !dim.is_multiple_of(heads) {
                 return Err(format!(
                     "d_model {dim} is not divisible by {name}_attention_heads {heads}"
                 ));
@@ -223,9 +223,9 @@ fn sinusoidal_table(num_positions: usize, dim: usize, dtype: DType, device: &Dev
 ///
 /// Why: candle's CPU matmul hands gemm a row-major destination, which gemm transposes into
 /// `W · x^T`; with the checkpoint's `(out, in)` layout the weight is then not column-major
-/// and gemm repacks the whole matrix on every call, which in decoding (a few rows per call,
-/// the 58k-row LM head every step) costs as much as the multiplication itself. Stored as
-/// `(in, out)` the weight is used in place.
+/// and gemm repacks the whole matrix on every call, which in decoding (a few rows per call)
+/// costs as much as the multiplication itself. Stored as `(in, out)` the weight is used in
+/// place.
 #[derive(Clone, Debug)]
 struct Projection {
     weight_t: Tensor,
@@ -250,11 +250,6 @@ impl Projection {
 
     fn load(name: &str, in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
         Self::fused(&[(name, 1.0)], in_dim, out_dim, vb)
-    }
-
-    /// From an already transposed `(in, out)` weight.
-    fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight_t, bias }
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
@@ -550,23 +545,177 @@ impl DecoderCache {
     }
 }
 
-/// Token embeddings stored as columns, `(d_model, vocab)`: the layout in which the tied LM head
-/// multiplies without repacking (see [`Projection`]). Lookups gather columns, a few per step.
+/// A `(rows, cols)` f32 matrix on the CPU, stored as panels of [`PANEL`] rows, each panel
+/// `cols × PANEL` column-major (panel `p`, column `c`, row `i` at `(p·cols + c)·PANEL + i`).
+///
+/// Why: the LM head multiplies the 58k × 512 target embeddings by a handful of decoder rows
+/// every step. Handed a panel, gemm's microkernel reads it front to back without repacking,
+/// which is about twice as fast as any layout candle's matmul can give it (a row-major matrix
+/// is repacked on every call; its transpose is read in 512 strided streams). Panels are
+/// independent, so the product is split across threads by panel.
+#[derive(Debug)]
+struct PanelMatrix {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+/// Rows per panel: four AVX-512 (or eight AVX2) registers, gemm's tallest f32 microkernel.
+const PANEL: usize = 64;
+
+impl PanelMatrix {
+    fn from_row_major(values: &[f32], rows: usize, cols: usize) -> Self {
+        let panels = rows.div_ceil(PANEL);
+        let mut data = vec![0f32; panels * cols * PANEL];
+        for (r, row) in values.chunks_exact(cols).enumerate().take(rows) {
+            let (p, i) = (r / PANEL, r % PANEL);
+            for (c, &v) in row.iter().enumerate() {
+                data[(p * cols + c) * PANEL + i] = v;
+            }
+        }
+        Self { data, rows, cols }
+    }
+
+    /// Copies row `r` into `out` (`cols` long).
+    fn copy_row(&self, r: usize, out: &mut [f32]) {
+        let (p, i) = (r / PANEL, r % PANEL);
+        let panel = &self.data[p * self.cols * PANEL..(p + 1) * self.cols * PANEL];
+        for (c, o) in out.iter_mut().enumerate() {
+            *o = panel[c * PANEL + i];
+        }
+    }
+
+    /// `x · self^T + bias`, with `x` `(n, cols)` row-major; returns `(n, rows)` row-major.
+    fn matmul_t(&self, x: &[f32], n: usize, bias: &[f32]) -> Vec<f32> {
+        use rayon::prelude::*;
+        let (rows, cols) = (self.rows, self.cols);
+        let mut out = Vec::with_capacity(n * rows);
+        for _ in 0..n {
+            out.extend_from_slice(bias);
+        }
+        let panels = rows.div_ceil(PANEL);
+        // A few chunks per thread balance the load without many tiny jobs.
+        let per_job = panels.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let out_addr = out.as_mut_ptr() as usize;
+        (0..panels).into_par_iter().step_by(per_job).for_each(|first| {
+            for p in first..(first + per_job).min(panels) {
+                let m = PANEL.min(rows - p * PANEL);
+                // SAFETY: `out` holds n × rows values and outlives the parallel loop; this call
+                // writes columns p·PANEL .. p·PANEL + m of each of the n rows, which no other
+                // panel touches. The panel holds cols × PANEL values, x holds n × cols.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        cols,
+                        (out_addr as *mut f32).add(p * PANEL),
+                        rows as isize, // dst column stride: next output row
+                        1,             // dst row stride: next vocabulary entry
+                        true,          // accumulate onto the bias already in `out`
+                        self.data.as_ptr().add(p * cols * PANEL),
+                        PANEL as isize,
+                        1,
+                        x.as_ptr(),
+                        cols as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        });
+        out
+    }
+}
+
+/// Reads a CPU tensor's values, row-major.
+fn cpu_values(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Token embeddings, `(vocab, d_model)`.
 #[derive(Clone, Debug)]
-struct TokenEmbedding {
-    columns: Tensor,
+enum TokenEmbedding {
+    Rows(Tensor),
+    /// Shared with the CPU LM head.
+    Panels(std::sync::Arc<PanelMatrix>),
 }
 
 impl TokenEmbedding {
-    fn from_rows(rows: &Tensor) -> Result<Self> {
-        Ok(Self { columns: rows.t()?.contiguous()? })
-    }
-
     /// `(b, t)` ids → `(b, t, d_model)`.
     fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let columns = self.columns.index_select(&ids.flatten_all()?, 1)?;
-        columns.t()?.reshape((b, t, ()))
+        match self {
+            TokenEmbedding::Rows(rows) => rows.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ())),
+            TokenEmbedding::Panels(m) => {
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                let mut out = vec![0f32; ids.len() * m.cols];
+                for (id, row) in ids.iter().zip(out.chunks_exact_mut(m.cols)) {
+                    let id = *id as usize;
+                    if id >= m.rows {
+                        candle_core::bail!("token id {id} is outside the vocabulary of {}", m.rows);
+                    }
+                    m.copy_row(id, row);
+                }
+                Tensor::from_vec(out, (b, t, m.cols), &Device::Cpu)
+            }
+        }
+    }
+}
+
+/// The LM head: `hidden · W^T + final_logits_bias` with `W` the `(vocab, d_model)` target
+/// embeddings (or an untied `lm_head.weight`).
+#[derive(Clone, Debug)]
+enum LmHead {
+    /// Any device: candle's matmul. With few rows (decoding) `(W · hidden^T)^T` lets gemm stream
+    /// `W` row by row, faster than `hidden · W^T`; with many, gemm packs `W` once per call and
+    /// the plain product is faster.
+    Tensor { weight: Tensor, bias: Tensor },
+    /// CPU, f32: see [`PanelMatrix`].
+    Panels { weight: std::sync::Arc<PanelMatrix>, bias: Vec<f32> },
+}
+
+/// Up to this many rows the tensor LM head runs as `(W · hidden^T)^T`.
+const LM_HEAD_STREAMING_ROWS: usize = 32;
+
+impl LmHead {
+    /// `(rows, d_model)` → `(rows, vocab)` logits, as a tensor.
+    fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        match self {
+            LmHead::Tensor { weight, bias } => {
+                let rows = hidden.dim(0)?;
+                let logits = if rows <= LM_HEAD_STREAMING_ROWS {
+                    weight.matmul(&hidden.t()?.contiguous()?)?.t()?
+                } else {
+                    hidden.matmul(&weight.t()?)?
+                };
+                // The bias add also lays the transposed product out row-major.
+                logits.broadcast_add(bias)
+            }
+            LmHead::Panels { weight, .. } => {
+                let rows = hidden.dim(0)?;
+                let logits = self.forward_values(hidden)?;
+                Tensor::from_vec(logits, (rows, weight.rows), hidden.device())
+            }
+        }
+    }
+
+    /// The same logits as row-major f32 values (what generation consumes).
+    fn forward_values(&self, hidden: &Tensor) -> Result<Vec<f32>> {
+        match self {
+            LmHead::Tensor { .. } => cpu_values(&self.forward(hidden)?),
+            LmHead::Panels { weight, bias } => {
+                let (rows, d) = hidden.dims2()?;
+                if d != weight.cols {
+                    candle_core::bail!("LM head expects {} features, got {d}", weight.cols);
+                }
+                Ok(weight.matmul_t(&cpu_values(hidden)?, rows, bias))
+            }
+        }
     }
 }
 
@@ -591,9 +740,7 @@ pub struct MarianMTModel {
     cfg: Config,
     encoder: Encoder,
     decoder: Decoder,
-    /// Tied to the target embeddings (unless the checkpoint unties them), with
-    /// `final_logits_bias` as its bias.
-    lm_head: Projection,
+    lm_head: LmHead,
     positions: Tensor,
     embed_scale: f64,
     device: Device,
@@ -616,7 +763,7 @@ impl MarianMTModel {
             candle_core::Error::msg(format!("the checkpoint has no {what} embedding matrix"))
         };
 
-        let (encoder_embed, decoder_embed) = if cfg.share_encoder_decoder_embeddings {
+        let (encoder_rows, decoder_rows) = if cfg.share_encoder_decoder_embeddings {
             let name = first_present(
                 &vb,
                 &[
@@ -627,14 +774,17 @@ impl MarianMTModel {
                 ],
             )
             .ok_or_else(|| missing("shared"))?;
-            let shared = TokenEmbedding::from_rows(&vb.get((cfg.vocab_size, d), name)?)?;
-            (shared.clone(), shared)
+            (None, vb.get((cfg.vocab_size, d), name)?)
         } else {
             let enc = vb.get((cfg.vocab_size, d), "model.encoder.embed_tokens.weight")?;
             let name = first_present(&vb, &["model.decoder.embed_tokens.weight", "lm_head.weight"])
                 .ok_or_else(|| missing("decoder"))?;
-            let dec = vb.get((target_vocab, d), name)?;
-            (TokenEmbedding::from_rows(&enc)?, TokenEmbedding::from_rows(&dec)?)
+            (Some(enc), vb.get((target_vocab, d), name)?)
+        };
+        let untied_head = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
+            Some(vb.get((target_vocab, d), "lm_head.weight")?)
+        } else {
+            None
         };
         // Old checkpoints may lack the bias; transformers then starts it at zero.
         let final_logits_bias = if vb.contains_tensor("final_logits_bias") {
@@ -642,10 +792,28 @@ impl MarianMTModel {
         } else {
             Tensor::zeros(target_vocab, vb.dtype(), vb.device())?
         };
-        let lm_head_t = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
-            vb.get((target_vocab, d), "lm_head.weight")?.t()?.contiguous()?
+
+        // On the CPU in f32 the LM head (and the embeddings tied to it) live in panels.
+        let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
+        let (decoder_embed, lm_head) = if use_panels {
+            let panels = |w: &Tensor| -> Result<std::sync::Arc<PanelMatrix>> {
+                let (rows, cols) = w.dims2()?;
+                Ok(std::sync::Arc::new(PanelMatrix::from_row_major(&cpu_values(w)?, rows, cols)))
+            };
+            let embed = panels(&decoder_rows)?;
+            let head = match &untied_head {
+                Some(w) => panels(w)?,
+                None => embed.clone(),
+            };
+            let bias = cpu_values(&final_logits_bias)?;
+            (TokenEmbedding::Panels(embed), LmHead::Panels { weight: head, bias })
         } else {
-            decoder_embed.columns.clone()
+            let weight = untied_head.unwrap_or_else(|| decoder_rows.clone());
+            (TokenEmbedding::Rows(decoder_rows), LmHead::Tensor { weight, bias: final_logits_bias })
+        };
+        let encoder_embed = match encoder_rows {
+            Some(rows) => TokenEmbedding::Rows(rows),
+            None => decoder_embed.clone(),
         };
 
         let vb_enc = vb.pp("model.encoder.layers");
@@ -667,7 +835,7 @@ impl MarianMTModel {
             cfg: cfg.clone(),
             encoder,
             decoder,
-            lm_head: Projection::from_transposed(lm_head_t, Some(final_logits_bias)),
+            lm_head,
             positions,
             embed_scale: if cfg.scale_embedding { (d as f64).sqrt() } else { 1.0 },
             device: vb.device().clone(),
@@ -758,10 +926,19 @@ impl MarianMTModel {
 
     /// Logits `(rows, target_vocab)` of the next token after feeding one token per row.
     pub fn decode_step(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Tensor> {
+        self.lm_head.forward(&self.step_hidden(tokens, cache)?)
+    }
+
+    /// [`decode_step`](Self::decode_step)'s logits as row-major f32 values, `rows × vocab`:
+    /// what generation reads, without a round trip through a tensor on the CPU.
+    pub fn decode_step_values(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Vec<f32>> {
+        self.lm_head.forward_values(&self.step_hidden(tokens, cache)?)
+    }
+
+    fn step_hidden(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Tensor> {
         let ids = Tensor::from_slice(tokens, (tokens.len(), 1), &self.device)?;
         let hidden = self.decode_hidden(&ids, cache)?;
-        let hidden = hidden.i((.., 0, ..))?;
-        self.lm_head.forward(&hidden)
+        hidden.i((.., 0, ..))?.contiguous()
     }
 
     /// Logits `(rows, t, target_vocab)` for every position of `decoder_input_ids`, continuing
@@ -834,6 +1011,26 @@ mod tests {
         assert_eq!(cfg.target_vocab_size(), 80);
         assert_eq!(cfg.eos_id(), 0);
         assert_eq!(cfg.forced_eos_id(), None);
+    }
+
+    #[test]
+    fn panel_matrix_matches_a_plain_product() {
+        // 130 rows: two full panels and a partial one.
+        let (rows, cols, n) = (130, 7, 3);
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
+        let bias: Vec<f32> = (0..rows).map(|i| i as f32 / 10.0).collect();
+        let m = PanelMatrix::from_row_major(&w, rows, cols);
+        let out = m.matmul_t(&x, n, &bias);
+        for r in 0..n {
+            for v in 0..rows {
+                let want: f32 = bias[v] + (0..cols).map(|c| x[r * cols + c] * w[v * cols + c]).sum::<f32>();
+                assert!((out[r * rows + v] - want).abs() < 1e-4, "row {r} entry {v}");
+            }
+        }
+        let mut row = vec![0f32; cols];
+        m.copy_row(129, &mut row);
+        assert_eq!(row, w[129 * cols..130 * cols]);
     }
 
     #[test]

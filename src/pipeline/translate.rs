@@ -124,9 +124,24 @@ pub fn load_marian(dir: &Path, dtype: DType, device: &Device) -> Result<MarianMT
         .map(|name| dir.join(name))
         .find(|path| path.is_file())
         .ok_or_else(|| load_err("neither model.safetensors nor pytorch_model.bin is there".into()))?;
+    if weights.extension().is_some_and(|e| e == "bin") && !is_zip(&weights) {
+        return Err(load_err(format!(
+            "{} is in PyTorch's legacy (before 1.6) format, which polybrief cannot read; \
+             use a revision of the model that has model.safetensors, or re-save it with \
+             `MarianMTModel.from_pretrained(dir).save_pretrained(dir)`",
+            weights.display()
+        )));
+    }
     let vb = var_builder(&weights, dtype, device)
         .map_err(|e| load_err(format!("cannot read {}: {e}", weights.display())))?;
     MarianMTModel::new(&cfg, vb).map_err(|e| load_err(format!("{}: {e}", weights.display())))
+}
+
+/// Whether `path` starts like a zip archive, as `torch.save` writes since PyTorch 1.6.
+fn is_zip(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"PK\x03\x04"
 }
 
 /// A loaded opus-mt model with its tokenizer and settings, for one source language.

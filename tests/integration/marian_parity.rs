@@ -406,3 +406,17 @@ fn translator_with_the_opus_mt_tokenizer_reproduces_the_reference_texts() {
         }
     }
 }
+
+#[test]
+fn loading_explains_missing_and_legacy_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture_dir().join("config.json"), dir.path().join("config.json")).unwrap();
+    let err = load_marian(dir.path(), DType::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("neither model.safetensors nor pytorch_model.bin"), "{err}");
+    assert!(err.contains(&dir.path().display().to_string()), "{err}");
+
+    // A pre-1.6 torch.save file is a bare pickle, not a zip archive.
+    std::fs::write(dir.path().join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap();
+    let err = load_marian(dir.path(), DType::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("legacy") && err.contains("model.safetensors"), "{err}");
+}
