@@ -68,9 +68,6 @@ pub enum Error {
     Interrupted,
 
     #[error(transparent)]
-    PromptTemplate(#[from] crate::pipeline::synthesize::TemplateError),
-
-    #[error(transparent)]
     Ingest(#[from] crate::pipeline::ingest::IngestError),
 
     #[error(transparent)]
@@ -84,7 +81,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::Prompt(_) | Error::PromptTemplate(_) | Error::Ingest(_) => ExitCode::Usage,
+            Error::Usage(_) | Error::Prompt(_) | Error::Ingest(_) => ExitCode::Usage,
             Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => ExitCode::Usage,
             Error::Read { .. } | Error::Write { .. } | Error::Llm(_) | Error::Summarize(_) | Error::Translate(_) | Error::MarianTokenizer(_) => ExitCode::Fatal,
             Error::Hub(e) => e.exit_code(),

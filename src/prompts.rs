@@ -48,7 +48,24 @@ pub const BUILTIN: &[TemplateSpec] = &[
         allowed: ARTICLE_FIELDS,
         required: &["text"],
     },
+    TemplateSpec {
+        name: "synthesize_system",
+        default: include_str!("../prompts/synthesize_system.txt"),
+        allowed: &[],
+        required: &[],
+    },
+    TemplateSpec {
+        name: "synthesize",
+        default: include_str!("../prompts/synthesize.txt"),
+        allowed: &["sources", "max_points"],
+        required: &["sources"],
+    },
 ];
+
+/// The templates the per-article summarizer uses (its cache key covers exactly these).
+pub const SUMMARIZE_TEMPLATES: &[&str] = &["system", "summarize", "summarize_strict", "summarize_reduce"];
+/// The templates the cross-source synthesis uses.
+pub const SYNTHESIZE_TEMPLATES: &[&str] = &["synthesize_system", "synthesize"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
@@ -219,13 +236,14 @@ pub struct Prompts {
 }
 
 impl Prompts {
-    /// A digest of every template's text (not where it was read from), for cache keys:
-    /// editing a prompt recomputes exactly the results it affects.
-    pub fn fingerprint(&self) -> String {
+    /// A digest of the named templates' text (not where it was read from), for cache keys:
+    /// editing a prompt recomputes exactly the results it affects, and no others.
+    pub fn fingerprint(&self, names: &[&str]) -> String {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
-        for (name, template) in &self.templates {
-            hasher.update(format!("{name}\u{0}{:?}\u{0}", template.pieces).as_bytes());
+        for name in names {
+            let pieces = self.templates.get(*name).map(|t| &t.pieces);
+            hasher.update(format!("{name}\u{0}{pieces:?}\u{0}").as_bytes());
         }
         hex::encode(hasher.finalize())
     }
@@ -366,6 +384,23 @@ mod tests {
         std::fs::write(&path, "{text} {facts}").unwrap();
         let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()) && err.contains("{facts}") && err.contains("{missing_facts}"), "{err}");
+    }
+
+    #[test]
+    fn fingerprint_changes_only_with_the_templates_it_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("synthesize.txt"), "Points of: {sources}").unwrap();
+        let edited = Prompts::load(Some(dir.path())).unwrap();
+        let builtin = Prompts::builtin();
+        assert_eq!(edited.fingerprint(SUMMARIZE_TEMPLATES), builtin.fingerprint(SUMMARIZE_TEMPLATES));
+        assert_ne!(edited.fingerprint(SYNTHESIZE_TEMPLATES), builtin.fingerprint(SYNTHESIZE_TEMPLATES));
+    }
+
+    #[test]
+    fn every_stage_template_list_names_builtin_templates() {
+        for name in SUMMARIZE_TEMPLATES.iter().chain(SYNTHESIZE_TEMPLATES) {
+            assert!(BUILTIN.iter().any(|s| s.name == *name), "{name}");
+        }
     }
 
     #[test]

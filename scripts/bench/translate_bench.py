@@ -5,7 +5,7 @@ All tools run the same random-weight MarianMTModel of the exact size of
 Helsinki-NLP/opus-mt-de-en (d_model 512, 6+6 layers, 8 heads, ffn 2048, vocab 58101, swish,
 sinusoidal positions) on the same input ids, in the same batches, with a fixed output length
 (min = max new tokens, so EOS never ends a sentence early), on the same number of threads.
-Each tool runs in its own process; peak RSS is that process's ru_maxrss (model load included).
+Each tool runs in its own process; peak RSS is that process's, from GNU time (model load included).
 Only the decoding loop is timed (after one warm-up batch), once per configuration.
 
 Usage: translate_bench.py --polybrief PATH [--threads 2] [--sentences 64] [--new-tokens 24]
@@ -194,15 +194,19 @@ def measure(args, tool, beams, batch, ct2_dirs):
         cmd += ["--ct2-dir", ct2_dirs[tool]]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                RAYON_NUM_THREADS=str(args.threads))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{tool} failed (status {status})")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    # For polybrief the Python child only waits on the binary; wait4 reports the larger of the
-    # child and its own reaped children, i.e. the binary's peak.
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    # Peak RSS through GNU time, which forks the tool from its own small process. Taking
+    # ru_maxrss from this script's own fork would be wrong on Linux: a forked child starts with
+    # its parent's peak, and this process has torch and ctranslate2 loaded (about 700 MB), so
+    # every tool would read at least that. For polybrief the figure is the larger of the small
+    # Python wrapper and the binary it waits for, i.e. the binary's.
+    rss_file = os.path.join(args.workdir, "peak-rss.txt")
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd,
+                          stdout=subprocess.PIPE, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{tool} failed (exit code {proc.returncode})")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    with open(rss_file) as f:
+        result["peak_rss_mb"] = int(f.read().split()[-1]) / 1024
     return result
 
 

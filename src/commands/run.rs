@@ -58,7 +58,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(|e| Error::Usage(format!("--shard: {e}")))?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
-    let synthesis_prompt = SynthesisPrompt::load(args.prompts.as_deref())?;
+    let synthesis_prompt = SynthesisPrompt::new(&prompts)?;
     // The lock is taken before any work, so a second run fails fast instead of redoing it.
     let _locks = match shard {
         Some(_) => Vec::new(),
@@ -195,7 +195,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
                 version: SUMMARY_VERSION,
                 english: &article.text(),
                 method: summary_method_key(&summary_plan),
-                prompts: prompts.fingerprint(),
+                prompts: prompts.fingerprint(crate::prompts::SUMMARIZE_TEMPLATES),
             },
         )?;
         let summary = cache.get_or_compute(&key, || -> Result<Summary> {
@@ -252,7 +252,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             sources: numbered.iter().map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text())).collect(),
             method: summary_method_key(&summary_plan),
             grouping,
-            prompt: synthesis_prompt.fingerprint(),
+            prompt: prompts.fingerprint(crate::prompts::SYNTHESIZE_TEMPLATES),
         },
     )?;
     let synthesis: Synthesis = cache.get_or_compute(&synthesis_key, || -> Result<Synthesis> {

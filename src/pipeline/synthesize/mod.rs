@@ -5,7 +5,7 @@
 //! - `group`: which sources report the same event (TF-IDF over words, names and numbers; or
 //!   embeddings when an `Embedder` is given).
 //! - `points`: key points without a model — summary sentences merged across sources.
-//! - `prompt`: key points from the local LLM — the prompt (`prompts/synthesize.txt`) and the
+//! - `prompt`: key points from the local LLM — the prompt (`prompts/synthesize*.txt`) and the
 //!   parsing of its reply.
 //! - `citations`: the checker every point passes, whoever wrote it: a source is cited only if
 //!   its English text holds the point's key facts.
@@ -30,7 +30,7 @@ use crate::models::{GenerateError, TextGenerator};
 use crate::pipeline::facts::SourceFacts;
 
 pub use group::GroupingMethod;
-pub use prompt::{SynthesisPrompt, TemplateError};
+pub use prompt::SynthesisPrompt;
 
 use self::citations::{check_point, PointCheck};
 use self::group::group_sources;

@@ -1,6 +1,7 @@
-//! Key points written by the local LLM: the prompt template (`prompts/synthesize.txt`, or a
-//! user's copy), the numbered source blocks fitted into the model's context, and the parsing
-//! of the reply into points with the citations the model gave (which `citations` then checks).
+//! Key points written by the local LLM: the prompt (`prompts/synthesize_system.txt` and
+//! `prompts/synthesize.txt`, or a user's copies), the numbered source blocks fitted into the
+//! model's context, and the parsing of the reply into points with the citations the model
+//! gave (which `citations` then checks).
 //!
 //! Article text goes into the prompt as data only: fenced between `<reports>` markers it
 //! cannot close (angle brackets in it are replaced), on one line per source so it cannot
@@ -13,136 +14,45 @@ use regex::Regex;
 
 use crate::article::SourceNumber;
 use crate::models::GenerateError;
+use crate::prompts::{PromptError, Prompts, Template};
 
 use super::{LlmPoints, SourceDoc, SynthesisOptions};
 
-/// The template shipped with polybrief.
-pub const BUNDLED_TEMPLATE: &str = include_str!("../../../prompts/synthesize.txt");
-
-/// Placeholders a synthesis template may use.
-const PLACEHOLDERS: &[&str] = &["sources", "max_points"];
-
-/// A template that is not usable.
-#[derive(Debug, thiserror::Error)]
-#[error("prompt template {origin} is malformed: {reason}")]
-pub struct TemplateError {
-    /// The template's path, or "built-in" for the bundled one.
-    pub origin: String,
-    pub reason: String,
-}
-
-/// A parsed synthesis prompt template: a system message and a user message with `{sources}`
-/// and `{max_points}` placeholders. In the file, a line `[system]` opens the system message
-/// and a line `[user]` the user message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The synthesis prompt: the `synthesize_system` and `synthesize` templates of the run's
+/// [`Prompts`] (built in, or a user's copies under `--prompts DIR`), already checked when they
+/// were loaded: `{sources}` is required and `{max_points}` is the only other placeholder.
+#[derive(Clone, Debug)]
 pub struct SynthesisPrompt {
-    system: String,
-    user: String,
+    system: Template,
+    user: Template,
 }
-
-static PLACEHOLDER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
 
 impl SynthesisPrompt {
-    /// The bundled `prompts/synthesize.txt` (a unit test keeps it valid).
+    /// The synthesis templates of `prompts`.
+    pub fn new(prompts: &Prompts) -> Result<SynthesisPrompt, PromptError> {
+        Ok(SynthesisPrompt {
+            system: prompts.get("synthesize_system")?.clone(),
+            user: prompts.get("synthesize")?.clone(),
+        })
+    }
+
+    /// The built-in templates.
     pub fn bundled() -> SynthesisPrompt {
-        SynthesisPrompt::parse(BUNDLED_TEMPLATE, "built-in prompts/synthesize.txt")
-            .expect("the bundled synthesis prompt is valid (checked by a unit test)")
-    }
-
-    /// `DIR/synthesize.txt` when `--prompts DIR` has one, else the built-in template.
-    pub fn load(dir: Option<&std::path::Path>) -> Result<SynthesisPrompt, TemplateError> {
-        let Some(path) = dir.map(|d| d.join("synthesize.txt")).filter(|p| p.is_file()) else {
-            return Ok(SynthesisPrompt::bundled());
-        };
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| TemplateError { origin: origin.clone(), reason: format!("cannot read it: {e}") })?;
-        SynthesisPrompt::parse(&text, &origin)
-    }
-
-    /// What the cache key of a synthesis includes: the template text itself.
-    pub fn fingerprint(&self) -> String {
-        format!("{:?}", self)
-    }
-
-    /// Parses a template; `origin` names it in errors (a path).
-    pub fn parse(text: &str, origin: &str) -> Result<SynthesisPrompt, TemplateError> {
-        let fail = |reason: String| TemplateError {
-            origin: origin.to_string(),
-            reason,
-        };
-        let mut system: Option<Vec<&str>> = None;
-        let mut user: Option<Vec<&str>> = None;
-        for line in text.lines() {
-            match line.trim() {
-                "[system]" if system.is_none() && user.is_none() => system = Some(Vec::new()),
-                "[system]" => {
-                    return Err(fail("`[system]` must come once, before `[user]`".into()))
-                }
-                "[user]" if user.is_none() => user = Some(Vec::new()),
-                "[user]" => return Err(fail("`[user]` appears twice".into())),
-                _ => {
-                    if let Some(u) = user.as_mut() {
-                        u.push(line);
-                    } else if let Some(s) = system.as_mut() {
-                        s.push(line);
-                    } else if !line.trim().is_empty() {
-                        return Err(fail(
-                            "text before the first `[system]` or `[user]` line".into(),
-                        ));
-                    }
-                }
-            }
-        }
-        let Some(user) = user else {
-            return Err(fail("no `[user]` line opening the user message".into()));
-        };
-        let system = system
-            .map(|s| s.join("\n").trim().to_string())
-            .unwrap_or_default();
-        let user = user.join("\n").trim().to_string();
-        for section in [&system, &user] {
-            for cap in PLACEHOLDER.captures_iter(section) {
-                if !PLACEHOLDERS.contains(&&cap[1]) {
-                    return Err(fail(format!(
-                        "unknown placeholder `{{{}}}` (known: {})",
-                        &cap[1],
-                        PLACEHOLDERS
-                            .iter()
-                            .map(|p| format!("{{{p}}}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
-        }
-        if PLACEHOLDER
-            .captures_iter(&user)
-            .filter(|c| &c[1] == "sources")
-            .count()
-            != 1
-        {
-            return Err(fail(
-                "the user message must contain `{sources}` exactly once".into(),
-            ));
-        }
-        Ok(SynthesisPrompt { system, user })
+        SynthesisPrompt::new(&Prompts::builtin())
+            .expect("the built-in synthesis templates are listed in prompts::BUILTIN")
     }
 
     /// The system and user messages with the placeholders filled. Substitution is one pass, so
     /// a placeholder written inside an article is left as text.
     pub fn render(&self, sources: &str, max_points: usize) -> (String, String) {
-        let fill = |section: &str| {
-            PLACEHOLDER
-                .replace_all(section, |cap: &regex::Captures<'_>| match &cap[1] {
-                    "sources" => sources.to_string(),
-                    "max_points" => max_points.to_string(),
-                    other => format!("{{{other}}}"),
-                })
-                .into_owned()
+        let max_points = max_points.to_string();
+        let values = [("sources", sources), ("max_points", max_points.as_str())];
+        let fill = |template: &Template| {
+            template
+                .render(&values)
+                .expect("every placeholder a synthesis template may use is given a value")
         };
-        (fill(&self.system), fill(&self.user))
+        (fill(&self.system).trim().to_string(), fill(&self.user).trim().to_string())
     }
 }
 
@@ -345,23 +255,31 @@ mod tests {
     }
 
     #[test]
-    fn malformed_templates_are_rejected_with_the_reason() {
-        let err = SynthesisPrompt::parse("[system]\nx\n", "my.txt").unwrap_err();
-        assert!(
-            err.to_string().contains("my.txt") && err.to_string().contains("[user]"),
-            "{err}"
-        );
-        let err = SynthesisPrompt::parse("[user]\n{sources} {topic}\n", "t").unwrap_err();
-        assert!(err.reason.contains("{topic}"), "{err}");
-        let err = SynthesisPrompt::parse("[user]\nno sources here\n", "t").unwrap_err();
-        assert!(err.reason.contains("{sources}"), "{err}");
-        assert!(SynthesisPrompt::parse("[user]\n{sources}\n", "t").is_ok());
+    fn user_copies_under_prompts_dir_replace_the_builtin_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("synthesize.txt"), "{sources} / {max_points}").unwrap();
+        let prompts = Prompts::load(Some(dir.path())).unwrap();
+        let (system, user) = SynthesisPrompt::new(&prompts).unwrap().render("S", 3);
+        assert_eq!(user, "S / 3");
+        assert_eq!(system, SynthesisPrompt::bundled().render("", 1).0);
+    }
+
+    #[test]
+    fn a_template_without_sources_or_with_an_unknown_placeholder_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("synthesize.txt"), "no sources here").unwrap();
+        let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("synthesize.txt") && err.contains("{sources}"), "{err}");
+        std::fs::write(dir.path().join("synthesize.txt"), "{sources} {topic}").unwrap();
+        let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("{topic}") && err.contains("{max_points}"), "{err}");
     }
 
     #[test]
     fn rendering_is_one_pass() {
-        let prompt =
-            SynthesisPrompt::parse("[user]\n{sources} / {max_points}", "t").expect("valid");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("synthesize.txt"), "{sources} / {max_points}").unwrap();
+        let prompt = SynthesisPrompt::new(&Prompts::load(Some(dir.path())).unwrap()).unwrap();
         let (_, user) = prompt.render("an article saying {max_points}", 3);
         assert_eq!(user, "an article saying {max_points} / 3");
     }
