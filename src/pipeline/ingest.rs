@@ -286,10 +286,12 @@ impl Ingest<'_> {
 
     /// Adds an article, or folds it into an earlier one with the same text.
     fn add(&mut self, path: &Path, origin: String, parsed: Parsed) {
-        if parsed.paragraphs.is_empty() {
+        let Parsed { meta, paragraphs } = parsed;
+        let paragraphs = without_leading_title(paragraphs, meta.title.as_deref());
+        if paragraphs.is_empty() {
             return self.skip(path, "no article text found");
         }
-        let article = Article::new(origin, parsed.meta, parsed.paragraphs);
+        let article = Article::new(origin, meta, paragraphs);
         if let Some(&first) = self.seen.get(&article.id) {
             let kept = &mut self.report.articles[first];
             self.report.warnings.push(format!(
@@ -453,10 +455,24 @@ struct Parsed {
     paragraphs: Vec<String>,
 }
 
+/// The body without its first paragraph when that paragraph is the title (a headline line,
+/// a Markdown heading, an HTML `<h1>` repeating `<title>`): the title is metadata, rendered
+/// and translated as such, and as a body sentence it would be picked as a summary sentence or
+/// a key point. A body that is nothing but the title keeps it.
+fn without_leading_title(mut paragraphs: Vec<String>, title: Option<&str>) -> Vec<String> {
+    let same = |a: &str, b: &str| a.split_whitespace().eq(b.split_whitespace());
+    if let (Some(title), Some(first)) = (title, paragraphs.first()) {
+        if paragraphs.len() > 1 && same(first, title) {
+            paragraphs.remove(0);
+        }
+    }
+    paragraphs
+}
+
 /// Plain text: optional front matter, then paragraphs separated by blank lines. Without a
-/// title in front matter, a headline-like first line becomes the title (and stays in the
-/// text, as its own paragraph, so it is translated too). `metadata_given` turns both off
-/// for JSON records, whose metadata comes in fields.
+/// title in front matter, a headline-like first line becomes the title, as its own first
+/// paragraph (which [`without_leading_title`] then takes out of the body). `metadata_given`
+/// turns both off for JSON records, whose metadata comes in fields.
 fn parse_text(text: &str, metadata_given: bool) -> Parsed {
     let (mut meta, body) = if metadata_given {
         (ArticleMeta::default(), text)
@@ -1063,6 +1079,35 @@ mod tests {
         let report = ingest(&[dir.path().to_path_buf()], &IngestOptions::default()).unwrap();
         let origins: Vec<_> = report.articles.iter().map(|a| a.origin.as_str()).collect();
         assert_eq!(origins, ["many.json#0", "many.json#1", "one.json"]);
+    }
+
+    #[test]
+    fn a_title_that_opens_the_body_is_metadata_not_a_body_paragraph() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), "Storm hits the Breton coast\n\nThe storm came at night. Trees fell.").unwrap();
+        fs::write(dir.path().join("b.md"), "# Metro line opens\n\nThe first line opened on Monday.").unwrap();
+        fs::write(
+            dir.path().join("c.html"),
+            "<html><head><title>Ferries halted</title></head><body><h1>Ferries  halted</h1><p>No ferry sailed on Monday.</p></body></html>",
+        )
+        .unwrap();
+        fs::write(dir.path().join("d.md"), "---\ntitle: Only a title\n---\nOnly a title\n").unwrap();
+        let report = ingest(&[dir.path().to_path_buf()], &IngestOptions::default()).unwrap();
+        let got: Vec<(Option<&str>, Vec<&str>)> = report
+            .articles
+            .iter()
+            .map(|a| (a.meta.title.as_deref(), a.paragraphs.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("Storm hits the Breton coast"), vec!["The storm came at night. Trees fell."]),
+                (Some("Metro line opens"), vec!["The first line opened on Monday."]),
+                (Some("Ferries halted"), vec!["No ferry sailed on Monday."]),
+                // A body that is nothing but its title keeps it: there is nothing else to read.
+                (Some("Only a title"), vec!["Only a title"]),
+            ]
+        );
     }
 
     #[test]
