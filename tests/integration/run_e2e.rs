@@ -160,6 +160,39 @@ fn check_brief_structure(json: &serde_json::Value, markdown: &str) {
     }
 }
 
+/// The README's no-model sample: English articles, extractive summaries, offline, nothing cached.
+#[test]
+fn english_articles_offline_need_no_model_and_cite_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let brief = dir.path().join("brief.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_polybrief"))
+        .args(["--offline", "--cache-dir"])
+        .arg(dir.path().join("stage-cache"))
+        .args(["run", "examples/english-only", "--summarizer", "extractive", "-o"])
+        .arg(&brief)
+        .env("HF_HUB_CACHE", dir.path().join("empty-hub-cache"))
+        .env_remove("HF_HOME")
+        .env_remove("POLYBRIEF_MODELS")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let markdown = std::fs::read_to_string(&brief).unwrap();
+    let points: Vec<&str> = markdown.lines().filter(|l| l.starts_with("- ")).collect();
+    assert!(!points.is_empty(), "{markdown}");
+    for n in ["[1]", "[2]"] {
+        assert!(points.iter().any(|p| p.contains(n)), "source {n} is cited by a key point: {markdown}");
+    }
+    // Headlines are titles, not facts: no key point or summary repeats one.
+    for headline in ["Ferries halted as Storm Hestia hits north-west France", "Storm Hestia cuts power to 30,000 homes in Brittany"] {
+        assert!(points.iter().all(|p| !p.contains(headline)), "{markdown}");
+        for line in markdown.lines().filter(|l| l.contains(headline)) {
+            let heading_or_source = line.starts_with('#') || line.starts_with(|c: char| c.is_ascii_digit());
+            assert!(heading_or_source, "the headline appears only in headings and the Sources list: {line:?}");
+        }
+    }
+    assert!(markdown.contains("grouped by word overlap"), "the brief says the embedder was not used: {markdown}");
+}
+
 #[test]
 fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work() {
     let env = Env::new(false);
