@@ -801,6 +801,9 @@ impl MarianMTModel {
                 Ok(std::sync::Arc::new(PanelMatrix::from_row_major(&cpu_values(w)?, rows, cols)))
             };
             let embed = panels(&decoder_rows)?;
+            // The panels replace the row-major matrix: free it now, before the layers are
+            // read, rather than when `new` returns (a vocab × d_model copy off the peak RSS).
+            drop(decoder_rows);
             let head = match &untied_head {
                 Some(w) => panels(w)?,
                 None => embed.clone(),
