@@ -18,7 +18,7 @@ use super::{SourceDoc, UnusedReason};
 
 /// Wording this similar, with the citation check passed, makes two sentences one point.
 const MERGE_SIMILARITY: f32 = 0.3;
-/// Sentences taken from a source's text when its summary is empty.
+/// Sentences taken from a source's text when its summary offers no sentence the text backs.
 const FALLBACK_SENTENCES: usize = 3;
 /// Shorter sentences ("Photo: AP.") are not points.
 const MIN_WORDS: usize = 4;
@@ -44,7 +44,11 @@ pub(crate) fn extract_points(
             .iter()
             .map(|s| s.text.as_str())
             .collect();
-        if texts.iter().all(|t| t.trim().is_empty()) {
+        // An empty summary, or one whose every sentence its own article fails to back (an LLM
+        // that invented its facts): the article's opening sentences stand in, so the source
+        // still speaks for itself in the story rather than dropping out of it.
+        let backed = |t: &&str| supports(&t.split_whitespace().collect::<Vec<_>>().join(" "), doc);
+        if !texts.iter().any(backed) {
             texts = doc
                 .article
                 .sentences
