@@ -36,7 +36,7 @@ use crate::{interrupt, output};
 const SEGMENT_VERSION: u32 = 1;
 const TRANSLATE_VERSION: u32 = 2;
 const SUMMARY_VERSION: u32 = 1;
-const SYNTHESIS_VERSION: u32 = 3;
+const SYNTHESIS_VERSION: u32 = 4;
 
 /// How long each stage took, for the log and the README's timing table.
 struct StageClock {

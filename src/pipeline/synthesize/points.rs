@@ -128,12 +128,11 @@ pub(crate) fn extract_points(
             .cmp(&a.citations.len())
             .then(a.first.cmp(&b.first))
     });
-    points.truncate(max_points);
-    let key_points: Vec<KeyPoint> = points
+    let key_points: Vec<KeyPoint> = covering_selection(&points, |p| &p.citations, max_points)
         .into_iter()
-        .map(|p| KeyPoint {
-            text: p.text,
-            citations: p.citations,
+        .map(|i| KeyPoint {
+            text: points[i].text.clone(),
+            citations: points[i].citations.clone(),
         })
         .collect();
 
@@ -152,4 +151,49 @@ pub(crate) fn extract_points(
         reasons.insert(doc.number, reason);
     }
     (key_points, reasons)
+}
+
+/// Indices of at most `max` of the ranked `points`, in rank order: first, going down the
+/// ranking, every point that cites a source no point taken so far cites, so that each source
+/// with a checked statement is heard before any source is heard twice; then the best of the
+/// rest. With enough room this is simply the top `max`.
+fn covering_selection<P>(points: &[P], citations: impl Fn(&P) -> &Vec<SourceNumber>, max: usize) -> Vec<usize> {
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut covered: Vec<SourceNumber> = Vec::new();
+    for (i, point) in points.iter().enumerate() {
+        if chosen.len() == max {
+            break;
+        }
+        if citations(point).iter().any(|c| !covered.contains(c)) {
+            chosen.push(i);
+            covered.extend(citations(point));
+        }
+    }
+    for i in 0..points.len() {
+        if chosen.len() == max {
+            break;
+        }
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covering_selection;
+
+    #[test]
+    fn every_source_is_heard_before_any_is_heard_twice() {
+        // Ranked by support, each point given by the sources it cites. A cap of 2 takes the top
+        // point, then the first that adds a source ([3]); a cap of 4 then fills up by rank.
+        let points = vec![vec![1, 2], vec![1], vec![2], vec![3], vec![4, 1]];
+        assert_eq!(covering_selection(&points, |p| p, 2), [0, 3]);
+        assert_eq!(covering_selection(&points, |p| p, 3), [0, 3, 4]);
+        assert_eq!(covering_selection(&points, |p| p, 4), [0, 1, 3, 4]);
+        assert_eq!(covering_selection(&points, |p| p, 9), [0, 1, 2, 3, 4]);
+        assert_eq!(covering_selection(&points, |p| p, 0), Vec::<usize>::new());
+    }
 }
