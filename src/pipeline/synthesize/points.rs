@@ -38,27 +38,21 @@ pub(crate) fn extract_points(
 ) -> (Vec<KeyPoint>, BTreeMap<SourceNumber, UnusedReason>) {
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     for (d, doc) in story.iter().enumerate() {
-        let mut texts: Vec<&str> = doc
-            .summary
-            .sentences
-            .iter()
-            .map(|s| s.text.as_str())
-            .collect();
+        let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut texts: Vec<String> = doc.summary.sentences.iter().map(|s| one_line(&s.text)).collect();
         // An empty summary, or one whose every sentence its own article fails to back (an LLM
         // that invented its facts): the article's opening sentences stand in, so the source
         // still speaks for itself in the story rather than dropping out of it.
-        let backed = |t: &&str| supports(&t.split_whitespace().collect::<Vec<_>>().join(" "), doc);
-        if !texts.iter().any(backed) {
+        if !texts.iter().any(|t| supports(t, doc)) {
             texts = doc
                 .article
                 .sentences
                 .iter()
                 .take(FALLBACK_SENTENCES)
-                .map(|s| s.text.as_str())
+                .map(|s| one_line(&s.text))
                 .collect();
         }
         for (order, text) in texts.into_iter().enumerate() {
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
             if text.split(' ').count() < MIN_WORDS {
                 continue;
             }
