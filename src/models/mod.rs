@@ -29,11 +29,26 @@ pub trait TextGenerator {
 
     /// The assistant's reply to one system and one user message, generated deterministically
     /// (greedy or seeded), stopping at the model's end-of-turn token or `max_new_tokens`.
-    fn chat(&mut self, system: &str, user: &str, max_new_tokens: usize) -> Result<String, GenerateError>;
+    fn chat(
+        &mut self,
+        system: &str,
+        user: &str,
+        max_new_tokens: usize,
+    ) -> Result<String, GenerateError>;
 
     /// How many tokens `text` takes, to fit prompts into the context window.
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError>;
 
     /// The context window in tokens (prompt and reply together).
     fn context_len(&self) -> usize;
+}
+
+/// Turns texts into vectors whose cosine similarity says how alike their meaning is: a small
+/// local sentence-embedding model (`embedder::SentenceEmbedder`). Without one,
+/// grouping is lexical (see `pipeline::synthesize::GroupingMethod`).
+pub trait Embedder {
+    /// The model's catalog id and revision, as shown in the brief.
+    fn model_name(&self) -> String;
+    /// One vector per text, all of the same length.
+    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, GenerateError>;
 }

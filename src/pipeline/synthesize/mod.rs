@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::article::{EnglishArticle, KeyPoint, SourceNumber, Story, Summary, UnusedSource};
-use crate::models::{GenerateError, TextGenerator};
+use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::facts::SourceFacts;
 
 pub use group::GroupingMethod;
@@ -34,16 +34,6 @@ pub use prompt::SynthesisPrompt;
 
 use self::citations::{check_point, PointCheck};
 use self::group::group_sources;
-
-/// Turns texts into vectors whose cosine similarity says how alike their meaning is: a small
-/// local sentence-embedding model (`models::embedder::SentenceEmbedder`). Without one,
-/// grouping is lexical (see `GroupingMethod`).
-pub trait Embedder {
-    /// The model's catalog id and revision, as shown in the brief.
-    fn model_name(&self) -> String;
-    /// One vector per text, all of the same length.
-    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, GenerateError>;
-}
 
 /// The local LLM and the prompt it is given, for LLM-written key points.
 pub struct LlmPoints<'a> {
@@ -350,6 +340,7 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::{article, summary};
     use super::*;
+    use crate::models::GenerateError;
 
     #[test]
     fn no_sources_give_an_empty_synthesis() {
@@ -386,17 +377,36 @@ mod tests {
     fn a_summary_its_article_does_not_back_gives_way_to_the_articles_own_sentences() {
         let a = article(
             "a.txt",
-            &["Floods in Quang Nam killed 12 people on Monday.", "Schools will stay closed until Friday."],
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "Schools will stay closed until Friday.",
+            ],
         );
         let mut invented = summary(&a, &[0]);
         invented.sentences[0].text = "Floods in Oregon killed 40 people in July.".into();
         invented.ungrounded = vec!["Oregon".into(), "July".into()];
-        let s = synthesize(&[(1, &a, &invented)], None, None, &SynthesisOptions::default());
-        assert_eq!(s.stories.len(), 1, "the story keeps its source: {:?}", s.unused);
+        let s = synthesize(
+            &[(1, &a, &invented)],
+            None,
+            None,
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(
+            s.stories.len(),
+            1,
+            "the story keeps its source: {:?}",
+            s.unused
+        );
         let points = &s.stories[0].points;
-        assert_eq!(points[0].text, "Floods in Quang Nam killed 12 people on Monday.");
+        assert_eq!(
+            points[0].text,
+            "Floods in Quang Nam killed 12 people on Monday."
+        );
         assert_eq!(points[0].citations, vec![1]);
-        assert!(points.iter().all(|p| !p.text.contains("Oregon")), "{points:?}");
+        assert!(
+            points.iter().all(|p| !p.text.contains("Oregon")),
+            "{points:?}"
+        );
         assert!(s.unused.is_empty(), "{:?}", s.unused);
     }
 
