@@ -82,6 +82,9 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) | Error::Prompt(_) | Error::Ingest(_) => ExitCode::Usage,
+            Error::Translate(crate::pipeline::translate::TranslateError::NotInCatalog {
+                ..
+            }) => ExitCode::Usage,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::Llm(_)
@@ -104,6 +107,16 @@ impl Error {
 impl From<crate::models::hub::HubError> for Error {
     fn from(err: crate::models::hub::HubError) -> Self {
         Error::Hub(Box::new(err))
+    }
+}
+
+impl From<crate::pipeline::translate::stage::PlanError> for Error {
+    fn from(err: crate::pipeline::translate::stage::PlanError) -> Self {
+        use crate::pipeline::translate::stage::PlanError;
+        match err {
+            PlanError::Translate(e) => Error::Translate(e),
+            PlanError::Cache(e) => Error::Cache(e),
+        }
     }
 }
 

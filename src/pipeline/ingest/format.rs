@@ -9,7 +9,7 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
 ];
 
 /// [`SUPPORTED_EXTENSIONS`] as a message names them.
-pub(super) const SUPPORTED: &str =
+pub const SUPPORTED_FILES: &str =
     ".txt, .text, .md, .markdown, .html, .htm, .json, .jsonl, .ndjson";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::article::{Article, SkippedInput};
 
 use super::decode::{decode, Decoded};
-use super::format::{Format, SUPPORTED};
+use super::format::{Format, SUPPORTED_FILES};
 use super::html::parse_html;
 use super::markdown::parse_markdown;
 use super::text::{parse_text, without_leading_title, Parsed};
@@ -99,7 +99,7 @@ impl Ingest<'_> {
                 Some(ext) => format!("unsupported file type `.{}`", ext.to_string_lossy()),
                 None => "no file extension".to_string(),
             };
-            return self.skip(path, format!("{what}; polybrief reads {SUPPORTED}"));
+            return self.skip(path, format!("{what}; polybrief reads {SUPPORTED_FILES}"));
         };
         match fs::metadata(path) {
             Ok(meta) if meta.len() > self.options.max_file_size => {

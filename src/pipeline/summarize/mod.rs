@@ -7,6 +7,7 @@ pub mod extractive;
 pub mod grounding;
 pub mod lexical;
 pub mod llm;
+pub mod stage;
 
 pub use extractive::ExtractiveSummarizer;
 pub use grounding::{check_grounding, ungrounded_facts};

@@ -20,6 +20,7 @@ pub mod disagreements;
 pub mod group;
 pub mod points;
 pub mod prompt;
+pub mod stage;
 
 use std::collections::BTreeMap;
 
