@@ -325,6 +325,9 @@ fn grouping_note(ctx: &Context, embedder_found: bool) -> Option<String> {
 
 /// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
 fn write_outputs(args: &RunOptions, brief: &Brief) -> Result<()> {
+    for problem in brief.problems() {
+        log::warn!("the brief is inconsistent: {problem}");
+    }
     let markdown = render_markdown(brief);
     match (&args.output, &args.archive) {
         (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
