@@ -150,7 +150,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &mut translators,
         &cache,
         &task,
-        interrupt::check,
+        || Ok(interrupt::check()?),
     )?;
     task.finish(&format!("{} models loaded", translators.loads));
     clock.stop(&format!(
@@ -177,7 +177,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &prompts,
         &cache,
         &task,
-        interrupt::check,
+        || Ok(interrupt::check()?),
         |article| -> Result<Summary> {
             Ok(match llm.as_mut() {
                 None => ExtractiveSummarizer::default().summarize(article)?,
