@@ -127,6 +127,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
 
+    /// Compare with this earlier JSON brief (from --json or an archive) in a "Since the last
+    /// brief" section. With --archive the default is the newest archived brief before today.
+    #[arg(long, value_name = "FILE.json")]
+    pub previous: Option<PathBuf>,
+
     /// Add an appendix with the full English text of every translated article.
     #[arg(long)]
     pub translations: bool,

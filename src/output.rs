@@ -82,6 +82,14 @@ pub fn archive(dir: &Path, date: NaiveDate, markdown: &str) -> Result<ArchivePat
     Ok(paths)
 }
 
+/// Writes the brief's JSON to `dir/brief-YYYY-MM-DD.json` (after [`archive`] made `dir`):
+/// what the next run reads to say what changed since this brief.
+pub fn archive_json(dir: &Path, date: NaiveDate, json: &str) -> Result<PathBuf, OutputError> {
+    let path = dir.join(format!("brief-{}.json", date.format("%Y-%m-%d")));
+    write_atomic_for(&path, json.as_bytes(), "--archive")?;
+    Ok(path)
+}
+
 fn write_atomic_for(path: &Path, bytes: &[u8], flag: &str) -> Result<(), OutputError> {
     replace_file(path, SyncDir::Yes, |file| file.write_all(bytes)).map_err(|source| {
         OutputError::Write {
@@ -208,7 +216,9 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError::Stdout { source: e }),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(OutputError::Stdout { source: e })
+        }
         _ => Ok(()),
     }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::article::{
     EnglishArticle, Lang, SkippedInput, SourceNumber, Story, Summary, SummaryMethod, UnusedSource,
 };
+use crate::pipeline::synthesize::since::{SinceLastBrief, StoryDigest};
 
 /// Everything the brief says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,12 @@ pub struct Brief {
     pub notes: Vec<String>,
     /// The full English text of each translated source, when asked for.
     pub translations: Option<Vec<TranslatedText>>,
+    /// What changed since the previous brief; `None` on a first run.
+    #[serde(default)]
+    pub since: Option<SinceLastBrief>,
+    /// Per story, what the next run compares with (see `synthesize::since`).
+    #[serde(default)]
+    pub digest: Vec<StoryDigest>,
 }
 
 /// One model the run used, and for what.
@@ -202,6 +209,9 @@ pub fn render_markdown(brief: &Brief) -> String {
             );
         }
         out.push('\n');
+    }
+    if let Some(since) = &brief.since {
+        out.push_str(&since.markdown());
     }
 
     for story in &brief.stories {
@@ -379,7 +389,7 @@ fn translated_by(source: &SourceEntry) -> Option<String> {
 }
 
 /// `[2][5]`: sorted, each number once. The only place citations are written.
-fn citations(numbers: &[SourceNumber]) -> String {
+pub(crate) fn citations(numbers: &[SourceNumber]) -> String {
     let mut numbers = numbers.to_vec();
     numbers.sort_unstable();
     numbers.dedup();
@@ -533,6 +543,8 @@ mod tests {
                     "Ports were closed.".into(),
                 ],
             }]),
+            since: None,
+            digest: vec![],
         }
     }
 

@@ -10,6 +10,7 @@
 //! - `citations`: the checker every point passes, whoever wrote it: a source is cited only if
 //!   its English text holds the point's key facts.
 //! - `disagreements`: different values for the same quantity or date across a story's sources.
+//! - `since`: what changed against the previous brief (new, continuing and dropped stories).
 //!
 //! Article text is data throughout: it reaches the output only as point text (plain text,
 //! escaped by the renderer) and never decides a citation — citations are computed from source
@@ -20,6 +21,7 @@ pub mod disagreements;
 pub mod group;
 pub mod points;
 pub mod prompt;
+pub mod since;
 
 use std::collections::BTreeMap;
 
@@ -386,17 +388,36 @@ mod tests {
     fn a_summary_its_article_does_not_back_gives_way_to_the_articles_own_sentences() {
         let a = article(
             "a.txt",
-            &["Floods in Quang Nam killed 12 people on Monday.", "Schools will stay closed until Friday."],
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "Schools will stay closed until Friday.",
+            ],
         );
         let mut invented = summary(&a, &[0]);
         invented.sentences[0].text = "Floods in Oregon killed 40 people in July.".into();
         invented.ungrounded = vec!["Oregon".into(), "July".into()];
-        let s = synthesize(&[(1, &a, &invented)], None, None, &SynthesisOptions::default());
-        assert_eq!(s.stories.len(), 1, "the story keeps its source: {:?}", s.unused);
+        let s = synthesize(
+            &[(1, &a, &invented)],
+            None,
+            None,
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(
+            s.stories.len(),
+            1,
+            "the story keeps its source: {:?}",
+            s.unused
+        );
         let points = &s.stories[0].points;
-        assert_eq!(points[0].text, "Floods in Quang Nam killed 12 people on Monday.");
+        assert_eq!(
+            points[0].text,
+            "Floods in Quang Nam killed 12 people on Monday."
+        );
         assert_eq!(points[0].citations, vec![1]);
-        assert!(points.iter().all(|p| !p.text.contains("Oregon")), "{points:?}");
+        assert!(
+            points.iter().all(|p| !p.text.contains("Oregon")),
+            "{points:?}"
+        );
         assert!(s.unused.is_empty(), "{:?}", s.unused);
     }
 
