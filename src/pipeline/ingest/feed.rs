@@ -1,0 +1,217 @@
+//! Feeds as input: RSS 2.0, Atom and JSON Feed documents, from files (`.rss`, `.atom`,
+//! `.xml`, a `.json` whose `version` is a jsonfeed.org URL) or `http(s)://` URLs. Parsing is
+//! `feed-rs`'s (maintained, covers every RSS and Atom variant and JSON Feed 1.x); this file
+//! only turns entries into articles.
+//!
+//! An item becomes an article from its own content when that is a whole article; an item
+//! with only a link and a teaser becomes the linked page, fetched (see `fetch`) and read
+//! like an `.html` file. The item's title, link and date win over the page's. A feed that
+//! cannot be fetched or parsed, and an item whose page cannot be had, is reported by name
+//! and the run goes on.
+
+use std::path::{Path, PathBuf};
+
+use feed_rs::model::Entry;
+
+use crate::article::ArticleMeta;
+
+use super::decode::normalize;
+use super::fetch::Fetcher;
+use super::html::{looks_like_html, parse_html};
+use super::text::{clean_inline, parse_text, Parsed};
+use super::walk::Ingest;
+
+/// Words of item content below which the item is a teaser and its page is read instead
+/// (when it links one).
+const MIN_ARTICLE_WORDS: usize = 80;
+
+/// Whether a JSON document is a JSON Feed (`"version": "https://jsonfeed.org/version/1.1"`).
+pub(super) fn is_json_feed(value: &serde_json::Value) -> bool {
+    value
+        .get("version")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|v| v.starts_with("https://jsonfeed.org/version/"))
+}
+
+impl Ingest<'_> {
+    /// An `http(s)://` input: the feed is fetched, then read like a feed file.
+    pub(super) fn feed_url(&mut self, url: &str) {
+        let text = match self.fetcher().feed(url) {
+            Ok(text) => text,
+            Err(e) => return self.skip(url, format!("feed not fetched: {e}")),
+        };
+        self.feed(Path::new(url), url, &text, Some(url));
+    }
+
+    /// A feed document read from `path` (a file, or the URL it was fetched from).
+    pub(super) fn feed(&mut self, path: &Path, origin: &str, text: &str, base: Option<&str>) {
+        let parsed = feed_rs::parser::Builder::new()
+            .base_uri(base)
+            .build()
+            .parse(text.as_bytes());
+        let feed = match parsed {
+            Ok(feed) => feed,
+            Err(e) => {
+                return self.skip(path, format!("not a readable RSS, Atom or JSON feed: {e}"))
+            }
+        };
+        if feed.entries.is_empty() {
+            return self.skip(path, "the feed has no items");
+        }
+        let outlet = feed
+            .title
+            .as_ref()
+            .map(|t| clean_inline(&t.content))
+            .filter(|t| !t.is_empty());
+        for (index, entry) in feed.entries.iter().enumerate() {
+            self.feed_item(outlet.as_deref(), entry, path, origin, index);
+        }
+    }
+
+    fn feed_item(
+        &mut self,
+        outlet: Option<&str>,
+        entry: &Entry,
+        path: &Path,
+        origin: &str,
+        index: usize,
+    ) {
+        let link = entry
+            .links
+            .iter()
+            .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+            .map(|l| l.href.clone());
+        let title = entry
+            .title
+            .as_ref()
+            .map(|t| clean_inline(&t.content))
+            .filter(|t| !t.is_empty());
+        let published = entry.published.or(entry.updated).map(|t| t.to_rfc3339());
+        let item_path = link.clone().map_or_else(
+            || PathBuf::from(format!("{}#{index}", path.display())),
+            PathBuf::from,
+        );
+        let item_origin = link.clone().unwrap_or_else(|| format!("{origin}#{index}"));
+        let named = |reason: String| match &title {
+            Some(t) => format!("feed item \u{201c}{t}\u{201d}: {reason}"),
+            None => format!("feed item {index}: {reason}"),
+        };
+        // An item dated outside --since is left out before its page is fetched.
+        if let Some(window) = &self.options.window {
+            if !window.keeps(published.as_deref(), None) {
+                self.report.left_out += 1;
+                return;
+            }
+        }
+        let content = entry
+            .content
+            .as_ref()
+            .and_then(|c| c.body.clone())
+            .filter(|b| !b.trim().is_empty());
+        let teaser = entry
+            .summary
+            .as_ref()
+            .map(|s| s.content.clone())
+            .filter(|s| !s.trim().is_empty());
+        let own = content
+            .clone()
+            .or_else(|| teaser.clone())
+            .map(|body| read_body(&body));
+        let whole = own.as_ref().is_some_and(|p| words(p) >= MIN_ARTICLE_WORDS);
+        let mut parsed = match (own, &link) {
+            (Some(own), _) if whole => own,
+            (own, Some(url)) => {
+                let stamp = format!(
+                    "{}\n{}",
+                    published.as_deref().unwrap_or_default(),
+                    teaser.as_deref().unwrap_or_default()
+                );
+                match self.fetcher().page(url, &stamp) {
+                    Ok(html) => parse_html(&normalize(&html)),
+                    Err(e) => {
+                        let reason = named(format!("its page was not fetched: {e}"));
+                        return match own {
+                            // Say what is missing, but keep what the feed itself says.
+                            Some(own) if words(&own) > 0 => {
+                                self.report
+                                    .warnings
+                                    .push(format!("{reason}; its teaser is used instead"));
+                                self.add_item(
+                                    &item_path,
+                                    item_origin,
+                                    own,
+                                    outlet,
+                                    title,
+                                    link,
+                                    published,
+                                );
+                            }
+                            _ => self.skip(item_path, reason),
+                        };
+                    }
+                }
+            }
+            (Some(own), None) => own,
+            (None, None) => {
+                return self.skip(item_path, named("no content and no link".to_string()))
+            }
+        };
+        parsed.meta.title = title.clone().or(parsed.meta.title.take());
+        self.add_item(
+            &item_path,
+            item_origin,
+            parsed,
+            outlet,
+            title,
+            link,
+            published,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_item(
+        &mut self,
+        path: &Path,
+        origin: String,
+        mut parsed: Parsed,
+        outlet: Option<&str>,
+        title: Option<String>,
+        link: Option<String>,
+        published: Option<String>,
+    ) {
+        let page = std::mem::take(&mut parsed.meta);
+        parsed.meta = ArticleMeta {
+            title: title.or(page.title),
+            url: link.or(page.url),
+            source: outlet.map(str::to_string).or(page.source),
+            published: published.or(page.published),
+        };
+        self.add(path, origin, parsed);
+    }
+
+    /// The run's fetcher, made on first use.
+    fn fetcher(&mut self) -> &Fetcher {
+        self.fetcher
+            .get_or_insert_with(|| Fetcher::new(self.options.fetch.clone()))
+    }
+}
+
+/// Item content, HTML or plain text, as paragraphs.
+fn read_body(body: &str) -> Parsed {
+    let body = normalize(body);
+    let mut parsed = if looks_like_html(&body) {
+        parse_html(&body)
+    } else {
+        parse_text(&body, true)
+    };
+    parsed.meta = ArticleMeta::default();
+    parsed
+}
+
+fn words(parsed: &Parsed) -> usize {
+    parsed
+        .paragraphs
+        .iter()
+        .map(|p| p.split_whitespace().count())
+        .sum()
+}
