@@ -118,9 +118,9 @@ impl Ingest<'_> {
             .or_else(|| teaser.clone())
             .map(|body| read_body(&body));
         let whole = own.as_ref().is_some_and(|p| words(p) >= MIN_ARTICLE_WORDS);
-        let mut parsed = match (own, &link) {
+        let parsed = match (own, &link) {
             (Some(own), _) if whole => own,
-            (own, Some(url)) => {
+            (_, Some(url)) => {
                 let stamp = format!(
                     "{}\n{}",
                     published.as_deref().unwrap_or_default(),
@@ -129,25 +129,8 @@ impl Ingest<'_> {
                 match self.fetcher().page(url, &stamp) {
                     Ok(html) => parse_html(&normalize(&html)),
                     Err(e) => {
-                        let reason = named(format!("its page was not fetched: {e}"));
-                        return match own {
-                            // Say what is missing, but keep what the feed itself says.
-                            Some(own) if words(&own) > 0 => {
-                                self.report
-                                    .warnings
-                                    .push(format!("{reason}; its teaser is used instead"));
-                                self.add_item(
-                                    &item_path,
-                                    item_origin,
-                                    own,
-                                    outlet,
-                                    title,
-                                    link,
-                                    published,
-                                );
-                            }
-                            _ => self.skip(item_path, reason),
-                        };
+                        return self
+                            .skip(item_path, named(format!("its page was not fetched: {e}")))
                     }
                 }
             }
@@ -156,7 +139,6 @@ impl Ingest<'_> {
                 return self.skip(item_path, named("no content and no link".to_string()))
             }
         };
-        parsed.meta.title = title.clone().or(parsed.meta.title.take());
         self.add_item(
             &item_path,
             item_origin,

@@ -317,6 +317,9 @@ fn match_stories(previous: &[StoryDigest], current: &[StoryDigest]) -> Vec<(usiz
     pairs
 }
 
+/// The value keys of one subject before and after.
+type ValueChange = (BTreeSet<String>, BTreeSet<String>);
+
 /// Subjects stated on both days with different values. One change often shows under two
 /// subject keys ("people", "people hue"): it is reported once, under the plainest.
 fn fact_changes(before: &[StatedFact], after: &[StatedFact]) -> Vec<FactChange> {
@@ -331,10 +334,8 @@ fn fact_changes(before: &[StatedFact], after: &[StatedFact]) -> Vec<FactChange> 
         2 => 1,
         _ => 2,
     };
-    let mut best: BTreeMap<
-        (BTreeSet<String>, BTreeSet<String>),
-        (usize, &StatedFact, &StatedFact),
-    > = BTreeMap::new();
+    // (values before, values after) → (first position, the fact before, the fact after).
+    let mut best: BTreeMap<ValueChange, (usize, &StatedFact, &StatedFact)> = BTreeMap::new();
     for (order, new) in after.iter().enumerate() {
         let Some(old) = before.iter().find(|o| o.subject_key == new.subject_key) else {
             continue;
