@@ -6,7 +6,7 @@
 use chrono::{DateTime, Local, NaiveDate, TimeZone as _};
 
 /// The moment the run treats as now.
-pub fn now() -> DateTime<Local> {
+pub(crate) fn now() -> DateTime<Local> {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok())
@@ -15,6 +15,6 @@ pub fn now() -> DateTime<Local> {
 }
 
 /// Today's date in local time, per [`now`].
-pub fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     now().date_naive()
 }

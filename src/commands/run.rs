@@ -400,6 +400,9 @@ fn since_section(
 
 /// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
 fn write_outputs(args: &RunOptions, brief: &Brief, today: chrono::NaiveDate) -> Result<()> {
+    for problem in brief.problems() {
+        log::warn!("the brief is inconsistent: {problem}");
+    }
     let markdown = render_markdown(brief);
     match (&args.output, &args.archive) {
         (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,

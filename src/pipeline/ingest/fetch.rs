@@ -56,7 +56,7 @@ impl Default for FetchSettings {
 
 /// Why a feed or page could not be had.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("{url}: the server answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: {reason}")]
@@ -92,7 +92,7 @@ pub struct FetchStats {
 }
 
 /// The fetcher of one run.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     agent: ureq::Agent,
     settings: FetchSettings,
     cache: Option<StageCache>,
@@ -110,7 +110,7 @@ struct Answer {
 }
 
 impl Fetcher {
-    pub fn new(settings: FetchSettings) -> Fetcher {
+    pub(crate) fn new(settings: FetchSettings) -> Fetcher {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(settings.timeout))
             .http_status_as_error(false)
@@ -137,13 +137,13 @@ impl Fetcher {
         }
     }
 
-    pub fn stats(&self) -> FetchStats {
+    pub(crate) fn stats(&self) -> FetchStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A feed's text: a conditional request when it was fetched before, the stored copy on
     /// `304 Not Modified` or offline.
-    pub fn feed(&self, url: &str) -> Result<String, FetchError> {
+    pub(crate) fn feed(&self, url: &str) -> Result<String, FetchError> {
         let key = CacheKey::new("feed", url, &FETCH_CACHE_VERSION).ok();
         let stored: Option<Stored> = key.as_ref().and_then(|k| self.cache.as_ref()?.get(k));
         if self.settings.offline {
@@ -178,7 +178,7 @@ impl Fetcher {
 
     /// A page's text, from the cache when this URL with this `stamp` (the item's date and
     /// teaser) was fetched before.
-    pub fn page(&self, url: &str, stamp: &str) -> Result<String, FetchError> {
+    pub(crate) fn page(&self, url: &str, stamp: &str) -> Result<String, FetchError> {
         let key = CacheKey::new("page", url, &(FETCH_CACHE_VERSION, stamp)).ok();
         if let Some(stored) = key
             .as_ref()
@@ -334,7 +334,7 @@ fn host_of(url: &str) -> &str {
 }
 
 /// Whether an input names an http(s) URL rather than a path.
-pub fn is_url(input: &str) -> bool {
+pub(crate) fn is_url(input: &str) -> bool {
     let lower = input.get(..8).unwrap_or(input).to_ascii_lowercase();
     lower.starts_with("http://") || lower.starts_with("https://")
 }

@@ -21,14 +21,14 @@ pub struct Window {
 /// A `--since` value that is neither a duration nor a date.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("--since {value}: give a duration such as 24h, 7d or 90m, or a date such as 2026-11-30")]
-pub struct WindowError {
-    pub value: String,
+pub(crate) struct WindowError {
+    pub(crate) value: String,
 }
 
 impl Window {
     /// `24h`, `7d`, `2w`, `90m` before `now`, or a date (local midnight) or RFC 3339
     /// time.
-    pub fn parse(value: &str, now: DateTime<Local>) -> Result<Window, WindowError> {
+    pub(crate) fn parse(value: &str, now: DateTime<Local>) -> Result<Window, WindowError> {
         let error = || WindowError {
             value: value.to_string(),
         };
@@ -45,7 +45,7 @@ impl Window {
     }
 
     /// Whether an article with this stated date (if readable) and file time is in the window.
-    pub fn keeps(&self, published: Option<&str>, modified: Option<SystemTime>) -> bool {
+    pub(crate) fn keeps(&self, published: Option<&str>, modified: Option<SystemTime>) -> bool {
         match published.and_then(parse_time) {
             Some(time) => time >= self.start,
             // Neither a date nor a file time (a record read from stdin, say): nothing says it
@@ -57,7 +57,7 @@ impl Window {
 
 /// A date or time as articles and feeds write them: RFC 3339, RFC 2822 (RSS), ISO without a
 /// zone (read as local time), or a plain date (local midnight).
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));

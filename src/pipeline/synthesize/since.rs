@@ -31,84 +31,84 @@ use super::SynthesisOptions;
 
 /// What the next run needs of a story to say what changed; written into the brief's JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoryDigest {
-    pub title: String,
-    pub sources: Vec<SourceNumber>,
+pub(crate) struct StoryDigest {
+    pub(crate) title: String,
+    pub(crate) sources: Vec<SourceNumber>,
     /// Ids of the story's articles: the same article on two days means the same story.
-    pub articles: Vec<String>,
+    pub(crate) articles: Vec<String>,
     /// Title and key points: what two stories sharing no article are compared by.
-    pub text: String,
+    pub(crate) text: String,
     /// The quantities the story's sources state, one entry per subject, in order of first
     /// mention.
-    pub facts: Vec<StatedFact>,
+    pub(crate) facts: Vec<StatedFact>,
 }
 
 /// The values a story's sources give for one subject ("people", "jobs").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StatedFact {
+pub(crate) struct StatedFact {
     /// "count|peopl": kind of value and stemmed subject words, the comparison key.
-    pub subject_key: String,
+    pub(crate) subject_key: String,
     /// As written: "people".
-    pub subject: String,
+    pub(crate) subject: String,
     /// 1 or 2 subject words after the value, 0 for the word before it.
-    pub specificity: u8,
+    pub(crate) specificity: u8,
     /// Each distinct value with the sources stating it; most sources first.
-    pub values: Vec<StatedValue>,
+    pub(crate) values: Vec<StatedValue>,
 }
 
 /// One value and its sources.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StatedValue {
+pub(crate) struct StatedValue {
     /// The normalised value ("12", "1200000").
-    pub key: String,
+    pub(crate) key: String,
     /// As the first source wrote it ("12", "1.2 million").
-    pub text: String,
-    pub sources: Vec<SourceNumber>,
+    pub(crate) text: String,
+    pub(crate) sources: Vec<SourceNumber>,
 }
 
 /// The "Since the last brief" section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SinceLastBrief {
+pub(crate) struct SinceLastBrief {
     /// The previous brief's date.
-    pub previous_date: String,
-    pub new_stories: Vec<StoryRef>,
+    pub(crate) previous_date: String,
+    pub(crate) new_stories: Vec<StoryRef>,
     /// Continuing stories whose figures changed.
-    pub changed: Vec<ChangedStory>,
+    pub(crate) changed: Vec<ChangedStory>,
     /// How many stories continue with no figure changed.
-    pub unchanged: usize,
+    pub(crate) unchanged: usize,
     /// Stories of the previous brief with no counterpart in this one.
-    pub dropped: Vec<StoryRef>,
+    pub(crate) dropped: Vec<StoryRef>,
 }
 
 /// A story by title, with its sources (in the brief it belongs to).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoryRef {
-    pub title: String,
-    pub sources: Vec<SourceNumber>,
+pub(crate) struct StoryRef {
+    pub(crate) title: String,
+    pub(crate) sources: Vec<SourceNumber>,
 }
 
 /// A continuing story and its changed figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChangedStory {
-    pub title: String,
-    pub sources: Vec<SourceNumber>,
-    pub changes: Vec<FactChange>,
+pub(crate) struct ChangedStory {
+    pub(crate) title: String,
+    pub(crate) sources: Vec<SourceNumber>,
+    pub(crate) changes: Vec<FactChange>,
 }
 
 /// One figure that moved: its values in the previous brief (citing that brief's sources)
 /// and in this one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FactChange {
-    pub subject: String,
-    pub before: Vec<StatedValue>,
-    pub after: Vec<StatedValue>,
+pub(crate) struct FactChange {
+    pub(crate) subject: String,
+    pub(crate) before: Vec<StatedValue>,
+    pub(crate) after: Vec<StatedValue>,
 }
 
 /// Changed figures shown per story, at most.
 const MAX_CHANGES: usize = 5;
 
 /// The digest of every story, from the English text of its sources.
-pub fn digest(
+pub(crate) fn digest(
     stories: &[Story],
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
 ) -> Vec<StoryDigest> {
@@ -226,7 +226,7 @@ fn stated_facts(members: &[(SourceNumber, &EnglishArticle)]) -> Vec<StatedFact> 
 }
 
 /// What this run's stories say against the previous brief's.
-pub fn compare(previous: &ArchivedBrief, current: &[StoryDigest]) -> SinceLastBrief {
+pub(crate) fn compare(previous: &ArchivedBrief, current: &[StoryDigest]) -> SinceLastBrief {
     let pairs = match_stories(&previous.digest, current);
     let mut changed = Vec::new();
     let mut unchanged = 0;
@@ -455,17 +455,17 @@ fn previous_sources(numbers: &[SourceNumber]) -> String {
 /// What is read back of a previous brief's JSON: its date and story digests. Other fields
 /// are ignored, so any polybrief JSON brief will do.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct ArchivedBrief {
-    pub date: String,
+pub(crate) struct ArchivedBrief {
+    pub(crate) date: String,
     #[serde(default)]
-    pub stories: Vec<serde_json::Value>,
+    pub(crate) stories: Vec<serde_json::Value>,
     #[serde(default)]
-    pub digest: Vec<StoryDigest>,
+    pub(crate) digest: Vec<StoryDigest>,
 }
 
 /// Why a previous brief could not be compared with. Never fatal: the run notes it.
 #[derive(Debug, thiserror::Error)]
-pub enum PreviousBriefError {
+pub(crate) enum PreviousBriefError {
     #[error("the previous brief {} could not be read: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -483,7 +483,7 @@ pub enum PreviousBriefError {
 }
 
 /// The section against the brief at `previous` (`None`: a first run, no section).
-pub fn since_previous(
+pub(crate) fn since_previous(
     previous: Option<&Path>,
     current: &[StoryDigest],
 ) -> Result<Option<SinceLastBrief>, PreviousBriefError> {
@@ -494,7 +494,7 @@ pub fn since_previous(
 }
 
 /// Reads a previous brief's JSON.
-pub fn load_previous(path: &Path) -> Result<ArchivedBrief, PreviousBriefError> {
+pub(crate) fn load_previous(path: &Path) -> Result<ArchivedBrief, PreviousBriefError> {
     let text = std::fs::read_to_string(path).map_err(|source| PreviousBriefError::Read {
         path: path.to_path_buf(),
         source,
@@ -514,7 +514,7 @@ pub fn load_previous(path: &Path) -> Result<ArchivedBrief, PreviousBriefError> {
 
 /// The newest archived JSON brief (`brief-YYYY-MM-DD.json`) dated before `today`: a second
 /// run on one day compares with the day before, as the first run that day did.
-pub fn previous_in_archive(dir: &Path, today: NaiveDate) -> Option<PathBuf> {
+pub(crate) fn previous_in_archive(dir: &Path, today: NaiveDate) -> Option<PathBuf> {
     let entries = std::fs::read_dir(dir).ok()?;
     entries
         .filter_map(Result::ok)
