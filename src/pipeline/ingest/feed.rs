@@ -197,3 +197,120 @@ fn words(parsed: &Parsed) -> usize {
         .map(|p| p.split_whitespace().count())
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use chrono::{Local, TimeZone as _};
+
+    use super::super::fetch::FetchSettings;
+    use super::super::window::Window;
+    use super::super::{ingest, IngestOptions, IngestReport};
+
+    const BODY: &str = "Floods in Hue province have killed 14 people since Sunday, the provincial \
+        disaster committee said. Heavy rain has fallen on central Vietnam for four days, and rivers \
+        reached their highest level in two decades. About 3,000 homes were flooded and schools \
+        closed. Rescue teams used boats to reach villages cut off by the water. The weather service \
+        expects more rain until Wednesday, and officials asked residents of low-lying districts to \
+        move to higher ground. Army units were sent to help with evacuations and to deliver food \
+        and drinking water to stranded families in the province.";
+
+    fn read(name: &str, text: &str, options: IngestOptions) -> IngestReport {
+        let dir = tempfile::tempdir().unwrap();
+        let path: PathBuf = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        ingest(&[path], &options).unwrap()
+    }
+
+    fn offline() -> IngestOptions {
+        IngestOptions {
+            fetch: FetchSettings {
+                offline: true,
+                ..FetchSettings::default()
+            },
+            ..IngestOptions::default()
+        }
+    }
+
+    #[test]
+    fn an_atom_entry_with_content_is_an_article_with_the_entrys_metadata() {
+        let atom = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Wire Desk</title><id>urn:wire</id><updated>2026-11-30T01:00:00Z</updated>
+<entry><title>Floods kill 14 in Hue</title><id>urn:1</id><link href="https://wire.example/flood"/>
+<published>2026-11-30T01:00:00Z</published><updated>2026-11-30T01:00:00Z</updated>
+<content type="html">&lt;p&gt;{BODY}&lt;/p&gt;</content></entry></feed>"#
+        );
+        let report = read("wire.atom", &atom, offline());
+        assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+        let article = &report.articles[0];
+        assert_eq!(article.meta.title.as_deref(), Some("Floods kill 14 in Hue"));
+        assert_eq!(
+            article.meta.url.as_deref(),
+            Some("https://wire.example/flood")
+        );
+        assert_eq!(article.meta.source.as_deref(), Some("Wire Desk"));
+        assert_eq!(
+            article.meta.published.as_deref(),
+            Some("2026-11-30T01:00:00+00:00")
+        );
+        assert_eq!(article.origin, "https://wire.example/flood");
+        assert!(article
+            .text()
+            .starts_with("Floods in Hue province have killed 14 people"));
+    }
+
+    #[test]
+    fn a_json_feed_is_read_as_a_feed_not_as_a_record() {
+        let feed = serde_json::json!({
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "Wire Desk",
+            "items": [{ "id": "1", "url": "https://wire.example/flood", "title": "Floods kill 14 in Hue", "content_html": format!("<p>{BODY}</p>") }],
+        });
+        let report = read("wire.json", &feed.to_string(), offline());
+        assert_eq!(report.articles.len(), 1, "{:?}", report.skipped);
+        assert_eq!(
+            report.articles[0].meta.title.as_deref(),
+            Some("Floods kill 14 in Hue")
+        );
+    }
+
+    #[test]
+    fn a_teaser_item_whose_page_cannot_be_had_is_skipped_by_name() {
+        let rss = r#"<rss version="2.0"><channel><title>Wire</title>
+<item><title>Rail strike</title><link>https://wire.example/strike</link><description>Workers walk out.</description></item>
+</channel></rss>"#;
+        let report = read("wire.rss", rss, offline());
+        assert!(report.articles.is_empty());
+        assert_eq!(
+            report.skipped[0].path,
+            PathBuf::from("https://wire.example/strike")
+        );
+        assert_eq!(
+            report.skipped[0].reason,
+            "feed item \u{201c}Rail strike\u{201d}: its page was not fetched: https://wire.example/strike: \
+             not fetched before, and --offline allows no fetching; run once without --offline"
+        );
+    }
+
+    #[test]
+    fn an_item_dated_before_the_window_is_left_out_before_its_page_is_fetched() {
+        let rss = r#"<rss version="2.0"><channel><title>Wire</title>
+<item><title>Rail strike</title><link>https://wire.example/strike</link><pubDate>Mon, 02 Nov 2026 08:00:00 +0000</pubDate><description>Workers walk out.</description></item>
+</channel></rss>"#;
+        let now = Local.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let options = IngestOptions {
+            window: Some(Window::parse("7d", now).unwrap()),
+            ..offline()
+        };
+        let report = read("wire.rss", rss, options);
+        assert!(
+            report.articles.is_empty() && report.skipped.is_empty(),
+            "{:?}",
+            report.skipped
+        );
+        assert_eq!(report.left_out, 1);
+        assert_eq!(report.fetched.requests, 0);
+    }
+}
