@@ -154,7 +154,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &mut translators,
         &cache,
         &task,
-        interrupt::check,
+        || Ok(interrupt::check()?),
     )?;
     task.finish(&format!("{} models loaded", translators.loads));
     clock.stop(&format!(
@@ -181,7 +181,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &prompts,
         &cache,
         &task,
-        interrupt::check,
+        || Ok(interrupt::check()?),
         |article| -> Result<Summary> {
             Ok(match llm.as_mut() {
                 None => ExtractiveSummarizer::default().summarize(article)?,

@@ -4,6 +4,7 @@
 mod embed_parity;
 mod feeds;
 mod hub;
+mod layers;
 mod llm_parity;
 mod marian_parity;
 mod nightly;

@@ -35,6 +35,7 @@ use crate::article::{Article, SkippedInput};
 
 use self::fetch::{FetchSettings, FetchStats};
 pub use self::format::{SUPPORTED_EXTENSIONS, SUPPORTED_FILES};
+pub(crate) use self::text::split_paragraphs;
 use self::walk::Ingest;
 use self::window::Window;
 
