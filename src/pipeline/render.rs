@@ -18,6 +18,8 @@ use crate::article::{
 };
 use crate::pipeline::synthesize::since::{SinceLastBrief, StoryDigest};
 
+mod since;
+
 /// Everything the brief says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Brief {
@@ -215,7 +217,7 @@ pub(crate) fn render_markdown(brief: &Brief) -> String {
         out.push('\n');
     }
     if let Some(since) = &brief.since {
-        out.push_str(&since.markdown());
+        out.push_str(&since::since_markdown(since));
     }
 
     for story in &brief.stories {

@@ -2,7 +2,7 @@
 //! stories that continue with figures that changed ("people: 12 → 14"), and stories that
 //! dropped out.
 //!
-//! Each brief carries a [`StoryDigest`] per story in its JSON (and `--archive` keeps that JSON
+//! The Markdown of the section is the renderer's (`render/since.rs`). Each brief carries a [`StoryDigest`] per story in its JSON (and `--archive` keeps that JSON
 //! beside the Markdown), so the next run can compare without the previous day's articles.
 //! Stories are matched across days by the machinery that groups sources within a run: the
 //! same article (same text, same id) in both is the same story; otherwise the TF-IDF
@@ -15,7 +15,6 @@
 //! rarely a corrected fact. Everything here is deterministic: no clock, no hash-map order.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +22,6 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::article::{EnglishArticle, SourceNumber, Story, Summary};
-use crate::pipeline::render::{citations, escape};
 
 use super::disagreements::mentions_in;
 use super::group::lexical_similarity;
@@ -372,86 +370,6 @@ fn fact_changes(before: &[StatedFact], after: &[StatedFact]) -> Vec<FactChange> 
         .collect()
 }
 
-impl SinceLastBrief {
-    /// The section in Markdown. Citations `[n]` are to this brief's sources; the previous
-    /// brief's sources are named in words so they cannot be read as this brief's.
-    pub(crate) fn markdown(&self) -> String {
-        let mut out = String::from("## Since the last brief\n\n");
-        let _ = writeln!(
-            out,
-            "Compared with the brief of {}.\n",
-            escape(&self.previous_date)
-        );
-        if !self.new_stories.is_empty() {
-            out.push_str("New stories:\n\n");
-            for story in &self.new_stories {
-                let _ = writeln!(
-                    out,
-                    "- {} {}",
-                    escape(&story.title),
-                    citations(&story.sources)
-                );
-            }
-            out.push('\n');
-        }
-        if !self.changed.is_empty() {
-            out.push_str("Changed figures:\n\n");
-            for story in &self.changed {
-                let _ = writeln!(out, "- {}", escape(&story.title));
-                for change in &story.changes {
-                    let after: Vec<String> = change
-                        .after
-                        .iter()
-                        .map(|v| format!("{} {}", escape(&v.text), citations(&v.sources)))
-                        .collect();
-                    let before: Vec<String> =
-                        change.before.iter().map(|v| escape(&v.text)).collect();
-                    let was: Vec<String> = change
-                        .before
-                        .iter()
-                        .map(|v| format!("{} in {}", escape(&v.text), previous_sources(&v.sources)))
-                        .collect();
-                    let _ = writeln!(
-                        out,
-                        "  - {}: {} → {} (was {} of the brief of {})",
-                        escape(&change.subject),
-                        before.join(" / "),
-                        after.join("; "),
-                        was.join(", "),
-                        escape(&self.previous_date)
-                    );
-                }
-            }
-            out.push('\n');
-        }
-        if !self.dropped.is_empty() {
-            out.push_str("No longer reported:\n\n");
-            for story in &self.dropped {
-                let _ = writeln!(out, "- {}", escape(&story.title));
-            }
-            out.push('\n');
-        }
-        match self.unchanged {
-            0 => {}
-            1 => out.push_str("1 story continues with no changed figure.\n\n"),
-            n => {
-                let _ = writeln!(out, "{n} stories continue with no changed figure.\n");
-            }
-        }
-        out
-    }
-}
-
-/// "source 2", "sources 1 and 3".
-fn previous_sources(numbers: &[SourceNumber]) -> String {
-    let numbers: Vec<String> = numbers.iter().map(ToString::to_string).collect();
-    match numbers.as_slice() {
-        [one] => format!("source {one}"),
-        [init @ .., last] => format!("sources {} and {last}", init.join(", ")),
-        [] => "no source".to_string(),
-    }
-}
-
 /// What is read back of a previous brief's JSON: its date and story digests. Other fields
 /// are ignored, so any polybrief JSON brief will do.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -634,13 +552,6 @@ mod tests {
                 sources: vec![2]
             }]
         );
-        let markdown = since.markdown();
-        assert!(
-            markdown.contains(
-                "  - people: 12 → 14 [2] (was 12 in source 1 of the brief of 2026-11-30)"
-            ),
-            "{markdown}"
-        );
     }
 
     #[test]
@@ -652,9 +563,6 @@ mod tests {
             "{since:?}"
         );
         assert_eq!(since.unchanged, 1);
-        assert!(since
-            .markdown()
-            .ends_with("1 story continues with no changed figure.\n\n"));
     }
 
     #[test]
