@@ -31,7 +31,9 @@ Environment:
   HF_ENDPOINT            a hub mirror, e.g. https://hf-mirror.example
   HF_TOKEN               a token for gated or private repos
   HF_HUB_OFFLINE=1       never touch the network; use cached models only (same as --offline)
-  POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)";
+  POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)
+  SOURCE_DATE_EPOCH      the run's clock (seconds since 1970): the brief's date, its archive name
+                         and --since windows, e.g. to rebuild a past night's brief";
 
 /// Translate a folder of news articles in any language into one cited English brief.
 ///
