@@ -289,7 +289,7 @@ mod tests {
         );
         assert_eq!(
             report.skipped[0].reason,
-            "feed item \u{201c}Rail strike\u{201d}: its page was not fetched: https://wire.example/strike: \
+            "feed item \u{201c}Rail strike\u{201d}: its page was not fetched: \
              not fetched before, and --offline allows no fetching; run once without --offline"
         );
     }

@@ -54,18 +54,17 @@ impl Default for FetchSettings {
     }
 }
 
-/// Why a feed or page could not be had.
+/// Why a feed or page could not be had. The wording leaves the URL out: ingest reports the
+/// failure as a skipped input named by that URL, and the name would be printed twice.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
-    #[error("{url}: the server answered HTTP {status}")]
+    #[error("the server answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("{url}: {reason}")]
+    #[error("{reason}")]
     Unreachable { url: String, reason: String },
-    #[error("{url}: larger than the {limit} size limit (raise it with --max-file-mib)")]
+    #[error("larger than the {limit} size limit (raise it with --max-file-mib)")]
     TooLarge { url: String, limit: String },
-    #[error(
-        "{url}: not fetched before, and --offline allows no fetching; run once without --offline"
-    )]
+    #[error("not fetched before, and --offline allows no fetching; run once without --offline")]
     Offline { url: String },
 }
 
@@ -355,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn offline_without_a_stored_copy_names_the_url_and_the_way_out() {
+    fn offline_without_a_stored_copy_says_the_way_out() {
         let dir = tempfile::tempdir().unwrap();
         let fetcher = Fetcher::new(FetchSettings {
             offline: true,
@@ -365,7 +364,7 @@ mod tests {
         let err = fetcher.feed("https://news.example/feed.xml").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "https://news.example/feed.xml: not fetched before, and --offline allows no fetching; run once without --offline"
+            "not fetched before, and --offline allows no fetching; run once without --offline"
         );
         assert_eq!(fetcher.stats().requests, 0);
     }
