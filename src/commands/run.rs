@@ -376,20 +376,21 @@ fn log_ingest_extras(report: &IngestReport) {
     }
 }
 
-/// The "Since the last brief" section against `--previous` or the newest archived brief
-/// before today; a previous brief that cannot be read is a note, never a failure.
+/// The "Since the last brief" section; a previous brief that cannot be read is a note,
+/// never a failure.
 fn since_section(
     args: &RunOptions,
     today: chrono::NaiveDate,
     digest: &[since::StoryDigest],
     notes: &mut Vec<String>,
 ) -> Option<since::SinceLastBrief> {
-    let previous = args.previous.clone().or_else(|| {
-        args.archive
-            .as_deref()
-            .and_then(|dir| since::previous_in_archive(dir, today))
-    });
-    since::since_previous(previous.as_deref(), digest).unwrap_or_else(|e| {
+    since::since_previous(
+        args.previous.as_deref(),
+        args.archive.as_deref(),
+        today,
+        digest,
+    )
+    .unwrap_or_else(|e| {
         log::warn!("{e}; the brief has no \u{201c}Since the last brief\u{201d} section");
         notes.push(format!(
             "No \u{201c}Since the last brief\u{201d} section: {e}."

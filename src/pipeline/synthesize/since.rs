@@ -400,12 +400,16 @@ pub(crate) enum PreviousBriefError {
     NoDigest { path: PathBuf },
 }
 
-/// The section against the brief at `previous` (`None`: a first run, no section).
+/// The section against `previous` (`--previous`) or else the newest brief in `archive`
+/// dated before `today`; `None` when there is neither (a first run: no section).
 pub(crate) fn since_previous(
     previous: Option<&Path>,
+    archive: Option<&Path>,
+    today: NaiveDate,
     current: &[StoryDigest],
 ) -> Result<Option<SinceLastBrief>, PreviousBriefError> {
-    let Some(path) = previous else {
+    let found = archive.and_then(|dir| previous_in_archive(dir, today));
+    let Some(path) = previous.or(found.as_deref()) else {
         return Ok(None);
     };
     Ok(Some(compare(&load_previous(path)?, current)))
