@@ -86,6 +86,18 @@ pub(crate) fn archive(
     Ok(paths)
 }
 
+/// Writes the brief's JSON to `dir/brief-YYYY-MM-DD.json` (after [`archive`] made `dir`):
+/// what the next run reads to say what changed since this brief.
+pub(crate) fn archive_json(
+    dir: &Path,
+    date: NaiveDate,
+    json: &str,
+) -> Result<PathBuf, OutputError> {
+    let path = dir.join(format!("brief-{}.json", date.format("%Y-%m-%d")));
+    write_atomic_for(&path, json.as_bytes(), "--archive")?;
+    Ok(path)
+}
+
 fn write_atomic_for(path: &Path, bytes: &[u8], flag: &str) -> Result<(), OutputError> {
     replace_file(path, SyncDir::Yes, |file| file.write_all(bytes)).map_err(|source| {
         OutputError::Write {
