@@ -86,24 +86,77 @@ impl std::str::FromStr for Lang {
 
 /// English names of the languages polybrief is likely to meet.
 const LANGUAGE_NAMES: &[(&str, &str)] = &[
-    ("af", "Afrikaans"), ("ar", "Arabic"), ("az", "Azerbaijani"), ("be", "Belarusian"),
-    ("bg", "Bulgarian"), ("bn", "Bengali"), ("ca", "Catalan"), ("cs", "Czech"),
-    ("cy", "Welsh"), ("da", "Danish"), ("de", "German"), ("el", "Greek"),
-    ("en", "English"), ("eo", "Esperanto"), ("es", "Spanish"), ("et", "Estonian"),
-    ("eu", "Basque"), ("fa", "Persian"), ("fi", "Finnish"), ("fr", "French"),
-    ("ga", "Irish"), ("gl", "Galician"), ("gu", "Gujarati"), ("he", "Hebrew"),
-    ("hi", "Hindi"), ("hr", "Croatian"), ("hu", "Hungarian"), ("hy", "Armenian"),
-    ("id", "Indonesian"), ("is", "Icelandic"), ("it", "Italian"), ("ja", "Japanese"),
-    ("ka", "Georgian"), ("kk", "Kazakh"), ("km", "Khmer"), ("ko", "Korean"),
-    ("la", "Latin"), ("lt", "Lithuanian"), ("lv", "Latvian"), ("mk", "Macedonian"),
-    ("ml", "Malayalam"), ("mn", "Mongolian"), ("mr", "Marathi"), ("ms", "Malay"),
-    ("my", "Burmese"), ("ne", "Nepali"), ("nl", "Dutch"), ("no", "Norwegian"),
-    ("pa", "Punjabi"), ("pl", "Polish"), ("pt", "Portuguese"), ("ro", "Romanian"),
-    ("ru", "Russian"), ("si", "Sinhala"), ("sk", "Slovak"), ("sl", "Slovenian"),
-    ("sq", "Albanian"), ("sr", "Serbian"), ("sv", "Swedish"), ("sw", "Swahili"),
-    ("ta", "Tamil"), ("te", "Telugu"), ("th", "Thai"), ("tl", "Tagalog"),
-    ("tr", "Turkish"), ("uk", "Ukrainian"), ("ur", "Urdu"), ("uz", "Uzbek"),
-    ("vi", "Vietnamese"), ("yi", "Yiddish"), ("zh", "Chinese"),
+    ("af", "Afrikaans"),
+    ("ar", "Arabic"),
+    ("az", "Azerbaijani"),
+    ("be", "Belarusian"),
+    ("bg", "Bulgarian"),
+    ("bn", "Bengali"),
+    ("ca", "Catalan"),
+    ("cs", "Czech"),
+    ("cy", "Welsh"),
+    ("da", "Danish"),
+    ("de", "German"),
+    ("el", "Greek"),
+    ("en", "English"),
+    ("eo", "Esperanto"),
+    ("es", "Spanish"),
+    ("et", "Estonian"),
+    ("eu", "Basque"),
+    ("fa", "Persian"),
+    ("fi", "Finnish"),
+    ("fr", "French"),
+    ("ga", "Irish"),
+    ("gl", "Galician"),
+    ("gu", "Gujarati"),
+    ("he", "Hebrew"),
+    ("hi", "Hindi"),
+    ("hr", "Croatian"),
+    ("hu", "Hungarian"),
+    ("hy", "Armenian"),
+    ("id", "Indonesian"),
+    ("is", "Icelandic"),
+    ("it", "Italian"),
+    ("ja", "Japanese"),
+    ("ka", "Georgian"),
+    ("kk", "Kazakh"),
+    ("km", "Khmer"),
+    ("ko", "Korean"),
+    ("la", "Latin"),
+    ("lt", "Lithuanian"),
+    ("lv", "Latvian"),
+    ("mk", "Macedonian"),
+    ("ml", "Malayalam"),
+    ("mn", "Mongolian"),
+    ("mr", "Marathi"),
+    ("ms", "Malay"),
+    ("my", "Burmese"),
+    ("ne", "Nepali"),
+    ("nl", "Dutch"),
+    ("no", "Norwegian"),
+    ("pa", "Punjabi"),
+    ("pl", "Polish"),
+    ("pt", "Portuguese"),
+    ("ro", "Romanian"),
+    ("ru", "Russian"),
+    ("si", "Sinhala"),
+    ("sk", "Slovak"),
+    ("sl", "Slovenian"),
+    ("sq", "Albanian"),
+    ("sr", "Serbian"),
+    ("sv", "Swedish"),
+    ("sw", "Swahili"),
+    ("ta", "Tamil"),
+    ("te", "Telugu"),
+    ("th", "Thai"),
+    ("tl", "Tagalog"),
+    ("tr", "Turkish"),
+    ("uk", "Ukrainian"),
+    ("ur", "Urdu"),
+    ("uz", "Uzbek"),
+    ("vi", "Vietnamese"),
+    ("yi", "Yiddish"),
+    ("zh", "Chinese"),
 ];
 
 /// A stable identifier of an article: the first 16 hex digits of the sha256 of its text.
@@ -161,11 +214,59 @@ impl Article {
     /// Builds an article, deriving its id from the paragraphs' text.
     pub fn new(origin: String, meta: ArticleMeta, paragraphs: Vec<String>) -> Article {
         let id = ArticleId::from_text(&paragraphs.join("\n\n"));
-        Article { id, origin, also_at: Vec::new(), meta, paragraphs }
+        Article {
+            id,
+            origin,
+            also_at: Vec::new(),
+            meta,
+            paragraphs,
+        }
     }
 
     pub fn text(&self) -> String {
         self.paragraphs.join("\n\n")
+    }
+}
+
+/// A stage result that holds the article it was computed from. The stage cache keys such a
+/// result by the article's text, never by its file name or metadata (the same text under a new
+/// name must hit), so the stored value must not carry them either: [`without_identity`] blanks
+/// them before a value is stored, and [`with_identity_of`] puts this run's back on every value
+/// used, whether computed now or read from the cache.
+///
+/// [`without_identity`]: CarriesArticle::without_identity
+/// [`with_identity_of`]: CarriesArticle::with_identity_of
+pub trait CarriesArticle: Sized {
+    fn article_mut(&mut self) -> &mut Article;
+
+    /// The value with the article's origin, other names and metadata removed.
+    fn without_identity(mut self) -> Self {
+        let article = self.article_mut();
+        article.origin.clear();
+        article.also_at.clear();
+        article.meta = ArticleMeta::default();
+        self
+    }
+
+    /// The value naming `article` (this run's file name, other names and metadata).
+    fn with_identity_of(mut self, article: &Article) -> Self {
+        let own = self.article_mut();
+        own.origin = article.origin.clone();
+        own.also_at = article.also_at.clone();
+        own.meta = article.meta.clone();
+        self
+    }
+}
+
+impl CarriesArticle for SegmentedArticle {
+    fn article_mut(&mut self) -> &mut Article {
+        &mut self.detected.article
+    }
+}
+
+impl CarriesArticle for EnglishArticle {
+    fn article_mut(&mut self) -> &mut Article {
+        &mut self.article
     }
 }
 
@@ -287,7 +388,11 @@ pub struct Summary {
 
 impl Summary {
     pub fn text(&self) -> String {
-        self.sentences.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ")
+        self.sentences
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -349,7 +454,11 @@ mod tests {
     fn article_id_depends_only_on_text() {
         let a = Article::new("a.txt".into(), ArticleMeta::default(), vec!["Hallo".into()]);
         let b = Article::new("b.txt".into(), ArticleMeta::default(), vec!["Hallo".into()]);
-        let c = Article::new("a.txt".into(), ArticleMeta::default(), vec!["Hallo!".into()]);
+        let c = Article::new(
+            "a.txt".into(),
+            ArticleMeta::default(),
+            vec!["Hallo!".into()],
+        );
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
     }

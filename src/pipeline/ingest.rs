@@ -757,10 +757,12 @@ fn parse_html(html: &str) -> Parsed {
             .map(|e| clean_inline(&e.text().collect::<String>()))
             .filter(|v| !v.is_empty())
     };
+    let root = main_content(&document);
+    // The headline is the page's og:title or its <h1>; a <title> is often "Site | Section".
     let meta = ArticleMeta {
         title: meta_content(r#"meta[property="og:title"]"#)
-            .or_else(|| element_text("title"))
-            .or_else(|| element_text("h1")),
+            .or_else(|| headline(&root))
+            .or_else(|| element_text("title")),
         url: select_first(&document, r#"link[rel~="canonical"]"#)
             .and_then(|e| e.attr("href"))
             .map(clean_inline)
@@ -777,11 +779,26 @@ fn parse_html(html: &str) -> Parsed {
             })
             .or_else(|| element_text("time")),
     };
-    let root = main_content(&document);
     Parsed {
         meta,
         paragraphs: html_paragraphs(&root),
     }
+}
+
+/// The text of the first `<h1>` inside `root` that is not page chrome (a site name in the
+/// header's `<h1>` is no headline).
+fn headline(root: &ElementRef) -> Option<String> {
+    let selector = Selector::parse("h1").ok()?;
+    root.select(&selector)
+        .find(|h1| {
+            h1.ancestors()
+                .take_while(|node| node.id() != root.id())
+                .filter_map(ElementRef::wrap)
+                .chain(std::iter::once(*h1))
+                .all(|e| !is_chrome(&e))
+        })
+        .map(|h1| clean_inline(&h1.text().collect::<String>()))
+        .filter(|t| !t.is_empty())
 }
 
 fn select_first<'a>(document: &'a Html, selector: &str) -> Option<ElementRef<'a>> {
@@ -1004,6 +1021,26 @@ mod tests {
     }
 
     #[test]
+    fn the_h1_headline_wins_over_a_title_naming_the_site() {
+        let html = "<html><head><title>Metro Daily | Health</title></head><body>\
+                    <header><h1>Metro Daily</h1></header><article><h1>Nurses strike in Westmere</h1>\
+                    <p>About 8,000 nurses walked out.</p><p>Talks resume on Thursday.</p></article></body></html>";
+        let parsed = parse_html(html);
+        assert_eq!(
+            parsed.meta.title.as_deref(),
+            Some("Nurses strike in Westmere")
+        );
+        let body = without_leading_title(parsed.paragraphs, parsed.meta.title.as_deref());
+        assert_eq!(
+            body,
+            [
+                "About 8,000 nurses walked out.",
+                "Talks resume on Thursday."
+            ]
+        );
+    }
+
+    #[test]
     fn html_without_meta_uses_title_and_time_and_body() {
         let html = "<html><head><title> Plain  page </title></head><body>\
                     <p>Published <time datetime=\"2026-01-09\">Jan 9</time>.</p><div>Body text.</div></body></html>";
@@ -1084,25 +1121,48 @@ mod tests {
     #[test]
     fn a_title_that_opens_the_body_is_metadata_not_a_body_paragraph() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a.txt"), "Storm hits the Breton coast\n\nThe storm came at night. Trees fell.").unwrap();
-        fs::write(dir.path().join("b.md"), "# Metro line opens\n\nThe first line opened on Monday.").unwrap();
+        fs::write(
+            dir.path().join("a.txt"),
+            "Storm hits the Breton coast\n\nThe storm came at night. Trees fell.",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("b.md"),
+            "# Metro line opens\n\nThe first line opened on Monday.",
+        )
+        .unwrap();
         fs::write(
             dir.path().join("c.html"),
             "<html><head><title>Ferries halted</title></head><body><h1>Ferries  halted</h1><p>No ferry sailed on Monday.</p></body></html>",
         )
         .unwrap();
-        fs::write(dir.path().join("d.md"), "---\ntitle: Only a title\n---\nOnly a title\n").unwrap();
+        fs::write(
+            dir.path().join("d.md"),
+            "---\ntitle: Only a title\n---\nOnly a title\n",
+        )
+        .unwrap();
         let report = ingest(&[dir.path().to_path_buf()], &IngestOptions::default()).unwrap();
         let got: Vec<(Option<&str>, Vec<&str>)> = report
             .articles
             .iter()
-            .map(|a| (a.meta.title.as_deref(), a.paragraphs.iter().map(String::as_str).collect()))
+            .map(|a| {
+                (
+                    a.meta.title.as_deref(),
+                    a.paragraphs.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
-                (Some("Storm hits the Breton coast"), vec!["The storm came at night. Trees fell."]),
-                (Some("Metro line opens"), vec!["The first line opened on Monday."]),
+                (
+                    Some("Storm hits the Breton coast"),
+                    vec!["The storm came at night. Trees fell."]
+                ),
+                (
+                    Some("Metro line opens"),
+                    vec!["The first line opened on Monday."]
+                ),
                 (Some("Ferries halted"), vec!["No ferry sailed on Monday."]),
                 // A body that is nothing but its title keeps it: there is nothing else to read.
                 (Some("Only a title"), vec!["Only a title"]),

@@ -21,6 +21,7 @@ pub mod group;
 pub mod points;
 pub mod prompt;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use crate::article::{EnglishArticle, KeyPoint, SourceNumber, Story, Summary, UnusedSource};
 use crate::models::{GenerateError, TextGenerator};
 use crate::pipeline::facts::SourceFacts;
+use crate::pipeline::injection;
 
 pub use group::GroupingMethod;
 pub use prompt::SynthesisPrompt;
@@ -92,12 +94,38 @@ pub struct Synthesis {
     pub point_methods: Vec<String>,
     /// Plain-text remarks for the brief (fallbacks taken and why).
     pub notes: Vec<String>,
+    /// Sources with sentences addressed to machines, and how many: left out of key points.
+    /// The brief's note naming them is made per run ([`Synthesis::instruction_notes`]), since
+    /// a file's name is no part of the cache key.
+    #[serde(default)]
+    pub instructions: Vec<(SourceNumber, usize)>,
+}
+
+impl Synthesis {
+    /// One note per source that contained sentences addressed to machines, naming it as this
+    /// run's `sources` do.
+    pub fn instruction_notes(
+        &self,
+        sources: &[(SourceNumber, &EnglishArticle, &Summary)],
+    ) -> Vec<String> {
+        self.instructions
+            .iter()
+            .filter_map(|&(number, count)| {
+                let (_, article, _) = sources.iter().find(|(n, _, _)| *n == number)?;
+                Some(injection::note(number, &article.article.origin, count))
+            })
+            .collect()
+    }
 }
 
 /// One source with what every step needs of it, computed once.
 pub(crate) struct SourceDoc<'a> {
     pub number: SourceNumber,
-    pub article: &'a EnglishArticle,
+    /// The article without its sentences addressed to machines (`injection`): nothing
+    /// downstream — points, citations, disagreements, prompts — sees those.
+    pub article: Cow<'a, EnglishArticle>,
+    /// How many sentences were left out of `article` as addressed to machines.
+    pub instructions: usize,
     pub summary: &'a Summary,
     pub text: String,
     pub facts: SourceFacts,
@@ -111,12 +139,18 @@ impl<'a> SourceDoc<'a> {
         article: &'a EnglishArticle,
         summary: &'a Summary,
     ) -> Self {
+        let instructions = injection::count_in(article);
+        let article = match injection::without_instructions(article) {
+            Some(news) => Cow::Owned(news),
+            None => Cow::Borrowed(article),
+        };
         let text = article.text();
         let facts = SourceFacts::new(&text);
         let terms = crate::pipeline::summarize::lexical::term_set(&text);
         SourceDoc {
             number,
             article,
+            instructions,
             summary,
             text,
             facts,
@@ -192,6 +226,7 @@ pub fn synthesize(
                 Ok(generated) => {
                     let checked: Vec<(KeyPoint, PointCheck)> = generated
                         .iter()
+                        .filter(|p| !injection::is_addressed_to_machines(&p.text))
                         .filter_map(|p| {
                             let check = check_point(&p.text, &p.cited, &members);
                             (!check.valid.is_empty()).then(|| {
@@ -288,12 +323,18 @@ pub fn synthesize(
         })
         .collect();
 
+    let instructions = docs
+        .iter()
+        .filter(|d| d.instructions > 0)
+        .map(|d| (d.number, d.instructions))
+        .collect();
     Synthesis {
         stories,
         unused,
         grouping: grouping.method,
         point_methods,
         notes,
+        instructions,
     }
 }
 
@@ -386,17 +427,36 @@ mod tests {
     fn a_summary_its_article_does_not_back_gives_way_to_the_articles_own_sentences() {
         let a = article(
             "a.txt",
-            &["Floods in Quang Nam killed 12 people on Monday.", "Schools will stay closed until Friday."],
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "Schools will stay closed until Friday.",
+            ],
         );
         let mut invented = summary(&a, &[0]);
         invented.sentences[0].text = "Floods in Oregon killed 40 people in July.".into();
         invented.ungrounded = vec!["Oregon".into(), "July".into()];
-        let s = synthesize(&[(1, &a, &invented)], None, None, &SynthesisOptions::default());
-        assert_eq!(s.stories.len(), 1, "the story keeps its source: {:?}", s.unused);
+        let s = synthesize(
+            &[(1, &a, &invented)],
+            None,
+            None,
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(
+            s.stories.len(),
+            1,
+            "the story keeps its source: {:?}",
+            s.unused
+        );
         let points = &s.stories[0].points;
-        assert_eq!(points[0].text, "Floods in Quang Nam killed 12 people on Monday.");
+        assert_eq!(
+            points[0].text,
+            "Floods in Quang Nam killed 12 people on Monday."
+        );
         assert_eq!(points[0].citations, vec![1]);
-        assert!(points.iter().all(|p| !p.text.contains("Oregon")), "{points:?}");
+        assert!(
+            points.iter().all(|p| !p.text.contains("Oregon")),
+            "{points:?}"
+        );
         assert!(s.unused.is_empty(), "{:?}", s.unused);
     }
 
