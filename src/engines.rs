@@ -16,40 +16,10 @@ use crate::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use crate::models::hub::{LocalModel, ModelStore};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
+pub use crate::models::model_ref::ModelRef;
 use crate::pipeline::translate::{
     load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators,
 };
-
-/// A model as the brief names it: catalog id, hub repo and the revision actually used.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct ModelRef {
-    pub id: String,
-    pub repo: String,
-    pub revision: String,
-}
-
-impl ModelRef {
-    pub fn of(entry: &ModelEntry) -> ModelRef {
-        ModelRef {
-            id: entry.id.clone(),
-            repo: entry.repo.clone(),
-            revision: entry.revision.clone(),
-        }
-    }
-
-    /// `Helsinki-NLP/opus-mt-de-en@<revision>`: what `translated_by` records.
-    pub fn label(&self) -> String {
-        format!("{}@{}", self.repo, short_revision(&self.revision))
-    }
-}
-
-fn short_revision(revision: &str) -> &str {
-    if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
-        &revision[..12]
-    } else {
-        revision
-    }
-}
 
 /// The translators of a run, by source language, loaded on first use.
 pub struct TranslatorPool<'a> {
@@ -152,6 +122,38 @@ impl Translators for TranslatorPool<'_> {
     }
 }
 
+/// The run's instruct LLM, loaded the first time a summary or the synthesis misses the
+/// cache, and then shared by both: the one place the run loads it.
+pub struct LazyLlm<'a> {
+    store: &'a ModelStore,
+    entry: &'a ModelEntry,
+    device: &'a Device,
+    loaded: Option<LlmGenerator>,
+    /// How many times it was loaded (0 or 1), for the log and for tests.
+    pub loads: usize,
+}
+
+impl<'a> LazyLlm<'a> {
+    pub fn new(store: &'a ModelStore, entry: &'a ModelEntry, device: &'a Device) -> Self {
+        LazyLlm {
+            store,
+            entry,
+            device,
+            loaded: None,
+            loads: 0,
+        }
+    }
+
+    /// The loaded model, loading it now if this is the first use.
+    pub fn get(&mut self) -> Result<&mut LlmGenerator> {
+        if self.loaded.is_none() {
+            self.loaded = Some(load_llm(self.store, self.entry, self.device)?);
+            self.loads += 1;
+        }
+        Ok(self.loaded.as_mut().expect("loaded above"))
+    }
+}
+
 /// Loads the instruct LLM of `entry` from the store (downloading it unless offline).
 pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Result<LlmGenerator> {
     let local = store.fetch(entry)?;
@@ -249,6 +251,16 @@ pub fn load_embedder(
 pub enum SummaryPlan {
     Extractive { note: Option<String> },
     Llm { entry: ModelEntry },
+}
+
+impl SummaryPlan {
+    /// How the summaries are made, as cache keys record it: `extractive` or the LLM's label.
+    pub fn method_key(&self) -> String {
+        match self {
+            SummaryPlan::Extractive { .. } => "extractive".to_string(),
+            SummaryPlan::Llm { entry } => ModelRef::of(entry).label(),
+        }
+    }
 }
 
 /// Decides between the LLM and the extractive summarizer. `auto` falls back to extractive

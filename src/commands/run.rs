@@ -1,6 +1,7 @@
-//! `polybrief run`: the main job. Wires the stages ingest → detect → segment → translate →
-//! summarize → synthesize → render, with the stage cache in front of every expensive stage,
-//! the output lock around the write, and models loaded only when a cache miss needs them.
+//! `polybrief run`: the main job, a chain of the stages ingest → detect+segment → translate
+//! → summarize → synthesize → render. Each stage owns its cache key, version and step (in
+//! its `pipeline` module); this file only chains them, with the output lock around the
+//! write and models loaded only when a cache miss needs them.
 //!
 //! Order of failure matters here: everything that can fail for a reason the user must fix
 //! (inputs, templates, lock, models that cannot be had) fails before any expensive work, and
@@ -9,42 +10,32 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use serde::Serialize;
-
-use crate::article::{
-    CarriesArticle, EnglishArticle, Lang, SegmentedArticle, SkippedInput, SourceNumber, Summary,
-};
-use crate::cache::{CacheKey, StageCache};
+use crate::article::{EnglishArticle, SkippedInput, SourceNumber, Summary};
+use crate::cache::StageCache;
 use crate::cli::RunArgs;
 use crate::config::Context;
 use crate::engines::{
-    embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool,
+    embedder_files, load_embedder, plan_summarizer, LazyLlm, SummaryPlan, TranslatorPool,
 };
 use crate::error::{Error, ExitCode, Result};
 use crate::lock::OutputLock;
 use crate::models::catalog::ModelEntry;
-use crate::models::llm::LlmGenerator;
-use crate::models::TextGenerator;
-use crate::pipeline::ingest::{ingest, IngestOptions};
+use crate::models::model_ref::ModelRef;
+use crate::models::{Embedder, TextGenerator};
+use crate::pipeline::ingest::{ingest, IngestOptions, IngestReport};
 use crate::pipeline::render::{
     render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText,
 };
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
-use crate::pipeline::summarize::{check_grounding, ExtractiveSummarizer, Summarizer};
+use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::{
-    synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+    synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
 };
-use crate::pipeline::translate::{translate_article, TranslateSettings};
-use crate::pipeline::{detect, segment};
+use crate::pipeline::translate::TranslateSettings;
+use crate::pipeline::{segment, summarize, synthesize, translate};
 use crate::prompts::Prompts;
 use crate::shard::Shard;
 use crate::{interrupt, output};
-
-/// Bumped when a stage's code changes what it produces, so old cache entries are not reused.
-const SEGMENT_VERSION: u32 = 1;
-const TRANSLATE_VERSION: u32 = 2;
-const SUMMARY_VERSION: u32 = 2;
-const SYNTHESIS_VERSION: u32 = 5;
 
 /// How long each stage took, for the log and the README's timing table.
 struct StageClock {
@@ -92,7 +83,6 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         log::debug!("Ctrl-C handler not installed: {e}");
     }
 
-    // Ingest.
     let clock = StageClock::start("ingest");
     let report = ingest(
         &args.inputs,
@@ -100,18 +90,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             max_file_size: args.max_file_mib * 1024 * 1024,
         },
     )?;
-    for warning in &report.warnings {
-        log::warn!("{warning}");
-    }
-    for skipped in &report.skipped {
-        log::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
-    }
-    let mut skipped = report.skipped;
-    let articles: Vec<_> = report
-        .articles
-        .into_iter()
-        .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
-        .collect();
+    let (articles, mut skipped) = articles_of_this_run(report, shard);
     clock.stop(&format!(
         "{} articles, {} skipped",
         articles.len(),
@@ -119,112 +98,44 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     ));
     if articles.is_empty() && shard.is_none() {
         return Err(Error::Usage(format!(
-            "no article could be read from {}; polybrief reads .txt, .md, .html, .htm, .json and .jsonl files",
-            args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            "no article could be read from {}; polybrief reads {}",
+            args.inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::pipeline::ingest::SUPPORTED_FILES,
         )));
     }
 
-    // Detect and segment: cheap, but cached like the rest so a resumed run agrees with the first.
     let clock = StageClock::start("detect+segment");
-    let mut segmented: Vec<SegmentedArticle> = Vec::new();
-    for article in articles {
-        let key = CacheKey::new("segment", article.id.as_str(), &SEGMENT_VERSION)?;
-        let item = match cache.get::<SegmentedArticle>(&key) {
-            Some(cached) => cached.with_identity_of(&article),
-            None => {
-                let item = segment::segment(detect::detect(article.clone()));
-                if let Err(e) = cache.put(&key, &item.clone().without_identity()) {
-                    log::warn!("{e}; the next run will redo this article's segmentation");
-                }
-                item
-            }
-        };
-        match item.detected.lang {
-            Some(_) => segmented.push(item),
-            None => {
-                log::warn!(
-                    "skipped {}: its language could not be identified",
-                    item.detected.article.origin
-                );
-                skipped.push(SkippedInput {
-                    path: item.detected.article.origin.clone().into(),
-                    reason: "its language could not be identified with confidence".to_string(),
-                });
-            }
-        }
-    }
+    let (segmented, unidentified) = segment::stage::detect_and_segment(articles, &cache)?;
+    skipped.extend(unidentified);
     clock.stop(&format!("{} articles", segmented.len()));
-
-    // Plan translation: which articles miss the cache, and which models those need.
-    let settings = translate_settings(&args);
-    let store = ctx.model_store();
-    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings.clone());
-    let mut translate_keys = Vec::new();
-    let mut needed: BTreeSet<ModelRef> = BTreeSet::new();
-    for article in &segmented {
-        let langs = foreign_langs(article);
-        let mut models = Vec::new();
-        for lang in &langs {
-            let model = translators.model_for(lang).ok_or_else(|| {
-                Error::Usage(format!(
-                    "no translation model for {lang} ({}) in the catalog and no fallback; add one with --models",
-                    lang.name()
-                ))
-            })?;
-            models.push((lang.clone(), model));
-        }
-        let key = CacheKey::new(
-            "translate",
-            article.detected.article.id.as_str(),
-            &TranslateKey {
-                version: TRANSLATE_VERSION,
-                models: &models,
-                beams: settings.num_beams,
-                title: article.detected.article.meta.title.as_deref(),
-            },
-        )?;
-        // Looked up once here: what hits is used below (naming this run's file), what misses
-        // decides the models.
-        let cached = cache
-            .get::<EnglishArticle>(&key)
-            .map(|e| e.with_identity_of(&article.detected.article));
-        if cached.is_none() {
-            needed.extend(models.into_iter().map(|(_, m)| m));
-        }
-        translate_keys.push((key, cached));
-    }
 
     // Every model the cache misses need is fetched now, before any model work, so that a
     // missing network or a full disk fails the run early and writes nothing.
+    let settings = translate_settings(&args);
+    let plan = translate::stage::plan(&segmented, &ctx.catalog, settings.num_beams, &cache)?;
+    let store = ctx.model_store();
     let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
-    for model in &needed {
+    for model in &plan.needed {
         if let Some(entry) = ctx.catalog.get(&model.id) {
             store.fetch(entry)?;
         }
     }
 
-    // Translate.
     let clock = StageClock::start("translate");
+    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
     let task = ctx.reporter.items("translate", segmented.len() as u64);
-    let mut english: Vec<EnglishArticle> = Vec::new();
-    for (article, (key, cached)) in segmented.into_iter().zip(translate_keys) {
-        interrupt::check()?;
-        let done = match cached {
-            Some(done) => done,
-            None => {
-                let origin = article.detected.article.origin.clone();
-                let done = translate_article(article, &mut translators)
-                    .inspect_err(|e| task.fail(&e.to_string()))?;
-                if let Err(e) = cache.put(&key, &done.clone().without_identity()) {
-                    log::warn!("{e}; the translation is used but the next run will redo it");
-                }
-                log::debug!("translated {origin}");
-                done
-            }
-        };
-        english.push(done);
-        task.inc(1);
-    }
+    let english = translate::stage::translate_all::<Error>(
+        segmented,
+        plan,
+        &mut translators,
+        &cache,
+        &task,
+        interrupt::check,
+    )?;
     task.finish(&format!("{} models loaded", translators.loads));
     clock.stop(&format!(
         "{} articles, {} translation models loaded",
@@ -233,67 +144,39 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     ));
     drop(translators);
 
-    // Summarize.
     let clock = StageClock::start("summarize");
-    let mut llm: Option<LlmGenerator> = None;
-    let mut llm_loads = 0;
-    let task = ctx.reporter.items("summarize", english.len() as u64);
-    let mut summaries: Vec<Summary> = Vec::new();
+    let mut llm = match &summary_plan {
+        SummaryPlan::Llm { entry } => Some(LazyLlm::new(&store, entry, &ctx.device)),
+        SummaryPlan::Extractive { .. } => None,
+    };
     let mut notes: Vec<String> = Vec::new();
     if let SummaryPlan::Extractive { note: Some(note) } = &summary_plan {
         notes.push(note.clone());
     }
-    for article in &english {
-        interrupt::check()?;
-        let key = CacheKey::new(
-            "summarize",
-            article.article.id.as_str(),
-            &SummaryKey {
-                version: SUMMARY_VERSION,
-                english: &article.text(),
-                // The LLM's prompt shows the title and outlet.
-                title: article
-                    .english_title
-                    .as_deref()
-                    .or(article.article.meta.title.as_deref()),
-                outlet: article.article.meta.source.as_deref(),
-                method: summary_method_key(&summary_plan),
-                prompts: prompts.fingerprint(crate::prompts::SUMMARIZE_TEMPLATES),
-            },
-        )?;
-        let summary = cache.get_or_compute(&key, || -> Result<Summary> {
-            let mut summary = match &summary_plan {
-                SummaryPlan::Extractive { .. } => {
-                    ExtractiveSummarizer::default().summarize(article)?
-                }
-                SummaryPlan::Llm { entry } => {
-                    if llm.is_none() {
-                        llm = Some(load_llm(&store, entry, &ctx.device)?);
-                        llm_loads += 1;
-                    }
-                    let generator = llm.as_mut().expect("loaded above");
-                    LlmSummarizer::new(generator, prompts.clone(), LlmSummaryOptions::default())
+    let method = summary_plan.method_key();
+    let task = ctx.reporter.items("summarize", english.len() as u64);
+    let summaries = summarize::stage::summarize_all(
+        &english,
+        &method,
+        &prompts,
+        &cache,
+        &task,
+        interrupt::check,
+        |article| -> Result<Summary> {
+            Ok(match llm.as_mut() {
+                None => ExtractiveSummarizer::default().summarize(article)?,
+                Some(llm) => {
+                    LlmSummarizer::new(llm.get()?, prompts.clone(), LlmSummaryOptions::default())
                         .summarize(article)?
                 }
-            };
-            check_grounding(&mut summary, article);
-            Ok(summary)
-        })?;
-        if !summary.ungrounded.is_empty() {
-            log::warn!(
-                "the summary of {} states facts the article does not contain ({}); it is flagged in the brief",
-                article.article.origin,
-                summary.ungrounded.join(", ")
-            );
-        }
-        summaries.push(summary);
-        task.inc(1);
-    }
+            })
+        },
+    )?;
     task.finish("");
     clock.stop(&format!(
         "{} summaries, {} language models loaded",
         summaries.len(),
-        llm_loads
+        llm_loads(&llm)
     ));
 
     if let Some(shard) = shard {
@@ -305,7 +188,6 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         return Ok(exit_code_for(&skipped));
     }
 
-    // Synthesize.
     let clock = StageClock::start("synthesize");
     let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
         .iter()
@@ -313,7 +195,6 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, (a, s))| (i + 1, a, s))
         .collect();
-    let options = SynthesisOptions::default();
     // Found (fetched if need be) before the cache lookup, since the key says how stories are
     // grouped; loaded only on a miss. An embedder that cannot be had means lexical grouping.
     let embedder_model = embedder_files(ctx, &store);
@@ -321,79 +202,44 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         || "lexical".to_string(),
         |(entry, _)| ModelRef::of(entry).label(),
     );
-    let synthesis_key = CacheKey::new(
-        "synthesize",
-        "run",
-        &SynthesisKey {
-            version: SYNTHESIS_VERSION,
-            sources: numbered
-                .iter()
-                .map(|(n, a, s)| SynthesisSource {
-                    number: *n,
-                    english: a.text(),
-                    title: a.article.meta.title.clone(),
-                    english_title: a.english_title.clone(),
-                    source_lang: a.source_lang.clone(),
-                    translated: !a.translations.is_empty(),
-                    summary: s.text(),
-                })
-                .collect(),
-            method: summary_method_key(&summary_plan),
-            grouping,
-            prompt: prompts.fingerprint(crate::prompts::SYNTHESIZE_TEMPLATES),
-        },
-    )?;
+    let synthesis_key = synthesize::stage::cache_key(&numbered, &method, &grouping, &prompts)?;
     let synthesis: Synthesis = cache.get_or_compute(&synthesis_key, || -> Result<Synthesis> {
-        let points = match &summary_plan {
-            SummaryPlan::Llm { entry } => {
-                if llm.is_none() {
-                    llm = Some(load_llm(&store, entry, &ctx.device)?);
-                    llm_loads += 1;
-                }
-                llm.as_mut().map(|g| LlmPoints {
-                    generator: g as &mut dyn TextGenerator,
-                    prompt: &synthesis_prompt,
-                })
-            }
-            SummaryPlan::Extractive { .. } => None,
+        let points = match llm.as_mut() {
+            Some(llm) => Some(LlmPoints {
+                generator: llm.get()? as &mut dyn TextGenerator,
+                prompt: &synthesis_prompt,
+            }),
+            None => None,
         };
         let mut embedder = embedder_model
             .as_ref()
             .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
         let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
-        Ok(synthesize(&numbered, embedder, points, &options))
+        Ok(synthesize(
+            &numbered,
+            embedder,
+            points,
+            &SynthesisOptions::default(),
+        ))
     })?;
     notes.extend(synthesis.notes.iter().cloned());
     notes.extend(synthesis.instruction_notes(&numbered));
-    // Say how stories were grouped when the embedder could not be used at all (a failing one
-    // is already noted by the synthesis).
-    match (&embedder_model, ctx.catalog.embedder()) {
-        (None, Some(entry)) => notes.push(format!(
-            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
-            entry.id
-        )),
-        (None, None) => notes.push("Stories were grouped by word overlap: the catalog has no embedding model.".to_string()),
-        (Some(_), _) => {}
-    }
+    notes.extend(grouping_note(ctx, embedder_model.is_some()));
     clock.stop(&format!(
         "{} stories, {} language models loaded in all",
         synthesis.stories.len(),
-        llm_loads
+        llm_loads(&llm)
     ));
 
-    // Render and write.
     let clock = StageClock::start("render");
+    let embedder_used = embedder_model
+        .as_ref()
+        .map(|(entry, _)| entry)
+        .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }));
     let brief = Brief {
         title: args.title.clone(),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
-        models: models_used(
-            &english,
-            &summary_plan,
-            embedder_model
-                .as_ref()
-                .map(|(entry, _)| entry)
-                .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. })),
-        ),
+        models: models_used(&english, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
         sources: numbered
@@ -411,20 +257,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
                 .collect()
         }),
     };
-    let markdown = render_markdown(&brief);
-    match (&args.output, &args.archive) {
-        (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
-        // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
-        (None, Some(_)) => {}
-        (None, None) => output::write_stdout(markdown.as_bytes())?,
-    }
-    if let Some(path) = &args.json {
-        output::write_atomic(path, render_json(&brief).as_bytes())?;
-    }
-    if let Some(dir) = &args.archive {
-        let paths = output::archive(dir, chrono::Local::now().date_naive(), &markdown)?;
-        log::info!("archived as {}", paths.dated.display());
-    }
+    write_outputs(&args, &brief)?;
     clock.stop(&format!("{} sources", brief.sources.len()));
     log::info!(
         "done in {:.1}s: {} sources, {} skipped; cache {}",
@@ -434,6 +267,64 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         cache_summary(&cache)
     );
     Ok(exit_code_for(&skipped))
+}
+
+/// The articles this run (or shard) processes, and the inputs ingest skipped; ingest's
+/// warnings and skips are logged here.
+fn articles_of_this_run(
+    report: IngestReport,
+    shard: Option<Shard>,
+) -> (Vec<crate::article::Article>, Vec<SkippedInput>) {
+    for warning in &report.warnings {
+        log::warn!("{warning}");
+    }
+    for skipped in &report.skipped {
+        log::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    let articles = report
+        .articles
+        .into_iter()
+        .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
+        .collect();
+    (articles, report.skipped)
+}
+
+fn llm_loads(llm: &Option<LazyLlm<'_>>) -> usize {
+    llm.as_ref().map_or(0, |l| l.loads)
+}
+
+/// Says how stories were grouped when the embedder could not be used at all (a failing one
+/// is already noted by the synthesis).
+fn grouping_note(ctx: &Context, embedder_found: bool) -> Option<String> {
+    match (embedder_found, ctx.catalog.embedder()) {
+        (false, Some(entry)) => Some(format!(
+            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
+            entry.id
+        )),
+        (false, None) => {
+            Some("Stories were grouped by word overlap: the catalog has no embedding model.".to_string())
+        }
+        (true, _) => None,
+    }
+}
+
+/// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
+fn write_outputs(args: &RunArgs, brief: &Brief) -> Result<()> {
+    let markdown = render_markdown(brief);
+    match (&args.output, &args.archive) {
+        (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
+        // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
+        (None, Some(_)) => {}
+        (None, None) => output::write_stdout(markdown.as_bytes())?,
+    }
+    if let Some(path) = &args.json {
+        output::write_atomic(path, render_json(brief).as_bytes())?;
+    }
+    if let Some(dir) = &args.archive {
+        let paths = output::archive(dir, chrono::Local::now().date_naive(), &markdown)?;
+        log::info!("archived as {}", paths.dated.display());
+    }
+    Ok(())
 }
 
 /// The files a run writes that another run must not write at the same time: the brief
@@ -470,72 +361,6 @@ fn translate_settings(args: &RunArgs) -> TranslateSettings {
         settings.num_beams = beams.max(1);
     }
     settings
-}
-
-/// The non-English languages of an article's sentences, in first-appearance order.
-fn foreign_langs(article: &SegmentedArticle) -> Vec<Lang> {
-    let mut langs: Vec<Lang> = Vec::new();
-    for segment in &article.segments {
-        let lang = segment
-            .lang
-            .clone()
-            .or_else(|| article.detected.lang.clone());
-        if let Some(lang) = lang.filter(|l| !l.is_english()) {
-            if !langs.contains(&lang) {
-                langs.push(lang);
-            }
-        }
-    }
-    langs
-}
-
-#[derive(Serialize)]
-struct TranslateKey<'a> {
-    version: u32,
-    models: &'a [(Lang, ModelRef)],
-    beams: usize,
-    /// Translated with the text, so part of what the value holds.
-    title: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct SummaryKey<'a> {
-    version: u32,
-    english: &'a str,
-    title: Option<&'a str>,
-    outlet: Option<&'a str>,
-    method: String,
-    prompts: String,
-}
-
-/// What synthesis reads of one source: everything but its file name, which the synthesis
-/// does not hold (notes that name files are made per run).
-#[derive(Serialize)]
-struct SynthesisSource {
-    number: SourceNumber,
-    english: String,
-    title: Option<String>,
-    english_title: Option<String>,
-    source_lang: Option<Lang>,
-    translated: bool,
-    summary: String,
-}
-
-#[derive(Serialize)]
-struct SynthesisKey {
-    version: u32,
-    sources: Vec<SynthesisSource>,
-    method: String,
-    /// `lexical` or the embedder's label.
-    grouping: String,
-    prompt: String,
-}
-
-fn summary_method_key(plan: &SummaryPlan) -> String {
-    match plan {
-        SummaryPlan::Extractive { .. } => "extractive".to_string(),
-        SummaryPlan::Llm { entry } => ModelRef::of(entry).label(),
-    }
 }
 
 fn models_used(
