@@ -413,6 +413,20 @@ pub struct Disagreement {
     pub subject: String,
     /// Each side: the value stated and the sources stating it.
     pub sides: Vec<(String, Vec<SourceNumber>)>,
+    /// Each source's sentence that states its side's value (the brief's JSON carries them,
+    /// so a reader can check that both sides speak of the same thing).
+    #[serde(default)]
+    pub statements: Vec<Statement>,
+}
+
+/// One source's statement of a value in a disagreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    pub source: SourceNumber,
+    /// The value as the source writes it.
+    pub value: String,
+    /// The source's English sentence that states it.
+    pub sentence: String,
 }
 
 /// A group of articles about the same event, and what they say together.

@@ -511,6 +511,7 @@ mod tests {
                 disagreements: vec![Disagreement {
                     subject: "peak wind speed".into(),
                     sides: vec![("140 km/h".into(), vec![1]), ("150 km/h".into(), vec![2])],
+                    statements: vec![],
                 }],
             }],
             sources: vec![

@@ -20,6 +20,7 @@ pub mod disagreements;
 pub mod group;
 pub mod points;
 pub mod prompt;
+pub(crate) mod quantities;
 pub mod stage;
 
 use std::borrow::Cow;
@@ -122,6 +123,8 @@ pub(crate) struct SourceDoc<'a> {
     pub facts: SourceFacts,
     /// Sorted distinct content terms of `text`.
     pub terms: Vec<String>,
+    /// The values `text` states, with what each measures.
+    pub quantities: Vec<quantities::Quantity>,
 }
 
 impl<'a> SourceDoc<'a> {
@@ -138,7 +141,9 @@ impl<'a> SourceDoc<'a> {
         let text = article.text();
         let facts = SourceFacts::new(&text);
         let terms = crate::pipeline::summarize::lexical::term_set(&text);
+        let quantities = quantities::quantities(&text);
         SourceDoc {
+            quantities,
             number,
             article,
             instructions,

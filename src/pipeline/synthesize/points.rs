@@ -11,10 +11,12 @@
 use std::collections::BTreeMap;
 
 use crate::article::{KeyPoint, SourceNumber};
+use crate::pipeline::facts::Unit;
 use crate::pipeline::injection;
 use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
 
 use super::citations::{check_point, supports};
+use super::quantities::{quantities, same_statement, Quantity};
 use super::{SourceDoc, UnusedReason};
 
 /// Wording this similar, with the citation check passed, makes two sentences one point.
@@ -76,6 +78,16 @@ pub(crate) fn extract_points(
     let candidate_terms: Vec<Vec<String>> = candidates.iter().map(|c| terms(&c.text)).collect();
     let idf = Idf::new(&candidate_terms);
     let vectors: Vec<TermVector> = candidate_terms.iter().map(|t| idf.vector(t)).collect();
+    // Counts, percentages and sums each candidate states, with what they measure.
+    let stated: Vec<Vec<Quantity>> = candidates
+        .iter()
+        .map(|c| {
+            quantities(&c.text)
+                .into_iter()
+                .filter(|q| matches!(q.measure.unit, Unit::Count | Unit::Percent | Unit::Money))
+                .collect()
+        })
+        .collect();
 
     struct Point {
         text: String,
@@ -94,7 +106,13 @@ pub(crate) fn extract_points(
         }
         had_candidate[candidate.doc] = true;
         let number = candidate.doc_ref.number;
-        let similar = |p: &Point| vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY;
+        // Worded alike, or stating the same value of the same measure: one statement.
+        let similar = |p: &Point| {
+            vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY
+                || stated[p.candidate]
+                    .iter()
+                    .any(|a| stated[k].iter().any(|b| same_statement(a, b)))
+        };
         // Said already, and this source passed the check for it: nothing to add.
         if points
             .iter()
