@@ -517,7 +517,7 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
             .filter_map(|n| origin_of.get(n))
             .filter_map(|o| story_of.get(o).copied())
             .collect();
-        let mut stated_here: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut point_facts: Vec<BTreeSet<&str>> = Vec::new();
         for point in &story.points {
             let cited: Vec<&str> = point
                 .citations
@@ -532,6 +532,7 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
                 })
                 .map(|(f, _)| *f)
                 .collect();
+            point_facts.push(stated.iter().map(|f| f.id.as_str()).collect());
             if stated.is_empty() {
                 unlabelled += 1;
                 misses.push(format!(
@@ -540,7 +541,6 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
                 ));
             }
             for fact in stated {
-                *stated_here.entry(fact.id.as_str()).or_default() += 1;
                 for c in &cited {
                     citations.of += 1;
                     if fact.sources.iter().any(|s| s == c) {
@@ -555,11 +555,18 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
                 }
             }
         }
-        for (fact, count) in stated_here {
-            if count > 1 {
-                duplicates += count - 1;
+        // A duplicate point states no labelled fact that another point of its story does not
+        // also state: it repeats, where a point sharing one fact but adding another does not.
+        for (i, facts_i) in point_facts.iter().enumerate() {
+            let repeats = !facts_i.is_empty()
+                && point_facts.iter().enumerate().any(|(j, facts_j)| {
+                    j != i && facts_i.is_subset(facts_j) && (facts_i != facts_j || j < i)
+                });
+            if repeats {
+                duplicates += 1;
                 misses.push(format!(
-                    "duplicate: fact {fact} is stated by {count} points"
+                    "duplicate: {:?} repeats facts {facts_i:?}",
+                    story.points[i].text
                 ));
             }
         }

@@ -9,7 +9,7 @@
 //! tables: counted nouns with their synonyms (`THINGS`), and event words and phrases with
 //! theirs (`EVENTS`). The counted thing is the first of the (up to two) content words after a
 //! count that the table knows, else the first one ("1.2 million new **jobs**"); for a value
-//! ending its clause, a known noun before it ("the death **toll** rose to 17"). The event is
+//! ending its clause, the first known noun of its sentence ("the death **toll** rose to 17"). The event is
 //! the nearest event word of the sentence; without one, the nearest content word before the
 //! value stands in as a weak event ("three years of drought" — *ending*; "the first flood in
 //! 40 years" — *flood*), which only an identical word matches.
@@ -32,6 +32,16 @@ const THINGS: &[(&str, &[&str])] = &[
             "locals",
             "citizens",
             "civilians",
+            // The dead and the injured are people; the event (killed, injured) tells them apart.
+            "dead",
+            "deaths",
+            "toll",
+            "fatalities",
+            "victims",
+            "bodies",
+            "injured",
+            "wounded",
+            "hurt",
         ],
     ),
     (
@@ -49,11 +59,6 @@ const THINGS: &[(&str, &[&str])] = &[
     ),
     ("homes", &["homes", "houses", "households", "dwellings"]),
     ("earthquake", &["earthquake", "quake", "tremor"]),
-    (
-        "dead",
-        &["dead", "deaths", "toll", "fatalities", "victims", "bodies"],
-    ),
-    ("injured", &["injured", "wounded", "hurt"]),
 ];
 
 /// Event words (folded, single words or phrases) by class.
@@ -294,7 +299,7 @@ pub(crate) fn quantities(text: &str) -> Vec<Quantity> {
             .iter()
             .rposition(|t| t.span.start < span.span.end)
             .unwrap_or(first);
-        let sentence = sentence_of(&tokens, first);
+        let sentence = sentence_of(&tokens, first, &in_fact);
         let is_date = matches!(span.unit, Unit::Weekday | Unit::MonthDay);
 
         let mut thing: Option<(String, String)> = None;
@@ -306,9 +311,8 @@ pub(crate) fn quantities(text: &str) -> Vec<Quantity> {
                 .find_map(|t| thing_class(&t.folded).map(|c| (c.to_string(), t.text.clone())))
                 .or_else(|| after.first().map(|t| (stem(&t.folded), t.text.clone())));
             if after.is_empty() {
+                // The clause's subject: "the death toll from the quake … rose to 17".
                 thing = (sentence.start..first)
-                    .rev()
-                    .take(EVENT_WINDOW)
                     .map(|i| &tokens[i])
                     .find_map(|t| thing_class(&t.folded).map(|c| (c.to_string(), t.text.clone())));
             }
@@ -352,8 +356,7 @@ pub(crate) fn quantities(text: &str) -> Vec<Quantity> {
     out
 }
 
-/// Whether two quantities state the same value of the same measure, a weak event on either
-/// side giving way to an equal thing ("would last three days" / "a three-day strike").
+/// Whether two quantities state the same value of the same measure.
 pub(crate) fn same_statement(a: &Quantity, b: &Quantity) -> bool {
     if a.value_key != b.value_key
         || a.measure.unit != b.measure.unit
@@ -363,7 +366,9 @@ pub(crate) fn same_statement(a: &Quantity, b: &Quantity) -> bool {
     }
     match (&a.measure.event, &b.measure.event) {
         (Event::Known(x), Event::Known(y)) => x == y,
-        _ => a.measure.thing.is_some() || a.measure.event == b.measure.event,
+        // A weak event matches only the same word: "four hospitals" that went on strike are
+        // not the four whose surgery was postponed.
+        _ => a.measure.event == b.measure.event,
     }
 }
 
@@ -374,14 +379,13 @@ fn thing_class(folded: &str) -> Option<&'static str> {
         .map(|(class, _)| *class)
 }
 
-/// Token indices `[start, end)` of the sentence holding token `at`.
-fn sentence_of(tokens: &[Word], at: usize) -> Range<usize> {
-    let start = (0..=at)
-        .rev()
-        .find(|&i| tokens[i].sentence_start)
-        .unwrap_or(0);
+/// Token indices `[start, end)` of the sentence holding token `at`. The dot of "5.8" or
+/// "1.2 million" opens no sentence.
+fn sentence_of(tokens: &[Word], at: usize, in_fact: &dyn Fn(&Word) -> bool) -> Range<usize> {
+    let opens = |i: usize| tokens[i].sentence_start && !in_fact(&tokens[i]);
+    let start = (0..=at).rev().find(|&i| opens(i)).unwrap_or(0);
     let end = (at + 1..tokens.len())
-        .find(|&i| tokens[i].sentence_start)
+        .find(|&i| opens(i))
         .unwrap_or(tokens.len());
     start..end
 }
@@ -549,6 +553,10 @@ mod tests {
             quantities("Traffic stopped on Friday as 5,000 dock workers began a three-day strike.");
         let five = |qs: &[Quantity]| qs.iter().find(|q| q.value_key == "5000").cloned().unwrap();
         assert!(same_statement(&five(&a), &five(&b)));
+        let b =
+            quantities("The magnitude 5.8 quake destroyed dozens of stone houses in the old town.");
+        let c = quantities("Rescuers in Aldmoor dug through collapsed stone houses on Monday after a magnitude 5.8 earthquake.");
+        assert!(same_statement(&b[0], &c[1]), "{b:?} {c:?}");
         let c = quantities("About 5,000 people were evacuated on Friday.");
         assert!(!same_statement(&five(&a), &five(&c)));
     }
