@@ -21,20 +21,22 @@ pub const CACHE_VERSION: u32 = 2;
 struct KeyParts<'a> {
     version: u32,
     english: &'a str,
-    /// The LLM's prompt shows the title and the outlet.
+    /// For an LLM method only: its prompt shows the title and the outlet.
     title: Option<&'a str>,
     outlet: Option<&'a str>,
     method: &'a str,
     prompts: String,
 }
 
-/// A summary depends on the article's English text, title and outlet, the method
-/// (`extractive`, or the LLM's label) and the summary prompt templates.
+/// A summary depends on the article's English text, the method (`extractive`, or the LLM's
+/// label), for an LLM its title and outlet, and the summary prompt templates.
 pub fn cache_key(
     article: &EnglishArticle,
     method: &str,
     prompts: &Prompts,
 ) -> Result<CacheKey, CacheError> {
+    // The LLM's prompt shows the title and outlet; extractive summaries read only the text.
+    let reads_metadata = method != "extractive";
     CacheKey::new(
         STAGE,
         article.article.id.as_str(),
@@ -44,8 +46,14 @@ pub fn cache_key(
             title: article
                 .english_title
                 .as_deref()
-                .or(article.article.meta.title.as_deref()),
-            outlet: article.article.meta.source.as_deref(),
+                .or(article.article.meta.title.as_deref())
+                .filter(|_| reads_metadata),
+            outlet: article
+                .article
+                .meta
+                .source
+                .as_deref()
+                .filter(|_| reads_metadata),
             method,
             prompts: prompts.fingerprint(SUMMARIZE_TEMPLATES),
         },

@@ -30,7 +30,7 @@ struct KeyParts<'a> {
     title: Option<&'a str>,
 }
 
-/// An article's translation depends on its text (its id), its title (translated with it),
+/// An article's translation depends on its text (its id), a foreign title (translated with it),
 /// the model of each of its languages, and the beam size. Not on its file name: the value is
 /// stored without it and takes this run's (`CarriesArticle`).
 pub fn cache_key(
@@ -45,7 +45,14 @@ pub fn cache_key(
             version: CACHE_VERSION,
             models,
             beams,
-            title: article.detected.article.meta.title.as_deref(),
+            // Only a foreign article's title is translated (with its main language).
+            title: article.detected.article.meta.title.as_deref().filter(|_| {
+                article
+                    .detected
+                    .lang
+                    .as_ref()
+                    .is_some_and(|l| !l.is_english())
+            }),
         },
     )
 }
