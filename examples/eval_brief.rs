@@ -746,6 +746,16 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
             "1.0",
         ),
         ("HTML titles from <h1>/og:title", titles.show(), "1.0"),
+        (
+            "summaries flagged as stating facts their article lacks",
+            brief
+                .sources
+                .iter()
+                .filter(|s| s.summary.as_ref().is_some_and(|m| !m.ungrounded.is_empty()))
+                .count()
+                .to_string(),
+            "—",
+        ),
     ];
     Score { rows, misses }
 }
