@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device};
 
 use crate::article::Lang;
-use crate::cli::SummarizerChoice;
-use crate::config::Context;
+use crate::config::{Context, SummarizerChoice};
 use crate::error::{Error, Result};
 use crate::models::catalog::{Catalog, ModelEntry};
 use crate::models::embedder::{EmbedderFiles, SentenceEmbedder};

@@ -95,6 +95,7 @@ impl Error {
                 crate::models::hub::HubError::Catalog(_) => ExitCode::Usage,
                 _ => ExitCode::Fatal,
             },
+            Error::Cache(crate::cache::CacheError::NoDefaultDir) => ExitCode::Usage,
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
             Error::Interrupted => ExitCode::Interrupted,

@@ -8,12 +8,12 @@
 //! nothing is written until the brief is complete.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::article::{EnglishArticle, SkippedInput, SourceNumber, Summary};
 use crate::cache::StageCache;
-use crate::cli::RunArgs;
-use crate::config::Context;
+use crate::config::{Context, SummarizerChoice};
 use crate::engines::{
     embedder_files, load_embedder, plan_summarizer, LazyLlm, SummaryPlan, TranslatorPool,
 };
@@ -36,6 +36,22 @@ use crate::pipeline::{segment, summarize, synthesize, translate};
 use crate::prompts::Prompts;
 use crate::shard::Shard;
 use crate::{interrupt, output};
+
+/// What `polybrief run` was asked to do (from `cli::RunArgs`, where each field is documented).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub inputs: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub archive: Option<PathBuf>,
+    pub translations: bool,
+    pub summarizer: SummarizerChoice,
+    pub prompts: Option<PathBuf>,
+    pub title: String,
+    pub beams: Option<usize>,
+    pub max_file_mib: u64,
+    pub shard: Option<String>,
+}
 
 /// How long each stage took, for the log and the README's timing table.
 struct StageClock {
@@ -60,7 +76,7 @@ impl StageClock {
     }
 }
 
-pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
+pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
     let shard = args
         .shard
@@ -309,7 +325,7 @@ fn grouping_note(ctx: &Context, embedder_found: bool) -> Option<String> {
 }
 
 /// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
-fn write_outputs(args: &RunArgs, brief: &Brief) -> Result<()> {
+fn write_outputs(args: &RunOptions, brief: &Brief) -> Result<()> {
     let markdown = render_markdown(brief);
     match (&args.output, &args.archive) {
         (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
@@ -329,8 +345,8 @@ fn write_outputs(args: &RunArgs, brief: &Brief) -> Result<()> {
 
 /// The files a run writes that another run must not write at the same time: the brief
 /// (`-o`) and, with `--archive DIR`, `DIR/latest.md`.
-fn locked_outputs(args: &RunArgs) -> Vec<std::path::PathBuf> {
-    let mut paths: Vec<std::path::PathBuf> = args.output.iter().cloned().collect();
+fn locked_outputs(args: &RunOptions) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = args.output.iter().cloned().collect();
     if let Some(dir) = &args.archive {
         paths.push(dir.join("latest.md"));
     }
@@ -355,7 +371,7 @@ fn cache_summary(cache: &StageCache) -> String {
         .join(", ")
 }
 
-fn translate_settings(args: &RunArgs) -> TranslateSettings {
+fn translate_settings(args: &RunOptions) -> TranslateSettings {
     let mut settings = TranslateSettings::default();
     if let Some(beams) = args.beams {
         settings.num_beams = beams.max(1);
