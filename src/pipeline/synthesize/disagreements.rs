@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::article::{Disagreement, SourceNumber, Statement};
 
+use crate::pipeline::facts::FactKey;
+
 use super::quantities::{quantities, Measure, Quantity};
 use super::SourceDoc;
 
@@ -23,7 +25,7 @@ pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Di
         .collect();
 
     // measure → source → values stated.
-    let mut by_measure: BTreeMap<&Measure, BTreeMap<SourceNumber, BTreeSet<&str>>> =
+    let mut by_measure: BTreeMap<&Measure, BTreeMap<SourceNumber, BTreeSet<&FactKey>>> =
         BTreeMap::new();
     for (source, q) in &mentions {
         by_measure
@@ -31,17 +33,17 @@ pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Di
             .or_default()
             .entry(*source)
             .or_default()
-            .insert(q.value_key.as_str());
+            .insert(&q.value_key);
     }
 
     let mut found: Vec<((SourceNumber, usize), Disagreement)> = Vec::new();
     for (measure, per_source) in &by_measure {
-        let unambiguous: BTreeMap<SourceNumber, &str> = per_source
+        let unambiguous: BTreeMap<SourceNumber, &FactKey> = per_source
             .iter()
             .filter(|(_, values)| values.len() == 1)
             .filter_map(|(source, values)| values.iter().next().map(|v| (*source, *v)))
             .collect();
-        let distinct: BTreeSet<&str> = unambiguous.values().copied().collect();
+        let distinct: BTreeSet<&FactKey> = unambiguous.values().copied().collect();
         if unambiguous.len() < 2 || distinct.len() < 2 {
             continue;
         }

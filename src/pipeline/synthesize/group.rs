@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::pipeline::facts::{scan, FactKind, Unit};
+use crate::pipeline::facts::{scan, FactKey, FactKind, Unit};
 use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
 
 use super::{SourceDoc, SynthesisOptions};
@@ -132,7 +132,12 @@ fn grouping_terms(text: &str) -> Vec<String> {
                 out.push(format!("name:{}", span.fact.key));
             }
             (FactKind::Number, Unit::Count | Unit::Money | Unit::Percent) => {
-                let small = span.fact.key.parse::<f64>().is_ok_and(|v| v < 10.0);
+                let small = match &span.fact.key {
+                    FactKey::Number(v) | FactKey::Percent(v) => {
+                        v.parse::<f64>().is_ok_and(|v| v < 10.0)
+                    }
+                    _ => false,
+                };
                 if !small {
                     out.push(format!("num:{}", span.fact.key));
                 }

@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 
-use crate::pipeline::facts::{scan, words, FactSpan, Unit, Word};
+use crate::pipeline::facts::{scan, words, FactKey, FactSpan, Unit, Word};
 use crate::pipeline::summarize::lexical::{is_stopword, stem};
 
 /// Counted nouns that name the same kind of thing, by class (first entry). Folded words.
@@ -262,8 +262,8 @@ pub(crate) enum Event {
 #[derive(Clone, Debug)]
 pub(crate) struct Quantity {
     pub measure: Measure,
-    /// The value's normalised key (`facts::Fact::key`) and its spelling.
-    pub value_key: String,
+    /// The value's normalised key and its spelling.
+    pub value_key: FactKey,
     pub value_text: String,
     /// The measure as the text words it ("nurses walked", "date of landfall").
     pub subject_text: String,
@@ -507,7 +507,7 @@ fn is_ordinal(span: &FactSpan) -> bool {
 mod tests {
     use super::*;
 
-    fn measure(text: &str) -> Vec<(Option<String>, Event, String)> {
+    fn measure(text: &str) -> Vec<(Option<String>, Event, FactKey)> {
         quantities(text)
             .into_iter()
             .map(|q| (q.measure.thing, q.measure.event, q.value_key))
@@ -525,8 +525,8 @@ mod tests {
         assert_eq!(c[0].measure, d[0].measure);
         let e = quantities("The death toll from Monday's earthquake in Aldmoor rose to 17.");
         let f = quantities("A magnitude 5.8 earthquake struck, killing 14 people.");
-        let toll = e.iter().find(|q| q.value_key == "17").unwrap();
-        let killed = f.iter().find(|q| q.value_key == "14").unwrap();
+        let toll = e.iter().find(|q| q.value_key.to_string() == "17").unwrap();
+        let killed = f.iter().find(|q| q.value_key.to_string() == "14").unwrap();
         assert_eq!(toll.measure.event, Event::Known("kill"));
         assert_eq!(killed.measure.event, Event::Known("kill"));
     }
@@ -551,7 +551,12 @@ mod tests {
         let a = quantities("About 5,000 dockers walked out on Friday at Port Calder.");
         let b =
             quantities("Traffic stopped on Friday as 5,000 dock workers began a three-day strike.");
-        let five = |qs: &[Quantity]| qs.iter().find(|q| q.value_key == "5000").cloned().unwrap();
+        let five = |qs: &[Quantity]| {
+            qs.iter()
+                .find(|q| q.value_key.to_string() == "5000")
+                .cloned()
+                .unwrap()
+        };
         assert!(same_statement(&five(&a), &five(&b)));
         let b =
             quantities("The magnitude 5.8 quake destroyed dozens of stone houses in the old town.");
