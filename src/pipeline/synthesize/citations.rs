@@ -9,7 +9,7 @@
 //! outlet that reports a fact is credited.
 
 use crate::article::SourceNumber;
-use crate::pipeline::facts::{extract_facts, Fact, FactKind};
+use crate::pipeline::facts::{extract_facts, Fact, FactKey, FactKind};
 use crate::pipeline::summarize::lexical::{coverage, terms};
 
 use super::quantities::{quantities, same_statement};
@@ -36,17 +36,28 @@ pub(crate) fn supports(point: &str, doc: &SourceDoc<'_>) -> bool {
     }
 }
 
-/// Whether `doc` states every number of `point` as the same value of the same measure, in
-/// whatever words ("5,000 dockers walked out" / "5,000 dock workers began a strike"): the
+/// Whether `doc` states every number and day of `point` as the same value of the same
+/// measure, in whatever words ("5,000 dockers walked out" / "5,000 dock workers began a
+/// strike"; "talks would resume on Thursday" / "negotiations would restart on Thursday"): the
 /// same fact, though the wording differs too much for the word-coverage test.
 fn states_the_same_quantities(point: &str, facts: &[Fact], doc: &SourceDoc<'_>) -> bool {
     let stated = quantities(point);
+    // The numbers carry the statement; a point without any is carried by its days. (The
+    // other facts need only be contained: `supports` checked that.)
     let numbers: Vec<&Fact> = facts
         .iter()
         .filter(|f| f.kind == FactKind::Number)
         .collect();
-    !numbers.is_empty()
-        && numbers.iter().all(|fact| {
+    let values = if numbers.is_empty() {
+        facts
+            .iter()
+            .filter(|f| matches!(f.key, FactKey::Weekday(_) | FactKey::MonthDay { .. }))
+            .collect()
+    } else {
+        numbers
+    };
+    !values.is_empty()
+        && values.iter().all(|fact| {
             stated
                 .iter()
                 .filter(|q| q.value_key == fact.key)

@@ -115,6 +115,18 @@ const EVENTS: &[(&str, &[&str])] = &[
     ),
     ("close", &["closed", "closure", "shut"]),
     (
+        "resume",
+        &[
+            "resume",
+            "resumes",
+            "resumed",
+            "restart",
+            "restarts",
+            "restarted",
+            "reconvene",
+        ],
+    ),
+    (
         "destroy",
         &[
             "destroyed",
