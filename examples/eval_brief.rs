@@ -67,6 +67,8 @@ struct Args {
     llm: bool,
     polybrief: Option<PathBuf>,
     verbose: bool,
+    /// Where to write the scored brief's Markdown, to read it.
+    markdown: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -75,18 +77,22 @@ fn parse_args() -> Result<Args, String> {
         llm: false,
         polybrief: None,
         verbose: false,
+        markdown: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--llm" => args.llm = true,
             "-v" | "--verbose" => args.verbose = true,
+            "--markdown" => {
+                args.markdown = Some(it.next().ok_or("--markdown needs a path")?.into())
+            }
             "--polybrief" => {
                 args.polybrief = Some(it.next().ok_or("--polybrief needs a path")?.into())
             }
             other if other.starts_with('-') => {
                 return Err(format!(
-                    "unknown flag {other}; use [--llm] [-v] [--polybrief PATH] DIR"
+                    "unknown flag {other}; use [--llm] [-v] [--markdown OUT] [--polybrief PATH] DIR"
                 ))
             }
             dir => args.dir = dir.into(),
@@ -135,6 +141,9 @@ fn run(args: &Args) -> Result<(), String> {
         for miss in &score.misses {
             println!("  - {miss}");
         }
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -555,19 +564,36 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
                 }
             }
         }
-        // A duplicate point states no labelled fact that another point of its story does not
-        // also state: it repeats, where a point sharing one fact but adding another does not.
-        for (i, facts_i) in point_facts.iter().enumerate() {
-            let repeats = !facts_i.is_empty()
-                && point_facts.iter().enumerate().any(|(j, facts_j)| {
-                    j != i && facts_i.is_subset(facts_j) && (facts_i != facts_j || j < i)
-                });
-            if repeats {
-                duplicates += 1;
-                misses.push(format!(
-                    "duplicate: {:?} repeats facts {facts_i:?}",
-                    story.points[i].text
-                ));
+        // Duplicates: a labelled fact split over several points by source ("5,000 dockers
+        // walked out" [1], "5,000 dock workers began a strike" [2]), where no one point stating
+        // it cites every source those points cite for it. A fact that one point credits fully
+        // and another mentions beside a new fact is no duplicate.
+        let mut by_fact: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, ids) in point_facts.iter().enumerate() {
+            for id in ids {
+                by_fact.entry(id).or_default().push(i);
+            }
+        }
+        for (fact, stating) in by_fact {
+            if stating.len() < 2 {
+                continue;
+            }
+            let cited_for_fact: BTreeSet<SourceNumber> = stating
+                .iter()
+                .flat_map(|&i| story.points[i].citations.iter().copied())
+                .collect();
+            let one_point_credits_all = stating.iter().any(|&i| {
+                cited_for_fact
+                    .iter()
+                    .all(|c| story.points[i].citations.contains(c))
+            });
+            if !one_point_credits_all {
+                duplicates += stating.len() - 1;
+                let texts: Vec<&str> = stating
+                    .iter()
+                    .map(|&i| story.points[i].text.as_str())
+                    .collect();
+                misses.push(format!("duplicate: fact {fact} is split over {texts:?}"));
             }
         }
     }
@@ -728,7 +754,11 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
             format!("{points} / {unlabelled}"),
             "—",
         ),
-        ("duplicate points", duplicates.to_string(), "0"),
+        (
+            "duplicate points (a fact split over points by source)",
+            duplicates.to_string(),
+            "0",
+        ),
         ("leaked strings", leaked.to_string(), "0"),
         (
             "live links from article text, GFM (comrak)",

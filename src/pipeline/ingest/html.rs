@@ -58,7 +58,7 @@ pub(super) const SKIPPED_ROLES: &[&str] = &[
 pub(super) const SKIPPED_CLASS_WORDS: &[&str] = &[
     "nav", "navbar", "navigation", "menu", "breadcrumb", "breadcrumbs", "sidebar", "footer",
     "share", "social", "related", "comments", "advert", "advertisement", "cookie", "newsletter",
-    "subscribe", "promo",
+    "subscribe", "promo", "byline",
 ];
 
 /// Elements that end a paragraph.

@@ -257,7 +257,9 @@ pub fn synthesize(
                             };
                             unused_reasons.insert(doc.number, reason);
                         }
-                        llm_points = Some(checked.into_iter().map(|(p, _)| p).collect::<Vec<_>>());
+                        llm_points = Some(points::merge_repeats(
+                            checked.into_iter().map(|(p, _)| p).collect(),
+                        ));
                     }
                 }
                 Err(err) => {

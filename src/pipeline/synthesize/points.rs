@@ -81,12 +81,7 @@ pub(crate) fn extract_points(
     // Counts, percentages and sums each candidate states, with what they measure.
     let stated: Vec<Vec<Quantity>> = candidates
         .iter()
-        .map(|c| {
-            quantities(&c.text)
-                .into_iter()
-                .filter(|q| matches!(q.measure.unit, Unit::Count | Unit::Percent | Unit::Money))
-                .collect()
-        })
+        .map(|c| stated_quantities(&c.text))
         .collect();
 
     struct Point {
@@ -171,6 +166,48 @@ pub(crate) fn extract_points(
         reasons.insert(doc.number, reason);
     }
     (key_points, reasons)
+}
+
+/// Checked points (an LLM's) with repeats merged: a point that says what an earlier one says
+/// (worded alike, or the same value of the same measure) and cites no source it does not is
+/// dropped; one that cites more takes the earlier one's place. Order is kept otherwise.
+pub(crate) fn merge_repeats(points: Vec<KeyPoint>) -> Vec<KeyPoint> {
+    let point_terms: Vec<Vec<String>> = points.iter().map(|p| terms(&p.text)).collect();
+    let idf = Idf::new(&point_terms);
+    let vectors: Vec<TermVector> = point_terms.iter().map(|t| idf.vector(t)).collect();
+    let stated: Vec<Vec<Quantity>> = points.iter().map(|p| stated_quantities(&p.text)).collect();
+    let alike = |a: usize, b: usize| {
+        vectors[a].cosine(&vectors[b]) >= MERGE_SIMILARITY
+            || stated[a]
+                .iter()
+                .any(|x| stated[b].iter().any(|y| same_statement(x, y)))
+    };
+    let mut kept: Vec<usize> = Vec::new();
+    for (k, point) in points.iter().enumerate() {
+        let covers = |c: &[SourceNumber], by: &[SourceNumber]| c.iter().all(|n| by.contains(n));
+        if kept
+            .iter()
+            .any(|&j| alike(j, k) && covers(&point.citations, &points[j].citations))
+        {
+            continue;
+        }
+        match kept
+            .iter()
+            .position(|&j| alike(j, k) && covers(&points[j].citations, &point.citations))
+        {
+            Some(at) => kept[at] = k,
+            None => kept.push(k),
+        }
+    }
+    kept.into_iter().map(|k| points[k].clone()).collect()
+}
+
+/// The counts, percentages and sums `text` states, with what each measures.
+fn stated_quantities(text: &str) -> Vec<Quantity> {
+    quantities(text)
+        .into_iter()
+        .filter(|q| matches!(q.measure.unit, Unit::Count | Unit::Percent | Unit::Money))
+        .collect()
 }
 
 /// Indices of at most `max` of the ranked `points`, in rank order: first, going down the

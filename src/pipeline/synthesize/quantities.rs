@@ -115,6 +115,17 @@ const EVENTS: &[(&str, &[&str])] = &[
     ),
     ("close", &["closed", "closure", "shut"]),
     (
+        "flood",
+        &[
+            "flood",
+            "floods",
+            "flooded",
+            "flooding",
+            "inundated",
+            "under water",
+        ],
+    ),
+    (
         "resume",
         &[
             "resume",
