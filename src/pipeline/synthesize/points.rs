@@ -247,6 +247,37 @@ mod tests {
     use super::covering_selection;
 
     #[test]
+    fn a_repeated_point_gives_way_to_the_one_citing_more() {
+        use crate::article::KeyPoint;
+        let point = |text: &str, citations: &[usize]| KeyPoint {
+            text: text.into(),
+            citations: citations.to_vec(),
+        };
+        let merged = super::merge_repeats(vec![
+            point(
+                "About 5,000 dockers walked out on Friday at Port Calder.",
+                &[1],
+            ),
+            point("Schools in Port Calder stay closed until Monday.", &[2]),
+            point(
+                "Traffic stopped on Friday as 5,000 dock workers began a strike.",
+                &[1, 2],
+            ),
+            point("5,000 dockers walked out on Friday, the union said.", &[2]),
+        ]);
+        assert_eq!(
+            merged,
+            [
+                point(
+                    "Traffic stopped on Friday as 5,000 dock workers began a strike.",
+                    &[1, 2]
+                ),
+                point("Schools in Port Calder stay closed until Monday.", &[2]),
+            ]
+        );
+    }
+
+    #[test]
     fn every_source_is_heard_before_any_is_heard_twice() {
         // Ranked by support, each point given by the sources it cites. A cap of 2 takes the top
         // point, then the first that adds a source ([3]); a cap of 4 then fills up by rank.

@@ -259,6 +259,10 @@ const SKIP_BEFORE: &[&str] = &[
     "said",
     "says",
 ];
+/// Counted things that are spans of time (stems): what they are *of* is their event.
+const DURATIONS: &[&str] = &[
+    "second", "minut", "hour", "day", "week", "month", "year", "decad",
+];
 /// How far (in words) an event word may be from the value it explains.
 const EVENT_WINDOW: usize = 8;
 
@@ -343,10 +347,25 @@ pub(crate) fn quantities(text: &str) -> Vec<Quantity> {
                 continue;
             }
         }
-        let event = nearest_event(&tokens, first, last, sentence.clone(), &in_fact);
-        let (event, event_text) = match event {
-            Some((class, text)) => (Event::Known(class), text),
-            None => match nearby_word(&tokens, first, sentence.start, &in_fact) {
+        // "three years of drought": what the counted thing is *of* is its event.
+        // ("2,300 hectares of forest" names no event: the forest is what burned.)
+        let of_what = (span.unit == Unit::Count)
+            .then(|| of_word(&tokens, last, sentence.end, &in_fact))
+            .flatten()
+            .filter(|t| {
+                event_class(&t.folded).is_some()
+                    || thing
+                        .as_ref()
+                        .is_some_and(|(class, _)| DURATIONS.contains(&class.as_str()))
+            });
+        let event = match of_what {
+            Some(t) => event_class(&t.folded).map(|class| (class, t.text.clone())),
+            None => nearest_event(&tokens, first, last, sentence.clone(), &in_fact),
+        };
+        let (event, event_text) = match (event, of_what) {
+            (Some((class, text)), _) => (Event::Known(class), text),
+            (None, Some(t)) => (Event::Nearby(stem(&t.folded)), t.text.clone()),
+            (None, None) => match nearby_word(&tokens, first, sentence.start, &in_fact) {
                 Some(t) => (Event::Nearby(stem(&t.folded)), t.text.clone()),
                 None => continue,
             },
@@ -393,6 +412,30 @@ pub(crate) fn same_statement(a: &Quantity, b: &Quantity) -> bool {
         // not the four whose surgery was postponed.
         _ => a.measure.event == b.measure.event,
     }
+}
+
+fn event_class(folded: &str) -> Option<&'static str> {
+    EVENTS
+        .iter()
+        .find(|(_, phrases)| phrases.contains(&folded))
+        .map(|(class, _)| *class)
+}
+
+/// The content word after an "of" right after the counted thing ("three years **of** drought").
+fn of_word<'t>(
+    tokens: &'t [Word],
+    last: usize,
+    end: usize,
+    in_fact: &dyn Fn(&Word) -> bool,
+) -> Option<&'t Word> {
+    let of = last + 2;
+    if of >= end || tokens[of].folded != "of" {
+        return None;
+    }
+    tokens[of + 1..end]
+        .iter()
+        .take(2)
+        .find(|t| !is_stopword(&t.folded) && !in_fact(t))
 }
 
 fn thing_class(folded: &str) -> Option<&'static str> {
@@ -567,6 +610,23 @@ mod tests {
             "{:?}",
             measure("ending three years of drought")
         );
+    }
+
+    #[test]
+    fn durations_are_stemmed_as_listed() {
+        for (word, listed) in [
+            ("seconds", "second"),
+            ("minutes", "minut"),
+            ("hours", "hour"),
+            ("days", "day"),
+            ("weeks", "week"),
+            ("months", "month"),
+            ("years", "year"),
+            ("decades", "decad"),
+        ] {
+            assert_eq!(stem(word), listed);
+            assert!(DURATIONS.contains(&listed));
+        }
     }
 
     #[test]
