@@ -445,8 +445,8 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
     let (mut both, mut predicted, mut actual) = (0, 0, 0);
     for (i, a) in origins.iter().enumerate() {
         for b in &origins[i + 1..] {
-            let p = cluster.get(a).is_some() && cluster.get(a) == cluster.get(b);
-            let g = story_of.get(a).is_some() && story_of.get(a) == story_of.get(b);
+            let p = cluster.contains_key(a) && cluster.get(a) == cluster.get(b);
+            let g = story_of.contains_key(a) && story_of.get(a) == story_of.get(b);
             predicted += usize::from(p);
             actual += usize::from(g);
             both += usize::from(p && g);
