@@ -15,13 +15,13 @@ use crate::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use crate::models::hub::{LocalModel, ModelStore};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
-pub use crate::models::model_ref::ModelRef;
+pub(crate) use crate::models::model_ref::ModelRef;
 use crate::pipeline::translate::{
     load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators,
 };
 
 /// The translators of a run, by source language, loaded on first use.
-pub struct TranslatorPool<'a> {
+pub(crate) struct TranslatorPool<'a> {
     catalog: &'a Catalog,
     store: &'a ModelStore,
     device: &'a Device,
@@ -32,7 +32,7 @@ pub struct TranslatorPool<'a> {
 }
 
 impl<'a> TranslatorPool<'a> {
-    pub fn new(
+    pub(crate) fn new(
         catalog: &'a Catalog,
         store: &'a ModelStore,
         device: &'a Device,
@@ -46,13 +46,6 @@ impl<'a> TranslatorPool<'a> {
             loaded: HashMap::new(),
             loads: 0,
         }
-    }
-
-    /// The model that would translate `lang`, without loading it (for cache keys and the brief).
-    pub fn model_for(&self, lang: &Lang) -> Option<ModelRef> {
-        self.catalog
-            .translator_for(lang)
-            .map(|t| ModelRef::of(t.entry))
     }
 
     fn load(&self, entry: &ModelEntry) -> Result<Box<dyn Translate>, TranslateError> {
@@ -123,7 +116,7 @@ impl Translators for TranslatorPool<'_> {
 
 /// The run's instruct LLM, loaded the first time a summary or the synthesis misses the
 /// cache, and then shared by both: the one place the run loads it.
-pub struct LazyLlm<'a> {
+pub(crate) struct LazyLlm<'a> {
     store: &'a ModelStore,
     entry: &'a ModelEntry,
     device: &'a Device,
@@ -133,7 +126,7 @@ pub struct LazyLlm<'a> {
 }
 
 impl<'a> LazyLlm<'a> {
-    pub fn new(store: &'a ModelStore, entry: &'a ModelEntry, device: &'a Device) -> Self {
+    pub(crate) fn new(store: &'a ModelStore, entry: &'a ModelEntry, device: &'a Device) -> Self {
         LazyLlm {
             store,
             entry,
@@ -144,7 +137,7 @@ impl<'a> LazyLlm<'a> {
     }
 
     /// The loaded model, loading it now if this is the first use.
-    pub fn get(&mut self) -> Result<&mut LlmGenerator> {
+    pub(crate) fn get(&mut self) -> Result<&mut LlmGenerator> {
         if self.loaded.is_none() {
             self.loaded = Some(load_llm(self.store, self.entry, self.device)?);
             self.loads += 1;
@@ -154,7 +147,11 @@ impl<'a> LazyLlm<'a> {
 }
 
 /// Loads the instruct LLM of `entry` from the store (downloading it unless offline).
-pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Result<LlmGenerator> {
+pub(crate) fn load_llm(
+    store: &ModelStore,
+    entry: &ModelEntry,
+    device: &Device,
+) -> Result<LlmGenerator> {
     let local = store.fetch(entry)?;
     log::info!("loading language model {} ({})", entry.id, entry.repo);
     let gguf = entry
@@ -182,7 +179,10 @@ pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Resu
 /// The files of the catalog's sentence embedder for story grouping, if they can be had:
 /// cached, or fetched when online. Grouping falls back to lexical similarity (and the brief
 /// says so) when they cannot, so a missing embedder is a warning, never a failed run.
-pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, EmbedderFiles)> {
+pub(crate) fn embedder_files(
+    ctx: &Context,
+    store: &ModelStore,
+) -> Option<(ModelEntry, EmbedderFiles)> {
     let entry = ctx.catalog.embedder()?;
     let local = match store.cached(entry) {
         Some(local) => local,
@@ -226,7 +226,7 @@ pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, 
 
 /// Loads the embedder found by [`embedder_files`]; a broken checkpoint is a warning and
 /// lexical grouping, like a missing one.
-pub fn load_embedder(
+pub(crate) fn load_embedder(
     entry: &ModelEntry,
     files: &EmbedderFiles,
     device: &Device,
@@ -247,14 +247,14 @@ pub fn load_embedder(
 }
 
 /// Which summarizer the run ended up with.
-pub enum SummaryPlan {
+pub(crate) enum SummaryPlan {
     Extractive { note: Option<String> },
     Llm { entry: ModelEntry },
 }
 
 impl SummaryPlan {
     /// How the summaries are made, as cache keys record it: `extractive` or the LLM's label.
-    pub fn method_key(&self) -> String {
+    pub(crate) fn method_key(&self) -> String {
         match self {
             SummaryPlan::Extractive { .. } => "extractive".to_string(),
             SummaryPlan::Llm { entry } => ModelRef::of(entry).label(),
@@ -264,7 +264,7 @@ impl SummaryPlan {
 
 /// Decides between the LLM and the extractive summarizer. `auto` falls back to extractive
 /// only when offline with no LLM cached, and says so in the brief.
-pub fn plan_summarizer(
+pub(crate) fn plan_summarizer(
     choice: SummarizerChoice,
     ctx: &Context,
     store: &ModelStore,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 /// Binary units (KiB, MiB, ...), one decimal: `293 B`, `5.0 MiB`, `1.0 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -22,7 +22,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// Parses `30d`, `12h`, `90m`, `45s`, `2w`.
-pub fn parse_age(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_age(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let usage =
         || format!("`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m, 2w");

@@ -150,7 +150,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &mut translators,
         &cache,
         &task,
-        interrupt::check,
+        || Ok(interrupt::check()?),
     )?;
     task.finish(&format!("{} models loaded", translators.loads));
     clock.stop(&format!(
@@ -177,7 +177,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &prompts,
         &cache,
         &task,
-        interrupt::check,
+        || Ok(interrupt::check()?),
         |article| -> Result<Summary> {
             Ok(match llm.as_mut() {
                 None => ExtractiveSummarizer::default().summarize(article)?,
@@ -326,6 +326,9 @@ fn grouping_note(ctx: &Context, embedder_found: bool) -> Option<String> {
 
 /// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
 fn write_outputs(args: &RunOptions, brief: &Brief) -> Result<()> {
+    for problem in brief.problems() {
+        log::warn!("the brief is inconsistent: {problem}");
+    }
     let markdown = render_markdown(brief);
     match (&args.output, &args.archive) {
         (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,

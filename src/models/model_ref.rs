@@ -4,14 +4,14 @@ use crate::models::catalog::ModelEntry;
 
 /// A model as the brief names it: catalog id, hub repo and the revision actually used.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct ModelRef {
+pub(crate) struct ModelRef {
     pub id: String,
     pub repo: String,
     pub revision: String,
 }
 
 impl ModelRef {
-    pub fn of(entry: &ModelEntry) -> ModelRef {
+    pub(crate) fn of(entry: &ModelEntry) -> ModelRef {
         ModelRef {
             id: entry.id.clone(),
             repo: entry.repo.clone(),
@@ -20,7 +20,7 @@ impl ModelRef {
     }
 
     /// `Helsinki-NLP/opus-mt-de-en@<revision>`: what `translated_by` records.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}@{}", self.repo, short_revision(&self.revision))
     }
 }

@@ -8,4 +8,5 @@ pub mod render;
 pub mod segment;
 pub mod summarize;
 pub mod synthesize;
+pub(crate) mod text;
 pub mod translate;

@@ -130,7 +130,7 @@ impl SourceEntry {
 
 impl TranslatedText {
     /// The appendix text of a translated article, one paragraph per source paragraph.
-    pub fn new(number: SourceNumber, english: &EnglishArticle) -> Self {
+    pub(crate) fn new(number: SourceNumber, english: &EnglishArticle) -> Self {
         TranslatedText {
             source: number,
             paragraphs: english.text().split("\n\n").map(str::to_string).collect(),
@@ -142,7 +142,7 @@ impl Brief {
     /// Inconsistencies a renderer cannot fix: source numbers that are not 1, 2, …, n in
     /// order (a Markdown numbered list would show other numbers), and citations of sources
     /// that are not listed.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (index, source) in self.sources.iter().enumerate() {
             if source.number != index + 1 {
@@ -328,7 +328,7 @@ pub fn render_markdown(brief: &Brief) -> String {
 }
 
 /// The brief as pretty-printed JSON (the `Brief` fields, as named here).
-pub fn render_json(brief: &Brief) -> String {
+pub(crate) fn render_json(brief: &Brief) -> String {
     // Plain structs with string keys: serialization cannot fail.
     let mut json = serde_json::to_string_pretty(brief).expect("a Brief always serializes to JSON");
     json.push('\n');
@@ -405,7 +405,7 @@ fn link(url: &str) -> String {
 /// metacharacters as entities, Markdown punctuation backslash-escaped, block markers at the
 /// start neutralised, and bracketed numbers (which would read as citations) turned into
 /// `(n)`.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let decited = uncite(&collapsed);
     let mut out = String::with_capacity(decited.len() + 8);

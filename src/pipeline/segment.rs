@@ -17,7 +17,7 @@
 //! nothing here may drop text (every non-space character of a paragraph is in exactly one
 //! segment).
 
-pub mod stage;
+pub(crate) mod stage;
 
 use std::ops::Range;
 

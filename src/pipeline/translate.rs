@@ -10,7 +10,7 @@
 //! segments through untouched, and yields the [`EnglishArticle`] whose every sentence points
 //! at the segment it came from.
 
-pub mod stage;
+pub(crate) mod stage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

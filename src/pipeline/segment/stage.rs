@@ -6,19 +6,19 @@ use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::pipeline::{detect, segment};
 
 /// The stage's name in the cache and in its counters.
-pub const STAGE: &str = "segment";
+pub(crate) const STAGE: &str = "segment";
 
 /// Bumped when detection or segmentation changes what it produces.
-pub const CACHE_VERSION: u32 = 1;
+pub(crate) const CACHE_VERSION: u32 = 1;
 
 /// An article's languages and sentences depend on its text (its id) alone.
-pub fn cache_key(article: &Article) -> Result<CacheKey, CacheError> {
+pub(crate) fn cache_key(article: &Article) -> Result<CacheKey, CacheError> {
     CacheKey::new(STAGE, article.id.as_str(), &CACHE_VERSION)
 }
 
 /// Detects and segments every article; one whose language cannot be identified is skipped
 /// (and named), not fatal.
-pub fn detect_and_segment(
+pub(crate) fn detect_and_segment(
     articles: Vec<Article>,
     cache: &StageCache,
 ) -> Result<(Vec<SegmentedArticle>, Vec<SkippedInput>), CacheError> {

@@ -12,10 +12,10 @@ use crate::prompts::{Prompts, SUMMARIZE_TEMPLATES};
 use super::check_grounding;
 
 /// The stage's name in the cache and in its counters.
-pub const STAGE: &str = "summarize";
+pub(crate) const STAGE: &str = "summarize";
 
 /// Bumped when summarizing changes what it produces.
-pub const CACHE_VERSION: u32 = 2;
+pub(crate) const CACHE_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct KeyParts<'a> {
@@ -30,7 +30,7 @@ struct KeyParts<'a> {
 
 /// A summary depends on the article's English text, the method (`extractive`, or the LLM's
 /// label), for an LLM its title and outlet, and the summary prompt templates.
-pub fn cache_key(
+pub(crate) fn cache_key(
     article: &EnglishArticle,
     method: &str,
     prompts: &Prompts,
@@ -62,7 +62,7 @@ pub fn cache_key(
 
 /// Summarizes every article: from the cache, or by `summarize` on a miss, then grounded.
 /// `between_articles` runs before each article (the run's interrupt check).
-pub fn summarize_all<E: From<CacheError>>(
+pub(crate) fn summarize_all<E: From<CacheError>>(
     articles: &[EnglishArticle],
     method: &str,
     prompts: &Prompts,

@@ -15,13 +15,13 @@
 //! escaped by the renderer) and never decides a citation — citations are computed from source
 //! numbers this module assigned.
 
-pub mod citations;
-pub mod disagreements;
-pub mod group;
-pub mod points;
-pub mod prompt;
+pub(crate) mod citations;
+pub(crate) mod disagreements;
+pub(crate) mod group;
+pub(crate) mod points;
+pub(crate) mod prompt;
 pub(crate) mod quantities;
-pub mod stage;
+pub(crate) mod stage;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -140,7 +140,7 @@ impl<'a> SourceDoc<'a> {
         };
         let text = article.text();
         let facts = SourceFacts::new(&text);
-        let terms = crate::pipeline::summarize::lexical::term_set(&text);
+        let terms = crate::pipeline::text::term_set(&text);
         let quantities = quantities::quantities(&text);
         SourceDoc {
             quantities,

@@ -17,7 +17,7 @@
 use std::ops::Range;
 
 use crate::pipeline::facts::{scan, words, FactKey, FactSpan, Unit, Word};
-use crate::pipeline::summarize::lexical::{is_stopword, stem};
+use crate::pipeline::text::{is_stopword, stem};
 
 /// Counted nouns that name the same kind of thing, by class (first entry). Folded words.
 const THINGS: &[(&str, &[&str])] = &[

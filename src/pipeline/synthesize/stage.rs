@@ -9,10 +9,10 @@ use crate::cache::{CacheError, CacheKey};
 use crate::prompts::{Prompts, SYNTHESIZE_TEMPLATES};
 
 /// The stage's name in the cache and in its counters.
-pub const STAGE: &str = "synthesize";
+pub(crate) const STAGE: &str = "synthesize";
 
 /// Bumped when synthesis changes what it produces.
-pub const CACHE_VERSION: u32 = 5;
+pub(crate) const CACHE_VERSION: u32 = 5;
 
 /// What synthesis reads of one source: everything but its file name, which the synthesis
 /// does not hold (notes that name files are made per run: `Synthesis::instruction_notes`).
@@ -38,7 +38,7 @@ struct KeyParts<'a> {
 }
 
 /// The key of a synthesis over `sources` (numbered as in the brief).
-pub fn cache_key(
+pub(crate) fn cache_key(
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
     method: &str,
     grouping: &str,

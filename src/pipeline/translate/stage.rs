@@ -16,10 +16,10 @@ use crate::progress::Task;
 use super::{translate_article, TranslateError, Translators};
 
 /// The stage's name in the cache and in its counters.
-pub const STAGE: &str = "translate";
+pub(crate) const STAGE: &str = "translate";
 
 /// Bumped when translation changes what it produces.
-pub const CACHE_VERSION: u32 = 2;
+pub(crate) const CACHE_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct KeyParts<'a> {
@@ -33,7 +33,7 @@ struct KeyParts<'a> {
 /// An article's translation depends on its text (its id), a foreign title (translated with it),
 /// the model of each of its languages, and the beam size. Not on its file name: the value is
 /// stored without it and takes this run's (`CarriesArticle`).
-pub fn cache_key(
+pub(crate) fn cache_key(
     article: &SegmentedArticle,
     models: &[(Lang, ModelRef)],
     beams: usize,
@@ -68,14 +68,14 @@ pub enum PlanError {
 
 /// What translating a run's articles takes: each article's key and cached translation, and
 /// the models that the cache misses need.
-pub struct TranslationPlan {
+pub(crate) struct TranslationPlan {
     pub entries: Vec<(CacheKey, Option<EnglishArticle>)>,
     pub needed: BTreeSet<ModelRef>,
 }
 
 /// Looks every article up in the cache (once: what hits is used as is, what misses decides
 /// the models to fetch).
-pub fn plan(
+pub(crate) fn plan(
     articles: &[SegmentedArticle],
     catalog: &Catalog,
     beams: usize,
@@ -106,7 +106,7 @@ pub fn plan(
 
 /// Translates the articles the plan found missing, storing each in the cache as soon as it
 /// is done; `between_articles` runs before each article (the run's interrupt check).
-pub fn translate_all<E: From<TranslateError>>(
+pub(crate) fn translate_all<E: From<TranslateError>>(
     articles: Vec<SegmentedArticle>,
     plan: TranslationPlan,
     translators: &mut dyn Translators,
