@@ -236,7 +236,7 @@ impl Article {
 ///
 /// [`without_identity`]: CarriesArticle::without_identity
 /// [`with_identity_of`]: CarriesArticle::with_identity_of
-pub trait CarriesArticle: Sized {
+pub(crate) trait CarriesArticle: Sized {
     fn article_mut(&mut self) -> &mut Article;
 
     /// The value with the article's origin, other names and metadata removed.

@@ -57,7 +57,7 @@ static ORDER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Whether `sentence` is addressed to a machine rather than reporting news.
-pub fn is_addressed_to_machines(sentence: &str) -> bool {
+pub(crate) fn is_addressed_to_machines(sentence: &str) -> bool {
     if UNMISTAKABLE.is_match(sentence) {
         return true;
     }
@@ -73,7 +73,7 @@ pub fn is_addressed_to_machines(sentence: &str) -> bool {
 }
 
 /// How many of `article`'s English sentences are addressed to machines.
-pub fn count_in(article: &EnglishArticle) -> usize {
+pub(crate) fn count_in(article: &EnglishArticle) -> usize {
     article
         .sentences
         .iter()
@@ -83,7 +83,7 @@ pub fn count_in(article: &EnglishArticle) -> usize {
 
 /// `article` without its sentences addressed to machines (paragraphs kept), or `None` when it
 /// has none: what summarizers read.
-pub fn without_instructions(article: &EnglishArticle) -> Option<EnglishArticle> {
+pub(crate) fn without_instructions(article: &EnglishArticle) -> Option<EnglishArticle> {
     if count_in(article) == 0 {
         return None;
     }
@@ -94,7 +94,7 @@ pub fn without_instructions(article: &EnglishArticle) -> Option<EnglishArticle> 
 }
 
 /// The note for the brief about a source that contained such sentences.
-pub fn note(source: usize, origin: &str, sentences: usize) -> String {
+pub(crate) fn note(source: usize, origin: &str, sentences: usize) -> String {
     let what = if sentences == 1 {
         "a sentence"
     } else {

@@ -3,7 +3,7 @@
 pub mod detect;
 pub mod facts;
 pub mod ingest;
-pub mod injection;
+pub(crate) mod injection;
 pub mod render;
 pub mod segment;
 pub mod summarize;
