@@ -16,7 +16,8 @@
 //! product must drop or fix each.
 //!
 //! Both paths are scored the same way, on the brief's JSON and its Markdown rendered as GFM by
-//! comrak (autolink on) and as CommonMark by pulldown-cmark. `-v` lists every miss.
+//! comrak (autolink on) and as CommonMark by pulldown-cmark. `-v` lists every miss;
+//! `--markdown OUT` writes the scored brief.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
