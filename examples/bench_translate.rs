@@ -19,7 +19,12 @@ struct Input {
 }
 
 /// Runs one batch; returns (generated tokens, seconds spent in the encoder).
-fn run_batch(model: &MarianMTModel, batch: &[Vec<u32>], params: &GenerationParams, new_tokens: usize) -> (usize, f64) {
+fn run_batch(
+    model: &MarianMTModel,
+    batch: &[Vec<u32>],
+    params: &GenerationParams,
+    new_tokens: usize,
+) -> (usize, f64) {
     let pad = model.config().pad_token_id;
     let width = batch.iter().map(Vec::len).max().unwrap_or(0);
     let mut ids = Vec::new();
@@ -43,7 +48,8 @@ fn run_batch(model: &MarianMTModel, batch: &[Vec<u32>], params: &GenerationParam
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]";
+    let usage =
+        "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]";
     let model_dir = PathBuf::from(args.next().expect(usage));
     let ids_path = PathBuf::from(args.next().expect(usage));
     let (mut beams, mut batch, mut new_tokens) = (1usize, 1usize, 24usize);
@@ -56,8 +62,8 @@ fn main() {
             _ => panic!("{usage}"),
         }
     }
-    let input: Input =
-        serde_json::from_str(&std::fs::read_to_string(&ids_path).expect("read ids")).expect("ids json");
+    let input: Input = serde_json::from_str(&std::fs::read_to_string(&ids_path).expect("read ids"))
+        .expect("ids json");
     let model = load_marian(&model_dir, DType::F32, &Device::Cpu).expect("load model");
     // Fixed output length: EOS is forbidden until the last position, where it is forced.
     let params = GenerationParams {

@@ -34,7 +34,14 @@ impl Context {
             Some(dir) => dir.clone(),
             None => default_cache_dir()?,
         };
-        Ok(Context { catalog, hub, device, device_name, cache_dir, reporter })
+        Ok(Context {
+            catalog,
+            hub,
+            device,
+            device_name,
+            cache_dir,
+            reporter,
+        })
     }
 
     /// The model store that fetches (or, offline, finds) the catalog's files.

@@ -1,10 +1,16 @@
 //! Stopping cleanly on Ctrl-C, SIGTERM (systemd stop, `kill`) and SIGHUP.
 //!
-//! The first signal only sets a flag; the pipeline checks [`requested`] (or calls [`check`])
-//! at article boundaries, so the article in progress finishes, its results reach the cache,
-//! the brief is not written, and the process exits with 130. A second signal exits at once
-//! with 130: nothing is lost that the cache already holds, because every cache entry and
-//! output is written atomically, and the output lock is released by the OS on exit.
+//! The first signal only sets a flag. Every stage checks it: between inputs (ingest, detect,
+//! segment, translate, summarize), and inside every model call once per generation step
+//! (translation, summaries, key points), so a run stops within one generation step, or within
+//! the cost of one bounded non-model unit (one file read, one article segmented, one capped
+//! extractive summary) otherwise. Work already finished is in the cache; work cut short is
+//! not cached; the brief is not written; the process exits with 130.
+//!
+//! A second signal exits at once with 130, after removing this run's lock files (the OS
+//! drops the locks themselves on exit; removing the files keeps the folder clean): nothing is
+//! lost that the cache already holds, because every cache entry and output is written
+//! atomically.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -21,11 +27,12 @@ pub fn install() -> Result<(), ctrlc::Error> {
         if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
             REQUESTED.store(true, Ordering::SeqCst);
             log::warn!(
-                "interrupted: stopping after the current article (finished work is kept in the \
-                 cache; run the same command again to resume). Interrupt again to stop now."
+                "interrupted: stopping (finished work is kept in the cache; run the same command \
+                 again to resume). Interrupt again to stop now."
             );
         } else {
             eprintln!("interrupted again: stopping now");
+            crate::lock::remove_held_lock_files();
             std::process::exit(crate::error::ExitCode::Interrupted as i32);
         }
     })

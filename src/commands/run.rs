@@ -15,22 +15,31 @@ use crate::article::{EnglishArticle, Lang, SegmentedArticle, SkippedInput, Sourc
 use crate::cache::{CacheKey, StageCache};
 use crate::cli::RunArgs;
 use crate::config::Context;
-use crate::engines::{embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool};
+use crate::engines::{
+    embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool,
+};
 use crate::error::{Error, ExitCode, Result};
-use crate::lock::OutputLock;
 use crate::models::catalog::ModelEntry;
 use crate::models::llm::LlmGenerator;
 use crate::models::TextGenerator;
 use crate::pipeline::ingest::{ingest, IngestOptions};
-use crate::pipeline::render::{render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText};
+use crate::pipeline::render::{
+    render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText,
+};
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{check_grounding, ExtractiveSummarizer, Summarizer};
-use crate::pipeline::synthesize::{synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt};
+use crate::pipeline::synthesize::{
+    synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+};
 use crate::pipeline::translate::{translate_article, TranslateSettings};
 use crate::pipeline::{detect, segment};
 use crate::prompts::Prompts;
 use crate::shard::Shard;
 use crate::{interrupt, output};
+
+mod outputs;
+
+use outputs::Outputs;
 
 /// Bumped when a stage's code changes what it produces, so old cache entries are not reused.
 const SEGMENT_VERSION: u32 = 1;
@@ -46,23 +55,50 @@ struct StageClock {
 
 impl StageClock {
     fn start(stage: &'static str) -> StageClock {
-        StageClock { started: Instant::now(), stage }
+        StageClock {
+            started: Instant::now(),
+            stage,
+        }
     }
 
     fn stop(self, detail: &str) {
-        log::info!("stage {}: {:.2}s ({detail})", self.stage, self.started.elapsed().as_secs_f64());
+        log::info!(
+            "stage {}: {:.2}s ({detail})",
+            self.stage,
+            self.started.elapsed().as_secs_f64()
+        );
     }
 }
 
 pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
+    // A stage cut short by a stop request fails in its own words ("model computation
+    // failed: interrupted"); what the user asked for was the stop.
+    let result = run_stages(args, ctx);
+    if interrupt::requested() {
+        return Err(Error::Interrupted);
+    }
+    result
+}
+
+fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
-    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(|e| Error::Usage(format!("--shard: {e}")))?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(str::parse::<Shard>)
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--shard: {e}")))?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let synthesis_prompt = SynthesisPrompt::new(&prompts)?;
-    // The lock is taken before any work, so a second run fails fast instead of redoing it.
-    let _locks = match shard {
-        Some(_) => Vec::new(),
-        None => locked_outputs(&args).iter().map(|path| OutputLock::acquire(path)).collect::<Result<Vec<_>, _>>()?,
+    // Outputs are checked and locked before any work, so a bad path or a second run fails
+    // fast instead of after the work.
+    let outputs = match shard {
+        Some(_) => None,
+        None => Some(Outputs::plan(&args)?),
+    };
+    let _locks = match &outputs {
+        Some(outputs) => outputs.lock()?,
+        None => Vec::new(),
     };
     let cache = StageCache::open(&ctx.cache_dir)?;
     if let Err(e) = interrupt::install() {
@@ -71,10 +107,16 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
 
     // Ingest.
     let clock = StageClock::start("ingest");
-    let report = ingest(&args.inputs, &IngestOptions { max_file_size: args.max_file_mib * 1024 * 1024 })?;
+    let report = ingest(
+        &args.inputs,
+        &IngestOptions {
+            max_file_size: args.max_file_mib * 1024 * 1024,
+        },
+    )?;
     for warning in &report.warnings {
         log::warn!("{warning}");
     }
+    interrupt::check()?;
     for skipped in &report.skipped {
         log::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
@@ -84,7 +126,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         .into_iter()
         .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
         .collect();
-    clock.stop(&format!("{} articles, {} skipped", articles.len(), skipped.len()));
+    clock.stop(&format!(
+        "{} articles, {} skipped",
+        articles.len(),
+        skipped.len()
+    ));
     if articles.is_empty() && shard.is_none() {
         return Err(Error::Usage(format!(
             "no article could be read from {}; polybrief reads .txt, .md, .html, .htm, .json and .jsonl files",
@@ -96,17 +142,18 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let clock = StageClock::start("detect+segment");
     let mut segmented: Vec<SegmentedArticle> = Vec::new();
     for article in articles {
+        interrupt::check()?;
         let key = CacheKey::new("segment", article.id.as_str(), &SEGMENT_VERSION)?;
-        let item = cache.get_or_compute(&key, || Ok::<_, Error>(segment::segment(detect::detect(article))))?;
+        let item = cache.get_or_compute(&key, || {
+            Ok::<_, Error>(segment::segment(detect::detect(article)))
+        })?;
         match item.detected.lang {
             Some(_) => segmented.push(item),
-            None => {
-                log::warn!("skipped {}: its language could not be identified", item.detected.article.origin);
-                skipped.push(SkippedInput {
-                    path: item.detected.article.origin.clone().into(),
-                    reason: "its language could not be identified with confidence".to_string(),
-                });
-            }
+            None => skip(
+                &mut skipped,
+                &item.detected.article.origin,
+                "its language could not be identified with confidence; give it with --lang CODE or a `lang:` line in its front matter".to_string(),
+            ),
         }
     }
     clock.stop(&format!("{} articles", segmented.len()));
@@ -115,53 +162,119 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let settings = translate_settings(&args);
     let store = ctx.model_store();
     let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings.clone());
-    let mut translate_keys = Vec::new();
+    let mut planned: Vec<(
+        SegmentedArticle,
+        CacheKey,
+        Option<EnglishArticle>,
+        Vec<ModelRef>,
+    )> = Vec::new();
     let mut needed: BTreeSet<ModelRef> = BTreeSet::new();
-    for article in &segmented {
-        let langs = foreign_langs(article);
+    // An article whose language has no model is skipped and named; the others go on.
+    let mut no_model: Option<Error> = None;
+    'articles: for article in segmented {
+        let langs = foreign_langs(&article);
         let mut models = Vec::new();
         for lang in &langs {
-            let model = translators.model_for(lang).ok_or_else(|| {
-                Error::Usage(format!(
-                    "no translation model for {lang} ({}) in the catalog and no fallback; add one with --models",
+            let Some(model) = translators.model_for(lang) else {
+                let reason = format!(
+                    "it is in {} ({lang}), and the catalog has no translation model for it and no fallback; add one with --models FILE",
                     lang.name()
-                ))
-            })?;
+                );
+                skip(
+                    &mut skipped,
+                    &article.detected.article.origin,
+                    reason.clone(),
+                );
+                no_model.get_or_insert(Error::Usage(format!(
+                    "no article could be translated: {reason}"
+                )));
+                continue 'articles;
+            };
             models.push((lang.clone(), model));
         }
         let key = CacheKey::new(
             "translate",
             article.detected.article.id.as_str(),
-            &TranslateKey { version: TRANSLATE_VERSION, models: &models, beams: settings.num_beams },
+            &TranslateKey {
+                version: TRANSLATE_VERSION,
+                models: &models,
+                beams: settings.num_beams,
+            },
         )?;
         // Looked up once here: what hits is used as is below, what misses decides the models.
         let cached = cache.get::<EnglishArticle>(&key);
-        if cached.is_none() {
-            needed.extend(models.into_iter().map(|(_, m)| m));
-        }
-        translate_keys.push((key, cached));
+        let misses: Vec<ModelRef> = match cached {
+            Some(_) => Vec::new(),
+            None => models.into_iter().map(|(_, m)| m).collect(),
+        };
+        needed.extend(misses.iter().cloned());
+        planned.push((article, key, cached, misses));
     }
 
     // Every model the cache misses need is fetched now, before any model work, so that a
-    // missing network or a full disk fails the run early and writes nothing.
+    // missing network or a full disk shows early. A model that cannot be had skips the
+    // articles that need it (named, exit 3); only when no article is left does the run fail.
     let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
+    let mut unavailable: std::collections::BTreeMap<String, String> =
+        std::collections::BTreeMap::new();
+    let mut first_fetch_error: Option<Error> = None;
     for model in &needed {
+        interrupt::check()?;
         if let Some(entry) = ctx.catalog.get(&model.id) {
-            store.fetch(entry)?;
+            if let Err(e) = store.fetch(entry) {
+                unavailable.insert(model.id.clone(), e.to_string());
+                first_fetch_error.get_or_insert(e.into());
+            }
+        }
+    }
+    let planned: Vec<_> = planned
+        .into_iter()
+        .filter(|(article, _, _, misses)| {
+            match misses.iter().find(|m| unavailable.contains_key(&m.id)) {
+                Some(model) => {
+                    let reason = format!(
+                        "its translation model {} cannot be had: {}",
+                        model.repo, unavailable[&model.id]
+                    );
+                    skip(&mut skipped, &article.detected.article.origin, reason);
+                    false
+                }
+                None => true,
+            }
+        })
+        .collect();
+    if planned.is_empty() && shard.is_none() {
+        if let Some(error) = first_fetch_error.or(no_model) {
+            return Err(error);
         }
     }
 
     // Translate.
     let clock = StageClock::start("translate");
-    let task = ctx.reporter.items("translate", segmented.len() as u64);
+    let task = ctx.reporter.items("translate", planned.len() as u64);
     let mut english: Vec<EnglishArticle> = Vec::new();
-    for (article, (key, cached)) in segmented.into_iter().zip(translate_keys) {
+    for (article, key, cached, _) in planned {
         interrupt::check()?;
         let done = match cached {
             Some(done) => done,
             None => {
                 let origin = article.detected.article.origin.clone();
-                let done = translate_article(article, &mut translators).inspect_err(|e| task.fail(&e.to_string()))?;
+                let done = match translate_article(article, &mut translators) {
+                    Ok(done) => done,
+                    // One article's failure (a model that will not load, a tokenizer error) is
+                    // that article's: it is skipped and named, and the run goes on.
+                    Err(e) => {
+                        interrupt::check()?;
+                        task.inc(1);
+                        skip(
+                            &mut skipped,
+                            &origin,
+                            format!("its translation failed: {e}"),
+                        );
+                        continue;
+                    }
+                };
+                interrupt::check()?;
                 if let Err(e) = cache.put(&key, &done) {
                     log::warn!("{e}; the translation is used but the next run will redo it");
                 }
@@ -173,7 +286,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         task.inc(1);
     }
     task.finish(&format!("{} models loaded", translators.loads));
-    clock.stop(&format!("{} articles, {} translation models loaded", english.len(), translators.loads));
+    clock.stop(&format!(
+        "{} articles, {} translation models loaded",
+        english.len(),
+        translators.loads
+    ));
     drop(translators);
 
     // Summarize.
@@ -200,17 +317,22 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         )?;
         let summary = cache.get_or_compute(&key, || -> Result<Summary> {
             let mut summary = match &summary_plan {
-                SummaryPlan::Extractive { .. } => ExtractiveSummarizer::default().summarize(article)?,
+                SummaryPlan::Extractive { .. } => {
+                    ExtractiveSummarizer::default().summarize(article)?
+                }
                 SummaryPlan::Llm { entry } => {
                     if llm.is_none() {
                         llm = Some(load_llm(&store, entry, &ctx.device)?);
                         llm_loads += 1;
                     }
                     let generator = llm.as_mut().expect("loaded above");
-                    LlmSummarizer::new(generator, prompts.clone(), LlmSummaryOptions::default()).summarize(article)?
+                    LlmSummarizer::new(generator, prompts.clone(), LlmSummaryOptions::default())
+                        .summarize(article)?
                 }
             };
             check_grounding(&mut summary, article);
+            // A summary whose model call was cut short is not cached.
+            interrupt::check()?;
             Ok(summary)
         })?;
         if !summary.ungrounded.is_empty() {
@@ -224,7 +346,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         task.inc(1);
     }
     task.finish("");
-    clock.stop(&format!("{} summaries, {} language models loaded", summaries.len(), llm_loads));
+    clock.stop(&format!(
+        "{} summaries, {} language models loaded",
+        summaries.len(),
+        llm_loads
+    ));
 
     if let Some(shard) = shard {
         log::info!(
@@ -237,19 +363,29 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
 
     // Synthesize.
     let clock = StageClock::start("synthesize");
-    let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> =
-        english.iter().zip(&summaries).enumerate().map(|(i, (a, s))| (i + 1, a, s)).collect();
+    let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
+        .iter()
+        .zip(&summaries)
+        .enumerate()
+        .map(|(i, (a, s))| (i + 1, a, s))
+        .collect();
     let options = SynthesisOptions::default();
     // Found (fetched if need be) before the cache lookup, since the key says how stories are
     // grouped; loaded only on a miss. An embedder that cannot be had means lexical grouping.
     let embedder_model = embedder_files(ctx, &store);
-    let grouping = embedder_model.as_ref().map_or_else(|| "lexical".to_string(), |(entry, _)| ModelRef::of(entry).label());
+    let grouping = embedder_model.as_ref().map_or_else(
+        || "lexical".to_string(),
+        |(entry, _)| ModelRef::of(entry).label(),
+    );
     let synthesis_key = CacheKey::new(
         "synthesize",
         "run",
         &SynthesisKey {
             version: SYNTHESIS_VERSION,
-            sources: numbered.iter().map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text())).collect(),
+            sources: numbered
+                .iter()
+                .map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text()))
+                .collect(),
             method: summary_method_key(&summary_plan),
             grouping,
             prompt: prompts.fingerprint(crate::prompts::SYNTHESIZE_TEMPLATES),
@@ -262,13 +398,21 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
                     llm = Some(load_llm(&store, entry, &ctx.device)?);
                     llm_loads += 1;
                 }
-                llm.as_mut().map(|g| LlmPoints { generator: g as &mut dyn TextGenerator, prompt: &synthesis_prompt })
+                llm.as_mut().map(|g| LlmPoints {
+                    generator: g as &mut dyn TextGenerator,
+                    prompt: &synthesis_prompt,
+                })
             }
             SummaryPlan::Extractive { .. } => None,
         };
-        let mut embedder = embedder_model.as_ref().and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
+        let mut embedder = embedder_model
+            .as_ref()
+            .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
         let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
-        Ok(synthesize(&numbered, embedder, points, &options))
+        let synthesis = synthesize(&numbered, embedder, points, &options);
+        // Key points whose model calls were cut short fell back to something lesser: not cached.
+        interrupt::check()?;
+        Ok(synthesis)
     })?;
     notes.extend(synthesis.notes.iter().cloned());
     // Say how stories were grouped when the embedder could not be used at all (a failing one
@@ -281,35 +425,54 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         (None, None) => notes.push("Stories were grouped by word overlap: the catalog has no embedding model.".to_string()),
         (Some(_), _) => {}
     }
-    clock.stop(&format!("{} stories, {} language models loaded in all", synthesis.stories.len(), llm_loads));
+    clock.stop(&format!(
+        "{} stories, {} language models loaded in all",
+        synthesis.stories.len(),
+        llm_loads
+    ));
 
     // Render and write.
     let clock = StageClock::start("render");
     let brief = Brief {
         title: args.title.clone(),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
-        models: models_used(&english, &summary_plan, embedder_model.as_ref().map(|(entry, _)| entry).filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }))),
+        models: models_used(
+            &english,
+            &summary_plan,
+            embedder_model
+                .as_ref()
+                .map(|(entry, _)| entry)
+                .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. })),
+        ),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
-        sources: numbered.iter().map(|(n, a, s)| SourceEntry::new(*n, a, Some(s))).collect(),
+        sources: numbered
+            .iter()
+            .map(|(n, a, s)| SourceEntry::new(*n, a, Some(s)))
+            .collect(),
         unused: synthesis.unused.clone(),
         skipped: skipped.clone(),
         notes,
         translations: args.translations.then(|| {
-            numbered.iter().filter(|(_, a, _)| a.is_translated()).map(|(n, a, _)| TranslatedText::new(*n, a)).collect()
+            numbered
+                .iter()
+                .filter(|(_, a, _)| a.is_translated())
+                .map(|(n, a, _)| TranslatedText::new(*n, a))
+                .collect()
         }),
     };
     let markdown = render_markdown(&brief);
-    match (&args.output, &args.archive) {
-        (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
-        // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
-        (None, Some(_)) => {}
-        (None, None) => output::write_stdout(markdown.as_bytes())?,
+    // The last moment a stop can be honoured without leaving a brief half-written.
+    interrupt::check()?;
+    let outputs = outputs.expect("planned for every run that writes a brief");
+    // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
+    if let Some(destination) = &outputs.brief {
+        destination.write(markdown.as_bytes(), "--output")?;
     }
-    if let Some(path) = &args.json {
-        output::write_atomic(path, render_json(&brief).as_bytes())?;
+    if let Some(destination) = &outputs.json {
+        destination.write(render_json(&brief).as_bytes(), "--json")?;
     }
-    if let Some(dir) = &args.archive {
+    if let Some(dir) = &outputs.archive {
         let paths = output::archive(dir, chrono::Local::now().date_naive(), &markdown)?;
         log::info!("archived as {}", paths.dated.display());
     }
@@ -324,14 +487,13 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     Ok(exit_code_for(&skipped))
 }
 
-/// The files a run writes that another run must not write at the same time: the brief
-/// (`-o`) and, with `--archive DIR`, `DIR/latest.md`.
-fn locked_outputs(args: &RunArgs) -> Vec<std::path::PathBuf> {
-    let mut paths: Vec<std::path::PathBuf> = args.output.iter().cloned().collect();
-    if let Some(dir) = &args.archive {
-        paths.push(dir.join("latest.md"));
-    }
-    paths
+/// Records an article the run leaves out, and says so in the log.
+fn skip(skipped: &mut Vec<SkippedInput>, origin: &str, reason: String) {
+    log::warn!("skipped {origin}: {reason}");
+    skipped.push(SkippedInput {
+        path: origin.into(),
+        reason,
+    });
 }
 
 fn exit_code_for(skipped: &[SkippedInput]) -> ExitCode {
@@ -364,7 +526,10 @@ fn translate_settings(args: &RunArgs) -> TranslateSettings {
 fn foreign_langs(article: &SegmentedArticle) -> Vec<Lang> {
     let mut langs: Vec<Lang> = Vec::new();
     for segment in &article.segments {
-        let lang = segment.lang.clone().or_else(|| article.detected.lang.clone());
+        let lang = segment
+            .lang
+            .clone()
+            .or_else(|| article.detected.lang.clone());
         if let Some(lang) = lang.filter(|l| !l.is_english()) {
             if !langs.contains(&lang) {
                 langs.push(lang);
@@ -406,7 +571,11 @@ fn summary_method_key(plan: &SummaryPlan) -> String {
     }
 }
 
-fn models_used(english: &[EnglishArticle], plan: &SummaryPlan, embedder: Option<&ModelEntry>) -> Vec<ModelUse> {
+fn models_used(
+    english: &[EnglishArticle],
+    plan: &SummaryPlan,
+    embedder: Option<&ModelEntry>,
+) -> Vec<ModelUse> {
     let mut uses: BTreeSet<(String, String)> = BTreeSet::new();
     for article in english {
         for (lang, model) in &article.translations {
@@ -417,7 +586,12 @@ fn models_used(english: &[EnglishArticle], plan: &SummaryPlan, embedder: Option<
         .into_iter()
         .map(|(role, label)| {
             let (repo, revision) = label.split_once('@').unwrap_or((label.as_str(), ""));
-            ModelUse { role, id: repo.rsplit('/').next().unwrap_or(repo).to_string(), repo: repo.to_string(), revision: revision.to_string() }
+            ModelUse {
+                role,
+                id: repo.rsplit('/').next().unwrap_or(repo).to_string(),
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+            }
         })
         .collect();
     if let SummaryPlan::Llm { entry } = plan {

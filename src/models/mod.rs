@@ -18,6 +18,18 @@ pub enum GenerateError {
     Tokenizer(String),
     #[error("{0}")]
     Other(String),
+    /// A stop was requested (Ctrl-C, SIGTERM): generation ended between two steps.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// `Err(Interrupted)` once a stop was requested: called once per generation step.
+pub(crate) fn check_interrupt() -> Result<(), GenerateError> {
+    if crate::interrupt::requested() {
+        Err(GenerateError::Interrupted)
+    } else {
+        Ok(())
+    }
 }
 
 /// An instruct model that answers a chat prompt: the LLM behind summaries and key points.
@@ -29,7 +41,12 @@ pub trait TextGenerator {
 
     /// The assistant's reply to one system and one user message, generated deterministically
     /// (greedy or seeded), stopping at the model's end-of-turn token or `max_new_tokens`.
-    fn chat(&mut self, system: &str, user: &str, max_new_tokens: usize) -> Result<String, GenerateError>;
+    fn chat(
+        &mut self,
+        system: &str,
+        user: &str,
+        max_new_tokens: usize,
+    ) -> Result<String, GenerateError>;
 
     /// How many tokens `text` takes, to fit prompts into the context window.
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError>;

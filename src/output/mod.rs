@@ -15,6 +15,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
+mod destination;
+mod visible;
+
+pub use destination::{resolve_archive_dir, Destination};
+pub use visible::{is_hazard, log_safe, visible_controls};
+
 /// A failure to write an output, naming the file and the way out.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -39,6 +45,69 @@ pub enum OutputError {
         #[source]
         source: io::Error,
     },
+
+    #[error("{flag} {} is a folder; name a file inside it, such as {}", .path.display(), .path.join("brief.md").display())]
+    IsFolder { flag: &'static str, path: PathBuf },
+
+    #[error(
+        "{flag} {}: the folder {} does not exist; create it first (`mkdir -p {}`) or choose another {flag}",
+        .path.display(), .folder.display(), .folder.display()
+    )]
+    MissingFolder {
+        flag: &'static str,
+        path: PathBuf,
+        folder: PathBuf,
+    },
+
+    #[error("{flag} {}: {} is a file, not a folder; choose another {flag}", .path.display(), .folder.display())]
+    FolderIsAFile {
+        flag: &'static str,
+        path: PathBuf,
+        folder: PathBuf,
+    },
+
+    #[error(
+        "{flag} {} is a block device (a disk); polybrief will not write a brief over it; choose a file",
+        .path.display()
+    )]
+    BlockDevice { flag: &'static str, path: PathBuf },
+
+    #[error("--archive {} is a file, not a folder; name a folder for the dated briefs", .path.display())]
+    ArchiveNotAFolder { path: PathBuf },
+
+    #[error(
+        "{first} and {second} both name {}; give each output its own file",
+        .path.display()
+    )]
+    SameFile {
+        first: &'static str,
+        second: &'static str,
+        path: PathBuf,
+    },
+
+    #[error("{flag} {} is also an input; the brief would overwrite the article; choose another {flag}", .path.display())]
+    IsAnInput { flag: &'static str, path: PathBuf },
+
+    #[error(
+        "{flag} {} is inside the input folder {}, so the next run would read it as an article; \
+         write it outside that folder, or into a hidden folder there (such as {}), which ingest skips",
+        .path.display(), .input.display(), .input.join(".briefs").display()
+    )]
+    InsideInput {
+        flag: &'static str,
+        path: PathBuf,
+        input: PathBuf,
+    },
+}
+
+impl OutputError {
+    /// An output path refused before any work (exit code 2), as opposed to a write that failed.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            OutputError::Write { .. } | OutputError::CreateDir { .. } | OutputError::Stdout { .. }
+        )
+    }
 }
 
 /// Writes `bytes` to `path` atomically: the file at `path` is either left as it was or
@@ -208,7 +277,9 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError::Stdout { source: e }),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(OutputError::Stdout { source: e })
+        }
         _ => Ok(()),
     }
 }
