@@ -147,6 +147,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub beams: Option<usize>,
 
+    /// The language of every article that does not name its own (a `lang:` line in its front
+    /// matter or a JSON `lang` field), instead of identifying it: for text the identifier
+    /// gets wrong. Paragraphs in another writing system (a Korean quote) keep theirs.
+    #[arg(long, value_name = "CODE", value_parser = crate::article::Lang::parse)]
+    pub lang: Option<crate::article::Lang>,
+
     /// Skip input files larger than this many MiB (they are listed as skipped).
     #[arg(long, value_name = "MIB", default_value_t = 5)]
     pub max_file_mib: u64,

@@ -141,11 +141,22 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     // Detect and segment: cheap, but cached like the rest so a resumed run agrees with the first.
     let clock = StageClock::start("detect+segment");
     let mut segmented: Vec<SegmentedArticle> = Vec::new();
-    for article in articles {
+    for mut article in articles {
         interrupt::check()?;
-        let key = CacheKey::new("segment", article.id.as_str(), &SEGMENT_VERSION)?;
+        if article.meta.lang.is_none() {
+            article.meta.lang = args.lang.clone();
+        }
+        // A language the user gave changes what detect decides, so it is part of the key.
+        let key = CacheKey::new(
+            "segment",
+            article.id.as_str(),
+            &(SEGMENT_VERSION, &article.meta.lang),
+        )?;
         let item = cache.get_or_compute(&key, || {
-            Ok::<_, Error>(segment::segment(detect::detect(article)))
+            let item = segment::segment(detect::detect(article));
+            // Detect and segment stop early on a stop request: a cut-short result is not cached.
+            interrupt::check()?;
+            Ok::<_, Error>(item)
         })?;
         match item.detected.lang {
             Some(_) => segmented.push(item),

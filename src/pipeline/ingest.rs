@@ -22,7 +22,7 @@ use scraper::{ElementRef, Html, Node, Selector};
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::article::{Article, ArticleMeta, SkippedInput};
+use crate::article::{Article, ArticleMeta, Lang, SkippedInput};
 
 /// Default largest input file: news articles are kilobytes; anything this big is a dump or
 /// a mistake, and would take hours to translate.
@@ -284,6 +284,9 @@ impl Ingest<'_> {
             url: field(&["url", "link"]).or(parsed.meta.url),
             source: field(&["source", "outlet", "site"]).or(parsed.meta.source),
             published: field(&["published", "date", "published_at"]).or(parsed.meta.published),
+            lang: field(&["lang", "language"])
+                .and_then(|code| Lang::parse(&code).ok())
+                .or(parsed.meta.lang),
         };
         self.add(&record_path(), origin, parsed);
     }
@@ -558,6 +561,7 @@ fn front_matter(text: &str) -> (ArticleMeta, &str) {
             "url" | "link" => meta.url = value,
             "source" | "outlet" | "site" => meta.source = value,
             "published" | "date" => meta.published = value,
+            "lang" | "language" => meta.lang = value.and_then(|code| Lang::parse(&code).ok()),
             _ => {}
         }
     }
@@ -771,6 +775,7 @@ fn parse_html(html: &str) -> Parsed {
             .filter(|v| !v.is_empty())
             .or_else(|| meta_content(r#"meta[property="og:url"]"#)),
         source: meta_content(r#"meta[property="og:site_name"]"#),
+        lang: None,
         published: meta_content(r#"meta[property="article:published_time"]"#)
             .or_else(|| meta_content(r#"meta[itemprop="datePublished"]"#))
             .or_else(|| {

@@ -210,10 +210,21 @@ pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Di
 fn mentions_in(text: &str, source: SourceNumber) -> Vec<Mention> {
     let spans = scan(text);
     let tokens = words(text);
+    // Sorted fact ranges, searched by bisection: a scan per word was quadratic on long text.
+    let mut fact_ranges: Vec<(usize, usize)> =
+        spans.iter().map(|s| (s.span.start, s.span.end)).collect();
+    fact_ranges.sort_unstable();
+    let longest = fact_ranges
+        .iter()
+        .map(|(start, end)| end - start)
+        .max()
+        .unwrap_or(0);
     let in_fact = |t: &Word| {
-        spans
+        let from = fact_ranges.partition_point(|&(start, _)| start + longest < t.span.start);
+        fact_ranges[from..]
             .iter()
-            .any(|s| s.span.start < t.span.end && t.span.start < s.span.end)
+            .take_while(|&&(start, _)| start < t.span.end)
+            .any(|&(start, end)| start < t.span.end && t.span.start < end)
     };
     let mut out = Vec::new();
     for span in &spans {
@@ -293,10 +304,13 @@ fn subject_words(
     in_fact: &dyn Fn(&Word) -> bool,
 ) -> Vec<(String, String)> {
     let skip = if forward { SKIP_AFTER } else { SKIP_BEFORE };
+    // Tokens are in text order: bisect to `at` rather than filter from the start.
     let ordered: Box<dyn Iterator<Item = &Word>> = if forward {
-        Box::new(tokens.iter().filter(|t| t.span.start >= at))
+        let from = tokens.partition_point(|t| t.span.start < at);
+        Box::new(tokens[from..].iter())
     } else {
-        Box::new(tokens.iter().rev().filter(|t| t.span.end <= at))
+        let to = tokens.partition_point(|t| t.span.end <= at);
+        Box::new(tokens[..to].iter().rev())
     };
     let mut out = Vec::new();
     let mut edge = at;
