@@ -2,7 +2,6 @@
 //!
 //! Tables and summaries go to stdout; progress and warnings go to stderr through the reporter.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use crate::article::Lang;
@@ -10,40 +9,39 @@ use crate::config::Context;
 use crate::error::{Error, ExitCode};
 use crate::models::catalog::{Catalog, ModelEntry, Need, Role, TranslatorKind};
 use crate::models::hub::{CacheState, FileOutcome, ModelStore};
+use crate::units::human_bytes;
 
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ModelsCommand {
+/// What `polybrief models` was asked to do (from `cli::ModelsCommand`).
+#[derive(Clone, Debug)]
+pub enum ModelsAction {
     /// Show the models a run needs, whether each is cached, and how big it is.
     List {
         /// Source languages to plan for, as a comma list (`de,vi,ko`). Without it, every
         /// catalog model is listed.
-        #[arg(long, value_delimiter = ',', value_name = "LANGS")]
         lang: Vec<Lang>,
     },
     /// Download and verify the models a run needs (translators for `--lang`, plus the
     /// summarizer); already cached files are only verified.
     Fetch {
         /// Source languages whose translators to fetch, as a comma list (`de,vi,ko`).
-        #[arg(long, value_delimiter = ',', value_name = "LANGS")]
         lang: Vec<Lang>,
         /// Fetch every model of the catalog (several GB).
-        #[arg(long, conflicts_with = "lang")]
         all: bool,
     },
     /// Re-hash every cached catalog model; remove and report files that fail.
     Verify,
 }
 
-pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
+pub fn run(cmd: ModelsAction, ctx: &Context) -> Result<ExitCode, Error> {
     let store = ctx.model_store();
     let mut out = String::new();
     let code = match cmd {
-        ModelsCommand::List { lang } => {
+        ModelsAction::List { lang } => {
             let rows = rows_for(&ctx.catalog, &lang);
             out.push_str(&list_table(&store, &rows));
             ExitCode::Success
         }
-        ModelsCommand::Fetch { lang, all } => {
+        ModelsAction::Fetch { lang, all } => {
             let rows = if all {
                 rows_for(&ctx.catalog, &[])
             } else {
@@ -88,7 +86,7 @@ pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
             }
             ExitCode::Success
         }
-        ModelsCommand::Verify => {
+        ModelsAction::Verify => {
             let mut corrupt = 0;
             let mut checked = 0;
             for entry in ctx.catalog.entries() {
@@ -309,24 +307,6 @@ impl std::fmt::Display for SizeSum {
     }
 }
 
-/// Decimal units, as the hub's web pages show sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if n < 1000 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64;
-    let mut unit = "B";
-    for u in UNITS {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = u;
-    }
-    format!("{value:.1} {unit}")
-}
-
 fn render(rows: &[[String; 6]]) -> String {
     let mut widths = [0usize; 6];
     for row in rows {
@@ -350,18 +330,9 @@ fn render(rows: &[[String; 6]]) -> String {
     out
 }
 
+/// Through the one stdout writer, so `polybrief models list | head` is not an error.
 fn print_stdout(text: &str) -> Result<(), Error> {
-    if text.is_empty() {
-        return Ok(());
-    }
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .map_err(|source| Error::Write {
-            path: PathBuf::from("<stdout>"),
-            source,
-        })
+    Ok(crate::output::write_stdout(text.as_bytes())?)
 }
 
 #[cfg(test)]
@@ -369,13 +340,6 @@ mod tests {
     use super::*;
     use crate::models::hub::HubSettings;
     use crate::progress::Reporter;
-
-    #[test]
-    fn sizes_print_in_decimal_units() {
-        assert_eq!(human_bytes(293), "293 B");
-        assert_eq!(human_bytes(298_000_000), "298.0 MB");
-        assert_eq!(human_bytes(1_117_320_736), "1.1 GB");
-    }
 
     #[test]
     fn list_shows_needed_models_with_sizes_and_cache_state() {
@@ -397,11 +361,11 @@ mod tests {
             "{table}"
         );
         assert!(
-            lines[1].contains("8be33f00bcaf") && lines[1].contains("~300.8 MB"),
+            lines[1].contains("8be33f00bcaf") && lines[1].contains("~286.9 MiB"),
             "{table}"
         );
         assert!(
-            lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~291.8 MB"),
+            lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~278.2 MiB"),
             "{table}"
         );
         assert!(
@@ -413,7 +377,7 @@ mod tests {
             lines[4].starts_with("qwen2.5-1.5b-instruct-q4_k_m ")
                 && lines[4].contains("summarize, synthesize")
         );
-        assert!(lines[4].contains("1.1 GB +?"), "{table}");
+        assert!(lines[4].contains("1.0 GiB +?"), "{table}");
         assert!(
             lines[5].starts_with("all-minilm-l6-v2 ")
                 && lines[5].contains("embed (story grouping)"),

@@ -1,38 +1,37 @@
-//! `polybrief run`: the main job. Wires the stages ingest → detect → segment → translate →
-//! summarize → synthesize → render, with the stage cache in front of every expensive stage,
-//! the output lock around the write, and models loaded only when a cache miss needs them.
+//! `polybrief run`: the main job, a chain of the stages ingest → detect+segment → translate
+//! → summarize → synthesize → render. Each stage owns its cache key, version and step (in
+//! its `pipeline` module); this file only chains them, with the output lock around the
+//! write and models loaded only when a cache miss needs them.
 //!
 //! Order of failure matters here: everything that can fail for a reason the user must fix
 //! (inputs, templates, lock, models that cannot be had) fails before any expensive work, and
 //! nothing is written until the brief is complete.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
-
-use crate::article::{EnglishArticle, Lang, SegmentedArticle, SkippedInput, SourceNumber, Summary};
-use crate::cache::{CacheKey, StageCache};
-use crate::cli::RunArgs;
-use crate::config::Context;
+use crate::article::{EnglishArticle, SkippedInput, SourceNumber, Summary};
+use crate::cache::StageCache;
+use crate::config::{Context, SummarizerChoice};
 use crate::engines::{
-    embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool,
+    embedder_files, load_embedder, plan_summarizer, LazyLlm, SummaryPlan, TranslatorPool,
 };
 use crate::error::{Error, ExitCode, Result};
 use crate::models::catalog::ModelEntry;
-use crate::models::llm::LlmGenerator;
-use crate::models::TextGenerator;
-use crate::pipeline::ingest::{ingest, IngestOptions};
+use crate::models::model_ref::ModelRef;
+use crate::models::{Embedder, TextGenerator};
+use crate::pipeline::ingest::{ingest, IngestOptions, IngestReport};
 use crate::pipeline::render::{
     render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText,
 };
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
-use crate::pipeline::summarize::{check_grounding, ExtractiveSummarizer, Summarizer};
+use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::{
-    synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+    synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
 };
-use crate::pipeline::translate::{translate_article, TranslateSettings};
-use crate::pipeline::{detect, segment};
+use crate::pipeline::translate::TranslateSettings;
+use crate::pipeline::{segment, summarize, synthesize, translate};
 use crate::prompts::Prompts;
 use crate::shard::Shard;
 use crate::{interrupt, output};
@@ -41,11 +40,22 @@ mod outputs;
 
 use outputs::Outputs;
 
-/// Bumped when a stage's code changes what it produces, so old cache entries are not reused.
-const SEGMENT_VERSION: u32 = 1;
-const TRANSLATE_VERSION: u32 = 2;
-const SUMMARY_VERSION: u32 = 1;
-const SYNTHESIS_VERSION: u32 = 4;
+/// What `polybrief run` was asked to do (from `cli::RunArgs`, where each field is documented).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub inputs: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub archive: Option<PathBuf>,
+    pub translations: bool,
+    pub summarizer: SummarizerChoice,
+    pub prompts: Option<PathBuf>,
+    pub title: String,
+    pub beams: Option<usize>,
+    pub max_file_mib: u64,
+    pub shard: Option<String>,
+    pub lang: Option<crate::article::Lang>,
+}
 
 /// How long each stage took, for the log and the README's timing table.
 struct StageClock {
@@ -70,7 +80,7 @@ impl StageClock {
     }
 }
 
-pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
+pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     // A stage cut short by a stop request fails in its own words ("model computation
     // failed: interrupted"); what the user asked for was the stop.
     let result = run_stages(args, ctx);
@@ -80,7 +90,7 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     result
 }
 
-fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
+fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
     let shard = args
         .shard
@@ -105,7 +115,6 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         log::debug!("Ctrl-C handler not installed: {e}");
     }
 
-    // Ingest.
     let clock = StageClock::start("ingest");
     let report = ingest(
         &args.inputs,
@@ -113,19 +122,13 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             max_file_size: args.max_file_mib * 1024 * 1024,
         },
     )?;
-    for warning in &report.warnings {
-        log::warn!("{warning}");
-    }
     interrupt::check()?;
-    for skipped in &report.skipped {
-        log::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    let (mut articles, mut skipped) = articles_of_this_run(report, shard);
+    for article in &mut articles {
+        if article.meta.lang.is_none() {
+            article.meta.lang = args.lang.clone();
+        }
     }
-    let mut skipped = report.skipped;
-    let articles: Vec<_> = report
-        .articles
-        .into_iter()
-        .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
-        .collect();
     clock.stop(&format!(
         "{} articles, {} skipped",
         articles.len(),
@@ -133,103 +136,33 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     ));
     if articles.is_empty() && shard.is_none() {
         return Err(Error::Usage(format!(
-            "no article could be read from {}; polybrief reads .txt, .md, .html, .htm, .json and .jsonl files",
-            args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            "no article could be read from {}; polybrief reads {}",
+            args.inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::pipeline::ingest::SUPPORTED_FILES,
         )));
     }
 
-    // Detect and segment: cheap, but cached like the rest so a resumed run agrees with the first.
     let clock = StageClock::start("detect+segment");
-    let mut segmented: Vec<SegmentedArticle> = Vec::new();
-    for mut article in articles {
-        interrupt::check()?;
-        if article.meta.lang.is_none() {
-            article.meta.lang = args.lang.clone();
-        }
-        // A language the user gave changes what detect decides, so it is part of the key.
-        let key = CacheKey::new(
-            "segment",
-            article.id.as_str(),
-            &(SEGMENT_VERSION, &article.meta.lang),
-        )?;
-        let item = cache.get_or_compute(&key, || {
-            let item = segment::segment(detect::detect(article));
-            // Detect and segment stop early on a stop request: a cut-short result is not cached.
-            interrupt::check()?;
-            Ok::<_, Error>(item)
-        })?;
-        match item.detected.lang {
-            Some(_) => segmented.push(item),
-            None => skip(
-                &mut skipped,
-                &item.detected.article.origin,
-                "its language could not be identified with confidence; give it with --lang CODE or a `lang:` line in its front matter".to_string(),
-            ),
-        }
-    }
+    let (segmented, unidentified) =
+        segment::stage::detect_and_segment::<Error>(articles, &cache, || Ok(interrupt::check()?))?;
+    skipped.extend(unidentified);
     clock.stop(&format!("{} articles", segmented.len()));
-
-    // Plan translation: which articles miss the cache, and which models those need.
-    let settings = translate_settings(&args);
-    let store = ctx.model_store();
-    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings.clone());
-    let mut planned: Vec<(
-        SegmentedArticle,
-        CacheKey,
-        Option<EnglishArticle>,
-        Vec<ModelRef>,
-    )> = Vec::new();
-    let mut needed: BTreeSet<ModelRef> = BTreeSet::new();
-    // An article whose language has no model is skipped and named; the others go on.
-    let mut no_model: Option<Error> = None;
-    'articles: for article in segmented {
-        let langs = foreign_langs(&article);
-        let mut models = Vec::new();
-        for lang in &langs {
-            let Some(model) = translators.model_for(lang) else {
-                let reason = format!(
-                    "it is in {} ({lang}), and the catalog has no translation model for it and no fallback; add one with --models FILE",
-                    lang.name()
-                );
-                skip(
-                    &mut skipped,
-                    &article.detected.article.origin,
-                    reason.clone(),
-                );
-                no_model.get_or_insert(Error::Usage(format!(
-                    "no article could be translated: {reason}"
-                )));
-                continue 'articles;
-            };
-            models.push((lang.clone(), model));
-        }
-        let key = CacheKey::new(
-            "translate",
-            article.detected.article.id.as_str(),
-            &TranslateKey {
-                version: TRANSLATE_VERSION,
-                models: &models,
-                beams: settings.num_beams,
-            },
-        )?;
-        // Looked up once here: what hits is used as is below, what misses decides the models.
-        let cached = cache.get::<EnglishArticle>(&key);
-        let misses: Vec<ModelRef> = match cached {
-            Some(_) => Vec::new(),
-            None => models.into_iter().map(|(_, m)| m).collect(),
-        };
-        needed.extend(misses.iter().cloned());
-        planned.push((article, key, cached, misses));
-    }
 
     // Every model the cache misses need is fetched now, before any model work, so that a
     // missing network or a full disk shows early. A model that cannot be had skips the
     // articles that need it (named, exit 3); only when no article is left does the run fail.
+    let settings = translate_settings(&args);
+    let mut plan = translate::stage::plan(segmented, &ctx.catalog, settings.num_beams, &cache)?;
+    skipped.append(&mut plan.skipped);
+    let store = ctx.model_store();
     let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
-    let mut unavailable: std::collections::BTreeMap<String, String> =
-        std::collections::BTreeMap::new();
+    let mut unavailable = std::collections::BTreeMap::new();
     let mut first_fetch_error: Option<Error> = None;
-    for model in &needed {
+    for model in &plan.needed {
         interrupt::check()?;
         if let Some(entry) = ctx.catalog.get(&model.id) {
             if let Err(e) = store.fetch(entry) {
@@ -238,64 +171,21 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             }
         }
     }
-    let planned: Vec<_> = planned
-        .into_iter()
-        .filter(|(article, _, _, misses)| {
-            match misses.iter().find(|m| unavailable.contains_key(&m.id)) {
-                Some(model) => {
-                    let reason = format!(
-                        "its translation model {} cannot be had: {}",
-                        model.repo, unavailable[&model.id]
-                    );
-                    skip(&mut skipped, &article.detected.article.origin, reason);
-                    false
-                }
-                None => true,
-            }
-        })
-        .collect();
-    if planned.is_empty() && shard.is_none() {
-        if let Some(error) = first_fetch_error.or(no_model) {
+    plan.without_unavailable(&unavailable);
+    skipped.append(&mut plan.skipped);
+    if plan.entries.is_empty() && shard.is_none() {
+        if let Some(error) = first_fetch_error.or(plan.first_refusal.take().map(Error::from)) {
             return Err(error);
         }
     }
 
-    // Translate.
     let clock = StageClock::start("translate");
-    let task = ctx.reporter.items("translate", planned.len() as u64);
-    let mut english: Vec<EnglishArticle> = Vec::new();
-    for (article, key, cached, _) in planned {
-        interrupt::check()?;
-        let done = match cached {
-            Some(done) => done,
-            None => {
-                let origin = article.detected.article.origin.clone();
-                let done = match translate_article(article, &mut translators) {
-                    Ok(done) => done,
-                    // One article's failure (a model that will not load, a tokenizer error) is
-                    // that article's: it is skipped and named, and the run goes on.
-                    Err(e) => {
-                        interrupt::check()?;
-                        task.inc(1);
-                        skip(
-                            &mut skipped,
-                            &origin,
-                            format!("its translation failed: {e}"),
-                        );
-                        continue;
-                    }
-                };
-                interrupt::check()?;
-                if let Err(e) = cache.put(&key, &done) {
-                    log::warn!("{e}; the translation is used but the next run will redo it");
-                }
-                log::debug!("translated {origin}");
-                done
-            }
-        };
-        english.push(done);
-        task.inc(1);
-    }
+    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
+    let task = ctx.reporter.items("translate", plan.entries.len() as u64);
+    let (english, mut failed) =
+        translate::stage::translate_all::<Error>(plan, &mut translators, &cache, &task, || {
+            Ok(interrupt::check()?)
+        })?;
     task.finish(&format!("{} models loaded", translators.loads));
     clock.stop(&format!(
         "{} articles, {} translation models loaded",
@@ -303,64 +193,44 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         translators.loads
     ));
     drop(translators);
+    skipped.append(&mut failed);
 
-    // Summarize.
     let clock = StageClock::start("summarize");
-    let mut llm: Option<LlmGenerator> = None;
-    let mut llm_loads = 0;
-    let task = ctx.reporter.items("summarize", english.len() as u64);
-    let mut summaries: Vec<Summary> = Vec::new();
+    let mut llm = match &summary_plan {
+        SummaryPlan::Llm { entry } => Some(LazyLlm::new(&store, entry, &ctx.device)),
+        SummaryPlan::Extractive { .. } => None,
+    };
     let mut notes: Vec<String> = Vec::new();
     if let SummaryPlan::Extractive { note: Some(note) } = &summary_plan {
         notes.push(note.clone());
     }
-    for article in &english {
-        interrupt::check()?;
-        let key = CacheKey::new(
-            "summarize",
-            article.article.id.as_str(),
-            &SummaryKey {
-                version: SUMMARY_VERSION,
-                english: &article.text(),
-                method: summary_method_key(&summary_plan),
-                prompts: prompts.fingerprint(crate::prompts::SUMMARIZE_TEMPLATES),
-            },
-        )?;
-        let summary = cache.get_or_compute(&key, || -> Result<Summary> {
-            let mut summary = match &summary_plan {
-                SummaryPlan::Extractive { .. } => {
-                    ExtractiveSummarizer::default().summarize(article)?
-                }
-                SummaryPlan::Llm { entry } => {
-                    if llm.is_none() {
-                        llm = Some(load_llm(&store, entry, &ctx.device)?);
-                        llm_loads += 1;
-                    }
-                    let generator = llm.as_mut().expect("loaded above");
-                    LlmSummarizer::new(generator, prompts.clone(), LlmSummaryOptions::default())
+    let method = summary_plan.method_key();
+    let task = ctx.reporter.items("summarize", english.len() as u64);
+    let summaries = summarize::stage::summarize_all(
+        &english,
+        &method,
+        &prompts,
+        &cache,
+        &task,
+        || Ok(interrupt::check()?),
+        |article| -> Result<Summary> {
+            let summary = match llm.as_mut() {
+                None => ExtractiveSummarizer::default().summarize(article)?,
+                Some(llm) => {
+                    LlmSummarizer::new(llm.get()?, prompts.clone(), LlmSummaryOptions::default())
                         .summarize(article)?
                 }
             };
-            check_grounding(&mut summary, article);
             // A summary whose model call was cut short is not cached.
             interrupt::check()?;
             Ok(summary)
-        })?;
-        if !summary.ungrounded.is_empty() {
-            log::warn!(
-                "the summary of {} states facts the article does not contain ({}); it is flagged in the brief",
-                article.article.origin,
-                summary.ungrounded.join(", ")
-            );
-        }
-        summaries.push(summary);
-        task.inc(1);
-    }
+        },
+    )?;
     task.finish("");
     clock.stop(&format!(
         "{} summaries, {} language models loaded",
         summaries.len(),
-        llm_loads
+        llm_loads(&llm)
     ));
 
     if let Some(shard) = shard {
@@ -372,7 +242,6 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         return Ok(exit_code_for(&skipped));
     }
 
-    // Synthesize.
     let clock = StageClock::start("synthesize");
     let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
         .iter()
@@ -380,7 +249,6 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, (a, s))| (i + 1, a, s))
         .collect();
-    let options = SynthesisOptions::default();
     // Found (fetched if need be) before the cache lookup, since the key says how stories are
     // grouped; loaded only on a miss. An embedder that cannot be had means lexical grouping.
     let embedder_model = embedder_files(ctx, &store);
@@ -388,73 +256,41 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         || "lexical".to_string(),
         |(entry, _)| ModelRef::of(entry).label(),
     );
-    let synthesis_key = CacheKey::new(
-        "synthesize",
-        "run",
-        &SynthesisKey {
-            version: SYNTHESIS_VERSION,
-            sources: numbered
-                .iter()
-                .map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text()))
-                .collect(),
-            method: summary_method_key(&summary_plan),
-            grouping,
-            prompt: prompts.fingerprint(crate::prompts::SYNTHESIZE_TEMPLATES),
-        },
-    )?;
+    let synthesis_key = synthesize::stage::cache_key(&numbered, &method, &grouping, &prompts)?;
     let synthesis: Synthesis = cache.get_or_compute(&synthesis_key, || -> Result<Synthesis> {
-        let points = match &summary_plan {
-            SummaryPlan::Llm { entry } => {
-                if llm.is_none() {
-                    llm = Some(load_llm(&store, entry, &ctx.device)?);
-                    llm_loads += 1;
-                }
-                llm.as_mut().map(|g| LlmPoints {
-                    generator: g as &mut dyn TextGenerator,
-                    prompt: &synthesis_prompt,
-                })
-            }
-            SummaryPlan::Extractive { .. } => None,
+        let points = match llm.as_mut() {
+            Some(llm) => Some(LlmPoints {
+                generator: llm.get()? as &mut dyn TextGenerator,
+                prompt: &synthesis_prompt,
+            }),
+            None => None,
         };
         let mut embedder = embedder_model
             .as_ref()
             .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
         let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
-        let synthesis = synthesize(&numbered, embedder, points, &options);
+        let synthesis = synthesize(&numbered, embedder, points, &SynthesisOptions::default());
         // Key points whose model calls were cut short fell back to something lesser: not cached.
         interrupt::check()?;
         Ok(synthesis)
     })?;
     notes.extend(synthesis.notes.iter().cloned());
-    // Say how stories were grouped when the embedder could not be used at all (a failing one
-    // is already noted by the synthesis).
-    match (&embedder_model, ctx.catalog.embedder()) {
-        (None, Some(entry)) => notes.push(format!(
-            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
-            entry.id
-        )),
-        (None, None) => notes.push("Stories were grouped by word overlap: the catalog has no embedding model.".to_string()),
-        (Some(_), _) => {}
-    }
+    notes.extend(grouping_note(ctx, embedder_model.is_some()));
     clock.stop(&format!(
         "{} stories, {} language models loaded in all",
         synthesis.stories.len(),
-        llm_loads
+        llm_loads(&llm)
     ));
 
-    // Render and write.
     let clock = StageClock::start("render");
+    let embedder_used = embedder_model
+        .as_ref()
+        .map(|(entry, _)| entry)
+        .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }));
     let brief = Brief {
         title: args.title.clone(),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
-        models: models_used(
-            &english,
-            &summary_plan,
-            embedder_model
-                .as_ref()
-                .map(|(entry, _)| entry)
-                .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. })),
-        ),
+        models: models_used(&english, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
         sources: numbered
@@ -472,21 +308,10 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
                 .collect()
         }),
     };
-    let markdown = render_markdown(&brief);
     // The last moment a stop can be honoured without leaving a brief half-written.
     interrupt::check()?;
     let outputs = outputs.expect("planned for every run that writes a brief");
-    // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
-    if let Some(destination) = &outputs.brief {
-        destination.write(markdown.as_bytes(), "--output")?;
-    }
-    if let Some(destination) = &outputs.json {
-        destination.write(render_json(&brief).as_bytes(), "--json")?;
-    }
-    if let Some(dir) = &outputs.archive {
-        let paths = output::archive(dir, chrono::Local::now().date_naive(), &markdown)?;
-        log::info!("archived as {}", paths.dated.display());
-    }
+    write_outputs(&outputs, &brief)?;
     clock.stop(&format!("{} sources", brief.sources.len()));
     log::info!(
         "done in {:.1}s: {} sources, {} skipped; cache {}",
@@ -498,13 +323,63 @@ fn run_stages(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     Ok(exit_code_for(&skipped))
 }
 
-/// Records an article the run leaves out, and says so in the log.
-fn skip(skipped: &mut Vec<SkippedInput>, origin: &str, reason: String) {
-    log::warn!("skipped {origin}: {reason}");
-    skipped.push(SkippedInput {
-        path: origin.into(),
-        reason,
-    });
+/// The articles this run (or shard) processes, and the inputs ingest skipped; ingest's
+/// warnings and skips are logged here.
+fn articles_of_this_run(
+    report: IngestReport,
+    shard: Option<Shard>,
+) -> (Vec<crate::article::Article>, Vec<SkippedInput>) {
+    for warning in &report.warnings {
+        log::warn!("{warning}");
+    }
+    for skipped in &report.skipped {
+        log::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    let articles = report
+        .articles
+        .into_iter()
+        .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
+        .collect();
+    (articles, report.skipped)
+}
+
+fn llm_loads(llm: &Option<LazyLlm<'_>>) -> usize {
+    llm.as_ref().map_or(0, |l| l.loads)
+}
+
+/// Says how stories were grouped when the embedder could not be used at all (a failing one
+/// is already noted by the synthesis).
+fn grouping_note(ctx: &Context, embedder_found: bool) -> Option<String> {
+    match (embedder_found, ctx.catalog.embedder()) {
+        (false, Some(entry)) => Some(format!(
+            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
+            entry.id
+        )),
+        (false, None) => {
+            Some("Stories were grouped by word overlap: the catalog has no embedding model.".to_string())
+        }
+        (true, _) => None,
+    }
+}
+
+/// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
+fn write_outputs(outputs: &Outputs, brief: &Brief) -> Result<()> {
+    for problem in brief.problems() {
+        log::warn!("the brief is inconsistent: {problem}");
+    }
+    let markdown = render_markdown(brief);
+    // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
+    if let Some(destination) = &outputs.brief {
+        destination.write(markdown.as_bytes(), "--output")?;
+    }
+    if let Some(destination) = &outputs.json {
+        destination.write(render_json(brief).as_bytes(), "--json")?;
+    }
+    if let Some(dir) = &outputs.archive {
+        let paths = output::archive(dir, chrono::Local::now().date_naive(), &markdown)?;
+        log::info!("archived as {}", paths.dated.display());
+    }
+    Ok(())
 }
 
 fn exit_code_for(skipped: &[SkippedInput]) -> ExitCode {
@@ -525,61 +400,12 @@ fn cache_summary(cache: &StageCache) -> String {
         .join(", ")
 }
 
-fn translate_settings(args: &RunArgs) -> TranslateSettings {
+fn translate_settings(args: &RunOptions) -> TranslateSettings {
     let mut settings = TranslateSettings::default();
     if let Some(beams) = args.beams {
         settings.num_beams = beams.max(1);
     }
     settings
-}
-
-/// The non-English languages of an article's sentences, in first-appearance order.
-fn foreign_langs(article: &SegmentedArticle) -> Vec<Lang> {
-    let mut langs: Vec<Lang> = Vec::new();
-    for segment in &article.segments {
-        let lang = segment
-            .lang
-            .clone()
-            .or_else(|| article.detected.lang.clone());
-        if let Some(lang) = lang.filter(|l| !l.is_english()) {
-            if !langs.contains(&lang) {
-                langs.push(lang);
-            }
-        }
-    }
-    langs
-}
-
-#[derive(Serialize)]
-struct TranslateKey<'a> {
-    version: u32,
-    models: &'a [(Lang, ModelRef)],
-    beams: usize,
-}
-
-#[derive(Serialize)]
-struct SummaryKey<'a> {
-    version: u32,
-    english: &'a str,
-    method: String,
-    prompts: String,
-}
-
-#[derive(Serialize)]
-struct SynthesisKey {
-    version: u32,
-    sources: Vec<(SourceNumber, String, String)>,
-    method: String,
-    /// `lexical` or the embedder's label.
-    grouping: String,
-    prompt: String,
-}
-
-fn summary_method_key(plan: &SummaryPlan) -> String {
-    match plan {
-        SummaryPlan::Extractive { .. } => "extractive".to_string(),
-        SummaryPlan::Llm { entry } => ModelRef::of(entry).label(),
-    }
 }
 
 fn models_used(

@@ -19,7 +19,7 @@ const MAX_SYMLINK_HOPS: usize = 40;
 
 /// One output's destination, resolved once.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Destination {
+pub(crate) enum Destination {
     /// A regular file, existing or not yet, by its canonical path (its folder exists).
     File(PathBuf),
     /// A character device, FIFO or socket: opened for writing, never replaced, never locked.
@@ -32,7 +32,7 @@ pub enum Destination {
 
 impl Destination {
     /// Resolves `path` given with `flag` (`--output`, `--json`), refusing what cannot work.
-    pub fn resolve(path: &Path, flag: &'static str) -> Result<Destination, OutputError> {
+    pub(crate) fn resolve(path: &Path, flag: &'static str) -> Result<Destination, OutputError> {
         if let Some(stream) = standard_stream(path) {
             return Ok(stream);
         }
@@ -98,7 +98,7 @@ impl Destination {
 
     /// The canonical file this destination replaces, if it is one (what is locked and what
     /// must not be an input).
-    pub fn file(&self) -> Option<&Path> {
+    pub(crate) fn file(&self) -> Option<&Path> {
         match self {
             Destination::File(path) => Some(path),
             _ => None,
@@ -106,7 +106,7 @@ impl Destination {
     }
 
     /// Writes `bytes` here: atomically for a file, straight through otherwise.
-    pub fn write(&self, bytes: &[u8], flag: &'static str) -> Result<(), OutputError> {
+    pub(crate) fn write(&self, bytes: &[u8], flag: &'static str) -> Result<(), OutputError> {
         match self {
             Destination::File(path) => write_atomic_for(path, bytes, flag),
             Destination::WriteThrough(path) => {
@@ -126,7 +126,7 @@ impl Destination {
 
 /// The resolved `--archive DIR`: a folder that exists, or whose parent exists (the first
 /// nightly run creates it, but not a tree above it).
-pub fn resolve_archive_dir(dir: &Path) -> Result<PathBuf, OutputError> {
+pub(crate) fn resolve_archive_dir(dir: &Path) -> Result<PathBuf, OutputError> {
     const FLAG: &str = "--archive";
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {

@@ -18,8 +18,11 @@ use chrono::NaiveDate;
 mod destination;
 mod visible;
 
-pub use destination::{resolve_archive_dir, Destination};
-pub use visible::{is_hazard, log_safe, visible_controls};
+pub(crate) use destination::{resolve_archive_dir, Destination};
+#[cfg(test)]
+pub(crate) use visible::is_hazard;
+pub use visible::log_safe;
+pub(crate) use visible::visible_controls;
 
 /// A failure to write an output, naming the file and the way out.
 #[derive(Debug, thiserror::Error)]
@@ -113,13 +116,14 @@ impl OutputError {
 /// Writes `bytes` to `path` atomically: the file at `path` is either left as it was or
 /// replaced whole. An existing file keeps its permissions; a new one gets the usual
 /// `0666 & !umask`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+#[cfg(test)]
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     write_atomic_for(path, bytes, "--output")
 }
 
 /// The paths an [`archive`] call wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArchivePaths {
+pub(crate) struct ArchivePaths {
     /// `DIR/brief-YYYY-MM-DD.md`
     pub dated: PathBuf,
     /// `DIR/latest.md`, a copy of the dated brief.
@@ -127,7 +131,7 @@ pub struct ArchivePaths {
 }
 
 /// The name of the archived brief for `date`: `brief-YYYY-MM-DD.md`.
-pub fn archive_file_name(date: NaiveDate) -> String {
+pub(crate) fn archive_file_name(date: NaiveDate) -> String {
     format!("brief-{}.md", date.format("%Y-%m-%d"))
 }
 
@@ -136,7 +140,11 @@ pub fn archive_file_name(date: NaiveDate) -> String {
 ///
 /// The dated file is written first: a run killed between the two writes leaves `latest.md`
 /// at the previous brief (still a whole, valid brief) and the next run rewrites both.
-pub fn archive(dir: &Path, date: NaiveDate, markdown: &str) -> Result<ArchivePaths, OutputError> {
+pub(crate) fn archive(
+    dir: &Path,
+    date: NaiveDate,
+    markdown: &str,
+) -> Result<ArchivePaths, OutputError> {
     fs::create_dir_all(dir).map_err(|source| OutputError::CreateDir {
         path: dir.to_path_buf(),
         hint: hint_for(&source, dir, "--archive"),
@@ -273,7 +281,7 @@ fn hint_for(error: &io::Error, path: &Path, flag: &str) -> String {
 
 /// Writes the brief to stdout. A closed pipe (`polybrief run … | head`) is not an error:
 /// the reader has what it wanted.
-pub fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {

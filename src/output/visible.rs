@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 /// Whether `c` is a character a terminal or a bidi-aware viewer acts on rather than shows.
-pub fn is_hazard(c: char) -> bool {
+pub(crate) fn is_hazard(c: char) -> bool {
     match c {
         '\t' | '\n' => false,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => true,
@@ -19,7 +19,7 @@ pub fn is_hazard(c: char) -> bool {
 }
 
 /// `text` with every hazard shown as `\u{XX}`; borrowed when there is none.
-pub fn visible_controls(text: &str) -> Cow<'_, str> {
+pub(crate) fn visible_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_hazard) {
         return Cow::Borrowed(text);
     }

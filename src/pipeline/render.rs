@@ -19,7 +19,7 @@ use crate::article::{
 
 /// Everything the brief says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Brief {
+pub(crate) struct Brief {
     pub title: String,
     /// The run's date, e.g. `2026-11-22`.
     pub date: String,
@@ -39,7 +39,7 @@ pub struct Brief {
 
 /// One model the run used, and for what.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelUse {
+pub(crate) struct ModelUse {
     /// What it did: `translation de→en`, `summary`.
     pub role: String,
     /// The catalog id (`opus-mt-de-en`).
@@ -52,7 +52,7 @@ pub struct ModelUse {
 
 /// One entry of the Sources list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SourceEntry {
+pub(crate) struct SourceEntry {
     pub number: SourceNumber,
     /// The article's title, or its file name when it has none.
     pub title: String,
@@ -73,14 +73,14 @@ pub struct SourceEntry {
 
 /// "translated from <language> by <model>".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Translation {
+pub(crate) struct Translation {
     pub from: Lang,
     pub model: String,
 }
 
 /// A source's summary as the brief shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SourceSummary {
+pub(crate) struct SourceSummary {
     pub text: String,
     pub method: SummaryMethod,
     /// Facts in the summary the article does not contain; non-empty flags the summary.
@@ -89,14 +89,18 @@ pub struct SourceSummary {
 
 /// The English text of one translated source, for the appendix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TranslatedText {
+pub(crate) struct TranslatedText {
     pub source: SourceNumber,
     pub paragraphs: Vec<String>,
 }
 
 impl SourceEntry {
     /// The entry for an article, with its summary when there is one.
-    pub fn new(number: SourceNumber, english: &EnglishArticle, summary: Option<&Summary>) -> Self {
+    pub(crate) fn new(
+        number: SourceNumber,
+        english: &EnglishArticle,
+        summary: Option<&Summary>,
+    ) -> Self {
         let article = &english.article;
         SourceEntry {
             number,
@@ -130,7 +134,7 @@ impl SourceEntry {
 
 impl TranslatedText {
     /// The appendix text of a translated article, one paragraph per source paragraph.
-    pub fn new(number: SourceNumber, english: &EnglishArticle) -> Self {
+    pub(crate) fn new(number: SourceNumber, english: &EnglishArticle) -> Self {
         TranslatedText {
             source: number,
             paragraphs: english.text().split("\n\n").map(str::to_string).collect(),
@@ -142,7 +146,7 @@ impl Brief {
     /// Inconsistencies a renderer cannot fix: source numbers that are not 1, 2, …, n in
     /// order (a Markdown numbered list would show other numbers), and citations of sources
     /// that are not listed.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (index, source) in self.sources.iter().enumerate() {
             if source.number != index + 1 {
@@ -183,7 +187,7 @@ impl Brief {
 }
 
 /// The brief as Markdown.
-pub fn render_markdown(brief: &Brief) -> String {
+pub(crate) fn render_markdown(brief: &Brief) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", escape(&brief.title));
     let _ = writeln!(out, "Date: {}\n", escape(&brief.date));
@@ -330,7 +334,7 @@ pub fn render_markdown(brief: &Brief) -> String {
 }
 
 /// The brief as pretty-printed JSON (the `Brief` fields, as named here).
-pub fn render_json(brief: &Brief) -> String {
+pub(crate) fn render_json(brief: &Brief) -> String {
     // Plain structs with string keys: serialization cannot fail.
     let mut json = serde_json::to_string_pretty(brief).expect("a Brief always serializes to JSON");
     json.push('\n');
@@ -407,7 +411,7 @@ fn link(url: &str) -> String {
 /// metacharacters as entities, Markdown punctuation backslash-escaped, block markers at the
 /// start neutralised, and bracketed numbers (which would read as citations) turned into
 /// `(n)`.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let decited = uncite(&collapsed);
     let mut out = String::with_capacity(decited.len() + 8);

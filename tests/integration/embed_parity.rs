@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use polybrief::models::embedder::{EmbedderFiles, SentenceEmbedder};
-use polybrief::pipeline::synthesize::Embedder;
+use polybrief::models::Embedder;
 use serde::Deserialize;
 
 const TOLERANCE: f32 = 1e-4;

@@ -507,7 +507,10 @@ fn a_missing_repo_is_a_404_naming_repo_and_file() {
         msg.contains("repository not found") && msg.contains("404"),
         "{msg}"
     );
-    assert_eq!(err.exit_code(), polybrief::error::ExitCode::Fatal);
+    assert_eq!(
+        polybrief::error::Error::from(err).exit_code(),
+        polybrief::error::ExitCode::Fatal
+    );
 }
 
 #[test]
@@ -733,7 +736,7 @@ fn models_fetch_shows_progress_then_runs_from_cache_and_offline() {
         .lines()
         .find(|l| l.starts_with("tiny-de-en"))
         .unwrap();
-    assert!(line.contains("cached (204.8 kB)"), "{stdout}");
+    assert!(line.contains("cached (200.0 KiB)"), "{stdout}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::RunArgs;
+use super::RunOptions;
 use crate::lock::OutputLock;
 use crate::output::{resolve_archive_dir, Destination, OutputError};
 
@@ -20,7 +20,7 @@ pub(super) struct Outputs {
 }
 
 impl Outputs {
-    pub(super) fn plan(args: &RunArgs) -> Result<Outputs, OutputError> {
+    pub(super) fn plan(args: &RunOptions) -> Result<Outputs, OutputError> {
         let brief = match (&args.output, &args.archive) {
             (Some(path), _) => Some(Destination::resolve(path, "--output")?),
             (None, Some(_)) => None,

@@ -7,8 +7,8 @@
 
 use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
 
-use super::lexical::{terms, Idf, TermVector};
 use super::{check_grounding, SummarizeError, Summarizer};
+use crate::pipeline::text::{terms, Idf, TermVector};
 
 /// Sentences with fewer words than this (datelines, bylines, "Photo: AP") are picked only
 /// when the article has nothing longer.
@@ -21,7 +21,7 @@ const DAMPING: f32 = 0.85;
 /// its facts first, and the lead prior favours them anyway). An ordinary article has 10–60
 /// sentences; at this cap a 5 MB text is summarized in well under a second, where ranking
 /// all of its ~50,000 sentences needed tens of gigabytes.
-pub const MAX_RANKED_SENTENCES: usize = 256;
+pub(crate) const MAX_RANKED_SENTENCES: usize = 256;
 
 /// Summarizes by choosing sentences of the article; needs no model.
 #[derive(Clone, Debug)]
@@ -133,7 +133,7 @@ impl ExtractiveSummarizer {
 
 /// Personalised PageRank over the sentence-similarity graph. The teleport vector favours early
 /// sentences (weight 1/(i+1)): the lead of a news article states the event.
-pub fn textrank(vectors: &[TermVector]) -> Vec<f32> {
+pub(crate) fn textrank(vectors: &[TermVector]) -> Vec<f32> {
     let n = vectors.len();
     if n == 0 {
         return Vec::new();

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::article::{Disagreement, SourceNumber};
 use crate::pipeline::facts::{scan, words, FactSpan, Unit, Word};
-use crate::pipeline::summarize::lexical::{is_stopword, stem};
+use crate::pipeline::text::{is_stopword, stem};
 
 use super::SourceDoc;
 

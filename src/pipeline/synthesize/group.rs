@@ -12,9 +12,10 @@
 use serde::Serialize;
 
 use crate::pipeline::facts::{scan, FactKind, Unit};
-use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
+use crate::pipeline::text::{terms, Idf, TermVector};
 
-use super::{Embedder, SourceDoc, SynthesisOptions};
+use super::{SourceDoc, SynthesisOptions};
+use crate::models::Embedder;
 
 /// How sources were compared when grouping them into stories.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -143,7 +144,7 @@ fn grouping_terms(text: &str) -> Vec<String> {
 }
 
 /// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
-pub fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
+pub(crate) fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
     let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
     let idf = Idf::new(&docs);
     let vectors: Vec<TermVector> = docs.iter().map(|d| idf.vector(d)).collect();
@@ -161,7 +162,7 @@ pub fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
 }
 
 /// Pairwise cosine similarity of embedding vectors (0 for a zero vector).
-pub fn embedding_similarity(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
+pub(crate) fn embedding_similarity(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let norms: Vec<f32> = vectors
         .iter()
         .map(|v| v.iter().map(|x| x * x).sum::<f32>().sqrt())
@@ -187,7 +188,7 @@ pub fn embedding_similarity(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
 /// Average-linkage agglomerative clustering: repeatedly merges the two groups with the highest
 /// mean pairwise similarity while it is at least `threshold`; ties merge the earliest pair.
 /// Returns groups with ascending members, largest group first (ties: earliest member first).
-pub fn agglomerate(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
+pub(crate) fn agglomerate(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
     let n = similarity.len();
     let mut groups: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
     // sums[a][b]: total similarity between members of groups a and b.

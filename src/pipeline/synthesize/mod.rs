@@ -15,18 +15,19 @@
 //! escaped by the renderer) and never decides a citation — citations are computed from source
 //! numbers this module assigned.
 
-pub mod citations;
-pub mod disagreements;
-pub mod group;
-pub mod points;
-pub mod prompt;
+pub(crate) mod citations;
+pub(crate) mod disagreements;
+pub(crate) mod group;
+pub(crate) mod points;
+pub(crate) mod prompt;
+pub(crate) mod stage;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::article::{EnglishArticle, KeyPoint, SourceNumber, Story, Summary, UnusedSource};
-use crate::models::{GenerateError, TextGenerator};
+use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::facts::SourceFacts;
 
 pub use group::GroupingMethod;
@@ -34,16 +35,6 @@ pub use prompt::SynthesisPrompt;
 
 use self::citations::{check_point, PointCheck};
 use self::group::group_sources;
-
-/// Turns texts into vectors whose cosine similarity says how alike their meaning is: a small
-/// local sentence-embedding model (`models::embedder::SentenceEmbedder`). Without one,
-/// grouping is lexical (see `GroupingMethod`).
-pub trait Embedder {
-    /// The model's catalog id and revision, as shown in the brief.
-    fn model_name(&self) -> String;
-    /// One vector per text, all of the same length.
-    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, GenerateError>;
-}
 
 /// The local LLM and the prompt it is given, for LLM-written key points.
 pub struct LlmPoints<'a> {
@@ -113,7 +104,7 @@ impl<'a> SourceDoc<'a> {
     ) -> Self {
         let text = article.text();
         let facts = SourceFacts::new(&text);
-        let terms = crate::pipeline::summarize::lexical::term_set(&text);
+        let terms = crate::pipeline::text::term_set(&text);
         SourceDoc {
             number,
             article,
@@ -350,6 +341,7 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::{article, summary};
     use super::*;
+    use crate::models::GenerateError;
 
     #[test]
     fn no_sources_give_an_empty_synthesis() {
