@@ -8,6 +8,7 @@ mod marian_parity;
 mod nightly;
 mod outputs;
 mod run_e2e;
+mod signals;
 mod support;
 mod synthesis;
 mod text_stages;
