@@ -3,9 +3,9 @@
 //! The first signal only sets a flag. Every stage checks it: between inputs (ingest, detect,
 //! segment, translate, summarize), and inside every model call once per generation step
 //! (translation, summaries, key points), so a run stops within one generation step, or within
-//! the cost of one bounded non-model unit (one file read, one article segmented, one capped
-//! extractive summary) otherwise. Work already finished is in the cache; work cut short is
-//! not cached; the brief is not written; the process exits with 130.
+//! the cost of one bounded non-model unit (one file read, one paragraph identified or
+//! segmented, one capped extractive summary) otherwise. Work already finished is in the
+//! cache; work cut short is not cached; the brief is not written; the process exits with 130.
 //!
 //! A second signal exits at once with 130, after removing this run's lock files (the OS
 //! drops the locks themselves on exit; removing the files keeps the folder clean): nothing is
@@ -14,7 +14,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::error::Error;
+use crate::exit_code::ExitCode;
+
+/// A stop was requested: the run ends at this boundary, keeping what the cache holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted: finished work is kept in the cache; run the same command again to resume")]
+pub struct Interrupted;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -33,7 +38,7 @@ pub fn install() -> Result<(), ctrlc::Error> {
         } else {
             eprintln!("interrupted again: stopping now");
             crate::lock::remove_held_lock_files();
-            std::process::exit(crate::error::ExitCode::Interrupted as i32);
+            std::process::exit(ExitCode::Interrupted as i32);
         }
     })
 }
@@ -43,15 +48,15 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
-/// `Err(Error::Interrupted)` once a stop was requested: `interrupt::check()?` at an article
+/// `Err(Interrupted)` once a stop was requested: `interrupt::check()?` at an article
 /// boundary.
-pub fn check() -> Result<(), Error> {
+pub fn check() -> Result<(), Interrupted> {
     outcome(requested())
 }
 
-fn outcome(requested: bool) -> Result<(), Error> {
+fn outcome(requested: bool) -> Result<(), Interrupted> {
     if requested {
-        Err(Error::Interrupted)
+        Err(Interrupted)
     } else {
         Ok(())
     }
@@ -72,16 +77,14 @@ pub fn reset() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ExitCode;
 
     // No unit test may set the process-wide flag: ingest, detect, segment and generation read
     // it, and tests run in parallel threads. The flag itself is exercised across processes,
     // with real signals (tests/integration/nightly.rs, signals.rs).
     #[test]
     fn a_requested_stop_is_reported_as_interrupted_with_exit_code_130() {
-        assert!(outcome(false).is_ok());
-        let error = outcome(true).unwrap_err();
-        assert_eq!(error.exit_code(), ExitCode::Interrupted);
+        assert_eq!(outcome(false), Ok(()));
+        assert_eq!(outcome(true), Err(Interrupted));
         assert_eq!(ExitCode::Interrupted as i32, 130);
     }
 }

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub(crate) mod engines;
 pub mod error;
+pub mod exit_code;
 pub mod interrupt;
 pub mod lock;
 pub mod models;

@@ -85,7 +85,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     // failed: interrupted"); what the user asked for was the stop.
     let result = run_stages(args, ctx);
     if interrupt::requested() {
-        return Err(Error::Interrupted);
+        return Err(Error::Interrupted(interrupt::Interrupted));
     }
     result
 }

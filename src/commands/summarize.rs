@@ -11,6 +11,7 @@ use crate::config::{Context, SummarizerChoice};
 use crate::engines::{load_llm, plan_summarizer, SummaryPlan};
 use crate::error::{Error, ExitCode};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
+use crate::pipeline::ingest::split_paragraphs;
 use crate::pipeline::summarize::llm::{split_sentences, LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::prompts::Prompts;
@@ -107,10 +108,9 @@ fn tokenizer_config_beside(tokenizer: &Path) -> Option<PathBuf> {
 /// A plain English text as the pipeline's `EnglishArticle`: paragraphs at blank lines,
 /// sentences at Unicode sentence boundaries.
 pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
-    let paragraphs: Vec<String> = text
-        .split("\n\n")
+    let paragraphs: Vec<String> = split_paragraphs(text)
+        .iter()
         .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|p| !p.is_empty())
         .collect();
     let mut sentences = Vec::new();
     for (paragraph, p) in paragraphs.iter().enumerate() {

@@ -11,6 +11,7 @@ use crate::config::Context;
 use crate::engines::TranslatorPool;
 use crate::error::{Error, ExitCode};
 use crate::models::marian_tokenizer::MarianTokenizer;
+use crate::pipeline::ingest::split_paragraphs;
 use crate::pipeline::translate::{
     load_marian, translate_article, Translate, TranslateError, TranslateSettings, Translator,
     Translators,
@@ -36,11 +37,7 @@ pub struct TranslateOptions {
 
 pub fn run(args: TranslateOptions, ctx: &Context) -> Result<ExitCode, Error> {
     let text = super::read_input(&args.input)?;
-    let paragraphs: Vec<String> = text
-        .split("\n\n")
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let paragraphs = split_paragraphs(&text);
     if paragraphs.is_empty() {
         return Err(Error::Usage(format!(
             "{} is empty: there is nothing to translate",

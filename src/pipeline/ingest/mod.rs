@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use crate::article::{Article, SkippedInput};
 
 pub use self::format::{SUPPORTED_EXTENSIONS, SUPPORTED_FILES};
+pub(crate) use self::text::split_paragraphs;
 use self::walk::Ingest;
 
 /// Default largest input file: news articles are kilobytes; anything this big is a dump or
