@@ -3,6 +3,7 @@
 
 mod embed_parity;
 mod hub;
+mod language_slips;
 mod layers;
 mod llm_parity;
 mod marian_parity;

@@ -43,13 +43,11 @@ pub(crate) fn detect_and_segment<E: From<CacheError>>(
         match item.detected.lang {
             Some(_) => segmented.push(item),
             None => {
-                log::warn!(
-                    "skipped {}: its language could not be identified",
-                    item.detected.article.origin
-                );
+                let reason = "its language could not be identified with confidence; give it with --lang CODE or a `lang:` line in its front matter".to_string();
+                log::warn!("skipped {}: {reason}", item.detected.article.origin);
                 skipped.push(SkippedInput {
                     path: item.detected.article.origin.clone().into(),
-                    reason: "its language could not be identified with confidence; give it with --lang CODE or a `lang:` line in its front matter".to_string(),
+                    reason,
                 });
             }
         }
