@@ -30,7 +30,8 @@ Environment:
   HF_HOME, HF_HUB_CACHE  where models are cached (shared with the Python hub client)
   HF_ENDPOINT            a hub mirror, e.g. https://hf-mirror.example
   HF_TOKEN               a token for gated or private repos
-  HF_HUB_OFFLINE=1       never touch the network; use cached models only (same as --offline)
+  HF_HUB_OFFLINE=1       never touch the network; use cached models only (same as --offline);
+                         1, ON, YES or TRUE in any case, as the Python hub client reads it
   POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)";
 
 /// Translate a folder of news articles in any language into one cited English brief.
@@ -66,7 +67,7 @@ pub struct GlobalArgs {
 
     /// Never use the network: only models already in the cache (or local `path =` entries).
     /// Also set by HF_HUB_OFFLINE=1, as in the Python hub client.
-    #[arg(long, global = true, env = "HF_HUB_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, global = true, env = "HF_HUB_OFFLINE", value_parser = hf_env_is_true)]
     pub offline: bool,
 
     /// Where to run the models. `auto` picks a GPU when polybrief was built with the `cuda`
@@ -318,6 +319,16 @@ impl From<SummarizerChoice> for config::SummarizerChoice {
     }
 }
 
+/// A boolean environment variable as the Python hub client reads it
+/// (`huggingface_hub/constants.py`, `_is_true`): true exactly when its upper-cased value is
+/// `1`, `ON`, `YES` or `TRUE`; anything else (`0`, `false`, `no`, empty, `2`) is false.
+fn hf_env_is_true(value: &str) -> Result<bool, std::convert::Infallible> {
+    Ok(matches!(
+        value.to_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    ))
+}
+
 impl From<RunArgs> for RunOptions {
     fn from(args: RunArgs) -> Self {
         RunOptions {
@@ -396,6 +407,16 @@ mod tests {
     struct CacheCli {
         #[command(subcommand)]
         command: CacheCommand,
+    }
+
+    #[test]
+    fn hf_hub_offline_is_true_only_for_what_the_python_client_takes_as_true() {
+        for truthy in ["1", "ON", "on", "YES", "yes", "TRUE", "True"] {
+            assert_eq!(hf_env_is_true(truthy), Ok(true), "{truthy}");
+        }
+        for falsy in ["0", "false", "FALSE", "no", "off", "", "2", " 1"] {
+            assert_eq!(hf_env_is_true(falsy), Ok(false), "{falsy:?}");
+        }
     }
 
     #[test]

@@ -109,3 +109,52 @@ fn lang_flag_and_front_matter_force_a_language() {
         stderr(&front_matter)
     );
 }
+
+/// `HF_HUB_OFFLINE` as the Python client reads it, seen through `--summarizer auto` with the
+/// default catalog and a hub that refuses connections: offline says so; online tries the hub
+/// and, unable to reach it, falls back to extractive summaries with a note all the same.
+#[test]
+fn summarizer_auto_falls_back_to_extractive_offline_or_when_the_hub_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = english_input(dir.path());
+    for (value, offline) in [
+        ("1", true),
+        ("yes", true),
+        ("ON", true),
+        ("true", true),
+        ("0", false),
+        ("false", false),
+        ("", false),
+        ("no", false),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_polybrief"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("stage-cache"))
+            .arg("run")
+            .arg(&input)
+            .env("HF_HUB_OFFLINE", value)
+            .env("HF_HUB_CACHE", dir.path().join("empty-hub-cache"))
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env("POLYBRIEF_HUB_TIMEOUT_SECS", "5")
+            .env_remove("HF_HOME")
+            .env_remove("POLYBRIEF_MODELS")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "HF_HUB_OFFLINE={value:?}: {}",
+            stderr(&output)
+        );
+        let brief = String::from_utf8_lossy(&output.stdout);
+        let note = if offline {
+            "the run was offline"
+        } else {
+            "could not be fetched"
+        };
+        assert!(
+            brief.contains("Summaries are extractive") && brief.contains(note),
+            "HF_HUB_OFFLINE={value:?}: {brief}"
+        );
+    }
+}
