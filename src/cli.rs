@@ -155,8 +155,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "News brief")]
     pub title: String,
 
-    /// Beam size for translation (1 = greedy). Default: the model's own generation setting.
-    #[arg(long, value_name = "N")]
+    /// Beam size for translation (1 = greedy, at most 16). Default: the model's own
+    /// generation setting.
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16))]
     pub beams: Option<usize>,
 
     /// The language of every article that does not name its own (a `lang:` line in its front

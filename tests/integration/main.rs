@@ -15,3 +15,4 @@ mod support;
 mod synthesis;
 mod text_stages;
 mod tokenizer_parity;
+mod usage;
