@@ -182,9 +182,7 @@ pub(crate) fn translate_all<E: From<TranslateError>>(
                         continue;
                     }
                 };
-                if let Err(e) = cache.put(&key, &done) {
-                    log::warn!("{e}; the translation is used but the next run will redo it");
-                }
+                cache.put_or_warn(&key, &done);
                 log::debug!("translated {origin}");
                 done
             }
