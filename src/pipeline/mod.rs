@@ -3,6 +3,8 @@
 pub mod detect;
 pub mod facts;
 pub mod ingest;
+#[cfg(test)]
+mod properties;
 pub(crate) mod render;
 pub mod segment;
 pub mod summarize;
