@@ -110,6 +110,7 @@ pub(super) fn parse_html(html: &str) -> Parsed {
     Parsed {
         meta,
         paragraphs: html_paragraphs(&root),
+        warning: None,
     }
 }
 

@@ -146,7 +146,16 @@ impl Ingest<'_> {
 
     /// Adds an article, or folds it into an earlier one with the same text.
     pub(super) fn add(&mut self, path: &Path, origin: String, parsed: Parsed) {
-        let Parsed { meta, paragraphs } = parsed;
+        let Parsed {
+            meta,
+            paragraphs,
+            warning,
+        } = parsed;
+        if let Some(warning) = warning {
+            self.report
+                .warnings
+                .push(format!("{}: {warning}", path.display()));
+        }
         let paragraphs = without_leading_title(paragraphs, meta.title.as_deref());
         if paragraphs.is_empty() {
             return self.skip(path, "no article text found");
