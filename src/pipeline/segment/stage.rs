@@ -52,5 +52,6 @@ pub(crate) fn detect_and_segment<E: From<CacheError>>(
             }
         }
     }
+    cache.flush();
     Ok((segmented, skipped))
 }

@@ -190,6 +190,7 @@ pub(crate) fn translate_all<E: From<TranslateError>>(
         english.push(done);
         task.inc(1);
     }
+    cache.flush();
     Ok((english, skipped))
 }
 
