@@ -6,34 +6,12 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::offline_run::{english_example as english_input, stderr};
+
+/// The offline extractive run with string arguments.
 fn run(dir: &Path, input: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_polybrief"))
-        .arg("--offline")
-        .arg("--cache-dir")
-        .arg(dir.join("stage-cache"))
-        .arg("run")
-        .arg(input)
-        .args(["--summarizer", "extractive"])
-        .args(args)
-        .env("HF_HUB_CACHE", dir.join("empty-hub-cache"))
-        .env_remove("HF_HOME")
-        .env_remove("POLYBRIEF_MODELS")
-        .output()
-        .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn english_input(dir: &Path) -> std::path::PathBuf {
-    let input = dir.join("news");
-    std::fs::create_dir_all(&input).unwrap();
-    for entry in std::fs::read_dir("examples/english-only").unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), input.join(entry.file_name())).unwrap();
-    }
-    input
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    crate::support::offline_run::run(dir, input, &args)
 }
 
 #[test]

@@ -5,43 +5,13 @@
 //! that is an input or lies inside an input folder is refused before any work; the lock is
 //! taken on the canonical path; a folder or a missing folder is refused up front.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-/// Copies the no-model example into `dir/news` and returns that folder.
-fn example_input(dir: &Path) -> PathBuf {
-    let input = dir.join("news");
-    std::fs::create_dir_all(&input).unwrap();
-    for entry in std::fs::read_dir("examples/english-only").unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), input.join(entry.file_name())).unwrap();
-    }
-    input
-}
-
-/// `polybrief --offline run INPUT --summarizer extractive ARGS...` with a cache in `dir`.
-fn run(dir: &Path, input: &Path, args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_polybrief"))
-        .arg("--offline")
-        .arg("--cache-dir")
-        .arg(dir.join("stage-cache"))
-        .arg("run")
-        .arg(input)
-        .args(["--summarizer", "extractive"])
-        .args(args)
-        .env("HF_HUB_CACHE", dir.join("empty-hub-cache"))
-        .env_remove("HF_HOME")
-        .env_remove("POLYBRIEF_MODELS")
-        .output()
-        .unwrap()
-}
+use crate::support::offline_run::{english_example as example_input, run, stderr};
 
 fn os(path: &Path) -> &std::ffi::OsStr {
     path.as_os_str()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The names in `dir`, sorted.

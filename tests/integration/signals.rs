@@ -192,7 +192,7 @@ fn sigint_during_synthesis_means_no_brief_and_exit_130() {
     assert!(!run.brief.exists(), "an interrupted run writes no brief");
     assert!(!lock_of(&run.brief).exists(), "the lock file is removed");
     // The finished stages are kept: a second run finds detect+segment and the summary cached.
-    let cache_entries = walk(&dir.path().join("stage-cache"));
+    let cache_entries = crate::support::offline_run::cache_entries(&dir.path().join("stage-cache"));
     assert!(cache_entries >= 2, "{cache_entries} cache entries kept");
 }
 
@@ -210,21 +210,4 @@ fn a_second_sigint_exits_at_once_and_still_removes_the_lock_file() {
     assert_eq!(code, Some(130));
     assert!(!lock.exists(), "the lock file was left behind");
     assert!(!run.brief.exists());
-}
-
-/// Files named `*.entry` under `dir`.
-fn walk(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                walk(&e.path())
-            } else {
-                usize::from(e.path().extension().is_some_and(|x| x == "entry"))
-            }
-        })
-        .sum()
 }
