@@ -279,6 +279,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         Ok(synthesis)
     })?;
     notes.extend(synthesis.notes.iter().cloned());
+    notes.extend(synthesis.instruction_notes(&numbered));
     notes.extend(grouping_note(ctx, embedder_model.is_some()));
     clock.stop(&format!(
         "{} stories, {} language models loaded in all",

@@ -3,9 +3,10 @@
 pub mod detect;
 pub mod facts;
 pub mod ingest;
+pub(crate) mod injection;
 #[cfg(test)]
 mod properties;
-pub(crate) mod render;
+pub mod render;
 pub mod segment;
 pub mod summarize;
 pub mod synthesize;

@@ -16,4 +16,5 @@ mod support;
 mod synthesis;
 mod text_stages;
 mod tokenizer_parity;
+mod trust;
 mod usage;

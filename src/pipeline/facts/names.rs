@@ -9,7 +9,7 @@ use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 
 use super::taken::Taken;
-use super::{Fact, FactKind, FactSpan, Unit};
+use super::{Fact, FactKey, FactKind, FactSpan, Unit};
 
 /// A word of the text and whether it opens a sentence.
 #[derive(Clone, Debug)]
@@ -301,7 +301,7 @@ pub(super) fn names(text: &str, tokens: &[Word], taken: &Taken) -> Vec<FactSpan>
                 fact: Fact {
                     kind: FactKind::Name,
                     text: text[span.clone()].to_string(),
-                    key,
+                    key: FactKey::Name(key),
                 },
                 span,
                 unit: Unit::Other,
