@@ -195,6 +195,10 @@ pub struct ArticleMeta {
     /// The outlet ("Reuters", "VnExpress").
     pub source: Option<String>,
     pub published: Option<String>,
+    /// The language the article says it is in (front matter `lang:`, a JSON `lang` field or
+    /// `--lang`): it overrides statistics, not the writing system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<Lang>,
 }
 
 /// An article as read from disk: metadata and the original text split into paragraphs.

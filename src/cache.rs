@@ -281,6 +281,9 @@ pub struct PruneReport {
 pub struct StageCache {
     root: PathBuf,
     counters: Mutex<BTreeMap<String, StageCounters>>,
+    /// Writes that failed this run: a full disk fails every one of them, and one warning
+    /// says all there is to say.
+    failed_writes: std::sync::atomic::AtomicUsize,
     /// Entries written since the last [`StageCache::flush`].
     unflushed: AtomicBool,
 }
@@ -307,6 +310,7 @@ impl StageCache {
         Ok(StageCache {
             root,
             counters: Mutex::new(BTreeMap::new()),
+            failed_writes: std::sync::atomic::AtomicUsize::new(0),
             unflushed: AtomicBool::new(false),
         })
     }
@@ -429,10 +433,35 @@ impl StageCache {
             return Ok(value);
         }
         let value = compute()?;
-        if let Err(e) = self.put(key, &value) {
-            log::warn!("{e}; the result is used but the next run will recompute it");
-        }
+        self.put_or_warn(key, &value);
         Ok(value)
+    }
+
+    /// Stores `value`; a failure is a warning, not an error (the result is still used), and
+    /// only the first failure of a run is logged: a full disk would otherwise print one line
+    /// per entry. [`StageCache::failed_writes`] counts them all.
+    pub(crate) fn put_or_warn<T: Serialize>(&self, key: &CacheKey, value: &T) {
+        if let Err(e) = self.put(key, value) {
+            if self.note_write_failure() {
+                log::warn!(
+                    "{e}; the result is used but the next run will recompute it (further cache \
+                     write failures in this run are not reported one by one)"
+                );
+            }
+        }
+    }
+
+    /// Counts a failed write; true for the first of the run.
+    fn note_write_failure(&self) -> bool {
+        self.failed_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            == 0
+    }
+
+    /// How many cache writes failed since this cache was opened.
+    pub fn failed_writes(&self) -> usize {
+        self.failed_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Hits/misses/writes of `stage` since this cache was opened.
@@ -1015,6 +1044,21 @@ mod tests {
         let value: Result<String, ()> = cache.get_or_compute(&k, || Ok("computed".to_string()));
         assert_eq!(value.unwrap(), "computed");
         assert_eq!(cache.counters(stage::SUMMARY).writes, 0);
+    }
+
+    #[test]
+    fn a_full_disk_is_warned_about_once_per_run_not_once_per_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StageCache::open(dir.path()).unwrap();
+        fs::write(dir.path().join("v1").join(stage::SUMMARY), "in the way").unwrap();
+        for i in 0..800 {
+            let k = key(stage::SUMMARY, &format!("a{i}"), &BASE);
+            let value: Result<u32, ()> = cache.get_or_compute(&k, || Ok(i));
+            assert_eq!(value, Ok(i));
+        }
+        assert_eq!(cache.failed_writes(), 800);
+        // The 800 failures were noted; only the first one said so.
+        assert!(!cache.note_write_failure(), "a later failure logs nothing");
     }
 
     #[test]

@@ -30,7 +30,8 @@ Environment:
   HF_HOME, HF_HUB_CACHE  where models are cached (shared with the Python hub client)
   HF_ENDPOINT            a hub mirror, e.g. https://hf-mirror.example
   HF_TOKEN               a token for gated or private repos
-  HF_HUB_OFFLINE=1       never touch the network; use cached models only (same as --offline)
+  HF_HUB_OFFLINE=1       never touch the network; use cached models only (same as --offline);
+                         1, ON, YES or TRUE in any case, as the Python hub client reads it
   POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)
   SOURCE_DATE_EPOCH      the run's clock (seconds since 1970): the brief's date, its archive name
                          and --since windows, e.g. to rebuild a past night's brief";
@@ -68,7 +69,7 @@ pub struct GlobalArgs {
 
     /// Never use the network: only models already in the cache (or local `path =` entries).
     /// Also set by HF_HUB_OFFLINE=1, as in the Python hub client.
-    #[arg(long, global = true, env = "HF_HUB_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, global = true, env = "HF_HUB_OFFLINE", value_parser = hf_env_is_true)]
     pub offline: bool,
 
     /// Where to run the models. `auto` picks a GPU when polybrief was built with the `cuda`
@@ -161,9 +162,16 @@ pub struct RunArgs {
     #[arg(long, default_value = "News brief")]
     pub title: String,
 
-    /// Beam size for translation (1 = greedy). Default: the model's own generation setting.
-    #[arg(long, value_name = "N")]
+    /// Beam size for translation (1 = greedy, at most 16). Default: the model's own
+    /// generation setting.
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16))]
     pub beams: Option<usize>,
+
+    /// The language of every article that does not name its own (a `lang:` line in its front
+    /// matter or a JSON `lang` field), instead of identifying it: for text the identifier
+    /// gets wrong. Paragraphs in another writing system (a Korean quote) keep theirs.
+    #[arg(long, value_name = "CODE", value_parser = Lang::parse)]
+    pub lang: Option<Lang>,
 
     /// Skip input files larger than this many MiB (they are listed as skipped).
     #[arg(long, value_name = "MIB", default_value_t = 5)]
@@ -333,6 +341,16 @@ impl From<SummarizerChoice> for config::SummarizerChoice {
     }
 }
 
+/// A boolean environment variable as the Python hub client reads it
+/// (`huggingface_hub/constants.py`, `_is_true`): true exactly when its upper-cased value is
+/// `1`, `ON`, `YES` or `TRUE`; anything else (`0`, `false`, `no`, empty, `2`) is false.
+fn hf_env_is_true(value: &str) -> Result<bool, std::convert::Infallible> {
+    Ok(matches!(
+        value.to_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    ))
+}
+
 impl From<RunArgs> for RunOptions {
     fn from(args: RunArgs) -> Self {
         RunOptions {
@@ -347,6 +365,7 @@ impl From<RunArgs> for RunOptions {
             beams: args.beams,
             max_file_mib: args.max_file_mib,
             shard: args.shard,
+            lang: args.lang,
             previous: args.previous,
             since: args.since,
             fetch_timeout: args.fetch_timeout,
@@ -414,6 +433,16 @@ mod tests {
     struct CacheCli {
         #[command(subcommand)]
         command: CacheCommand,
+    }
+
+    #[test]
+    fn hf_hub_offline_is_true_only_for_what_the_python_client_takes_as_true() {
+        for truthy in ["1", "ON", "on", "YES", "yes", "TRUE", "True"] {
+            assert_eq!(hf_env_is_true(truthy), Ok(true), "{truthy}");
+        }
+        for falsy in ["0", "false", "FALSE", "no", "off", "", "2", " 1"] {
+            assert_eq!(hf_env_is_true(falsy), Ok(false), "{falsy:?}");
+        }
     }
 
     #[test]

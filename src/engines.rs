@@ -281,19 +281,37 @@ pub(crate) fn plan_summarizer(
             note: Some("Summaries are extractive: the catalog has no summarize model.".to_string()),
         }),
         (SummarizerChoice::Auto, Some(entry)) => {
-            if ctx.hub.offline && store.cached(&entry).is_none() {
+            if store.cached(&entry).is_some() {
+                return Ok(SummaryPlan::Llm { entry });
+            }
+            if ctx.hub.offline {
                 log::warn!(
                     "offline and the summarizer {} is not cached: using extractive summaries; run `polybrief models fetch` once online for LLM summaries",
                     entry.id
                 );
-                Ok(SummaryPlan::Extractive {
+                return Ok(SummaryPlan::Extractive {
                     note: Some(format!(
                         "Summaries are extractive (sentences chosen from each article): the run was offline and the summarizer {} was not cached.",
                         entry.id
                     )),
-                })
-            } else {
-                Ok(SummaryPlan::Llm { entry })
+                });
+            }
+            // Fetched now, not on first use: `auto` promises extractive summaries whenever the
+            // LLM cannot be had, and an unreachable hub is found out only by trying.
+            match store.fetch(&entry) {
+                Ok(_) => Ok(SummaryPlan::Llm { entry }),
+                Err(e) => {
+                    log::warn!(
+                        "the summarizer {} cannot be had, so summaries are extractive: {e}",
+                        entry.id
+                    );
+                    Ok(SummaryPlan::Extractive {
+                        note: Some(format!(
+                            "Summaries are extractive (sentences chosen from each article): the summarizer {} could not be fetched (the log says why).",
+                            entry.id
+                        )),
+                    })
+                }
             }
         }
     }

@@ -86,6 +86,7 @@ impl Error {
             },
             Error::Cache(crate::cache::CacheError::NoDefaultDir) => ExitCode::Usage,
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
+            Error::Output(e) if e.is_refusal() => ExitCode::Usage,
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
             Error::Interrupted(_) => ExitCode::Interrupted,
         }
@@ -97,16 +98,6 @@ impl Error {
 impl From<crate::models::hub::HubError> for Error {
     fn from(err: crate::models::hub::HubError) -> Self {
         Error::Hub(Box::new(err))
-    }
-}
-
-impl From<crate::pipeline::translate::stage::PlanError> for Error {
-    fn from(err: crate::pipeline::translate::stage::PlanError) -> Self {
-        use crate::pipeline::translate::stage::PlanError;
-        match err {
-            PlanError::Translate(e) => Error::Translate(e),
-            PlanError::Cache(e) => Error::Cache(e),
-        }
     }
 }
 

@@ -19,6 +19,7 @@
 use std::fs::{self, File, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +122,32 @@ fn held_message(lock_path: &Path, holder: Option<&HolderInfo>) -> String {
     }
 }
 
+/// The lock files this process holds, so that an exit that skips destructors (a second
+/// Ctrl-C) can still remove them.
+static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the files of every lock this process holds; for an immediate exit, which runs no
+/// `Drop`. The locks themselves go with the process.
+pub fn remove_held_lock_files() {
+    let held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for path in held.iter() {
+        let _ = fs::remove_file(path);
+    }
+}
+
+fn register_held(path: &Path) {
+    HELD.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(path.to_path_buf());
+}
+
+fn unregister_held(path: &Path) {
+    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(at) = held.iter().position(|p| p == path) {
+        held.swap_remove(at);
+    }
+}
+
 /// A held lock on one output; released (and its file removed) on drop.
 #[derive(Debug)]
 pub struct OutputLock {
@@ -204,6 +231,7 @@ impl OutputLock {
                     None
                 }
             };
+            register_held(lock_path);
             return Ok(OutputLock {
                 file,
                 path: lock_path.to_path_buf(),
@@ -228,6 +256,7 @@ impl OutputLock {
 
 impl Drop for OutputLock {
     fn drop(&mut self) {
+        unregister_held(&self.path);
         // Remove while still holding the lock; see the module comment for why this is safe.
         #[cfg(unix)]
         if still_names(&self.path, &self.file) {

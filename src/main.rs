@@ -6,6 +6,7 @@ use clap::Parser;
 use polybrief::cli::{Cli, Command};
 use polybrief::config::{Context, GlobalOptions};
 use polybrief::error::ExitCode;
+use polybrief::progress::log_safe;
 use polybrief::progress::{OutputStyle, Reporter};
 
 fn main() -> std::process::ExitCode {
@@ -43,13 +44,14 @@ fn run(cli: Cli, reporter: &Reporter) -> polybrief::error::Result<ExitCode> {
 
 /// Prints the error and its chain of causes, each on its own line.
 fn report_error(err: &polybrief::error::Error) {
-    let mut message = format!("error: {err}");
+    // Each part made safe on its own: a file name in a message cannot forge a line.
+    let mut message = format!("error: {}", log_safe(&err.to_string()));
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         // thiserror's `transparent` and `{0}` variants repeat their source's text.
         if !message.contains(&cause_text) {
-            message.push_str(&format!("\n  caused by: {cause_text}"));
+            message.push_str(&format!("\n  caused by: {}", log_safe(&cause_text)));
         }
         source = cause.source();
     }

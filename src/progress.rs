@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// What the binary's error report uses to keep file names from forging lines.
+pub use crate::output::log_safe;
+
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputStyle {
@@ -243,7 +246,9 @@ impl log::Log for StderrLogger {
             log::Level::Info => format!("{}", record.args()),
             level => format!("{}: {}", level.as_str().to_lowercase(), record.args()),
         };
-        self.reporter.println(&line);
+        // Messages carry file names and article text: nothing in them may drive the
+        // terminal or forge a line of its own.
+        self.reporter.println(&crate::output::log_safe(&line));
     }
 
     fn flush(&self) {}

@@ -18,7 +18,6 @@ use crate::engines::{
     embedder_files, load_embedder, plan_summarizer, LazyLlm, SummaryPlan, TranslatorPool,
 };
 use crate::error::{Error, ExitCode, Result};
-use crate::lock::OutputLock;
 use crate::models::catalog::ModelEntry;
 use crate::models::model_ref::ModelRef;
 use crate::models::{Embedder, TextGenerator};
@@ -39,6 +38,10 @@ use crate::prompts::Prompts;
 use crate::shard::Shard;
 use crate::{interrupt, output};
 
+mod outputs;
+
+use outputs::Outputs;
+
 /// What `polybrief run` was asked to do (from `cli::RunArgs`, where each field is documented).
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -53,6 +56,7 @@ pub struct RunOptions {
     pub beams: Option<usize>,
     pub max_file_mib: u64,
     pub shard: Option<String>,
+    pub lang: Option<crate::article::Lang>,
     /// The brief to compare with, instead of the newest in the archive.
     pub previous: Option<PathBuf>,
     /// `--since`, as given (parsed against the run's clock).
@@ -85,6 +89,16 @@ impl StageClock {
 }
 
 pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
+    // A stage cut short by a stop request fails in its own words ("model computation
+    // failed: interrupted"); what the user asked for was the stop.
+    let result = run_stages(args, ctx);
+    if interrupt::requested() {
+        return Err(Error::Interrupted(interrupt::Interrupted));
+    }
+    result
+}
+
+fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
     let shard = args
         .shard
@@ -94,13 +108,15 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         .map_err(|e| Error::Usage(format!("--shard: {e}")))?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let synthesis_prompt = SynthesisPrompt::new(&prompts)?;
-    // The lock is taken before any work, so a second run fails fast instead of redoing it.
-    let _locks = match shard {
-        Some(_) => Vec::new(),
-        None => locked_outputs(&args)
-            .iter()
-            .map(|path| OutputLock::acquire(path))
-            .collect::<Result<Vec<_>, _>>()?,
+    // Outputs are checked and locked before any work, so a bad path or a second run fails
+    // fast instead of after the work.
+    let outputs = match shard {
+        Some(_) => None,
+        None => Some(Outputs::plan(&args)?),
+    };
+    let _locks = match &outputs {
+        Some(outputs) => outputs.lock()?,
+        None => Vec::new(),
     };
     let cache = StageCache::open(&ctx.cache_dir)?;
     if let Err(e) = interrupt::install() {
@@ -109,8 +125,14 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
 
     let clock = StageClock::start("ingest");
     let report = ingest(&args.inputs, &ingest_options(&args, ctx)?)?;
+    interrupt::check()?;
     log_ingest_extras(&report);
-    let (articles, mut skipped) = articles_of_this_run(report, shard);
+    let (mut articles, mut skipped) = articles_of_this_run(report, shard);
+    for article in &mut articles {
+        if article.meta.lang.is_none() {
+            article.meta.lang = args.lang.clone();
+        }
+    }
     clock.stop(&format!(
         "{} articles, {} skipped",
         articles.len(),
@@ -129,33 +151,45 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     }
 
     let clock = StageClock::start("detect+segment");
-    let (segmented, unidentified) = segment::stage::detect_and_segment(articles, &cache)?;
+    let (segmented, unidentified) =
+        segment::stage::detect_and_segment::<Error>(articles, &cache, || Ok(interrupt::check()?))?;
     skipped.extend(unidentified);
     clock.stop(&format!("{} articles", segmented.len()));
 
     // Every model the cache misses need is fetched now, before any model work, so that a
-    // missing network or a full disk fails the run early and writes nothing.
+    // missing network or a full disk shows early. A model that cannot be had skips the
+    // articles that need it (named, exit 3); only when no article is left does the run fail.
     let settings = translate_settings(&args);
-    let plan = translate::stage::plan(&segmented, &ctx.catalog, settings.num_beams, &cache)?;
+    let mut plan = translate::stage::plan(segmented, &ctx.catalog, settings.num_beams, &cache)?;
+    skipped.append(&mut plan.skipped);
     let store = ctx.model_store();
     let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
+    let mut unavailable = std::collections::BTreeMap::new();
+    let mut first_fetch_error: Option<Error> = None;
     for model in &plan.needed {
+        interrupt::check()?;
         if let Some(entry) = ctx.catalog.get(&model.id) {
-            store.fetch(entry)?;
+            if let Err(e) = store.fetch(entry) {
+                unavailable.insert(model.id.clone(), e.to_string());
+                first_fetch_error.get_or_insert(e.into());
+            }
+        }
+    }
+    plan.without_unavailable(&unavailable);
+    skipped.append(&mut plan.skipped);
+    if plan.entries.is_empty() && shard.is_none() {
+        if let Some(error) = first_fetch_error.or(plan.first_refusal.take().map(Error::from)) {
+            return Err(error);
         }
     }
 
     let clock = StageClock::start("translate");
     let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
-    let task = ctx.reporter.items("translate", segmented.len() as u64);
-    let english = translate::stage::translate_all::<Error>(
-        segmented,
-        plan,
-        &mut translators,
-        &cache,
-        &task,
-        || Ok(interrupt::check()?),
-    )?;
+    let task = ctx.reporter.items("translate", plan.entries.len() as u64);
+    let (english, mut failed) =
+        translate::stage::translate_all::<Error>(plan, &mut translators, &cache, &task, || {
+            Ok(interrupt::check()?)
+        })?;
     task.finish(&format!("{} models loaded", translators.loads));
     clock.stop(&format!(
         "{} articles, {} translation models loaded",
@@ -163,6 +197,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         translators.loads
     ));
     drop(translators);
+    skipped.append(&mut failed);
 
     let clock = StageClock::start("summarize");
     let mut llm = match &summary_plan {
@@ -183,13 +218,16 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &task,
         || Ok(interrupt::check()?),
         |article| -> Result<Summary> {
-            Ok(match llm.as_mut() {
+            let summary = match llm.as_mut() {
                 None => ExtractiveSummarizer::default().summarize(article)?,
                 Some(llm) => {
                     LlmSummarizer::new(llm.get()?, prompts.clone(), LlmSummaryOptions::default())
                         .summarize(article)?
                 }
-            })
+            };
+            // A summary whose model call was cut short is not cached.
+            interrupt::check()?;
+            Ok(summary)
         },
     )?;
     task.finish("");
@@ -235,12 +273,10 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
             .as_ref()
             .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
         let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
-        Ok(synthesize(
-            &numbered,
-            embedder,
-            points,
-            &SynthesisOptions::default(),
-        ))
+        let synthesis = synthesize(&numbered, embedder, points, &SynthesisOptions::default());
+        // Key points whose model calls were cut short fell back to something lesser: not cached.
+        interrupt::check()?;
+        Ok(synthesis)
     })?;
     notes.extend(synthesis.notes.iter().cloned());
     notes.extend(synthesis.instruction_notes(&numbered));
@@ -282,7 +318,10 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         since,
         digest,
     };
-    write_outputs(&args, &brief, today)?;
+    // The last moment a stop can be honoured without leaving a brief half-written.
+    interrupt::check()?;
+    let outputs = outputs.expect("planned for every run that writes a brief");
+    write_outputs(&outputs, &brief, today)?;
     clock.stop(&format!("{} sources", brief.sources.len()));
     log::info!(
         "done in {:.1}s: {} sources, {} skipped; cache {}",
@@ -401,21 +440,19 @@ fn since_section(
 }
 
 /// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
-fn write_outputs(args: &RunOptions, brief: &Brief, today: chrono::NaiveDate) -> Result<()> {
+fn write_outputs(outputs: &Outputs, brief: &Brief, today: chrono::NaiveDate) -> Result<()> {
     for problem in brief.problems() {
         log::warn!("the brief is inconsistent: {problem}");
     }
     let markdown = render_markdown(brief);
-    match (&args.output, &args.archive) {
-        (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
-        // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
-        (None, Some(_)) => {}
-        (None, None) => output::write_stdout(markdown.as_bytes())?,
+    // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
+    if let Some(destination) = &outputs.brief {
+        destination.write(markdown.as_bytes(), "--output")?;
     }
-    if let Some(path) = &args.json {
-        output::write_atomic(path, render_json(brief).as_bytes())?;
+    if let Some(destination) = &outputs.json {
+        destination.write(render_json(brief).as_bytes(), "--json")?;
     }
-    if let Some(dir) = &args.archive {
+    if let Some(dir) = &outputs.archive {
         let paths = output::archive(dir, today, &markdown)?;
         let json = output::archive_json(dir, today, &render_json(brief))?;
         log::info!(
@@ -425,16 +462,6 @@ fn write_outputs(args: &RunOptions, brief: &Brief, today: chrono::NaiveDate) -> 
         );
     }
     Ok(())
-}
-
-/// The files a run writes that another run must not write at the same time: the brief
-/// (`-o`) and, with `--archive DIR`, `DIR/latest.md`.
-fn locked_outputs(args: &RunOptions) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = args.output.iter().cloned().collect();
-    if let Some(dir) = &args.archive {
-        paths.push(dir.join("latest.md"));
-    }
-    paths
 }
 
 fn exit_code_for(skipped: &[SkippedInput]) -> ExitCode {

@@ -275,6 +275,7 @@ fn greedy(
             .iter()
             .map(|&s| *seqs[s].last().unwrap_or(&start))
             .collect();
+        super::check_interrupt()?;
         let mut logits = decoder.step(&tokens)?;
         let vocab = vocab_of(&logits, live.len())?;
         let chosen: Vec<u32> = logits
@@ -402,6 +403,7 @@ fn beam_search(
             .iter()
             .flat_map(|b| b.seqs.iter().map(|s| *s.last().unwrap_or(&start)))
             .collect();
+        super::check_interrupt()?;
         let mut logits = decoder.step(&tokens)?;
         let vocab = vocab_of(&logits, tokens.len())?;
 

@@ -595,6 +595,7 @@ impl LlmGenerator {
         let mut logits = None;
         let mut pos = 0;
         for chunk in ids.chunks(self.options.prefill_chunk.max(1)) {
+            super::check_interrupt()?;
             logits = Some(self.network.forward(chunk, pos, &self.device)?);
             pos += chunk.len();
         }
@@ -625,6 +626,7 @@ impl LlmGenerator {
         let mut ids: Vec<u32> = Vec::new();
         let mut decode_steps = 0;
         let stop_reason = loop {
+            super::check_interrupt()?;
             if ids.len() >= max_new_tokens {
                 break StopReason::Budget;
             }

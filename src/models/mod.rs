@@ -19,6 +19,18 @@ pub enum GenerateError {
     Tokenizer(String),
     #[error("{0}")]
     Other(String),
+    /// A stop was requested (Ctrl-C, SIGTERM): generation ended between two steps.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// `Err(Interrupted)` once a stop was requested: called once per generation step.
+pub(crate) fn check_interrupt() -> Result<(), GenerateError> {
+    if crate::interrupt::requested() {
+        Err(GenerateError::Interrupted)
+    } else {
+        Ok(())
+    }
 }
 
 /// An instruct model that answers a chat prompt: the LLM behind summaries and key points.

@@ -4,6 +4,8 @@ pub mod detect;
 pub mod facts;
 pub mod ingest;
 pub(crate) mod injection;
+#[cfg(test)]
+mod properties;
 pub mod render;
 pub mod segment;
 pub mod summarize;

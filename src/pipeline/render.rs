@@ -336,7 +336,9 @@ pub fn render_markdown(brief: &Brief) -> String {
     let trimmed = out.trim_end().len();
     out.truncate(trimmed);
     out.push('\n');
-    out
+    // Article text may carry terminal escapes and bidi overrides; the brief goes to
+    // terminals and viewers, so they are shown, never obeyed (the JSON keeps them exact).
+    crate::output::visible_controls(&out).into_owned()
 }
 
 /// The brief as pretty-printed JSON (the `Brief` fields, as named here).
@@ -468,13 +470,32 @@ fn defuse_autolinks(text: &str) -> String {
     out
 }
 
-/// `[9]`, `[ 12 ]` and full-width `［9］` → `(9)`, so article text cannot fake a citation.
+/// `[9]`, `[ 12 ]`, full-width `［9］` and their look-alikes → `(9)`, so article text cannot
+/// fake a citation: invisible format characters (a word joiner, a zero-width space, a soft
+/// hyphen) may sit anywhere inside, other brackets that read as square ones (`⟦9⟧`, `【9】`)
+/// and digits of other styles (`［９］`, `[𝟗]`) count too.
 fn uncite(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
     static CITATION: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    match CITATION.get_or_init(|| regex::Regex::new(r"[\[［]\s*(\d+)\s*[\]］]").ok()) {
-        Some(re) => re.replace_all(text, "($1)").into_owned(),
+    let pattern =
+        r"[\[［⁅〔【〖〘⟦⦋⦍⦏﹝][\s\p{Cf}]*(\d[\d\p{Cf}]*)[\s\p{Cf}]*[\]］⁆〕】〗〙⟧⦌⦎⦐﹞]";
+    match CITATION.get_or_init(|| regex::Regex::new(pattern).ok()) {
+        Some(re) => re
+            .replace_all(text, |caps: &regex::Captures<'_>| {
+                let digits: String = caps[1]
+                    .nfkc()
+                    .filter(|c| !c.is_whitespace() && !is_format_char(*c))
+                    .collect();
+                format!("({digits})")
+            })
+            .into_owned(),
         None => text.to_string(),
     }
+}
+
+/// Unicode's format characters (category Cf) that render as nothing.
+fn is_format_char(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A line starting with `-`, `+`, `=`, or digits and `.`/`)` would start a list, a setext
@@ -753,6 +774,39 @@ Ports were closed.
         );
         assert!(!md.contains("[9]"));
         assert!(!md.lines().any(|l| l.starts_with("## Fake")));
+    }
+
+    #[test]
+    fn invisible_and_look_alike_characters_cannot_fake_a_citation() {
+        assert_eq!(
+            escape("a word joiner [\u{2060}9], a zero-width space [9\u{200b}], a soft hyphen [\u{ad}4]"),
+            "a word joiner (9), a zero-width space (9), a soft hyphen (4)"
+        );
+        assert_eq!(
+            escape("look-alikes ⟦9⟧ 【3】 ［９］ [𝟗]"),
+            "look-alikes (9) (3) (9) (9)"
+        );
+        let mut b = brief();
+        b.stories[0].points[1].text = "Ports were closed [\u{2060}9]".into();
+        let md = render_markdown(&b);
+        assert!(md.contains("- Ports were closed (9) [2]"), "{md}");
+    }
+
+    #[test]
+    fn control_characters_in_article_text_are_shown_not_obeyed_in_the_brief_but_exact_in_json() {
+        let mut b = brief();
+        let hostile = "Ports closed\u{1b}c\u{1b}P+q\u{9c} \u{202e}reversed";
+        b.stories[0].points[1].text = hostile.into();
+        b.sources[1].title = "Title \u{7}\u{9b}31m".into();
+        let md = render_markdown(&b);
+        assert!(!md.chars().any(crate::output::is_hazard), "{md:?}");
+        assert!(
+            md.contains("Ports closed\\u{1b}c\\u{1b}P+q\\u{9c} \\u{202e}reversed"),
+            "{md}"
+        );
+        let json = render_json(&b);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["stories"][0]["points"][1]["text"], hostile);
     }
 
     #[test]

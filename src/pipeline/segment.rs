@@ -32,6 +32,10 @@ use crate::pipeline::detect;
 pub fn segment(detected: DetectedArticle) -> SegmentedArticle {
     let mut segments = Vec::new();
     for (index, paragraph) in detected.paragraphs.iter().enumerate() {
+        // A stop request ends the work early; the caller discards the cut-short result.
+        if crate::interrupt::requested() {
+            break;
+        }
         let mixed = detect::is_mixed_script(&paragraph.text);
         for span in split_sentences(&paragraph.text) {
             let text = paragraph.text[span.clone()].to_string();

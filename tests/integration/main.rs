@@ -4,13 +4,17 @@
 mod embed_parity;
 mod feeds;
 mod hub;
+mod language_slips;
 mod layers;
 mod llm_parity;
 mod marian_parity;
 mod nightly;
+mod outputs;
 mod run_e2e;
+mod signals;
 mod support;
 mod synthesis;
 mod text_stages;
 mod tokenizer_parity;
 mod trust;
+mod usage;

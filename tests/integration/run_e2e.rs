@@ -291,6 +291,7 @@ fn run_on_example_articles_builds_a_cited_brief_and_a_rerun_does_no_model_work()
     let env = Env::new(false);
     let brief = env.path("out/brief.md");
     let json = env.path("out/brief.json");
+    std::fs::create_dir(env.path("out")).unwrap();
     let first = env.polybrief(&[
         "run",
         "examples/articles",
@@ -616,7 +617,7 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_brief() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut killed_midway = false;
     while Instant::now() < deadline {
-        let entries = walk_count(&translate_dir);
+        let entries = crate::support::offline_run::cache_entries(&translate_dir);
         if entries >= 1 {
             killed_midway = child.try_wait().unwrap().is_none();
             break;
@@ -671,7 +672,7 @@ fn ctrl_c_stops_at_an_article_boundary_with_exit_130_and_writes_no_brief() {
         .unwrap();
     let translate_dir = env.path("stage-cache").join("v1").join("translate");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while walk_count(&translate_dir) == 0
+    while crate::support::offline_run::cache_entries(&translate_dir) == 0
         && Instant::now() < deadline
         && child.try_wait().unwrap().is_none()
     {
@@ -691,22 +692,6 @@ fn ctrl_c_stops_at_an_article_boundary_with_exit_130_and_writes_no_brief() {
     let resumed = env.polybrief(&run_args("examples/articles", brief.to_str().unwrap()));
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(brief.exists());
-}
-
-fn walk_count(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                walk_count(&e.path())
-            } else {
-                usize::from(e.path().extension().is_some_and(|x| x == "entry"))
-            }
-        })
-        .sum()
 }
 
 #[test]

@@ -152,6 +152,7 @@ fn english(spec: &Spec) -> EnglishArticle {
         url: None,
         source: Some(spec.outlet.to_string()),
         published: None,
+        lang: None,
     };
     let paragraphs: Vec<String> = spec.paragraphs.iter().map(|p| p.join(" ")).collect();
     let article = Article::new(

@@ -15,6 +15,7 @@ mod key;
 mod names;
 mod numbers;
 mod scan;
+mod taken;
 
 use std::collections::BTreeSet;
 

@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 
+use super::taken::Taken;
 use super::{Fact, FactKey, FactKind, FactSpan, Unit};
 
 /// A word of the text and whether it opens a sentence.
@@ -205,12 +206,8 @@ pub(super) fn is_capitalised(word: &str) -> bool {
     word.chars().next().is_some_and(char::is_uppercase)
 }
 
-pub(super) fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<FactSpan> {
-    let free = |t: &Word| {
-        !taken
-            .iter()
-            .any(|r| r.start < t.span.end && t.span.start < r.end)
-    };
+pub(super) fn names(text: &str, tokens: &[Word], taken: &Taken) -> Vec<FactSpan> {
+    let free = |t: &Word| !taken.overlaps(&t.span);
     // Capitalisation at a sentence start says nothing; elsewhere it marks a name. A word the
     // text also writes in lowercase is an ordinary word ("Shares of Apple" / "its shares").
     let capitalised_mid_sentence: BTreeSet<String> = tokens

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use super::names::{names, words};
 use super::numbers::*;
+use super::taken::Taken;
 use super::{Fact, FactKey, FactKind, Unit};
 
 /// A fact with its byte range in the scanned text.
@@ -18,10 +19,8 @@ pub(crate) struct FactSpan {
 /// Every fact occurrence in `text`, in order of position (repeats included).
 pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
     let mut spans: Vec<FactSpan> = Vec::new();
-    let mut taken: Vec<Range<usize>> = Vec::new();
-    let overlaps = |taken: &[Range<usize>], r: &Range<usize>| {
-        taken.iter().any(|t| t.start < r.end && r.start < t.end)
-    };
+    let mut taken = Taken::default();
+    let overlaps = |taken: &Taken, r: &Range<usize>| taken.overlaps(r);
 
     // Dates first: the day in "March 5" is not a count of anything.
     for m in ISO_DATE.captures_iter(text) {

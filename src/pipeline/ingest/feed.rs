@@ -167,6 +167,7 @@ impl Ingest<'_> {
             url: link.or(page.url),
             source: outlet.map(str::to_string).or(page.source),
             published: published.or(page.published),
+            lang: page.lang,
         };
         self.add(path, origin, parsed);
     }

@@ -97,6 +97,7 @@ pub(super) fn parse_html(html: &str) -> Parsed {
             .filter(|v| !v.is_empty())
             .or_else(|| meta_content(r#"meta[property="og:url"]"#)),
         source: meta_content(r#"meta[property="og:site_name"]"#),
+        lang: None,
         published: meta_content(r#"meta[property="article:published_time"]"#)
             .or_else(|| meta_content(r#"meta[itemprop="datePublished"]"#))
             .or_else(|| {
@@ -110,6 +111,7 @@ pub(super) fn parse_html(html: &str) -> Parsed {
     Parsed {
         meta,
         paragraphs: html_paragraphs(&root),
+        warning: None,
     }
 }
 

@@ -85,6 +85,9 @@ impl Ingest<'_> {
             url: field(&["url", "link"]).or(parsed.meta.url),
             source: field(&["source", "outlet", "site"]).or(parsed.meta.source),
             published: field(&["published", "date", "published_at"]).or(parsed.meta.published),
+            lang: field(&["lang", "language"])
+                .and_then(|code| crate::article::Lang::parse(&code).ok())
+                .or(parsed.meta.lang),
         };
         self.add(&record_path(), origin, parsed);
     }

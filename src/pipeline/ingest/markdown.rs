@@ -11,7 +11,7 @@ use super::text::{clean_inline, front_matter, is_headline, Parsed};
 pub(super) fn parse_markdown(text: &str) -> Parsed {
     use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-    let (mut meta, body) = front_matter(text);
+    let (mut meta, body, warning) = front_matter(text);
     let mut out = TextCollector::default();
     let mut image_depth = 0usize;
     let mut html_block: Option<String> = None;
@@ -77,6 +77,11 @@ pub(super) fn parse_markdown(text: &str) -> Parsed {
                 }
                 out.push_text(&text);
             }
+            // A heading may span lines (setext headings do): its lines are words apart.
+            Event::SoftBreak | Event::HardBreak if in_heading => {
+                heading_text.push(' ');
+                out.push_text(" ");
+            }
             Event::SoftBreak => out.push_text(" "),
             Event::HardBreak => out.line_break(),
             Event::Rule => out.end_paragraph(),
@@ -87,6 +92,7 @@ pub(super) fn parse_markdown(text: &str) -> Parsed {
     let mut parsed = Parsed {
         meta: ArticleMeta::default(),
         paragraphs: out.paragraphs,
+        warning,
     };
     if meta.title.is_none() {
         meta.title = match first_block_heading {

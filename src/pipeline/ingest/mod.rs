@@ -80,6 +80,13 @@ pub struct IngestReport {
 pub enum IngestError {
     #[error("input `{}` does not exist; give a file or a folder of articles", .path.display())]
     Missing { path: PathBuf },
+
+    #[error(
+        "`run -`: run reads article files and folders, not standard input; save it to a file \
+         first (`... > article.txt`, then `polybrief run article.txt`), or use `polybrief \
+         translate -` or `polybrief summarize -` for one text"
+    )]
+    Stdin,
 }
 
 /// Reads every input, in the order given; folders in file-name order.
@@ -92,6 +99,9 @@ pub fn ingest(inputs: &[PathBuf], options: &IngestOptions) -> Result<IngestRepor
             .map(str::to_string)
     };
     for input in inputs.iter().filter(|i| url_of(i).is_none()) {
+        if input.as_os_str() == "-" {
+            return Err(IngestError::Stdin);
+        }
         if let Err(err) = fs::symlink_metadata(input) {
             if err.kind() == io::ErrorKind::NotFound {
                 return Err(IngestError::Missing {

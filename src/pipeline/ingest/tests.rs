@@ -333,3 +333,33 @@ fn decode_rejects_empty_and_binary_input() {
         "binary file (mostly control characters)"
     );
 }
+
+#[test]
+fn malformed_front_matter_is_still_metadata_with_the_bad_line_left_out_and_reported() {
+    let parsed = parse_text(
+        "---\ntitle: Storm hits the coast\nthis line has no colon\nsource: Coast Herald\n---\nThe storm reached the coast on Monday.\n",
+        false,
+    );
+    assert_eq!(parsed.meta.title.as_deref(), Some("Storm hits the coast"));
+    assert_eq!(parsed.meta.source.as_deref(), Some("Coast Herald"));
+    assert_eq!(
+        parsed.paragraphs,
+        ["The storm reached the coast on Monday."]
+    );
+    assert_eq!(
+        parsed.warning.as_deref(),
+        Some("front matter line 3 `this line has no colon` is not `key: value`, so it was left out; write each line as `key: value` between the `---` lines")
+    );
+}
+
+#[test]
+fn a_heading_over_several_lines_keeps_a_space_between_them() {
+    let parsed = parse_markdown(
+        "Storm hits\nthe coast\n==========\n\nThe storm reached the coast on Monday.\n",
+    );
+    assert_eq!(parsed.meta.title.as_deref(), Some("Storm hits the coast"));
+    assert_eq!(
+        parsed.paragraphs.last().map(String::as_str),
+        Some("The storm reached the coast on Monday.")
+    );
+}

@@ -9,6 +9,8 @@ use super::decode::normalize;
 pub(super) struct Parsed {
     pub(super) meta: ArticleMeta,
     pub(super) paragraphs: Vec<String>,
+    /// What was wrong with the input but repaired (a malformed front-matter line), for the log.
+    pub(super) warning: Option<String>,
 }
 
 /// The body without its first paragraph when that paragraph is the title (a headline line,
@@ -33,8 +35,8 @@ pub(super) fn without_leading_title(
 /// paragraph (which [`without_leading_title`] then takes out of the body). `metadata_given`
 /// turns both off for JSON records, whose metadata comes in fields.
 pub(super) fn parse_text(text: &str, metadata_given: bool) -> Parsed {
-    let (mut meta, body) = if metadata_given {
-        (ArticleMeta::default(), text)
+    let (mut meta, body, warning) = if metadata_given {
+        (ArticleMeta::default(), text, None)
     } else {
         front_matter(text)
     };
@@ -53,7 +55,11 @@ pub(super) fn parse_text(text: &str, metadata_given: bool) -> Parsed {
             }
         }
     }
-    Parsed { meta, paragraphs }
+    Parsed {
+        meta,
+        paragraphs,
+        warning,
+    }
 }
 
 /// Paragraphs separated by blank (or whitespace-only) lines; lines trimmed. The one rule for
@@ -91,21 +97,36 @@ pub(super) fn is_headline(line: &str) -> bool {
 
 /// Splits off a `---` … `---` block of `key: value` lines at the start of `text`.
 /// Anything else at the start (a horizontal rule, a line without a colon) is text.
-pub(super) fn front_matter(text: &str) -> (ArticleMeta, &str) {
+pub(super) fn front_matter(text: &str) -> (ArticleMeta, &str, Option<String>) {
     let mut meta = ArticleMeta::default();
     let Some(rest) = text.strip_prefix("---\n") else {
-        return (meta, text);
+        return (meta, text, None);
     };
     let Some(end) = rest.find("\n---\n").map(|i| (i, i + 5)).or_else(|| {
         rest.strip_suffix("\n---")
             .map(|inner| (inner.len(), rest.len()))
     }) else {
-        return (meta, text);
+        return (meta, text, None);
     };
     let (block, body) = (&rest[..end.0], &rest[end.1..]);
-    for line in block.lines().filter(|line| !line.trim().is_empty()) {
+    // A block with a key polybrief knows is front matter even with a malformed line (which is
+    // left out and reported); a block with none is text that happens to sit between rules.
+    let known = block
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .any(|(key, _)| FRONT_MATTER_KEYS.contains(&key.trim().to_ascii_lowercase().as_str()));
+    let mut malformed = Vec::new();
+    for (number, line) in block
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+    {
         let Some((key, value)) = line.split_once(':') else {
-            return (ArticleMeta::default(), text);
+            if !known {
+                return (ArticleMeta::default(), text, None);
+            }
+            malformed.push(format!("line {} `{}`", number + 2, line.trim()));
+            continue;
         };
         let value = unquote(value.trim());
         let value = (!value.is_empty()).then(|| clean_inline(value));
@@ -114,11 +135,38 @@ pub(super) fn front_matter(text: &str) -> (ArticleMeta, &str) {
             "url" | "link" => meta.url = value,
             "source" | "outlet" | "site" => meta.source = value,
             "published" | "date" => meta.published = value,
+            "lang" | "language" => {
+                meta.lang = value.and_then(|code| crate::article::Lang::parse(&code).ok())
+            }
             _ => {}
         }
     }
-    (meta, body)
+    let warning = (!malformed.is_empty()).then(|| {
+        format!(
+            "front matter {} is not `key: value`, so it was left out; write each line as `key: value` between the `---` lines",
+            malformed.join(", ")
+        )
+    });
+    (meta, body, warning)
 }
+
+/// The front-matter keys polybrief reads, and common ones it ignores.
+const FRONT_MATTER_KEYS: &[&str] = &[
+    "title",
+    "headline",
+    "url",
+    "link",
+    "source",
+    "outlet",
+    "site",
+    "published",
+    "date",
+    "lang",
+    "language",
+    "author",
+    "tags",
+    "description",
+];
 
 pub(super) fn unquote(value: &str) -> &str {
     for quote in ['"', '\''] {

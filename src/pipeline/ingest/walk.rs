@@ -99,6 +99,10 @@ impl Ingest<'_> {
     }
 
     pub(super) fn file(&mut self, path: &Path, origin: String) {
+        // A stop request ends the walk here; the run reports the interruption.
+        if crate::interrupt::requested() {
+            return;
+        }
         let Some(format) = Format::of(path) else {
             let what = match path.extension() {
                 Some(ext) => format!("unsupported file type `.{}`", ext.to_string_lossy()),
@@ -148,7 +152,16 @@ impl Ingest<'_> {
 
     /// Adds an article, or folds it into an earlier one with the same text.
     pub(super) fn add(&mut self, path: &Path, origin: String, parsed: Parsed) {
-        let Parsed { meta, paragraphs } = parsed;
+        let Parsed {
+            meta,
+            paragraphs,
+            warning,
+        } = parsed;
+        if let Some(warning) = warning {
+            self.report
+                .warnings
+                .push(format!("{}: {warning}", path.display()));
+        }
         if let Some(window) = &self.options.window {
             if !window.keeps(meta.published.as_deref(), self.modified) {
                 self.report.left_out += 1;

@@ -3,11 +3,11 @@
 //! need, so that the run can fetch them (and fail on a missing network) before any model
 //! work; translating then loads each model on first use through [`Translators`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::article::{CarriesArticle, EnglishArticle, Lang, SegmentedArticle};
+use crate::article::{CarriesArticle, EnglishArticle, Lang, SegmentedArticle, SkippedInput};
 use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::models::catalog::Catalog;
 use crate::models::model_ref::ModelRef;
@@ -57,75 +57,145 @@ pub(crate) fn cache_key(
     )
 }
 
-/// Why planning failed: a language the catalog cannot translate, or the cache.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error(transparent)]
-    Translate(#[from] TranslateError),
-    #[error(transparent)]
-    Cache(#[from] CacheError),
+/// What translating a run's articles takes: each article with its key, its cached
+/// translation and the models its cache miss needs; all the models the misses need; and the
+/// articles left out because no model in the catalog speaks one of their languages.
+pub(crate) struct TranslationPlan {
+    pub entries: Vec<PlannedArticle>,
+    pub needed: BTreeSet<ModelRef>,
+    pub skipped: Vec<SkippedInput>,
+    /// Why the first article was left out, for a run that has nothing left to brief.
+    pub first_refusal: Option<TranslateError>,
 }
 
-/// What translating a run's articles takes: each article's key and cached translation, and
-/// the models that the cache misses need.
-pub(crate) struct TranslationPlan {
-    pub entries: Vec<(CacheKey, Option<EnglishArticle>)>,
-    pub needed: BTreeSet<ModelRef>,
+pub(crate) struct PlannedArticle {
+    article: SegmentedArticle,
+    key: CacheKey,
+    cached: Option<EnglishArticle>,
+    /// The models translating it needs (none when it is cached).
+    misses: Vec<ModelRef>,
+}
+
+impl TranslationPlan {
+    /// Leaves out the articles whose cache miss needs a model that cannot be had, naming
+    /// the model and why (`unavailable`: model id → the fetch error's text).
+    pub(crate) fn without_unavailable(&mut self, unavailable: &BTreeMap<String, String>) {
+        let entries = std::mem::take(&mut self.entries);
+        for entry in entries {
+            match entry
+                .misses
+                .iter()
+                .find(|m| unavailable.contains_key(&m.id))
+            {
+                Some(model) => self.skipped.push(skip(
+                    &entry.article,
+                    format!(
+                        "its translation model {} cannot be had: {}",
+                        model.repo, unavailable[&model.id]
+                    ),
+                )),
+                None => self.entries.push(entry),
+            }
+        }
+    }
+}
+
+fn skip(article: &SegmentedArticle, reason: String) -> SkippedInput {
+    log::warn!("skipped {}: {reason}", article.detected.article.origin);
+    SkippedInput {
+        path: article.detected.article.origin.clone().into(),
+        reason,
+    }
 }
 
 /// Looks every article up in the cache (once: what hits is used as is, what misses decides
-/// the models to fetch).
+/// the models to fetch). An article in a language the catalog cannot translate is left out
+/// and named, not fatal.
 pub(crate) fn plan(
-    articles: &[SegmentedArticle],
+    articles: Vec<SegmentedArticle>,
     catalog: &Catalog,
     beams: usize,
     cache: &StageCache,
-) -> Result<TranslationPlan, PlanError> {
-    let mut entries = Vec::new();
-    let mut needed = BTreeSet::new();
-    for article in articles {
+) -> Result<TranslationPlan, CacheError> {
+    let mut plan = TranslationPlan {
+        entries: Vec::new(),
+        needed: BTreeSet::new(),
+        skipped: Vec::new(),
+        first_refusal: None,
+    };
+    'articles: for article in articles {
         let mut models = Vec::new();
-        for lang in foreign_langs(article) {
-            let model = catalog
-                .translator_for(&lang)
-                .map(|t| ModelRef::of(t.entry))
-                .ok_or_else(|| TranslateError::NotInCatalog { lang: lang.clone() })?;
+        for lang in foreign_langs(&article) {
+            let Some(model) = catalog.translator_for(&lang).map(|t| ModelRef::of(t.entry)) else {
+                let refusal = TranslateError::NotInCatalog { lang };
+                plan.skipped.push(skip(&article, refusal.to_string()));
+                plan.first_refusal.get_or_insert(refusal);
+                continue 'articles;
+            };
             models.push((lang, model));
         }
-        let key = cache_key(article, &models, beams)?;
+        let key = cache_key(&article, &models, beams)?;
         let cached = cache
             .get::<EnglishArticle>(&key)
             .map(|e| e.with_identity_of(&article.detected.article));
-        if cached.is_none() {
-            needed.extend(models.into_iter().map(|(_, m)| m));
-        }
-        entries.push((key, cached));
+        let misses: Vec<ModelRef> = match cached {
+            Some(_) => Vec::new(),
+            None => models.into_iter().map(|(_, m)| m).collect(),
+        };
+        plan.needed.extend(misses.iter().cloned());
+        plan.entries.push(PlannedArticle {
+            article,
+            key,
+            cached,
+            misses,
+        });
     }
-    Ok(TranslationPlan { entries, needed })
+    Ok(plan)
 }
 
 /// Translates the articles the plan found missing, storing each in the cache as soon as it
-/// is done; `between_articles` runs before each article (the run's interrupt check).
+/// is done; `between_articles` runs before each article and after each translation (the
+/// run's interrupt check: a translation cut short is not cached). An article whose
+/// translation fails (a model that will not load, a tokenizer error) is left out and named;
+/// the rest go on.
 pub(crate) fn translate_all<E: From<TranslateError>>(
-    articles: Vec<SegmentedArticle>,
     plan: TranslationPlan,
     translators: &mut dyn Translators,
     cache: &StageCache,
     task: &Task,
     mut between_articles: impl FnMut() -> Result<(), E>,
-) -> Result<Vec<EnglishArticle>, E> {
+) -> Result<(Vec<EnglishArticle>, Vec<SkippedInput>), E> {
     let mut english = Vec::new();
-    for (article, (key, cached)) in articles.into_iter().zip(plan.entries) {
+    let mut skipped = Vec::new();
+    for PlannedArticle {
+        article,
+        key,
+        cached,
+        ..
+    } in plan.entries
+    {
         between_articles()?;
         let done = match cached {
             Some(done) => done,
             None => {
                 let origin = article.detected.article.origin.clone();
-                let done = translate_article(article, translators)
-                    .inspect_err(|e| task.fail(&e.to_string()))?;
-                if let Err(e) = cache.put(&key, &done.clone().without_identity()) {
-                    log::warn!("{e}; the translation is used but the next run will redo it");
-                }
+                let result = translate_article(article, translators);
+                between_articles()?;
+                let done = match result {
+                    Ok(done) => done,
+                    Err(e) => {
+                        task.fail(&e.to_string());
+                        let reason = format!("its translation failed: {e}");
+                        log::warn!("skipped {origin}: {reason}");
+                        skipped.push(SkippedInput {
+                            path: origin.into(),
+                            reason,
+                        });
+                        task.inc(1);
+                        continue;
+                    }
+                };
+                cache.put_or_warn(&key, &done.clone().without_identity());
                 log::debug!("translated {origin}");
                 done
             }
@@ -134,7 +204,7 @@ pub(crate) fn translate_all<E: From<TranslateError>>(
         task.inc(1);
     }
     cache.flush();
-    Ok(english)
+    Ok((english, skipped))
 }
 
 /// The non-English languages of an article's sentences, in first-appearance order.

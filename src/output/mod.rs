@@ -15,6 +15,15 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
+mod destination;
+mod visible;
+
+pub(crate) use destination::{resolve_archive_dir, Destination};
+#[cfg(test)]
+pub(crate) use visible::is_hazard;
+pub use visible::log_safe;
+pub(crate) use visible::visible_controls;
+
 /// A failure to write an output, naming the file and the way out.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -39,11 +48,75 @@ pub enum OutputError {
         #[source]
         source: io::Error,
     },
+
+    #[error("{flag} {} is a folder; name a file inside it, such as {}", .path.display(), .path.join("brief.md").display())]
+    IsFolder { flag: &'static str, path: PathBuf },
+
+    #[error(
+        "{flag} {}: the folder {} does not exist; create it first (`mkdir -p {}`) or choose another {flag}",
+        .path.display(), .folder.display(), .folder.display()
+    )]
+    MissingFolder {
+        flag: &'static str,
+        path: PathBuf,
+        folder: PathBuf,
+    },
+
+    #[error("{flag} {}: {} is a file, not a folder; choose another {flag}", .path.display(), .folder.display())]
+    FolderIsAFile {
+        flag: &'static str,
+        path: PathBuf,
+        folder: PathBuf,
+    },
+
+    #[error(
+        "{flag} {} is a block device (a disk); polybrief will not write a brief over it; choose a file",
+        .path.display()
+    )]
+    BlockDevice { flag: &'static str, path: PathBuf },
+
+    #[error("--archive {} is a file, not a folder; name a folder for the dated briefs", .path.display())]
+    ArchiveNotAFolder { path: PathBuf },
+
+    #[error(
+        "{first} and {second} both name {}; give each output its own file",
+        .path.display()
+    )]
+    SameFile {
+        first: &'static str,
+        second: &'static str,
+        path: PathBuf,
+    },
+
+    #[error("{flag} {} is also an input; the brief would overwrite the article; choose another {flag}", .path.display())]
+    IsAnInput { flag: &'static str, path: PathBuf },
+
+    #[error(
+        "{flag} {} is inside the input folder {}, so the next run would read it as an article; \
+         write it outside that folder, or into a hidden folder there (such as {}), which ingest skips",
+        .path.display(), .input.display(), .input.join(".briefs").display()
+    )]
+    InsideInput {
+        flag: &'static str,
+        path: PathBuf,
+        input: PathBuf,
+    },
+}
+
+impl OutputError {
+    /// An output path refused before any work (exit code 2), as opposed to a write that failed.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            OutputError::Write { .. } | OutputError::CreateDir { .. } | OutputError::Stdout { .. }
+        )
+    }
 }
 
 /// Writes `bytes` to `path` atomically: the file at `path` is either left as it was or
 /// replaced whole. An existing file keeps its permissions; a new one gets the usual
 /// `0666 & !umask`.
+#[cfg(test)]
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     write_atomic_for(path, bytes, "--output")
 }
