@@ -86,24 +86,77 @@ impl std::str::FromStr for Lang {
 
 /// English names of the languages polybrief is likely to meet.
 const LANGUAGE_NAMES: &[(&str, &str)] = &[
-    ("af", "Afrikaans"), ("ar", "Arabic"), ("az", "Azerbaijani"), ("be", "Belarusian"),
-    ("bg", "Bulgarian"), ("bn", "Bengali"), ("ca", "Catalan"), ("cs", "Czech"),
-    ("cy", "Welsh"), ("da", "Danish"), ("de", "German"), ("el", "Greek"),
-    ("en", "English"), ("eo", "Esperanto"), ("es", "Spanish"), ("et", "Estonian"),
-    ("eu", "Basque"), ("fa", "Persian"), ("fi", "Finnish"), ("fr", "French"),
-    ("ga", "Irish"), ("gl", "Galician"), ("gu", "Gujarati"), ("he", "Hebrew"),
-    ("hi", "Hindi"), ("hr", "Croatian"), ("hu", "Hungarian"), ("hy", "Armenian"),
-    ("id", "Indonesian"), ("is", "Icelandic"), ("it", "Italian"), ("ja", "Japanese"),
-    ("ka", "Georgian"), ("kk", "Kazakh"), ("km", "Khmer"), ("ko", "Korean"),
-    ("la", "Latin"), ("lt", "Lithuanian"), ("lv", "Latvian"), ("mk", "Macedonian"),
-    ("ml", "Malayalam"), ("mn", "Mongolian"), ("mr", "Marathi"), ("ms", "Malay"),
-    ("my", "Burmese"), ("ne", "Nepali"), ("nl", "Dutch"), ("no", "Norwegian"),
-    ("pa", "Punjabi"), ("pl", "Polish"), ("pt", "Portuguese"), ("ro", "Romanian"),
-    ("ru", "Russian"), ("si", "Sinhala"), ("sk", "Slovak"), ("sl", "Slovenian"),
-    ("sq", "Albanian"), ("sr", "Serbian"), ("sv", "Swedish"), ("sw", "Swahili"),
-    ("ta", "Tamil"), ("te", "Telugu"), ("th", "Thai"), ("tl", "Tagalog"),
-    ("tr", "Turkish"), ("uk", "Ukrainian"), ("ur", "Urdu"), ("uz", "Uzbek"),
-    ("vi", "Vietnamese"), ("yi", "Yiddish"), ("zh", "Chinese"),
+    ("af", "Afrikaans"),
+    ("ar", "Arabic"),
+    ("az", "Azerbaijani"),
+    ("be", "Belarusian"),
+    ("bg", "Bulgarian"),
+    ("bn", "Bengali"),
+    ("ca", "Catalan"),
+    ("cs", "Czech"),
+    ("cy", "Welsh"),
+    ("da", "Danish"),
+    ("de", "German"),
+    ("el", "Greek"),
+    ("en", "English"),
+    ("eo", "Esperanto"),
+    ("es", "Spanish"),
+    ("et", "Estonian"),
+    ("eu", "Basque"),
+    ("fa", "Persian"),
+    ("fi", "Finnish"),
+    ("fr", "French"),
+    ("ga", "Irish"),
+    ("gl", "Galician"),
+    ("gu", "Gujarati"),
+    ("he", "Hebrew"),
+    ("hi", "Hindi"),
+    ("hr", "Croatian"),
+    ("hu", "Hungarian"),
+    ("hy", "Armenian"),
+    ("id", "Indonesian"),
+    ("is", "Icelandic"),
+    ("it", "Italian"),
+    ("ja", "Japanese"),
+    ("ka", "Georgian"),
+    ("kk", "Kazakh"),
+    ("km", "Khmer"),
+    ("ko", "Korean"),
+    ("la", "Latin"),
+    ("lt", "Lithuanian"),
+    ("lv", "Latvian"),
+    ("mk", "Macedonian"),
+    ("ml", "Malayalam"),
+    ("mn", "Mongolian"),
+    ("mr", "Marathi"),
+    ("ms", "Malay"),
+    ("my", "Burmese"),
+    ("ne", "Nepali"),
+    ("nl", "Dutch"),
+    ("no", "Norwegian"),
+    ("pa", "Punjabi"),
+    ("pl", "Polish"),
+    ("pt", "Portuguese"),
+    ("ro", "Romanian"),
+    ("ru", "Russian"),
+    ("si", "Sinhala"),
+    ("sk", "Slovak"),
+    ("sl", "Slovenian"),
+    ("sq", "Albanian"),
+    ("sr", "Serbian"),
+    ("sv", "Swedish"),
+    ("sw", "Swahili"),
+    ("ta", "Tamil"),
+    ("te", "Telugu"),
+    ("th", "Thai"),
+    ("tl", "Tagalog"),
+    ("tr", "Turkish"),
+    ("uk", "Ukrainian"),
+    ("ur", "Urdu"),
+    ("uz", "Uzbek"),
+    ("vi", "Vietnamese"),
+    ("yi", "Yiddish"),
+    ("zh", "Chinese"),
 ];
 
 /// A stable identifier of an article: the first 16 hex digits of the sha256 of its text.
@@ -161,7 +214,13 @@ impl Article {
     /// Builds an article, deriving its id from the paragraphs' text.
     pub fn new(origin: String, meta: ArticleMeta, paragraphs: Vec<String>) -> Article {
         let id = ArticleId::from_text(&paragraphs.join("\n\n"));
-        Article { id, origin, also_at: Vec::new(), meta, paragraphs }
+        Article {
+            id,
+            origin,
+            also_at: Vec::new(),
+            meta,
+            paragraphs,
+        }
     }
 
     pub fn text(&self) -> String {
@@ -287,7 +346,11 @@ pub struct Summary {
 
 impl Summary {
     pub fn text(&self) -> String {
-        self.sentences.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ")
+        self.sentences
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -349,7 +412,11 @@ mod tests {
     fn article_id_depends_only_on_text() {
         let a = Article::new("a.txt".into(), ArticleMeta::default(), vec!["Hallo".into()]);
         let b = Article::new("b.txt".into(), ArticleMeta::default(), vec!["Hallo".into()]);
-        let c = Article::new("a.txt".into(), ArticleMeta::default(), vec!["Hallo!".into()]);
+        let c = Article::new(
+            "a.txt".into(),
+            ArticleMeta::default(),
+            vec!["Hallo!".into()],
+        );
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
     }

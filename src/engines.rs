@@ -16,7 +16,9 @@ use crate::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use crate::models::hub::{LocalModel, ModelStore};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
-use crate::pipeline::translate::{load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators};
+use crate::pipeline::translate::{
+    load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators,
+};
 
 /// A model as the brief names it: catalog id, hub repo and the revision actually used.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -28,7 +30,11 @@ pub struct ModelRef {
 
 impl ModelRef {
     pub fn of(entry: &ModelEntry) -> ModelRef {
-        ModelRef { id: entry.id.clone(), repo: entry.repo.clone(), revision: entry.revision.clone() }
+        ModelRef {
+            id: entry.id.clone(),
+            repo: entry.repo.clone(),
+            revision: entry.revision.clone(),
+        }
     }
 
     /// `Helsinki-NLP/opus-mt-de-en@<revision>`: what `translated_by` records.
@@ -57,13 +63,27 @@ pub struct TranslatorPool<'a> {
 }
 
 impl<'a> TranslatorPool<'a> {
-    pub fn new(catalog: &'a Catalog, store: &'a ModelStore, device: &'a Device, settings: TranslateSettings) -> Self {
-        TranslatorPool { catalog, store, device, settings, loaded: HashMap::new(), loads: 0 }
+    pub fn new(
+        catalog: &'a Catalog,
+        store: &'a ModelStore,
+        device: &'a Device,
+        settings: TranslateSettings,
+    ) -> Self {
+        TranslatorPool {
+            catalog,
+            store,
+            device,
+            settings,
+            loaded: HashMap::new(),
+            loads: 0,
+        }
     }
 
     /// The model that would translate `lang`, without loading it (for cache keys and the brief).
     pub fn model_for(&self, lang: &Lang) -> Option<ModelRef> {
-        self.catalog.translator_for(lang).map(|t| ModelRef::of(t.entry))
+        self.catalog
+            .translator_for(lang)
+            .map(|t| ModelRef::of(t.entry))
     }
 
     fn load(&self, entry: &ModelEntry) -> Result<Box<dyn Translate>, TranslateError> {
@@ -73,26 +93,43 @@ impl<'a> TranslatorPool<'a> {
         })?;
         log::info!("loading translation model {} ({})", entry.id, entry.repo);
         let file = |name: &str| {
-            local.file(name).map(|p| p.to_path_buf()).map_err(|e| TranslateError::Load {
-                path: entry.repo.clone().into(),
-                reason: e.to_string(),
-            })
+            local
+                .file(name)
+                .map(|p| p.to_path_buf())
+                .map_err(|e| TranslateError::Load {
+                    path: entry.repo.clone().into(),
+                    reason: e.to_string(),
+                })
         };
-        let tokenizer = MarianTokenizer::from_files(&file("source.spm")?, &file("target.spm")?, &file("vocab.json")?)
-            .map_err(|e| TranslateError::Load { path: entry.repo.clone().into(), reason: e.to_string() })?;
+        let tokenizer = MarianTokenizer::from_files(
+            &file("source.spm")?,
+            &file("target.spm")?,
+            &file("vocab.json")?,
+        )
+        .map_err(|e| TranslateError::Load {
+            path: entry.repo.clone().into(),
+            reason: e.to_string(),
+        })?;
         let dir = model_dir(&local, entry)?;
         let model = load_marian(&dir, DType::F32, self.device)?;
         let name = ModelRef::of(entry).label();
-        Ok(Box::new(Translator::new(name, model, tokenizer, self.settings.clone())))
+        Ok(Box::new(Translator::new(
+            name,
+            model,
+            tokenizer,
+            self.settings.clone(),
+        )))
     }
 }
 
 /// The folder holding a model's config.json and weights (a hub snapshot or a local `path`).
 fn model_dir(local: &LocalModel, entry: &ModelEntry) -> Result<std::path::PathBuf, TranslateError> {
-    let config = local.file("config.json").map_err(|e| TranslateError::Load {
-        path: entry.repo.clone().into(),
-        reason: e.to_string(),
-    })?;
+    let config = local
+        .file("config.json")
+        .map_err(|e| TranslateError::Load {
+            path: entry.repo.clone().into(),
+            reason: e.to_string(),
+        })?;
     Ok(config.parent().map(|p| p.to_path_buf()).unwrap_or_default())
 }
 
@@ -123,14 +160,19 @@ pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Resu
         .files
         .iter()
         .find(|f| f.name.ends_with(".gguf"))
-        .ok_or_else(|| Error::Usage(format!(
-            "catalog entry `{}` lists no .gguf file; polybrief's summarizer loads GGUF weights",
-            entry.id
-        )))?;
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "catalog entry `{}` lists no .gguf file; polybrief's summarizer loads GGUF weights",
+                entry.id
+            ))
+        })?;
     let files = LlmFiles {
         weights: Weights::Gguf(local.file(&gguf.name)?.to_path_buf()),
         tokenizer: local.file("tokenizer.json")?.to_path_buf(),
-        tokenizer_config: local.file("tokenizer_config.json").ok().map(|p| p.to_path_buf()),
+        tokenizer_config: local
+            .file("tokenizer_config.json")
+            .ok()
+            .map(|p| p.to_path_buf()),
     };
     let generator = LlmGenerator::load(&files, device, LlmOptions::default())?;
     Ok(generator.with_name(ModelRef::of(entry).label()))
@@ -158,7 +200,12 @@ pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, 
             }
         },
     };
-    let file = |name: &str| local.file(name).map(|p| p.to_path_buf()).map_err(|e| e.to_string());
+    let file = |name: &str| {
+        local
+            .file(name)
+            .map(|p| p.to_path_buf())
+            .map_err(|e| e.to_string())
+    };
     let files = (|| -> std::result::Result<EmbedderFiles, String> {
         Ok(EmbedderFiles {
             config: file("config.json")?,
@@ -178,14 +225,21 @@ pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, 
 
 /// Loads the embedder found by [`embedder_files`]; a broken checkpoint is a warning and
 /// lexical grouping, like a missing one.
-pub fn load_embedder(entry: &ModelEntry, files: &EmbedderFiles, device: &Device) -> Option<SentenceEmbedder> {
+pub fn load_embedder(
+    entry: &ModelEntry,
+    files: &EmbedderFiles,
+    device: &Device,
+) -> Option<SentenceEmbedder> {
     match SentenceEmbedder::load(files, device) {
         Ok(embedder) => {
             log::info!("loaded sentence embedder {} ({})", entry.id, entry.repo);
             Some(embedder.with_name(ModelRef::of(entry).label()))
         }
         Err(e) => {
-            log::warn!("cannot load the embedder {}: {e}; stories are grouped lexically", entry.id);
+            log::warn!(
+                "cannot load the embedder {}: {e}; stories are grouped lexically",
+                entry.id
+            );
             None
         }
     }
@@ -199,12 +253,17 @@ pub enum SummaryPlan {
 
 /// Decides between the LLM and the extractive summarizer. `auto` falls back to extractive
 /// only when offline with no LLM cached, and says so in the brief.
-pub fn plan_summarizer(choice: SummarizerChoice, ctx: &Context, store: &ModelStore) -> Result<SummaryPlan> {
+pub fn plan_summarizer(
+    choice: SummarizerChoice,
+    ctx: &Context,
+    store: &ModelStore,
+) -> Result<SummaryPlan> {
     let entry = ctx.catalog.summarizer().cloned();
     match (choice, entry) {
         (SummarizerChoice::Extractive, _) => Ok(SummaryPlan::Extractive { note: None }),
         (SummarizerChoice::Llm, None) => Err(Error::Usage(
-            "--summarizer llm: the catalog has no summarize model; add one with --models".to_string(),
+            "--summarizer llm: the catalog has no summarize model; add one with --models"
+                .to_string(),
         )),
         (SummarizerChoice::Llm, Some(entry)) => Ok(SummaryPlan::Llm { entry }),
         (SummarizerChoice::Auto, None) => Ok(SummaryPlan::Extractive {
@@ -228,4 +287,3 @@ pub fn plan_summarizer(choice: SummarizerChoice, ctx: &Context, store: &ModelSto
         }
     }
 }
-

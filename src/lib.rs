@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod device;
 pub mod engines;
 pub mod error;
 pub mod interrupt;

@@ -208,7 +208,9 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError::Stdout { source: e }),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(OutputError::Stdout { source: e })
+        }
         _ => Ok(()),
     }
 }

@@ -48,7 +48,10 @@ impl Reporter {
             OutputStyle::Bars => ProgressDrawTarget::stderr(),
             _ => ProgressDrawTarget::hidden(),
         };
-        Reporter { multi: MultiProgress::with_draw_target(target), style }
+        Reporter {
+            multi: MultiProgress::with_draw_target(target),
+            style,
+        }
     }
 
     /// A reporter that shows nothing, for tests and library use.
@@ -110,7 +113,10 @@ impl Reporter {
 
     /// Installs this reporter as the `log` crate's logger at the given level.
     pub fn install_logger(&self, level: log::LevelFilter) {
-        let logger = StderrLogger { reporter: self.clone(), level };
+        let logger = StderrLogger {
+            reporter: self.clone(),
+            level,
+        };
         if log::set_boxed_logger(Box::new(logger)).is_ok() {
             log::set_max_level(level);
         }
@@ -167,8 +173,16 @@ impl Task {
         self.bar.finish_and_clear();
         let pos = self.bar.position();
         let elapsed = self.bar.elapsed();
-        self.line(&format!("done: {} in {:.1}s{}", self.unit.format(pos), elapsed.as_secs_f64(),
-            if note.is_empty() { String::new() } else { format!(" ({note})") }));
+        self.line(&format!(
+            "done: {} in {:.1}s{}",
+            self.unit.format(pos),
+            elapsed.as_secs_f64(),
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({note})")
+            }
+        ));
     }
 
     /// Abandons the task (on error), leaving the bar where it stopped.
@@ -188,13 +202,19 @@ impl Task {
         if !self.lines {
             return;
         }
-        let Ok(mut last) = self.last_line.lock() else { return };
+        let Ok(mut last) = self.last_line.lock() else {
+            return;
+        };
         let pos = self.bar.position();
         if last.0.elapsed() >= Duration::from_secs(10) && pos != last.1 {
             *last = (Instant::now(), pos);
             let total = self.bar.length().unwrap_or(0);
             drop(last);
-            self.line(&format!("{}/{}", self.unit.format(pos), self.unit.format(total)));
+            self.line(&format!(
+                "{}/{}",
+                self.unit.format(pos),
+                self.unit.format(total)
+            ));
         }
     }
 }

@@ -39,7 +39,14 @@ pub const BUILTIN: &[TemplateSpec] = &[
     TemplateSpec {
         name: "summarize_strict",
         default: include_str!("../prompts/summarize_strict.txt"),
-        allowed: &["title", "outlet", "language", "text", "target_length", "missing_facts"],
+        allowed: &[
+            "title",
+            "outlet",
+            "language",
+            "text",
+            "target_length",
+            "missing_facts",
+        ],
         required: &["text"],
     },
     TemplateSpec {
@@ -63,7 +70,12 @@ pub const BUILTIN: &[TemplateSpec] = &[
 ];
 
 /// The templates the per-article summarizer uses (its cache key covers exactly these).
-pub const SUMMARIZE_TEMPLATES: &[&str] = &["system", "summarize", "summarize_strict", "summarize_reduce"];
+pub const SUMMARIZE_TEMPLATES: &[&str] = &[
+    "system",
+    "summarize",
+    "summarize_strict",
+    "summarize_reduce",
+];
 /// The templates the cross-source synthesis uses.
 pub const SYNTHESIZE_TEMPLATES: &[&str] = &["synthesize_system", "synthesize"];
 
@@ -79,14 +91,27 @@ pub enum PromptError {
         "prompt template {origin}: unknown placeholder `{{{placeholder}}}` on line {line}; \
          allowed here: {allowed} (write `{{{{` and `}}}}` for literal braces)"
     )]
-    UnknownPlaceholder { origin: String, placeholder: String, line: usize, allowed: String },
+    UnknownPlaceholder {
+        origin: String,
+        placeholder: String,
+        line: usize,
+        allowed: String,
+    },
     #[error("prompt template {origin} lacks the placeholder `{{{placeholder}}}`, without which it cannot work; allowed: {allowed}")]
-    MissingRequired { origin: String, placeholder: String, allowed: String },
+    MissingRequired {
+        origin: String,
+        placeholder: String,
+        allowed: String,
+    },
     #[error(
         "prompt template {origin}: unmatched `{brace}` on line {line}; placeholders look like \
          `{{title}}`, and a literal brace is written twice (`{{{{` or `}}}}`)"
     )]
-    StrayBrace { origin: String, brace: char, line: usize },
+    StrayBrace {
+        origin: String,
+        brace: char,
+        line: usize,
+    },
     #[error("{path} is not a prompt template polybrief uses; the templates are: {known}")]
     UnknownTemplate { path: PathBuf, known: String },
     #[error("no prompt template named `{0}` (a bug: every stage's template is listed in prompts::BUILTIN)")]
@@ -118,7 +143,11 @@ impl Template {
             if spec.allowed.is_empty() {
                 "none".to_string()
             } else {
-                spec.allowed.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(", ")
+                spec.allowed
+                    .iter()
+                    .map(|n| format!("{{{n}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
         let mut pieces = Vec::new();
@@ -146,10 +175,16 @@ impl Template {
                         name.push(n);
                     }
                     let is_name = !name.is_empty()
-                        && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                        && name
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
                         && !name.starts_with(|ch: char| ch.is_ascii_digit());
                     if !closed || !is_name {
-                        return Err(PromptError::StrayBrace { origin, brace: '{', line });
+                        return Err(PromptError::StrayBrace {
+                            origin,
+                            brace: '{',
+                            line,
+                        });
                     }
                     if !spec.allowed.contains(&name.as_str()) {
                         return Err(PromptError::UnknownPlaceholder {
@@ -164,7 +199,13 @@ impl Template {
                     }
                     pieces.push(Piece::Placeholder(name));
                 }
-                '}' => return Err(PromptError::StrayBrace { origin, brace: '}', line }),
+                '}' => {
+                    return Err(PromptError::StrayBrace {
+                        origin,
+                        brace: '}',
+                        line,
+                    })
+                }
                 c => {
                     if c == '\n' {
                         line += 1;
@@ -177,7 +218,10 @@ impl Template {
             pieces.push(Piece::Literal(literal));
         }
         for required in spec.required {
-            if !pieces.iter().any(|p| matches!(p, Piece::Placeholder(n) if n == required)) {
+            if !pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Placeholder(n) if n == required))
+            {
                 return Err(PromptError::MissingRequired {
                     origin,
                     placeholder: required.to_string(),
@@ -185,7 +229,11 @@ impl Template {
                 });
             }
         }
-        Ok(Template { name: spec.name.to_string(), origin, pieces })
+        Ok(Template {
+            name: spec.name.to_string(),
+            origin,
+            pieces,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -218,9 +266,14 @@ impl Template {
             match piece {
                 Piece::Literal(s) => out.push_str(s),
                 Piece::Placeholder(name) => {
-                    let value = values.iter().find(|(k, _)| k == name).map(|(_, v)| *v).ok_or_else(|| {
-                        PromptError::MissingValue { origin: self.origin.clone(), placeholder: name.clone() }
-                    })?;
+                    let value = values
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| *v)
+                        .ok_or_else(|| PromptError::MissingValue {
+                            origin: self.origin.clone(),
+                            placeholder: name.clone(),
+                        })?;
                     out.push_str(value);
                 }
             }
@@ -266,8 +319,11 @@ impl Prompts {
         for spec in specs {
             let template = match dir.map(|d| d.join(format!("{}.txt", spec.name))) {
                 Some(path) if path.is_file() => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|source| PromptError::Read { path: path.clone(), source })?;
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| PromptError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
                     Template::parse(spec, &text, path.display().to_string())?
                 }
                 _ => Template::parse(spec, spec.default, format!("built-in {}.txt", spec.name))?,
@@ -275,13 +331,28 @@ impl Prompts {
             templates.insert(spec.name.to_string(), template);
         }
         if let Some(dir) = dir {
-            let entries = std::fs::read_dir(dir).map_err(|source| PromptError::Read { path: dir.to_path_buf(), source })?;
+            let entries = std::fs::read_dir(dir).map_err(|source| PromptError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })?;
             for entry in entries {
-                let path = entry.map_err(|source| PromptError::Read { path: dir.to_path_buf(), source })?.path();
+                let path = entry
+                    .map_err(|source| PromptError::Read {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?
+                    .path();
                 let is_txt = path.extension().is_some_and(|e| e == "txt");
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
                 if is_txt && !templates.contains_key(stem) {
-                    let known = specs.iter().map(|s| format!("{}.txt", s.name)).collect::<Vec<_>>().join(", ");
+                    let known = specs
+                        .iter()
+                        .map(|s| format!("{}.txt", s.name))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     return Err(PromptError::UnknownTemplate { path, known });
                 }
             }
@@ -290,7 +361,9 @@ impl Prompts {
     }
 
     pub fn get(&self, name: &str) -> Result<&Template, PromptError> {
-        self.templates.get(name).ok_or_else(|| PromptError::NoSuchTemplate(name.to_string()))
+        self.templates
+            .get(name)
+            .ok_or_else(|| PromptError::NoSuchTemplate(name.to_string()))
     }
 
     /// Renders template `name` with `values`.
@@ -335,7 +408,9 @@ mod tests {
     #[test]
     fn render_fills_placeholders_and_unescapes_braces() {
         let t = Template::parse(&SPEC, "{{json}} {title}: {text}}}", "test".into()).unwrap();
-        let out = t.render(&[("text", "body"), ("title", "T"), ("unused", "x")]).unwrap();
+        let out = t
+            .render(&[("text", "body"), ("title", "T"), ("unused", "x")])
+            .unwrap();
         assert_eq!(out, "{json} T: body}");
     }
 
@@ -343,28 +418,42 @@ mod tests {
     fn unknown_placeholder_is_an_error_naming_it_and_the_allowed_names() {
         let err = Template::parse(&SPEC, "line one\n{titel} {text}", "my.txt".into()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("my.txt") && msg.contains("{titel}") && msg.contains("line 2"), "{msg}");
-        assert!(msg.contains("{title}") && msg.contains("{target_length}"), "{msg}");
+        assert!(
+            msg.contains("my.txt") && msg.contains("{titel}") && msg.contains("line 2"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("{title}") && msg.contains("{target_length}"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_required_placeholder_is_an_error() {
         let err = Template::parse(&SPEC, "Summarize {title}.", "my.txt".into()).unwrap_err();
-        assert!(matches!(err, PromptError::MissingRequired { ref placeholder, .. } if placeholder == "text"));
+        assert!(
+            matches!(err, PromptError::MissingRequired { ref placeholder, .. } if placeholder == "text")
+        );
     }
 
     #[test]
     fn stray_braces_are_errors() {
         for text in ["{text} {", "{text} }", "{text} { title }", "{text} {}"] {
             let err = Template::parse(&SPEC, text, "x".into()).unwrap_err();
-            assert!(matches!(err, PromptError::StrayBrace { .. }), "{text}: {err}");
+            assert!(
+                matches!(err, PromptError::StrayBrace { .. }),
+                "{text}: {err}"
+            );
         }
     }
 
     #[test]
     fn missing_value_at_render_is_an_error() {
         let t = Template::parse(&SPEC, "{text} {title}", "x".into()).unwrap();
-        assert!(matches!(t.render(&[("text", "a")]), Err(PromptError::MissingValue { .. })));
+        assert!(matches!(
+            t.render(&[("text", "a")]),
+            Err(PromptError::MissingValue { .. })
+        ));
     }
 
     #[test]
@@ -372,9 +461,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("summarize.txt"), "Short: {text}").unwrap();
         let prompts = Prompts::load(Some(dir.path())).unwrap();
-        assert_eq!(prompts.render("summarize", &[("text", "x")]).unwrap(), "Short: x");
-        assert!(prompts.get("summarize").unwrap().origin().contains("summarize.txt"));
-        assert_eq!(prompts.get("system").unwrap().origin(), "built-in system.txt");
+        assert_eq!(
+            prompts.render("summarize", &[("text", "x")]).unwrap(),
+            "Short: x"
+        );
+        assert!(prompts
+            .get("summarize")
+            .unwrap()
+            .origin()
+            .contains("summarize.txt"));
+        assert_eq!(
+            prompts.get("system").unwrap().origin(),
+            "built-in system.txt"
+        );
     }
 
     #[test]
@@ -383,7 +482,12 @@ mod tests {
         let path = dir.path().join("summarize_strict.txt");
         std::fs::write(&path, "{text} {facts}").unwrap();
         let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains(&path.display().to_string()) && err.contains("{facts}") && err.contains("{missing_facts}"), "{err}");
+        assert!(
+            err.contains(&path.display().to_string())
+                && err.contains("{facts}")
+                && err.contains("{missing_facts}"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -392,8 +496,14 @@ mod tests {
         std::fs::write(dir.path().join("synthesize.txt"), "Points of: {sources}").unwrap();
         let edited = Prompts::load(Some(dir.path())).unwrap();
         let builtin = Prompts::builtin();
-        assert_eq!(edited.fingerprint(SUMMARIZE_TEMPLATES), builtin.fingerprint(SUMMARIZE_TEMPLATES));
-        assert_ne!(edited.fingerprint(SYNTHESIZE_TEMPLATES), builtin.fingerprint(SYNTHESIZE_TEMPLATES));
+        assert_eq!(
+            edited.fingerprint(SUMMARIZE_TEMPLATES),
+            builtin.fingerprint(SUMMARIZE_TEMPLATES)
+        );
+        assert_ne!(
+            edited.fingerprint(SYNTHESIZE_TEMPLATES),
+            builtin.fingerprint(SYNTHESIZE_TEMPLATES)
+        );
     }
 
     #[test]
@@ -409,6 +519,9 @@ mod tests {
         std::fs::write(dir.path().join("summarise.txt"), "{text}").unwrap();
         std::fs::write(dir.path().join("README.md"), "notes").unwrap();
         let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("summarise.txt") && err.contains("summarize.txt"), "{err}");
+        assert!(
+            err.contains("summarise.txt") && err.contains("summarize.txt"),
+            "{err}"
+        );
     }
 }

@@ -17,9 +17,15 @@ pub(crate) fn read_input(input: &str) -> Result<String, Error> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|source| Error::Read { path: PathBuf::from("<stdin>"), source })?;
+            .map_err(|source| Error::Read {
+                path: PathBuf::from("<stdin>"),
+                source,
+            })?;
         Ok(text)
     } else {
-        std::fs::read_to_string(input).map_err(|source| Error::Read { path: PathBuf::from(input), source })
+        std::fs::read_to_string(input).map_err(|source| Error::Read {
+            path: PathBuf::from(input),
+            source,
+        })
     }
 }

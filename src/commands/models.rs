@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::config::Context;
 use crate::article::Lang;
+use crate::config::Context;
 use crate::error::{Error, ExitCode};
 use crate::models::catalog::{Catalog, ModelEntry, Need, Role, TranslatorKind};
 use crate::models::hub::{CacheState, FileOutcome, ModelStore};
@@ -34,7 +34,6 @@ pub enum ModelsCommand {
     Verify,
 }
 
-
 pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
     let store = ctx.model_store();
     let mut out = String::new();
@@ -51,15 +50,32 @@ pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
                 let rows = rows_for(&ctx.catalog, &lang);
                 if lang.is_empty() {
                     log::info!("no --lang given: fetching the summarizer and embedder only (add --lang de,vi or --all)");
-                    rows.into_iter().filter(|r| !r.roles.iter().all(|role| matches!(role, Role::Translate { .. }))).collect()
+                    rows.into_iter()
+                        .filter(|r| {
+                            !r.roles
+                                .iter()
+                                .all(|role| matches!(role, Role::Translate { .. }))
+                        })
+                        .collect()
                 } else {
                     rows
                 }
             };
             for row in &rows {
                 let model = store.fetch(row.entry)?;
-                let bytes: u64 = model.files.values().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-                let dir = model.files.values().next().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default();
+                let bytes: u64 = model
+                    .files
+                    .values()
+                    .filter_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum();
+                let dir = model
+                    .files
+                    .values()
+                    .next()
+                    .and_then(|p| p.parent())
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
                 out.push_str(&format!(
                     "{}: {} files, {} verified, in {}\n",
                     row.entry.id,
@@ -77,7 +93,11 @@ pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
             let mut checked = 0;
             for entry in ctx.catalog.entries() {
                 let report = store.verify(entry)?;
-                if report.files.iter().all(|f| f.outcome == FileOutcome::NotCached) {
+                if report
+                    .files
+                    .iter()
+                    .all(|f| f.outcome == FileOutcome::NotCached)
+                {
                     continue;
                 }
                 checked += 1;
@@ -105,7 +125,9 @@ pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
                 let status = if report.is_ok() { "ok" } else { "FAILED" };
                 out.push_str(&format!("{}: {status} ({})\n", entry.id, parts.join(", ")));
             }
-            out.push_str(&format!("{checked} cached models checked, {corrupt} corrupt files removed\n"));
+            out.push_str(&format!(
+                "{checked} cached models checked, {corrupt} corrupt files removed\n"
+            ));
             if corrupt > 0 {
                 ExitCode::Fatal
             } else {
@@ -131,7 +153,11 @@ fn rows_for<'a>(catalog: &'a Catalog, langs: &[Lang]) -> Vec<Need<'a>> {
                 .iter()
                 .map(|lang| Role::Translate {
                     lang: lang.clone(),
-                    kind: if entry.is_group() { TranslatorKind::Group } else { TranslatorKind::Direct },
+                    kind: if entry.is_group() {
+                        TranslatorKind::Group
+                    } else {
+                        TranslatorKind::Direct
+                    },
                 })
                 .collect();
             for task in &entry.tasks {
@@ -155,14 +181,26 @@ fn list_table(store: &ModelStore, rows: &[Need<'_>]) -> String {
     for row in rows {
         let entry = row.entry;
         let purpose = if row.roles.is_empty() {
-            if entry.fallback { "any other→en (fallback)".to_string() } else { "-".to_string() }
+            if entry.fallback {
+                "any other→en (fallback)".to_string()
+            } else {
+                "-".to_string()
+            }
         } else {
-            row.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+            row.roles
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let size = SizeSum::of(entry);
         let state = match store.cache_state(entry) {
             CacheState::Cached { bytes } => format!("cached ({})", human_bytes(bytes)),
-            CacheState::Partial { present, total, bytes } => {
+            CacheState::Partial {
+                present,
+                total,
+                bytes,
+            } => {
                 missing += 1;
                 to_download.add(&size);
                 format!("partial ({present}/{total} files, {})", human_bytes(bytes))
@@ -173,17 +211,32 @@ fn list_table(store: &ModelStore, rows: &[Need<'_>]) -> String {
                 "not cached".to_string()
             }
             CacheState::LocalDir { .. } => "local dir".to_string(),
-            CacheState::LocalDirIncomplete { missing } => format!("local dir lacks {}", missing.join(", ")),
+            CacheState::LocalDirIncomplete { missing } => {
+                format!("local dir lacks {}", missing.join(", "))
+            }
         };
-        table.push([entry.id.clone(), purpose, revision_label(entry), size.to_string(), entry.license.clone(), state]);
+        table.push([
+            entry.id.clone(),
+            purpose,
+            revision_label(entry),
+            size.to_string(),
+            entry.license.clone(),
+            state,
+        ]);
     }
     let mut out = render(&table);
     if missing > 0 {
-        out.push_str(&format!("\n{missing} of {} models not cached; to download: {to_download}\n", rows.len()));
+        out.push_str(&format!(
+            "\n{missing} of {} models not cached; to download: {to_download}\n",
+            rows.len()
+        ));
     } else {
         out.push_str(&format!("\nall {} models cached\n", rows.len()));
     }
-    if rows.iter().any(|r| r.entry.path.is_none() && !r.entry.is_pinned()) {
+    if rows
+        .iter()
+        .any(|r| r.entry.path.is_none() && !r.entry.is_pinned())
+    {
         out.push_str(
             "unpinned: the revision is a branch, so the files may change; scripts/ops/pin_catalog.py pins them\n",
         );
@@ -305,7 +358,10 @@ fn print_stdout(text: &str) -> Result<(), Error> {
     stdout
         .write_all(text.as_bytes())
         .and_then(|_| stdout.flush())
-        .map_err(|source| Error::Write { path: PathBuf::from("<stdout>"), source })
+        .map_err(|source| Error::Write {
+            path: PathBuf::from("<stdout>"),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -325,20 +381,48 @@ mod tests {
     fn list_shows_needed_models_with_sizes_and_cache_state() {
         let catalog = Catalog::builtin().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = ModelStore::new(HubSettings::new(dir.path(), "http://127.0.0.1:9"), Reporter::hidden());
-        let langs: Vec<Lang> = ["de", "vi", "ko"].iter().map(|c| Lang::parse(c).unwrap()).collect();
+        let store = ModelStore::new(
+            HubSettings::new(dir.path(), "http://127.0.0.1:9"),
+            Reporter::hidden(),
+        );
+        let langs: Vec<Lang> = ["de", "vi", "ko"]
+            .iter()
+            .map(|c| Lang::parse(c).unwrap())
+            .collect();
         let table = list_table(&store, &catalog.needed_for(&langs));
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("MODEL"));
-        assert!(lines[1].starts_with("opus-mt-de-en ") && lines[1].contains("de→en"), "{table}");
-        assert!(lines[1].contains("8be33f00bcaf") && lines[1].contains("~300.8 MB"), "{table}");
-        assert!(lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~291.8 MB"), "{table}");
-        assert!(lines[3].starts_with("opus-mt-tc-big-ko-en ") && lines[3].contains("main (unpinned)"), "{table}");
+        assert!(
+            lines[1].starts_with("opus-mt-de-en ") && lines[1].contains("de→en"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("8be33f00bcaf") && lines[1].contains("~300.8 MB"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~291.8 MB"),
+            "{table}"
+        );
+        assert!(
+            lines[3].starts_with("opus-mt-tc-big-ko-en ") && lines[3].contains("main (unpinned)"),
+            "{table}"
+        );
         assert!(lines[3].contains("unknown"), "{table}");
-        assert!(lines[4].starts_with("qwen2.5-1.5b-instruct-q4_k_m ") && lines[4].contains("summarize, synthesize"));
+        assert!(
+            lines[4].starts_with("qwen2.5-1.5b-instruct-q4_k_m ")
+                && lines[4].contains("summarize, synthesize")
+        );
         assert!(lines[4].contains("1.1 GB +?"), "{table}");
-        assert!(lines[5].starts_with("all-minilm-l6-v2 ") && lines[5].contains("embed (story grouping)"), "{table}");
-        assert!(lines[1..6].iter().all(|l| l.ends_with("not cached")), "{table}");
+        assert!(
+            lines[5].starts_with("all-minilm-l6-v2 ")
+                && lines[5].contains("embed (story grouping)"),
+            "{table}"
+        );
+        assert!(
+            lines[1..6].iter().all(|l| l.ends_with("not cached")),
+            "{table}"
+        );
         assert!(table.contains("5 of 5 models not cached"), "{table}");
     }
 }

@@ -15,17 +15,23 @@ use crate::article::{EnglishArticle, Lang, SegmentedArticle, SkippedInput, Sourc
 use crate::cache::{CacheKey, StageCache};
 use crate::cli::RunArgs;
 use crate::config::Context;
-use crate::engines::{embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool};
+use crate::engines::{
+    embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool,
+};
 use crate::error::{Error, ExitCode, Result};
 use crate::lock::OutputLock;
 use crate::models::catalog::ModelEntry;
 use crate::models::llm::LlmGenerator;
 use crate::models::TextGenerator;
 use crate::pipeline::ingest::{ingest, IngestOptions};
-use crate::pipeline::render::{render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText};
+use crate::pipeline::render::{
+    render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText,
+};
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{check_grounding, ExtractiveSummarizer, Summarizer};
-use crate::pipeline::synthesize::{synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt};
+use crate::pipeline::synthesize::{
+    synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+};
 use crate::pipeline::translate::{translate_article, TranslateSettings};
 use crate::pipeline::{detect, segment};
 use crate::prompts::Prompts;
@@ -46,23 +52,38 @@ struct StageClock {
 
 impl StageClock {
     fn start(stage: &'static str) -> StageClock {
-        StageClock { started: Instant::now(), stage }
+        StageClock {
+            started: Instant::now(),
+            stage,
+        }
     }
 
     fn stop(self, detail: &str) {
-        log::info!("stage {}: {:.2}s ({detail})", self.stage, self.started.elapsed().as_secs_f64());
+        log::info!(
+            "stage {}: {:.2}s ({detail})",
+            self.stage,
+            self.started.elapsed().as_secs_f64()
+        );
     }
 }
 
 pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
-    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose().map_err(|e| Error::Usage(format!("--shard: {e}")))?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(str::parse::<Shard>)
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--shard: {e}")))?;
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let synthesis_prompt = SynthesisPrompt::new(&prompts)?;
     // The lock is taken before any work, so a second run fails fast instead of redoing it.
     let _locks = match shard {
         Some(_) => Vec::new(),
-        None => locked_outputs(&args).iter().map(|path| OutputLock::acquire(path)).collect::<Result<Vec<_>, _>>()?,
+        None => locked_outputs(&args)
+            .iter()
+            .map(|path| OutputLock::acquire(path))
+            .collect::<Result<Vec<_>, _>>()?,
     };
     let cache = StageCache::open(&ctx.cache_dir)?;
     if let Err(e) = interrupt::install() {
@@ -71,7 +92,12 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
 
     // Ingest.
     let clock = StageClock::start("ingest");
-    let report = ingest(&args.inputs, &IngestOptions { max_file_size: args.max_file_mib * 1024 * 1024 })?;
+    let report = ingest(
+        &args.inputs,
+        &IngestOptions {
+            max_file_size: args.max_file_mib * 1024 * 1024,
+        },
+    )?;
     for warning in &report.warnings {
         log::warn!("{warning}");
     }
@@ -84,7 +110,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         .into_iter()
         .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
         .collect();
-    clock.stop(&format!("{} articles, {} skipped", articles.len(), skipped.len()));
+    clock.stop(&format!(
+        "{} articles, {} skipped",
+        articles.len(),
+        skipped.len()
+    ));
     if articles.is_empty() && shard.is_none() {
         return Err(Error::Usage(format!(
             "no article could be read from {}; polybrief reads .txt, .md, .html, .htm, .json and .jsonl files",
@@ -97,11 +127,16 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let mut segmented: Vec<SegmentedArticle> = Vec::new();
     for article in articles {
         let key = CacheKey::new("segment", article.id.as_str(), &SEGMENT_VERSION)?;
-        let item = cache.get_or_compute(&key, || Ok::<_, Error>(segment::segment(detect::detect(article))))?;
+        let item = cache.get_or_compute(&key, || {
+            Ok::<_, Error>(segment::segment(detect::detect(article)))
+        })?;
         match item.detected.lang {
             Some(_) => segmented.push(item),
             None => {
-                log::warn!("skipped {}: its language could not be identified", item.detected.article.origin);
+                log::warn!(
+                    "skipped {}: its language could not be identified",
+                    item.detected.article.origin
+                );
                 skipped.push(SkippedInput {
                     path: item.detected.article.origin.clone().into(),
                     reason: "its language could not be identified with confidence".to_string(),
@@ -132,7 +167,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         let key = CacheKey::new(
             "translate",
             article.detected.article.id.as_str(),
-            &TranslateKey { version: TRANSLATE_VERSION, models: &models, beams: settings.num_beams },
+            &TranslateKey {
+                version: TRANSLATE_VERSION,
+                models: &models,
+                beams: settings.num_beams,
+            },
         )?;
         // Looked up once here: what hits is used as is below, what misses decides the models.
         let cached = cache.get::<EnglishArticle>(&key);
@@ -161,7 +200,8 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             Some(done) => done,
             None => {
                 let origin = article.detected.article.origin.clone();
-                let done = translate_article(article, &mut translators).inspect_err(|e| task.fail(&e.to_string()))?;
+                let done = translate_article(article, &mut translators)
+                    .inspect_err(|e| task.fail(&e.to_string()))?;
                 if let Err(e) = cache.put(&key, &done) {
                     log::warn!("{e}; the translation is used but the next run will redo it");
                 }
@@ -173,7 +213,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         task.inc(1);
     }
     task.finish(&format!("{} models loaded", translators.loads));
-    clock.stop(&format!("{} articles, {} translation models loaded", english.len(), translators.loads));
+    clock.stop(&format!(
+        "{} articles, {} translation models loaded",
+        english.len(),
+        translators.loads
+    ));
     drop(translators);
 
     // Summarize.
@@ -200,14 +244,17 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         )?;
         let summary = cache.get_or_compute(&key, || -> Result<Summary> {
             let mut summary = match &summary_plan {
-                SummaryPlan::Extractive { .. } => ExtractiveSummarizer::default().summarize(article)?,
+                SummaryPlan::Extractive { .. } => {
+                    ExtractiveSummarizer::default().summarize(article)?
+                }
                 SummaryPlan::Llm { entry } => {
                     if llm.is_none() {
                         llm = Some(load_llm(&store, entry, &ctx.device)?);
                         llm_loads += 1;
                     }
                     let generator = llm.as_mut().expect("loaded above");
-                    LlmSummarizer::new(generator, prompts.clone(), LlmSummaryOptions::default()).summarize(article)?
+                    LlmSummarizer::new(generator, prompts.clone(), LlmSummaryOptions::default())
+                        .summarize(article)?
                 }
             };
             check_grounding(&mut summary, article);
@@ -224,7 +271,11 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         task.inc(1);
     }
     task.finish("");
-    clock.stop(&format!("{} summaries, {} language models loaded", summaries.len(), llm_loads));
+    clock.stop(&format!(
+        "{} summaries, {} language models loaded",
+        summaries.len(),
+        llm_loads
+    ));
 
     if let Some(shard) = shard {
         log::info!(
@@ -237,19 +288,29 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
 
     // Synthesize.
     let clock = StageClock::start("synthesize");
-    let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> =
-        english.iter().zip(&summaries).enumerate().map(|(i, (a, s))| (i + 1, a, s)).collect();
+    let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
+        .iter()
+        .zip(&summaries)
+        .enumerate()
+        .map(|(i, (a, s))| (i + 1, a, s))
+        .collect();
     let options = SynthesisOptions::default();
     // Found (fetched if need be) before the cache lookup, since the key says how stories are
     // grouped; loaded only on a miss. An embedder that cannot be had means lexical grouping.
     let embedder_model = embedder_files(ctx, &store);
-    let grouping = embedder_model.as_ref().map_or_else(|| "lexical".to_string(), |(entry, _)| ModelRef::of(entry).label());
+    let grouping = embedder_model.as_ref().map_or_else(
+        || "lexical".to_string(),
+        |(entry, _)| ModelRef::of(entry).label(),
+    );
     let synthesis_key = CacheKey::new(
         "synthesize",
         "run",
         &SynthesisKey {
             version: SYNTHESIS_VERSION,
-            sources: numbered.iter().map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text())).collect(),
+            sources: numbered
+                .iter()
+                .map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text()))
+                .collect(),
             method: summary_method_key(&summary_plan),
             grouping,
             prompt: prompts.fingerprint(crate::prompts::SYNTHESIZE_TEMPLATES),
@@ -262,11 +323,16 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
                     llm = Some(load_llm(&store, entry, &ctx.device)?);
                     llm_loads += 1;
                 }
-                llm.as_mut().map(|g| LlmPoints { generator: g as &mut dyn TextGenerator, prompt: &synthesis_prompt })
+                llm.as_mut().map(|g| LlmPoints {
+                    generator: g as &mut dyn TextGenerator,
+                    prompt: &synthesis_prompt,
+                })
             }
             SummaryPlan::Extractive { .. } => None,
         };
-        let mut embedder = embedder_model.as_ref().and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
+        let mut embedder = embedder_model
+            .as_ref()
+            .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
         let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
         Ok(synthesize(&numbered, embedder, points, &options))
     })?;
@@ -281,22 +347,40 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         (None, None) => notes.push("Stories were grouped by word overlap: the catalog has no embedding model.".to_string()),
         (Some(_), _) => {}
     }
-    clock.stop(&format!("{} stories, {} language models loaded in all", synthesis.stories.len(), llm_loads));
+    clock.stop(&format!(
+        "{} stories, {} language models loaded in all",
+        synthesis.stories.len(),
+        llm_loads
+    ));
 
     // Render and write.
     let clock = StageClock::start("render");
     let brief = Brief {
         title: args.title.clone(),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
-        models: models_used(&english, &summary_plan, embedder_model.as_ref().map(|(entry, _)| entry).filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }))),
+        models: models_used(
+            &english,
+            &summary_plan,
+            embedder_model
+                .as_ref()
+                .map(|(entry, _)| entry)
+                .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. })),
+        ),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
-        sources: numbered.iter().map(|(n, a, s)| SourceEntry::new(*n, a, Some(s))).collect(),
+        sources: numbered
+            .iter()
+            .map(|(n, a, s)| SourceEntry::new(*n, a, Some(s)))
+            .collect(),
         unused: synthesis.unused.clone(),
         skipped: skipped.clone(),
         notes,
         translations: args.translations.then(|| {
-            numbered.iter().filter(|(_, a, _)| a.is_translated()).map(|(n, a, _)| TranslatedText::new(*n, a)).collect()
+            numbered
+                .iter()
+                .filter(|(_, a, _)| a.is_translated())
+                .map(|(n, a, _)| TranslatedText::new(*n, a))
+                .collect()
         }),
     };
     let markdown = render_markdown(&brief);
@@ -364,7 +448,10 @@ fn translate_settings(args: &RunArgs) -> TranslateSettings {
 fn foreign_langs(article: &SegmentedArticle) -> Vec<Lang> {
     let mut langs: Vec<Lang> = Vec::new();
     for segment in &article.segments {
-        let lang = segment.lang.clone().or_else(|| article.detected.lang.clone());
+        let lang = segment
+            .lang
+            .clone()
+            .or_else(|| article.detected.lang.clone());
         if let Some(lang) = lang.filter(|l| !l.is_english()) {
             if !langs.contains(&lang) {
                 langs.push(lang);
@@ -406,7 +493,11 @@ fn summary_method_key(plan: &SummaryPlan) -> String {
     }
 }
 
-fn models_used(english: &[EnglishArticle], plan: &SummaryPlan, embedder: Option<&ModelEntry>) -> Vec<ModelUse> {
+fn models_used(
+    english: &[EnglishArticle],
+    plan: &SummaryPlan,
+    embedder: Option<&ModelEntry>,
+) -> Vec<ModelUse> {
     let mut uses: BTreeSet<(String, String)> = BTreeSet::new();
     for article in english {
         for (lang, model) in &article.translations {
@@ -417,7 +508,12 @@ fn models_used(english: &[EnglishArticle], plan: &SummaryPlan, embedder: Option<
         .into_iter()
         .map(|(role, label)| {
             let (repo, revision) = label.split_once('@').unwrap_or((label.as_str(), ""));
-            ModelUse { role, id: repo.rsplit('/').next().unwrap_or(repo).to_string(), repo: repo.to_string(), revision: revision.to_string() }
+            ModelUse {
+                role,
+                id: repo.rsplit('/').next().unwrap_or(repo).to_string(),
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+            }
         })
         .collect();
     if let SummaryPlan::Llm { entry } = plan {

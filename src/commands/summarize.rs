@@ -48,11 +48,17 @@ pub struct SummarizeArgs {
 pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
     let text = super::read_input(&args.input)?;
     if text.trim().is_empty() {
-        return Err(Error::Usage(format!("{} is empty: there is nothing to summarize", args.input)));
+        return Err(Error::Usage(format!(
+            "{} is empty: there is nothing to summarize",
+            args.input
+        )));
     }
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let article = english_article(&args.input, &text);
-    let options = LlmSummaryOptions { sentences: usize::from(args.sentences), ..Default::default() };
+    let options = LlmSummaryOptions {
+        sentences: usize::from(args.sentences),
+        ..Default::default()
+    };
 
     let summary = match (&args.gguf, &args.tokenizer) {
         (Some(gguf), Some(tokenizer)) => {
@@ -71,8 +77,10 @@ pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
                     if let Some(note) = note {
                         log::warn!("{note}");
                     }
-                    let mut summarizer =
-                        ExtractiveSummarizer { max_sentences: usize::from(args.sentences), ..Default::default() };
+                    let mut summarizer = ExtractiveSummarizer {
+                        max_sentences: usize::from(args.sentences),
+                        ..Default::default()
+                    };
                     summarizer.summarize(&article)?
                 }
                 SummaryPlan::Llm { entry } => {
@@ -85,13 +93,17 @@ pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
     if !summary.ungrounded.is_empty() {
         log::warn!(
             "the summary states {} which the text does not contain; the brief would flag it",
-            summary.ungrounded.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
+            summary
+                .ungrounded
+                .iter()
+                .map(|f| format!("\"{f}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     crate::output::write_stdout(format!("{}\n", summary.text()).as_bytes())?;
     Ok(ExitCode::Success)
 }
-
 
 fn tokenizer_config_beside(tokenizer: &Path) -> Option<PathBuf> {
     let candidate = tokenizer.with_file_name("tokenizer_config.json");
@@ -109,9 +121,20 @@ pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
     let mut sentences = Vec::new();
     for (paragraph, p) in paragraphs.iter().enumerate() {
         for s in split_sentences(p) {
-            sentences.push(EnglishSentence { text: s, segment: sentences.len(), paragraph, translated_by: None });
+            sentences.push(EnglishSentence {
+                text: s,
+                segment: sentences.len(),
+                paragraph,
+                translated_by: None,
+            });
         }
     }
     let article = Article::new(origin.to_string(), ArticleMeta::default(), paragraphs);
-    EnglishArticle { article, source_lang: Some(Lang::english()), translations: Vec::new(), sentences, english_title: None }
+    EnglishArticle {
+        article,
+        source_lang: Some(Lang::english()),
+        translations: Vec::new(),
+        sentences,
+        english_title: None,
+    }
 }

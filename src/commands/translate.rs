@@ -12,7 +12,8 @@ use crate::engines::TranslatorPool;
 use crate::error::{Error, ExitCode};
 use crate::models::marian_tokenizer::MarianTokenizer;
 use crate::pipeline::translate::{
-    load_marian, translate_article, Translate, TranslateError, TranslateSettings, Translator, Translators,
+    load_marian, translate_article, Translate, TranslateError, TranslateSettings, Translator,
+    Translators,
 };
 use crate::pipeline::{detect, segment};
 
@@ -44,14 +45,20 @@ pub fn run(args: TranslateArgs, ctx: &Context) -> Result<ExitCode, Error> {
         .filter(|p| !p.is_empty())
         .collect();
     if paragraphs.is_empty() {
-        return Err(Error::Usage(format!("{} is empty: there is nothing to translate", args.input)));
+        return Err(Error::Usage(format!(
+            "{} is empty: there is nothing to translate",
+            args.input
+        )));
     }
     let article = Article::new(args.input.clone(), ArticleMeta::default(), paragraphs);
     let mut detected = detect::detect(article);
     if let Some(lang) = &args.from {
         detected.lang = Some(lang.clone());
         for paragraph in &mut detected.paragraphs {
-            *paragraph = DetectedParagraph { text: paragraph.text.clone(), lang: Some(lang.clone()) };
+            *paragraph = DetectedParagraph {
+                text: paragraph.text.clone(),
+                lang: Some(lang.clone()),
+            };
         }
     }
     if detected.lang.is_none() {
@@ -69,8 +76,10 @@ pub fn run(args: TranslateArgs, ctx: &Context) -> Result<ExitCode, Error> {
     let english = match &args.model_dir {
         Some(dir) => {
             let model = load_marian(dir, DType::F32, &ctx.device)?;
-            let tokenizer = MarianTokenizer::from_dir(dir)
-                .map_err(|e| TranslateError::Load { path: dir.clone(), reason: e.to_string() })?;
+            let tokenizer = MarianTokenizer::from_dir(dir).map_err(|e| TranslateError::Load {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
             let name = dir.display().to_string();
             let mut one = OneModel(Box::new(Translator::new(name, model, tokenizer, settings)));
             translate_article(segmented, &mut one)?
@@ -93,5 +102,3 @@ impl Translators for OneModel {
         Ok(self.0.as_mut())
     }
 }
-
-

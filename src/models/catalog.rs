@@ -31,10 +31,19 @@ pub enum CatalogError {
     },
 
     #[error("{origin}:{line}:{column}: {message}")]
-    Syntax { origin: String, line: usize, column: usize, message: String },
+    Syntax {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 
     #[error("{origin}: model `{id}`: {message}")]
-    Invalid { origin: String, id: String, message: String },
+    Invalid {
+        origin: String,
+        id: String,
+        message: String,
+    },
 }
 
 /// What a model is used for.
@@ -124,7 +133,11 @@ impl ModelEntry {
 
     /// True when every file is fetched from a full commit sha, so the bytes cannot change.
     pub fn is_pinned(&self) -> bool {
-        self.path.is_none() && self.files.iter().all(|f| is_commit_sha(self.source_of(f).1))
+        self.path.is_none()
+            && self
+                .files
+                .iter()
+                .all(|f| is_commit_sha(self.source_of(f).1))
     }
 
     /// True for a translator that serves several source languages.
@@ -186,7 +199,11 @@ impl Catalog {
 
     /// Parses catalog text. `origin` names it in errors; relative `path = ...` entries are
     /// resolved against `base_dir` (the catalog file's directory).
-    pub fn parse(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Catalog, CatalogError> {
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<Catalog, CatalogError> {
         let raw: RawCatalog = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             CatalogError::Syntax {
@@ -200,7 +217,10 @@ impl Catalog {
             return Err(CatalogError::Invalid {
                 origin: origin.to_string(),
                 id: "-".to_string(),
-                message: format!("unsupported catalog schema {} (this polybrief reads schema 1)", raw.schema),
+                message: format!(
+                    "unsupported catalog schema {} (this polybrief reads schema 1)",
+                    raw.schema
+                ),
             });
         }
         let mut entries = Vec::with_capacity(raw.model.len());
@@ -209,7 +229,11 @@ impl Catalog {
         for model in raw.model {
             let entry = model.validate(origin, base_dir)?;
             if !ids.insert(entry.id.clone()) {
-                return Err(invalid(origin, &entry.id, "is defined twice in this file".to_string()));
+                return Err(invalid(
+                    origin,
+                    &entry.id,
+                    "is defined twice in this file".to_string(),
+                ));
             }
             for lang in &entry.langs {
                 if let Some((_, other)) = lang_owner.iter().find(|(l, _)| l == lang) {
@@ -229,8 +253,10 @@ impl Catalog {
     /// Reads `path` and lays it over this catalog: an entry with a known id replaces it in
     /// place, a new id is added (and wins over built-in entries for the languages it lists).
     pub fn with_overrides(self, path: &Path) -> Result<Catalog, CatalogError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| CatalogError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().map(Path::to_path_buf);
         let overrides = Catalog::parse(&text, &path.display().to_string(), base.as_deref())?;
         Ok(self.merge(overrides))
@@ -262,25 +288,42 @@ impl Catalog {
         if lang.is_english() {
             return None;
         }
-        let translators = self.entries.iter().rev().filter(|e| e.serves(Task::Translate));
+        let translators = self
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| e.serves(Task::Translate));
         if let Some(entry) = translators.clone().find(|e| e.langs.contains(lang)) {
-            let kind = if entry.is_group() { TranslatorKind::Group } else { TranslatorKind::Direct };
+            let kind = if entry.is_group() {
+                TranslatorKind::Group
+            } else {
+                TranslatorKind::Direct
+            };
             return Some(Translator { entry, kind });
         }
         translators
             .clone()
             .find(|e| e.fallback)
-            .map(|entry| Translator { entry, kind: TranslatorKind::Fallback })
+            .map(|entry| Translator {
+                entry,
+                kind: TranslatorKind::Fallback,
+            })
     }
 
     /// The instruct model that writes per-article summaries.
     pub fn summarizer(&self) -> Option<&ModelEntry> {
-        self.entries.iter().rev().find(|e| e.serves(Task::Summarize))
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.serves(Task::Summarize))
     }
 
     /// The instruct model that writes the consolidated brief (often the summarizer itself).
     pub fn synthesizer(&self) -> Option<&ModelEntry> {
-        self.entries.iter().rev().find(|e| e.serves(Task::Synthesize))
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.serves(Task::Synthesize))
     }
 
     /// The sentence-embedding model that groups articles into stories (lexical grouping
@@ -293,15 +336,19 @@ impl Catalog {
     /// translators (in the order of `langs`), then the summarizer, synthesizer and embedder.
     pub fn needed_for<'a>(&'a self, langs: &[Lang]) -> Vec<Need<'a>> {
         let mut needs: Vec<Need<'a>> = Vec::new();
-        let mut push = |entry: &'a ModelEntry, role: Role| {
-            match needs.iter_mut().find(|n| std::ptr::eq(n.entry, entry)) {
-                Some(need) => {
-                    if !need.roles.contains(&role) {
-                        need.roles.push(role)
-                    }
+        let mut push = |entry: &'a ModelEntry, role: Role| match needs
+            .iter_mut()
+            .find(|n| std::ptr::eq(n.entry, entry))
+        {
+            Some(need) => {
+                if !need.roles.contains(&role) {
+                    need.roles.push(role)
                 }
-                None => needs.push(Need { entry, roles: vec![role] }),
             }
+            None => needs.push(Need {
+                entry,
+                roles: vec![role],
+            }),
         };
         let mut seen: BTreeSet<&Lang> = BTreeSet::new();
         for lang in langs {
@@ -309,7 +356,13 @@ impl Catalog {
                 continue;
             }
             if let Some(t) = self.translator_for(lang) {
-                push(t.entry, Role::Translate { lang: lang.clone(), kind: t.kind });
+                push(
+                    t.entry,
+                    Role::Translate {
+                        lang: lang.clone(),
+                        kind: t.kind,
+                    },
+                );
             }
         }
         if let Some(entry) = self.summarizer() {
@@ -344,9 +397,18 @@ pub enum Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Role::Translate { lang, kind: TranslatorKind::Direct } => write!(f, "{lang}→en"),
-            Role::Translate { lang, kind: TranslatorKind::Group } => write!(f, "{lang}→en (group)"),
-            Role::Translate { lang, kind: TranslatorKind::Fallback } => write!(f, "{lang}→en (fallback)"),
+            Role::Translate {
+                lang,
+                kind: TranslatorKind::Direct,
+            } => write!(f, "{lang}→en"),
+            Role::Translate {
+                lang,
+                kind: TranslatorKind::Group,
+            } => write!(f, "{lang}→en (group)"),
+            Role::Translate {
+                lang,
+                kind: TranslatorKind::Fallback,
+            } => write!(f, "{lang}→en (fallback)"),
             Role::Summarize => f.write_str("summarize"),
             Role::Synthesize => f.write_str("synthesize"),
             Role::Embed => f.write_str("embed (story grouping)"),
@@ -410,7 +472,11 @@ struct RawFile {
 }
 
 fn invalid(origin: &str, id: &str, message: String) -> CatalogError {
-    CatalogError::Invalid { origin: origin.to_string(), id: id.to_string(), message }
+    CatalogError::Invalid {
+        origin: origin.to_string(),
+        id: id.to_string(),
+        message,
+    }
 }
 
 impl RawModel {
@@ -418,10 +484,15 @@ impl RawModel {
         let id = self.id.trim().to_string();
         let err = |message: String| invalid(origin, if id.is_empty() { "?" } else { &id }, message);
         if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c == '/') {
-            return Err(err("`id` must be a non-empty name without spaces or `/`".into()));
+            return Err(err(
+                "`id` must be a non-empty name without spaces or `/`".into()
+            ));
         }
         if self.tasks.is_empty() {
-            return Err(err("`tasks` is empty; list at least one of translate, summarize, synthesize, embed".into()));
+            return Err(err(
+                "`tasks` is empty; list at least one of translate, summarize, synthesize, embed"
+                    .into(),
+            ));
         }
         let translates = self.tasks.contains(&Task::Translate);
         let mut langs = Vec::new();
@@ -429,13 +500,19 @@ impl RawModel {
             langs.push(Lang::parse(code).map_err(|e| err(format!("in `langs`: {e}")))?);
         }
         if translates && langs.is_empty() && !self.fallback {
-            return Err(err("a translate model needs `langs` (or `fallback = true`)".into()));
+            return Err(err(
+                "a translate model needs `langs` (or `fallback = true`)".into(),
+            ));
         }
         if !translates && (!langs.is_empty() || self.fallback) {
-            return Err(err("`langs` and `fallback` only apply to translate models".into()));
+            return Err(err(
+                "`langs` and `fallback` only apply to translate models".into()
+            ));
         }
         if langs.iter().any(Lang::is_english) {
-            return Err(err("`langs` lists `en`; models translate into English, not from it".into()));
+            return Err(err(
+                "`langs` lists `en`; models translate into English, not from it".into(),
+            ));
         }
         check_repo(&self.repo).map_err(&err)?;
         let revision = self.revision.unwrap_or_else(|| "main".to_string());
@@ -453,7 +530,9 @@ impl RawModel {
             if name.is_empty()
                 || name.starts_with('/')
                 || name.contains('\\')
-                || name.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+                || name
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
             {
                 return Err(ferr("must be a relative path inside the repo".into()));
             }
@@ -514,23 +593,31 @@ fn check_repo(repo: &str) -> Result<(), String> {
             !part.is_empty()
                 && part != "."
                 && part != ".."
-                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         });
     if ok {
         Ok(())
     } else {
-        Err(format!("`{repo}` is not a hub repo id such as `Helsinki-NLP/opus-mt-de-en`"))
+        Err(format!(
+            "`{repo}` is not a hub repo id such as `Helsinki-NLP/opus-mt-de-en`"
+        ))
     }
 }
 
 fn check_revision(revision: &str) -> Result<(), String> {
     let ok = !revision.is_empty()
         && !revision.chars().any(|c| c.is_whitespace() || c == '\\')
-        && revision.split('/').all(|part| !part.is_empty() && part != "..");
+        && revision
+            .split('/')
+            .all(|part| !part.is_empty() && part != "..");
     if ok {
         Ok(())
     } else {
-        Err(format!("`revision = \"{revision}\"` is not a commit sha, branch or ref"))
+        Err(format!(
+            "`revision = \"{revision}\"` is not a commit sha, branch or ref"
+        ))
     }
 }
 
@@ -538,9 +625,13 @@ fn check_revision(revision: &str) -> Result<(), String> {
 /// Units follow the hub's web pages: kB/MB/GB are powers of 1000.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size such as `298 MB`"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as `298 MB`"))?;
     let factor: f64 = match unit.trim() {
         "" | "B" | "Bytes" | "bytes" => 1.0,
         "kB" | "KB" => 1e3,
@@ -597,16 +688,23 @@ files = [{ name = "config.json" }]
     fn builtin_catalog_parses_and_covers_the_required_languages() {
         let catalog = Catalog::builtin().unwrap();
         for code in [
-            "de", "fr", "es", "it", "pt", "nl", "ru", "zh", "ja", "ko", "vi", "ar", "tr", "pl", "uk", "hi",
-            "id", "sv",
+            "de", "fr", "es", "it", "pt", "nl", "ru", "zh", "ja", "ko", "vi", "ar", "tr", "pl",
+            "uk", "hi", "id", "sv",
         ] {
             let t = catalog.translator_for(&lang(code)).unwrap();
-            assert!(!t.is_fallback(), "{code} should have a dedicated or group model, got {}", t.id);
+            assert!(
+                !t.is_fallback(),
+                "{code} should have a dedicated or group model, got {}",
+                t.id
+            );
             assert!(t.repo.starts_with("Helsinki-NLP/opus-mt-"), "{}", t.repo);
         }
         assert!(catalog.summarizer().is_some());
         assert!(catalog.synthesizer().is_some());
-        assert_eq!(catalog.embedder().map(|e| e.repo.as_str()), Some("sentence-transformers/all-MiniLM-L6-v2"));
+        assert_eq!(
+            catalog.embedder().map(|e| e.repo.as_str()),
+            Some("sentence-transformers/all-MiniLM-L6-v2")
+        );
     }
 
     #[test]
@@ -628,7 +726,10 @@ files = [{ name = "config.json" }]
         let t = catalog.translator_for(&lang("pt")).unwrap();
         assert_eq!(t.id, "opus-mt-ROMANCE-en");
         assert_eq!(t.kind, TranslatorKind::Group);
-        assert_eq!(catalog.translator_for(&lang("de")).unwrap().kind, TranslatorKind::Direct);
+        assert_eq!(
+            catalog.translator_for(&lang("de")).unwrap().kind,
+            TranslatorKind::Direct
+        );
     }
 
     #[test]
@@ -652,7 +753,10 @@ files = [{ name = "config.json" }]
         let text = "schema = 1\n\n[[model]]\nid = \"x\"\ntasks = [\"translate\"\n";
         let err = Catalog::parse(text, "my-models.toml", None).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, CatalogError::Syntax { line, .. } if line >= 5), "{msg}");
+        assert!(
+            matches!(err, CatalogError::Syntax { line, .. } if line >= 5),
+            "{msg}"
+        );
         assert!(msg.starts_with("my-models.toml:"), "{msg}");
     }
 
@@ -669,15 +773,23 @@ files = [{ name = "config.json" }]
 
     #[test]
     fn malformed_sha256_is_rejected() {
-        let text = MINIMAL.replacen("{ name = \"config.json\" }", "{ name = \"config.json\", sha256 = \"abc\" }", 1);
-        let msg = Catalog::parse(&text, "c.toml", None).unwrap_err().to_string();
+        let text = MINIMAL.replacen(
+            "{ name = \"config.json\" }",
+            "{ name = \"config.json\", sha256 = \"abc\" }",
+            1,
+        );
+        let msg = Catalog::parse(&text, "c.toml", None)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("m-de") && msg.contains("not 64 hex"), "{msg}");
     }
 
     #[test]
     fn a_language_served_twice_in_one_file_is_rejected() {
         let text = MINIMAL.replace("fallback = true", "langs = [\"de\"]");
-        let msg = Catalog::parse(&text, "c.toml", None).unwrap_err().to_string();
+        let msg = Catalog::parse(&text, "c.toml", None)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("`de`") && msg.contains("m-de"), "{msg}");
     }
 
@@ -711,7 +823,9 @@ repo = "me/my-vi-en"
 license = "mit"
 files = [{ name = "config.json" }]
 "#;
-        let merged = base.clone().merge(Catalog::parse(over, "o.toml", Some(Path::new("/etc/pb"))).unwrap());
+        let merged = base
+            .clone()
+            .merge(Catalog::parse(over, "o.toml", Some(Path::new("/etc/pb"))).unwrap());
         assert_eq!(merged.entries().len(), base.entries().len() + 1);
         let de = merged.translator_for(&lang("de")).unwrap();
         assert_eq!(de.path.as_deref(), Some(Path::new("/etc/pb/local/de-en")));
@@ -721,14 +835,18 @@ files = [{ name = "config.json" }]
 
     #[test]
     fn with_overrides_reports_a_missing_file() {
-        let err = Catalog::builtin().unwrap().with_overrides(Path::new("/nonexistent/m.toml")).unwrap_err();
+        let err = Catalog::builtin()
+            .unwrap()
+            .with_overrides(Path::new("/nonexistent/m.toml"))
+            .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/m.toml"));
     }
 
     #[test]
     fn needs_list_each_model_once() {
         let catalog = Catalog::builtin().unwrap();
-        let needs = catalog.needed_for(&[lang("de"), lang("vi"), lang("ko"), lang("de"), lang("en")]);
+        let needs =
+            catalog.needed_for(&[lang("de"), lang("vi"), lang("ko"), lang("de"), lang("en")]);
         let ids: Vec<&str> = needs.iter().map(|n| n.entry.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -760,7 +878,10 @@ files = [{ name = "config.json" }]
         let qwen = catalog.summarizer().unwrap();
         let gguf = &qwen.files[0];
         let tok = qwen.file("tokenizer.json").unwrap();
-        assert_eq!(qwen.source_of(gguf), ("Qwen/Qwen2.5-1.5B-Instruct-GGUF", qwen.revision.as_str()));
+        assert_eq!(
+            qwen.source_of(gguf),
+            ("Qwen/Qwen2.5-1.5B-Instruct-GGUF", qwen.revision.as_str())
+        );
         assert_eq!(qwen.source_of(tok), ("Qwen/Qwen2.5-1.5B-Instruct", "main"));
         assert!(!qwen.is_pinned(), "tokenizer.json comes from a branch");
     }

@@ -64,30 +64,51 @@ pub struct SentenceEmbedder {
 }
 
 fn read(path: &Path) -> Result<String, EmbedLoadError> {
-    std::fs::read_to_string(path).map_err(|source| EmbedLoadError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| EmbedLoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl SentenceEmbedder {
     pub fn load(files: &EmbedderFiles, device: &Device) -> Result<Self, EmbedLoadError> {
-        let config_err = |reason: String| EmbedLoadError::Config { path: files.config.clone(), reason };
-        let config: Config = serde_json::from_str(&read(&files.config)?).map_err(|e| config_err(e.to_string()))?;
+        let config_err = |reason: String| EmbedLoadError::Config {
+            path: files.config.clone(),
+            reason,
+        };
+        let config: Config =
+            serde_json::from_str(&read(&files.config)?).map_err(|e| config_err(e.to_string()))?;
         let mut max_len = config.max_position_embeddings.min(MAX_LEN_CAP);
         if let Some(path) = &files.sentence_config {
-            let value: serde_json::Value = serde_json::from_str(&read(path)?)
-                .map_err(|e| EmbedLoadError::Config { path: path.clone(), reason: e.to_string() })?;
+            let value: serde_json::Value =
+                serde_json::from_str(&read(path)?).map_err(|e| EmbedLoadError::Config {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             if let Some(n) = value.get("max_seq_length").and_then(|n| n.as_u64()) {
                 max_len = max_len.min(n as usize);
             }
         }
-        let weights_err = |reason: String| EmbedLoadError::Weights { path: files.weights.clone(), reason };
-        let vb = var_builder(&files.weights, DType::F32, device).map_err(|e| weights_err(e.to_string()))?;
+        let weights_err = |reason: String| EmbedLoadError::Weights {
+            path: files.weights.clone(),
+            reason,
+        };
+        let vb = var_builder(&files.weights, DType::F32, device)
+            .map_err(|e| weights_err(e.to_string()))?;
         let model = BertModel::load(vb, &config).map_err(|e| weights_err(e.to_string()))?;
-        let tok_err = |reason: String| EmbedLoadError::Tokenizer { path: files.tokenizer.clone(), reason };
-        let mut tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| tok_err(e.to_string()))?;
+        let tok_err = |reason: String| EmbedLoadError::Tokenizer {
+            path: files.tokenizer.clone(),
+            reason,
+        };
+        let mut tokenizer =
+            Tokenizer::from_file(&files.tokenizer).map_err(|e| tok_err(e.to_string()))?;
         // Padding is done by hand below; truncation counts [CLS] and [SEP], as in transformers.
         tokenizer.with_padding(None);
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
             .map_err(|e| tok_err(e.to_string()))?;
         Ok(SentenceEmbedder {
             model,
@@ -107,7 +128,10 @@ impl SentenceEmbedder {
 
     /// The token ids the model sees for `text` ([CLS] … [SEP], truncated).
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, GenerateError> {
-        let encoding = self.tokenizer.encode(text, true).map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -115,7 +139,10 @@ impl SentenceEmbedder {
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, GenerateError> {
         let mut rows = Vec::with_capacity(texts.len());
         for text in texts {
-            let encoding = self.tokenizer.encode(text.as_str(), true).map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
+            let encoding = self
+                .tokenizer
+                .encode(text.as_str(), true)
+                .map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
             if !encoding.get_overflowing().is_empty() {
                 log::debug!(
                     "a text of {} characters was truncated to {} tokens for embedding (as sentence-transformers does)",
@@ -129,8 +156,15 @@ impl SentenceEmbedder {
         let mut ids = Vec::with_capacity(rows.len() * width);
         let mut mask = Vec::with_capacity(rows.len() * width);
         for row in &rows {
-            ids.extend(row.iter().copied().chain(std::iter::repeat_n(self.pad_id, width - row.len())));
-            mask.extend(std::iter::repeat_n(1u32, row.len()).chain(std::iter::repeat_n(0, width - row.len())));
+            ids.extend(
+                row.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(self.pad_id, width - row.len())),
+            );
+            mask.extend(
+                std::iter::repeat_n(1u32, row.len())
+                    .chain(std::iter::repeat_n(0, width - row.len())),
+            );
         }
         let shape = (rows.len(), width);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
@@ -142,7 +176,11 @@ impl SentenceEmbedder {
         let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
         let pooled = summed.broadcast_div(&counts)?;
         // models.Normalize: torch.nn.functional.normalize(p=2, eps=1e-12).
-        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let norms = pooled
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
         Ok(pooled.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
 }

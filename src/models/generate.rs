@@ -89,7 +89,11 @@ impl Default for RepetitionGuard {
     /// Generous for real text (numbers such as "1,000,000,000" repeat one piece three times),
     /// strict for the loops opus-mt falls into: a phrase may not follow itself twice.
     fn default() -> Self {
-        Self { max_period: 16, max_token_repeats: 3, max_phrase_repeats: 2 }
+        Self {
+            max_period: 16,
+            max_token_repeats: 3,
+            max_phrase_repeats: 2,
+        }
     }
 }
 
@@ -99,7 +103,11 @@ impl RepetitionGuard {
         let n = generated.len();
         let mut banned = Vec::new();
         for period in 1..=self.max_period {
-            let copies = if period == 1 { self.max_token_repeats } else { self.max_phrase_repeats };
+            let copies = if period == 1 {
+                self.max_token_repeats
+            } else {
+                self.max_phrase_repeats
+            };
             // Appending x forms copies+1 copies iff the last (copies+1)*period - 1 tokens are
             // period-periodic and x equals the token one period back.
             let window = (copies + 1) * period - 1;
@@ -252,14 +260,21 @@ fn greedy(
     let mut seqs: Vec<Vec<u32>> = vec![vec![start]; max_new_tokens.len()];
     // The source sentence of each live row.
     let mut live: Vec<usize> = (0..max_new_tokens.len()).collect();
-    let keep: Vec<usize> = live.iter().copied().filter(|&s| max_new_tokens[s] > 0).collect();
+    let keep: Vec<usize> = live
+        .iter()
+        .copied()
+        .filter(|&s| max_new_tokens[s] > 0)
+        .collect();
     if keep.len() != live.len() {
         let rows: Vec<u32> = keep.iter().map(|&s| s as u32).collect();
         decoder.select_rows(&rows, false)?;
         live = keep;
     }
     while !live.is_empty() {
-        let tokens: Vec<u32> = live.iter().map(|&s| *seqs[s].last().unwrap_or(&start)).collect();
+        let tokens: Vec<u32> = live
+            .iter()
+            .map(|&s| *seqs[s].last().unwrap_or(&start))
+            .collect();
         let mut logits = decoder.step(&tokens)?;
         let vocab = vocab_of(&logits, live.len())?;
         let chosen: Vec<u32> = logits
@@ -383,8 +398,10 @@ fn beam_search(
     decoder.select_rows(&rows, false)?;
 
     while !live.is_empty() {
-        let tokens: Vec<u32> =
-            live.iter().flat_map(|b| b.seqs.iter().map(|s| *s.last().unwrap_or(&start))).collect();
+        let tokens: Vec<u32> = live
+            .iter()
+            .flat_map(|b| b.seqs.iter().map(|s| *s.last().unwrap_or(&start)))
+            .collect();
         let mut logits = decoder.step(&tokens)?;
         let vocab = vocab_of(&logits, tokens.len())?;
 
@@ -400,7 +417,15 @@ fn beam_search(
                 let base = beams.scores[beam];
                 let mut top = Vec::with_capacity(k + 1);
                 for (token, &lp) in scores.iter().enumerate() {
-                    push_top_k(&mut top, Candidate { score: base + lp, beam, token: token as u32 }, k);
+                    push_top_k(
+                        &mut top,
+                        Candidate {
+                            score: base + lp,
+                            beam,
+                            token: token as u32,
+                        },
+                        k,
+                    );
                 }
                 top
             })
@@ -420,7 +445,10 @@ fn beam_search(
 
             // d. Which continuations end their hypothesis.
             let at_max = new_len >= beams.max_new;
-            let hits: Vec<bool> = top.iter().map(|c| at_max || c.token == params.eos_token_id).collect();
+            let hits: Vec<bool> = top
+                .iter()
+                .map(|c| at_max || c.token == params.eos_token_id)
+                .collect();
 
             // f. Finished hypotheses: only among the top n continuations, and only while the
             // sentence can still take them (`_update_finished_beams`).
@@ -443,14 +471,24 @@ fn beam_search(
             }
 
             // e. The n best continuations that did not finish run on.
-            let running: Vec<Candidate> =
-                top.iter().zip(&hits).filter(|(_, &hit)| !hit).map(|(c, _)| *c).take(n).collect();
+            let running: Vec<Candidate> = top
+                .iter()
+                .zip(&hits)
+                .filter(|(_, &hit)| !hit)
+                .map(|(c, _)| *c)
+                .take(n)
+                .collect();
 
             // g. Early-stopping heuristic, then whether this sentence is done.
             if beams.finished.len() == n {
                 if let Some(best) = running.first() {
-                    let best_possible = best.score / (new_len as f64).powf(params.length_penalty) as f32;
-                    let worst = beams.finished.iter().map(|(s, _)| *s).fold(f32::INFINITY, f32::min);
+                    let best_possible =
+                        best.score / (new_len as f64).powf(params.length_penalty) as f32;
+                    let worst = beams
+                        .finished
+                        .iter()
+                        .map(|(s, _)| *s)
+                        .fold(f32::INFINITY, f32::min);
                     beams.improvable &= best_possible > worst;
                 }
             }
@@ -478,8 +516,11 @@ fn beam_search(
 
         if any_done {
             for beams in live.iter().filter(|b| b.done) {
-                results[beams.source] =
-                    beams.finished.first().map(|(_, seq)| seq[1..].to_vec()).unwrap_or_default();
+                results[beams.source] = beams
+                    .finished
+                    .first()
+                    .map(|(_, seq)| seq[1..].to_vec())
+                    .unwrap_or_default();
             }
             live.retain(|b| !b.done);
             if !live.is_empty() {
@@ -511,7 +552,10 @@ mod tests {
         fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
             assert_eq!(tokens.len(), self.rows);
             self.steps += 1;
-            Ok(tokens.iter().flat_map(|&t| self.table[t as usize].clone()).collect())
+            Ok(tokens
+                .iter()
+                .flat_map(|&t| self.table[t as usize].clone())
+                .collect())
         }
         fn select_rows(&mut self, rows: &[u32], _: bool) -> Result<(), GenerateError> {
             assert!(rows.iter().all(|&r| (r as usize) < self.rows));
@@ -546,7 +590,11 @@ mod tests {
             vec![0.0, 9.0, 1.0, 5.0, 1.0],
             vec![0.0; 5],
         ];
-        let mut dec = TableDecoder { table, rows: 1, steps: 0 };
+        let mut dec = TableDecoder {
+            table,
+            rows: 1,
+            steps: 0,
+        };
         let out = generate(&mut dec, &params(1), &[4]).unwrap();
         assert_eq!(out, vec![vec![2, 3, 3, 0]]);
     }
@@ -560,10 +608,17 @@ mod tests {
             vec![0.0; 5],
             vec![0.0; 5],
         ];
-        let mut dec = TableDecoder { table, rows: 3, steps: 0 };
+        let mut dec = TableDecoder {
+            table,
+            rows: 3,
+            steps: 0,
+        };
         let out = generate(&mut dec, &params(1), &[5, 1, 5]).unwrap();
         assert_eq!(out, vec![vec![2, 0], vec![0], vec![2, 0]]);
-        assert_eq!(dec.steps, 2, "the batch stops when its longest sequence does");
+        assert_eq!(
+            dec.steps, 2,
+            "the batch stops when its longest sequence does"
+        );
     }
 
     #[test]
@@ -577,8 +632,15 @@ mod tests {
         ];
         let mut p = params(1);
         p.min_new_tokens = 3;
-        let mut dec = TableDecoder { table, rows: 1, steps: 0 };
-        assert_eq!(generate(&mut dec, &p, &[10]).unwrap(), vec![vec![2, 3, 4, 0]]);
+        let mut dec = TableDecoder {
+            table,
+            rows: 1,
+            steps: 0,
+        };
+        assert_eq!(
+            generate(&mut dec, &p, &[10]).unwrap(),
+            vec![vec![2, 3, 4, 0]]
+        );
     }
 
     #[test]
@@ -594,8 +656,15 @@ mod tests {
             vec![0.0, 0.0, 5.0, 1.0, 0.5],
             vec![9.0, 0.0, 0.0, 0.0, 0.0],
         ];
-        let mut dec = TableDecoder { table, rows: 1, steps: 0 };
-        assert_eq!(generate(&mut dec, &p, &[10]).unwrap(), vec![vec![2, 3, 2, 4, 0]]);
+        let mut dec = TableDecoder {
+            table,
+            rows: 1,
+            steps: 0,
+        };
+        assert_eq!(
+            generate(&mut dec, &p, &[10]).unwrap(),
+            vec![vec![2, 3, 2, 4, 0]]
+        );
     }
 
     #[test]
@@ -608,15 +677,30 @@ mod tests {
             vec![0.0, 0.0, 5.0, 1.0, 0.0],
             vec![0.0; 5],
         ];
-        let mut dec = TableDecoder { table: table.clone(), rows: 1, steps: 0 };
+        let mut dec = TableDecoder {
+            table: table.clone(),
+            rows: 1,
+            steps: 0,
+        };
         let looped = generate(&mut dec, &params(1), &[12]).unwrap();
-        assert_eq!(looped[0].len(), 12, "without the guard the loop runs to the limit");
+        assert_eq!(
+            looped[0].len(),
+            12,
+            "without the guard the loop runs to the limit"
+        );
 
         let mut p = params(1);
         p.repetition_guard = Some(RepetitionGuard::default());
-        let mut dec = TableDecoder { table, rows: 1, steps: 0 };
+        let mut dec = TableDecoder {
+            table,
+            rows: 1,
+            steps: 0,
+        };
         // "2 3" may follow itself once; the token completing a third copy is banned.
-        assert_eq!(generate(&mut dec, &p, &[12]).unwrap(), vec![vec![2, 3, 2, 3, 2, 0]]);
+        assert_eq!(
+            generate(&mut dec, &p, &[12]).unwrap(),
+            vec![vec![2, 3, 2, 3, 2, 0]]
+        );
     }
 
     #[test]
@@ -639,10 +723,18 @@ mod tests {
             vec![9.0, -99.0, 0.0, 0.0, 0.0],
             vec![0.0; 5],
         ];
-        let mut dec = TableDecoder { table: table.clone(), rows: 1, steps: 0 };
+        let mut dec = TableDecoder {
+            table: table.clone(),
+            rows: 1,
+            steps: 0,
+        };
         let greedy = generate(&mut dec, &params(1), &[6]).unwrap();
         assert_eq!(greedy[0][0], 2);
-        let mut dec = TableDecoder { table, rows: 2, steps: 0 };
+        let mut dec = TableDecoder {
+            table,
+            rows: 2,
+            steps: 0,
+        };
         let beams = generate(&mut dec, &params(2), &[6, 6]).unwrap();
         assert_eq!(beams, vec![vec![3, 0], vec![3, 0]]);
     }

@@ -70,19 +70,34 @@ impl HubSettings {
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("."));
         let hf_home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".cache")).join("huggingface")
+            var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".cache"))
+                .join("huggingface")
         });
         let cache_dir = var("HF_HUB_CACHE")
             .or_else(|| var("HUGGINGFACE_HUB_CACHE"))
             .map(PathBuf::from)
             .unwrap_or_else(|| hf_home.join("hub"));
         let endpoint = var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let token = var("HF_TOKEN").or_else(|| var("HUGGING_FACE_HUB_TOKEN")).or_else(|| {
-            let path = var("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| hf_home.join("token"));
-            fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
-        });
+        let token = var("HF_TOKEN")
+            .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
+            .or_else(|| {
+                let path = var("HF_TOKEN_PATH")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| hf_home.join("token"));
+                fs::read_to_string(path)
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+            });
         let truthy = |v: Option<String>| {
-            v.is_some_and(|v| matches!(v.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE"))
+            v.is_some_and(|v| {
+                matches!(
+                    v.trim().to_ascii_uppercase().as_str(),
+                    "1" | "ON" | "YES" | "TRUE"
+                )
+            })
         };
         let offline = offline_flag || truthy(var("HF_HUB_OFFLINE"));
         let timeout = var("POLYBRIEF_HUB_TIMEOUT_SECS")
@@ -114,7 +129,8 @@ impl HubSettings {
 
     /// The cache folder of a model repo: `models--org--name`.
     pub fn repo_dir(&self, repo: &str) -> PathBuf {
-        self.cache_dir.join(format!("models--{}", repo.replace('/', "--")))
+        self.cache_dir
+            .join(format!("models--{}", repo.replace('/', "--")))
     }
 
     /// The snapshot folder a revision resolves to, from the cache alone. A commit sha is
@@ -171,40 +187,79 @@ pub enum HubError {
     Catalog(#[from] CatalogError),
 
     #[error("cannot reach {endpoint} to download `{file}` of {repo}: {reason}\n{ways_out}")]
-    Unreachable { endpoint: String, repo: String, file: String, reason: String, ways_out: String },
+    Unreachable {
+        endpoint: String,
+        repo: String,
+        file: String,
+        reason: String,
+        ways_out: String,
+    },
 
     #[error(
         "{url} answered 404 ({what}): {repo} has no `{file}` at revision `{revision}`; check the repo id, \
          revision and file name in the model catalog (`polybrief models list` shows them; \
          scripts/ops/pin_catalog.py re-reads them from the hub)"
     )]
-    NotFound { repo: String, revision: String, file: String, url: String, what: String },
+    NotFound {
+        repo: String,
+        revision: String,
+        file: String,
+        url: String,
+        what: String,
+    },
 
     #[error(
         "{url} answered {status}: {repo} is gated or private; accept its terms on the hub and set HF_TOKEN \
          to a token that may read it"
     )]
-    Unauthorized { repo: String, file: String, url: String, status: u16 },
+    Unauthorized {
+        repo: String,
+        file: String,
+        url: String,
+        status: u16,
+    },
 
     #[error("{url} answered {status} for `{file}` of {repo}; the hub or mirror has a problem, try again later \
              or set HF_ENDPOINT to another mirror")]
-    Server { repo: String, file: String, url: String, status: u16 },
+    Server {
+        repo: String,
+        file: String,
+        url: String,
+        status: u16,
+    },
 
-    #[error("{endpoint} answered for `{file}` of {repo} but not like a Hugging Face hub ({reason}); \
-             check HF_ENDPOINT")]
-    Protocol { endpoint: String, repo: String, file: String, reason: String },
+    #[error(
+        "{endpoint} answered for `{file}` of {repo} but not like a Hugging Face hub ({reason}); \
+             check HF_ENDPOINT"
+    )]
+    Protocol {
+        endpoint: String,
+        repo: String,
+        file: String,
+        reason: String,
+    },
 
     #[error(
         "download of `{file}` from {repo} stalled: no data for {secs:.0} s after {received} bytes; the partial \
          file is kept and the next `polybrief models fetch` resumes it\n{ways_out}"
     )]
-    Stalled { repo: String, file: String, secs: f64, received: u64, ways_out: String },
+    Stalled {
+        repo: String,
+        file: String,
+        secs: f64,
+        received: u64,
+        ways_out: String,
+    },
 
     #[error(
         "download of `{file}` from {repo} broke off: {reason}; the partial file is kept and the next \
          `polybrief models fetch` resumes it"
     )]
-    Transfer { repo: String, file: String, reason: String },
+    Transfer {
+        repo: String,
+        file: String,
+        reason: String,
+    },
 
     #[error(
         "`{file}` of {repo} is corrupt: sha256 {actual}, expected {expected}{}",
@@ -212,12 +267,24 @@ pub enum HubError {
             repeats, the hub or mirror serves different bytes than the catalog pins)" }
         else { "; it was NOT removed (it is in your local model directory): replace it" }
     )]
-    HashMismatch { repo: String, file: String, expected: String, actual: String, removed: bool },
+    HashMismatch {
+        repo: String,
+        file: String,
+        expected: String,
+        actual: String,
+        removed: bool,
+    },
 
     #[error("`{file}` of {repo} has {actual} bytes, expected {expected}{}",
         if *removed { "; the file was removed: run `polybrief models fetch` to download it again" }
         else { "; replace it" })]
-    SizeMismatch { repo: String, file: String, expected: u64, actual: u64, removed: bool },
+    SizeMismatch {
+        repo: String,
+        file: String,
+        expected: u64,
+        actual: u64,
+        removed: bool,
+    },
 
     #[error("{0}")]
     CatalogMismatch(Box<CatalogMismatch>),
@@ -235,7 +302,12 @@ pub enum HubError {
     },
 
     #[error("model {id}: local directory {dir} has no `{file}` (set by `path` in {origin})")]
-    LocalMissing { id: String, dir: PathBuf, file: String, origin: String },
+    LocalMissing {
+        id: String,
+        dir: PathBuf,
+        file: String,
+        origin: String,
+    },
 
     #[error("model {id} has no file `{file}` in the catalog")]
     NoSuchFile { id: String, file: String },
@@ -276,7 +348,10 @@ impl LocalModel {
         self.files
             .get(name)
             .map(PathBuf::as_path)
-            .ok_or_else(|| HubError::NoSuchFile { id: self.id.clone(), file: name.to_string() })
+            .ok_or_else(|| HubError::NoSuchFile {
+                id: self.id.clone(),
+                file: name.to_string(),
+            })
     }
 }
 
@@ -284,14 +359,24 @@ impl LocalModel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheState {
     /// All files present; total bytes on disk.
-    Cached { bytes: u64 },
+    Cached {
+        bytes: u64,
+    },
     /// Some files present.
-    Partial { present: usize, total: usize, bytes: u64 },
+    Partial {
+        present: usize,
+        total: usize,
+        bytes: u64,
+    },
     NotCached,
     /// A local directory with every file.
-    LocalDir { bytes: u64 },
+    LocalDir {
+        bytes: u64,
+    },
     /// A local directory that lacks files.
-    LocalDirIncomplete { missing: Vec<String> },
+    LocalDirIncomplete {
+        missing: Vec<String>,
+    },
 }
 
 /// The result of re-hashing one model's files.
@@ -304,7 +389,9 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// No file was found corrupt (missing files are not failures here).
     pub fn is_ok(&self) -> bool {
-        self.files.iter().all(|f| !matches!(f.outcome, FileOutcome::Corrupt { .. }))
+        self.files
+            .iter()
+            .all(|f| !matches!(f.outcome, FileOutcome::Corrupt { .. }))
     }
 }
 
@@ -318,12 +405,17 @@ pub struct FileReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileOutcome {
     /// Content matches the pinned or published hash.
-    Verified { algorithm: &'static str },
+    Verified {
+        algorithm: &'static str,
+    },
     /// Present, but nothing to check it against (no pin, no hash in the cache's blob name).
     Unchecked,
     NotCached,
     /// Content does not match; `removed` says whether the file was deleted.
-    Corrupt { reason: String, removed: bool },
+    Corrupt {
+        reason: String,
+        removed: bool,
+    },
 }
 
 /// Fetches, finds and verifies catalog models.
@@ -336,7 +428,11 @@ pub struct ModelStore {
 
 impl ModelStore {
     pub fn new(settings: HubSettings, reporter: Reporter) -> ModelStore {
-        ModelStore { settings, reporter, verified: Mutex::new(HashSet::new()) }
+        ModelStore {
+            settings,
+            reporter,
+            verified: Mutex::new(HashSet::new()),
+        }
     }
 
     pub fn settings(&self) -> &HubSettings {
@@ -355,7 +451,11 @@ impl ModelStore {
                     p.is_file().then_some((f.name.clone(), p))
                 })
                 .collect::<Option<BTreeMap<_, _>>>()?;
-            return Some(LocalModel { id: entry.id.clone(), revision: "local".into(), files });
+            return Some(LocalModel {
+                id: entry.id.clone(),
+                revision: "local".into(),
+                files,
+            });
         }
         let mut files = BTreeMap::new();
         for f in &entry.files {
@@ -367,16 +467,28 @@ impl ModelStore {
             files.insert(f.name.clone(), path);
         }
         let revision = self.resolved_commit(entry);
-        Some(LocalModel { id: entry.id.clone(), revision, files })
+        Some(LocalModel {
+            id: entry.id.clone(),
+            revision,
+            files,
+        })
     }
 
     /// How much of the model is on disk, for `models list`.
     pub fn cache_state(&self, entry: &ModelEntry) -> CacheState {
         if let Some(dir) = &entry.path {
-            let missing: Vec<String> =
-                entry.files.iter().filter(|f| !dir.join(&f.name).is_file()).map(|f| f.name.clone()).collect();
+            let missing: Vec<String> = entry
+                .files
+                .iter()
+                .filter(|f| !dir.join(&f.name).is_file())
+                .map(|f| f.name.clone())
+                .collect();
             if missing.is_empty() {
-                let bytes = entry.files.iter().filter_map(|f| file_len(&dir.join(&f.name))).sum();
+                let bytes = entry
+                    .files
+                    .iter()
+                    .filter_map(|f| file_len(&dir.join(&f.name)))
+                    .sum();
                 return CacheState::LocalDir { bytes };
             }
             return CacheState::LocalDirIncomplete { missing };
@@ -386,14 +498,19 @@ impl ModelStore {
             .iter()
             .filter_map(|f| {
                 let (repo, rev) = entry.source_of(f);
-                self.cached_file(repo, rev, &f.name).and_then(|p| file_len(&p))
+                self.cached_file(repo, rev, &f.name)
+                    .and_then(|p| file_len(&p))
             })
             .collect();
         let bytes = present.iter().sum();
         match present.len() {
             0 => CacheState::NotCached,
             n if n == entry.files.len() => CacheState::Cached { bytes },
-            n => CacheState::Partial { present: n, total: entry.files.len(), bytes },
+            n => CacheState::Partial {
+                present: n,
+                total: entry.files.len(),
+                bytes,
+            },
         }
     }
 
@@ -423,13 +540,20 @@ impl ModelStore {
             let path = self.download(entry, repo, rev, f)?;
             files.insert(f.name.clone(), path);
         }
-        Ok(LocalModel { id: entry.id.clone(), revision: self.resolved_commit(entry), files })
+        Ok(LocalModel {
+            id: entry.id.clone(),
+            revision: self.resolved_commit(entry),
+            files,
+        })
     }
 
     /// Re-hashes every file of the model that is on disk; corrupt cache files are removed.
     /// Never touches the network.
     pub fn verify(&self, entry: &ModelEntry) -> Result<VerifyReport, HubError> {
-        let mut report = VerifyReport { id: entry.id.clone(), files: Vec::new() };
+        let mut report = VerifyReport {
+            id: entry.id.clone(),
+            files: Vec::new(),
+        };
         for f in &entry.files {
             let (repo, rev) = entry.source_of(f);
             let local = entry.path.is_some();
@@ -438,18 +562,29 @@ impl ModelStore {
                 None => self.cached_file(repo, rev, &f.name),
             };
             let Some(path) = path else {
-                report.files.push(FileReport { name: f.name.clone(), path: None, outcome: FileOutcome::NotCached });
+                report.files.push(FileReport {
+                    name: f.name.clone(),
+                    path: None,
+                    outcome: FileOutcome::NotCached,
+                });
                 continue;
             };
             let outcome = match self.check(repo, f, &path, false, local) {
                 Ok(Some(algorithm)) => FileOutcome::Verified { algorithm },
                 Ok(None) => FileOutcome::Unchecked,
                 Err(e @ (HubError::HashMismatch { .. } | HubError::SizeMismatch { .. })) => {
-                    FileOutcome::Corrupt { reason: e.to_string(), removed: !local }
+                    FileOutcome::Corrupt {
+                        reason: e.to_string(),
+                        removed: !local,
+                    }
                 }
                 Err(e) => return Err(e),
             };
-            report.files.push(FileReport { name: f.name.clone(), path: Some(path), outcome });
+            report.files.push(FileReport {
+                name: f.name.clone(),
+                path: Some(path),
+                outcome,
+            });
         }
         Ok(report)
     }
@@ -496,7 +631,11 @@ impl ModelStore {
             self.check(&entry.repo, f, &path, true, true)?;
             files.insert(f.name.clone(), path);
         }
-        Ok(LocalModel { id: entry.id.clone(), revision: "local".into(), files })
+        Ok(LocalModel {
+            id: entry.id.clone(),
+            revision: "local".into(),
+            files,
+        })
     }
 
     /// Checks size and content of a file on disk. The expected hash is the catalog's sha256,
@@ -511,12 +650,25 @@ impl ModelStore {
         memo: bool,
         local: bool,
     ) -> Result<Option<&'static str>, HubError> {
-        let blob = if local { None } else { fs::canonicalize(path).ok() };
+        let blob = if local {
+            None
+        } else {
+            fs::canonicalize(path).ok()
+        };
         let key = blob.clone().unwrap_or_else(|| path.to_path_buf());
-        if memo && self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+        if memo
+            && self
+                .verified
+                .lock()
+                .map(|v| v.contains(&key))
+                .unwrap_or(false)
+        {
             return Ok(Some("sha256"));
         }
-        let blob_name = blob.as_ref().and_then(|b| b.file_name()).map(|n| n.to_string_lossy().to_ascii_lowercase());
+        let blob_name = blob
+            .as_ref()
+            .and_then(|b| b.file_name())
+            .map(|n| n.to_string_lossy().to_ascii_lowercase());
         let len = file_len(path).unwrap_or(0);
         if let Some(expected) = f.size.filter(|&s| s != len) {
             let removed = !local && self.remove_cached(path);
@@ -532,12 +684,31 @@ impl ModelStore {
             .sha256
             .clone()
             .map(Expected::Sha256)
-            .or_else(|| blob_name.clone().filter(|n| is_sha256(n)).map(Expected::Sha256))
-            .or_else(|| blob_name.filter(|n| is_commit_sha(n)).map(Expected::GitSha1));
-        let Some(expected) = expected else { return Ok(None) };
+            .or_else(|| {
+                blob_name
+                    .clone()
+                    .filter(|n| is_sha256(n))
+                    .map(Expected::Sha256)
+            })
+            .or_else(|| {
+                blob_name
+                    .filter(|n| is_commit_sha(n))
+                    .map(Expected::GitSha1)
+            });
+        let Some(expected) = expected else {
+            return Ok(None);
+        };
         let (want, got, algorithm) = match &expected {
-            Expected::Sha256(want) => (want.clone(), hash_file::<sha2::Sha256>(path, None)?, "sha256"),
-            Expected::GitSha1(want) => (want.clone(), hash_file::<sha1::Sha1>(path, Some(len))?, "git-sha1"),
+            Expected::Sha256(want) => (
+                want.clone(),
+                hash_file::<sha2::Sha256>(path, None)?,
+                "sha256",
+            ),
+            Expected::GitSha1(want) => (
+                want.clone(),
+                hash_file::<sha1::Sha1>(path, Some(len))?,
+                "git-sha1",
+            ),
         };
         if want != got {
             let removed = !local && self.remove_cached(path);
@@ -574,10 +745,22 @@ impl ModelStore {
     // --- network -------------------------------------------------------------------------
 
     fn url(&self, repo: &str, rev: &str, name: &str) -> String {
-        format!("{}/{}/resolve/{}/{}", self.settings.endpoint, repo, rev.replace('/', "%2F"), name)
+        format!(
+            "{}/{}/resolve/{}/{}",
+            self.settings.endpoint,
+            repo,
+            rev.replace('/', "%2F"),
+            name
+        )
     }
 
-    fn download(&self, entry: &ModelEntry, repo: &str, rev: &str, f: &FileEntry) -> Result<PathBuf, HubError> {
+    fn download(
+        &self,
+        entry: &ModelEntry,
+        repo: &str,
+        rev: &str,
+        f: &FileEntry,
+    ) -> Result<PathBuf, HubError> {
         let url = self.url(repo, rev, &f.name);
         let remote = self.preflight(&url, repo, rev, &f.name)?;
         let mismatch = |what: String, pinned: String| {
@@ -592,7 +775,10 @@ impl ModelStore {
         };
         if let (Some(pinned), true) = (&f.sha256, is_sha256(&remote.etag)) {
             if !remote.etag.eq_ignore_ascii_case(pinned) {
-                return Err(mismatch(format!("sha256 {}", remote.etag), format!("sha256 {pinned}")));
+                return Err(mismatch(
+                    format!("sha256 {}", remote.etag),
+                    format!("sha256 {pinned}"),
+                ));
             }
         }
         if let (Some(pinned), Some(size)) = (f.size, remote.size) {
@@ -601,17 +787,27 @@ impl ModelStore {
             }
         }
         if is_commit_sha(rev) && !remote.commit.eq_ignore_ascii_case(rev) {
-            log::warn!("{url}: the server reports commit {} for pinned revision {rev}", remote.commit);
+            log::warn!(
+                "{url}: the server reports commit {} for pinned revision {rev}",
+                remote.commit
+            );
         }
         // A partial file longer than the real one can never resume (hf-hub refuses it).
-        let part = self.settings.repo_dir(repo).join("blobs").join(format!("{}.part", remote.etag));
+        let part = self
+            .settings
+            .repo_dir(repo)
+            .join("blobs")
+            .join(format!("{}.part", remote.etag));
         if let (Some(size), Some(len)) = (remote.size, file_len(&part)) {
             if len > size {
                 let _ = fs::remove_file(&part);
             }
         }
 
-        let task = self.reporter.bytes(&format!("{}/{}", entry.id, f.name), remote.size.unwrap_or(0));
+        let task = self.reporter.bytes(
+            &format!("{}/{}", entry.id, f.name),
+            remote.size.unwrap_or(0),
+        );
         let mut attempt = 0;
         let path = loop {
             match self.download_once(repo, rev, &f.name, &task) {
@@ -629,7 +825,13 @@ impl ModelStore {
         if let Some(size) = remote.size.filter(|&s| Some(s) != file_len(&path)) {
             let actual = file_len(&path).unwrap_or(0);
             let removed = self.remove_cached(&path);
-            let e = HubError::SizeMismatch { repo: repo.into(), file: f.name.clone(), expected: size, actual, removed };
+            let e = HubError::SizeMismatch {
+                repo: repo.into(),
+                file: f.name.clone(),
+                expected: size,
+                actual,
+                removed,
+            };
             task.fail(&first_line(&e.to_string()));
             return Err(e);
         }
@@ -672,10 +874,10 @@ impl ModelStore {
             let token = token.clone();
             let target = current.clone();
             std::thread::spawn(move || {
-                let mut req = agent
-                    .get(&target)
-                    .header("Range", "bytes=0-0")
-                    .header("User-Agent", concat!("polybrief/", env!("CARGO_PKG_VERSION")));
+                let mut req = agent.get(&target).header("Range", "bytes=0-0").header(
+                    "User-Agent",
+                    concat!("polybrief/", env!("CARGO_PKG_VERSION")),
+                );
                 if let Some(token) = &token {
                     req = req.header("Authorization", format!("Bearer {token}"));
                 }
@@ -683,7 +885,12 @@ impl ModelStore {
                     let headers = resp
                         .headers()
                         .iter()
-                        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+                        .filter_map(|(k, v)| {
+                            Some((
+                                k.as_str().to_ascii_lowercase(),
+                                v.to_str().ok()?.to_string(),
+                            ))
+                        })
                         .collect::<Vec<_>>();
                     (resp.status().as_u16(), headers)
                 });
@@ -693,9 +900,19 @@ impl ModelStore {
             let (status, headers) = match rx.recv_timeout(timeout + Duration::from_secs(2)) {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(e)) => return Err(unreachable(describe_ureq(&e, timeout))),
-                Err(_) => return Err(unreachable(format!("no answer within {:.0} s", timeout.as_secs_f64()))),
+                Err(_) => {
+                    return Err(unreachable(format!(
+                        "no answer within {:.0} s",
+                        timeout.as_secs_f64()
+                    )))
+                }
             };
-            let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
             match status {
                 200..=399 if header("x-repo-commit").is_some() => {
                     let commit = header("x-repo-commit").unwrap_or_default();
@@ -705,7 +922,10 @@ impl ModelStore {
                         .ok_or_else(|| self.protocol(repo, name, "no ETag header"))?;
                     let size = header("x-linked-size")
                         .and_then(|s| s.trim().parse().ok())
-                        .or_else(|| header("content-range").and_then(|r| r.rsplit('/').next()?.trim().parse().ok()));
+                        .or_else(|| {
+                            header("content-range")
+                                .and_then(|r| r.rsplit('/').next()?.trim().parse().ok())
+                        });
                     return Ok(Remote { commit, etag, size });
                 }
                 300..=399 => match header("location") {
@@ -713,11 +933,22 @@ impl ModelStore {
                         current = format!("{}{}", self.settings.endpoint, loc);
                         continue;
                     }
-                    _ => return Err(self.protocol(repo, name, &format!("redirect {status} without X-Repo-Commit"))),
+                    _ => {
+                        return Err(self.protocol(
+                            repo,
+                            name,
+                            &format!("redirect {status} without X-Repo-Commit"),
+                        ))
+                    }
                 },
                 200..=299 => return Err(self.protocol(repo, name, "no X-Repo-Commit header")),
                 401 | 403 => {
-                    return Err(HubError::Unauthorized { repo: repo.into(), file: name.into(), url: current, status })
+                    return Err(HubError::Unauthorized {
+                        repo: repo.into(),
+                        file: name.into(),
+                        url: current,
+                        status,
+                    })
                 }
                 404 => {
                     let what = match header("x-error-code").as_deref() {
@@ -734,7 +965,14 @@ impl ModelStore {
                         what: what.into(),
                     });
                 }
-                _ => return Err(HubError::Server { repo: repo.into(), file: name.into(), url: current, status }),
+                _ => {
+                    return Err(HubError::Server {
+                        repo: repo.into(),
+                        file: name.into(),
+                        url: current,
+                        status,
+                    })
+                }
             }
         }
         Err(self.protocol(repo, name, "too many redirects"))
@@ -750,19 +988,34 @@ impl ModelStore {
     }
 
     /// One hf-hub download on a worker thread, abandoned when no byte arrives for the timeout.
-    fn download_once(&self, repo: &str, rev: &str, name: &str, task: &Task) -> Result<PathBuf, HubError> {
-        let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(self.settings.cache_dir.clone()))
-            .with_endpoint(self.settings.endpoint.clone())
-            // Set explicitly: hf-hub would otherwise read a token file relative to the cache.
-            .with_token(self.settings.token.clone())
-            .with_progress(false)
-            .with_retries(0)
-            .with_user_agent("polybrief", env!("CARGO_PKG_VERSION"))
-            .build()
-            .map_err(|e| self.map_api_error(repo, name, e))?;
-        let handle = api.repo(hf_hub::Repo::with_revision(repo.to_string(), hf_hub::RepoType::Model, rev.to_string()));
+    fn download_once(
+        &self,
+        repo: &str,
+        rev: &str,
+        name: &str,
+        task: &Task,
+    ) -> Result<PathBuf, HubError> {
+        let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(
+            self.settings.cache_dir.clone(),
+        ))
+        .with_endpoint(self.settings.endpoint.clone())
+        // Set explicitly: hf-hub would otherwise read a token file relative to the cache.
+        .with_token(self.settings.token.clone())
+        .with_progress(false)
+        .with_retries(0)
+        .with_user_agent("polybrief", env!("CARGO_PKG_VERSION"))
+        .build()
+        .map_err(|e| self.map_api_error(repo, name, e))?;
+        let handle = api.repo(hf_hub::Repo::with_revision(
+            repo.to_string(),
+            hf_hub::RepoType::Model,
+            rev.to_string(),
+        ));
         let activity = Arc::new(Activity::new());
-        let progress = HubProgress { task: task.clone(), activity: activity.clone() };
+        let progress = HubProgress {
+            task: task.clone(),
+            activity: activity.clone(),
+        };
         let (tx, rx) = mpsc::channel();
         let file = name.to_string();
         std::thread::Builder::new()
@@ -770,7 +1023,10 @@ impl ModelStore {
             .spawn(move || {
                 let _ = tx.send(handle.download_with_progress(&file, progress));
             })
-            .map_err(|e| HubError::Io { path: self.settings.cache_dir.clone(), source: e })?;
+            .map_err(|e| HubError::Io {
+                path: self.settings.cache_dir.clone(),
+                source: e,
+            })?;
         let timeout = self.settings.timeout;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -803,9 +1059,12 @@ impl ModelStore {
         let url = self.url(repo, "…", name);
         match e {
             ApiError::RequestError(err) => match *err {
-                ureq::Error::StatusCode(status @ (401 | 403)) => {
-                    HubError::Unauthorized { repo: repo.into(), file: name.into(), url, status }
-                }
+                ureq::Error::StatusCode(status @ (401 | 403)) => HubError::Unauthorized {
+                    repo: repo.into(),
+                    file: name.into(),
+                    url,
+                    status,
+                },
                 ureq::Error::StatusCode(404) => HubError::NotFound {
                     repo: repo.into(),
                     revision: "…".into(),
@@ -813,21 +1072,32 @@ impl ModelStore {
                     url,
                     what: "not found during download".into(),
                 },
-                ureq::Error::StatusCode(status) => {
-                    HubError::Server { repo: repo.into(), file: name.into(), url, status }
-                }
+                ureq::Error::StatusCode(status) => HubError::Server {
+                    repo: repo.into(),
+                    file: name.into(),
+                    url,
+                    status,
+                },
                 other => HubError::Transfer {
                     repo: repo.into(),
                     file: name.into(),
                     reason: describe_ureq(&other, self.settings.timeout),
                 },
             },
-            ApiError::IoError(err) => HubError::Transfer { repo: repo.into(), file: name.into(), reason: err.to_string() },
+            ApiError::IoError(err) => HubError::Transfer {
+                repo: repo.into(),
+                file: name.into(),
+                reason: err.to_string(),
+            },
             ApiError::TooManyRetries(inner) => self.map_api_error(repo, name, *inner),
             ApiError::LockAcquisition(path) => HubError::Locked { path },
             ApiError::MissingHeader(h) => self.protocol(repo, name, &format!("missing header {h}")),
             ApiError::InvalidHeader(h) => self.protocol(repo, name, &format!("invalid header {h}")),
-            other => HubError::Transfer { repo: repo.into(), file: name.into(), reason: other.to_string() },
+            other => HubError::Transfer {
+                repo: repo.into(),
+                file: name.into(),
+                reason: other.to_string(),
+            },
         }
     }
 }
@@ -853,11 +1123,15 @@ struct Activity {
 
 impl Activity {
     fn new() -> Activity {
-        Activity { start: Instant::now(), last_ms: AtomicU64::new(0) }
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
     }
 
     fn touch(&self) {
-        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     fn idle(&self) -> Duration {
@@ -903,7 +1177,10 @@ fn describe_ureq(e: &ureq::Error, timeout: Duration) -> String {
 
 /// Hex digest of a file; with `git_len`, hashed as a git blob (`blob <len>\0` + content).
 fn hash_file<D: Digest>(path: &Path, git_len: Option<u64>) -> Result<String, HubError> {
-    let io = |source| HubError::Io { path: path.to_path_buf(), source };
+    let io = |source| HubError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = fs::File::open(path).map_err(io)?;
     let mut hasher = D::new();
     if let Some(len) = git_len {
@@ -934,7 +1211,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings_from(vars: &[(&str, &str)]) -> HubSettings {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         HubSettings::from_vars(false, |k| map.get(k).cloned())
     }
 
@@ -960,7 +1240,10 @@ mod tests {
         assert_eq!(s.token.as_deref(), Some("hf_abc"));
         assert!(s.offline);
         assert_eq!(s.timeout, Duration::from_millis(2500));
-        let s = settings_from(&[("HF_HUB_OFFLINE", "0"), ("POLYBRIEF_HUB_TIMEOUT_SECS", "soon")]);
+        let s = settings_from(&[
+            ("HF_HUB_OFFLINE", "0"),
+            ("POLYBRIEF_HUB_TIMEOUT_SECS", "soon"),
+        ]);
         assert!(!s.offline);
         assert_eq!(s.timeout, DEFAULT_TIMEOUT);
         assert_eq!(s.endpoint, DEFAULT_ENDPOINT);
@@ -991,7 +1274,13 @@ mod tests {
         let refs = dir.path().join("models--org--name/refs/refs/pr");
         fs::create_dir_all(&refs).unwrap();
         fs::write(refs.join("4"), sha).unwrap();
-        assert_eq!(s.snapshot_dir("org/name", "refs/pr/4").unwrap().file_name().unwrap(), sha);
+        assert_eq!(
+            s.snapshot_dir("org/name", "refs/pr/4")
+                .unwrap()
+                .file_name()
+                .unwrap(),
+            sha
+        );
     }
 
     #[test]
@@ -1000,14 +1289,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         fs::write(&p, "hello\n").unwrap();
-        assert_eq!(hash_file::<sha1::Sha1>(&p, Some(6)).unwrap(), "ce013625030ba8dba906f756967f9e9ca394464a");
+        assert_eq!(
+            hash_file::<sha1::Sha1>(&p, Some(6)).unwrap(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
     }
 
     #[test]
     fn progress_bridge_restarts_on_resume_and_marks_activity() {
         let task = Reporter::hidden().bytes("t", 0);
         let activity = Arc::new(Activity::new());
-        let mut p = HubProgress { task: task.clone(), activity: activity.clone() };
+        let mut p = HubProgress {
+            task: task.clone(),
+            activity: activity.clone(),
+        };
         use hf_hub::api::Progress;
         p.init(100, "f");
         p.update(40);

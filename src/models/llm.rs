@@ -24,7 +24,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{qwen2, quantized_llama, quantized_qwen2, quantized_qwen3};
+use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3, qwen2};
 use serde::Deserialize;
 
 use super::{GenerateError, TextGenerator};
@@ -38,7 +38,9 @@ pub enum LlmError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a readable GGUF file ({reason}); re-download it or pass another --gguf")]
+    #[error(
+        "{path} is not a readable GGUF file ({reason}); re-download it or pass another --gguf"
+    )]
     Gguf { path: PathBuf, reason: String },
     #[error(
         "{path}: model architecture `{arch}` is not supported; polybrief runs GGUF models of \
@@ -77,7 +79,10 @@ pub enum Weights {
     /// A quantized (or f16/f32) GGUF file.
     Gguf(PathBuf),
     /// An unquantized Qwen2 checkpoint: its config.json and safetensors shards.
-    Safetensors { config: PathBuf, files: Vec<PathBuf> },
+    Safetensors {
+        config: PathBuf,
+        files: Vec<PathBuf>,
+    },
 }
 
 /// How text is generated. The default is greedy (deterministic) with a mild repetition penalty
@@ -115,7 +120,11 @@ impl GenerationOptions {
     /// Argmax only: no penalty, no loop guard. What transformers' greedy `generate` does, and
     /// so what the parity tests compare.
     pub fn plain_greedy() -> Self {
-        GenerationOptions { repeat_penalty: 1.0, stop_on_loop: false, ..Default::default() }
+        GenerationOptions {
+            repeat_penalty: 1.0,
+            stop_on_loop: false,
+            ..Default::default()
+        }
     }
 }
 
@@ -133,7 +142,11 @@ pub struct LlmOptions {
 
 impl Default for LlmOptions {
     fn default() -> Self {
-        LlmOptions { max_context: 4096, prefill_chunk: 512, generation: GenerationOptions::default() }
+        LlmOptions {
+            max_context: 4096,
+            prefill_chunk: 512,
+            generation: GenerationOptions::default(),
+        }
     }
 }
 
@@ -228,27 +241,49 @@ pub struct ChatMessage<'a> {
 impl ChatTemplate {
     /// Compiles `source` in an environment that behaves like transformers' (Jinja2 with
     /// trim_blocks and lstrip_blocks, Python string methods, `raise_exception`, `strftime_now`).
-    pub fn new(source: &str, origin: String, bos_token: String, eos_token: String) -> Result<Self, LlmError> {
+    pub fn new(
+        source: &str,
+        origin: String,
+        bos_token: String,
+        eos_token: String,
+    ) -> Result<Self, LlmError> {
         let mut env = minijinja::Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message))
-        });
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    message,
+                ))
+            },
+        );
         env.add_function("strftime_now", |format: String| -> String {
             chrono::Local::now().format(&format).to_string()
         });
         env.add_template_owned("chat", source.to_string())
-            .map_err(|e| LlmError::ChatTemplate { origin: origin.clone(), reason: e.to_string() })?;
-        Ok(ChatTemplate { env, origin, bos_token, eos_token })
+            .map_err(|e| LlmError::ChatTemplate {
+                origin: origin.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(ChatTemplate {
+            env,
+            origin,
+            bos_token,
+            eos_token,
+        })
     }
 
     /// The prompt text for `messages`, ending with the assistant's turn opened
     /// (`add_generation_prompt`). Thinking is switched off for models whose template knows
     /// `enable_thinking` (Qwen3): a summary wants the answer, not the reasoning.
     pub fn render(&self, messages: &[ChatMessage<'_>]) -> Result<String, GenerateError> {
-        let template = self.env.get_template("chat").map_err(|e| GenerateError::Other(e.to_string()))?;
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| GenerateError::Other(e.to_string()))?;
         template
             .render(minijinja::context! {
                 messages => messages,
@@ -257,7 +292,9 @@ impl ChatTemplate {
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
             })
-            .map_err(|e| GenerateError::Other(format!("chat template from {} failed: {e:#}", self.origin)))
+            .map_err(|e| {
+                GenerateError::Other(format!("chat template from {} failed: {e:#}", self.origin))
+            })
     }
 }
 
@@ -276,7 +313,14 @@ pub struct LlmGenerator {
 }
 
 /// Token strings that end a turn in the model families we run (checked against the vocabulary).
-const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>", "</s>"];
+const END_OF_TURN_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "</s>",
+];
 
 impl LlmGenerator {
     /// Loads a GGUF model with its tokenizer (and optionally tokenizer_config.json).
@@ -296,8 +340,12 @@ impl LlmGenerator {
 
     /// Loads whatever `files` names.
     pub fn load(files: &LlmFiles, device: &Device, options: LlmOptions) -> Result<Self, LlmError> {
-        let tokenizer = tokenizers::Tokenizer::from_file(&files.tokenizer)
-            .map_err(|e| LlmError::Tokenizer { path: files.tokenizer.clone(), reason: e.to_string() })?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&files.tokenizer).map_err(|e| {
+            LlmError::Tokenizer {
+                path: files.tokenizer.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         let tokenizer_config = match &files.tokenizer_config {
             Some(path) => Some(read_json::<TokenizerConfig>(path)?),
             None => None,
@@ -307,37 +355,65 @@ impl LlmGenerator {
         let mut gguf_eos = None;
         let (network, architecture, model_context, config_eos, name) = match &files.weights {
             Weights::Gguf(path) => {
-                let file = File::open(path).map_err(|source| LlmError::Read { path: path.clone(), source })?;
+                let file = File::open(path).map_err(|source| LlmError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 let mut reader = BufReader::new(file);
-                let mut content = gguf_file::Content::read(&mut reader)
-                    .map_err(|e| LlmError::Gguf { path: path.clone(), reason: e.to_string() })?;
-                let md_string = |key: &str| content.metadata.get(key).and_then(|v| v.to_string().ok()).cloned();
+                let mut content =
+                    gguf_file::Content::read(&mut reader).map_err(|e| LlmError::Gguf {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let md_string = |key: &str| {
+                    content
+                        .metadata
+                        .get(key)
+                        .and_then(|v| v.to_string().ok())
+                        .cloned()
+                };
                 let arch = md_string("general.architecture").unwrap_or_default();
                 gguf_template = md_string("tokenizer.chat_template");
-                gguf_eos = content.metadata.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
+                gguf_eos = content
+                    .metadata
+                    .get("tokenizer.ggml.eos_token_id")
+                    .and_then(|v| v.to_u32().ok());
                 let context = content
                     .metadata
                     .get(&format!("{arch}.context_length"))
                     .and_then(|v| v.to_u32().ok())
                     .map(|c| c as usize);
-                let weights_err = |e: candle_core::Error| LlmError::Weights { path: path.clone(), reason: e.to_string() };
+                let weights_err = |e: candle_core::Error| LlmError::Weights {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                };
                 let network = match arch.as_str() {
                     "qwen2" => Network::Qwen2Quantized(
-                        quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device).map_err(weights_err)?,
+                        quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)
+                            .map_err(weights_err)?,
                     ),
                     "qwen3" => {
                         // quantized_qwen3 builds its RoPE tables in the dtype named by
                         // `general.dtype`, f16 when absent (as in llama.cpp's files); f16
                         // cannot hold positions past 2048 exactly. Ask for f32.
-                        content.metadata.insert("general.dtype".to_string(), gguf_file::Value::U32(0));
+                        content
+                            .metadata
+                            .insert("general.dtype".to_string(), gguf_file::Value::U32(0));
                         Network::Qwen3Quantized(
-                            quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device).map_err(weights_err)?,
+                            quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
+                                .map_err(weights_err)?,
                         )
                     }
                     "llama" => Network::LlamaQuantized(
-                        quantized_llama::ModelWeights::from_gguf(content, &mut reader, device).map_err(weights_err)?,
+                        quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)
+                            .map_err(weights_err)?,
                     ),
-                    _ => return Err(LlmError::UnsupportedArchitecture { path: path.clone(), arch }),
+                    _ => {
+                        return Err(LlmError::UnsupportedArchitecture {
+                            path: path.clone(),
+                            arch,
+                        })
+                    }
                 };
                 let context = match arch.as_str() {
                     // quantized_llama precomputes RoPE for 4096 positions only.
@@ -346,17 +422,35 @@ impl LlmGenerator {
                 };
                 (network, arch, context, Vec::new(), file_stem(path))
             }
-            Weights::Safetensors { config, files: shards } => {
+            Weights::Safetensors {
+                config,
+                files: shards,
+            } => {
                 let hub: HubQwen2Config = read_json(config)?;
                 let cfg = hub.to_candle();
                 // SAFETY: the files are memory-mapped read-only; like every mmap user we rely on
                 // no one truncating them while the model is loaded.
                 let vb = unsafe { VarBuilder::from_mmaped_safetensors(shards, DType::F32, device) }
-                    .map_err(|e| LlmError::Weights { path: shards.first().cloned().unwrap_or_default(), reason: e.to_string() })?;
-                let model = qwen2::ModelForCausalLM::new(&cfg, vb)
-                    .map_err(|e| LlmError::Weights { path: config.clone(), reason: e.to_string() })?;
-                let name = config.parent().map(file_stem).unwrap_or_else(|| "qwen2".to_string());
-                (Network::Qwen2(model), "qwen2".to_string(), Some(hub.max_position_embeddings), hub.eos_ids(), name)
+                    .map_err(|e| LlmError::Weights {
+                        path: shards.first().cloned().unwrap_or_default(),
+                        reason: e.to_string(),
+                    })?;
+                let model =
+                    qwen2::ModelForCausalLM::new(&cfg, vb).map_err(|e| LlmError::Weights {
+                        path: config.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let name = config
+                    .parent()
+                    .map(file_stem)
+                    .unwrap_or_else(|| "qwen2".to_string());
+                (
+                    Network::Qwen2(model),
+                    "qwen2".to_string(),
+                    Some(hub.max_position_embeddings),
+                    hub.eos_ids(),
+                    name,
+                )
             }
         };
 
@@ -371,8 +465,14 @@ impl LlmGenerator {
             .and_then(|c| c.bos_token.as_ref().map(|t| t.content().to_string()))
             .unwrap_or_default();
 
-        let (template_source, template_origin) = find_chat_template(files, tokenizer_config.as_ref(), gguf_template)?;
-        let template = ChatTemplate::new(&template_source, template_origin, bos_token, eos_token.clone())?;
+        let (template_source, template_origin) =
+            find_chat_template(files, tokenizer_config.as_ref(), gguf_template)?;
+        let template = ChatTemplate::new(
+            &template_source,
+            template_origin,
+            bos_token,
+            eos_token.clone(),
+        )?;
 
         let mut stop_ids: Vec<u32> = Vec::new();
         let mut push = |id: Option<u32>| {
@@ -391,10 +491,14 @@ impl LlmGenerator {
             push(tokenizer.token_to_id(t));
         }
         if stop_ids.is_empty() {
-            return Err(LlmError::NoStopToken { checked: END_OF_TURN_TOKENS.join(", ") });
+            return Err(LlmError::NoStopToken {
+                checked: END_OF_TURN_TOKENS.join(", "),
+            });
         }
 
-        let context_len = model_context.unwrap_or(options.max_context).min(options.max_context);
+        let context_len = model_context
+            .unwrap_or(options.max_context)
+            .min(options.max_context);
         Ok(LlmGenerator {
             network,
             tokenizer,
@@ -443,9 +547,15 @@ impl LlmGenerator {
     pub fn render_prompt(&self, system: &str, user: &str) -> Result<String, GenerateError> {
         let mut messages = Vec::with_capacity(2);
         if !system.is_empty() {
-            messages.push(ChatMessage { role: "system", content: system });
+            messages.push(ChatMessage {
+                role: "system",
+                content: system,
+            });
         }
-        messages.push(ChatMessage { role: "user", content: user });
+        messages.push(ChatMessage {
+            role: "user",
+            content: user,
+        });
         self.template.render(&messages)
     }
 
@@ -457,13 +567,18 @@ impl LlmGenerator {
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>, GenerateError> {
-        let encoding = self.tokenizer.encode(text, false).map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     /// Text of `ids`, special tokens dropped.
     pub fn decode(&self, ids: &[u32]) -> Result<String, GenerateError> {
-        self.tokenizer.decode(ids, true).map_err(|e| GenerateError::Tokenizer(e.to_string()))
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| GenerateError::Tokenizer(e.to_string()))
     }
 
     /// Runs `ids` from an empty cache (in `prefill_chunk` pieces) and returns the logits of the
@@ -518,7 +633,11 @@ impl LlmGenerator {
             }
             if options.repeat_penalty != 1.0 && !ids.is_empty() {
                 let recent = &ids[ids.len().saturating_sub(options.repeat_last_n)..];
-                logits = candle_transformers::utils::apply_repeat_penalty(&logits, options.repeat_penalty, recent)?;
+                logits = candle_transformers::utils::apply_repeat_penalty(
+                    &logits,
+                    options.repeat_penalty,
+                    recent,
+                )?;
             }
             let next = processor.sample(&logits)?;
             if stop.contains(&next) {
@@ -532,7 +651,9 @@ impl LlmGenerator {
                 }
             }
             if ids.len() < max_new_tokens {
-                logits = self.network.forward(&[next], prompt.len() + ids.len() - 1, &self.device)?;
+                logits =
+                    self.network
+                        .forward(&[next], prompt.len() + ids.len() - 1, &self.device)?;
                 decode_steps += 1;
             }
         };
@@ -543,7 +664,10 @@ impl LlmGenerator {
             decode_steps,
             generation_time: started.elapsed(),
         };
-        Ok(Generated { ids, stop: stop_reason })
+        Ok(Generated {
+            ids,
+            stop: stop_reason,
+        })
     }
 }
 
@@ -552,7 +676,12 @@ impl TextGenerator for LlmGenerator {
         self.name.clone()
     }
 
-    fn chat(&mut self, system: &str, user: &str, max_new_tokens: usize) -> Result<String, GenerateError> {
+    fn chat(
+        &mut self,
+        system: &str,
+        user: &str,
+        max_new_tokens: usize,
+    ) -> Result<String, GenerateError> {
         let prompt = self.prompt_ids(system, user)?;
         if prompt.len() >= self.context_len {
             return Err(GenerateError::Other(format!(
@@ -625,12 +754,21 @@ pub fn clean_reply(text: &str) -> String {
 }
 
 fn file_stem(path: &Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string()
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string()
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LlmError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LlmError::Read { path: path.to_path_buf(), source })?;
-    serde_json::from_str(&text).map_err(|e| LlmError::Config { path: path.to_path_buf(), reason: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| LlmError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| LlmError::Config {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// The chat template: tokenizer_config.json's `chat_template`, else a `chat_template.jinja`
@@ -643,27 +781,42 @@ fn find_chat_template(
 ) -> Result<(String, String), LlmError> {
     let mut searched = Vec::new();
     if let (Some(config), Some(path)) = (config, &files.tokenizer_config) {
-        if let Some(template) = config.chat_template.as_ref().and_then(ChatTemplateField::default_template) {
+        if let Some(template) = config
+            .chat_template
+            .as_ref()
+            .and_then(ChatTemplateField::default_template)
+        {
             return Ok((template, path.display().to_string()));
         }
         searched.push(path.display().to_string());
     }
-    let beside = [files.tokenizer_config.as_deref(), Some(files.tokenizer.as_path())];
+    let beside = [
+        files.tokenizer_config.as_deref(),
+        Some(files.tokenizer.as_path()),
+    ];
     for dir in beside.into_iter().flatten().filter_map(Path::parent) {
         let candidate = dir.join("chat_template.jinja");
         if candidate.is_file() {
-            let text = std::fs::read_to_string(&candidate).map_err(|source| LlmError::Read { path: candidate.clone(), source })?;
+            let text = std::fs::read_to_string(&candidate).map_err(|source| LlmError::Read {
+                path: candidate.clone(),
+                source,
+            })?;
             return Ok((text, candidate.display().to_string()));
         }
         searched.push(candidate.display().to_string());
     }
     if let Weights::Gguf(path) = &files.weights {
         if let Some(template) = gguf_template {
-            return Ok((template, format!("{} (tokenizer.chat_template)", path.display())));
+            return Ok((
+                template,
+                format!("{} (tokenizer.chat_template)", path.display()),
+            ));
         }
         searched.push(path.display().to_string());
     }
-    Err(LlmError::NoChatTemplate { searched: searched.join(", ") })
+    Err(LlmError::NoChatTemplate {
+        searched: searched.join(", "),
+    })
 }
 
 /// The parts of tokenizer_config.json that matter here.
@@ -695,7 +848,10 @@ impl ChatTemplateField {
     fn default_template(&self) -> Option<String> {
         match self {
             ChatTemplateField::One(s) => Some(s.clone()),
-            ChatTemplateField::Named(list) => list.iter().find(|t| t.name == "default").map(|t| t.template.clone()),
+            ChatTemplateField::Named(list) => list
+                .iter()
+                .find(|t| t.name == "default")
+                .map(|t| t.template.clone()),
         }
     }
 }
@@ -812,9 +968,15 @@ impl HubQwen2Config {
 
 /// Reads a GGUF's metadata only (no tensors), e.g. to show what a file holds.
 pub fn gguf_metadata(path: &Path) -> Result<HashMap<String, gguf_file::Value>, LlmError> {
-    let file = File::open(path).map_err(|source| LlmError::Read { path: path.to_path_buf(), source })?;
-    let content = gguf_file::Content::read(&mut BufReader::new(file))
-        .map_err(|e| LlmError::Gguf { path: path.to_path_buf(), reason: e.to_string() })?;
+    let file = File::open(path).map_err(|source| LlmError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let content =
+        gguf_file::Content::read(&mut BufReader::new(file)).map_err(|e| LlmError::Gguf {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     Ok(content.metadata)
 }
 
@@ -844,13 +1006,18 @@ mod tests {
 
     #[test]
     fn repeated_tail_catches_a_single_token_run() {
-        let ids: Vec<u32> = std::iter::once(7).chain(std::iter::repeat_n(9, 16)).collect();
+        let ids: Vec<u32> = std::iter::once(7)
+            .chain(std::iter::repeat_n(9, 16))
+            .collect();
         assert_eq!(repeated_tail(&ids), Some(2));
     }
 
     #[test]
     fn clean_reply_drops_reasoning_blocks() {
-        assert_eq!(clean_reply("<think>\nhmm\n</think>\n\n The answer. "), "The answer.");
+        assert_eq!(
+            clean_reply("<think>\nhmm\n</think>\n\n The answer. "),
+            "The answer."
+        );
         assert_eq!(clean_reply("Text <think>unfinished"), "Text");
     }
 
@@ -878,7 +1045,16 @@ mod tests {
         let source = "{%- for m in messages %}\n  {%- if m.role == 'system' %}\n[S]{{ m.content.strip() }}\n  {%- else %}\n[U]{{ m.content }}\n  {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}[A]{% endif %}";
         let t = ChatTemplate::new(source, "test".into(), String::new(), "<e>".into()).unwrap();
         let out = t
-            .render(&[ChatMessage { role: "system", content: " sys " }, ChatMessage { role: "user", content: "hi" }])
+            .render(&[
+                ChatMessage {
+                    role: "system",
+                    content: " sys ",
+                },
+                ChatMessage {
+                    role: "user",
+                    content: "hi",
+                },
+            ])
             .unwrap();
         // As Python jinja2 with trim_blocks and lstrip_blocks renders it.
         assert_eq!(out, "[S]sys[U]hi[A]");
@@ -886,18 +1062,28 @@ mod tests {
 
     #[test]
     fn chat_template_raise_exception_is_an_error() {
-        let t = ChatTemplate::new("{{ raise_exception('no system role') }}", "t".into(), String::new(), String::new())
-            .unwrap();
+        let t = ChatTemplate::new(
+            "{{ raise_exception('no system role') }}",
+            "t".into(),
+            String::new(),
+            String::new(),
+        )
+        .unwrap();
         let err = t.render(&[]).unwrap_err().to_string();
         assert!(err.contains("no system role"), "{err}");
     }
 
     #[test]
     fn broken_chat_template_is_a_load_error_naming_its_origin() {
-        let err = ChatTemplate::new("{% if %}", "x/tokenizer_config.json".into(), String::new(), String::new())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = ChatTemplate::new(
+            "{% if %}",
+            "x/tokenizer_config.json".into(),
+            String::new(),
+            String::new(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("x/tokenizer_config.json"), "{err}");
     }
 }

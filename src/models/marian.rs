@@ -183,7 +183,10 @@ impl Config {
             }
         }
         if !self.d_model.is_multiple_of(2) {
-            return Err(format!("d_model {} must be even for sinusoidal positions", self.d_model));
+            return Err(format!(
+                "d_model {} must be even for sinusoidal positions",
+                self.d_model
+            ));
         }
         let vocab = self.target_vocab_size() as u32;
         for (name, id) in [
@@ -192,7 +195,9 @@ impl Config {
             ("eos_token_id", self.eos_id()),
         ] {
             if id >= vocab {
-                return Err(format!("{name} {id} is outside the target vocabulary of {vocab}"));
+                return Err(format!(
+                    "{name} {id} is outside the target vocabulary of {vocab}"
+                ));
             }
         }
         Ok(())
@@ -205,7 +210,12 @@ const MASKED: f32 = f32::MIN;
 /// Builds the `(num_positions, dim)` table of `MarianSinusoidalPositionalEmbedding`: sines of all
 /// frequencies in the first half, cosines in the second half (not interleaved). Computed in f64
 /// like the reference's numpy code, then rounded once.
-fn sinusoidal_table(num_positions: usize, dim: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+fn sinusoidal_table(
+    num_positions: usize,
+    dim: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     let half = dim / 2;
     let mut table = vec![0f32; num_positions * dim];
     for pos in 0..num_positions {
@@ -235,7 +245,12 @@ struct Projection {
 impl Projection {
     /// Stacks checkpoint linears `(out_i, in)` (and their biases) along the output dimension,
     /// each multiplied by its `scale`: one matmul computes all of them.
-    fn fused(parts: &[(&str, f64)], in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
+    fn fused(
+        parts: &[(&str, f64)],
+        in_dim: usize,
+        out_dim: usize,
+        vb: &VarBuilder,
+    ) -> Result<Self> {
         let mut weights = Vec::with_capacity(parts.len());
         let mut biases = Vec::with_capacity(parts.len());
         for (name, scale) in parts {
@@ -245,7 +260,10 @@ impl Projection {
             biases.push((b * *scale)?);
         }
         let weight = Tensor::cat(&weights, 0)?;
-        Ok(Self { weight_t: weight.t()?.contiguous()?, bias: Some(Tensor::cat(&biases, 0)?) })
+        Ok(Self {
+            weight_t: weight.t()?.contiguous()?,
+            bias: Some(Tensor::cat(&biases, 0)?),
+        })
     }
 
     fn load(name: &str, in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
@@ -293,7 +311,12 @@ impl Attention {
         let (query, key_value) = if cross {
             (
                 Projection::fused(&[("q_proj", scaling)], dim, dim, &vb)?,
-                Some(Projection::fused(&[("k_proj", 1.0), ("v_proj", 1.0)], dim, dim, &vb)?),
+                Some(Projection::fused(
+                    &[("k_proj", 1.0), ("v_proj", 1.0)],
+                    dim,
+                    dim,
+                    &vb,
+                )?),
             )
         } else {
             let qkv = [("q_proj", scaling), ("k_proj", 1.0), ("v_proj", 1.0)];
@@ -342,7 +365,9 @@ impl Attention {
     /// Cross-attention: queries of `xs`.
     fn queries(&self, xs: &Tensor) -> Result<Tensor> {
         let mut parts = self.split(&self.query.forward(xs)?, 1)?;
-        parts.pop().ok_or_else(|| candle_core::Error::msg("empty query projection"))
+        parts
+            .pop()
+            .ok_or_else(|| candle_core::Error::msg("empty query projection"))
     }
 
     /// Attention of (already scaled) queries `q` to `k`/`v`, all `(b, heads, ·, head_dim)`;
@@ -396,7 +421,9 @@ impl EncoderLayer {
         let (q, k, v) = self.self_attn.qkv(xs)?;
         let attn = self.self_attn.attend(&q, &k, &v, Some(mask))?;
         let xs = (attn + xs)?.apply(&self.self_attn_layer_norm)?;
-        let ff = self.fc2.forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
+        let ff = self
+            .fc2
+            .forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
         (ff + xs)?.apply(&self.final_layer_norm)
     }
 }
@@ -439,9 +466,10 @@ impl DecoderLayer {
     ) -> Result<Tensor> {
         let (q, k, v) = self.self_attn.qkv(xs)?;
         let (k, v) = match &cache.self_kv {
-            Some((past_k, past_v)) => {
-                (Tensor::cat(&[past_k, &k], 2)?, Tensor::cat(&[past_v, &v], 2)?)
-            }
+            Some((past_k, past_v)) => (
+                Tensor::cat(&[past_k, &k], 2)?,
+                Tensor::cat(&[past_v, &v], 2)?,
+            ),
             None => (k, v),
         };
         let attn = self.self_attn.attend(&q, &k, &v, causal_mask)?;
@@ -449,10 +477,14 @@ impl DecoderLayer {
         let xs = (attn + xs)?.apply(&self.self_attn_layer_norm)?;
 
         let q = self.encoder_attn.queries(&xs)?;
-        let attn = self.encoder_attn.attend(&q, &cache.cross_k, &cache.cross_v, Some(cross_mask))?;
+        let attn =
+            self.encoder_attn
+                .attend(&q, &cache.cross_k, &cache.cross_v, Some(cross_mask))?;
         let xs = (attn + xs)?.apply(&self.encoder_attn_layer_norm)?;
 
-        let ff = self.fc2.forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
+        let ff = self
+            .fc2
+            .forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
         (ff + xs)?.apply(&self.final_layer_norm)
     }
 }
@@ -597,37 +629,40 @@ impl PanelMatrix {
         // A few chunks per thread balance the load without many tiny jobs.
         let per_job = panels.div_ceil(4 * rayon::current_num_threads()).max(1);
         let out_addr = out.as_mut_ptr() as usize;
-        (0..panels).into_par_iter().step_by(per_job).for_each(|first| {
-            for p in first..(first + per_job).min(panels) {
-                let m = PANEL.min(rows - p * PANEL);
-                // SAFETY: `out` holds n × rows values and outlives the parallel loop; this call
-                // writes columns p·PANEL .. p·PANEL + m of each of the n rows, which no other
-                // panel touches. The panel holds cols × PANEL values, x holds n × cols.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        cols,
-                        (out_addr as *mut f32).add(p * PANEL),
-                        rows as isize, // dst column stride: next output row
-                        1,             // dst row stride: next vocabulary entry
-                        true,          // accumulate onto the bias already in `out`
-                        self.data.as_ptr().add(p * cols * PANEL),
-                        PANEL as isize,
-                        1,
-                        x.as_ptr(),
-                        cols as isize,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+        (0..panels)
+            .into_par_iter()
+            .step_by(per_job)
+            .for_each(|first| {
+                for p in first..(first + per_job).min(panels) {
+                    let m = PANEL.min(rows - p * PANEL);
+                    // SAFETY: `out` holds n × rows values and outlives the parallel loop; this call
+                    // writes columns p·PANEL .. p·PANEL + m of each of the n rows, which no other
+                    // panel touches. The panel holds cols × PANEL values, x holds n × cols.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            cols,
+                            (out_addr as *mut f32).add(p * PANEL),
+                            rows as isize, // dst column stride: next output row
+                            1,             // dst row stride: next vocabulary entry
+                            true,          // accumulate onto the bias already in `out`
+                            self.data.as_ptr().add(p * cols * PANEL),
+                            PANEL as isize,
+                            1,
+                            x.as_ptr(),
+                            cols as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
                 }
-            }
-        });
+            });
         out
     }
 }
@@ -650,7 +685,10 @@ impl TokenEmbedding {
     fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         match self {
-            TokenEmbedding::Rows(rows) => rows.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ())),
+            TokenEmbedding::Rows(rows) => {
+                rows.index_select(&ids.flatten_all()?, 0)?
+                    .reshape((b, t, ()))
+            }
             TokenEmbedding::Panels(m) => {
                 let ids = ids.flatten_all()?.to_vec1::<u32>()?;
                 let mut out = vec![0f32; ids.len() * m.cols];
@@ -676,7 +714,10 @@ enum LmHead {
     /// the plain product is faster.
     Tensor { weight: Tensor, bias: Tensor },
     /// CPU, f32: see [`PanelMatrix`].
-    Panels { weight: std::sync::Arc<PanelMatrix>, bias: Vec<f32> },
+    Panels {
+        weight: std::sync::Arc<PanelMatrix>,
+        bias: Vec<f32>,
+    },
 }
 
 /// Up to this many rows the tensor LM head runs as `(W · hidden^T)^T`.
@@ -777,8 +818,11 @@ impl MarianMTModel {
             (None, vb.get((cfg.vocab_size, d), name)?)
         } else {
             let enc = vb.get((cfg.vocab_size, d), "model.encoder.embed_tokens.weight")?;
-            let name = first_present(&vb, &["model.decoder.embed_tokens.weight", "lm_head.weight"])
-                .ok_or_else(|| missing("decoder"))?;
+            let name = first_present(
+                &vb,
+                &["model.decoder.embed_tokens.weight", "lm_head.weight"],
+            )
+            .ok_or_else(|| missing("decoder"))?;
             (Some(enc), vb.get((target_vocab, d), name)?)
         };
         let untied_head = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
@@ -788,7 +832,8 @@ impl MarianMTModel {
         };
         // Old checkpoints may lack the bias; transformers then starts it at zero.
         let final_logits_bias = if vb.contains_tensor("final_logits_bias") {
-            vb.get((1, target_vocab), "final_logits_bias")?.reshape(target_vocab)?
+            vb.get((1, target_vocab), "final_logits_bias")?
+                .reshape(target_vocab)?
         } else {
             Tensor::zeros(target_vocab, vb.dtype(), vb.device())?
         };
@@ -798,7 +843,11 @@ impl MarianMTModel {
         let (decoder_embed, lm_head) = if use_panels {
             let panels = |w: &Tensor| -> Result<std::sync::Arc<PanelMatrix>> {
                 let (rows, cols) = w.dims2()?;
-                Ok(std::sync::Arc::new(PanelMatrix::from_row_major(&cpu_values(w)?, rows, cols)))
+                Ok(std::sync::Arc::new(PanelMatrix::from_row_major(
+                    &cpu_values(w)?,
+                    rows,
+                    cols,
+                )))
             };
             let embed = panels(&decoder_rows)?;
             // The panels replace the row-major matrix: free it now, before the layers are
@@ -809,10 +858,19 @@ impl MarianMTModel {
                 None => embed.clone(),
             };
             let bias = cpu_values(&final_logits_bias)?;
-            (TokenEmbedding::Panels(embed), LmHead::Panels { weight: head, bias })
+            (
+                TokenEmbedding::Panels(embed),
+                LmHead::Panels { weight: head, bias },
+            )
         } else {
             let weight = untied_head.unwrap_or_else(|| decoder_rows.clone());
-            (TokenEmbedding::Rows(decoder_rows), LmHead::Tensor { weight, bias: final_logits_bias })
+            (
+                TokenEmbedding::Rows(decoder_rows),
+                LmHead::Tensor {
+                    weight,
+                    bias: final_logits_bias,
+                },
+            )
         };
         let encoder_embed = match encoder_rows {
             Some(rows) => TokenEmbedding::Rows(rows),
@@ -840,7 +898,11 @@ impl MarianMTModel {
             decoder,
             lm_head,
             positions,
-            embed_scale: if cfg.scale_embedding { (d as f64).sqrt() } else { 1.0 },
+            embed_scale: if cfg.scale_embedding {
+                (d as f64).sqrt()
+            } else {
+                1.0
+            },
             device: vb.device().clone(),
             dtype: vb.dtype(),
         })
@@ -892,7 +954,11 @@ impl MarianMTModel {
             .iter()
             .map(|layer| {
                 let (cross_k, cross_v) = layer.encoder_attn.key_values(&encoded.hidden)?;
-                Ok(LayerCache { self_kv: None, cross_k, cross_v })
+                Ok(LayerCache {
+                    self_kv: None,
+                    cross_k,
+                    cross_v,
+                })
             })
             .collect::<Result<_>>()?;
         Ok(DecoderCache {
@@ -905,10 +971,17 @@ impl MarianMTModel {
 
     /// Feeds `decoder_input_ids` `(rows, t)` after the tokens already in `cache`, updates the
     /// cache and returns the decoder's last hidden states `(rows, t, d_model)`.
-    fn decode_hidden(&self, decoder_input_ids: &Tensor, cache: &mut DecoderCache) -> Result<Tensor> {
+    fn decode_hidden(
+        &self,
+        decoder_input_ids: &Tensor,
+        cache: &mut DecoderCache,
+    ) -> Result<Tensor> {
         let (rows, t) = decoder_input_ids.dims2()?;
         if rows != cache.rows {
-            candle_core::bail!("decoder input has {rows} rows but the cache has {}", cache.rows);
+            candle_core::bail!(
+                "decoder input has {rows} rows but the cache has {}",
+                cache.rows
+            );
         }
         let past = cache.len;
         let causal_mask = if t > 1 {
@@ -935,7 +1008,8 @@ impl MarianMTModel {
     /// [`decode_step`](Self::decode_step)'s logits as row-major f32 values, `rows × vocab`:
     /// what generation reads, without a round trip through a tensor on the CPU.
     pub fn decode_step_values(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Vec<f32>> {
-        self.lm_head.forward_values(&self.step_hidden(tokens, cache)?)
+        self.lm_head
+            .forward_values(&self.step_hidden(tokens, cache)?)
     }
 
     fn step_hidden(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Tensor> {
@@ -949,7 +1023,9 @@ impl MarianMTModel {
     pub fn decode(&self, decoder_input_ids: &Tensor, cache: &mut DecoderCache) -> Result<Tensor> {
         let hidden = self.decode_hidden(decoder_input_ids, cache)?;
         let (rows, t, d) = hidden.dims3()?;
-        self.lm_head.forward(&hidden.reshape((rows * t, d))?)?.reshape((rows, t, ()))
+        self.lm_head
+            .forward(&hidden.reshape((rows * t, d))?)?
+            .reshape((rows, t, ()))
     }
 
     /// The full forward pass of `MarianMTModel(input_ids, attention_mask, decoder_input_ids)`:
@@ -1020,14 +1096,21 @@ mod tests {
     fn panel_matrix_matches_a_plain_product() {
         // 130 rows: two full panels and a partial one.
         let (rows, cols, n) = (130, 7, 3);
-        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
-        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let x: Vec<f32> = (0..n * cols)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0)
+            .collect();
         let bias: Vec<f32> = (0..rows).map(|i| i as f32 / 10.0).collect();
         let m = PanelMatrix::from_row_major(&w, rows, cols);
         let out = m.matmul_t(&x, n, &bias);
         for r in 0..n {
             for v in 0..rows {
-                let want: f32 = bias[v] + (0..cols).map(|c| x[r * cols + c] * w[v * cols + c]).sum::<f32>();
+                let want: f32 = bias[v]
+                    + (0..cols)
+                        .map(|c| x[r * cols + c] * w[v * cols + c])
+                        .sum::<f32>();
                 assert!((out[r * rows + v] - want).abs() < 1e-4, "row {r} entry {v}");
             }
         }
@@ -1038,7 +1121,10 @@ mod tests {
 
     #[test]
     fn sinusoidal_table_puts_sines_then_cosines() {
-        let t = sinusoidal_table(3, 4, DType::F32, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        let t = sinusoidal_table(3, 4, DType::F32, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         // Position 0: sin 0 = 0 in the first half, cos 0 = 1 in the second.
         assert_eq!(t[0], vec![0.0, 0.0, 1.0, 1.0]);
         // Position 2, frequency index 1: angle = 2 / 10000^(2/4) = 0.02.

@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use self::sentencepiece::{SentencePiece, SpmError};
 
 /// How to fix a damaged or partial model download, appended to file errors.
-const REFETCH_HINT: &str = "the model download may be incomplete or damaged: delete it from the model cache \
+const REFETCH_HINT: &str =
+    "the model download may be incomplete or damaged: delete it from the model cache \
      and run `polybrief models fetch` again";
 
 /// Why a Marian tokenizer could not be built or used. Each names the file at fault.
@@ -73,7 +74,11 @@ pub struct MarianTokenizer {
 
 impl MarianTokenizer {
     /// A tokenizer for a repository with one shared vocabulary (most opus-mt models).
-    pub fn from_files(source_spm: &Path, target_spm: &Path, vocab_json: &Path) -> Result<Self, TokenizerError> {
+    pub fn from_files(
+        source_spm: &Path,
+        target_spm: &Path,
+        vocab_json: &Path,
+    ) -> Result<Self, TokenizerError> {
         Self::build(source_spm, target_spm, vocab_json, None, false)
     }
 
@@ -85,7 +90,13 @@ impl MarianTokenizer {
         vocab_json: &Path,
         target_vocab_json: &Path,
     ) -> Result<Self, TokenizerError> {
-        Self::build(source_spm, target_spm, vocab_json, Some(target_vocab_json), false)
+        Self::build(
+            source_spm,
+            target_spm,
+            vocab_json,
+            Some(target_vocab_json),
+            false,
+        )
     }
 
     /// A tokenizer from a downloaded repository folder, honouring its `tokenizer_config.json`
@@ -96,9 +107,15 @@ impl MarianTokenizer {
         let mut clean_up = false;
         if config_path.exists() {
             let text = read_to_string(&config_path)?;
-            let config: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| TokenizerError::Config { path: config_path.clone(), reason: e.to_string() })?;
-            separate = config.get("separate_vocabs").and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let config: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| TokenizerError::Config {
+                    path: config_path.clone(),
+                    reason: e.to_string(),
+                })?;
+            separate = config
+                .get("separate_vocabs")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
             clean_up = config
                 .get("clean_up_tokenization_spaces")
                 .and_then(serde_json::Value::as_bool)
@@ -125,17 +142,24 @@ impl MarianTokenizer {
         let target = load_spm(target_spm)?;
         let encoder = load_vocab(vocab_json)?;
         let special_id = |token: &str| {
-            encoder.get(token).copied().ok_or_else(|| TokenizerError::Vocab {
-                path: vocab_json.to_path_buf(),
-                reason: format!("it has no {token} entry"),
-            })
+            encoder
+                .get(token)
+                .copied()
+                .ok_or_else(|| TokenizerError::Vocab {
+                    path: vocab_json.to_path_buf(),
+                    reason: format!("it has no {token} entry"),
+                })
         };
         let (eos_id, unk_id, pad_id) = (special_id(EOS)?, special_id(UNK)?, special_id(PAD)?);
         let decoder = match target_vocab_json {
             Some(path) => invert(load_vocab(path)?),
             None => invert(encoder.clone()),
         };
-        let mut specials = vec![(EOS.to_string(), eos_id), (UNK.to_string(), unk_id), (PAD.to_string(), pad_id)];
+        let mut specials = vec![
+            (EOS.to_string(), eos_id),
+            (UNK.to_string(), unk_id),
+            (PAD.to_string(), pad_id),
+        ];
         specials.sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
         Ok(MarianTokenizer {
             source,
@@ -204,7 +228,10 @@ impl MarianTokenizer {
     }
 
     /// [`encode`](Self::encode) for each text.
-    pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>, TokenizerError> {
+    pub fn encode_batch<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+    ) -> Result<Vec<Vec<u32>>, TokenizerError> {
         texts.iter().map(|t| self.encode(t.as_ref())).collect()
     }
 
@@ -216,7 +243,11 @@ impl MarianTokenizer {
     /// The text of generated target ids; special ids (`</s>`, `<unk>`, `<pad>`) are skipped
     /// (`decode(ids, skip_special_tokens=True)`).
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
-        let spm = if self.separate_vocabs { &self.target } else { &self.source };
+        let spm = if self.separate_vocabs {
+            &self.target
+        } else {
+            &self.source
+        };
         let pieces: Vec<&str> = ids
             .iter()
             .filter(|&&id| id != self.eos_id && id != self.unk_id && id != self.pad_id)
@@ -229,7 +260,11 @@ impl MarianTokenizer {
             .collect();
         let text = spm.decode_pieces(&pieces).replace('\u{2581}', " ");
         let text = text.trim_matches(is_python_whitespace).to_string();
-        Ok(if self.clean_up_tokenization_spaces { clean_up_tokenization(&text) } else { text })
+        Ok(if self.clean_up_tokenization_spaces {
+            clean_up_tokenization(&text)
+        } else {
+            text
+        })
     }
 
     fn piece_id(&self, piece: &str) -> u32 {
@@ -243,7 +278,10 @@ impl MarianTokenizer {
         let mut start = 0;
         let mut pos = 0;
         while pos < text.len() {
-            let found = self.specials.iter().find(|(token, _)| text[pos..].starts_with(token.as_str()));
+            let found = self
+                .specials
+                .iter()
+                .find(|(token, _)| text[pos..].starts_with(token.as_str()));
             if let Some((token, id)) = found {
                 if start < pos {
                     chunks.push(Chunk::Text(&text[start..pos]));
@@ -298,22 +336,35 @@ fn clean_up_tokenization(text: &str) -> String {
 }
 
 fn read_to_string(path: &Path) -> Result<String, TokenizerError> {
-    std::fs::read_to_string(path).map_err(|source| TokenizerError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| TokenizerError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn load_spm(path: &Path) -> Result<SentencePiece, TokenizerError> {
-    let bytes = std::fs::read(path).map_err(|source| TokenizerError::Read { path: path.to_path_buf(), source })?;
-    SentencePiece::from_bytes(&bytes).map_err(|source| TokenizerError::Sentencepiece { path: path.to_path_buf(), source })
+    let bytes = std::fs::read(path).map_err(|source| TokenizerError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SentencePiece::from_bytes(&bytes).map_err(|source| TokenizerError::Sentencepiece {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn load_vocab(path: &Path) -> Result<HashMap<String, u32>, TokenizerError> {
     let text = read_to_string(path)?;
-    let vocab: HashMap<String, u32> = serde_json::from_str(&text).map_err(|e| TokenizerError::Vocab {
-        path: path.to_path_buf(),
-        reason: format!("expected a JSON object of piece -> id ({e})"),
-    })?;
+    let vocab: HashMap<String, u32> =
+        serde_json::from_str(&text).map_err(|e| TokenizerError::Vocab {
+            path: path.to_path_buf(),
+            reason: format!("expected a JSON object of piece -> id ({e})"),
+        })?;
     if vocab.is_empty() {
-        return Err(TokenizerError::Vocab { path: path.to_path_buf(), reason: "it is empty".into() });
+        return Err(TokenizerError::Vocab {
+            path: path.to_path_buf(),
+            reason: "it is empty".into(),
+        });
     }
     Ok(vocab)
 }
@@ -345,21 +396,33 @@ mod tests {
 
     #[test]
     fn language_code_is_split_only_at_the_start() {
-        assert_eq!(split_language_code(">>fra<< Bonjour"), (Some(">>fra<<"), " Bonjour"));
+        assert_eq!(
+            split_language_code(">>fra<< Bonjour"),
+            (Some(">>fra<<"), " Bonjour")
+        );
         assert_eq!(split_language_code(">>fra<<"), (Some(">>fra<<"), ""));
         assert_eq!(split_language_code("x >>fra<<"), (None, "x >>fra<<"));
-        assert_eq!(split_language_code(">>unterminated"), (None, ">>unterminated"));
+        assert_eq!(
+            split_language_code(">>unterminated"),
+            (None, ">>unterminated")
+        );
     }
 
     #[test]
     fn python_strip_whitespace_includes_information_separators() {
         assert!(is_python_whitespace('\u{1f}'));
         assert!(is_python_whitespace('\u{3000}'));
-        assert!(!is_python_whitespace('\u{200b}'), "zero-width space is not whitespace in Python");
+        assert!(
+            !is_python_whitespace('\u{200b}'),
+            "zero-width space is not whitespace in Python"
+        );
     }
 
     #[test]
     fn clean_up_joins_punctuation_and_contractions() {
-        assert_eq!(clean_up_tokenization("It is n't done , is it ?"), "It isn't done, is it?");
+        assert_eq!(
+            clean_up_tokenization("It is n't done , is it ?"),
+            "It isn't done, is it?"
+        );
     }
 }

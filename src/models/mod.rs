@@ -29,7 +29,12 @@ pub trait TextGenerator {
 
     /// The assistant's reply to one system and one user message, generated deterministically
     /// (greedy or seeded), stopping at the model's end-of-turn token or `max_new_tokens`.
-    fn chat(&mut self, system: &str, user: &str, max_new_tokens: usize) -> Result<String, GenerateError>;
+    fn chat(
+        &mut self,
+        system: &str,
+        user: &str,
+        max_new_tokens: usize,
+    ) -> Result<String, GenerateError>;
 
     /// How many tokens `text` takes, to fit prompts into the context window.
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError>;

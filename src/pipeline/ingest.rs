@@ -1084,25 +1084,48 @@ mod tests {
     #[test]
     fn a_title_that_opens_the_body_is_metadata_not_a_body_paragraph() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a.txt"), "Storm hits the Breton coast\n\nThe storm came at night. Trees fell.").unwrap();
-        fs::write(dir.path().join("b.md"), "# Metro line opens\n\nThe first line opened on Monday.").unwrap();
+        fs::write(
+            dir.path().join("a.txt"),
+            "Storm hits the Breton coast\n\nThe storm came at night. Trees fell.",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("b.md"),
+            "# Metro line opens\n\nThe first line opened on Monday.",
+        )
+        .unwrap();
         fs::write(
             dir.path().join("c.html"),
             "<html><head><title>Ferries halted</title></head><body><h1>Ferries  halted</h1><p>No ferry sailed on Monday.</p></body></html>",
         )
         .unwrap();
-        fs::write(dir.path().join("d.md"), "---\ntitle: Only a title\n---\nOnly a title\n").unwrap();
+        fs::write(
+            dir.path().join("d.md"),
+            "---\ntitle: Only a title\n---\nOnly a title\n",
+        )
+        .unwrap();
         let report = ingest(&[dir.path().to_path_buf()], &IngestOptions::default()).unwrap();
         let got: Vec<(Option<&str>, Vec<&str>)> = report
             .articles
             .iter()
-            .map(|a| (a.meta.title.as_deref(), a.paragraphs.iter().map(String::as_str).collect()))
+            .map(|a| {
+                (
+                    a.meta.title.as_deref(),
+                    a.paragraphs.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
-                (Some("Storm hits the Breton coast"), vec!["The storm came at night. Trees fell."]),
-                (Some("Metro line opens"), vec!["The first line opened on Monday."]),
+                (
+                    Some("Storm hits the Breton coast"),
+                    vec!["The storm came at night. Trees fell."]
+                ),
+                (
+                    Some("Metro line opens"),
+                    vec!["The first line opened on Monday."]
+                ),
                 (Some("Ferries halted"), vec!["No ferry sailed on Monday."]),
                 // A body that is nothing but its title keeps it: there is nothing else to read.
                 (Some("Only a title"), vec!["Only a title"]),

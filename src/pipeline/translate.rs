@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::models::marian_tokenizer::MarianTokenizer;
 use crate::article::{EnglishArticle, EnglishSentence, Lang, SegmentedArticle};
 use crate::models::generate::{generate, GenerationParams, MarianDecoding, RepetitionGuard};
 use crate::models::marian::{var_builder, Config, MarianMTModel};
+use crate::models::marian_tokenizer::MarianTokenizer;
 use crate::models::GenerateError;
 
 /// Why a translation could not be made.
@@ -112,18 +112,31 @@ impl Default for TranslateSettings {
 
 /// Reads `config.json` and the weights (`model.safetensors`, else `pytorch_model.bin`) of a
 /// Marian checkpoint directory.
-pub fn load_marian(dir: &Path, dtype: DType, device: &Device) -> Result<MarianMTModel, TranslateError> {
-    let load_err = |reason: String| TranslateError::Load { path: dir.to_path_buf(), reason };
+pub fn load_marian(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<MarianMTModel, TranslateError> {
+    let load_err = |reason: String| TranslateError::Load {
+        path: dir.to_path_buf(),
+        reason,
+    };
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path)
         .map_err(|e| load_err(format!("cannot read {}: {e}", config_path.display())))?;
-    let cfg: Config = serde_json::from_str(&text)
-        .map_err(|e| load_err(format!("{} is not a Marian config: {e}", config_path.display())))?;
+    let cfg: Config = serde_json::from_str(&text).map_err(|e| {
+        load_err(format!(
+            "{} is not a Marian config: {e}",
+            config_path.display()
+        ))
+    })?;
     let weights = ["model.safetensors", "pytorch_model.bin"]
         .iter()
         .map(|name| dir.join(name))
         .find(|path| path.is_file())
-        .ok_or_else(|| load_err("neither model.safetensors nor pytorch_model.bin is there".into()))?;
+        .ok_or_else(|| {
+            load_err("neither model.safetensors nor pytorch_model.bin is there".into())
+        })?;
     if weights.extension().is_some_and(|e| e == "bin") && !is_zip(&weights) {
         return Err(load_err(format!(
             "{} is in PyTorch's legacy (before 1.6) format, which polybrief cannot read; \
@@ -141,7 +154,10 @@ pub fn load_marian(dir: &Path, dtype: DType, device: &Device) -> Result<MarianMT
 fn is_zip(path: &Path) -> bool {
     use std::io::Read;
     let mut magic = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"PK\x03\x04"
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"PK\x03\x04"
 }
 
 /// A loaded opus-mt model with its tokenizer and settings, for one source language.
@@ -161,8 +177,18 @@ struct Unit {
 
 impl<T: SentenceTokenizer> Translator<T> {
     /// `name` identifies the model in the brief ("Helsinki-NLP/opus-mt-de-en@<rev>").
-    pub fn new(name: String, model: MarianMTModel, tokenizer: T, settings: TranslateSettings) -> Self {
-        Self { name, model, tokenizer, settings }
+    pub fn new(
+        name: String,
+        model: MarianMTModel,
+        tokenizer: T,
+        settings: TranslateSettings,
+    ) -> Self {
+        Self {
+            name,
+            model,
+            tokenizer,
+            settings,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -178,7 +204,9 @@ impl<T: SentenceTokenizer> Translator<T> {
     }
 
     fn max_source_tokens(&self) -> usize {
-        self.settings.max_source_tokens.clamp(2, self.model.config().max_position_embeddings)
+        self.settings
+            .max_source_tokens
+            .clamp(2, self.model.config().max_position_embeddings)
     }
 
     fn max_new_tokens(&self, source_len: usize) -> usize {
@@ -188,11 +216,17 @@ impl<T: SentenceTokenizer> Translator<T> {
     }
 
     fn tokenizer_error(&self, reason: String) -> TranslateError {
-        TranslateError::Tokenizer { model: self.name.clone(), reason }
+        TranslateError::Tokenizer {
+            model: self.name.clone(),
+            reason,
+        }
     }
 
     fn model_error(&self, source: impl Into<GenerateError>) -> TranslateError {
-        TranslateError::Model { model: self.name.clone(), source: source.into() }
+        TranslateError::Model {
+            model: self.name.clone(),
+            source: source.into(),
+        }
     }
 
     /// Translates `sentences`, returning one English string per input, in input order.
@@ -216,7 +250,10 @@ impl<T: SentenceTokenizer> Translator<T> {
                 );
             }
             for piece in pieces {
-                let ids = self.tokenizer.encode(&piece).map_err(|e| self.tokenizer_error(e))?;
+                let ids = self
+                    .tokenizer
+                    .encode(&piece)
+                    .map_err(|e| self.tokenizer_error(e))?;
                 units.push(Unit { sentence, ids });
             }
         }
@@ -256,8 +293,11 @@ impl<T: SentenceTokenizer> Translator<T> {
         let special = [cfg.eos_id(), cfg.pad_token_id, cfg.decoder_start_token_id];
         ids.into_iter()
             .map(|out| {
-                let content: Vec<u32> = out.into_iter().filter(|id| !special.contains(id)).collect();
-                self.tokenizer.decode(&content).map_err(|e| self.tokenizer_error(e))
+                let content: Vec<u32> =
+                    out.into_iter().filter(|id| !special.contains(id)).collect();
+                self.tokenizer
+                    .decode(&content)
+                    .map_err(|e| self.tokenizer_error(e))
             })
             .collect()
     }
@@ -285,7 +325,10 @@ impl<T: SentenceTokenizer> Translator<T> {
             let cache = self.model.new_cache(&encoded)?;
             let mut decoding = MarianDecoding::new(&self.model, cache);
             let params = self.generation_params();
-            let max_new: Vec<usize> = sources.iter().map(|s| self.max_new_tokens(s.len())).collect();
+            let max_new: Vec<usize> = sources
+                .iter()
+                .map(|s| self.max_new_tokens(s.len()))
+                .collect();
             generate(&mut decoding, &params, &max_new)
         };
         run().map_err(|e| self.model_error(e))
@@ -447,7 +490,9 @@ pub fn translate_article(
             .lang
             .clone()
             .or_else(|| detected.lang.clone())
-            .ok_or_else(|| TranslateError::UnknownLanguage { origin: origin.clone() })?;
+            .ok_or_else(|| TranslateError::UnknownLanguage {
+                origin: origin.clone(),
+            })?;
         if lang.is_english() {
             continue;
         }
@@ -470,7 +515,12 @@ pub fn translate_article(
     // A title from metadata (front matter, JSON, HTML meta) is not among the segments; it is
     // translated with the article's main language, in the same batch.
     let title_lang = detected.lang.clone().filter(|l| !l.is_english());
-    let title = detected.article.meta.title.clone().filter(|_| title_lang.is_some());
+    let title = detected
+        .article
+        .meta
+        .title
+        .clone()
+        .filter(|_| title_lang.is_some());
     let mut english_title = None;
     let mut translations = Vec::new();
     for (lang, members) in by_lang {
@@ -519,7 +569,10 @@ mod tests {
 
         fn translate(&mut self, sentences: &[String]) -> Result<Vec<String>, TranslateError> {
             self.calls.push(sentences.to_vec());
-            Ok(sentences.iter().map(|s| format!("<{}:{s}>", self.lang)).collect())
+            Ok(sentences
+                .iter()
+                .map(|s| format!("<{}:{s}>", self.lang))
+                .collect())
         }
     }
 
@@ -536,15 +589,27 @@ mod tests {
 
     fn mixed_article(title: Option<&str>, main: &str) -> SegmentedArticle {
         let lang = |code: &str| Lang::parse(code).ok();
-        let paragraphs = vec!["Hello there. Second.".to_string(), "안녕하세요.".to_string()];
-        let meta = ArticleMeta { title: title.map(str::to_string), ..Default::default() };
+        let paragraphs = vec![
+            "Hello there. Second.".to_string(),
+            "안녕하세요.".to_string(),
+        ];
+        let meta = ArticleMeta {
+            title: title.map(str::to_string),
+            ..Default::default()
+        };
         let article = Article::new("mixed.txt".into(), meta, paragraphs.clone());
         let detected = DetectedArticle {
             article,
             lang: lang(main),
             paragraphs: vec![
-                DetectedParagraph { text: paragraphs[0].clone(), lang: lang("en") },
-                DetectedParagraph { text: paragraphs[1].clone(), lang: lang("ko") },
+                DetectedParagraph {
+                    text: paragraphs[0].clone(),
+                    lang: lang("en"),
+                },
+                DetectedParagraph {
+                    text: paragraphs[1].clone(),
+                    lang: lang("ko"),
+                },
             ],
         };
         let segment = |paragraph, span: std::ops::Range<usize>, text: &str, code| Segment {
@@ -565,28 +630,57 @@ mod tests {
 
     #[test]
     fn mixed_article_keeps_its_english_and_translates_only_the_foreign_sentences() {
-        let mut markers = Markers(vec![Marker { lang: "ko", calls: vec![] }]);
-        let english = translate_article(mixed_article(Some("A title"), "en"), &mut markers).unwrap();
+        let mut markers = Markers(vec![Marker {
+            lang: "ko",
+            calls: vec![],
+        }]);
+        let english =
+            translate_article(mixed_article(Some("A title"), "en"), &mut markers).unwrap();
         let texts: Vec<&str> = english.sentences.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts, ["Hello there.", "Second.", "<ko:안녕하세요.>"]);
-        assert_eq!(english.sentences[2].translated_by.as_deref(), Some("marker-ko"));
+        assert_eq!(
+            english.sentences[2].translated_by.as_deref(),
+            Some("marker-ko")
+        );
         assert_eq!(english.sentences[0].translated_by, None);
-        assert_eq!(english.sentences.iter().map(|s| (s.segment, s.paragraph)).collect::<Vec<_>>(), [(0, 0), (1, 0), (2, 1)]);
+        assert_eq!(
+            english
+                .sentences
+                .iter()
+                .map(|s| (s.segment, s.paragraph))
+                .collect::<Vec<_>>(),
+            [(0, 0), (1, 0), (2, 1)]
+        );
         // An English article's title stays as it is.
         assert_eq!(english.english_title, None);
-        assert_eq!(english.translations, vec![(Lang::parse("ko").unwrap(), "marker-ko".to_string())]);
+        assert_eq!(
+            english.translations,
+            vec![(Lang::parse("ko").unwrap(), "marker-ko".to_string())]
+        );
     }
 
     #[test]
     fn metadata_title_is_translated_with_the_main_language_in_the_same_batch() {
         let mut markers = Markers(vec![
-            Marker { lang: "ko", calls: vec![] },
-            Marker { lang: "en", calls: vec![] },
+            Marker {
+                lang: "ko",
+                calls: vec![],
+            },
+            Marker {
+                lang: "en",
+                calls: vec![],
+            },
         ]);
         let english = translate_article(mixed_article(Some("제목"), "ko"), &mut markers).unwrap();
         assert_eq!(english.english_title.as_deref(), Some("<ko:제목>"));
-        assert_eq!(markers.0[0].calls, vec![vec!["안녕하세요.".to_string(), "제목".to_string()]]);
-        assert!(markers.0[1].calls.is_empty(), "English is never sent to a model");
+        assert_eq!(
+            markers.0[0].calls,
+            vec![vec!["안녕하세요.".to_string(), "제목".to_string()]]
+        );
+        assert!(
+            markers.0[1].calls.is_empty(),
+            "English is never sent to a model"
+        );
     }
 
     #[test]
@@ -595,7 +689,6 @@ mod tests {
         let err = translate_article(mixed_article(None, "en"), &mut markers).unwrap_err();
         assert!(err.to_string().contains("ko"), "{err}");
     }
-
 
     #[test]
     fn batches_group_by_length_within_budget() {
@@ -626,7 +719,11 @@ mod tests {
         let pieces = split_to_fit(text, &word_limit(7)).unwrap();
         assert_eq!(
             pieces,
-            vec!["Der Fluss stieg um 3.5 Meter,", "die Stadt rief den Notstand aus,", "und 1,000 Menschen flohen"]
+            vec![
+                "Der Fluss stieg um 3.5 Meter,",
+                "die Stadt rief den Notstand aus,",
+                "und 1,000 Menschen flohen"
+            ]
         );
     }
 
@@ -634,7 +731,10 @@ mod tests {
     fn sentence_ends_win_over_commas() {
         let text = "Eins, zwei, drei vier. Fünf, sechs sieben acht";
         let pieces = split_to_fit(text, &word_limit(5)).unwrap();
-        assert_eq!(pieces, vec!["Eins, zwei, drei vier.", "Fünf, sechs sieben acht"]);
+        assert_eq!(
+            pieces,
+            vec!["Eins, zwei, drei vier.", "Fünf, sechs sieben acht"]
+        );
     }
 
     #[test]

@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 
-use candle_core::Device;
 use polybrief::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use polybrief::pipeline::synthesize::Embedder;
 use serde::Deserialize;
+
+use crate::support::target::{repo_root, test_device};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -27,31 +28,47 @@ struct Case {
 }
 
 fn fixture() -> (SentenceEmbedder, Reference) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert/tiny");
+    let dir = repo_root().join("tests/fixtures/bert/tiny");
     let files = EmbedderFiles {
         config: dir.join("config.json"),
         weights: dir.join("model.safetensors"),
         tokenizer: dir.join("tokenizer.json"),
         sentence_config: Some(dir.join("sentence_bert_config.json")),
     };
-    let embedder = SentenceEmbedder::load(&files, &Device::Cpu).expect("tiny BERT loads");
+    let embedder = SentenceEmbedder::load(&files, &test_device()).expect("tiny BERT loads");
     let reference: Reference =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     (embedder, reference)
 }
 
 fn assert_close(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst <= TOLERANCE, "{what}: max abs diff {worst}");
 }
 
 #[test]
 fn token_ids_match_the_reference_tokenizer_including_truncation() {
     let (embedder, reference) = fixture();
-    assert!(reference.cases.iter().any(|c| c.ids.len() == reference.max_length), "a case must be truncated");
+    assert!(
+        reference
+            .cases
+            .iter()
+            .any(|c| c.ids.len() == reference.max_length),
+        "a case must be truncated"
+    );
     for case in &reference.cases {
-        assert_eq!(embedder.token_ids(&case.text).unwrap(), case.ids, "{}", case.text);
+        assert_eq!(
+            embedder.token_ids(&case.text).unwrap(),
+            case.ids,
+            "{}",
+            case.text
+        );
     }
 }
 

@@ -11,17 +11,22 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use candle_core::Device;
-use polybrief::article::{Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, SummaryMethod};
-use polybrief::models::llm::{GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights};
+use polybrief::article::{
+    Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, SummaryMethod,
+};
+use polybrief::models::llm::{
+    GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights,
+};
 use polybrief::models::{GenerateError, TextGenerator};
 use polybrief::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use polybrief::pipeline::summarize::Summarizer;
 use polybrief::prompts::Prompts;
 use serde_json::Value;
 
+use crate::support::target::{polybrief_bin, repo_root, test_device};
+
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2")
+    repo_root().join("tests/fixtures/qwen2")
 }
 
 fn reference(dir: &str) -> Value {
@@ -30,16 +35,27 @@ fn reference(dir: &str) -> Value {
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "logit vectors differ in length");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn tiny_files(weights: Weights, with_config: bool) -> LlmFiles {
@@ -53,8 +69,11 @@ fn tiny_files(weights: Weights, with_config: bool) -> LlmFiles {
 
 fn tiny_unquantized(options: LlmOptions) -> LlmGenerator {
     let dir = fixtures().join("tiny");
-    let weights = Weights::Safetensors { config: dir.join("config.json"), files: vec![dir.join("model.safetensors")] };
-    LlmGenerator::load(&tiny_files(weights, true), &Device::Cpu, options).unwrap()
+    let weights = Weights::Safetensors {
+        config: dir.join("config.json"),
+        files: vec![dir.join("model.safetensors")],
+    };
+    LlmGenerator::load(&tiny_files(weights, true), &test_device(), options).unwrap()
 }
 
 /// (system, user) of a reference prompt; an absent system message is "".
@@ -76,8 +95,14 @@ fn chat_template_renders_and_tokenizes_like_transformers() {
     let model = tiny_unquantized(LlmOptions::default());
     for prompt in reference("tiny")["prompts"].as_array().unwrap() {
         let (system, user) = messages(prompt);
-        assert_eq!(model.render_prompt(&system, &user).unwrap(), prompt["rendered"].as_str().unwrap());
-        assert_eq!(model.prompt_ids(&system, &user).unwrap(), ids(&prompt["input_ids"]));
+        assert_eq!(
+            model.render_prompt(&system, &user).unwrap(),
+            prompt["rendered"].as_str().unwrap()
+        );
+        assert_eq!(
+            model.prompt_ids(&system, &user).unwrap(),
+            ids(&prompt["input_ids"])
+        );
     }
 }
 
@@ -85,7 +110,10 @@ fn chat_template_renders_and_tokenizes_like_transformers() {
 fn unquantized_first_step_logits_match_transformers_within_1e_4() {
     // Whole prompt in one pass, and in 7-token pieces through the KV cache (offset masks).
     for chunk in [4096, 7] {
-        let mut model = tiny_unquantized(LlmOptions { prefill_chunk: chunk, ..LlmOptions::default() });
+        let mut model = tiny_unquantized(LlmOptions {
+            prefill_chunk: chunk,
+            ..LlmOptions::default()
+        });
         for prompt in reference("tiny")["prompts"].as_array().unwrap() {
             let logits = model.last_logits(&ids(&prompt["input_ids"])).unwrap();
             let diff = max_abs_diff(&logits, &floats(&prompt["first_step_logits"]));
@@ -100,7 +128,14 @@ fn unquantized_greedy_ids_match_transformers_exactly() {
     let r = reference("tiny");
     let steps = r["greedy_steps"].as_u64().unwrap() as usize;
     for prompt in r["prompts"].as_array().unwrap() {
-        let out = model.generate(&ids(&prompt["input_ids"]), steps, &GenerationOptions::plain_greedy(), &[]).unwrap();
+        let out = model
+            .generate(
+                &ids(&prompt["input_ids"]),
+                steps,
+                &GenerationOptions::plain_greedy(),
+                &[],
+            )
+            .unwrap();
         assert_eq!(out.ids, ids(&prompt["greedy_ids"]));
         assert_eq!(out.stop, StopReason::Budget);
     }
@@ -110,15 +145,31 @@ fn unquantized_greedy_ids_match_transformers_exactly() {
 fn cached_decoding_steps_match_transformers_logits_at_every_step() {
     // One token per forward pass: every position goes through the single-token decode path
     // with the KV cache, as generation does; the top-5 logits of each greedy step must match.
-    let mut model = tiny_unquantized(LlmOptions { prefill_chunk: 1, ..LlmOptions::default() });
+    let mut model = tiny_unquantized(LlmOptions {
+        prefill_chunk: 1,
+        ..LlmOptions::default()
+    });
     let prompt = &reference("tiny")["prompts"][0];
     let mut context = ids(&prompt["input_ids"]);
     let greedy = ids(&prompt["greedy_ids"]);
-    for (step, top5) in prompt["greedy_step_top5"].as_array().unwrap().iter().enumerate().take(8) {
+    for (step, top5) in prompt["greedy_step_top5"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .take(8)
+    {
         let logits = model.last_logits(&context).unwrap();
         for pair in top5.as_array().unwrap() {
-            let (id, value) = (pair[0].as_u64().unwrap() as usize, pair[1].as_f64().unwrap() as f32);
-            assert!((logits[id] - value).abs() < 1e-4, "step {step} token {id}: {} vs {value}", logits[id]);
+            let (id, value) = (
+                pair[0].as_u64().unwrap() as usize,
+                pair[1].as_f64().unwrap() as f32,
+            );
+            assert!(
+                (logits[id] - value).abs() < 1e-4,
+                "step {step} token {id}: {} vs {value}",
+                logits[id]
+            );
         }
         context.push(greedy[step]);
     }
@@ -127,8 +178,12 @@ fn cached_decoding_steps_match_transformers_logits_at_every_step() {
 #[test]
 fn chat_is_deterministic_and_keeps_to_the_token_budget() {
     let mut model = tiny_unquantized(LlmOptions::default());
-    let a = model.chat("You summarize.", "The river rose 3.2 metres.", 12).unwrap();
-    let b = model.chat("You summarize.", "The river rose 3.2 metres.", 12).unwrap();
+    let a = model
+        .chat("You summarize.", "The river rose 3.2 metres.", 12)
+        .unwrap();
+    let b = model
+        .chat("You summarize.", "The river rose 3.2 metres.", 12)
+        .unwrap();
     assert_eq!(a, b);
     assert!(model.last_timings().generated_tokens <= 12);
     assert_eq!(model.context_len(), 4096);
@@ -148,24 +203,47 @@ fn chat_is_deterministic_and_keeps_to_the_token_budget() {
 const DEQUANTIZED_TOLERANCE: f32 = 0.04;
 
 fn assert_close_to_dequantized(logits: &[f32], reference: &[f32], what: &str) {
-    let (lo, hi) = reference.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let (lo, hi) = reference
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
     let bound = DEQUANTIZED_TOLERANCE * (hi - lo);
     let diff = max_abs_diff(logits, reference);
-    assert!(diff <= bound, "{what}: max |Δlogit| = {diff} exceeds {bound} (4% of the logit range)");
-    let argmax = |v: &[f32]| v.iter().enumerate().fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0;
+    assert!(
+        diff <= bound,
+        "{what}: max |Δlogit| = {diff} exceeds {bound} (4% of the logit range)"
+    );
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+            .0
+    };
     let best = argmax(reference);
     let above = logits.iter().filter(|&&x| x > logits[best]).count();
-    assert!(above <= 1, "{what}: the reference's best token ranks {} in the quantized logits", above + 1);
+    assert!(
+        above <= 1,
+        "{what}: the reference's best token ranks {} in the quantized logits",
+        above + 1
+    );
 }
 
 #[test]
 fn q8_0_gguf_logits_match_the_dequantized_reference_within_tolerance() {
     let files = tiny_files(Weights::Gguf(fixtures().join("tiny/model-q8_0.gguf")), true);
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
+    let mut model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
     assert_eq!(model.architecture(), "qwen2");
-    for (i, prompt) in reference("tiny")["prompts"].as_array().unwrap().iter().enumerate() {
+    for (i, prompt) in reference("tiny")["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let logits = model.last_logits(&ids(&prompt["input_ids"])).unwrap();
-        assert_close_to_dequantized(&logits, &floats(&prompt["q8_0_dequantized_first_step_logits"]), &format!("Q8_0 prompt {i}"));
+        assert_close_to_dequantized(
+            &logits,
+            &floats(&prompt["q8_0_dequantized_first_step_logits"]),
+            &format!("Q8_0 prompt {i}"),
+        );
     }
 }
 
@@ -174,8 +252,13 @@ fn q8_0_gguf_logits_equal_dequantized_weights_times_rounded_activations() {
     // The exact account of the quantized path: dequantized weights times Q8_0-rounded inputs.
     // 1e-4 leaves room for float summation order only (measured: 3e-6).
     let files = tiny_files(Weights::Gguf(fixtures().join("tiny/model-q8_0.gguf")), true);
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
-    for (i, prompt) in reference("tiny")["prompts"].as_array().unwrap().iter().enumerate() {
+    let mut model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
+    for (i, prompt) in reference("tiny")["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let logits = model.last_logits(&ids(&prompt["input_ids"])).unwrap();
         let reference = floats(&prompt["q8_0_dequantized_quantized_activations_first_step_logits"]);
         let diff = max_abs_diff(&logits, &reference);
@@ -191,20 +274,35 @@ fn q4_k_gguf_logits_match_the_dequantized_reference_within_tolerance() {
         tokenizer: dir.join("tokenizer.json"),
         tokenizer_config: Some(dir.join("tokenizer_config.json")),
     };
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
-    for (i, prompt) in reference("tiny-q4k")["prompts"].as_array().unwrap().iter().enumerate() {
+    let mut model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
+    for (i, prompt) in reference("tiny-q4k")["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let logits = model.last_logits(&ids(&prompt["input_ids"])).unwrap();
-        assert_close_to_dequantized(&logits, &floats(&prompt["dequantized_first_step_logits"]), &format!("Q4_K prompt {i}"));
+        assert_close_to_dequantized(
+            &logits,
+            &floats(&prompt["dequantized_first_step_logits"]),
+            &format!("Q4_K prompt {i}"),
+        );
     }
 }
 
 #[test]
 fn gguf_without_tokenizer_config_uses_the_gguf_chat_template() {
-    let files = tiny_files(Weights::Gguf(fixtures().join("tiny/model-q8_0.gguf")), false);
-    let model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
+    let files = tiny_files(
+        Weights::Gguf(fixtures().join("tiny/model-q8_0.gguf")),
+        false,
+    );
+    let model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
     let prompt = &reference("tiny")["prompts"][1];
     let (system, user) = messages(prompt);
-    assert_eq!(model.prompt_ids(&system, &user).unwrap(), ids(&prompt["input_ids"]));
+    assert_eq!(
+        model.prompt_ids(&system, &user).unwrap(),
+        ids(&prompt["input_ids"])
+    );
     // <|im_end|> ends a turn whether it came from tokenizer_config.json or the GGUF.
     assert!(model.stop_ids().contains(&602));
 }
@@ -229,15 +327,29 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(context: usize, reply: impl FnMut(&str) -> String + 'static) -> (Scripted, Rc<RefCell<Vec<Call>>>) {
+    fn new(
+        context: usize,
+        reply: impl FnMut(&str) -> String + 'static,
+    ) -> (Scripted, Rc<RefCell<Vec<Call>>>) {
         let calls = Rc::new(RefCell::new(Vec::new()));
-        (Scripted { reply: Box::new(reply), calls: calls.clone(), context }, calls)
+        (
+            Scripted {
+                reply: Box::new(reply),
+                calls: calls.clone(),
+                context,
+            },
+            calls,
+        )
     }
 
     /// Replies in order.
     fn replies(context: usize, replies: &[&str]) -> (Scripted, Rc<RefCell<Vec<Call>>>) {
         let mut queue: VecDeque<String> = replies.iter().map(|s| s.to_string()).collect();
-        Scripted::new(context, move |_| queue.pop_front().expect("the summarizer asked more often than scripted"))
+        Scripted::new(context, move |_| {
+            queue
+                .pop_front()
+                .expect("the summarizer asked more often than scripted")
+        })
     }
 }
 
@@ -245,8 +357,17 @@ impl TextGenerator for Scripted {
     fn model_name(&self) -> String {
         "scripted".to_string()
     }
-    fn chat(&mut self, system: &str, user: &str, max_new_tokens: usize) -> Result<String, GenerateError> {
-        self.calls.borrow_mut().push(Call { system: system.into(), user: user.into(), max_new_tokens });
+    fn chat(
+        &mut self,
+        system: &str,
+        user: &str,
+        max_new_tokens: usize,
+    ) -> Result<String, GenerateError> {
+        self.calls.borrow_mut().push(Call {
+            system: system.into(),
+            user: user.into(),
+            max_new_tokens,
+        });
         Ok((self.reply)(user))
     }
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
@@ -261,8 +382,16 @@ impl TextGenerator for Scripted {
 fn marker_prompts() -> (tempfile::TempDir, Prompts) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("system.txt"), "SYSTEM").unwrap();
-    std::fs::write(dir.path().join("summarize.txt"), "SUMMARIZE {target_length}\n{text}").unwrap();
-    std::fs::write(dir.path().join("summarize_strict.txt"), "STRICT not: {missing_facts}\n{text}").unwrap();
+    std::fs::write(
+        dir.path().join("summarize.txt"),
+        "SUMMARIZE {target_length}\n{text}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("summarize_strict.txt"),
+        "STRICT not: {missing_facts}\n{text}",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("summarize_reduce.txt"), "REDUCE\n{text}").unwrap();
     let prompts = Prompts::load(Some(dir.path())).unwrap();
     (dir, prompts)
@@ -273,10 +402,19 @@ fn article(paragraphs: &[&[&str]]) -> EnglishArticle {
     let mut sentences = Vec::new();
     for (paragraph, p) in paragraphs.iter().enumerate() {
         for s in p.iter() {
-            sentences.push(EnglishSentence { text: s.to_string(), segment: sentences.len(), paragraph, translated_by: None });
+            sentences.push(EnglishSentence {
+                text: s.to_string(),
+                segment: sentences.len(),
+                paragraph,
+                translated_by: None,
+            });
         }
     }
-    let meta = ArticleMeta { title: Some("Flood in Passau".into()), source: Some("Example Post".into()), ..Default::default() };
+    let meta = ArticleMeta {
+        title: Some("Flood in Passau".into()),
+        source: Some("Example Post".into()),
+        ..Default::default()
+    };
     EnglishArticle {
         article: Article::new("flood.txt".into(), meta, texts),
         source_lang: Some(Lang::english()),
@@ -295,37 +433,61 @@ const FLOOD: &[&str] = &[
 #[test]
 fn summary_with_an_invented_number_is_regenerated_with_the_strict_prompt() {
     let (_dir, prompts) = marker_prompts();
-    let (mut generator, calls) = Scripted::replies(4096, &[
-        "The river Inn rose 5 metres in Passau.",
-        "The river Inn rose 3.2 metres in Passau. About 1,200 residents left their homes.",
-    ]);
+    let (mut generator, calls) = Scripted::replies(
+        4096,
+        &[
+            "The river Inn rose 5 metres in Passau.",
+            "The river Inn rose 3.2 metres in Passau. About 1,200 residents left their homes.",
+        ],
+    );
     let article = article(&[FLOOD]);
-    let summary = LlmSummarizer::new(&mut generator, prompts, LlmSummaryOptions::default()).summarize(&article).unwrap();
+    let summary = LlmSummarizer::new(&mut generator, prompts, LlmSummaryOptions::default())
+        .summarize(&article)
+        .unwrap();
 
     let calls = calls.borrow();
     assert_eq!(calls.len(), 2);
     assert!(calls[0].user.starts_with("SUMMARIZE 3 sentences"));
-    assert!(calls[1].user.starts_with("STRICT not: \"5\""), "{}", calls[1].user);
-    assert!(calls[1].user.contains("3.2 metres"), "the strict prompt carries the article");
+    assert!(
+        calls[1].user.starts_with("STRICT not: \"5\""),
+        "{}",
+        calls[1].user
+    );
+    assert!(
+        calls[1].user.contains("3.2 metres"),
+        "the strict prompt carries the article"
+    );
     assert_eq!(calls[0].system, "SYSTEM");
     assert!(summary.ungrounded.is_empty(), "{:?}", summary.ungrounded);
-    assert_eq!(summary.text(), "The river Inn rose 3.2 metres in Passau. About 1,200 residents left their homes.");
+    assert_eq!(
+        summary.text(),
+        "The river Inn rose 3.2 metres in Passau. About 1,200 residents left their homes."
+    );
     assert_eq!(summary.sentences.len(), 2);
     assert_eq!(summary.sentences[0].support, vec![0]);
     assert_eq!(summary.sentences[1].support, vec![2]);
-    assert_eq!(summary.method, SummaryMethod::Llm { model: "scripted".into() });
+    assert_eq!(
+        summary.method,
+        SummaryMethod::Llm {
+            model: "scripted".into()
+        }
+    );
     assert_eq!(summary.article, article.article.id);
 }
 
 #[test]
 fn summary_that_keeps_inventing_is_flagged_after_one_retry() {
     let (_dir, prompts) = marker_prompts();
-    let (mut generator, calls) = Scripted::replies(4096, &[
-        "The river Inn rose 5 metres in Passau.",
-        "The river Inn rose 5 metres; 4,000 people fled.",
-    ]);
-    let summary =
-        LlmSummarizer::new(&mut generator, prompts, LlmSummaryOptions::default()).summarize(&article(&[FLOOD])).unwrap();
+    let (mut generator, calls) = Scripted::replies(
+        4096,
+        &[
+            "The river Inn rose 5 metres in Passau.",
+            "The river Inn rose 5 metres; 4,000 people fled.",
+        ],
+    );
+    let summary = LlmSummarizer::new(&mut generator, prompts, LlmSummaryOptions::default())
+        .summarize(&article(&[FLOOD]))
+        .unwrap();
     assert_eq!(calls.borrow().len(), 2, "exactly one regeneration");
     // The first reply had fewer invented facts, so it is the one kept, and flagged.
     assert_eq!(summary.text(), "The river Inn rose 5 metres in Passau.");
@@ -336,8 +498,9 @@ fn summary_that_keeps_inventing_is_flagged_after_one_retry() {
 fn grounded_summary_is_accepted_without_regeneration() {
     let (_dir, prompts) = marker_prompts();
     let (mut generator, calls) = Scripted::replies(4096, &["Two shelters opened in Passau."]);
-    let summary =
-        LlmSummarizer::new(&mut generator, prompts, LlmSummaryOptions::default()).summarize(&article(&[FLOOD])).unwrap();
+    let summary = LlmSummarizer::new(&mut generator, prompts, LlmSummaryOptions::default())
+        .summarize(&article(&[FLOOD]))
+        .unwrap();
     assert_eq!(calls.borrow().len(), 1);
     assert!(summary.ungrounded.is_empty());
 }
@@ -346,9 +509,18 @@ fn grounded_summary_is_accepted_without_regeneration() {
 fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
     // 60 sentences of 10 words ("tokens"), in 6 paragraphs; a 600-token context leaves room
     // for under 500 words of article besides prompt and reply, so it needs parts.
-    let sentences: Vec<String> =
-        (0..60).map(|i| format!("Sentence {i} reports that measure {} changed across the region.", i * 7)).collect();
-    let paragraphs: Vec<Vec<&str>> = sentences.chunks(10).map(|c| c.iter().map(String::as_str).collect()).collect();
+    let sentences: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                "Sentence {i} reports that measure {} changed across the region.",
+                i * 7
+            )
+        })
+        .collect();
+    let paragraphs: Vec<Vec<&str>> = sentences
+        .chunks(10)
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
     let paragraph_refs: Vec<&[&str]> = paragraphs.iter().map(Vec::as_slice).collect();
     let article = article(&paragraph_refs);
 
@@ -358,30 +530,67 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
     let (mut generator, calls) = Scripted::new(context, |user: &str| {
         let text = user.split_once('\n').unwrap().1;
         if user.starts_with("REDUCE") {
-            text.split("\n\n").take(2).map(|p| p.split_once(": ").unwrap().1).collect::<Vec<_>>().join(" ")
+            text.split("\n\n")
+                .take(2)
+                .map(|p| p.split_once(": ").unwrap().1)
+                .collect::<Vec<_>>()
+                .join(" ")
         } else {
             format!("{}.", text.split('.').next().unwrap())
         }
     });
-    let options = LlmSummaryOptions { sentences: 2, max_reply_tokens: 40 };
-    let summary = LlmSummarizer::new(&mut generator, prompts, options).summarize(&article).unwrap();
+    let options = LlmSummaryOptions {
+        sentences: 2,
+        max_reply_tokens: 40,
+    };
+    let summary = LlmSummarizer::new(&mut generator, prompts, options)
+        .summarize(&article)
+        .unwrap();
 
     let calls = calls.borrow();
-    let parts: Vec<&Call> = calls.iter().filter(|c| c.user.starts_with("SUMMARIZE")).collect();
-    let reduces: Vec<&Call> = calls.iter().filter(|c| c.user.starts_with("REDUCE")).collect();
+    let parts: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.user.starts_with("SUMMARIZE"))
+        .collect();
+    let reduces: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.user.starts_with("REDUCE"))
+        .collect();
     assert!(parts.len() >= 2, "{} parts", parts.len());
     assert_eq!(reduces.len(), 1);
-    assert_eq!(calls.last().unwrap().user, reduces[0].user, "the combination comes last");
-    assert_eq!(calls.len(), parts.len() + 1, "no regeneration: every reply was grounded");
+    assert_eq!(
+        calls.last().unwrap().user,
+        reduces[0].user,
+        "the combination comes last"
+    );
+    assert_eq!(
+        calls.len(),
+        parts.len() + 1,
+        "no regeneration: every reply was grounded"
+    );
 
     // Parts are whole sentences, in order, covering the article exactly once.
     let mut seen = Vec::new();
     for call in &parts {
         let words = call.user.split_whitespace().count() + call.system.split_whitespace().count();
-        assert!(words + call.max_new_tokens <= context, "a part's prompt and reply exceed the context");
+        assert!(
+            words + call.max_new_tokens <= context,
+            "a part's prompt and reply exceed the context"
+        );
         let text = call.user.split_once('\n').unwrap().1;
-        for s in text.split(['.', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
-            let n: usize = s.strip_prefix("Sentence ").unwrap().split(' ').next().unwrap().parse().unwrap();
+        for s in text
+            .split(['.', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let n: usize = s
+                .strip_prefix("Sentence ")
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             seen.push(n);
         }
     }
@@ -391,7 +600,9 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
 
     assert!(reduces[0].user.contains("Part 1: Sentence 0 reports"));
     assert_eq!(summary.sentences.len(), 2);
-    assert!(summary.text().starts_with("Sentence 0 reports that measure 0 changed"));
+    assert!(summary
+        .text()
+        .starts_with("Sentence 0 reports that measure 0 changed"));
     assert!(summary.ungrounded.is_empty());
 }
 
@@ -399,9 +610,16 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
 fn context_too_small_for_prompt_and_reply_is_an_error() {
     let (_dir, prompts) = marker_prompts();
     let (mut generator, calls) = Scripted::replies(100, &[]);
-    let err = LlmSummarizer::new(&mut generator, prompts, LlmSummaryOptions { sentences: 3, max_reply_tokens: 60 })
-        .summarize(&article(&[FLOOD]))
-        .unwrap_err();
+    let err = LlmSummarizer::new(
+        &mut generator,
+        prompts,
+        LlmSummaryOptions {
+            sentences: 3,
+            max_reply_tokens: 60,
+        },
+    )
+    .summarize(&article(&[FLOOD]))
+    .unwrap_err();
     assert!(err.to_string().contains("too small"), "{err}");
     assert!(calls.borrow().is_empty());
 }
@@ -418,16 +636,30 @@ fn bench_llm_tokens_per_second() {
         eprintln!("set POLYBRIEF_BENCH_GGUF to a GGUF file");
         return;
     };
-    let env_usize = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (pp, tg, reps) = (env_usize("POLYBRIEF_BENCH_PP", 512), env_usize("POLYBRIEF_BENCH_TG", 128), env_usize("POLYBRIEF_BENCH_REPS", 3));
+    let env_usize = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (pp, tg, reps) = (
+        env_usize("POLYBRIEF_BENCH_PP", 512),
+        env_usize("POLYBRIEF_BENCH_TG", 128),
+        env_usize("POLYBRIEF_BENCH_REPS", 3),
+    );
     let files = tiny_files(Weights::Gguf(PathBuf::from(&gguf)), true);
-    let options = LlmOptions { max_context: pp + tg + 8, ..LlmOptions::default() };
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, options).unwrap();
+    let options = LlmOptions {
+        max_context: pp + tg + 8,
+        ..LlmOptions::default()
+    };
+    let mut model = LlmGenerator::load(&files, &test_device(), options).unwrap();
     // Ids spread over the tokenizer's range; deterministic.
     let prompt: Vec<u32> = (0..pp as u32).map(|i| (i * 7919 + 13) % 600).collect();
     let (mut pp_rates, mut tg_rates) = (Vec::new(), Vec::new());
     for _ in 0..reps {
-        let out = model.generate(&prompt, tg, &GenerationOptions::plain_greedy(), &[]).unwrap();
+        let out = model
+            .generate(&prompt, tg, &GenerationOptions::plain_greedy(), &[])
+            .unwrap();
         assert_eq!(out.ids.len(), tg);
         let t = model.last_timings();
         pp_rates.push(t.prompt_tokens_per_second());
@@ -453,7 +685,7 @@ fn summarize_command_runs_on_local_model_files() {
     let input = dir.path().join("article.txt");
     std::fs::write(&input, FLOOD.join(" ")).unwrap();
     let cache = dir.path().join("stage-cache");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polybrief"))
+    let out = std::process::Command::new(polybrief_bin())
         .arg("summarize")
         .arg(&input)
         .args(["--summarizer", "llm", "--sentences", "2", "--gguf"])
@@ -465,6 +697,13 @@ fn summarize_command_runs_on_local_model_files() {
         .env("HF_HUB_OFFLINE", "1")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty(), "a summary on stdout");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "a summary on stdout"
+    );
 }

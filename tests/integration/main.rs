@@ -1,11 +1,11 @@
 //! polybrief's integration tests: one binary, one module per area. They run the real
 //! binary or the library against files the tests make or ship under tests/fixtures.
 
+mod embed_parity;
 mod hub;
 mod llm_parity;
 mod marian_parity;
 mod nightly;
-mod embed_parity;
 mod run_e2e;
 mod support;
 mod synthesis;

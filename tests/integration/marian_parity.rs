@@ -7,13 +7,15 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use polybrief::models::generate::{generate, GenerationParams, MarianDecoding};
 use polybrief::models::marian::MarianMTModel;
 use polybrief::pipeline::translate::{
     load_marian, SentenceTokenizer, TranslateSettings, Translator,
 };
 use serde::Deserialize;
+
+use crate::support::target::{repo_root, test_device};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -61,7 +63,7 @@ const SHARED: &str = "tiny";
 const SEPARATE: &str = "tiny-sep";
 
 fn fixture_dir_of(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marian").join(name)
+    repo_root().join("tests/fixtures/marian").join(name)
 }
 
 fn fixture_dir() -> PathBuf {
@@ -79,7 +81,7 @@ fn reference() -> Reference {
 }
 
 fn model_of(name: &str) -> MarianMTModel {
-    load_marian(&fixture_dir_of(name), DType::F32, &Device::Cpu).expect("tiny model loads")
+    load_marian(&fixture_dir_of(name), DType::F32, &test_device()).expect("tiny model loads")
 }
 
 fn model() -> MarianMTModel {
@@ -88,7 +90,10 @@ fn model() -> MarianMTModel {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn params(model: &MarianMTModel, reference: &Reference, num_beams: usize) -> GenerationParams {
@@ -104,7 +109,12 @@ fn params(model: &MarianMTModel, reference: &Reference, num_beams: usize) -> Gen
 
 /// Runs generation on `sources` as one right-padded batch and returns, per sentence, the ids
 /// the reference prints: decoder start token first.
-fn run_generate(model: &MarianMTModel, sources: &[&[u32]], params: &GenerationParams, max_new: usize) -> Vec<Vec<u32>> {
+fn run_generate(
+    model: &MarianMTModel,
+    sources: &[&[u32]],
+    params: &GenerationParams,
+    max_new: usize,
+) -> Vec<Vec<u32>> {
     let pad = model.config().pad_token_id;
     let width = sources.iter().map(|s| s.len()).max().unwrap();
     let mut ids = Vec::new();
@@ -115,14 +125,18 @@ fn run_generate(model: &MarianMTModel, sources: &[&[u32]], params: &GenerationPa
         mask.extend(std::iter::repeat_n(1u32, s.len()));
         mask.extend(std::iter::repeat_n(0u32, width - s.len()));
     }
-    let ids = Tensor::from_vec(ids, (sources.len(), width), &Device::Cpu).unwrap();
-    let mask = Tensor::from_vec(mask, (sources.len(), width), &Device::Cpu).unwrap();
+    let ids = Tensor::from_vec(ids, (sources.len(), width), &test_device()).unwrap();
+    let mask = Tensor::from_vec(mask, (sources.len(), width), &test_device()).unwrap();
     let encoded = model.encode(&ids, &mask).unwrap();
     let cache = model.new_cache(&encoded).unwrap();
     let mut decoding = MarianDecoding::new(model, cache);
     let out = generate(&mut decoding, params, &vec![max_new; sources.len()]).unwrap();
     out.into_iter()
-        .map(|ids| std::iter::once(params.decoder_start_token_id).chain(ids).collect())
+        .map(|ids| {
+            std::iter::once(params.decoder_start_token_id)
+                .chain(ids)
+                .collect()
+        })
         .collect()
 }
 
@@ -134,7 +148,15 @@ fn fixture_outputs_vary_in_length() {
     let full = r.generation.max_new_tokens + 1;
     let lengths: Vec<usize> = r.sentences.iter().map(|s| s.greedy_ids.len()).collect();
     assert!(lengths.iter().any(|&l| l < full), "{lengths:?}");
-    assert!(lengths.contains(&full) || lengths.iter().collect::<std::collections::HashSet<_>>().len() > 2, "{lengths:?}");
+    assert!(
+        lengths.contains(&full)
+            || lengths
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 2,
+        "{lengths:?}"
+    );
     assert_eq!(r.generation.num_beams, 4);
 }
 
@@ -150,13 +172,17 @@ fn encoder_states_match(name: &str) {
     let model = model_of(name);
     for s in &r.sentences {
         let n = s.input_ids.len();
-        let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
-        let mask = Tensor::ones((1, n), DType::U32, &Device::Cpu).unwrap();
+        let ids = Tensor::from_slice(&s.input_ids, (1, n), &test_device()).unwrap();
+        let mask = Tensor::ones((1, n), DType::U32, &test_device()).unwrap();
         let hidden = model.encode(&ids, &mask).unwrap().hidden;
         assert_eq!(hidden.dims(), s.encoder_last_hidden_state.shape.as_slice());
         let ours = hidden.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let diff = max_abs_diff(&ours, &s.encoder_last_hidden_state.values);
-        assert!(diff < TOLERANCE, "{name} {:?}: encoder differs by {diff}", s.text);
+        assert!(
+            diff < TOLERANCE,
+            "{name} {:?}: encoder differs by {diff}",
+            s.text
+        );
     }
 }
 
@@ -175,20 +201,39 @@ fn padded_encoder_states_match(name: &str) {
     let pad = model.config().pad_token_id;
     let ids: Vec<u32> = sources
         .iter()
-        .flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(pad, width - s.len())))
+        .flat_map(|s| {
+            s.iter()
+                .copied()
+                .chain(std::iter::repeat_n(pad, width - s.len()))
+        })
         .collect();
     let mask: Vec<u8> = sources
         .iter()
-        .flat_map(|s| std::iter::repeat_n(1u8, s.len()).chain(std::iter::repeat_n(0u8, width - s.len())))
+        .flat_map(|s| {
+            std::iter::repeat_n(1u8, s.len()).chain(std::iter::repeat_n(0u8, width - s.len()))
+        })
         .collect();
-    let ids = Tensor::from_vec(ids, (sources.len(), width), &Device::Cpu).unwrap();
-    let mask = Tensor::from_vec(mask, (sources.len(), width), &Device::Cpu).unwrap();
+    let ids = Tensor::from_vec(ids, (sources.len(), width), &test_device()).unwrap();
+    let mask = Tensor::from_vec(mask, (sources.len(), width), &test_device()).unwrap();
     let hidden = model.encode(&ids, &mask).unwrap().hidden;
     for (i, s) in r.sentences.iter().enumerate() {
         let n = s.input_ids.len();
-        let ours = hidden.get(i).unwrap().narrow(0, 0, n).unwrap().flatten_all().unwrap();
-        let diff = max_abs_diff(&ours.to_vec1::<f32>().unwrap(), &s.encoder_last_hidden_state.values);
-        assert!(diff < TOLERANCE, "{name} {:?}: padded encoder differs by {diff}", s.text);
+        let ours = hidden
+            .get(i)
+            .unwrap()
+            .narrow(0, 0, n)
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        let diff = max_abs_diff(
+            &ours.to_vec1::<f32>().unwrap(),
+            &s.encoder_last_hidden_state.values,
+        );
+        assert!(
+            diff < TOLERANCE,
+            "{name} {:?}: padded encoder differs by {diff}",
+            s.text
+        );
     }
 }
 
@@ -205,13 +250,17 @@ fn first_step_logits_match(name: &str) {
     let start = model.config().decoder_start_token_id;
     for s in &r.sentences {
         let n = s.input_ids.len();
-        let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
-        let mask = Tensor::ones((1, n), DType::U32, &Device::Cpu).unwrap();
-        let dec = Tensor::from_slice(&[start], (1, 1), &Device::Cpu).unwrap();
+        let ids = Tensor::from_slice(&s.input_ids, (1, n), &test_device()).unwrap();
+        let mask = Tensor::ones((1, n), DType::U32, &test_device()).unwrap();
+        let dec = Tensor::from_slice(&[start], (1, 1), &test_device()).unwrap();
         let logits = model.forward(&ids, &mask, &dec).unwrap();
         let ours = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let diff = max_abs_diff(&ours, &s.first_step_logits);
-        assert!(diff < TOLERANCE, "{name} {:?}: logits differ by {diff}", s.text);
+        assert!(
+            diff < TOLERANCE,
+            "{name} {:?}: logits differ by {diff}",
+            s.text
+        );
     }
 }
 
@@ -279,18 +328,34 @@ fn pytorch_bin_loads_the_same_weights_as_safetensors() {
 fn bin_matches_safetensors(name: &str) {
     let dir = fixture_dir_of(name);
     let from_safetensors = model_of(name);
-    let vb = polybrief::models::marian::var_builder(&dir.join("pytorch_model.bin"), DType::F32, &Device::Cpu)
-        .unwrap();
+    let vb = polybrief::models::marian::var_builder(
+        &dir.join("pytorch_model.bin"),
+        DType::F32,
+        &test_device(),
+    )
+    .unwrap();
     let from_bin = MarianMTModel::new(from_safetensors.config(), vb).unwrap();
     let r = reference_of(name);
     let s = &r.sentences[0];
     let n = s.input_ids.len();
-    let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
-    let mask = Tensor::ones((1, n), DType::U32, &Device::Cpu).unwrap();
+    let ids = Tensor::from_slice(&s.input_ids, (1, n), &test_device()).unwrap();
+    let mask = Tensor::ones((1, n), DType::U32, &test_device()).unwrap();
     let start = from_bin.config().decoder_start_token_id;
-    let dec = Tensor::from_slice(&[start, s.greedy_ids[1]], (1, 2), &Device::Cpu).unwrap();
-    let a = from_safetensors.forward(&ids, &mask, &dec).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = from_bin.forward(&ids, &mask, &dec).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let dec = Tensor::from_slice(&[start, s.greedy_ids[1]], (1, 2), &test_device()).unwrap();
+    let a = from_safetensors
+        .forward(&ids, &mask, &dec)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = from_bin
+        .forward(&ids, &mask, &dec)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(a, b);
 }
 
@@ -310,13 +375,24 @@ impl SentenceTokenizer for FixtureTokenizer {
     }
 
     fn decode(&self, ids: &[u32]) -> Result<String, String> {
-        Ok(ids.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(" "))
+        Ok(ids
+            .iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(" "))
     }
 }
 
-fn fixture_translator(num_beams: usize, batch_tokens: usize) -> (Translator<FixtureTokenizer>, Reference) {
+fn fixture_translator(
+    num_beams: usize,
+    batch_tokens: usize,
+) -> (Translator<FixtureTokenizer>, Reference) {
     let r = reference();
-    let known = r.sentences.iter().map(|s| (s.text.trim().to_string(), s.input_ids.clone())).collect();
+    let known = r
+        .sentences
+        .iter()
+        .map(|s| (s.text.trim().to_string(), s.input_ids.clone()))
+        .collect();
     let settings = TranslateSettings {
         num_beams,
         length_penalty: r.generation.length_penalty,
@@ -330,7 +406,10 @@ fn fixture_translator(num_beams: usize, batch_tokens: usize) -> (Translator<Fixt
         max_output_ratio: 0.0,
         max_output_extra: r.generation.max_new_tokens,
     };
-    (Translator::new("tiny".into(), model(), FixtureTokenizer { known }, settings), r)
+    (
+        Translator::new("tiny".into(), model(), FixtureTokenizer { known }, settings),
+        r,
+    )
 }
 
 fn expected_text(ids: &[u32], model_cfg: &polybrief::models::marian::Config) -> String {
@@ -348,10 +427,22 @@ fn translator_batches_by_length_and_restores_input_order() {
         let (mut translator, r) = fixture_translator(beams, 4 * 64);
         let texts: Vec<String> = r.sentences.iter().map(|s| s.text.clone()).collect();
         let english = translator.translate(&texts).unwrap();
-        let cfg = load_marian(&fixture_dir(), DType::F32, &Device::Cpu).unwrap().config().clone();
+        let cfg = load_marian(&fixture_dir(), DType::F32, &test_device())
+            .unwrap()
+            .config()
+            .clone();
         for (s, got) in r.sentences.iter().zip(&english) {
-            let ids = if pick == 0 { &s.greedy_ids } else { &s.beam4_ids };
-            assert_eq!(got, &expected_text(ids, &cfg), "{:?} with {beams} beams", s.text);
+            let ids = if pick == 0 {
+                &s.greedy_ids
+            } else {
+                &s.beam4_ids
+            };
+            assert_eq!(
+                got,
+                &expected_text(ids, &cfg),
+                "{:?} with {beams} beams",
+                s.text
+            );
         }
     }
 }
@@ -387,7 +478,8 @@ fn translator_with_the_opus_mt_tokenizer_reproduces_the_reference_texts() {
     let dir = fixture_dir();
     let r = reference();
     let text_ref: TextReference =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     for beams in [1usize, 4] {
         let settings = TranslateSettings {
             num_beams: beams,
@@ -401,7 +493,11 @@ fn translator_with_the_opus_mt_tokenizer_reproduces_the_reference_texts() {
         let texts: Vec<String> = text_ref.sentences.iter().map(|s| s.text.clone()).collect();
         let english = translator.translate(&texts).unwrap();
         for (s, got) in text_ref.sentences.iter().zip(&english) {
-            let want = if beams == 1 { &s.greedy_text } else { s.beam4_text.as_ref().unwrap() };
+            let want = if beams == 1 {
+                &s.greedy_text
+            } else {
+                s.beam4_text.as_ref().unwrap()
+            };
             assert_eq!(got, want.trim(), "{:?} with {beams} beams", s.text);
         }
     }
@@ -410,13 +506,27 @@ fn translator_with_the_opus_mt_tokenizer_reproduces_the_reference_texts() {
 #[test]
 fn loading_explains_missing_and_legacy_weights() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixture_dir().join("config.json"), dir.path().join("config.json")).unwrap();
-    let err = load_marian(dir.path(), DType::F32, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("neither model.safetensors nor pytorch_model.bin"), "{err}");
+    std::fs::copy(
+        fixture_dir().join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    let err = load_marian(dir.path(), DType::F32, &test_device())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("neither model.safetensors nor pytorch_model.bin"),
+        "{err}"
+    );
     assert!(err.contains(&dir.path().display().to_string()), "{err}");
 
     // A pre-1.6 torch.save file is a bare pickle, not a zip archive.
     std::fs::write(dir.path().join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap();
-    let err = load_marian(dir.path(), DType::F32, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("legacy") && err.contains("model.safetensors"), "{err}");
+    let err = load_marian(dir.path(), DType::F32, &test_device())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("legacy") && err.contains("model.safetensors"),
+        "{err}"
+    );
 }

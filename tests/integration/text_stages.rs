@@ -127,7 +127,10 @@ fn mixed_article_keeps_english_and_marks_only_the_korean_quote() {
         .map(|p| code(&p.lang))
         .collect();
     // The headline is the title, not a body paragraph.
-    assert_eq!(en.detected.article.meta.title.as_deref(), Some("Hanoi opens second metro line with Korean-built trains"));
+    assert_eq!(
+        en.detected.article.meta.title.as_deref(),
+        Some("Hanoi opens second metro line with Korean-built trains")
+    );
     assert_eq!(langs, [Some("en"), Some("en"), Some("ko"), Some("en")]);
     let korean: Vec<&str> = en
         .segments

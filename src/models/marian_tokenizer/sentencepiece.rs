@@ -145,7 +145,11 @@ impl<'a> ProtoReader<'a> {
                 WireValue::Bytes(self.take(len)?)
             }
             5 => WireValue::Fixed32(u32::from_le_bytes(fixed(self.take(4)?))),
-            other => return Err(SpmError::Proto(format!("unsupported wire type {other} (field {field})"))),
+            other => {
+                return Err(SpmError::Proto(format!(
+                    "unsupported wire type {other} (field {field})"
+                )))
+            }
         };
         Ok(Some((field, value)))
     }
@@ -160,19 +164,24 @@ fn fixed<const N: usize>(bytes: &[u8]) -> [u8; N] {
 fn as_bytes<'a>(field: u64, v: WireValue<'a>) -> Result<&'a [u8], SpmError> {
     match v {
         WireValue::Bytes(b) => Ok(b),
-        other => Err(SpmError::Proto(format!("field {field}: expected bytes, found {other:?}"))),
+        other => Err(SpmError::Proto(format!(
+            "field {field}: expected bytes, found {other:?}"
+        ))),
     }
 }
 
 fn as_string(field: u64, v: WireValue<'_>) -> Result<String, SpmError> {
     let bytes = as_bytes(field, v)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| SpmError::Proto(format!("field {field}: string is not UTF-8")))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| SpmError::Proto(format!("field {field}: string is not UTF-8")))
 }
 
 fn as_varint(field: u64, v: WireValue<'_>) -> Result<u64, SpmError> {
     match v {
         WireValue::Varint(x) => Ok(x),
-        other => Err(SpmError::Proto(format!("field {field}: expected a varint, found {other:?}"))),
+        other => Err(SpmError::Proto(format!(
+            "field {field}: expected a varint, found {other:?}"
+        ))),
     }
 }
 
@@ -237,13 +246,21 @@ impl ModelProto {
 }
 
 fn parse_piece(bytes: &[u8]) -> Result<Piece, SpmError> {
-    let mut piece = Piece { text: String::new(), score: 0.0, kind: PieceKind::Normal };
+    let mut piece = Piece {
+        text: String::new(),
+        score: 0.0,
+        kind: PieceKind::Normal,
+    };
     let mut reader = ProtoReader::new(bytes);
     while let Some((field, value)) = reader.next_field()? {
         match (field, value) {
             (1, v) => piece.text = as_string(field, v)?,
             (2, WireValue::Fixed32(bits)) => piece.score = f32::from_bits(bits),
-            (2, other) => return Err(SpmError::Proto(format!("piece score: expected fixed32, found {other:?}"))),
+            (2, other) => {
+                return Err(SpmError::Proto(format!(
+                    "piece score: expected fixed32, found {other:?}"
+                )))
+            }
             (3, v) => piece.kind = PieceKind::from_proto(as_varint(field, v)?)?,
             _ => {}
         }
@@ -272,10 +289,19 @@ impl CharsMap {
         }
         let trie_size = u32::from_le_bytes(fixed(&blob[..4])) as usize;
         if !trie_size.is_multiple_of(4) || trie_size > blob.len() - 4 {
-            return Err(SpmError::CharsMap(format!("trie size {trie_size} does not fit a {} byte map", blob.len())));
+            return Err(SpmError::CharsMap(format!(
+                "trie size {trie_size} does not fit a {} byte map",
+                blob.len()
+            )));
         }
-        let units = blob[4..4 + trie_size].chunks_exact(4).map(|c| u32::from_le_bytes(fixed(c))).collect();
-        Ok(CharsMap { units, normalized: blob[4 + trie_size..].to_vec() })
+        let units = blob[4..4 + trie_size]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(fixed(c)))
+            .collect();
+        Ok(CharsMap {
+            units,
+            normalized: blob[4 + trie_size..].to_vec(),
+        })
     }
 
     /// darts-clone `commonPrefixSearch`, keeping the longest match: `(replacement, bytes consumed)`.
@@ -328,7 +354,11 @@ impl Normalizer {
         if let Some(len) = longest_user {
             return (&input[..len], len);
         }
-        if let Some((replacement, len)) = self.charsmap.as_ref().and_then(|m| m.longest_prefix(input.as_bytes())) {
+        if let Some((replacement, len)) = self
+            .charsmap
+            .as_ref()
+            .and_then(|m| m.longest_prefix(input.as_bytes()))
+        {
             // A rule always covers whole characters; a malformed map that splits one is ignored
             // rather than allowed to cut the input mid-character.
             if input.is_char_boundary(len) {
@@ -538,11 +568,22 @@ impl SentencePiece {
             return Vec::new();
         }
         let unk_score = self.min_score - UNK_PENALTY;
-        let mut best = vec![Best { id: 0, score: 0.0, starts_at: None }; size + 1];
+        let mut best = vec![
+            Best {
+                id: 0,
+                score: 0.0,
+                starts_at: None
+            };
+            size + 1
+        ];
         let relax = |best: &mut [Best], end: usize, start: usize, id: usize, score: f32| {
             let node = &mut best[end];
             if node.starts_at.is_none() || score > node.score {
-                *node = Best { id, score, starts_at: Some(start) };
+                *node = Best {
+                    id,
+                    score,
+                    starts_at: Some(start),
+                };
             }
         };
         let mut start = 0;
@@ -555,7 +596,9 @@ impl SentencePiece {
                 if !normalized.is_char_boundary(end) {
                     continue;
                 }
-                let Some(&id) = self.matchable.get(&normalized[start..end]) else { continue };
+                let Some(&id) = self.matchable.get(&normalized[start..end]) else {
+                    continue;
+                };
                 let length = end - start;
                 let score = if self.pieces[id].kind == PieceKind::UserDefined {
                     // "User defined symbol receives extra bonus to always be selected."
@@ -569,7 +612,13 @@ impl SentencePiece {
                 }
             }
             if !has_single_node {
-                relax(&mut best, start + first_char_len, start, self.unk_id, unk_score + till_here);
+                relax(
+                    &mut best,
+                    start + first_char_len,
+                    start,
+                    self.unk_id,
+                    unk_score + till_here,
+                );
             }
             start += first_char_len;
         }
@@ -681,7 +730,16 @@ mod tests {
 
     #[test]
     fn varints_decode_across_byte_boundaries() {
-        for v in [0u64, 1, 127, 128, 300, 16_384, u64::from(u32::MAX), u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut buf = Vec::new();
             varint(v, &mut buf);
             assert_eq!(ProtoReader::new(&buf).varint(), Ok(v), "value {v}");
@@ -700,7 +758,10 @@ mod tests {
         let mut r = ProtoReader::new(&buf);
         assert_eq!(r.next_field(), Ok(Some((7, WireValue::Varint(300)))));
         assert_eq!(r.next_field(), Ok(Some((2, WireValue::Bytes(b"abc")))));
-        assert_eq!(r.next_field(), Ok(Some((9, WireValue::Fixed32(1.5f32.to_bits())))));
+        assert_eq!(
+            r.next_field(),
+            Ok(Some((9, WireValue::Fixed32(1.5f32.to_bits()))))
+        );
         assert_eq!(r.next_field(), Ok(Some((4, WireValue::Fixed64(42)))));
         assert_eq!(r.next_field(), Ok(None));
     }
@@ -712,21 +773,40 @@ mod tests {
             // Every strict prefix either fails to parse or parses to something smaller; none panics.
             let _ = ModelProto::parse(&bytes[..cut]);
         }
-        assert!(matches!(ModelProto::parse(&[0x0a, 0x05, 0x01]), Err(SpmError::Proto(_))));
-        assert!(matches!(ModelProto::parse(&[0x0b]), Err(SpmError::Proto(_))), "group wire type");
+        assert!(matches!(
+            ModelProto::parse(&[0x0a, 0x05, 0x01]),
+            Err(SpmError::Proto(_))
+        ));
+        assert!(
+            matches!(ModelProto::parse(&[0x0b]), Err(SpmError::Proto(_))),
+            "group wire type"
+        );
         assert_eq!(ModelProto::parse(&[]), Err(SpmError::NoPieces));
     }
 
     #[test]
     fn model_proto_reads_pieces_specs_and_defaults() {
-        let bytes = model(&[("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("▁a", -1.25, 1)], &[(3, 0)]);
+        let bytes = model(
+            &[("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("▁a", -1.25, 1)],
+            &[(3, 0)],
+        );
         let proto = ModelProto::parse(&bytes).unwrap();
         assert_eq!(proto.pieces.len(), 3);
-        assert_eq!(proto.pieces[2], Piece { text: "▁a".into(), score: -1.25, kind: PieceKind::Normal });
+        assert_eq!(
+            proto.pieces[2],
+            Piece {
+                text: "▁a".into(),
+                score: -1.25,
+                kind: PieceKind::Normal
+            }
+        );
         assert_eq!(proto.pieces[1].kind, PieceKind::Control);
         assert_eq!(proto.normalizer_name, "identity");
         assert!(!proto.add_dummy_prefix, "explicit false kept");
-        assert!(proto.remove_extra_whitespaces && proto.escape_whitespaces, "proto defaults are true");
+        assert!(
+            proto.remove_extra_whitespaces && proto.escape_whitespaces,
+            "proto defaults are true"
+        );
         assert_eq!(proto.unk_surface, " \u{2047} ");
     }
 
@@ -736,7 +816,10 @@ mod tests {
         let mut trainer = Vec::new();
         field_varint(3, 2, &mut trainer);
         field_bytes(2, &trainer, &mut bytes); // a later field overrides the earlier one
-        assert_eq!(SentencePiece::from_bytes(&bytes).unwrap_err(), SpmError::ModelType(2));
+        assert_eq!(
+            SentencePiece::from_bytes(&bytes).unwrap_err(),
+            SpmError::ModelType(2)
+        );
     }
 
     #[test]
@@ -745,14 +828,22 @@ mod tests {
         assert_eq!(sp.normalize("  a  b "), "▁a▁b");
         assert_eq!(sp.normalize("   "), "");
         assert_eq!(sp.normalize(""), "");
-        let keep = SentencePiece::from_bytes(&model(&[("<unk>", 0.0, 2)], &[(3, 0), (4, 0)])).unwrap();
+        let keep =
+            SentencePiece::from_bytes(&model(&[("<unk>", 0.0, 2)], &[(3, 0), (4, 0)])).unwrap();
         assert_eq!(keep.normalize(" a  b "), "▁a▁▁b▁");
     }
 
     #[test]
     fn segmentation_prefers_the_best_scoring_path_and_merges_unknown_runs() {
         let sp = SentencePiece::from_bytes(&model(
-            &[("<unk>", 0.0, 2), ("▁", -2.0, 1), ("▁ab", -1.0, 1), ("a", -3.0, 1), ("b", -3.0, 1), ("c", -3.0, 1)],
+            &[
+                ("<unk>", 0.0, 2),
+                ("▁", -2.0, 1),
+                ("▁ab", -1.0, 1),
+                ("a", -3.0, 1),
+                ("b", -3.0, 1),
+                ("c", -3.0, 1),
+            ],
             &[],
         ))
         .unwrap();
@@ -764,7 +855,14 @@ mod tests {
     #[test]
     fn user_defined_pieces_win_and_are_not_normalized() {
         let sp = SentencePiece::from_bytes(&model(
-            &[("<unk>", 0.0, 2), ("▁", -1.0, 1), ("x", -1.0, 1), ("<sep>", 0.0, 4), ("<", -0.5, 1), ("s", -0.5, 1)],
+            &[
+                ("<unk>", 0.0, 2),
+                ("▁", -1.0, 1),
+                ("x", -1.0, 1),
+                ("<sep>", 0.0, 4),
+                ("<", -0.5, 1),
+                ("s", -0.5, 1),
+            ],
             &[],
         ))
         .unwrap();
@@ -773,8 +871,15 @@ mod tests {
 
     #[test]
     fn decoding_drops_control_pieces_and_keeps_foreign_ones() {
-        let sp = SentencePiece::from_bytes(&model(&[("<unk>", 0.0, 2), ("</s>", 0.0, 3), ("▁a", -1.0, 1)], &[])).unwrap();
-        assert_eq!(sp.decode_pieces(&["▁a", "</s>", ">>fra<<", "▁a"]), " a>>fra<< a");
+        let sp = SentencePiece::from_bytes(&model(
+            &[("<unk>", 0.0, 2), ("</s>", 0.0, 3), ("▁a", -1.0, 1)],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(
+            sp.decode_pieces(&["▁a", "</s>", ">>fra<<", "▁a"]),
+            " a>>fra<< a"
+        );
         assert_eq!(sp.decode_pieces(&["<unk>"]), " \u{2047} ");
     }
 

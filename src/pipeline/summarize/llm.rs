@@ -9,7 +9,6 @@
 //! prompt, which names what was wrong; if that fails too, the summary is kept and the facts the
 //! article does not contain are listed in `Summary::ungrounded`, which the brief flags.
 
-
 use super::{SummarizeError, Summarizer};
 use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
 use crate::models::TextGenerator;
@@ -27,7 +26,10 @@ pub struct LlmSummaryOptions {
 
 impl Default for LlmSummaryOptions {
     fn default() -> Self {
-        LlmSummaryOptions { sentences: 3, max_reply_tokens: 200 }
+        LlmSummaryOptions {
+            sentences: 3,
+            max_reply_tokens: 200,
+        }
     }
 }
 
@@ -66,28 +68,52 @@ struct Step<'a> {
 }
 
 impl<'g> LlmSummarizer<'g> {
-    pub fn new(generator: &'g mut dyn TextGenerator, prompts: Prompts, options: LlmSummaryOptions) -> Self {
-        LlmSummarizer { generator, prompts, options }
+    pub fn new(
+        generator: &'g mut dyn TextGenerator,
+        prompts: Prompts,
+        options: LlmSummaryOptions,
+    ) -> Self {
+        LlmSummarizer {
+            generator,
+            prompts,
+            options,
+        }
     }
 
     fn fields(&self, article: &EnglishArticle) -> Fields {
         let meta = &article.article.meta;
         let language = match &article.source_lang {
             Some(lang) if !lang.is_english() => {
-                format!("{} (the text below is a machine translation into English)", lang.name())
+                format!(
+                    "{} (the text below is a machine translation into English)",
+                    lang.name()
+                )
             }
             _ => "English".to_string(),
         };
         let n = self.options.sentences;
         Fields {
             title: meta.title.clone().unwrap_or_else(|| "(none)".to_string()),
-            outlet: meta.source.clone().unwrap_or_else(|| "(unknown)".to_string()),
+            outlet: meta
+                .source
+                .clone()
+                .unwrap_or_else(|| "(unknown)".to_string()),
             language,
-            target_length: if n == 1 { "one sentence".to_string() } else { format!("{n} sentences") },
+            target_length: if n == 1 {
+                "one sentence".to_string()
+            } else {
+                format!("{n} sentences")
+            },
         }
     }
 
-    fn render(&self, template: &str, fields: &Fields, text: &str, missing: &str) -> Result<String, SummarizeError> {
+    fn render(
+        &self,
+        template: &str,
+        fields: &Fields,
+        text: &str,
+        missing: &str,
+    ) -> Result<String, SummarizeError> {
         Ok(self.prompts.render(
             template,
             &[
@@ -107,7 +133,11 @@ impl<'g> LlmSummarizer<'g> {
         let mut overhead = 0;
         for template in ["summarize", "summarize_reduce", "summarize_strict"] {
             let empty = self.render(template, fields, "", "")?;
-            let extra = if template == "summarize_strict" { MISSING_FACTS_TOKENS } else { 0 };
+            let extra = if template == "summarize_strict" {
+                MISSING_FACTS_TOKENS
+            } else {
+                0
+            };
             overhead = overhead.max(self.generator.count_tokens(&empty)? + extra);
         }
         overhead += self.generator.count_tokens(&system)? + CHAT_MARKUP_TOKENS;
@@ -125,10 +155,20 @@ impl<'g> LlmSummarizer<'g> {
         Ok(budget)
     }
 
-    fn ask(&mut self, template: &str, fields: &Fields, text: &str, missing: &str) -> Result<String, SummarizeError> {
+    fn ask(
+        &mut self,
+        template: &str,
+        fields: &Fields,
+        text: &str,
+        missing: &str,
+    ) -> Result<String, SummarizeError> {
         let system = self.prompts.render("system", &[])?;
         let user = self.render(template, fields, text, missing)?;
-        Ok(self.generator.chat(&system, &user, self.options.max_reply_tokens)?.trim().to_string())
+        Ok(self
+            .generator
+            .chat(&system, &user, self.options.max_reply_tokens)?
+            .trim()
+            .to_string())
     }
 
     /// Runs one step; when the reply states facts its source lacks, runs it once more with the
@@ -139,28 +179,58 @@ impl<'g> LlmSummarizer<'g> {
         if missing.is_empty() {
             return Ok(first);
         }
-        let listed = missing.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ");
-        log::info!("summary states {listed}, which the text does not; asking again with the strict prompt");
+        let listed = missing
+            .iter()
+            .map(|f| format!("\"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        log::info!(
+            "summary states {listed}, which the text does not; asking again with the strict prompt"
+        );
         let second = tidy(&self.ask("summarize_strict", step.fields, step.text, &listed)?);
         let still = missing_facts(&second, step.source);
-        Ok(if still.len() <= missing.len() { second } else { first })
+        Ok(if still.len() <= missing.len() {
+            second
+        } else {
+            first
+        })
     }
 
     /// Part summaries combined into one, in rounds of as many as fit.
-    fn reduce(&mut self, mut parts: Vec<String>, fields: &Fields, article_text: &str, budget: usize) -> Result<String, SummarizeError> {
+    fn reduce(
+        &mut self,
+        mut parts: Vec<String>,
+        fields: &Fields,
+        article_text: &str,
+        budget: usize,
+    ) -> Result<String, SummarizeError> {
         while parts.len() > 1 {
-            let labelled: Vec<String> = parts.iter().enumerate().map(|(i, p)| format!("Part {}: {p}", i + 1)).collect();
-            let counts = labelled.iter().map(|p| self.generator.count_tokens(p).map(|n| n + 1)).collect::<Result<Vec<_>, _>>()?;
+            let labelled: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("Part {}: {p}", i + 1))
+                .collect();
+            let counts = labelled
+                .iter()
+                .map(|p| self.generator.count_tokens(p).map(|n| n + 1))
+                .collect::<Result<Vec<_>, _>>()?;
             let groups = pack(&counts, budget);
             let mut next = Vec::with_capacity(groups.len());
             for group in &groups {
                 let text = labelled[group.clone()].join("\n\n");
-                let step = Step { template: "summarize_reduce", fields, text: &text, source: article_text };
+                let step = Step {
+                    template: "summarize_reduce",
+                    fields,
+                    text: &text,
+                    source: article_text,
+                };
                 next.push(self.grounded(&step)?);
             }
             if next.len() >= parts.len() {
                 // Cannot happen while a budget holds two replies; guards against looping forever.
-                return Err(SummarizeError::Other("part summaries do not get shorter when combined".to_string()));
+                return Err(SummarizeError::Other(
+                    "part summaries do not get shorter when combined".to_string(),
+                ));
             }
             parts = next;
         }
@@ -172,13 +242,21 @@ impl Summarizer for LlmSummarizer<'_> {
     fn summarize(&mut self, article: &EnglishArticle) -> Result<Summary, SummarizeError> {
         let english = article.text();
         if english.trim().is_empty() {
-            return Err(SummarizeError::Other(format!("{} has no English text to summarize", article.article.origin)));
+            return Err(SummarizeError::Other(format!(
+                "{} has no English text to summarize",
+                article.article.origin
+            )));
         }
         let fields = self.fields(article);
         let budget = self.text_budget(&fields)?;
 
         let text = if self.generator.count_tokens(&english)? <= budget {
-            let step = Step { template: "summarize", fields: &fields, text: &english, source: &english };
+            let step = Step {
+                template: "summarize",
+                fields: &fields,
+                text: &english,
+                source: &english,
+            };
             self.grounded(&step)?
         } else {
             let counts = article
@@ -187,27 +265,52 @@ impl Summarizer for LlmSummarizer<'_> {
                 .map(|s| self.generator.count_tokens(&s.text).map(|n| n + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             let parts = pack(&counts, budget);
-            log::info!("{}: too long for one prompt; summarizing it in {} parts", article.article.origin, parts.len());
+            log::info!(
+                "{}: too long for one prompt; summarizing it in {} parts",
+                article.article.origin,
+                parts.len()
+            );
             let mut summaries = Vec::with_capacity(parts.len());
             for (i, range) in parts.iter().enumerate() {
                 let part_text = article.text_of(range.clone());
-                let part_fields = Fields { title: format!("{} (part {} of {})", fields.title, i + 1, parts.len()), ..fields.clone() };
-                let step = Step { template: "summarize", fields: &part_fields, text: &part_text, source: &part_text };
+                let part_fields = Fields {
+                    title: format!("{} (part {} of {})", fields.title, i + 1, parts.len()),
+                    ..fields.clone()
+                };
+                let step = Step {
+                    template: "summarize",
+                    fields: &part_fields,
+                    text: &part_text,
+                    source: &part_text,
+                };
                 summaries.push(self.grounded(&step)?);
             }
             self.reduce(summaries, &fields, &english, budget)?
         };
 
-        let ungrounded = missing_facts(&text, &english).iter().map(ToString::to_string).collect();
+        let ungrounded = missing_facts(&text, &english)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let sentences = split_sentences(&text)
             .into_iter()
-            .map(|s| SummarySentence { support: supporting_sentences(&s, article), text: s })
+            .map(|s| SummarySentence {
+                support: supporting_sentences(&s, article),
+                text: s,
+            })
             .collect();
-        Ok(Summary { article: article.article.id.clone(), sentences, method: self.method(), ungrounded })
+        Ok(Summary {
+            article: article.article.id.clone(),
+            sentences,
+            method: self.method(),
+            ungrounded,
+        })
     }
 
     fn method(&self) -> SummaryMethod {
-        SummaryMethod::Llm { model: self.generator.model_name() }
+        SummaryMethod::Llm {
+            model: self.generator.model_name(),
+        }
     }
 }
 
@@ -242,7 +345,6 @@ pub fn pack(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-
 /// A reply as plain prose: no "Summary:" label, no list markers, one line.
 fn tidy(reply: &str) -> String {
     let mut lines = Vec::new();
@@ -257,7 +359,11 @@ fn tidy(reply: &str) -> String {
         }
         let line = line.trim_start_matches(['-', '*', '•']).trim_start();
         let line = match line.split_once(". ") {
-            Some((n, rest)) if !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()) => rest,
+            Some((n, rest))
+                if !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                rest
+            }
             _ => line,
         };
         if !line.is_empty() {
@@ -289,7 +395,13 @@ fn supporting_sentences(sentence: &str, article: &EnglishArticle) -> Vec<usize> 
         .enumerate()
         .map(|(i, s)| {
             let theirs = crate::pipeline::summarize::lexical::term_set(&s.text);
-            (i, words.iter().filter(|w| theirs.binary_search(w).is_ok()).count())
+            (
+                i,
+                words
+                    .iter()
+                    .filter(|w| theirs.binary_search(w).is_ok())
+                    .count(),
+            )
         })
         .filter(|&(_, shared)| shared >= 2 && shared * 10 >= words.len() * 3)
         .collect();
@@ -330,16 +442,19 @@ mod tests {
 
     #[test]
     fn tidy_drops_labels_and_list_markers() {
-        assert_eq!(tidy("Summary: The river rose.\n- Two shelters opened."), "The river rose. Two shelters opened.");
+        assert_eq!(
+            tidy("Summary: The river rose.\n- Two shelters opened."),
+            "The river rose. Two shelters opened."
+        );
         assert_eq!(tidy("1. First.\n2. Second."), "First. Second.");
         assert_eq!(tidy("Summary\nText."), "Text.");
     }
 
     #[test]
     fn split_sentences_keeps_each_sentence_whole() {
-        assert_eq!(split_sentences("The river rose 3.2 metres. Two shelters opened!"), vec![
-            "The river rose 3.2 metres.",
-            "Two shelters opened!"
-        ]);
+        assert_eq!(
+            split_sentences("The river rose 3.2 metres. Two shelters opened!"),
+            vec!["The river rose 3.2 metres.", "Two shelters opened!"]
+        );
     }
 }

@@ -56,7 +56,6 @@ pub trait Summarizer {
     fn method(&self) -> SummaryMethod;
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

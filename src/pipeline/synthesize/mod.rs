@@ -386,17 +386,36 @@ mod tests {
     fn a_summary_its_article_does_not_back_gives_way_to_the_articles_own_sentences() {
         let a = article(
             "a.txt",
-            &["Floods in Quang Nam killed 12 people on Monday.", "Schools will stay closed until Friday."],
+            &[
+                "Floods in Quang Nam killed 12 people on Monday.",
+                "Schools will stay closed until Friday.",
+            ],
         );
         let mut invented = summary(&a, &[0]);
         invented.sentences[0].text = "Floods in Oregon killed 40 people in July.".into();
         invented.ungrounded = vec!["Oregon".into(), "July".into()];
-        let s = synthesize(&[(1, &a, &invented)], None, None, &SynthesisOptions::default());
-        assert_eq!(s.stories.len(), 1, "the story keeps its source: {:?}", s.unused);
+        let s = synthesize(
+            &[(1, &a, &invented)],
+            None,
+            None,
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(
+            s.stories.len(),
+            1,
+            "the story keeps its source: {:?}",
+            s.unused
+        );
         let points = &s.stories[0].points;
-        assert_eq!(points[0].text, "Floods in Quang Nam killed 12 people on Monday.");
+        assert_eq!(
+            points[0].text,
+            "Floods in Quang Nam killed 12 people on Monday."
+        );
         assert_eq!(points[0].citations, vec![1]);
-        assert!(points.iter().all(|p| !p.text.contains("Oregon")), "{points:?}");
+        assert!(
+            points.iter().all(|p| !p.text.contains("Oregon")),
+            "{points:?}"
+        );
         assert!(s.unused.is_empty(), "{:?}", s.unused);
     }
 

@@ -39,7 +39,12 @@ pub(crate) fn extract_points(
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     for (d, doc) in story.iter().enumerate() {
         let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut texts: Vec<String> = doc.summary.sentences.iter().map(|s| one_line(&s.text)).collect();
+        let mut texts: Vec<String> = doc
+            .summary
+            .sentences
+            .iter()
+            .map(|s| one_line(&s.text))
+            .collect();
         // An empty summary, or one whose every sentence its own article fails to back (an LLM
         // that invented its facts): the article's opening sentences stand in, so the source
         // still speaks for itself in the story rather than dropping out of it.
@@ -151,7 +156,11 @@ pub(crate) fn extract_points(
 /// ranking, every point that cites a source no point taken so far cites, so that each source
 /// with a checked statement is heard before any source is heard twice; then the best of the
 /// rest. With enough room this is simply the top `max`.
-fn covering_selection<P>(points: &[P], citations: impl Fn(&P) -> &Vec<SourceNumber>, max: usize) -> Vec<usize> {
+fn covering_selection<P>(
+    points: &[P],
+    citations: impl Fn(&P) -> &Vec<SourceNumber>,
+    max: usize,
+) -> Vec<usize> {
     let mut chosen: Vec<usize> = Vec::new();
     let mut covered: Vec<SourceNumber> = Vec::new();
     for (i, point) in points.iter().enumerate() {

@@ -52,7 +52,10 @@ impl SynthesisPrompt {
                 .render(&values)
                 .expect("every placeholder a synthesis template may use is given a value")
         };
-        (fill(&self.system).trim().to_string(), fill(&self.user).trim().to_string())
+        (
+            fill(&self.system).trim().to_string(),
+            fill(&self.user).trim().to_string(),
+        )
     }
 }
 
@@ -257,7 +260,11 @@ mod tests {
     #[test]
     fn user_copies_under_prompts_dir_replace_the_builtin_ones() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("synthesize.txt"), "{sources} / {max_points}").unwrap();
+        std::fs::write(
+            dir.path().join("synthesize.txt"),
+            "{sources} / {max_points}",
+        )
+        .unwrap();
         let prompts = Prompts::load(Some(dir.path())).unwrap();
         let (system, user) = SynthesisPrompt::new(&prompts).unwrap().render("S", 3);
         assert_eq!(user, "S / 3");
@@ -269,16 +276,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("synthesize.txt"), "no sources here").unwrap();
         let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("synthesize.txt") && err.contains("{sources}"), "{err}");
+        assert!(
+            err.contains("synthesize.txt") && err.contains("{sources}"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("synthesize.txt"), "{sources} {topic}").unwrap();
         let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("{topic}") && err.contains("{max_points}"), "{err}");
+        assert!(
+            err.contains("{topic}") && err.contains("{max_points}"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rendering_is_one_pass() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("synthesize.txt"), "{sources} / {max_points}").unwrap();
+        std::fs::write(
+            dir.path().join("synthesize.txt"),
+            "{sources} / {max_points}",
+        )
+        .unwrap();
         let prompt = SynthesisPrompt::new(&Prompts::load(Some(dir.path())).unwrap()).unwrap();
         let (_, user) = prompt.render("an article saying {max_points}", 3);
         assert_eq!(user, "an article saying {max_points} / 3");

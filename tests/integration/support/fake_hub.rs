@@ -95,7 +95,11 @@ impl FakeHub {
             let shared = shared.clone();
             std::thread::spawn(move || accept_loop(listener, shared))
         };
-        FakeHub { addr, shared, acceptor: Some(acceptor) }
+        FakeHub {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
     }
 
     /// `http://127.0.0.1:PORT`, for `HF_ENDPOINT`.
@@ -104,7 +108,13 @@ impl FakeHub {
     }
 
     /// Serves `bytes` as an LFS file (ETag = sha256); returns its sha256.
-    pub fn add_file(&self, repo: &str, revision: &str, name: &str, bytes: impl Into<Vec<u8>>) -> String {
+    pub fn add_file(
+        &self,
+        repo: &str,
+        revision: &str,
+        name: &str,
+        bytes: impl Into<Vec<u8>>,
+    ) -> String {
         let bytes = bytes.into();
         let sha = sha256_hex(&bytes);
         self.insert(repo, revision, name, bytes, sha.clone(), true);
@@ -113,7 +123,13 @@ impl FakeHub {
 
     /// Serves `bytes` as a small git file (ETag = git blob sha1, no X-Linked-*); returns
     /// that sha1.
-    pub fn add_small_file(&self, repo: &str, revision: &str, name: &str, bytes: impl Into<Vec<u8>>) -> String {
+    pub fn add_small_file(
+        &self,
+        repo: &str,
+        revision: &str,
+        name: &str,
+        bytes: impl Into<Vec<u8>>,
+    ) -> String {
         let bytes = bytes.into();
         let mut h = sha1::Sha1::new();
         h.update(format!("blob {}\0", bytes.len()).as_bytes());
@@ -123,9 +139,26 @@ impl FakeHub {
         etag
     }
 
-    fn insert(&self, repo: &str, revision: &str, name: &str, bytes: Vec<u8>, etag: String, lfs: bool) {
-        let served = Served { bytes: Arc::new(bytes), etag, lfs, commit: FakeHub::commit_of(repo, revision) };
-        self.shared.files.lock().unwrap().insert((repo.into(), revision.into(), name.into()), served);
+    fn insert(
+        &self,
+        repo: &str,
+        revision: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        etag: String,
+        lfs: bool,
+    ) {
+        let served = Served {
+            bytes: Arc::new(bytes),
+            etag,
+            lfs,
+            commit: FakeHub::commit_of(repo, revision),
+        };
+        self.shared
+            .files
+            .lock()
+            .unwrap()
+            .insert((repo.into(), revision.into(), name.into()), served);
     }
 
     /// The commit a revision resolves to: a 40-hex revision is itself, a branch gets a
@@ -226,20 +259,34 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             range: headers.get("range").cloned(),
             authorization: headers.get("authorization").cloned(),
         });
-        if !respond(&mut out, shared, &method, &path, headers.get("range").map(String::as_str))? {
+        if !respond(
+            &mut out,
+            shared,
+            &method,
+            &path,
+            headers.get("range").map(String::as_str),
+        )? {
             return Ok(());
         }
     }
 }
 
 /// Writes one answer; returns whether the connection may serve another request.
-fn respond(out: &mut TcpStream, shared: &Shared, method: &str, path: &str, range: Option<&str>) -> std::io::Result<bool> {
+fn respond(
+    out: &mut TcpStream,
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    range: Option<&str>,
+) -> std::io::Result<bool> {
     let Some((repo, revision, name)) = parse_resolve(path) else {
         return simple(out, 404, "Not Found", &[("X-Error-Code", "EntryNotFound")]);
     };
     let (served, any_repo, any_rev) = {
         let files = shared.files.lock().unwrap();
-        let served = files.get(&(repo.clone(), revision.clone(), name.clone())).cloned();
+        let served = files
+            .get(&(repo.clone(), revision.clone(), name.clone()))
+            .cloned();
         let any_repo = files.keys().any(|(r, _, _)| *r == repo);
         let any_rev = files.keys().any(|(r, v, _)| *r == repo && *v == revision);
         (served, any_repo, any_rev)
@@ -265,14 +312,22 @@ fn respond(out: &mut TcpStream, shared: &Shared, method: &str, path: &str, range
                 if *times <= 1 {
                     faults.remove(&key);
                 } else if *times != usize::MAX {
-                    faults.insert(key, Fault::CutAfter { bytes: *bytes, times: times - 1 });
+                    faults.insert(
+                        key,
+                        Fault::CutAfter {
+                            bytes: *bytes,
+                            times: times - 1,
+                        },
+                    );
                 }
             }
         }
         fault
     };
     match &fault {
-        Some(Fault::NotFound) => return simple(out, 404, "Not Found", &[("X-Error-Code", "EntryNotFound")]),
+        Some(Fault::NotFound) => {
+            return simple(out, 404, "Not Found", &[("X-Error-Code", "EntryNotFound")])
+        }
         Some(Fault::ServerError) => return simple(out, 500, "Internal Server Error", &[]),
         Some(Fault::Hang) => {
             wait_for_stop(shared);
@@ -283,12 +338,21 @@ fn respond(out: &mut TcpStream, shared: &Shared, method: &str, path: &str, range
 
     let total = served.bytes.len();
     let (start, end) = match range.and_then(parse_range) {
-        Some((start, end)) => (start, end.unwrap_or(total.saturating_sub(1)).min(total.saturating_sub(1))),
+        Some((start, end)) => (
+            start,
+            end.unwrap_or(total.saturating_sub(1))
+                .min(total.saturating_sub(1)),
+        ),
         None => (0, total.saturating_sub(1)),
     };
     if total > 0 && start >= total {
         let content_range = format!("bytes */{total}");
-        return simple(out, 416, "Range Not Satisfiable", &[("Content-Range", &content_range)]);
+        return simple(
+            out,
+            416,
+            "Range Not Satisfiable",
+            &[("Content-Range", &content_range)],
+        );
     }
     let body: Vec<u8> = if total == 0 {
         Vec::new()
@@ -297,7 +361,11 @@ fn respond(out: &mut TcpStream, shared: &Shared, method: &str, path: &str, range
     } else {
         served.bytes[start..=end].to_vec()
     };
-    let (status, reason) = if range.is_some() { (206, "Partial Content") } else { (200, "OK") };
+    let (status, reason) = if range.is_some() {
+        (206, "Partial Content")
+    } else {
+        (200, "OK")
+    };
     let mut head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nX-Repo-Commit: {}\r\nETag: \"{}\"\r\n",
         body.len(),
@@ -305,7 +373,10 @@ fn respond(out: &mut TcpStream, shared: &Shared, method: &str, path: &str, range
         served.etag
     );
     if served.lfs {
-        head.push_str(&format!("X-Linked-Etag: \"{}\"\r\nX-Linked-Size: {total}\r\n", served.etag));
+        head.push_str(&format!(
+            "X-Linked-Etag: \"{}\"\r\nX-Linked-Size: {total}\r\n",
+            served.etag
+        ));
     }
     if range.is_some() {
         head.push_str(&format!("Content-Range: bytes {start}-{end}/{total}\r\n"));
@@ -336,9 +407,17 @@ fn respond(out: &mut TcpStream, shared: &Shared, method: &str, path: &str, range
     }
 }
 
-fn simple(out: &mut TcpStream, status: u16, reason: &str, headers: &[(&str, &str)]) -> std::io::Result<bool> {
+fn simple(
+    out: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<bool> {
     let body = format!("{status} {reason}");
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -387,7 +466,11 @@ fn parse_range(range: &str) -> Option<(usize, Option<usize>)> {
     let spec = range.strip_prefix("bytes=")?;
     let (a, b) = spec.split_once('-')?;
     let start = a.trim().parse().ok()?;
-    let end = if b.trim().is_empty() { None } else { Some(b.trim().parse().ok()?) };
+    let end = if b.trim().is_empty() {
+        None
+    } else {
+        Some(b.trim().parse().ok()?)
+    };
     Some((start, end))
 }
 
