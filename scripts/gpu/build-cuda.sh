@@ -101,14 +101,15 @@ for line in sys.stdin:
 # 4. The folder.
 say "packing $out"
 rm -rf "$out"
-mkdir -p "$out/bin" "$out/tests" "$out/scripts/bench" "$out/lib"
+mkdir -p "$out/bin" "$out/tests" "$out/scripts/bench" "$out/scripts/gpu" "$out/lib"
 cp "$CARGO_TARGET_DIR/release/polybrief" "$out/bin/polybrief"
 cp "$CARGO_TARGET_DIR/release/examples/bench_translate" "$out/bin/bench_translate"
 cp "$tests_bin" "$out/bin/polybrief-tests"
 strip "$out/bin/"*
 cp -a tests/fixtures "$out/tests/fixtures"
-cp scripts/gpu/check.sh scripts/gpu/README.md "$out/"
-cp scripts/bench/translate_bench.py scripts/bench/make_random_gguf.py "$out/scripts/bench/"
+cp scripts/gpu/check.sh scripts/gpu/README.md scripts/gpu/requirements-cuda.txt "$out/"
+cp scripts/gpu/hf_llm_speed.py "$out/scripts/gpu/"
+cp scripts/bench/translate_bench.py scripts/bench/make_random_gguf.py scripts/bench/quantize_gguf.py "$out/scripts/bench/"
 # The CUDA runtime is small; cuBLAS (52 + 515 MB), cuRAND (127 MB) and NVRTC (105 MB) are not,
 # and check.sh finds them on the GPU machine instead (see scripts/gpu/README.md).
 cp "$cuda/lib/libcudart.so.13" "$out/lib/"
