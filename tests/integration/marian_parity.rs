@@ -125,8 +125,8 @@ fn run_generate(
         mask.extend(std::iter::repeat_n(1u32, s.len()));
         mask.extend(std::iter::repeat_n(0u32, width - s.len()));
     }
-    let ids = Tensor::from_vec(ids, (sources.len(), width), &test_device()).unwrap();
-    let mask = Tensor::from_vec(mask, (sources.len(), width), &test_device()).unwrap();
+    let ids = Tensor::from_vec(ids, (sources.len(), width), model.device()).unwrap();
+    let mask = Tensor::from_vec(mask, (sources.len(), width), model.device()).unwrap();
     let encoded = model.encode(&ids, &mask).unwrap();
     let cache = model.new_cache(&encoded).unwrap();
     let mut decoding = MarianDecoding::new(model, cache);
@@ -262,6 +262,48 @@ fn first_step_logits_match(name: &str) {
             s.text
         );
     }
+}
+
+/// Off the CPU the LM head and the embeddings are candle tensors, not the CPU's panels: the
+/// path a GPU runs. Built here on the CPU, it is pinned against the same reference, so a
+/// CPU-only checkout (CI) still tests what the GPU computes.
+#[test]
+fn the_tensor_lm_head_that_gpus_use_matches_transformers() {
+    let r = reference();
+    let cpu = candle_core::Device::Cpu;
+    let config = model().config().clone();
+    let vb = polybrief::models::marian::var_builder(
+        &fixture_dir().join("model.safetensors"),
+        DType::F32,
+        &cpu,
+    )
+    .unwrap();
+    let model = MarianMTModel::new_with_tensor_head(&config, vb).unwrap();
+    let start = model.config().decoder_start_token_id;
+    for s in &r.sentences {
+        let n = s.input_ids.len();
+        let ids = Tensor::from_slice(&s.input_ids, (1, n), &cpu).unwrap();
+        let mask = Tensor::ones((1, n), DType::U32, &cpu).unwrap();
+        let dec = Tensor::from_slice(&[start], (1, 1), &cpu).unwrap();
+        let logits = model
+            .forward(&ids, &mask, &dec)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        let diff = max_abs_diff(
+            &logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            &s.first_step_logits,
+        );
+        assert!(
+            diff < TOLERANCE,
+            "{:?}: tensor-head logits differ by {diff}",
+            s.text
+        );
+    }
+    let p = params(&model, &r, 4);
+    let sources: Vec<&[u32]> = r.sentences.iter().map(|s| s.input_ids.as_slice()).collect();
+    let out = run_generate(&model, &sources, &p, r.generation.max_new_tokens);
+    assert_eq!(out, r.batched.beam4_ids, "tensor-head beam-4 ids, batched");
 }
 
 #[test]
