@@ -82,16 +82,16 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) | Error::Prompt(_) | Error::Ingest(_) => ExitCode::Usage,
-            Error::Summarize(crate::pipeline::summarize::SummarizeError::Template { .. }) => {
-                ExitCode::Usage
-            }
             Error::Read { .. }
             | Error::Write { .. }
             | Error::Llm(_)
             | Error::Summarize(_)
             | Error::Translate(_)
             | Error::MarianTokenizer(_) => ExitCode::Fatal,
-            Error::Hub(e) => e.exit_code(),
+            Error::Hub(e) => match **e {
+                crate::models::hub::HubError::Catalog(_) => ExitCode::Usage,
+                _ => ExitCode::Fatal,
+            },
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
             Error::Interrupted => ExitCode::Interrupted,

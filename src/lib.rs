@@ -21,3 +21,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod prompts;
 pub mod shard;
+pub mod units;

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 
 use crate::cache::{CacheStats, PruneReport, StageCache, Usage};
 use crate::error::Error;
+use crate::units::human_bytes;
 
 #[derive(Debug, Args)]
 pub struct CacheArgs {
@@ -199,21 +200,6 @@ fn format_prune(report: &PruneReport, older_than: Duration) -> String {
         human_bytes(report.kept.bytes)
     ));
     out
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn human_age(seconds: u64) -> String {

@@ -10,6 +10,7 @@ use crate::config::Context;
 use crate::error::{Error, ExitCode};
 use crate::models::catalog::{Catalog, ModelEntry, Need, Role, TranslatorKind};
 use crate::models::hub::{CacheState, FileOutcome, ModelStore};
+use crate::units::human_bytes;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ModelsCommand {
@@ -309,24 +310,6 @@ impl std::fmt::Display for SizeSum {
     }
 }
 
-/// Decimal units, as the hub's web pages show sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if n < 1000 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64;
-    let mut unit = "B";
-    for u in UNITS {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = u;
-    }
-    format!("{value:.1} {unit}")
-}
-
 fn render(rows: &[[String; 6]]) -> String {
     let mut widths = [0usize; 6];
     for row in rows {
@@ -371,13 +354,6 @@ mod tests {
     use crate::progress::Reporter;
 
     #[test]
-    fn sizes_print_in_decimal_units() {
-        assert_eq!(human_bytes(293), "293 B");
-        assert_eq!(human_bytes(298_000_000), "298.0 MB");
-        assert_eq!(human_bytes(1_117_320_736), "1.1 GB");
-    }
-
-    #[test]
     fn list_shows_needed_models_with_sizes_and_cache_state() {
         let catalog = Catalog::builtin().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -397,11 +373,11 @@ mod tests {
             "{table}"
         );
         assert!(
-            lines[1].contains("8be33f00bcaf") && lines[1].contains("~300.8 MB"),
+            lines[1].contains("8be33f00bcaf") && lines[1].contains("~286.9 MiB"),
             "{table}"
         );
         assert!(
-            lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~291.8 MB"),
+            lines[2].starts_with("opus-mt-vi-en ") && lines[2].contains("~278.2 MiB"),
             "{table}"
         );
         assert!(
@@ -413,7 +389,7 @@ mod tests {
             lines[4].starts_with("qwen2.5-1.5b-instruct-q4_k_m ")
                 && lines[4].contains("summarize, synthesize")
         );
-        assert!(lines[4].contains("1.1 GB +?"), "{table}");
+        assert!(lines[4].contains("1.0 GiB +?"), "{table}");
         assert!(
             lines[5].starts_with("all-minilm-l6-v2 ")
                 && lines[5].contains("embed (story grouping)"),

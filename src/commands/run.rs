@@ -22,7 +22,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::lock::OutputLock;
 use crate::models::catalog::ModelEntry;
 use crate::models::llm::LlmGenerator;
-use crate::models::TextGenerator;
+use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::ingest::{ingest, IngestOptions};
 use crate::pipeline::render::{
     render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText,
@@ -30,7 +30,7 @@ use crate::pipeline::render::{
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{check_grounding, ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::{
-    synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+    synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
 };
 use crate::pipeline::translate::{translate_article, TranslateSettings};
 use crate::pipeline::{detect, segment};

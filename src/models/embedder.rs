@@ -17,8 +17,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::models::marian::var_builder;
-use crate::models::GenerateError;
-use crate::pipeline::synthesize::Embedder;
+use crate::models::{Embedder, GenerateError};
 
 /// The longest input BERT-style checkpoints take (their position embedding table).
 const MAX_LEN_CAP: usize = 512;

@@ -42,3 +42,13 @@ pub trait TextGenerator {
     /// The context window in tokens (prompt and reply together).
     fn context_len(&self) -> usize;
 }
+
+/// Turns texts into vectors whose cosine similarity says how alike their meaning is: a small
+/// local sentence-embedding model (`embedder::SentenceEmbedder`). Without one,
+/// grouping is lexical (see `pipeline::synthesize::GroupingMethod`).
+pub trait Embedder {
+    /// The model's catalog id and revision, as shown in the brief.
+    fn model_name(&self) -> String;
+    /// One vector per text, all of the same length.
+    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, GenerateError>;
+}

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use polybrief::models::embedder::{EmbedderFiles, SentenceEmbedder};
-use polybrief::pipeline::synthesize::Embedder;
+use polybrief::models::Embedder;
 use serde::Deserialize;
 
 use crate::support::target::{repo_root, test_device};

@@ -507,7 +507,10 @@ fn a_missing_repo_is_a_404_naming_repo_and_file() {
         msg.contains("repository not found") && msg.contains("404"),
         "{msg}"
     );
-    assert_eq!(err.exit_code(), polybrief::error::ExitCode::Fatal);
+    assert_eq!(
+        polybrief::error::Error::from(err).exit_code(),
+        polybrief::error::ExitCode::Fatal
+    );
 }
 
 #[test]

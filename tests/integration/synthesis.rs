@@ -16,11 +16,11 @@ use std::collections::BTreeSet;
 use polybrief::article::{
     Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, SourceNumber, Summary,
 };
-use polybrief::models::{GenerateError, TextGenerator};
+use polybrief::models::{Embedder, GenerateError, TextGenerator};
 use polybrief::pipeline::facts::{extract_facts, shares_key_facts};
 use polybrief::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use polybrief::pipeline::synthesize::{
-    synthesize, Embedder, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+    synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
 };
 
 struct Spec {

@@ -14,31 +14,11 @@ pub use grounding::{check_grounding, ungrounded_facts};
 use crate::article::{EnglishArticle, Summary, SummaryMethod};
 use crate::models::GenerateError;
 
-/// Which summarizer a run uses (`--summarizer`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SummarizerKind {
-    /// Sentences chosen from the article by TextRank; no model needed.
-    Extractive,
-    /// Written by the local instruct model.
-    Llm,
-}
-
 /// Why an article could not be summarized.
 #[derive(Debug, thiserror::Error)]
 pub enum SummarizeError {
     #[error("{origin} has no English text to summarize")]
     EmptyArticle { origin: String },
-
-    #[error("the summarizer model {model} failed on {origin}: {source}")]
-    Generate {
-        model: String,
-        origin: String,
-        #[source]
-        source: Box<GenerateError>,
-    },
-
-    #[error("prompt template {path} is malformed: {reason}")]
-    Template { path: String, reason: String },
 
     #[error(transparent)]
     Model(#[from] GenerateError),

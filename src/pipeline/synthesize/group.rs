@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::pipeline::facts::{scan, FactKind, Unit};
 use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
 
-use super::{Embedder, SourceDoc, SynthesisOptions};
+use super::{SourceDoc, SynthesisOptions};
+use crate::models::Embedder;
 
 /// How sources were compared when grouping them into stories.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]

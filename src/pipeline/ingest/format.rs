@@ -1,0 +1,36 @@
+//! The input formats ingest reads, chosen by file extension: the one list of them.
+
+use std::path::Path;
+
+/// The extensions ingest reads, for messages and for anything that must know what an input
+/// looks like (the output checks refuse to write where a run would read).
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    "txt", "text", "md", "markdown", "html", "htm", "json", "jsonl", "ndjson",
+];
+
+/// [`SUPPORTED_EXTENSIONS`] as a message names them.
+pub(super) const SUPPORTED: &str =
+    ".txt, .text, .md, .markdown, .html, .htm, .json, .jsonl, .ndjson";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Format {
+    Text,
+    Markdown,
+    Html,
+    Json,
+    JsonLines,
+}
+
+impl Format {
+    pub(super) fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "txt" | "text" => Format::Text,
+            "md" | "markdown" => Format::Markdown,
+            "html" | "htm" => Format::Html,
+            "json" => Format::Json,
+            "jsonl" | "ndjson" => Format::JsonLines,
+            _ => return None,
+        })
+    }
+}
