@@ -4,8 +4,6 @@
 //! exactly (including truncation to max_seq_length), embeddings within 1e-4, and a padded batch
 //! gives the same vectors as one text at a time.
 
-use std::path::PathBuf;
-
 use polybrief::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use polybrief::models::Embedder;
 use serde::Deserialize;
