@@ -119,12 +119,21 @@ pub fn open(gpu: Gpu) -> Result<Selected, GpuUnavailable> {
     };
     let device = opened.map_err(|e| GpuUnavailable::CannotOpen {
         gpu,
-        reason: e.to_string(),
+        reason: without_backtrace(e),
     })?;
     Ok(Selected {
         device,
         name: format!("{}:0", gpu.feature()),
     })
+}
+
+/// The error's own words: candle appends a backtrace when RUST_BACKTRACE is set, which would
+/// turn a one-line usage error into forty.
+fn without_backtrace(error: candle_core::Error) -> String {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// The GPU when one is built in and present, else the CPU; never fails. Each built-in backend
@@ -166,6 +175,20 @@ mod tests {
         assert_eq!(
             why.auto_fallback_note(),
             "--device auto: CUDA device 0 cannot be opened (DriverError(CUDA_ERROR_NO_DEVICE)); running on the CPU"
+        );
+    }
+
+    #[test]
+    fn a_device_error_is_reported_without_candles_backtrace() {
+        let error = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg(
+                "no CUDA-capable device is detected".into(),
+            )),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert_eq!(
+            without_backtrace(error),
+            "no CUDA-capable device is detected"
         );
     }
 
