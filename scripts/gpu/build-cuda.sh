@@ -110,7 +110,7 @@ cp -a tests/fixtures "$out/tests/fixtures"
 cp scripts/gpu/check.sh scripts/gpu/README.md scripts/gpu/requirements-cuda.txt "$out/"
 cp scripts/gpu/hf_llm_speed.py "$out/scripts/gpu/"
 cp scripts/bench/translate_bench.py scripts/bench/make_random_gguf.py scripts/bench/quantize_gguf.py "$out/scripts/bench/"
-# The CUDA runtime is small; cuBLAS (52 + 515 MB), cuRAND (127 MB) and NVRTC (105 MB) are not,
+# The CUDA runtime is small; cuBLAS (52 MB, and the 515 MB cuBLASLt it loads) and cuRAND (127 MB) are not,
 # and check.sh finds them on the GPU machine instead (see scripts/gpu/README.md).
 cp "$cuda/lib/libcudart.so.13" "$out/lib/"
 {

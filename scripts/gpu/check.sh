@@ -40,7 +40,7 @@ for f in "$here"/bin/*; do
 done
 mkdir -p "$WORK/bin/lib" && cp "$here"/lib/* "$WORK/bin/lib/" 2>/dev/null
 
-# cuBLAS, cuRAND and NVRTC (CUDA 13) are too big for the folder: find them here. The places
+# cuBLAS (with cuBLASLt) and cuRAND of CUDA 13 are too big for the folder: find them here. The places
 # they are in: a CUDA 13 toolkit, NVIDIA's pip wheels (nvidia-cublas etc., which PyTorch's CUDA
 # 13 builds install), or a folder named by CUDA_LIBS.
 candidates=("${CUDA_LIBS:-}" /usr/local/cuda/lib64 /usr/local/cuda-13*/lib64 /usr/local/cuda/targets/x86_64-linux/lib)
@@ -56,7 +56,7 @@ fi
 libpath=""
 for d in "${candidates[@]}"; do
   [ -n "$d" ] && [ -d "$d" ] || continue
-  for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
+  for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
     if [ -e "$d/$lib" ]; then libpath="$libpath${libpath:+:}$d"; break; fi
   done
 done
@@ -64,7 +64,7 @@ export LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 missing=$(ldd "$WORK/bin/polybrief" | grep 'not found' | awk '{print $1}' | tr '\n' ' ')
 if [ -n "$missing" ]; then
   note "the CUDA 13 libraries $missing are not on this machine. Install them with"
-  note "  pip install -r requirements-cuda.txt (nvidia-cublas, nvidia-curand, nvidia-cuda-nvrtc),"
+  note "  pip install -r requirements-cuda.txt (nvidia-cublas, nvidia-curand),"
   note "or point CUDA_LIBS at a folder that has them. libcuda.so.1 comes with the NVIDIA driver (>= 580)."
   exit 1
 fi
