@@ -1,9 +1,20 @@
-//! The command line: flags, environment variables and help text. Nothing past
-//! `config::Config::from_cli` sees these types.
+//! The command line: flags, environment variables and help text. The clap types end here:
+//! each is turned, once, into the plain options its command takes (`From` impls at the end
+//! of this file), so nothing past this file sees clap.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::article::Lang;
+use crate::commands::cache::CacheAction;
+use crate::commands::models::ModelsAction;
+use crate::commands::run::RunOptions;
+use crate::commands::summarize::SummarizeOptions;
+use crate::commands::translate::TranslateOptions;
+use crate::config::{self, GlobalOptions};
+use crate::units::parse_age;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -20,7 +31,9 @@ Environment:
   HF_ENDPOINT            a hub mirror, e.g. https://hf-mirror.example
   HF_TOKEN               a token for gated or private repos
   HF_HUB_OFFLINE=1       never touch the network; use cached models only (same as --offline)
-  POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)";
+  POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)
+  SOURCE_DATE_EPOCH      the run's clock (seconds since 1970): the brief's date, its archive name
+                         and --since windows, e.g. to rebuild a past night's brief";
 
 /// Translate a folder of news articles in any language into one cited English brief.
 ///
@@ -96,23 +109,23 @@ pub enum Command {
     Run(RunArgs),
 
     /// Translate one text (a file, or - for stdin) into English and print it.
-    Translate(crate::commands::translate::TranslateArgs),
+    Translate(TranslateArgs),
 
     /// Summarize one English text (a file, or - for stdin) and print the summary.
-    Summarize(crate::commands::summarize::SummarizeArgs),
+    Summarize(SummarizeArgs),
 
     /// List, fetch or verify the models a run needs.
     #[command(subcommand)]
-    Models(crate::commands::models::ModelsCommand),
+    Models(ModelsCommand),
 
     /// Show or prune the stage-result cache.
-    Cache(crate::commands::cache::CacheArgs),
+    Cache(CacheArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Article files or folders (searched recursively): .txt, .md, .html, .htm, .json, .jsonl.
-    #[arg(required = true, value_name = "INPUT")]
+    /// Article files or folders (searched recursively).
+    #[arg(required = true, value_name = "INPUT", long_help = input_help())]
     pub inputs: Vec<PathBuf>,
 
     /// Write the brief here instead of stdout. Written atomically: a reader never sees half a brief.
@@ -126,6 +139,11 @@ pub struct RunArgs {
     /// Keep dated copies (brief-YYYY-MM-DD.md) in DIR and update DIR/latest.md.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+
+    /// Compare with this earlier JSON brief (from --json or an archive) in a "Since the last
+    /// brief" section. With --archive the default is the newest archived brief before today.
+    #[arg(long, value_name = "FILE.json")]
+    pub previous: Option<PathBuf>,
 
     /// Add an appendix with the full English text of every translated article.
     #[arg(long)]
@@ -155,4 +173,271 @@ pub struct RunArgs {
     /// A later run without --shard over the same inputs and cache assembles the brief.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+
+    /// Only articles published in this window (24h, 7d, or since a date: 2026-11-30); an
+    /// article that states no date counts by its file's modification time. What is left out
+    /// is counted in the log.
+    #[arg(long, value_name = "DURATION|DATE")]
+    pub since: Option<String>,
+
+    /// The longest a feed or page request may take.
+    #[arg(long, value_name = "AGE", default_value = "30s", value_parser = parse_age)]
+    pub fetch_timeout: Duration,
+
+    /// The least time between two requests to one host (be polite to newsrooms).
+    #[arg(long, value_name = "AGE", default_value = "1s", value_parser = parse_age)]
+    pub fetch_delay: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// The text to translate: a file, or `-` for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: String,
+
+    /// The text's language (ISO 639-1, e.g. `de`). Default: identified paragraph by paragraph.
+    #[arg(long = "from", value_name = "LANG")]
+    pub from: Option<Lang>,
+
+    /// Beam size; 1 is greedy search (fastest). Default: 4, as the opus-mt models were tuned.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub beams: Option<u16>,
+
+    /// A local opus-mt folder (config.json, model.safetensors or pytorch_model.bin, source.spm,
+    /// target.spm, vocab.json) that translates every non-English sentence, instead of the catalog.
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// The English text to summarize: a file, or `-` for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: String,
+
+    /// Which summarizer writes the summary.
+    #[arg(long, value_enum, default_value_t = SummarizerChoice::Auto)]
+    pub summarizer: SummarizerChoice,
+
+    /// A folder of prompt templates (summarize.txt, summarize_strict.txt, ...) that replace the
+    /// built-in ones, file by file.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+
+    /// A local GGUF model to use instead of the catalog's (needs --tokenizer).
+    #[arg(long, value_name = "FILE", requires = "tokenizer")]
+    pub gguf: Option<PathBuf>,
+
+    /// The model's tokenizer.json (with --gguf). A tokenizer_config.json beside it supplies
+    /// the chat template; otherwise the GGUF's own template is used.
+    #[arg(long, value_name = "FILE", requires = "gguf")]
+    pub tokenizer: Option<PathBuf>,
+
+    /// How many sentences the summary has.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub sentences: u16,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelsCommand {
+    /// Show the models a run needs, whether each is cached, and how big it is.
+    List {
+        /// Source languages to plan for, as a comma list (`de,vi,ko`). Without it, every
+        /// catalog model is listed.
+        #[arg(long, value_delimiter = ',', value_name = "LANGS")]
+        lang: Vec<Lang>,
+    },
+    /// Download and verify the models a run needs (translators for `--lang`, plus the
+    /// summarizer); already cached files are only verified.
+    Fetch {
+        /// Source languages whose translators to fetch, as a comma list (`de,vi,ko`).
+        #[arg(long, value_delimiter = ',', value_name = "LANGS")]
+        lang: Vec<Lang>,
+        /// Fetch every model of the catalog (several GB).
+        #[arg(long, conflicts_with = "lang")]
+        all: bool,
+    },
+    /// Re-hash every cached catalog model; remove and report files that fail.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show the cache folder, its entries and size by stage.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries no run has used for a while, entries of older polybrief cache formats,
+    /// and temporary files left by killed runs. Every cache hit refreshes an entry, so what a
+    /// nightly run still needs is never pruned by a limit longer than a day.
+    Prune {
+        /// Remove entries unused for this long: a number and a unit, s, m, h, d or w
+        /// (`0s` empties the cache).
+        #[arg(long, default_value = "30d", value_parser = parse_age, value_name = "AGE")]
+        older_than: Duration,
+        /// Say what would be removed without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The long help of a run's INPUT: the list of formats comes from ingest, the one place
+/// that knows it.
+fn input_help() -> String {
+    format!(
+        "Article files or folders (searched recursively): {}; or http(s):// URLs of RSS, Atom or JSON feeds.",
+        crate::pipeline::ingest::SUPPORTED_FILES
+    )
+}
+
+impl From<&GlobalArgs> for GlobalOptions {
+    fn from(args: &GlobalArgs) -> Self {
+        GlobalOptions {
+            models: args.models.clone(),
+            offline: args.offline,
+            device: args.device.into(),
+            cache_dir: args.cache_dir.clone(),
+        }
+    }
+}
+
+impl From<DeviceChoice> for config::DeviceChoice {
+    fn from(choice: DeviceChoice) -> Self {
+        match choice {
+            DeviceChoice::Auto => config::DeviceChoice::Auto,
+            DeviceChoice::Cpu => config::DeviceChoice::Cpu,
+            DeviceChoice::Cuda => config::DeviceChoice::Cuda,
+            DeviceChoice::Metal => config::DeviceChoice::Metal,
+        }
+    }
+}
+
+impl From<SummarizerChoice> for config::SummarizerChoice {
+    fn from(choice: SummarizerChoice) -> Self {
+        match choice {
+            SummarizerChoice::Auto => config::SummarizerChoice::Auto,
+            SummarizerChoice::Llm => config::SummarizerChoice::Llm,
+            SummarizerChoice::Extractive => config::SummarizerChoice::Extractive,
+        }
+    }
+}
+
+impl From<RunArgs> for RunOptions {
+    fn from(args: RunArgs) -> Self {
+        RunOptions {
+            inputs: args.inputs,
+            output: args.output,
+            json: args.json,
+            archive: args.archive,
+            translations: args.translations,
+            summarizer: args.summarizer.into(),
+            prompts: args.prompts,
+            title: args.title,
+            beams: args.beams,
+            max_file_mib: args.max_file_mib,
+            shard: args.shard,
+            previous: args.previous,
+            since: args.since,
+            fetch_timeout: args.fetch_timeout,
+            fetch_delay: args.fetch_delay,
+        }
+    }
+}
+
+impl From<TranslateArgs> for TranslateOptions {
+    fn from(args: TranslateArgs) -> Self {
+        TranslateOptions {
+            input: args.input,
+            from: args.from,
+            beams: args.beams,
+            model_dir: args.model_dir,
+        }
+    }
+}
+
+impl From<SummarizeArgs> for SummarizeOptions {
+    fn from(args: SummarizeArgs) -> Self {
+        SummarizeOptions {
+            input: args.input,
+            summarizer: args.summarizer.into(),
+            prompts: args.prompts,
+            gguf: args.gguf,
+            tokenizer: args.tokenizer,
+            sentences: args.sentences,
+        }
+    }
+}
+
+impl From<ModelsCommand> for ModelsAction {
+    fn from(command: ModelsCommand) -> Self {
+        match command {
+            ModelsCommand::List { lang } => ModelsAction::List { lang },
+            ModelsCommand::Fetch { lang, all } => ModelsAction::Fetch { lang, all },
+            ModelsCommand::Verify => ModelsAction::Verify,
+        }
+    }
+}
+
+impl From<&CacheArgs> for CacheAction {
+    fn from(args: &CacheArgs) -> Self {
+        match args.command {
+            CacheCommand::Stats { json } => CacheAction::Stats { json },
+            CacheCommand::Prune {
+                older_than,
+                dry_run,
+                json,
+            } => CacheAction::Prune {
+                older_than,
+                dry_run,
+                json,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct CacheCli {
+        #[command(subcommand)]
+        command: CacheCommand,
+    }
+
+    #[test]
+    fn prune_defaults_to_thirty_days() {
+        let cli = CacheCli::try_parse_from(["cache", "prune"]).unwrap();
+        match cli.command {
+            CacheCommand::Prune {
+                older_than,
+                dry_run,
+                json,
+            } => {
+                assert_eq!(older_than, Duration::from_secs(30 * 86_400));
+                assert!(!dry_run && !json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(CacheCli::try_parse_from(["cache", "prune", "--older-than", "soon"]).is_err());
+    }
+
+    #[test]
+    fn every_input_format_ingest_reads_is_in_the_help() {
+        let help = input_help();
+        for ext in crate::pipeline::ingest::SUPPORTED_EXTENSIONS {
+            assert!(help.contains(&format!(".{ext}")), "{ext}: {help}");
+        }
+    }
 }

@@ -5,12 +5,47 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 
-use crate::cli::{DeviceChoice, GlobalArgs};
+use crate::cache::StageCache;
 use crate::device;
 use crate::error::{Error, Result};
 use crate::models::catalog::Catalog;
 use crate::models::hub::{HubError, HubSettings, ModelStore};
 use crate::progress::Reporter;
+
+/// The global flags, as plain values (from `cli::GlobalArgs`).
+#[derive(Clone, Debug, Default)]
+pub struct GlobalOptions {
+    /// A catalog file whose entries override or extend the built-in one.
+    pub models: Option<PathBuf>,
+    /// Never use the network.
+    pub offline: bool,
+    pub device: DeviceChoice,
+    /// Where stage results are cached; default [`StageCache::default_dir`].
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Where to run the models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A GPU when polybrief was built with one and one is present, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+/// How articles are summarized.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SummarizerChoice {
+    /// The instruct LLM when it can be had, else extractive (with a note).
+    #[default]
+    Auto,
+    /// The instruct LLM; fails if it cannot be had.
+    Llm,
+    /// Sentence ranking over the English text; needs no model.
+    Extractive,
+}
 
 /// What every subcommand needs, built from the global flags and the environment.
 pub struct Context {
@@ -24,7 +59,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn from_cli(global: &GlobalArgs, reporter: Reporter) -> Result<Context> {
+    pub fn new(global: &GlobalOptions, reporter: Reporter) -> Result<Context> {
         let mut catalog = Catalog::builtin().map_err(HubError::from)?;
         if let Some(path) = &global.models {
             catalog = catalog.with_overrides(path).map_err(HubError::from)?;
@@ -33,7 +68,7 @@ impl Context {
         let (device, device_name) = select_device(global.device)?;
         let cache_dir = match &global.cache_dir {
             Some(dir) => dir.clone(),
-            None => default_cache_dir()?,
+            None => StageCache::default_dir()?,
         };
         Ok(Context {
             catalog,
@@ -48,19 +83,6 @@ impl Context {
     /// The model store that fetches (or, offline, finds) the catalog's files.
     pub fn model_store(&self) -> ModelStore {
         ModelStore::new(self.hub.clone(), self.reporter.clone())
-    }
-}
-
-/// `$XDG_CACHE_HOME/polybrief`, else `~/.cache/polybrief`.
-fn default_cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("polybrief"));
-    }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".cache").join("polybrief")),
-        None => Err(Error::Usage(
-            "cannot find a cache folder: HOME is not set; pass --cache-dir DIR".to_string(),
-        )),
     }
 }
 

@@ -8,51 +8,20 @@ use std::collections::HashMap;
 use candle_core::{DType, Device};
 
 use crate::article::Lang;
-use crate::cli::SummarizerChoice;
-use crate::config::Context;
+use crate::config::{Context, SummarizerChoice};
 use crate::error::{Error, Result};
 use crate::models::catalog::{Catalog, ModelEntry};
 use crate::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use crate::models::hub::{LocalModel, ModelStore};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
+pub(crate) use crate::models::model_ref::ModelRef;
 use crate::pipeline::translate::{
     load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators,
 };
 
-/// A model as the brief names it: catalog id, hub repo and the revision actually used.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct ModelRef {
-    pub id: String,
-    pub repo: String,
-    pub revision: String,
-}
-
-impl ModelRef {
-    pub fn of(entry: &ModelEntry) -> ModelRef {
-        ModelRef {
-            id: entry.id.clone(),
-            repo: entry.repo.clone(),
-            revision: entry.revision.clone(),
-        }
-    }
-
-    /// `Helsinki-NLP/opus-mt-de-en@<revision>`: what `translated_by` records.
-    pub fn label(&self) -> String {
-        format!("{}@{}", self.repo, short_revision(&self.revision))
-    }
-}
-
-fn short_revision(revision: &str) -> &str {
-    if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
-        &revision[..12]
-    } else {
-        revision
-    }
-}
-
 /// The translators of a run, by source language, loaded on first use.
-pub struct TranslatorPool<'a> {
+pub(crate) struct TranslatorPool<'a> {
     catalog: &'a Catalog,
     store: &'a ModelStore,
     device: &'a Device,
@@ -63,7 +32,7 @@ pub struct TranslatorPool<'a> {
 }
 
 impl<'a> TranslatorPool<'a> {
-    pub fn new(
+    pub(crate) fn new(
         catalog: &'a Catalog,
         store: &'a ModelStore,
         device: &'a Device,
@@ -77,13 +46,6 @@ impl<'a> TranslatorPool<'a> {
             loaded: HashMap::new(),
             loads: 0,
         }
-    }
-
-    /// The model that would translate `lang`, without loading it (for cache keys and the brief).
-    pub fn model_for(&self, lang: &Lang) -> Option<ModelRef> {
-        self.catalog
-            .translator_for(lang)
-            .map(|t| ModelRef::of(t.entry))
     }
 
     fn load(&self, entry: &ModelEntry) -> Result<Box<dyn Translate>, TranslateError> {
@@ -152,8 +114,44 @@ impl Translators for TranslatorPool<'_> {
     }
 }
 
+/// The run's instruct LLM, loaded the first time a summary or the synthesis misses the
+/// cache, and then shared by both: the one place the run loads it.
+pub(crate) struct LazyLlm<'a> {
+    store: &'a ModelStore,
+    entry: &'a ModelEntry,
+    device: &'a Device,
+    loaded: Option<LlmGenerator>,
+    /// How many times it was loaded (0 or 1), for the log and for tests.
+    pub loads: usize,
+}
+
+impl<'a> LazyLlm<'a> {
+    pub(crate) fn new(store: &'a ModelStore, entry: &'a ModelEntry, device: &'a Device) -> Self {
+        LazyLlm {
+            store,
+            entry,
+            device,
+            loaded: None,
+            loads: 0,
+        }
+    }
+
+    /// The loaded model, loading it now if this is the first use.
+    pub(crate) fn get(&mut self) -> Result<&mut LlmGenerator> {
+        if self.loaded.is_none() {
+            self.loaded = Some(load_llm(self.store, self.entry, self.device)?);
+            self.loads += 1;
+        }
+        Ok(self.loaded.as_mut().expect("loaded above"))
+    }
+}
+
 /// Loads the instruct LLM of `entry` from the store (downloading it unless offline).
-pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Result<LlmGenerator> {
+pub(crate) fn load_llm(
+    store: &ModelStore,
+    entry: &ModelEntry,
+    device: &Device,
+) -> Result<LlmGenerator> {
     let local = store.fetch(entry)?;
     log::info!("loading language model {} ({})", entry.id, entry.repo);
     let gguf = entry
@@ -181,7 +179,10 @@ pub fn load_llm(store: &ModelStore, entry: &ModelEntry, device: &Device) -> Resu
 /// The files of the catalog's sentence embedder for story grouping, if they can be had:
 /// cached, or fetched when online. Grouping falls back to lexical similarity (and the brief
 /// says so) when they cannot, so a missing embedder is a warning, never a failed run.
-pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, EmbedderFiles)> {
+pub(crate) fn embedder_files(
+    ctx: &Context,
+    store: &ModelStore,
+) -> Option<(ModelEntry, EmbedderFiles)> {
     let entry = ctx.catalog.embedder()?;
     let local = match store.cached(entry) {
         Some(local) => local,
@@ -225,7 +226,7 @@ pub fn embedder_files(ctx: &Context, store: &ModelStore) -> Option<(ModelEntry, 
 
 /// Loads the embedder found by [`embedder_files`]; a broken checkpoint is a warning and
 /// lexical grouping, like a missing one.
-pub fn load_embedder(
+pub(crate) fn load_embedder(
     entry: &ModelEntry,
     files: &EmbedderFiles,
     device: &Device,
@@ -246,14 +247,24 @@ pub fn load_embedder(
 }
 
 /// Which summarizer the run ended up with.
-pub enum SummaryPlan {
+pub(crate) enum SummaryPlan {
     Extractive { note: Option<String> },
     Llm { entry: ModelEntry },
 }
 
+impl SummaryPlan {
+    /// How the summaries are made, as cache keys record it: `extractive` or the LLM's label.
+    pub(crate) fn method_key(&self) -> String {
+        match self {
+            SummaryPlan::Extractive { .. } => "extractive".to_string(),
+            SummaryPlan::Llm { entry } => ModelRef::of(entry).label(),
+        }
+    }
+}
+
 /// Decides between the LLM and the extractive summarizer. `auto` falls back to extractive
 /// only when offline with no LLM cached, and says so in the brief.
-pub fn plan_summarizer(
+pub(crate) fn plan_summarizer(
     choice: SummarizerChoice,
     ctx: &Context,
     store: &ModelStore,

@@ -11,16 +11,7 @@
 
 use std::path::PathBuf;
 
-/// Exit status of the process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitCode {
-    Success = 0,
-    Fatal = 1,
-    Usage = 2,
-    SkippedInputs = 3,
-    Locked = 4,
-    Interrupted = 130,
-}
+pub use crate::exit_code::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -62,10 +53,8 @@ pub enum Error {
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
 
-    #[error(
-        "interrupted: finished work is kept in the cache; run the same command again to resume"
-    )]
-    Interrupted,
+    #[error(transparent)]
+    Interrupted(#[from] crate::interrupt::Interrupted),
 
     #[error(transparent)]
     Ingest(#[from] crate::pipeline::ingest::IngestError),
@@ -82,6 +71,9 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) | Error::Prompt(_) | Error::Ingest(_) => ExitCode::Usage,
+            Error::Translate(crate::pipeline::translate::TranslateError::NotInCatalog {
+                ..
+            }) => ExitCode::Usage,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::Llm(_)
@@ -92,9 +84,10 @@ impl Error {
                 crate::models::hub::HubError::Catalog(_) => ExitCode::Usage,
                 _ => ExitCode::Fatal,
             },
+            Error::Cache(crate::cache::CacheError::NoDefaultDir) => ExitCode::Usage,
             Error::Lock(crate::lock::LockError::Held { .. }) => ExitCode::Locked,
             Error::Lock(_) | Error::Cache(_) | Error::Output(_) => ExitCode::Fatal,
-            Error::Interrupted => ExitCode::Interrupted,
+            Error::Interrupted(_) => ExitCode::Interrupted,
         }
     }
 }
@@ -107,4 +100,26 @@ impl From<crate::models::hub::HubError> for Error {
     }
 }
 
+impl From<crate::pipeline::translate::stage::PlanError> for Error {
+    fn from(err: crate::pipeline::translate::stage::PlanError) -> Self {
+        use crate::pipeline::translate::stage::PlanError;
+        match err {
+            PlanError::Translate(e) => Error::Translate(e),
+            PlanError::Cache(e) => Error::Cache(e),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_run_exits_130() {
+        let error = Error::from(crate::interrupt::Interrupted);
+        assert_eq!(error.exit_code(), ExitCode::Interrupted);
+        assert_eq!(ExitCode::Interrupted as i32, 130);
+    }
+}

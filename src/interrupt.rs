@@ -8,7 +8,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::error::Error;
+use crate::exit_code::ExitCode;
+
+/// A stop was requested: the run ends at this boundary, keeping what the cache holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted: finished work is kept in the cache; run the same command again to resume")]
+pub struct Interrupted;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -26,7 +31,7 @@ pub fn install() -> Result<(), ctrlc::Error> {
             );
         } else {
             eprintln!("interrupted again: stopping now");
-            std::process::exit(crate::error::ExitCode::Interrupted as i32);
+            std::process::exit(ExitCode::Interrupted as i32);
         }
     })
 }
@@ -36,11 +41,11 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
-/// `Err(Error::Interrupted)` once a stop was requested: `interrupt::check()?` at an article
+/// `Err(Interrupted)` once a stop was requested: `interrupt::check()?` at an article
 /// boundary.
-pub fn check() -> Result<(), Error> {
+pub fn check() -> Result<(), Interrupted> {
     if requested() {
-        Err(Error::Interrupted)
+        Err(Interrupted)
     } else {
         Ok(())
     }
@@ -61,7 +66,6 @@ pub fn reset() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ExitCode;
 
     // The only unit test touching the process-wide flag, so it cannot race another test.
     #[test]
@@ -71,8 +75,7 @@ mod tests {
         assert!(check().is_ok());
         request();
         assert!(requested());
-        let error = check().unwrap_err();
-        assert_eq!(error.exit_code(), ExitCode::Interrupted);
+        assert_eq!(check(), Err(Interrupted));
         reset();
         assert!(!requested());
     }

@@ -5,20 +5,24 @@
 //! Models (catalog, hub downloads, Marian, the instruct LLM) live under [`models`]; the
 //! command line only wires the stages together.
 
+#![warn(unreachable_pub)]
+
 pub mod article;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod device;
-pub mod engines;
+pub(crate) mod engines;
 pub mod error;
+pub mod exit_code;
 pub mod interrupt;
 pub mod lock;
 pub mod models;
-pub mod output;
+pub(crate) mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod prompts;
-pub mod shard;
-pub mod units;
+pub(crate) mod shard;
+pub(crate) mod units;

@@ -4,7 +4,7 @@
 use clap::Parser;
 
 use polybrief::cli::{Cli, Command};
-use polybrief::config::Context;
+use polybrief::config::{Context, GlobalOptions};
 use polybrief::error::ExitCode;
 use polybrief::progress::{OutputStyle, Reporter};
 
@@ -28,14 +28,14 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli, reporter: &Reporter) -> polybrief::error::Result<ExitCode> {
-    let ctx = Context::from_cli(&cli.global, reporter.clone())?;
+    let ctx = Context::new(&GlobalOptions::from(&cli.global), reporter.clone())?;
     match cli.command {
-        Command::Run(args) => polybrief::commands::run::run(args, &ctx),
-        Command::Translate(args) => polybrief::commands::translate::run(args, &ctx),
-        Command::Summarize(args) => polybrief::commands::summarize::run(args, &ctx),
-        Command::Models(cmd) => polybrief::commands::models::run(cmd, &ctx),
+        Command::Run(args) => polybrief::commands::run::run(args.into(), &ctx),
+        Command::Translate(args) => polybrief::commands::translate::run(args.into(), &ctx),
+        Command::Summarize(args) => polybrief::commands::summarize::run(args.into(), &ctx),
+        Command::Models(cmd) => polybrief::commands::models::run(cmd.into(), &ctx),
         Command::Cache(args) => {
-            polybrief::commands::cache::run(&args, &ctx.cache_dir)?;
+            polybrief::commands::cache::run(&(&args).into(), &ctx.cache_dir)?;
             Ok(ExitCode::Success)
         }
     }

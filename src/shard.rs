@@ -20,32 +20,26 @@ use crate::article::ArticleId;
 
 /// Shard `index` of `count` (0 ≤ index < count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Shard {
+pub(crate) struct Shard {
     index: u32,
     count: u32,
 }
 
 impl Shard {
+    #[cfg(test)]
     /// Shard `index` of `count`; `None` unless 0 ≤ index < count.
-    pub fn new(index: u32, count: u32) -> Option<Shard> {
+    pub(crate) fn new(index: u32, count: u32) -> Option<Shard> {
         (index < count).then_some(Shard { index, count })
     }
 
+    #[cfg(test)]
     /// The whole input (`0/1`).
-    pub fn all() -> Shard {
+    pub(crate) fn all() -> Shard {
         Shard { index: 0, count: 1 }
     }
 
-    pub fn index(&self) -> u32 {
-        self.index
-    }
-
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
     /// Whether this shard processes the article `id`.
-    pub fn owns(&self, id: &ArticleId) -> bool {
+    pub(crate) fn owns(&self, id: &ArticleId) -> bool {
         self.count == 1 || shard_of(id.as_str(), self.count) == self.index
     }
 }

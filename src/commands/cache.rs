@@ -7,53 +7,35 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Subcommand};
-
 use crate::cache::{CacheStats, PruneReport, StageCache, Usage};
 use crate::error::Error;
 use crate::units::human_bytes;
 
-#[derive(Debug, Args)]
-pub struct CacheArgs {
-    #[command(subcommand)]
-    pub command: CacheCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CacheCommand {
-    /// Show the cache folder, its entries and size by stage.
-    Stats {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove entries no run has used for a while, entries of older polybrief cache formats,
-    /// and temporary files left by killed runs. Every cache hit refreshes an entry, so what a
-    /// nightly run still needs is never pruned by a limit longer than a day.
+/// What `polybrief cache` was asked to do (from `cli::CacheCommand`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheAction {
+    /// Show the cache folder, its entries and size by stage; `json` for JSON.
+    Stats { json: bool },
+    /// Remove entries unused for `older_than`, old-format entries and leftover temp files.
     Prune {
-        /// Remove entries unused for this long: a number and a unit, s, m, h, d or w
-        /// (`0s` empties the cache).
-        #[arg(long, default_value = "30d", value_parser = parse_age, value_name = "AGE")]
         older_than: Duration,
-        /// Say what would be removed without removing anything.
-        #[arg(long)]
         dry_run: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
         json: bool,
     },
 }
 
 /// Runs `polybrief cache ...` on the cache at `cache_dir`; the result goes to stdout.
-pub fn run(args: &CacheArgs, cache_dir: &Path) -> Result<(), Error> {
-    run_to(args, cache_dir, &mut std::io::stdout().lock())
+pub fn run(action: &CacheAction, cache_dir: &Path) -> Result<(), Error> {
+    let mut text = Vec::new();
+    run_to(action, cache_dir, &mut text)?;
+    Ok(crate::output::write_stdout(&text)?)
 }
 
 /// [`run`], writing the result to `out`.
-pub fn run_to(args: &CacheArgs, cache_dir: &Path, out: &mut impl Write) -> Result<(), Error> {
+pub fn run_to(action: &CacheAction, cache_dir: &Path, out: &mut impl Write) -> Result<(), Error> {
     let cache = StageCache::open(cache_dir)?;
-    let text = match &args.command {
-        CacheCommand::Stats { json } => {
+    let text = match action {
+        CacheAction::Stats { json } => {
             let stats = cache.stats()?;
             if *json {
                 to_json(&stats)
@@ -61,7 +43,7 @@ pub fn run_to(args: &CacheArgs, cache_dir: &Path, out: &mut impl Write) -> Resul
                 format_stats(&stats, SystemTime::now())
             }
         }
-        CacheCommand::Prune {
+        CacheAction::Prune {
             older_than,
             dry_run,
             json,
@@ -87,28 +69,6 @@ fn to_json(value: &impl serde::Serialize) -> String {
     let mut json = serde_json::to_string_pretty(value).unwrap_or_default();
     json.push('\n');
     json
-}
-
-/// Parses `30d`, `12h`, `90m`, `45s`, `2w`.
-pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let usage =
-        || format!("`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m, 2w");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| usage())?;
-    let seconds_per_unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(usage()),
-    };
-    number
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
-        .ok_or_else(usage)
 }
 
 fn format_stats(stats: &CacheStats, now: SystemTime) -> String {
@@ -215,52 +175,7 @@ fn human_age(seconds: u64) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: CacheCommand,
-    }
-
-    #[test]
-    fn parse_age_understands_units_and_rejects_the_rest() {
-        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
-        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
-        assert_eq!(parse_age("90m").unwrap(), Duration::from_secs(90 * 60));
-        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
-        assert_eq!(parse_age("0s").unwrap(), Duration::ZERO);
-        for bad in [
-            "30",
-            "d",
-            "30 days",
-            "-1d",
-            "1.5d",
-            "99999999999999999999d",
-            "",
-        ] {
-            assert!(parse_age(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn prune_defaults_to_thirty_days() {
-        let cli = Cli::try_parse_from(["cache", "prune"]).unwrap();
-        match cli.command {
-            CacheCommand::Prune {
-                older_than,
-                dry_run,
-                json,
-            } => {
-                assert_eq!(older_than, Duration::from_secs(30 * 86_400));
-                assert!(!dry_run && !json);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(Cli::try_parse_from(["cache", "prune", "--older-than", "soon"]).is_err());
-    }
 
     #[test]
     fn stats_table_lists_stages_totals_and_leftovers() {
@@ -313,12 +228,10 @@ last used: between 60s and 3d ago
         let cache = StageCache::open(dir.path()).unwrap();
         let key = crate::cache::CacheKey::new("summary", "abc", &()).unwrap();
         cache.put(&key, &"x").unwrap();
-        let args = CacheArgs {
-            command: CacheCommand::Prune {
-                older_than: Duration::ZERO,
-                dry_run: false,
-                json: true,
-            },
+        let args = CacheAction::Prune {
+            older_than: Duration::ZERO,
+            dry_run: false,
+            json: true,
         };
         let mut out = Vec::new();
         run_to(&args, dir.path(), &mut out).unwrap();
@@ -330,9 +243,7 @@ last used: between 60s and 3d ago
             "an age of zero empties the cache"
         );
 
-        let stats = CacheArgs {
-            command: CacheCommand::Stats { json: false },
-        };
+        let stats = CacheAction::Stats { json: false };
         let mut out = Vec::new();
         run_to(&stats, dir.path(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

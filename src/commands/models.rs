@@ -2,7 +2,6 @@
 //!
 //! Tables and summaries go to stdout; progress and warnings go to stderr through the reporter.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use crate::article::Lang;
@@ -12,39 +11,37 @@ use crate::models::catalog::{Catalog, ModelEntry, Need, Role, TranslatorKind};
 use crate::models::hub::{CacheState, FileOutcome, ModelStore};
 use crate::units::human_bytes;
 
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ModelsCommand {
+/// What `polybrief models` was asked to do (from `cli::ModelsCommand`).
+#[derive(Clone, Debug)]
+pub enum ModelsAction {
     /// Show the models a run needs, whether each is cached, and how big it is.
     List {
         /// Source languages to plan for, as a comma list (`de,vi,ko`). Without it, every
         /// catalog model is listed.
-        #[arg(long, value_delimiter = ',', value_name = "LANGS")]
         lang: Vec<Lang>,
     },
     /// Download and verify the models a run needs (translators for `--lang`, plus the
     /// summarizer); already cached files are only verified.
     Fetch {
         /// Source languages whose translators to fetch, as a comma list (`de,vi,ko`).
-        #[arg(long, value_delimiter = ',', value_name = "LANGS")]
         lang: Vec<Lang>,
         /// Fetch every model of the catalog (several GB).
-        #[arg(long, conflicts_with = "lang")]
         all: bool,
     },
     /// Re-hash every cached catalog model; remove and report files that fail.
     Verify,
 }
 
-pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
+pub fn run(cmd: ModelsAction, ctx: &Context) -> Result<ExitCode, Error> {
     let store = ctx.model_store();
     let mut out = String::new();
     let code = match cmd {
-        ModelsCommand::List { lang } => {
+        ModelsAction::List { lang } => {
             let rows = rows_for(&ctx.catalog, &lang);
             out.push_str(&list_table(&store, &rows));
             ExitCode::Success
         }
-        ModelsCommand::Fetch { lang, all } => {
+        ModelsAction::Fetch { lang, all } => {
             let rows = if all {
                 rows_for(&ctx.catalog, &[])
             } else {
@@ -89,7 +86,7 @@ pub fn run(cmd: ModelsCommand, ctx: &Context) -> Result<ExitCode, Error> {
             }
             ExitCode::Success
         }
-        ModelsCommand::Verify => {
+        ModelsAction::Verify => {
             let mut corrupt = 0;
             let mut checked = 0;
             for entry in ctx.catalog.entries() {
@@ -333,18 +330,9 @@ fn render(rows: &[[String; 6]]) -> String {
     out
 }
 
+/// Through the one stdout writer, so `polybrief models list | head` is not an error.
 fn print_stdout(text: &str) -> Result<(), Error> {
-    if text.is_empty() {
-        return Ok(());
-    }
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .map_err(|source| Error::Write {
-            path: PathBuf::from("<stdout>"),
-            source,
-        })
+    Ok(crate::output::write_stdout(text.as_bytes())?)
 }
 
 #[cfg(test)]

@@ -1,48 +1,65 @@
-//! `polybrief run`: the main job. Wires the stages ingest → detect → segment → translate →
-//! summarize → synthesize → render, with the stage cache in front of every expensive stage,
-//! the output lock around the write, and models loaded only when a cache miss needs them.
+//! `polybrief run`: the main job, a chain of the stages ingest → detect+segment → translate
+//! → summarize → synthesize → render. Each stage owns its cache key, version and step (in
+//! its `pipeline` module); this file only chains them, with the output lock around the
+//! write and models loaded only when a cache miss needs them.
 //!
 //! Order of failure matters here: everything that can fail for a reason the user must fix
 //! (inputs, templates, lock, models that cannot be had) fails before any expensive work, and
 //! nothing is written until the brief is complete.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
-
-use crate::article::{EnglishArticle, Lang, SegmentedArticle, SkippedInput, SourceNumber, Summary};
-use crate::cache::{CacheKey, StageCache};
-use crate::cli::RunArgs;
-use crate::config::Context;
+use crate::article::{EnglishArticle, SkippedInput, SourceNumber, Summary};
+use crate::cache::StageCache;
+use crate::config::{Context, SummarizerChoice};
 use crate::engines::{
-    embedder_files, load_embedder, load_llm, plan_summarizer, ModelRef, SummaryPlan, TranslatorPool,
+    embedder_files, load_embedder, plan_summarizer, LazyLlm, SummaryPlan, TranslatorPool,
 };
 use crate::error::{Error, ExitCode, Result};
 use crate::lock::OutputLock;
 use crate::models::catalog::ModelEntry;
-use crate::models::llm::LlmGenerator;
+use crate::models::model_ref::ModelRef;
 use crate::models::{Embedder, TextGenerator};
-use crate::pipeline::ingest::{ingest, IngestOptions};
+use crate::pipeline::ingest::fetch::FetchSettings;
+use crate::pipeline::ingest::window::Window;
+use crate::pipeline::ingest::{ingest, IngestOptions, IngestReport};
 use crate::pipeline::render::{
     render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText,
 };
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
-use crate::pipeline::summarize::{check_grounding, ExtractiveSummarizer, Summarizer};
+use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::{
-    synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+    since, synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
 };
-use crate::pipeline::translate::{translate_article, TranslateSettings};
-use crate::pipeline::{detect, segment};
+use crate::pipeline::translate::TranslateSettings;
+use crate::pipeline::{segment, summarize, synthesize, translate};
 use crate::prompts::Prompts;
 use crate::shard::Shard;
 use crate::{interrupt, output};
 
-/// Bumped when a stage's code changes what it produces, so old cache entries are not reused.
-const SEGMENT_VERSION: u32 = 1;
-const TRANSLATE_VERSION: u32 = 2;
-const SUMMARY_VERSION: u32 = 1;
-const SYNTHESIS_VERSION: u32 = 4;
+/// What `polybrief run` was asked to do (from `cli::RunArgs`, where each field is documented).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub inputs: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub archive: Option<PathBuf>,
+    pub translations: bool,
+    pub summarizer: SummarizerChoice,
+    pub prompts: Option<PathBuf>,
+    pub title: String,
+    pub beams: Option<usize>,
+    pub max_file_mib: u64,
+    pub shard: Option<String>,
+    /// The brief to compare with, instead of the newest in the archive.
+    pub previous: Option<PathBuf>,
+    /// `--since`, as given (parsed against the run's clock).
+    pub since: Option<String>,
+    pub fetch_timeout: std::time::Duration,
+    pub fetch_delay: std::time::Duration,
+}
 
 /// How long each stage took, for the log and the README's timing table.
 struct StageClock {
@@ -67,7 +84,7 @@ impl StageClock {
     }
 }
 
-pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
+pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     let run_started = Instant::now();
     let shard = args
         .shard
@@ -90,26 +107,10 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         log::debug!("Ctrl-C handler not installed: {e}");
     }
 
-    // Ingest.
     let clock = StageClock::start("ingest");
-    let report = ingest(
-        &args.inputs,
-        &IngestOptions {
-            max_file_size: args.max_file_mib * 1024 * 1024,
-        },
-    )?;
-    for warning in &report.warnings {
-        log::warn!("{warning}");
-    }
-    for skipped in &report.skipped {
-        log::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
-    }
-    let mut skipped = report.skipped;
-    let articles: Vec<_> = report
-        .articles
-        .into_iter()
-        .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
-        .collect();
+    let report = ingest(&args.inputs, &ingest_options(&args, ctx)?)?;
+    log_ingest_extras(&report);
+    let (articles, mut skipped) = articles_of_this_run(report, shard);
     clock.stop(&format!(
         "{} articles, {} skipped",
         articles.len(),
@@ -117,101 +118,44 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     ));
     if articles.is_empty() && shard.is_none() {
         return Err(Error::Usage(format!(
-            "no article could be read from {}; polybrief reads .txt, .md, .html, .htm, .json and .jsonl files",
-            args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            "no article could be read from {}; polybrief reads {}",
+            args.inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::pipeline::ingest::SUPPORTED_FILES,
         )));
     }
 
-    // Detect and segment: cheap, but cached like the rest so a resumed run agrees with the first.
     let clock = StageClock::start("detect+segment");
-    let mut segmented: Vec<SegmentedArticle> = Vec::new();
-    for article in articles {
-        let key = CacheKey::new("segment", article.id.as_str(), &SEGMENT_VERSION)?;
-        let item = cache.get_or_compute(&key, || {
-            Ok::<_, Error>(segment::segment(detect::detect(article)))
-        })?;
-        match item.detected.lang {
-            Some(_) => segmented.push(item),
-            None => {
-                log::warn!(
-                    "skipped {}: its language could not be identified",
-                    item.detected.article.origin
-                );
-                skipped.push(SkippedInput {
-                    path: item.detected.article.origin.clone().into(),
-                    reason: "its language could not be identified with confidence".to_string(),
-                });
-            }
-        }
-    }
+    let (segmented, unidentified) = segment::stage::detect_and_segment(articles, &cache)?;
+    skipped.extend(unidentified);
     clock.stop(&format!("{} articles", segmented.len()));
-
-    // Plan translation: which articles miss the cache, and which models those need.
-    let settings = translate_settings(&args);
-    let store = ctx.model_store();
-    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings.clone());
-    let mut translate_keys = Vec::new();
-    let mut needed: BTreeSet<ModelRef> = BTreeSet::new();
-    for article in &segmented {
-        let langs = foreign_langs(article);
-        let mut models = Vec::new();
-        for lang in &langs {
-            let model = translators.model_for(lang).ok_or_else(|| {
-                Error::Usage(format!(
-                    "no translation model for {lang} ({}) in the catalog and no fallback; add one with --models",
-                    lang.name()
-                ))
-            })?;
-            models.push((lang.clone(), model));
-        }
-        let key = CacheKey::new(
-            "translate",
-            article.detected.article.id.as_str(),
-            &TranslateKey {
-                version: TRANSLATE_VERSION,
-                models: &models,
-                beams: settings.num_beams,
-            },
-        )?;
-        // Looked up once here: what hits is used as is below, what misses decides the models.
-        let cached = cache.get::<EnglishArticle>(&key);
-        if cached.is_none() {
-            needed.extend(models.into_iter().map(|(_, m)| m));
-        }
-        translate_keys.push((key, cached));
-    }
 
     // Every model the cache misses need is fetched now, before any model work, so that a
     // missing network or a full disk fails the run early and writes nothing.
+    let settings = translate_settings(&args);
+    let plan = translate::stage::plan(&segmented, &ctx.catalog, settings.num_beams, &cache)?;
+    let store = ctx.model_store();
     let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
-    for model in &needed {
+    for model in &plan.needed {
         if let Some(entry) = ctx.catalog.get(&model.id) {
             store.fetch(entry)?;
         }
     }
 
-    // Translate.
     let clock = StageClock::start("translate");
+    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
     let task = ctx.reporter.items("translate", segmented.len() as u64);
-    let mut english: Vec<EnglishArticle> = Vec::new();
-    for (article, (key, cached)) in segmented.into_iter().zip(translate_keys) {
-        interrupt::check()?;
-        let done = match cached {
-            Some(done) => done,
-            None => {
-                let origin = article.detected.article.origin.clone();
-                let done = translate_article(article, &mut translators)
-                    .inspect_err(|e| task.fail(&e.to_string()))?;
-                if let Err(e) = cache.put(&key, &done) {
-                    log::warn!("{e}; the translation is used but the next run will redo it");
-                }
-                log::debug!("translated {origin}");
-                done
-            }
-        };
-        english.push(done);
-        task.inc(1);
-    }
+    let english = translate::stage::translate_all::<Error>(
+        segmented,
+        plan,
+        &mut translators,
+        &cache,
+        &task,
+        || Ok(interrupt::check()?),
+    )?;
     task.finish(&format!("{} models loaded", translators.loads));
     clock.stop(&format!(
         "{} articles, {} translation models loaded",
@@ -220,61 +164,39 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     ));
     drop(translators);
 
-    // Summarize.
     let clock = StageClock::start("summarize");
-    let mut llm: Option<LlmGenerator> = None;
-    let mut llm_loads = 0;
-    let task = ctx.reporter.items("summarize", english.len() as u64);
-    let mut summaries: Vec<Summary> = Vec::new();
+    let mut llm = match &summary_plan {
+        SummaryPlan::Llm { entry } => Some(LazyLlm::new(&store, entry, &ctx.device)),
+        SummaryPlan::Extractive { .. } => None,
+    };
     let mut notes: Vec<String> = Vec::new();
     if let SummaryPlan::Extractive { note: Some(note) } = &summary_plan {
         notes.push(note.clone());
     }
-    for article in &english {
-        interrupt::check()?;
-        let key = CacheKey::new(
-            "summarize",
-            article.article.id.as_str(),
-            &SummaryKey {
-                version: SUMMARY_VERSION,
-                english: &article.text(),
-                method: summary_method_key(&summary_plan),
-                prompts: prompts.fingerprint(crate::prompts::SUMMARIZE_TEMPLATES),
-            },
-        )?;
-        let summary = cache.get_or_compute(&key, || -> Result<Summary> {
-            let mut summary = match &summary_plan {
-                SummaryPlan::Extractive { .. } => {
-                    ExtractiveSummarizer::default().summarize(article)?
-                }
-                SummaryPlan::Llm { entry } => {
-                    if llm.is_none() {
-                        llm = Some(load_llm(&store, entry, &ctx.device)?);
-                        llm_loads += 1;
-                    }
-                    let generator = llm.as_mut().expect("loaded above");
-                    LlmSummarizer::new(generator, prompts.clone(), LlmSummaryOptions::default())
+    let method = summary_plan.method_key();
+    let task = ctx.reporter.items("summarize", english.len() as u64);
+    let summaries = summarize::stage::summarize_all(
+        &english,
+        &method,
+        &prompts,
+        &cache,
+        &task,
+        || Ok(interrupt::check()?),
+        |article| -> Result<Summary> {
+            Ok(match llm.as_mut() {
+                None => ExtractiveSummarizer::default().summarize(article)?,
+                Some(llm) => {
+                    LlmSummarizer::new(llm.get()?, prompts.clone(), LlmSummaryOptions::default())
                         .summarize(article)?
                 }
-            };
-            check_grounding(&mut summary, article);
-            Ok(summary)
-        })?;
-        if !summary.ungrounded.is_empty() {
-            log::warn!(
-                "the summary of {} states facts the article does not contain ({}); it is flagged in the brief",
-                article.article.origin,
-                summary.ungrounded.join(", ")
-            );
-        }
-        summaries.push(summary);
-        task.inc(1);
-    }
+            })
+        },
+    )?;
     task.finish("");
     clock.stop(&format!(
         "{} summaries, {} language models loaded",
         summaries.len(),
-        llm_loads
+        llm_loads(&llm)
     ));
 
     if let Some(shard) = shard {
@@ -286,7 +208,6 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         return Ok(exit_code_for(&skipped));
     }
 
-    // Synthesize.
     let clock = StageClock::start("synthesize");
     let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
         .iter()
@@ -294,7 +215,6 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, (a, s))| (i + 1, a, s))
         .collect();
-    let options = SynthesisOptions::default();
     // Found (fetched if need be) before the cache lookup, since the key says how stories are
     // grouped; loaded only on a miss. An embedder that cannot be had means lexical grouping.
     let embedder_model = embedder_files(ctx, &store);
@@ -302,70 +222,46 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         || "lexical".to_string(),
         |(entry, _)| ModelRef::of(entry).label(),
     );
-    let synthesis_key = CacheKey::new(
-        "synthesize",
-        "run",
-        &SynthesisKey {
-            version: SYNTHESIS_VERSION,
-            sources: numbered
-                .iter()
-                .map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text()))
-                .collect(),
-            method: summary_method_key(&summary_plan),
-            grouping,
-            prompt: prompts.fingerprint(crate::prompts::SYNTHESIZE_TEMPLATES),
-        },
-    )?;
+    let synthesis_key = synthesize::stage::cache_key(&numbered, &method, &grouping, &prompts)?;
     let synthesis: Synthesis = cache.get_or_compute(&synthesis_key, || -> Result<Synthesis> {
-        let points = match &summary_plan {
-            SummaryPlan::Llm { entry } => {
-                if llm.is_none() {
-                    llm = Some(load_llm(&store, entry, &ctx.device)?);
-                    llm_loads += 1;
-                }
-                llm.as_mut().map(|g| LlmPoints {
-                    generator: g as &mut dyn TextGenerator,
-                    prompt: &synthesis_prompt,
-                })
-            }
-            SummaryPlan::Extractive { .. } => None,
+        let points = match llm.as_mut() {
+            Some(llm) => Some(LlmPoints {
+                generator: llm.get()? as &mut dyn TextGenerator,
+                prompt: &synthesis_prompt,
+            }),
+            None => None,
         };
         let mut embedder = embedder_model
             .as_ref()
             .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
         let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
-        Ok(synthesize(&numbered, embedder, points, &options))
+        Ok(synthesize(
+            &numbered,
+            embedder,
+            points,
+            &SynthesisOptions::default(),
+        ))
     })?;
     notes.extend(synthesis.notes.iter().cloned());
-    // Say how stories were grouped when the embedder could not be used at all (a failing one
-    // is already noted by the synthesis).
-    match (&embedder_model, ctx.catalog.embedder()) {
-        (None, Some(entry)) => notes.push(format!(
-            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
-            entry.id
-        )),
-        (None, None) => notes.push("Stories were grouped by word overlap: the catalog has no embedding model.".to_string()),
-        (Some(_), _) => {}
-    }
+    notes.extend(grouping_note(ctx, embedder_model.is_some()));
     clock.stop(&format!(
         "{} stories, {} language models loaded in all",
         synthesis.stories.len(),
-        llm_loads
+        llm_loads(&llm)
     ));
 
-    // Render and write.
     let clock = StageClock::start("render");
+    let embedder_used = embedder_model
+        .as_ref()
+        .map(|(entry, _)| entry)
+        .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }));
+    let today = crate::clock::today();
+    let digest = since::digest(&synthesis.stories, &numbered);
+    let since = since_section(&args, today, &digest, &mut notes);
     let brief = Brief {
         title: args.title.clone(),
-        date: chrono::Local::now().format("%Y-%m-%d").to_string(),
-        models: models_used(
-            &english,
-            &summary_plan,
-            embedder_model
-                .as_ref()
-                .map(|(entry, _)| entry)
-                .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. })),
-        ),
+        date: today.format("%Y-%m-%d").to_string(),
+        models: models_used(&english, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
         sources: numbered
@@ -382,21 +278,10 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
                 .map(|(n, a, _)| TranslatedText::new(*n, a))
                 .collect()
         }),
+        since,
+        digest,
     };
-    let markdown = render_markdown(&brief);
-    match (&args.output, &args.archive) {
-        (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
-        // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
-        (None, Some(_)) => {}
-        (None, None) => output::write_stdout(markdown.as_bytes())?,
-    }
-    if let Some(path) = &args.json {
-        output::write_atomic(path, render_json(&brief).as_bytes())?;
-    }
-    if let Some(dir) = &args.archive {
-        let paths = output::archive(dir, chrono::Local::now().date_naive(), &markdown)?;
-        log::info!("archived as {}", paths.dated.display());
-    }
+    write_outputs(&args, &brief, today)?;
     clock.stop(&format!("{} sources", brief.sources.len()));
     log::info!(
         "done in {:.1}s: {} sources, {} skipped; cache {}",
@@ -408,10 +293,143 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     Ok(exit_code_for(&skipped))
 }
 
+/// The articles this run (or shard) processes, and the inputs ingest skipped; ingest's
+/// warnings and skips are logged here.
+fn articles_of_this_run(
+    report: IngestReport,
+    shard: Option<Shard>,
+) -> (Vec<crate::article::Article>, Vec<SkippedInput>) {
+    for warning in &report.warnings {
+        log::warn!("{warning}");
+    }
+    for skipped in &report.skipped {
+        log::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    let articles = report
+        .articles
+        .into_iter()
+        .filter(|a| shard.is_none_or(|s| s.owns(&a.id)))
+        .collect();
+    (articles, report.skipped)
+}
+
+fn llm_loads(llm: &Option<LazyLlm<'_>>) -> usize {
+    llm.as_ref().map_or(0, |l| l.loads)
+}
+
+/// Says how stories were grouped when the embedder could not be used at all (a failing one
+/// is already noted by the synthesis).
+fn grouping_note(ctx: &Context, embedder_found: bool) -> Option<String> {
+    match (embedder_found, ctx.catalog.embedder()) {
+        (false, Some(entry)) => Some(format!(
+            "Stories were grouped by word overlap, not by sentence embeddings: the embedding model {} was not available (offline and not cached, or its download failed).",
+            entry.id
+        )),
+        (false, None) => {
+            Some("Stories were grouped by word overlap: the catalog has no embedding model.".to_string())
+        }
+        (true, _) => None,
+    }
+}
+
+/// Ingest's settings: the size limit, the `--since` window, and how feeds are fetched
+/// (offline with `--offline`, validators and pages in the stage cache).
+fn ingest_options(args: &RunOptions, ctx: &Context) -> Result<IngestOptions> {
+    let max_file_size = args.max_file_mib * 1024 * 1024;
+    let window = args
+        .since
+        .as_deref()
+        .map(|s| Window::parse(s, crate::clock::now()))
+        .transpose()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let fetch = FetchSettings {
+        timeout: args.fetch_timeout,
+        host_delay: args.fetch_delay,
+        max_bytes: max_file_size,
+        offline: ctx.hub.offline,
+        cache_dir: Some(ctx.cache_dir.clone()),
+    };
+    Ok(IngestOptions {
+        max_file_size,
+        window,
+        fetch,
+    })
+}
+
+/// What `--since` left out and what fetching did: log lines, not skipped inputs.
+fn log_ingest_extras(report: &IngestReport) {
+    if report.left_out > 0 {
+        log::info!(
+            "--since: {} articles outside the window left out",
+            report.left_out
+        );
+    }
+    let f = report.fetched;
+    if f.requests > 0 || f.cached_pages > 0 {
+        log::info!(
+            "fetched: {} requests ({} conditional, {} not modified), {} pages from the cache",
+            f.requests,
+            f.conditional,
+            f.not_modified,
+            f.cached_pages
+        );
+    }
+}
+
+/// The "Since the last brief" section; a previous brief that cannot be read is a note,
+/// never a failure.
+fn since_section(
+    args: &RunOptions,
+    today: chrono::NaiveDate,
+    digest: &[since::StoryDigest],
+    notes: &mut Vec<String>,
+) -> Option<since::SinceLastBrief> {
+    since::since_previous(
+        args.previous.as_deref(),
+        args.archive.as_deref(),
+        today,
+        digest,
+    )
+    .unwrap_or_else(|e| {
+        log::warn!("{e}; the brief has no \u{201c}Since the last brief\u{201d} section");
+        notes.push(format!(
+            "No \u{201c}Since the last brief\u{201d} section: {e}."
+        ));
+        None
+    })
+}
+
+/// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
+fn write_outputs(args: &RunOptions, brief: &Brief, today: chrono::NaiveDate) -> Result<()> {
+    for problem in brief.problems() {
+        log::warn!("the brief is inconsistent: {problem}");
+    }
+    let markdown = render_markdown(brief);
+    match (&args.output, &args.archive) {
+        (Some(path), _) => output::write_atomic(path, markdown.as_bytes())?,
+        // With only --archive (the nightly setup) the brief goes to the archive, not to stdout.
+        (None, Some(_)) => {}
+        (None, None) => output::write_stdout(markdown.as_bytes())?,
+    }
+    if let Some(path) = &args.json {
+        output::write_atomic(path, render_json(brief).as_bytes())?;
+    }
+    if let Some(dir) = &args.archive {
+        let paths = output::archive(dir, today, &markdown)?;
+        let json = output::archive_json(dir, today, &render_json(brief))?;
+        log::info!(
+            "archived as {} and {}",
+            paths.dated.display(),
+            json.display()
+        );
+    }
+    Ok(())
+}
+
 /// The files a run writes that another run must not write at the same time: the brief
 /// (`-o`) and, with `--archive DIR`, `DIR/latest.md`.
-fn locked_outputs(args: &RunArgs) -> Vec<std::path::PathBuf> {
-    let mut paths: Vec<std::path::PathBuf> = args.output.iter().cloned().collect();
+fn locked_outputs(args: &RunOptions) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = args.output.iter().cloned().collect();
     if let Some(dir) = &args.archive {
         paths.push(dir.join("latest.md"));
     }
@@ -436,61 +454,12 @@ fn cache_summary(cache: &StageCache) -> String {
         .join(", ")
 }
 
-fn translate_settings(args: &RunArgs) -> TranslateSettings {
+fn translate_settings(args: &RunOptions) -> TranslateSettings {
     let mut settings = TranslateSettings::default();
     if let Some(beams) = args.beams {
         settings.num_beams = beams.max(1);
     }
     settings
-}
-
-/// The non-English languages of an article's sentences, in first-appearance order.
-fn foreign_langs(article: &SegmentedArticle) -> Vec<Lang> {
-    let mut langs: Vec<Lang> = Vec::new();
-    for segment in &article.segments {
-        let lang = segment
-            .lang
-            .clone()
-            .or_else(|| article.detected.lang.clone());
-        if let Some(lang) = lang.filter(|l| !l.is_english()) {
-            if !langs.contains(&lang) {
-                langs.push(lang);
-            }
-        }
-    }
-    langs
-}
-
-#[derive(Serialize)]
-struct TranslateKey<'a> {
-    version: u32,
-    models: &'a [(Lang, ModelRef)],
-    beams: usize,
-}
-
-#[derive(Serialize)]
-struct SummaryKey<'a> {
-    version: u32,
-    english: &'a str,
-    method: String,
-    prompts: String,
-}
-
-#[derive(Serialize)]
-struct SynthesisKey {
-    version: u32,
-    sources: Vec<(SourceNumber, String, String)>,
-    method: String,
-    /// `lexical` or the embedder's label.
-    grouping: String,
-    prompt: String,
-}
-
-fn summary_method_key(plan: &SummaryPlan) -> String {
-    match plan {
-        SummaryPlan::Extractive { .. } => "extractive".to_string(),
-        SummaryPlan::Llm { entry } => ModelRef::of(entry).label(),
-    }
 }
 
 fn models_used(

@@ -7,45 +7,40 @@
 use std::path::{Path, PathBuf};
 
 use crate::article::{Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang};
-use crate::cli::SummarizerChoice;
-use crate::config::Context;
+use crate::config::{Context, SummarizerChoice};
 use crate::engines::{load_llm, plan_summarizer, SummaryPlan};
 use crate::error::{Error, ExitCode};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
+use crate::pipeline::ingest::split_paragraphs;
 use crate::pipeline::summarize::llm::{split_sentences, LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::prompts::Prompts;
 
-#[derive(Debug, clap::Args)]
-pub struct SummarizeArgs {
+/// What `polybrief summarize` was asked to do (from `cli::SummarizeArgs`).
+#[derive(Clone, Debug)]
+pub struct SummarizeOptions {
     /// The English text to summarize: a file, or `-` for standard input.
-    #[arg(value_name = "FILE|-")]
     pub input: String,
 
     /// Which summarizer writes the summary.
-    #[arg(long, value_enum, default_value_t = SummarizerChoice::Auto)]
     pub summarizer: SummarizerChoice,
 
     /// A folder of prompt templates (summarize.txt, summarize_strict.txt, ...) that replace the
     /// built-in ones, file by file.
-    #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
 
     /// A local GGUF model to use instead of the catalog's (needs --tokenizer).
-    #[arg(long, value_name = "FILE", requires = "tokenizer")]
     pub gguf: Option<PathBuf>,
 
     /// The model's tokenizer.json (with --gguf). A tokenizer_config.json beside it supplies
     /// the chat template; otherwise the GGUF's own template is used.
-    #[arg(long, value_name = "FILE", requires = "gguf")]
     pub tokenizer: Option<PathBuf>,
 
     /// How many sentences the summary has.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub sentences: u16,
 }
 
-pub fn run(args: SummarizeArgs, ctx: &Context) -> Result<ExitCode, Error> {
+pub fn run(args: SummarizeOptions, ctx: &Context) -> Result<ExitCode, Error> {
     let text = super::read_input(&args.input)?;
     if text.trim().is_empty() {
         return Err(Error::Usage(format!(
@@ -113,10 +108,9 @@ fn tokenizer_config_beside(tokenizer: &Path) -> Option<PathBuf> {
 /// A plain English text as the pipeline's `EnglishArticle`: paragraphs at blank lines,
 /// sentences at Unicode sentence boundaries.
 pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
-    let paragraphs: Vec<String> = text
-        .split("\n\n")
+    let paragraphs: Vec<String> = split_paragraphs(text)
+        .iter()
         .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|p| !p.is_empty())
         .collect();
     let mut sentences = Vec::new();
     for (paragraph, p) in paragraphs.iter().enumerate() {

@@ -11,39 +11,33 @@ use crate::config::Context;
 use crate::engines::TranslatorPool;
 use crate::error::{Error, ExitCode};
 use crate::models::marian_tokenizer::MarianTokenizer;
+use crate::pipeline::ingest::split_paragraphs;
 use crate::pipeline::translate::{
     load_marian, translate_article, Translate, TranslateError, TranslateSettings, Translator,
     Translators,
 };
 use crate::pipeline::{detect, segment};
 
-#[derive(Debug, clap::Args)]
-pub struct TranslateArgs {
+/// What `polybrief translate` was asked to do (from `cli::TranslateArgs`).
+#[derive(Clone, Debug)]
+pub struct TranslateOptions {
     /// The text to translate: a file, or `-` for standard input.
-    #[arg(value_name = "FILE|-")]
     pub input: String,
 
     /// The text's language (ISO 639-1, e.g. `de`). Default: identified paragraph by paragraph.
-    #[arg(long = "from", value_name = "LANG")]
     pub from: Option<Lang>,
 
     /// Beam size; 1 is greedy search (fastest). Default: 4, as the opus-mt models were tuned.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     pub beams: Option<u16>,
 
     /// A local opus-mt folder (config.json, model.safetensors or pytorch_model.bin, source.spm,
     /// target.spm, vocab.json) that translates every non-English sentence, instead of the catalog.
-    #[arg(long, value_name = "DIR")]
     pub model_dir: Option<PathBuf>,
 }
 
-pub fn run(args: TranslateArgs, ctx: &Context) -> Result<ExitCode, Error> {
+pub fn run(args: TranslateOptions, ctx: &Context) -> Result<ExitCode, Error> {
     let text = super::read_input(&args.input)?;
-    let paragraphs: Vec<String> = text
-        .split("\n\n")
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let paragraphs = split_paragraphs(&text);
     if paragraphs.is_empty() {
         return Err(Error::Usage(format!(
             "{} is empty: there is nothing to translate",

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod llm;
 pub mod marian;
 pub mod marian_tokenizer;
+pub(crate) mod model_ref;
 
 /// Why a model could not produce text.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,9 @@
 pub mod detect;
 pub mod facts;
 pub mod ingest;
-pub mod render;
+pub(crate) mod render;
 pub mod segment;
 pub mod summarize;
 pub mod synthesize;
+pub(crate) mod text;
 pub mod translate;

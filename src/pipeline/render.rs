@@ -16,10 +16,13 @@ use serde::{Deserialize, Serialize};
 use crate::article::{
     EnglishArticle, Lang, SkippedInput, SourceNumber, Story, Summary, SummaryMethod, UnusedSource,
 };
+use crate::pipeline::synthesize::since::{SinceLastBrief, StoryDigest};
+
+mod since;
 
 /// Everything the brief says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Brief {
+pub(crate) struct Brief {
     pub title: String,
     /// The run's date, e.g. `2026-11-22`.
     pub date: String,
@@ -35,11 +38,17 @@ pub struct Brief {
     pub notes: Vec<String>,
     /// The full English text of each translated source, when asked for.
     pub translations: Option<Vec<TranslatedText>>,
+    /// What changed since the previous brief; `None` on a first run.
+    #[serde(default)]
+    pub since: Option<SinceLastBrief>,
+    /// Per story, what the next run compares with (see `synthesize::since`).
+    #[serde(default)]
+    pub digest: Vec<StoryDigest>,
 }
 
 /// One model the run used, and for what.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelUse {
+pub(crate) struct ModelUse {
     /// What it did: `translation de→en`, `summary`.
     pub role: String,
     /// The catalog id (`opus-mt-de-en`).
@@ -52,7 +61,7 @@ pub struct ModelUse {
 
 /// One entry of the Sources list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SourceEntry {
+pub(crate) struct SourceEntry {
     pub number: SourceNumber,
     /// The article's title, or its file name when it has none.
     pub title: String,
@@ -73,14 +82,14 @@ pub struct SourceEntry {
 
 /// "translated from <language> by <model>".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Translation {
+pub(crate) struct Translation {
     pub from: Lang,
     pub model: String,
 }
 
 /// A source's summary as the brief shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SourceSummary {
+pub(crate) struct SourceSummary {
     pub text: String,
     pub method: SummaryMethod,
     /// Facts in the summary the article does not contain; non-empty flags the summary.
@@ -89,14 +98,18 @@ pub struct SourceSummary {
 
 /// The English text of one translated source, for the appendix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TranslatedText {
+pub(crate) struct TranslatedText {
     pub source: SourceNumber,
     pub paragraphs: Vec<String>,
 }
 
 impl SourceEntry {
     /// The entry for an article, with its summary when there is one.
-    pub fn new(number: SourceNumber, english: &EnglishArticle, summary: Option<&Summary>) -> Self {
+    pub(crate) fn new(
+        number: SourceNumber,
+        english: &EnglishArticle,
+        summary: Option<&Summary>,
+    ) -> Self {
         let article = &english.article;
         SourceEntry {
             number,
@@ -130,7 +143,7 @@ impl SourceEntry {
 
 impl TranslatedText {
     /// The appendix text of a translated article, one paragraph per source paragraph.
-    pub fn new(number: SourceNumber, english: &EnglishArticle) -> Self {
+    pub(crate) fn new(number: SourceNumber, english: &EnglishArticle) -> Self {
         TranslatedText {
             source: number,
             paragraphs: english.text().split("\n\n").map(str::to_string).collect(),
@@ -142,7 +155,7 @@ impl Brief {
     /// Inconsistencies a renderer cannot fix: source numbers that are not 1, 2, …, n in
     /// order (a Markdown numbered list would show other numbers), and citations of sources
     /// that are not listed.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (index, source) in self.sources.iter().enumerate() {
             if source.number != index + 1 {
@@ -183,7 +196,7 @@ impl Brief {
 }
 
 /// The brief as Markdown.
-pub fn render_markdown(brief: &Brief) -> String {
+pub(crate) fn render_markdown(brief: &Brief) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", escape(&brief.title));
     let _ = writeln!(out, "Date: {}\n", escape(&brief.date));
@@ -202,6 +215,9 @@ pub fn render_markdown(brief: &Brief) -> String {
             );
         }
         out.push('\n');
+    }
+    if let Some(since) = &brief.since {
+        out.push_str(&since::since_markdown(since));
     }
 
     for story in &brief.stories {
@@ -328,7 +344,7 @@ pub fn render_markdown(brief: &Brief) -> String {
 }
 
 /// The brief as pretty-printed JSON (the `Brief` fields, as named here).
-pub fn render_json(brief: &Brief) -> String {
+pub(crate) fn render_json(brief: &Brief) -> String {
     // Plain structs with string keys: serialization cannot fail.
     let mut json = serde_json::to_string_pretty(brief).expect("a Brief always serializes to JSON");
     json.push('\n');
@@ -379,7 +395,7 @@ fn translated_by(source: &SourceEntry) -> Option<String> {
 }
 
 /// `[2][5]`: sorted, each number once. The only place citations are written.
-fn citations(numbers: &[SourceNumber]) -> String {
+pub(crate) fn citations(numbers: &[SourceNumber]) -> String {
     let mut numbers = numbers.to_vec();
     numbers.sort_unstable();
     numbers.dedup();
@@ -405,7 +421,7 @@ fn link(url: &str) -> String {
 /// metacharacters as entities, Markdown punctuation backslash-escaped, block markers at the
 /// start neutralised, and bracketed numbers (which would read as citations) turned into
 /// `(n)`.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let decited = uncite(&collapsed);
     let mut out = String::with_capacity(decited.len() + 8);
@@ -533,6 +549,8 @@ mod tests {
                     "Ports were closed.".into(),
                 ],
             }]),
+            since: None,
+            digest: vec![],
         }
     }
 

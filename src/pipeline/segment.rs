@@ -17,6 +17,8 @@
 //! nothing here may drop text (every non-space character of a paragraph is in exactly one
 //! segment).
 
+pub(crate) mod stage;
+
 use std::ops::Range;
 
 use unicode_segmentation::UnicodeSegmentation;

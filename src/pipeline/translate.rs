@@ -10,6 +10,8 @@
 //! segments through untouched, and yields the [`EnglishArticle`] whose every sentence points
 //! at the segment it came from.
 
+pub(crate) mod stage;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,12 @@ pub enum TranslateError {
         name = lang.name()
     )]
     NoModel { lang: Lang },
+
+    #[error(
+        "no translation model for {lang} ({name}) in the catalog and no fallback; add one with --models",
+        name = lang.name()
+    )]
+    NotInCatalog { lang: Lang },
 
     #[error("the language of a sentence in {origin} is unknown, so it cannot be translated")]
     UnknownLanguage { origin: String },

@@ -736,7 +736,7 @@ fn models_fetch_shows_progress_then_runs_from_cache_and_offline() {
         .lines()
         .find(|l| l.starts_with("tiny-de-en"))
         .unwrap();
-    assert!(line.contains("cached (204.8 kB)"), "{stdout}");
+    assert!(line.contains("cached (200.0 KiB)"), "{stdout}");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! binary or the library against files the tests make or ship under tests/fixtures.
 
 mod embed_parity;
+mod feeds;
 mod hub;
+mod layers;
 mod llm_parity;
 mod marian_parity;
 mod nightly;

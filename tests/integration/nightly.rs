@@ -155,7 +155,7 @@ fn child_process() {
                 println!("FINISHED {article}");
                 if let Err(stop) = polybrief::interrupt::check() {
                     println!("STOPPED AT BOUNDARY");
-                    std::process::exit(stop.exit_code() as i32);
+                    std::process::exit(polybrief::error::Error::from(stop).exit_code() as i32);
                 }
             }
         }

@@ -56,8 +56,9 @@ pub(super) fn parse_text(text: &str, metadata_given: bool) -> Parsed {
     Parsed { meta, paragraphs }
 }
 
-/// Paragraphs separated by blank (or whitespace-only) lines; lines trimmed.
-pub(super) fn split_paragraphs(text: &str) -> Vec<String> {
+/// Paragraphs separated by blank (or whitespace-only) lines; lines trimmed. The one rule for
+/// where a paragraph ends, for articles and for the `translate` and `summarize` commands.
+pub(crate) fn split_paragraphs(text: &str) -> Vec<String> {
     let mut paragraphs = Vec::new();
     let mut current: Vec<&str> = Vec::new();
     for line in text.lines().map(str::trim) {

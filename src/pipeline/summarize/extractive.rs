@@ -7,8 +7,8 @@
 
 use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
 
-use super::lexical::{terms, Idf, TermVector};
 use super::{check_grounding, SummarizeError, Summarizer};
+use crate::pipeline::text::{terms, Idf, TermVector};
 
 /// Sentences with fewer words than this (datelines, bylines, "Photo: AP") are picked only
 /// when the article has nothing longer.
@@ -118,7 +118,7 @@ impl ExtractiveSummarizer {
 
 /// Personalised PageRank over the sentence-similarity graph. The teleport vector favours early
 /// sentences (weight 1/(i+1)): the lead of a news article states the event.
-pub fn textrank(vectors: &[TermVector]) -> Vec<f32> {
+pub(crate) fn textrank(vectors: &[TermVector]) -> Vec<f32> {
     let n = vectors.len();
     if n == 0 {
         return Vec::new();

@@ -385,7 +385,7 @@ pub fn split_sentences(text: &str) -> Vec<String> {
 /// English sentences that share most of a summary sentence's content words (up to three, in
 /// article order): a cheap pointer from an LLM sentence back to where it came from.
 fn supporting_sentences(sentence: &str, article: &EnglishArticle) -> Vec<usize> {
-    let words = crate::pipeline::summarize::lexical::term_set(sentence);
+    let words = crate::pipeline::text::term_set(sentence);
     if words.is_empty() {
         return Vec::new();
     }
@@ -394,7 +394,7 @@ fn supporting_sentences(sentence: &str, article: &EnglishArticle) -> Vec<usize> 
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let theirs = crate::pipeline::summarize::lexical::term_set(&s.text);
+            let theirs = crate::pipeline::text::term_set(&s.text);
             (
                 i,
                 words

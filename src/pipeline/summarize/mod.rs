@@ -3,10 +3,10 @@
 //! and the run is offline) and the LLM summarizer (in `llm`). Every summary's numbers, dates
 //! and names are then checked against its article (`check_grounding`).
 
-pub mod extractive;
-pub mod grounding;
-pub mod lexical;
+pub(crate) mod extractive;
+pub(crate) mod grounding;
 pub mod llm;
+pub(crate) mod stage;
 
 pub use extractive::ExtractiveSummarizer;
 pub use grounding::{check_grounding, ungrounded_facts};

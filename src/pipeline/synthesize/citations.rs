@@ -10,7 +10,7 @@
 
 use crate::article::SourceNumber;
 use crate::pipeline::facts::extract_facts;
-use crate::pipeline::summarize::lexical::{coverage, terms};
+use crate::pipeline::text::{coverage, terms};
 
 use super::SourceDoc;
 

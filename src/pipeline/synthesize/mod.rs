@@ -10,16 +10,19 @@
 //! - `citations`: the checker every point passes, whoever wrote it: a source is cited only if
 //!   its English text holds the point's key facts.
 //! - `disagreements`: different values for the same quantity or date across a story's sources.
+//! - `since`: what changed against the previous brief (new, continuing and dropped stories).
 //!
 //! Article text is data throughout: it reaches the output only as point text (plain text,
 //! escaped by the renderer) and never decides a citation — citations are computed from source
 //! numbers this module assigned.
 
-pub mod citations;
-pub mod disagreements;
-pub mod group;
-pub mod points;
-pub mod prompt;
+pub(crate) mod citations;
+pub(crate) mod disagreements;
+pub(crate) mod group;
+pub(crate) mod points;
+pub(crate) mod prompt;
+pub(crate) mod since;
+pub(crate) mod stage;
 
 use std::collections::BTreeMap;
 
@@ -103,7 +106,7 @@ impl<'a> SourceDoc<'a> {
     ) -> Self {
         let text = article.text();
         let facts = SourceFacts::new(&text);
-        let terms = crate::pipeline::summarize::lexical::term_set(&text);
+        let terms = crate::pipeline::text::term_set(&text);
         SourceDoc {
             number,
             article,

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::article::{KeyPoint, SourceNumber};
-use crate::pipeline::summarize::lexical::{terms, Idf, TermVector};
+use crate::pipeline::text::{terms, Idf, TermVector};
 
 use super::citations::{check_point, supports};
 use super::{SourceDoc, UnusedReason};

@@ -26,13 +26,13 @@ const STOPWORDS: &[&str] = &[
     "without", "would", "yet", "you", "your", "yours",
 ];
 
-pub fn is_stopword(folded: &str) -> bool {
+pub(crate) fn is_stopword(folded: &str) -> bool {
     STOPWORDS.binary_search(&folded).is_ok()
 }
 
 /// A light English stemmer: enough to make "jobs"/"job", "killed"/"killing"/"kill",
 /// "evacuated"/"evacuate" meet, without a dictionary.
-pub fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     let chars: Vec<char> = word.chars().collect();
     if chars.len() <= 3 || chars.iter().any(|c| c.is_ascii_digit()) {
         return word.to_string();
@@ -70,7 +70,7 @@ pub fn stem(word: &str) -> String {
 
 /// The content terms of `text`, in order: folded words that are not stopwords, stemmed.
 /// Words with digits are kept whole ("2024", "1.2").
-pub fn terms(text: &str) -> Vec<String> {
+pub(crate) fn terms(text: &str) -> Vec<String> {
     words(text)
         .into_iter()
         .map(|w| w.folded)
@@ -82,20 +82,21 @@ pub fn terms(text: &str) -> Vec<String> {
 
 /// A sparse vector over terms, sorted by term.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct TermVector {
+pub(crate) struct TermVector {
     entries: Vec<(String, f32)>,
     norm: f32,
 }
 
 impl TermVector {
-    pub fn from_weights(weights: BTreeMap<String, f32>) -> TermVector {
+    pub(crate) fn from_weights(weights: BTreeMap<String, f32>) -> TermVector {
         let entries: Vec<(String, f32)> = weights.into_iter().filter(|(_, w)| *w > 0.0).collect();
         let norm = entries.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
         TermVector { entries, norm }
     }
 
+    #[cfg(test)]
     /// Raw term counts.
-    pub fn counts(terms: &[String]) -> TermVector {
+    pub(crate) fn counts(terms: &[String]) -> TermVector {
         let mut weights = BTreeMap::new();
         for t in terms {
             *weights.entry(t.clone()).or_insert(0.0) += 1.0;
@@ -103,16 +104,8 @@ impl TermVector {
         TermVector::from_weights(weights)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    pub fn terms(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(t, _)| t.as_str())
-    }
-
     /// Cosine similarity in [0, 1]; 0 when either vector is empty.
-    pub fn cosine(&self, other: &TermVector) -> f32 {
+    pub(crate) fn cosine(&self, other: &TermVector) -> f32 {
         if self.norm == 0.0 || other.norm == 0.0 {
             return 0.0;
         }
@@ -134,7 +127,7 @@ impl TermVector {
 
 /// Inverse document frequencies over a set of documents (each a list of terms).
 #[derive(Clone, Debug, Default)]
-pub struct Idf {
+pub(crate) struct Idf {
     idf: BTreeMap<String, f32>,
     default: f32,
 }
@@ -142,7 +135,7 @@ pub struct Idf {
 impl Idf {
     /// Smoothed idf, `ln((N + 1) / (df + 1)) + 1`: terms in every document still count a little,
     /// so two documents of a two-document run can be compared at all.
-    pub fn new(documents: &[Vec<String>]) -> Idf {
+    pub(crate) fn new(documents: &[Vec<String>]) -> Idf {
         let n = documents.len() as f32;
         let mut df: BTreeMap<&str, f32> = BTreeMap::new();
         for doc in documents {
@@ -163,13 +156,13 @@ impl Idf {
         }
     }
 
-    pub fn weight(&self, term: &str) -> f32 {
+    pub(crate) fn weight(&self, term: &str) -> f32 {
         self.idf.get(term).copied().unwrap_or(self.default)
     }
 
     /// The TF-IDF vector of a document, with sublinear term frequency (1 + ln tf) so one
     /// repeated word does not dominate.
-    pub fn vector(&self, terms: &[String]) -> TermVector {
+    pub(crate) fn vector(&self, terms: &[String]) -> TermVector {
         let mut tf: BTreeMap<String, f32> = BTreeMap::new();
         for t in terms {
             *tf.entry(t.clone()).or_insert(0.0) += 1.0;
@@ -186,7 +179,7 @@ impl Idf {
 }
 
 /// The share of `claim`'s distinct terms that occur in `source` (distinct terms, sorted).
-pub fn coverage(claim: &[String], source_sorted: &[String]) -> f32 {
+pub(crate) fn coverage(claim: &[String], source_sorted: &[String]) -> f32 {
     let mut distinct: Vec<&String> = claim.iter().collect();
     distinct.sort_unstable();
     distinct.dedup();
@@ -201,7 +194,7 @@ pub fn coverage(claim: &[String], source_sorted: &[String]) -> f32 {
 }
 
 /// Sorted, deduplicated terms, for `coverage`.
-pub fn term_set(text: &str) -> Vec<String> {
+pub(crate) fn term_set(text: &str) -> Vec<String> {
     let mut t = terms(text);
     t.sort_unstable();
     t.dedup();

@@ -1,0 +1,79 @@
+//! The summarize stage of a run: its cache key, version and step. Which summarizer runs on a
+//! miss is the caller's (the LLM is loaded only then); the stage owns what a summary's cache
+//! entry depends on and checks every summary's facts against its article.
+
+use serde::Serialize;
+
+use crate::article::{EnglishArticle, Summary};
+use crate::cache::{CacheError, CacheKey, StageCache};
+use crate::progress::Task;
+use crate::prompts::{Prompts, SUMMARIZE_TEMPLATES};
+
+use super::check_grounding;
+
+/// The stage's name in the cache and in its counters.
+pub(crate) const STAGE: &str = "summarize";
+
+/// Bumped when summarizing changes what it produces.
+pub(crate) const CACHE_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct KeyParts<'a> {
+    version: u32,
+    english: &'a str,
+    method: &'a str,
+    prompts: String,
+}
+
+/// A summary depends on the article's English text, the method (`extractive`, or the LLM's
+/// label) and the summary prompt templates.
+pub(crate) fn cache_key(
+    article: &EnglishArticle,
+    method: &str,
+    prompts: &Prompts,
+) -> Result<CacheKey, CacheError> {
+    CacheKey::new(
+        STAGE,
+        article.article.id.as_str(),
+        &KeyParts {
+            version: CACHE_VERSION,
+            english: &article.text(),
+            method,
+            prompts: prompts.fingerprint(SUMMARIZE_TEMPLATES),
+        },
+    )
+}
+
+/// Summarizes every article: from the cache, or by `summarize` on a miss, then grounded.
+/// `between_articles` runs before each article (the run's interrupt check).
+pub(crate) fn summarize_all<E: From<CacheError>>(
+    articles: &[EnglishArticle],
+    method: &str,
+    prompts: &Prompts,
+    cache: &StageCache,
+    task: &Task,
+    mut between_articles: impl FnMut() -> Result<(), E>,
+    mut summarize: impl FnMut(&EnglishArticle) -> Result<Summary, E>,
+) -> Result<Vec<Summary>, E> {
+    let mut summaries = Vec::new();
+    for article in articles {
+        between_articles()?;
+        let key = cache_key(article, method, prompts)?;
+        let summary = cache.get_or_compute(&key, || -> Result<Summary, E> {
+            let mut summary = summarize(article)?;
+            check_grounding(&mut summary, article);
+            Ok(summary)
+        })?;
+        if !summary.ungrounded.is_empty() {
+            log::warn!(
+                "the summary of {} states facts the article does not contain ({}); it is flagged in the brief",
+                article.article.origin,
+                summary.ungrounded.join(", ")
+            );
+        }
+        summaries.push(summary);
+        task.inc(1);
+    }
+    cache.flush();
+    Ok(summaries)
+}
