@@ -2,7 +2,7 @@
 //! ids from a file, in consecutive batches, with a fixed output length, and prints one JSON line
 //! `{"seconds": .., "tokens": .., "sentences": ..}` for the timed part (after one warm-up batch).
 //!
-//! Usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]
+//! Usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N] [--device cpu|cuda]
 //! where IDS_JSON is `{"sentences": [[id, ..., eos], ...]}`. Threads follow RAYON_NUM_THREADS.
 
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ struct Input {
 /// Runs one batch; returns (generated tokens, seconds spent in the encoder).
 fn run_batch(
     model: &MarianMTModel,
+    device: &Device,
     batch: &[Vec<u32>],
     params: &GenerationParams,
     new_tokens: usize,
@@ -35,10 +36,12 @@ fn run_batch(
         mask.extend(std::iter::repeat_n(1u8, s.len()));
         mask.extend(std::iter::repeat_n(0u8, width - s.len()));
     }
-    let ids = Tensor::from_vec(ids, (batch.len(), width), &Device::Cpu).expect("ids");
-    let mask = Tensor::from_vec(mask, (batch.len(), width), &Device::Cpu).expect("mask");
+    let ids = Tensor::from_vec(ids, (batch.len(), width), device).expect("ids");
+    let mask = Tensor::from_vec(mask, (batch.len(), width), device).expect("mask");
     let start = Instant::now();
     let encoded = model.encode(&ids, &mask).expect("encode");
+    // A GPU runs the encoder asynchronously: wait for it, so its time is its own.
+    device.synchronize().expect("synchronize");
     let encode_seconds = start.elapsed().as_secs_f64();
     let cache = model.new_cache(&encoded).expect("cache");
     let mut decoding = MarianDecoding::new(model, cache);
@@ -53,7 +56,20 @@ fn main() {
     let model_dir = PathBuf::from(args.next().expect(usage));
     let ids_path = PathBuf::from(args.next().expect(usage));
     let (mut beams, mut batch, mut new_tokens) = (1usize, 1usize, 24usize);
+    let mut device = Device::Cpu;
     while let Some(flag) = args.next() {
+        if flag == "--device" {
+            device = match args.next().as_deref() {
+                Some("cpu") => Device::Cpu,
+                Some("cuda") => {
+                    polybrief::device::open(polybrief::device::Gpu::Cuda)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .device
+                }
+                _ => panic!("{usage}"),
+            };
+            continue;
+        }
         let value: usize = args.next().and_then(|v| v.parse().ok()).expect(usage);
         match flag.as_str() {
             "--beams" => beams = value,
@@ -64,7 +80,7 @@ fn main() {
     }
     let input: Input = serde_json::from_str(&std::fs::read_to_string(&ids_path).expect("read ids"))
         .expect("ids json");
-    let model = load_marian(&model_dir, DType::F32, &Device::Cpu).expect("load model");
+    let model = load_marian(&model_dir, DType::F32, &device).expect("load model");
     // Fixed output length: EOS is forbidden until the last position, where it is forced.
     let params = GenerationParams {
         num_beams: beams,
@@ -72,11 +88,11 @@ fn main() {
         ..GenerationParams::for_marian(model.config())
     };
     let batches: Vec<&[Vec<u32>]> = input.sentences.chunks(batch.max(1)).collect();
-    run_batch(&model, batches[0], &params, new_tokens);
+    run_batch(&model, &device, batches[0], &params, new_tokens);
     let start = Instant::now();
     let (mut tokens, mut encode_seconds) = (0, 0.0);
     for b in &batches {
-        let (t, e) = run_batch(&model, b, &params, new_tokens);
+        let (t, e) = run_batch(&model, &device, b, &params, new_tokens);
         tokens += t;
         encode_seconds += e;
     }

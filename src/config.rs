@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use candle_core::Device;
 
 use crate::cache::StageCache;
+use crate::device;
 use crate::error::{Error, Result};
 use crate::models::catalog::Catalog;
 use crate::models::hub::{HubError, HubSettings, ModelStore};
@@ -85,45 +86,17 @@ impl Context {
     }
 }
 
-/// Maps `--device` to a candle device. `auto` never fails: it falls back to the CPU.
+/// Maps `--device` to a candle device and its name (see [`crate::device`]).
 fn select_device(choice: DeviceChoice) -> Result<(Device, String)> {
-    let gpu_unavailable = |name: &str, feature: &str| {
-        Error::Usage(format!(
-            "--device {name}: this polybrief was built without the `{feature}` feature or no \
-             {name} device is present; rebuild with `cargo install --features {feature}` or use \
-             --device cpu"
-        ))
-    };
-    match choice {
-        DeviceChoice::Cpu => Ok((Device::Cpu, "cpu".to_string())),
+    let selected = match choice {
+        DeviceChoice::Cpu => device::Selected::cpu(),
         DeviceChoice::Cuda => {
-            if candle_core::utils::cuda_is_available() {
-                let device = Device::new_cuda(0).map_err(|_| gpu_unavailable("cuda", "cuda"))?;
-                Ok((device, "cuda:0".to_string()))
-            } else {
-                Err(gpu_unavailable("cuda", "cuda"))
-            }
+            device::open(device::Gpu::Cuda).map_err(|e| Error::Usage(e.to_string()))?
         }
         DeviceChoice::Metal => {
-            if candle_core::utils::metal_is_available() {
-                let device = Device::new_metal(0).map_err(|_| gpu_unavailable("metal", "metal"))?;
-                Ok((device, "metal:0".to_string()))
-            } else {
-                Err(gpu_unavailable("metal", "metal"))
-            }
+            device::open(device::Gpu::Metal).map_err(|e| Error::Usage(e.to_string()))?
         }
-        DeviceChoice::Auto => {
-            if candle_core::utils::cuda_is_available() {
-                if let Ok(device) = Device::new_cuda(0) {
-                    return Ok((device, "cuda:0".to_string()));
-                }
-            }
-            if candle_core::utils::metal_is_available() {
-                if let Ok(device) = Device::new_metal(0) {
-                    return Ok((device, "metal:0".to_string()));
-                }
-            }
-            Ok((Device::Cpu, "cpu".to_string()))
-        }
-    }
+        DeviceChoice::Auto => device::auto(|why| log::warn!("{}", why.auto_fallback_note())),
+    };
+    Ok((selected.device, selected.name))
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod device;
 pub(crate) mod engines;
 pub mod error;
 pub mod exit_code;

@@ -9,6 +9,9 @@ Each tool runs in its own process; peak RSS is that process's, from GNU time (mo
 Only the decoding loop is timed (after one warm-up batch), once per configuration.
 
 Usage: translate_bench.py --polybrief PATH [--threads 2] [--sentences 64] [--new-tokens 24]
+                          [--device cpu|cuda]
+With --device cuda (scripts/gpu/check.sh), polybrief and transformers run on GPU 0; peak RSS
+is then host memory only.
 Normally run through scripts/bench/translate.sh, which builds everything first.
 """
 
@@ -27,9 +30,9 @@ EOS = 0
 UNK = 1
 
 
-def build_model(workdir, seed):
-    """Random opus-mt-de-en-sized model + a tokenizer directory CTranslate2's converter accepts."""
-    import sentencepiece as spm
+def build_model(workdir, seed, with_tokenizer=True):
+    """Random opus-mt-de-en-sized model + a tokenizer directory CTranslate2's converter accepts
+    (the tokenizer only `with_tokenizer`: polybrief and transformers take ids)."""
     import torch
     from transformers import MarianConfig, MarianMTModel
 
@@ -53,6 +56,13 @@ def build_model(workdir, seed):
         # zero vector CTranslate2 starts from ("start_from_zero_embedding").
         model.model.shared.weight[PAD].zero_()
     model.save_pretrained(model_dir)
+    if with_tokenizer:
+        write_tokenizer(model_dir, workdir, seed)
+    return model_dir
+
+
+def write_tokenizer(model_dir, workdir, seed):
+    import sentencepiece as spm
 
     # A small sentencepiece model (MarianTokenizer needs one per side) and a joint vocab.json of
     # the full size: ids are what the benchmark feeds, the pieces are only names.
@@ -78,7 +88,6 @@ def build_model(workdir, seed):
     with open(os.path.join(model_dir, "tokenizer_config.json"), "w") as f:
         json.dump({"tokenizer_class": "MarianTokenizer", "source_lang": "de", "target_lang": "en",
                    "model_max_length": 512}, f)
-    return model_dir
 
 
 def convert_ct2(model_dir, workdir, quantization):
@@ -114,14 +123,14 @@ def run_hf(args, sents):
     from transformers import MarianMTModel
 
     torch.set_num_threads(args.threads)
-    model = MarianMTModel.from_pretrained(args.model_dir).eval()
+    model = MarianMTModel.from_pretrained(args.model_dir).eval().to(args.device)
     kwargs = dict(num_beams=args.beams, do_sample=False, min_new_tokens=args.new_tokens,
                   max_new_tokens=args.new_tokens, early_stopping=True, length_penalty=1.0,
                   bad_words_ids=[[PAD]])
 
     def one(batch):
         width = max(len(s) for s in batch)
-        ids = torch.tensor([s + [PAD] * (width - len(s)) for s in batch])
+        ids = torch.tensor([s + [PAD] * (width - len(s)) for s in batch], device=args.device)
         mask = (ids != PAD).long()
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
@@ -167,7 +176,7 @@ def run_polybrief(args, sents):
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     out = subprocess.run(
         [args.polybrief, args.model_dir, ids_file, "--beams", str(args.beams),
-         "--batch", str(args.batch), "--new-tokens", str(args.new_tokens)],
+         "--batch", str(args.batch), "--new-tokens", str(args.new_tokens), "--device", args.device],
         check=True, capture_output=True, text=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["seconds"], result["tokens"]
@@ -189,7 +198,8 @@ def measure(args, tool, beams, batch, ct2_dirs):
     cmd = [sys.executable, os.path.abspath(__file__), "--run", tool, "--model-dir", args.model_dir,
            "--workdir", args.workdir, "--polybrief", args.polybrief, "--threads", str(args.threads),
            "--sentences", str(args.sentences), "--new-tokens", str(args.new_tokens),
-           "--seed", str(args.seed), "--beams", str(beams), "--batch", str(batch)]
+           "--seed", str(args.seed), "--beams", str(beams), "--batch", str(batch),
+           "--device", args.device]
     if tool.startswith("ct2"):
         cmd += ["--ct2-dir", ct2_dirs[tool]]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
@@ -199,14 +209,17 @@ def measure(args, tool, beams, batch, ct2_dirs):
     # its parent's peak, and this process has torch and ctranslate2 loaded (about 700 MB), so
     # every tool would read at least that. For polybrief the figure is the larger of the small
     # Python wrapper and the binary it waits for, i.e. the binary's.
+    # Without GNU time (a bare GPU machine may lack it) the RSS column reads nan.
     rss_file = os.path.join(args.workdir, "peak-rss.txt")
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd,
-                          stdout=subprocess.PIPE, text=True, env=env)
+    timer = ["/usr/bin/time", "-f", "%M", "-o", rss_file] if os.path.exists("/usr/bin/time") else []
+    proc = subprocess.run(timer + cmd, stdout=subprocess.PIPE, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{tool} failed (exit code {proc.returncode})")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    with open(rss_file) as f:
-        result["peak_rss_mb"] = int(f.read().split()[-1]) / 1024
+    result["peak_rss_mb"] = float("nan")
+    if timer:
+        with open(rss_file) as f:
+            result["peak_rss_mb"] = int(f.read().split()[-1]) / 1024
     return result
 
 
@@ -220,6 +233,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tools", default="polybrief,hf,ct2-float32,ct2-int8")
     p.add_argument("--configs", default="greedy:1,greedy:16,beam4:1,beam4:16")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where polybrief and transformers run (CTranslate2 stays on the CPU)")
     # Internal: run a single measurement in this process.
     p.add_argument("--run")
     p.add_argument("--model-dir")
@@ -235,8 +250,8 @@ def main():
         return
 
     os.makedirs(args.workdir, exist_ok=True)
-    args.model_dir = build_model(args.workdir, args.seed)
     tools = args.tools.split(",")
+    args.model_dir = build_model(args.workdir, args.seed, any(t.startswith("ct2") for t in tools))
     ct2_dirs = {t: convert_ct2(args.model_dir, args.workdir, t.split("-")[1])
                 for t in tools if t.startswith("ct2")}
 
@@ -259,7 +274,7 @@ def main():
     load_after = os.getloadavg()[0]
 
     print(f"\n{args.sentences} sentences of 8–48 source tokens, {args.new_tokens} target tokens each, "
-          f"{args.threads} threads, CPU; ratios are relative to polybrief (higher is faster; "
+          f"{args.threads} threads, {device_label(args.device)}; ratios are relative to polybrief (higher is faster; "
           f"for RSS, higher is more memory). 1-minute load average {load_before:.2f} before, "
           f"{load_after:.2f} after (other processes on the machine slow every tool down).\n")
     print("| decoding | batch | tool | sentences/s | target tokens/s | peak RSS (MB) | speed vs polybrief | RSS vs polybrief |")
@@ -271,6 +286,13 @@ def main():
             rss = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}×" if base else "–"
             print(f"| {name} | {batch} | {tool} | {r['sent_per_s']:.2f} | {r['tok_per_s']:.1f} | "
                   f"{r['peak_rss_mb']:.0f} | {speed} | {rss} |")
+
+
+def device_label(device):
+    if device == "cpu":
+        return "CPU"
+    import torch
+    return f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "GPU"
 
 
 if __name__ == "__main__":

@@ -797,6 +797,19 @@ fn first_present<'a>(vb: &VarBuilder, names: &[&'a str]) -> Option<&'a str> {
 impl MarianMTModel {
     /// Builds the model from a checkpoint whose keys are those of `MarianMTModel.state_dict()`.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        // On the CPU in f32 the LM head (and the embeddings tied to it) live in panels; every
+        // other device and dtype uses candle's tensors.
+        let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
+        Self::build(cfg, vb, use_panels)
+    }
+
+    /// [`MarianMTModel::new`] with the tensor LM head that GPUs use, on any device: lets a
+    /// CPU-only test check the GPU's path against the reference.
+    pub fn new_with_tensor_head(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Self::build(cfg, vb, false)
+    }
+
+    fn build(cfg: &Config, vb: VarBuilder, use_panels: bool) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
         let d = cfg.d_model;
         let target_vocab = cfg.target_vocab_size();
@@ -838,8 +851,6 @@ impl MarianMTModel {
             Tensor::zeros(target_vocab, vb.dtype(), vb.device())?
         };
 
-        // On the CPU in f32 the LM head (and the embeddings tied to it) live in panels.
-        let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
         let (decoder_embed, lm_head) = if use_panels {
             let panels = |w: &Tensor| -> Result<std::sync::Arc<PanelMatrix>> {
                 let (rows, cols) = w.dims2()?;

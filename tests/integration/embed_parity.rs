@@ -4,12 +4,11 @@
 //! exactly (including truncation to max_seq_length), embeddings within 1e-4, and a padded batch
 //! gives the same vectors as one text at a time.
 
-use std::path::PathBuf;
-
-use candle_core::Device;
 use polybrief::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use polybrief::models::Embedder;
 use serde::Deserialize;
+
+use crate::support::target::{repo_root, test_device};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -27,14 +26,14 @@ struct Case {
 }
 
 fn fixture() -> (SentenceEmbedder, Reference) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert/tiny");
+    let dir = repo_root().join("tests/fixtures/bert/tiny");
     let files = EmbedderFiles {
         config: dir.join("config.json"),
         weights: dir.join("model.safetensors"),
         tokenizer: dir.join("tokenizer.json"),
         sentence_config: Some(dir.join("sentence_bert_config.json")),
     };
-    let embedder = SentenceEmbedder::load(&files, &Device::Cpu).expect("tiny BERT loads");
+    let embedder = SentenceEmbedder::load(&files, &test_device()).expect("tiny BERT loads");
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["commands"],
-    &["config", "engines", "error"],
+    &["config", "device", "engines", "error"],
     &["pipeline"],
     &["models"],
     &[

@@ -8,10 +8,9 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 
-use candle_core::Device;
 use polybrief::article::{
     Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, SummaryMethod,
 };
@@ -24,8 +23,10 @@ use polybrief::pipeline::summarize::Summarizer;
 use polybrief::prompts::Prompts;
 use serde_json::Value;
 
+use crate::support::target::{polybrief_bin, repo_root, test_device};
+
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2")
+    repo_root().join("tests/fixtures/qwen2")
 }
 
 fn reference(dir: &str) -> Value {
@@ -72,7 +73,7 @@ fn tiny_unquantized(options: LlmOptions) -> LlmGenerator {
         config: dir.join("config.json"),
         files: vec![dir.join("model.safetensors")],
     };
-    LlmGenerator::load(&tiny_files(weights, true), &Device::Cpu, options).unwrap()
+    LlmGenerator::load(&tiny_files(weights, true), &test_device(), options).unwrap()
 }
 
 /// (system, user) of a reference prompt; an absent system message is "".
@@ -229,7 +230,7 @@ fn assert_close_to_dequantized(logits: &[f32], reference: &[f32], what: &str) {
 #[test]
 fn q8_0_gguf_logits_match_the_dequantized_reference_within_tolerance() {
     let files = tiny_files(Weights::Gguf(fixtures().join("tiny/model-q8_0.gguf")), true);
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
+    let mut model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
     assert_eq!(model.architecture(), "qwen2");
     for (i, prompt) in reference("tiny")["prompts"]
         .as_array()
@@ -251,7 +252,7 @@ fn q8_0_gguf_logits_equal_dequantized_weights_times_rounded_activations() {
     // The exact account of the quantized path: dequantized weights times Q8_0-rounded inputs.
     // 1e-4 leaves room for float summation order only (measured: 3e-6).
     let files = tiny_files(Weights::Gguf(fixtures().join("tiny/model-q8_0.gguf")), true);
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
+    let mut model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
     for (i, prompt) in reference("tiny")["prompts"]
         .as_array()
         .unwrap()
@@ -273,7 +274,7 @@ fn q4_k_gguf_logits_match_the_dequantized_reference_within_tolerance() {
         tokenizer: dir.join("tokenizer.json"),
         tokenizer_config: Some(dir.join("tokenizer_config.json")),
     };
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
+    let mut model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
     for (i, prompt) in reference("tiny-q4k")["prompts"]
         .as_array()
         .unwrap()
@@ -295,7 +296,7 @@ fn gguf_without_tokenizer_config_uses_the_gguf_chat_template() {
         Weights::Gguf(fixtures().join("tiny/model-q8_0.gguf")),
         false,
     );
-    let model = LlmGenerator::load(&files, &Device::Cpu, LlmOptions::default()).unwrap();
+    let model = LlmGenerator::load(&files, &test_device(), LlmOptions::default()).unwrap();
     let prompt = &reference("tiny")["prompts"][1];
     let (system, user) = messages(prompt);
     assert_eq!(
@@ -651,7 +652,7 @@ fn bench_llm_tokens_per_second() {
         max_context: pp + tg + 8,
         ..LlmOptions::default()
     };
-    let mut model = LlmGenerator::load(&files, &Device::Cpu, options).unwrap();
+    let mut model = LlmGenerator::load(&files, &test_device(), options).unwrap();
     // Ids spread over the tokenizer's range; deterministic.
     let prompt: Vec<u32> = (0..pp as u32).map(|i| (i * 7919 + 13) % 600).collect();
     let (mut pp_rates, mut tg_rates) = (Vec::new(), Vec::new());
@@ -684,7 +685,7 @@ fn summarize_command_runs_on_local_model_files() {
     let input = dir.path().join("article.txt");
     std::fs::write(&input, FLOOD.join(" ")).unwrap();
     let cache = dir.path().join("stage-cache");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polybrief"))
+    let out = std::process::Command::new(polybrief_bin())
         .arg("summarize")
         .arg(&input)
         .args(["--summarizer", "llm", "--sentences", "2", "--gguf"])

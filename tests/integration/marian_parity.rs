@@ -7,13 +7,15 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use polybrief::models::generate::{generate, GenerationParams, MarianDecoding};
 use polybrief::models::marian::MarianMTModel;
 use polybrief::pipeline::translate::{
     load_marian, SentenceTokenizer, TranslateSettings, Translator,
 };
 use serde::Deserialize;
+
+use crate::support::target::{repo_root, test_device};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -61,9 +63,7 @@ const SHARED: &str = "tiny";
 const SEPARATE: &str = "tiny-sep";
 
 fn fixture_dir_of(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/marian")
-        .join(name)
+    repo_root().join("tests/fixtures/marian").join(name)
 }
 
 fn fixture_dir() -> PathBuf {
@@ -81,7 +81,7 @@ fn reference() -> Reference {
 }
 
 fn model_of(name: &str) -> MarianMTModel {
-    load_marian(&fixture_dir_of(name), DType::F32, &Device::Cpu).expect("tiny model loads")
+    load_marian(&fixture_dir_of(name), DType::F32, &test_device()).expect("tiny model loads")
 }
 
 fn model() -> MarianMTModel {
@@ -125,8 +125,8 @@ fn run_generate(
         mask.extend(std::iter::repeat_n(1u32, s.len()));
         mask.extend(std::iter::repeat_n(0u32, width - s.len()));
     }
-    let ids = Tensor::from_vec(ids, (sources.len(), width), &Device::Cpu).unwrap();
-    let mask = Tensor::from_vec(mask, (sources.len(), width), &Device::Cpu).unwrap();
+    let ids = Tensor::from_vec(ids, (sources.len(), width), model.device()).unwrap();
+    let mask = Tensor::from_vec(mask, (sources.len(), width), model.device()).unwrap();
     let encoded = model.encode(&ids, &mask).unwrap();
     let cache = model.new_cache(&encoded).unwrap();
     let mut decoding = MarianDecoding::new(model, cache);
@@ -172,8 +172,8 @@ fn encoder_states_match(name: &str) {
     let model = model_of(name);
     for s in &r.sentences {
         let n = s.input_ids.len();
-        let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
-        let mask = Tensor::ones((1, n), DType::U32, &Device::Cpu).unwrap();
+        let ids = Tensor::from_slice(&s.input_ids, (1, n), &test_device()).unwrap();
+        let mask = Tensor::ones((1, n), DType::U32, &test_device()).unwrap();
         let hidden = model.encode(&ids, &mask).unwrap().hidden;
         assert_eq!(hidden.dims(), s.encoder_last_hidden_state.shape.as_slice());
         let ours = hidden.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -213,8 +213,8 @@ fn padded_encoder_states_match(name: &str) {
             std::iter::repeat_n(1u8, s.len()).chain(std::iter::repeat_n(0u8, width - s.len()))
         })
         .collect();
-    let ids = Tensor::from_vec(ids, (sources.len(), width), &Device::Cpu).unwrap();
-    let mask = Tensor::from_vec(mask, (sources.len(), width), &Device::Cpu).unwrap();
+    let ids = Tensor::from_vec(ids, (sources.len(), width), &test_device()).unwrap();
+    let mask = Tensor::from_vec(mask, (sources.len(), width), &test_device()).unwrap();
     let hidden = model.encode(&ids, &mask).unwrap().hidden;
     for (i, s) in r.sentences.iter().enumerate() {
         let n = s.input_ids.len();
@@ -250,9 +250,9 @@ fn first_step_logits_match(name: &str) {
     let start = model.config().decoder_start_token_id;
     for s in &r.sentences {
         let n = s.input_ids.len();
-        let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
-        let mask = Tensor::ones((1, n), DType::U32, &Device::Cpu).unwrap();
-        let dec = Tensor::from_slice(&[start], (1, 1), &Device::Cpu).unwrap();
+        let ids = Tensor::from_slice(&s.input_ids, (1, n), &test_device()).unwrap();
+        let mask = Tensor::ones((1, n), DType::U32, &test_device()).unwrap();
+        let dec = Tensor::from_slice(&[start], (1, 1), &test_device()).unwrap();
         let logits = model.forward(&ids, &mask, &dec).unwrap();
         let ours = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let diff = max_abs_diff(&ours, &s.first_step_logits);
@@ -262,6 +262,44 @@ fn first_step_logits_match(name: &str) {
             s.text
         );
     }
+}
+
+/// Off the CPU the LM head and the embeddings are candle tensors, not the CPU's panels: the
+/// path a GPU runs. Built here on the CPU, it is pinned against the same reference, so a
+/// CPU-only checkout (CI) still tests what the GPU computes.
+#[test]
+fn the_tensor_lm_head_that_gpus_use_matches_transformers() {
+    let r = reference();
+    let cpu = candle_core::Device::Cpu;
+    let config = model().config().clone();
+    let vb = polybrief::models::marian::var_builder(
+        &fixture_dir().join("model.safetensors"),
+        DType::F32,
+        &cpu,
+    )
+    .unwrap();
+    let model = MarianMTModel::new_with_tensor_head(&config, vb).unwrap();
+    let start = model.config().decoder_start_token_id;
+    for s in &r.sentences {
+        let n = s.input_ids.len();
+        let ids = Tensor::from_slice(&s.input_ids, (1, n), &cpu).unwrap();
+        let mask = Tensor::ones((1, n), DType::U32, &cpu).unwrap();
+        let dec = Tensor::from_slice(&[start], (1, 1), &cpu).unwrap();
+        let logits = model.forward(&ids, &mask, &dec).unwrap();
+        let diff = max_abs_diff(
+            &logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            &s.first_step_logits,
+        );
+        assert!(
+            diff < TOLERANCE,
+            "{:?}: tensor-head logits differ by {diff}",
+            s.text
+        );
+    }
+    let p = params(&model, &r, 4);
+    let sources: Vec<&[u32]> = r.sentences.iter().map(|s| s.input_ids.as_slice()).collect();
+    let out = run_generate(&model, &sources, &p, r.generation.max_new_tokens);
+    assert_eq!(out, r.batched.beam4_ids, "tensor-head beam-4 ids, batched");
 }
 
 #[test]
@@ -331,17 +369,17 @@ fn bin_matches_safetensors(name: &str) {
     let vb = polybrief::models::marian::var_builder(
         &dir.join("pytorch_model.bin"),
         DType::F32,
-        &Device::Cpu,
+        &test_device(),
     )
     .unwrap();
     let from_bin = MarianMTModel::new(from_safetensors.config(), vb).unwrap();
     let r = reference_of(name);
     let s = &r.sentences[0];
     let n = s.input_ids.len();
-    let ids = Tensor::from_slice(&s.input_ids, (1, n), &Device::Cpu).unwrap();
-    let mask = Tensor::ones((1, n), DType::U32, &Device::Cpu).unwrap();
+    let ids = Tensor::from_slice(&s.input_ids, (1, n), &test_device()).unwrap();
+    let mask = Tensor::ones((1, n), DType::U32, &test_device()).unwrap();
     let start = from_bin.config().decoder_start_token_id;
-    let dec = Tensor::from_slice(&[start, s.greedy_ids[1]], (1, 2), &Device::Cpu).unwrap();
+    let dec = Tensor::from_slice(&[start, s.greedy_ids[1]], (1, 2), &test_device()).unwrap();
     let a = from_safetensors
         .forward(&ids, &mask, &dec)
         .unwrap()
@@ -427,7 +465,7 @@ fn translator_batches_by_length_and_restores_input_order() {
         let (mut translator, r) = fixture_translator(beams, 4 * 64);
         let texts: Vec<String> = r.sentences.iter().map(|s| s.text.clone()).collect();
         let english = translator.translate(&texts).unwrap();
-        let cfg = load_marian(&fixture_dir(), DType::F32, &Device::Cpu)
+        let cfg = load_marian(&fixture_dir(), DType::F32, &test_device())
             .unwrap()
             .config()
             .clone();
@@ -511,7 +549,7 @@ fn loading_explains_missing_and_legacy_weights() {
         dir.path().join("config.json"),
     )
     .unwrap();
-    let err = load_marian(dir.path(), DType::F32, &Device::Cpu)
+    let err = load_marian(dir.path(), DType::F32, &test_device())
         .unwrap_err()
         .to_string();
     assert!(
@@ -522,7 +560,7 @@ fn loading_explains_missing_and_legacy_weights() {
 
     // A pre-1.6 torch.save file is a bare pickle, not a zip archive.
     std::fs::write(dir.path().join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap();
-    let err = load_marian(dir.path(), DType::F32, &Device::Cpu)
+    let err = load_marian(dir.path(), DType::F32, &test_device())
         .unwrap_err()
         .to_string();
     assert!(

@@ -3,3 +3,4 @@
 pub mod fake_hub;
 pub mod feed_server;
 pub mod offline_run;
+pub mod target;
