@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod embedder;
 pub mod generate;
 pub mod hub;
+pub mod int8;
 pub mod llm;
 pub mod marian;
 pub mod marian_tokenizer;
