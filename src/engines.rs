@@ -17,7 +17,8 @@ use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
 pub(crate) use crate::models::model_ref::ModelRef;
 use crate::pipeline::translate::{
-    load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators,
+    load_marian_with_precision, Translate, TranslateError, TranslateSettings, Translator,
+    Translators,
 };
 
 /// The translators of a run, by source language, loaded on first use.
@@ -73,7 +74,8 @@ impl<'a> TranslatorPool<'a> {
             reason: e.to_string(),
         })?;
         let dir = model_dir(&local, entry)?;
-        let model = load_marian(&dir, DType::F32, self.device)?;
+        let precision = self.settings.precision;
+        let model = load_marian_with_precision(&dir, DType::F32, self.device, precision)?;
         let name = ModelRef::of(entry).label();
         Ok(Box::new(Translator::new(
             name,

@@ -21,6 +21,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::lock::OutputLock;
 use crate::models::catalog::ModelEntry;
 use crate::models::model_ref::ModelRef;
+use crate::models::precision::{Precision, WeightPrecision};
 use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::ingest::{ingest, IngestOptions, IngestReport};
 use crate::pipeline::render::{
@@ -49,6 +50,7 @@ pub struct RunOptions {
     pub prompts: Option<PathBuf>,
     pub title: String,
     pub beams: Option<usize>,
+    pub precision: Precision,
     pub max_file_mib: u64,
     pub shard: Option<String>,
 }
@@ -131,8 +133,15 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
 
     // Every model the cache misses need is fetched now, before any model work, so that a
     // missing network or a full disk fails the run early and writes nothing.
-    let settings = translate_settings(&args);
-    let plan = translate::stage::plan(&segmented, &ctx.catalog, settings.num_beams, &cache)?;
+    let settings = translate_settings(&args, ctx)?;
+    let precision = settings.precision;
+    let plan = translate::stage::plan(
+        &segmented,
+        &ctx.catalog,
+        settings.num_beams,
+        precision,
+        &cache,
+    )?;
     let store = ctx.model_store();
     let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
     for model in &plan.needed {
@@ -254,7 +263,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     let brief = Brief {
         title: args.title.clone(),
         date: chrono::Local::now().format("%Y-%m-%d").to_string(),
-        models: models_used(&english, &summary_plan, embedder_used),
+        models: models_used(&english, precision, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
         sources: numbered
@@ -373,23 +382,29 @@ fn cache_summary(cache: &StageCache) -> String {
         .join(", ")
 }
 
-fn translate_settings(args: &RunOptions) -> TranslateSettings {
+fn translate_settings(args: &RunOptions, ctx: &Context) -> Result<TranslateSettings> {
     let mut settings = TranslateSettings::default();
     if let Some(beams) = args.beams {
         settings.num_beams = beams.max(1);
     }
-    settings
+    settings.precision = args
+        .precision
+        .resolve(&ctx.device, &ctx.device_name)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(settings)
 }
 
 fn models_used(
     english: &[EnglishArticle],
+    precision: WeightPrecision,
     plan: &SummaryPlan,
     embedder: Option<&ModelEntry>,
 ) -> Vec<ModelUse> {
     let mut uses: BTreeSet<(String, String)> = BTreeSet::new();
     for article in english {
         for (lang, model) in &article.translations {
-            uses.insert((format!("translation {}→en", lang.code()), model.clone()));
+            let role = format!("translation {}→en ({precision})", lang.code());
+            uses.insert((role, model.clone()));
         }
     }
     let mut models: Vec<ModelUse> = uses

@@ -10,6 +10,7 @@ pub mod llm;
 pub mod marian;
 pub mod marian_tokenizer;
 pub(crate) mod model_ref;
+pub mod precision;
 
 /// Why a model could not produce text.
 #[derive(Debug, thiserror::Error)]

@@ -14,11 +14,13 @@
 
 pub(crate) mod cpu_level;
 pub(crate) mod kernels;
+mod linear;
 
 use rayon::prelude::*;
 
 pub use cpu_level::{CpuLevel, CPU_LEVEL_ENV};
 use kernels::{K_ALIGN, TILE_COLS, TILE_ROWS};
+pub use linear::Int8Linear;
 
 /// The largest quantized magnitude: -128 is never produced, which the AVX2 sign trick needs.
 const QMAX: f32 = 127.0;

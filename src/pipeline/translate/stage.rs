@@ -11,6 +11,7 @@ use crate::article::{EnglishArticle, Lang, SegmentedArticle};
 use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::models::catalog::Catalog;
 use crate::models::model_ref::ModelRef;
+use crate::models::precision::WeightPrecision;
 use crate::progress::Task;
 
 use super::{translate_article, TranslateError, Translators};
@@ -19,21 +20,23 @@ use super::{translate_article, TranslateError, Translators};
 pub(crate) const STAGE: &str = "translate";
 
 /// Bumped when translation changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 2;
+pub(crate) const CACHE_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct KeyParts<'a> {
     version: u32,
     models: &'a [(Lang, ModelRef)],
     beams: usize,
+    precision: WeightPrecision,
 }
 
 /// An article's translation depends on its text (its id), the model of each of its
-/// languages, and the beam size.
+/// languages, the beam size and the precision the models ran in.
 pub(crate) fn cache_key(
     article: &SegmentedArticle,
     models: &[(Lang, ModelRef)],
     beams: usize,
+    precision: WeightPrecision,
 ) -> Result<CacheKey, CacheError> {
     CacheKey::new(
         STAGE,
@@ -42,6 +45,7 @@ pub(crate) fn cache_key(
             version: CACHE_VERSION,
             models,
             beams,
+            precision,
         },
     )
 }
@@ -68,6 +72,7 @@ pub(crate) fn plan(
     articles: &[SegmentedArticle],
     catalog: &Catalog,
     beams: usize,
+    precision: WeightPrecision,
     cache: &StageCache,
 ) -> Result<TranslationPlan, PlanError> {
     let mut entries = Vec::new();
@@ -81,7 +86,7 @@ pub(crate) fn plan(
                 .ok_or_else(|| TranslateError::NotInCatalog { lang: lang.clone() })?;
             models.push((lang, model));
         }
-        let key = cache_key(article, &models, beams)?;
+        let key = cache_key(article, &models, beams, precision)?;
         let cached = cache.get::<EnglishArticle>(&key);
         if cached.is_none() {
             needed.extend(models.into_iter().map(|(_, m)| m));
