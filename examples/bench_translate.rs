@@ -3,15 +3,18 @@
 //! `{"seconds": .., "tokens": .., "sentences": ..}` for the timed part (after one warm-up batch).
 //!
 //! Usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]
-//! where IDS_JSON is `{"sentences": [[id, ..., eos], ...]}`. Threads follow RAYON_NUM_THREADS.
+//!        [--precision f32|int8]
+//! where IDS_JSON is `{"sentences": [[id, ..., eos], ...]}`. Threads follow RAYON_NUM_THREADS;
+//! the int8 kernels follow POLYBRIEF_CPU_LEVEL (the JSON line names the level used).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use polybrief::models::generate::{generate, GenerationParams, MarianDecoding};
-use polybrief::models::marian::MarianMTModel;
-use polybrief::pipeline::translate::load_marian;
+use polybrief::models::int8::CpuLevel;
+use polybrief::models::marian::{MarianMTModel, WeightPrecision};
+use polybrief::pipeline::translate::load_marian_with_precision;
 
 #[derive(serde::Deserialize)]
 struct Input {
@@ -48,23 +51,33 @@ fn run_batch(
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage =
-        "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]";
+    let usage = "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] \
+                 [--new-tokens N] [--precision f32|int8]";
     let model_dir = PathBuf::from(args.next().expect(usage));
     let ids_path = PathBuf::from(args.next().expect(usage));
     let (mut beams, mut batch, mut new_tokens) = (1usize, 1usize, 24usize);
+    let mut precision = WeightPrecision::F32;
     while let Some(flag) = args.next() {
-        let value: usize = args.next().and_then(|v| v.parse().ok()).expect(usage);
+        let value = args.next().expect(usage);
+        let number = || -> usize { value.parse().expect(usage) };
         match flag.as_str() {
-            "--beams" => beams = value,
-            "--batch" => batch = value,
-            "--new-tokens" => new_tokens = value,
+            "--beams" => beams = number(),
+            "--batch" => batch = number(),
+            "--new-tokens" => new_tokens = number(),
+            "--precision" => {
+                precision = match value.as_str() {
+                    "f32" => WeightPrecision::F32,
+                    "int8" => WeightPrecision::Int8,
+                    _ => panic!("{usage}"),
+                }
+            }
             _ => panic!("{usage}"),
         }
     }
     let input: Input = serde_json::from_str(&std::fs::read_to_string(&ids_path).expect("read ids"))
         .expect("ids json");
-    let model = load_marian(&model_dir, DType::F32, &Device::Cpu).expect("load model");
+    let model = load_marian_with_precision(&model_dir, DType::F32, &Device::Cpu, precision)
+        .expect("load model");
     // Fixed output length: EOS is forbidden until the last position, where it is forced.
     let params = GenerationParams {
         num_beams: beams,
@@ -88,6 +101,8 @@ fn main() {
             "encode_seconds": encode_seconds,
             "tokens": tokens,
             "sentences": input.sentences.len(),
+            "precision": precision.name(),
+            "cpu_level": CpuLevel::current().name(),
         })
     );
 }

@@ -133,8 +133,11 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
 
     // Every model the cache misses need is fetched now, before any model work, so that a
     // missing network or a full disk fails the run early and writes nothing.
-    let settings = translate_settings(&args, ctx)?;
-    let precision = settings.precision;
+    let settings = translate_settings(&args);
+    let precision = args
+        .precision
+        .resolve(&ctx.device, &ctx.device_name)
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let plan = translate::stage::plan(
         &segmented,
         &ctx.catalog,
@@ -151,7 +154,8 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     }
 
     let clock = StageClock::start("translate");
-    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
+    let mut translators =
+        TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings, precision);
     let task = ctx.reporter.items("translate", segmented.len() as u64);
     let english = translate::stage::translate_all::<Error>(
         segmented,
@@ -382,16 +386,12 @@ fn cache_summary(cache: &StageCache) -> String {
         .join(", ")
 }
 
-fn translate_settings(args: &RunOptions, ctx: &Context) -> Result<TranslateSettings> {
+fn translate_settings(args: &RunOptions) -> TranslateSettings {
     let mut settings = TranslateSettings::default();
     if let Some(beams) = args.beams {
         settings.num_beams = beams.max(1);
     }
-    settings.precision = args
-        .precision
-        .resolve(&ctx.device, &ctx.device_name)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    Ok(settings)
+    settings
 }
 
 fn models_used(

@@ -71,14 +71,13 @@ pub fn run(args: TranslateOptions, ctx: &Context) -> Result<ExitCode, Error> {
     if let Some(beams) = args.beams {
         settings.num_beams = usize::from(beams);
     }
-    settings.precision = args
+    let precision = args
         .precision
         .resolve(&ctx.device, &ctx.device_name)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let english = match &args.model_dir {
         Some(dir) => {
-            let model =
-                load_marian_with_precision(dir, DType::F32, &ctx.device, settings.precision)?;
+            let model = load_marian_with_precision(dir, DType::F32, &ctx.device, precision)?;
             let tokenizer = MarianTokenizer::from_dir(dir).map_err(|e| TranslateError::Load {
                 path: dir.clone(),
                 reason: e.to_string(),
@@ -89,7 +88,8 @@ pub fn run(args: TranslateOptions, ctx: &Context) -> Result<ExitCode, Error> {
         }
         None => {
             let store = ctx.model_store();
-            let mut pool = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
+            let mut pool =
+                TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings, precision);
             translate_article(segmented, &mut pool)?
         }
     };

@@ -10,7 +10,7 @@
 //! can reorder it and batched decoding can drop finished rows, cross-attention keys/values
 //! computed once per batch, and the checkpoint layouts of both shared and separate vocabularies.
 //!
-//! No I/O here except [`var_builder`], which only maps a weights file into a `VarBuilder`.
+//! No I/O here except [`var_builder`], which only opens a weights file as a `VarBuilder`.
 
 use std::path::Path;
 
@@ -908,14 +908,7 @@ impl MarianMTModel {
         // On the CPU in f32 the LM head (and the embeddings tied to it) live in panels.
         let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
         let (decoder_embed, lm_head) = if precision == WeightPrecision::Int8 {
-            let quantize = |w: &Tensor| -> Result<std::sync::Arc<Int8Matrix>> {
-                let (rows, cols) = w.dims2()?;
-                Ok(std::sync::Arc::new(Int8Matrix::quantize(
-                    &cpu_values(w)?,
-                    rows,
-                    cols,
-                )))
-            };
+            let quantize = |w: &Tensor| Int8Matrix::from_tensor(w).map(std::sync::Arc::new);
             let embed = quantize(&decoder_rows)?;
             drop(decoder_rows);
             let head = match &untied_head {
@@ -1135,14 +1128,19 @@ impl MarianMTModel {
     }
 }
 
-/// Maps a checkpoint file into a `VarBuilder`: `*.safetensors` memory-mapped, anything else read
-/// as a PyTorch pickle (`pytorch_model.bin`). Tensors are converted to `dtype` on load.
+/// Opens a checkpoint file as a `VarBuilder`: `*.safetensors` read tensor by tensor (see
+/// [`SafetensorsFile`](super::safetensors_file::SafetensorsFile): no memory map, so the file
+/// costs no resident memory once the model is built), anything else read as a PyTorch pickle
+/// (`pytorch_model.bin`). Tensors are converted to `dtype` on load.
 pub fn var_builder(path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
     let is_safetensors = path.extension().is_some_and(|ext| ext == "safetensors");
     if is_safetensors {
-        // SAFETY: the file is memory-mapped read-only; polybrief never writes to model files
-        // while they are loaded (the hub cache replaces files by rename).
-        unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
+        let file = super::safetensors_file::SafetensorsFile::open(path)?;
+        Ok(VarBuilder::from_backend(
+            Box::new(file),
+            dtype,
+            device.clone(),
+        ))
     } else {
         VarBuilder::from_pth(path, dtype, device)
     }

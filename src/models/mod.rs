@@ -11,6 +11,7 @@ pub mod marian;
 pub mod marian_tokenizer;
 pub(crate) mod model_ref;
 pub mod precision;
+pub mod safetensors_file;
 
 /// Why a model could not produce text.
 #[derive(Debug, thiserror::Error)]

@@ -98,8 +98,6 @@ pub struct TranslateSettings {
     /// model's position limit. Generous, because a forced stop would cut a translation short.
     pub max_output_ratio: f64,
     pub max_output_extra: usize,
-    /// The precision the models are built with (resolved from `--precision`).
-    pub precision: WeightPrecision,
 }
 
 impl Default for TranslateSettings {
@@ -117,7 +115,6 @@ impl Default for TranslateSettings {
             max_source_tokens: 256,
             max_output_ratio: 3.0,
             max_output_extra: 16,
-            precision: WeightPrecision::F32,
         }
     }
 }

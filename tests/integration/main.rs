@@ -5,6 +5,7 @@ mod embed_parity;
 mod hub;
 mod layers;
 mod llm_parity;
+mod marian_int8;
 mod marian_parity;
 mod nightly;
 mod run_e2e;

@@ -16,8 +16,7 @@ pub struct Int8Linear {
 impl Int8Linear {
     /// Quantizes `weight` `(out, in)` (any float dtype, on the CPU); `bias` is `(out,)`.
     pub fn quantize(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
-        let (rows, cols) = weight.dims2()?;
-        let matrix = Int8Matrix::quantize(&cpu_values(weight)?, rows, cols);
+        let matrix = Int8Matrix::from_tensor(weight)?;
         let bias = bias.map(cpu_values).transpose()?;
         Ok(Self::from_matrix(Arc::new(matrix), bias))
     }
@@ -56,6 +55,28 @@ impl Int8Linear {
         Ok(self
             .weight
             .matmul_t(&cpu_values(xs)?, rows, self.bias.as_deref()))
+    }
+}
+
+impl Int8Matrix {
+    /// Quantizes a `(rows, cols)` CPU tensor, reading its values in place (a 58k-row
+    /// embedding is not copied once more on the way).
+    pub fn from_tensor(weight: &Tensor) -> Result<Self> {
+        let (rows, cols) = weight.dims2()?;
+        let weight = weight.to_dtype(DType::F32)?.contiguous()?;
+        let (storage, layout) = weight.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cpu(cpu) => {
+                let values = cpu.as_slice::<f32>()?;
+                let start = layout.start_offset();
+                Ok(Self::quantize(
+                    &values[start..start + rows * cols],
+                    rows,
+                    cols,
+                ))
+            }
+            _ => candle_core::bail!("int8 weights are built on the CPU"),
+        }
     }
 }
 
