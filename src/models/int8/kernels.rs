@@ -42,13 +42,28 @@ pub(crate) use x86::{tile_avx2, tile_avx512_vnni, tile_avx_vnni};
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// Sums the eight i32 lanes of `v`.
+    /// The lane sums of four registers at once, `[Σ v[0], Σ v[1], Σ v[2], Σ v[3]]`: two
+    /// rounds of pairwise adds serve all four, about a third of four separate reductions
+    /// (which otherwise cost as much as the products for 512-wide rows).
     #[target_feature(enable = "avx2")]
-    fn hsum_256(v: __m256i) -> i32 {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-        let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-        _mm_cvtsi128_si32(s)
+    fn hsum4_256(v: [__m256i; 4]) -> [i32; 4] {
+        let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        let sums = _mm_add_epi32(
+            _mm256_castsi256_si128(pairs),
+            _mm256_extracti128_si256::<1>(pairs),
+        );
+        let mut out = [0i32; 4];
+        // SAFETY: `out` is 16 bytes, an unaligned store is allowed.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), sums) };
+        out
+    }
+
+    /// [`hsum4_256`] for 512-bit registers: their halves are added first.
+    #[target_feature(enable = "avx512f,avx2")]
+    fn hsum4_512(v: [__m512i; 4]) -> [i32; 4] {
+        hsum4_256(v.map(|x| {
+            _mm256_add_epi32(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64::<1>(x))
+        }))
     }
 
     /// AVX-512 VNNI: `a_u8` holds the activations plus 128; the result carries
@@ -104,9 +119,7 @@ mod x86 {
             k += 64;
         }
         for (out_row, acc_row) in out.iter_mut().zip(acc) {
-            for (o, acc) in out_row.iter_mut().zip(acc_row) {
-                *o = _mm512_reduce_add_epi32(acc);
-            }
+            *out_row = hsum4_512(acc_row);
         }
     }
 
@@ -161,9 +174,7 @@ mod x86 {
             k += 32;
         }
         for (out_row, acc_row) in out.iter_mut().zip(acc) {
-            for (o, acc) in out_row.iter_mut().zip(acc_row) {
-                *o = hsum_256(acc);
-            }
+            *out_row = hsum4_256(acc_row);
         }
     }
 
@@ -217,9 +228,7 @@ mod x86 {
             k += 32;
         }
         for (out_row, acc_row) in out.iter_mut().zip(acc) {
-            for (o, acc) in out_row.iter_mut().zip(acc_row) {
-                *o = hsum_256(acc);
-            }
+            *out_row = hsum4_256(acc_row);
         }
     }
 }

@@ -24,6 +24,9 @@ impl Values {
 
 #[test]
 fn every_kernel_equals_the_scalar_reference_exactly() {
+    let levels = CpuLevel::available();
+    assert!(levels.contains(&CpuLevel::detected()), "{levels:?}");
+    eprintln!("int8 kernels compared on this CPU: {levels:?}");
     let mut values = Values(0x9E37_79B9_7F4A_7C15);
     for kp in [64, 128, 512, 2048] {
         let w = values.bytes(4 * kp);
