@@ -32,7 +32,9 @@ Environment:
   HF_ENDPOINT            a hub mirror, e.g. https://hf-mirror.example
   HF_TOKEN               a token for gated or private repos
   HF_HUB_OFFLINE=1       never touch the network; use cached models only (same as --offline)
-  POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)";
+  POLYBRIEF_CACHE_DIR    where stage results are cached (same as --cache-dir)
+  SOURCE_DATE_EPOCH      the run's clock (seconds since 1970): the brief's date, its archive name
+                         and --since windows, e.g. to rebuild a past night's brief";
 
 /// Translate a folder of news articles in any language into one cited English brief.
 ///
@@ -156,6 +158,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
 
+    /// Compare with this earlier JSON brief (from --json or an archive) in a "Since the last
+    /// brief" section. With --archive the default is the newest archived brief before today.
+    #[arg(long, value_name = "FILE.json")]
+    pub previous: Option<PathBuf>,
+
     /// Add an appendix with the full English text of every translated article.
     #[arg(long)]
     pub translations: bool,
@@ -190,6 +197,20 @@ pub struct RunArgs {
     /// A later run without --shard over the same inputs and cache assembles the brief.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+
+    /// Only articles published in this window (24h, 7d, or since a date: 2026-11-30); an
+    /// article that states no date counts by its file's modification time. What is left out
+    /// is counted in the log.
+    #[arg(long, value_name = "DURATION|DATE")]
+    pub since: Option<String>,
+
+    /// The longest a feed or page request may take.
+    #[arg(long, value_name = "AGE", default_value = "30s", value_parser = parse_age)]
+    pub fetch_timeout: Duration,
+
+    /// The least time between two requests to one host (be polite to newsrooms).
+    #[arg(long, value_name = "AGE", default_value = "1s", value_parser = parse_age)]
+    pub fetch_delay: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -305,7 +326,7 @@ pub enum CacheCommand {
 /// that knows it.
 fn input_help() -> String {
     format!(
-        "Article files or folders (searched recursively): {}.",
+        "Article files or folders (searched recursively): {}; or http(s):// URLs of RSS, Atom or JSON feeds.",
         crate::pipeline::ingest::SUPPORTED_FILES
     )
 }
@@ -357,6 +378,10 @@ impl From<RunArgs> for RunOptions {
             precision: args.precision.into(),
             max_file_mib: args.max_file_mib,
             shard: args.shard,
+            previous: args.previous,
+            since: args.since,
+            fetch_timeout: args.fetch_timeout,
+            fetch_delay: args.fetch_delay,
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod article;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub(crate) mod engines;

@@ -23,6 +23,8 @@ use crate::models::catalog::ModelEntry;
 use crate::models::model_ref::ModelRef;
 use crate::models::precision::{Precision, WeightPrecision};
 use crate::models::{Embedder, TextGenerator};
+use crate::pipeline::ingest::fetch::FetchSettings;
+use crate::pipeline::ingest::window::Window;
 use crate::pipeline::ingest::{ingest, IngestOptions, IngestReport};
 use crate::pipeline::render::{
     render_json, render_markdown, Brief, ModelUse, SourceEntry, TranslatedText,
@@ -30,7 +32,7 @@ use crate::pipeline::render::{
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::{
-    synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+    since, synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
 };
 use crate::pipeline::translate::TranslateSettings;
 use crate::pipeline::{segment, summarize, synthesize, translate};
@@ -53,6 +55,12 @@ pub struct RunOptions {
     pub precision: Precision,
     pub max_file_mib: u64,
     pub shard: Option<String>,
+    /// The brief to compare with, instead of the newest in the archive.
+    pub previous: Option<PathBuf>,
+    /// `--since`, as given (parsed against the run's clock).
+    pub since: Option<String>,
+    pub fetch_timeout: std::time::Duration,
+    pub fetch_delay: std::time::Duration,
 }
 
 /// How long each stage took, for the log and the README's timing table.
@@ -102,12 +110,8 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     }
 
     let clock = StageClock::start("ingest");
-    let report = ingest(
-        &args.inputs,
-        &IngestOptions {
-            max_file_size: args.max_file_mib * 1024 * 1024,
-        },
-    )?;
+    let report = ingest(&args.inputs, &ingest_options(&args, ctx)?)?;
+    log_ingest_extras(&report);
     let (articles, mut skipped) = articles_of_this_run(report, shard);
     clock.stop(&format!(
         "{} articles, {} skipped",
@@ -264,9 +268,12 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         .as_ref()
         .map(|(entry, _)| entry)
         .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }));
+    let today = crate::clock::today();
+    let digest = since::digest(&synthesis.stories, &numbered);
+    let since = since_section(&args, today, &digest, &mut notes);
     let brief = Brief {
         title: args.title.clone(),
-        date: chrono::Local::now().format("%Y-%m-%d").to_string(),
+        date: today.format("%Y-%m-%d").to_string(),
         models: models_used(&english, precision, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
@@ -284,8 +291,10 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
                 .map(|(n, a, _)| TranslatedText::new(*n, a))
                 .collect()
         }),
+        since,
+        digest,
     };
-    write_outputs(&args, &brief)?;
+    write_outputs(&args, &brief, today)?;
     clock.stop(&format!("{} sources", brief.sources.len()));
     log::info!(
         "done in {:.1}s: {} sources, {} skipped; cache {}",
@@ -336,8 +345,75 @@ fn grouping_note(ctx: &Context, embedder_found: bool) -> Option<String> {
     }
 }
 
+/// Ingest's settings: the size limit, the `--since` window, and how feeds are fetched
+/// (offline with `--offline`, validators and pages in the stage cache).
+fn ingest_options(args: &RunOptions, ctx: &Context) -> Result<IngestOptions> {
+    let max_file_size = args.max_file_mib * 1024 * 1024;
+    let window = args
+        .since
+        .as_deref()
+        .map(|s| Window::parse(s, crate::clock::now()))
+        .transpose()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let fetch = FetchSettings {
+        timeout: args.fetch_timeout,
+        host_delay: args.fetch_delay,
+        max_bytes: max_file_size,
+        offline: ctx.hub.offline,
+        cache_dir: Some(ctx.cache_dir.clone()),
+    };
+    Ok(IngestOptions {
+        max_file_size,
+        window,
+        fetch,
+    })
+}
+
+/// What `--since` left out and what fetching did: log lines, not skipped inputs.
+fn log_ingest_extras(report: &IngestReport) {
+    if report.left_out > 0 {
+        log::info!(
+            "--since: {} articles outside the window left out",
+            report.left_out
+        );
+    }
+    let f = report.fetched;
+    if f.requests > 0 || f.cached_pages > 0 {
+        log::info!(
+            "fetched: {} requests ({} conditional, {} not modified), {} pages from the cache",
+            f.requests,
+            f.conditional,
+            f.not_modified,
+            f.cached_pages
+        );
+    }
+}
+
+/// The "Since the last brief" section; a previous brief that cannot be read is a note,
+/// never a failure.
+fn since_section(
+    args: &RunOptions,
+    today: chrono::NaiveDate,
+    digest: &[since::StoryDigest],
+    notes: &mut Vec<String>,
+) -> Option<since::SinceLastBrief> {
+    since::since_previous(
+        args.previous.as_deref(),
+        args.archive.as_deref(),
+        today,
+        digest,
+    )
+    .unwrap_or_else(|e| {
+        log::warn!("{e}; the brief has no \u{201c}Since the last brief\u{201d} section");
+        notes.push(format!(
+            "No \u{201c}Since the last brief\u{201d} section: {e}."
+        ));
+        None
+    })
+}
+
 /// Writes the brief where asked: `-o` or stdout, `--json`, `--archive`.
-fn write_outputs(args: &RunOptions, brief: &Brief) -> Result<()> {
+fn write_outputs(args: &RunOptions, brief: &Brief, today: chrono::NaiveDate) -> Result<()> {
     for problem in brief.problems() {
         log::warn!("the brief is inconsistent: {problem}");
     }
@@ -352,8 +428,13 @@ fn write_outputs(args: &RunOptions, brief: &Brief) -> Result<()> {
         output::write_atomic(path, render_json(brief).as_bytes())?;
     }
     if let Some(dir) = &args.archive {
-        let paths = output::archive(dir, chrono::Local::now().date_naive(), &markdown)?;
-        log::info!("archived as {}", paths.dated.display());
+        let paths = output::archive(dir, today, &markdown)?;
+        let json = output::archive_json(dir, today, &render_json(brief))?;
+        log::info!(
+            "archived as {} and {}",
+            paths.dated.display(),
+            json.display()
+        );
     }
     Ok(())
 }

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::article::{
     EnglishArticle, Lang, SkippedInput, SourceNumber, Story, Summary, SummaryMethod, UnusedSource,
 };
+use crate::pipeline::synthesize::since::{SinceLastBrief, StoryDigest};
+
+mod since;
 
 /// Everything the brief says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +38,12 @@ pub(crate) struct Brief {
     pub notes: Vec<String>,
     /// The full English text of each translated source, when asked for.
     pub translations: Option<Vec<TranslatedText>>,
+    /// What changed since the previous brief; `None` on a first run.
+    #[serde(default)]
+    pub since: Option<SinceLastBrief>,
+    /// Per story, what the next run compares with (see `synthesize::since`).
+    #[serde(default)]
+    pub digest: Vec<StoryDigest>,
 }
 
 /// One model the run used, and for what.
@@ -206,6 +215,9 @@ pub(crate) fn render_markdown(brief: &Brief) -> String {
             );
         }
         out.push('\n');
+    }
+    if let Some(since) = &brief.since {
+        out.push_str(&since::since_markdown(since));
     }
 
     for story in &brief.stories {
@@ -383,7 +395,7 @@ fn translated_by(source: &SourceEntry) -> Option<String> {
 }
 
 /// `[2][5]`: sorted, each number once. The only place citations are written.
-fn citations(numbers: &[SourceNumber]) -> String {
+pub(crate) fn citations(numbers: &[SourceNumber]) -> String {
     let mut numbers = numbers.to_vec();
     numbers.sort_unstable();
     numbers.dedup();
@@ -537,6 +549,8 @@ mod tests {
                     "Ports were closed.".into(),
                 ],
             }]),
+            since: None,
+            digest: vec![],
         }
     }
 

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "article",
         "cache",
+        "clock",
         "exit_code",
         "interrupt",
         "lock",

@@ -2,6 +2,7 @@
 //! binary or the library against files the tests make or ship under tests/fixtures.
 
 mod embed_parity;
+mod feeds;
 mod hub;
 mod layers;
 mod llm_parity;

@@ -220,6 +220,7 @@ fn bad_inputs_are_skipped_with_reasons_and_the_rest_is_read() {
 
     let options = IngestOptions {
         max_file_size: 1024,
+        ..IngestOptions::default()
     };
     let report = ingest(std::slice::from_ref(&root), &options).unwrap();
 

@@ -5,12 +5,12 @@ use std::path::Path;
 /// The extensions ingest reads, for messages and for anything that must know what an input
 /// looks like (the output checks refuse to write where a run would read).
 pub const SUPPORTED_EXTENSIONS: &[&str] = &[
-    "txt", "text", "md", "markdown", "html", "htm", "json", "jsonl", "ndjson",
+    "txt", "text", "md", "markdown", "html", "htm", "json", "jsonl", "ndjson", "rss", "atom", "xml",
 ];
 
 /// [`SUPPORTED_EXTENSIONS`] as a message names them.
 pub const SUPPORTED_FILES: &str =
-    ".txt, .text, .md, .markdown, .html, .htm, .json, .jsonl, .ndjson";
+    ".txt, .text, .md, .markdown, .html, .htm, .json, .jsonl, .ndjson, .rss, .atom, .xml (feeds)";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Format {
@@ -19,6 +19,8 @@ pub(super) enum Format {
     Html,
     Json,
     JsonLines,
+    /// RSS, Atom (JSON Feeds are `.json` and told apart by their `version`).
+    Feed,
 }
 
 impl Format {
@@ -30,6 +32,7 @@ impl Format {
             "html" | "htm" => Format::Html,
             "json" => Format::Json,
             "jsonl" | "ndjson" => Format::JsonLines,
+            "rss" | "atom" | "xml" => Format::Feed,
             _ => return None,
         })
     }

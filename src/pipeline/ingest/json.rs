@@ -18,6 +18,9 @@ impl Ingest<'_> {
             Ok(value) => value,
             Err(err) => return self.skip(path, format!("not valid JSON: {err}")),
         };
+        if super::feed::is_json_feed(&value) {
+            return self.feed(path, origin, text, None);
+        }
         match value {
             Value::Array(records) => {
                 if records.is_empty() {

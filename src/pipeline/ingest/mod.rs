@@ -1,7 +1,9 @@
 //! Ingest: turns the files and folders the user named into [`Article`]s.
 //!
 //! Reads `.txt`, `.md`, `.html`/`.htm`, `.json` (one record or an array of records) and
-//! `.jsonl` (one record a line). Folders are walked recursively in name order; dot-files and
+//! `.jsonl` (one record a line), and feeds: RSS 2.0 / Atom / JSON Feed files and
+//! `http(s)://` feed URLs (`feed`, fetched by `fetch`). `--since` keeps only recent articles
+//! (`window`). Folders are walked recursively in name order; dot-files and
 //! dot-folders inside them are ignored (`.git`, `.DS_Store`), and a symbolic link is followed
 //! only when it points to a file inside the folder it was found in.
 //!
@@ -14,12 +16,15 @@
 //! every later stage and the article id see the same characters.
 
 mod decode;
+mod feed;
+pub mod fetch;
 mod format;
 mod html;
 mod json;
 mod markdown;
 mod text;
 mod walk;
+pub mod window;
 
 use std::collections::HashMap;
 use std::fs;
@@ -28,9 +33,11 @@ use std::path::PathBuf;
 
 use crate::article::{Article, SkippedInput};
 
+use self::fetch::{FetchSettings, FetchStats};
 pub use self::format::{SUPPORTED_EXTENSIONS, SUPPORTED_FILES};
 pub(crate) use self::text::split_paragraphs;
 use self::walk::Ingest;
+use self::window::Window;
 
 /// Default largest input file: news articles are kilobytes; anything this big is a dump or
 /// a mistake, and would take hours to translate.
@@ -40,12 +47,18 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024;
 pub struct IngestOptions {
     /// Files larger than this many bytes are skipped.
     pub max_file_size: u64,
+    /// `--since`: only articles published (or, undated, modified) from its start on.
+    pub window: Option<Window>,
+    /// How feeds and their items' pages are fetched.
+    pub fetch: FetchSettings,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            window: None,
+            fetch: FetchSettings::default(),
         }
     }
 }
@@ -57,6 +70,10 @@ pub struct IngestReport {
     pub articles: Vec<Article>,
     pub skipped: Vec<SkippedInput>,
     pub warnings: Vec<String>,
+    /// Articles outside the `--since` window: counted, not skipped (they are not faults).
+    pub left_out: usize,
+    /// What fetching feeds and pages did.
+    pub fetched: FetchStats,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +85,13 @@ pub enum IngestError {
 /// Reads every input, in the order given; folders in file-name order.
 pub fn ingest(inputs: &[PathBuf], options: &IngestOptions) -> Result<IngestReport, IngestError> {
     // Check every path first, so a typo in the last one fails fast.
-    for input in inputs {
+    let url_of = |input: &PathBuf| {
+        input
+            .to_str()
+            .filter(|s| fetch::is_url(s))
+            .map(str::to_string)
+    };
+    for input in inputs.iter().filter(|i| url_of(i).is_none()) {
         if let Err(err) = fs::symlink_metadata(input) {
             if err.kind() == io::ErrorKind::NotFound {
                 return Err(IngestError::Missing {
@@ -81,14 +104,23 @@ pub fn ingest(inputs: &[PathBuf], options: &IngestOptions) -> Result<IngestRepor
         options,
         report: IngestReport::default(),
         seen: HashMap::new(),
+        fetcher: None,
+        modified: None,
     };
     for input in inputs {
-        if input.is_dir() {
+        if let Some(url) = url_of(input) {
+            ingest.feed_url(&url);
+        } else if input.is_dir() {
             ingest.folder(input);
         } else {
             ingest.file(input, input.display().to_string());
         }
     }
+    ingest.report.fetched = ingest
+        .fetcher
+        .as_ref()
+        .map(|f| f.stats())
+        .unwrap_or_default();
     Ok(ingest.report)
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::article::{Article, SkippedInput};
 
@@ -21,6 +22,10 @@ pub(super) struct Ingest<'a> {
     pub(super) report: IngestReport,
     /// Article id → index in `report.articles`, to fold duplicates.
     pub(super) seen: HashMap<crate::article::ArticleId, usize>,
+    /// Made when the first feed or page is fetched.
+    pub(super) fetcher: Option<super::fetch::Fetcher>,
+    /// The modification time of the file being read, for `--since` when it states no date.
+    pub(super) modified: Option<SystemTime>,
 }
 
 impl Ingest<'_> {
@@ -112,7 +117,7 @@ impl Ingest<'_> {
                     ),
                 );
             }
-            Ok(_) => {}
+            Ok(meta) => self.modified = meta.modified().ok(),
             Err(err) => return self.skip(path, format!("cannot read: {}", describe_io(&err))),
         }
         let bytes = match fs::read(path) {
@@ -137,12 +142,19 @@ impl Ingest<'_> {
             Format::Html => self.add(path, origin, parse_html(&text)),
             Format::Json => self.json(path, &origin, &text),
             Format::JsonLines => self.json_lines(path, &origin, &text),
+            Format::Feed => self.feed(path, &origin, &text, None),
         }
     }
 
     /// Adds an article, or folds it into an earlier one with the same text.
     pub(super) fn add(&mut self, path: &Path, origin: String, parsed: Parsed) {
         let Parsed { meta, paragraphs } = parsed;
+        if let Some(window) = &self.options.window {
+            if !window.keeps(meta.published.as_deref(), self.modified) {
+                self.report.left_out += 1;
+                return;
+            }
+        }
         let paragraphs = without_leading_title(paragraphs, meta.title.as_deref());
         if paragraphs.is_empty() {
             return self.skip(path, "no article text found");

@@ -43,5 +43,6 @@ pub(crate) fn detect_and_segment(
             }
         }
     }
+    cache.flush();
     Ok((segmented, skipped))
 }

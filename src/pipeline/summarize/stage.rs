@@ -74,5 +74,6 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
         summaries.push(summary);
         task.inc(1);
     }
+    cache.flush();
     Ok(summaries)
 }

@@ -88,15 +88,15 @@ const SKIP_BEFORE: &[&str] = &[
 ];
 
 /// One value stated for a subject by a source.
-struct Mention {
+pub(crate) struct Mention {
     /// "count|job", "count|people die", "weekday|landfall": what is being compared.
-    subject_key: String,
-    specificity: u8,
-    subject_text: String,
-    value_key: String,
-    value_text: String,
-    source: SourceNumber,
-    position: usize,
+    pub(crate) subject_key: String,
+    pub(crate) specificity: u8,
+    pub(crate) subject_text: String,
+    pub(crate) value_key: String,
+    pub(crate) value_text: String,
+    pub(crate) source: SourceNumber,
+    pub(crate) position: usize,
 }
 
 /// The disagreements among the story's sources, at most `max`, in order of first appearance.
@@ -207,7 +207,7 @@ pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Di
 }
 
 /// The stated values of `text` with their subjects.
-fn mentions_in(text: &str, source: SourceNumber) -> Vec<Mention> {
+pub(crate) fn mentions_in(text: &str, source: SourceNumber) -> Vec<Mention> {
     let spans = scan(text);
     let tokens = words(text);
     let in_fact = |t: &Word| {

@@ -10,6 +10,7 @@
 //! - `citations`: the checker every point passes, whoever wrote it: a source is cited only if
 //!   its English text holds the point's key facts.
 //! - `disagreements`: different values for the same quantity or date across a story's sources.
+//! - `since`: what changed against the previous brief (new, continuing and dropped stories).
 //!
 //! Article text is data throughout: it reaches the output only as point text (plain text,
 //! escaped by the renderer) and never decides a citation — citations are computed from source
@@ -20,6 +21,7 @@ pub(crate) mod disagreements;
 pub(crate) mod group;
 pub(crate) mod points;
 pub(crate) mod prompt;
+pub(crate) mod since;
 pub(crate) mod stage;
 
 use std::collections::BTreeMap;

@@ -125,6 +125,7 @@ pub(crate) fn translate_all<E: From<TranslateError>>(
         english.push(done);
         task.inc(1);
     }
+    cache.flush();
     Ok(english)
 }
 
