@@ -5,8 +5,8 @@ Random weights cannot test int8: a random model's next-token distributions are n
 the small error of int8 flips its argmax all the time and agreement says nothing about a real
 model. A trained model's distributions are peaked, as a real opus-mt's are. This script trains
 one for a few minutes on a synthetic "translation" (each source token is mapped through a fixed
-permutation of the vocabulary, and every token of a quarter of the vocabulary is emitted twice,
-so the target is longer than the source and the alignment has to be learnt), then writes:
+permutation of the vocabulary, so the decoder has to learn both the lookup and to attend to the
+right source position), then writes:
 
   tests/fixtures/marian/trained-synthetic/
     config.json, generation_config.json, model.safetensors   the model (about 1 MB)
@@ -18,7 +18,7 @@ The Rust test `int8_agrees_with_f32_on_a_trained_model` (tests/integration/maria
 decodes the same sources with polybrief in int8 and compares. Everything is seeded; the
 training runs a fixed number of steps, so the result does not depend on the machine's speed.
 
-Run: scripts/reference/run.sh train_int8_gate_marian.py [--steps 2000] [--threads 2]
+Run: scripts/reference/run.sh train_int8_gate_marian.py [--steps 600] [--threads 1]
 (ctranslate2 comes from scripts/bench/requirements-translate.txt; without it the CTranslate2
 figure is left out).
 """
@@ -46,28 +46,21 @@ SEED = 20261201
 VOCAB = 96
 EOS, UNK, PAD = 0, 1, VOCAB - 1
 CONTENT = list(range(2, PAD))  # 93 content tokens
-MAX_NEW_TOKENS = 40
+MAX_NEW_TOKENS = 24
 EVAL_SENTENCES = 300
 
 
 def task():
-    """The fixed permutation and the set of doubled tokens."""
+    """The fixed permutation of the content tokens."""
     rng = random.Random(SEED)
     targets = CONTENT[:]
     rng.shuffle(targets)
-    mapping = dict(zip(CONTENT, targets))
-    doubled = set(rng.sample(CONTENT, len(CONTENT) // 4))
-    return mapping, doubled
+    return dict(zip(CONTENT, targets))
 
 
-def make_pair(rng, mapping, doubled, min_len=4, max_len=16):
+def make_pair(rng, mapping, min_len=3, max_len=12):
     src = [rng.choice(CONTENT) for _ in range(rng.randint(min_len, max_len))]
-    tgt = []
-    for t in src:
-        tgt.append(mapping[t])
-        if t in doubled:
-            tgt.append(mapping[t])
-    return src + [EOS], tgt + [EOS]
+    return src + [EOS], [mapping[t] for t in src] + [EOS]
 
 
 def config():
@@ -78,6 +71,9 @@ def config():
         activation_function="swish", scale_embedding=True, static_position_embeddings=True,
         pad_token_id=PAD, decoder_start_token_id=PAD, eos_token_id=EOS, forced_eos_token_id=EOS,
         share_encoder_decoder_embeddings=True, dropout=0.0, attention_dropout=0.0,
+        # Larger than Marian's 0.02 so that, at d_model 64, token embeddings are not drowned by
+        # the sinusoidal positions and a few hundred steps learn the task.
+        init_std=0.1,
     )
 
 
@@ -87,15 +83,15 @@ def pad_batch(seqs, value):
 
 
 def train(model, steps, batch, log):
-    mapping, doubled = task()
+    mapping = task()
     rng = random.Random(SEED + 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 200) * max(0.05, 1 - s / steps))
+        opt, lambda s: min(1.0, (s + 1) / 50) * max(0.05, 1 - s / steps))
     model.train()
     start = time.time()
     for step in range(steps):
-        pairs = [make_pair(rng, mapping, doubled) for _ in range(batch)]
+        pairs = [make_pair(rng, mapping) for _ in range(batch)]
         ids = pad_batch([p[0] for p in pairs], PAD)
         labels = pad_batch([p[1] for p in pairs], -100)
         out = model(input_ids=ids, attention_mask=(ids != PAD).long(), labels=labels)
@@ -104,7 +100,12 @@ def train(model, steps, batch, log):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 250 == 0 or step == steps - 1:
+        with torch.no_grad():
+            # Kept zero throughout: the decoder's first input is the pad (start) token, and
+            # CTranslate2 starts Marian from a zero vector instead ("start_from_zero_embedding");
+            # with this row zero both decode the same model.
+            model.model.shared.weight[PAD].zero_()
+        if step % 50 == 0 or step == steps - 1:
             line = f"step {step}: loss {out.loss.item():.4f} ({time.time() - start:.0f} s)"
             print(line, file=sys.stderr, flush=True)
             log.append(line)
@@ -194,9 +195,9 @@ def ct2_agreement(model_dir, sources, greedy, beam4):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     torch.manual_seed(SEED)
@@ -212,9 +213,9 @@ def main():
         bad_words_ids=[[PAD]], bos_token_id=0, decoder_start_token_id=PAD, eos_token_id=EOS,
         forced_eos_token_id=EOS, max_length=128, num_beams=4, pad_token_id=PAD)
 
-    mapping, doubled = task()
+    mapping = task()
     rng = random.Random(SEED + 2)
-    pairs = [make_pair(rng, mapping, doubled) for _ in range(EVAL_SENTENCES)]
+    pairs = [make_pair(rng, mapping) for _ in range(EVAL_SENTENCES)]
     sources = [s for s, _ in pairs]
     greedy = generate(model, sources, 1)
     beam4 = generate(model, sources, 4)
