@@ -228,6 +228,48 @@ impl Article {
     }
 }
 
+/// A stage result that holds the article it was computed from. The stage cache keys such a
+/// result by the article's text, never by its file name or metadata (the same text under a new
+/// name must hit), so the stored value must not carry them either: [`without_identity`] blanks
+/// them before a value is stored, and [`with_identity_of`] puts this run's back on every value
+/// used, whether computed now or read from the cache.
+///
+/// [`without_identity`]: CarriesArticle::without_identity
+/// [`with_identity_of`]: CarriesArticle::with_identity_of
+pub(crate) trait CarriesArticle: Sized {
+    fn article_mut(&mut self) -> &mut Article;
+
+    /// The value with the article's origin, other names and metadata removed.
+    fn without_identity(mut self) -> Self {
+        let article = self.article_mut();
+        article.origin.clear();
+        article.also_at.clear();
+        article.meta = ArticleMeta::default();
+        self
+    }
+
+    /// The value naming `article` (this run's file name, other names and metadata).
+    fn with_identity_of(mut self, article: &Article) -> Self {
+        let own = self.article_mut();
+        own.origin = article.origin.clone();
+        own.also_at = article.also_at.clone();
+        own.meta = article.meta.clone();
+        self
+    }
+}
+
+impl CarriesArticle for SegmentedArticle {
+    fn article_mut(&mut self) -> &mut Article {
+        &mut self.detected.article
+    }
+}
+
+impl CarriesArticle for EnglishArticle {
+    fn article_mut(&mut self) -> &mut Article {
+        &mut self.article
+    }
+}
+
 /// A paragraph with the language it was identified as, or `None` when identification
 /// was not confident (such paragraphs are reported, never guessed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -371,6 +413,20 @@ pub struct Disagreement {
     pub subject: String,
     /// Each side: the value stated and the sources stating it.
     pub sides: Vec<(String, Vec<SourceNumber>)>,
+    /// Each source's sentence that states its side's value (the brief's JSON carries them,
+    /// so a reader can check that both sides speak of the same thing).
+    #[serde(default)]
+    pub statements: Vec<Statement>,
+}
+
+/// One source's statement of a value in a disagreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    pub source: SourceNumber,
+    /// The value as the source writes it.
+    pub value: String,
+    /// The source's English sentence that states it.
+    pub sentence: String,
 }
 
 /// A group of articles about the same event, and what they say together.

@@ -10,11 +10,20 @@ import argparse
 import random
 from pathlib import Path
 
-TOWNS = [
-    "Oakdale", "Riverton", "Millbrook", "Ashford", "Lakeview", "Stonebridge", "Fairhaven",
-    "Kingsport", "Westfield", "Brookside", "Elmwood", "Harborview", "Cedar Falls", "Northgate",
-    "Pinecrest", "Silverton", "Redwater", "Greenhill", "Bayside", "Highmoor",
+# Town names from two parts, so every story happens in a town of its own (1,600 names).
+PREFIXES = [
+    "Ash", "Oak", "Elm", "Pine", "Cedar", "Maple", "Birch", "Willow", "Stone", "River",
+    "Lake", "Brook", "Fair", "Green", "High", "Low", "North", "South", "East", "West",
+    "Red", "White", "Black", "Silver", "Gold", "Iron", "Salt", "Mill", "King", "Queen",
+    "Bay", "Harbor", "Cliff", "Glen", "Moor", "Wood", "Field", "Spring", "Frost", "Sun",
 ]
+SUFFIXES = [
+    "ford", "dale", "ton", "field", "haven", "port", "bridge", "view", "wick", "bury",
+    "stead", "mouth", "cross", "gate", "ridge", "wood", "ham", "ley", "worth", "mere",
+    "brook", "crest", "fall", "holm", "by", "thorpe", "combe", "hurst", "well", "stow",
+    "minster", "water", "side", "moor", "land", "croft", "shaw", "ness", "grove", "vale",
+]
+TOWNS = [p + s for p in PREFIXES for s in SUFFIXES]
 KINDS = [
     ("storm", "A storm hit {town} on {day}, cutting power to {n} homes.",
      "Crews worked through the night to restore electricity in {town}.",
@@ -51,12 +60,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    towns = TOWNS[:]
+    rng.shuffle(towns)
     args.out.mkdir(parents=True, exist_ok=True)
     written = 0
     story = 0
     while written < args.articles:
         kind, lead, second, third = KINDS[story % len(KINDS)]
-        town = f"{TOWNS[story % len(TOWNS)]} {story // len(TOWNS) + 1}"
+        town = towns[story % len(towns)]
         facts = dict(
             town=town, day=rng.choice(DAYS), n=rng.randrange(200, 20000),
             m=rng.randrange(2, 40), k=rng.randrange(2, 12), workers=rng.choice(WORKERS),
@@ -70,7 +81,7 @@ def main() -> None:
             body += rng.sample(FILLER, 2)
             rng.shuffle(body[1:])
             title = f"{kind.title()} in {town}"
-            text = f"---\ntitle: {title}\nsource: {town.split()[0]} {outlet}\n---\n" + "\n\n".join(
+            text = f"---\ntitle: {title}\nsource: {town} {outlet}\n---\n" + "\n\n".join(
                 " ".join(body[i:i + 2]) for i in range(0, len(body), 2)
             ) + "\n"
             (args.out / f"{story:05d}-{source}.txt").write_text(text, encoding="utf-8")

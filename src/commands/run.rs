@@ -256,6 +256,7 @@ pub fn run(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         ))
     })?;
     notes.extend(synthesis.notes.iter().cloned());
+    notes.extend(synthesis.instruction_notes(&numbered));
     notes.extend(grouping_note(ctx, embedder_model.is_some()));
     clock.stop(&format!(
         "{} stories, {} language models loaded in all",

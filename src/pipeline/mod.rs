@@ -3,7 +3,8 @@
 pub mod detect;
 pub mod facts;
 pub mod ingest;
-pub(crate) mod render;
+pub(crate) mod injection;
+pub mod render;
 pub mod segment;
 pub mod summarize;
 pub mod synthesize;

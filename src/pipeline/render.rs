@@ -22,7 +22,7 @@ mod since;
 
 /// Everything the brief says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Brief {
+pub struct Brief {
     pub title: String,
     /// The run's date, e.g. `2026-11-22`.
     pub date: String,
@@ -48,7 +48,7 @@ pub(crate) struct Brief {
 
 /// One model the run used, and for what.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ModelUse {
+pub struct ModelUse {
     /// What it did: `translation de→en`, `summary`.
     pub role: String,
     /// The catalog id (`opus-mt-de-en`).
@@ -61,7 +61,7 @@ pub(crate) struct ModelUse {
 
 /// One entry of the Sources list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SourceEntry {
+pub struct SourceEntry {
     pub number: SourceNumber,
     /// The article's title, or its file name when it has none.
     pub title: String,
@@ -82,14 +82,14 @@ pub(crate) struct SourceEntry {
 
 /// "translated from <language> by <model>".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Translation {
+pub struct Translation {
     pub from: Lang,
     pub model: String,
 }
 
 /// A source's summary as the brief shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SourceSummary {
+pub struct SourceSummary {
     pub text: String,
     pub method: SummaryMethod,
     /// Facts in the summary the article does not contain; non-empty flags the summary.
@@ -98,18 +98,14 @@ pub(crate) struct SourceSummary {
 
 /// The English text of one translated source, for the appendix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct TranslatedText {
+pub struct TranslatedText {
     pub source: SourceNumber,
     pub paragraphs: Vec<String>,
 }
 
 impl SourceEntry {
     /// The entry for an article, with its summary when there is one.
-    pub(crate) fn new(
-        number: SourceNumber,
-        english: &EnglishArticle,
-        summary: Option<&Summary>,
-    ) -> Self {
+    pub fn new(number: SourceNumber, english: &EnglishArticle, summary: Option<&Summary>) -> Self {
         let article = &english.article;
         SourceEntry {
             number,
@@ -196,7 +192,7 @@ impl Brief {
 }
 
 /// The brief as Markdown.
-pub(crate) fn render_markdown(brief: &Brief) -> String {
+pub fn render_markdown(brief: &Brief) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", escape(&brief.title));
     let _ = writeln!(out, "Date: {}\n", escape(&brief.date));
@@ -437,7 +433,39 @@ pub(crate) fn escape(text: &str) -> String {
             _ => out.push(c),
         }
     }
-    neutralise_line_start(out)
+    neutralise_line_start(defuse_autolinks(&out))
+}
+
+/// GFM's autolink extension turns any `http://…`, `www.…` or `name@host` in text into a live
+/// link, escaped brackets or not. A backslash before the `/` of `://` and the `.` of `www.`
+/// (both ASCII punctuation, so CommonMark shows them as written) keeps the scanner from
+/// seeing a link; an `@` gets an invisible zero-width space before it. The reader sees the
+/// same characters.
+fn defuse_autolinks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if rest.starts_with("://") {
+            out.push_str(":\\/\\/");
+            rest = &rest[3..];
+        } else if rest
+            .get(..4)
+            .is_some_and(|w| w.eq_ignore_ascii_case("www."))
+        {
+            out.push_str(&rest[..3]);
+            out.push_str("\\.");
+            rest = &rest[4..];
+        } else if c == '@' {
+            // An escaped or entity `@` still joins the text the email scanner reads; a
+            // zero-width space before it leaves the scanner no local part.
+            out.push_str("&#8203;@");
+            rest = &rest[1..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
 }
 
 /// `[9]`, `[ 12 ]` and full-width `［9］` → `(9)`, so article text cannot fake a citation.
@@ -495,6 +523,7 @@ mod tests {
                 disagreements: vec![Disagreement {
                     subject: "peak wind speed".into(),
                     sides: vec![("140 km/h".into(), vec![1]), ("150 km/h".into(), vec![2])],
+                    statements: vec![],
                 }],
             }],
             sources: vec![
@@ -634,10 +663,10 @@ Ports were closed.
     #[test]
     fn escape_defuses_markdown_and_html_injection() {
         assert_eq!(escape("# Heading"), "\\# Heading");
-        assert_eq!(escape("[x](http://evil)"), "\\[x\\](http://evil)");
+        assert_eq!(escape("[x](http://evil)"), "\\[x\\](http:\\/\\/evil)");
         assert_eq!(
             escape("![img](http://evil/a.png)"),
-            "!\\[img\\](http://evil/a.png)"
+            "!\\[img\\](http:\\/\\/evil/a.png)"
         );
         assert_eq!(
             escape("<script>alert(1)</script>"),
@@ -655,6 +684,55 @@ Ports were closed.
         assert_eq!(
             escape("line one\n# line two\n\n- three"),
             "line one \\# line two - three"
+        );
+    }
+
+    /// Links and images GFM (comrak, autolink on) and CommonMark (pulldown-cmark) render.
+    fn live_links(markdown: &str) -> Vec<String> {
+        use comrak::nodes::NodeValue;
+        let arena = comrak::Arena::new();
+        let mut options = comrak::Options::default();
+        options.extension.autolink = true;
+        let mut urls = Vec::new();
+        for node in comrak::parse_document(&arena, markdown, &options).descendants() {
+            if let NodeValue::Link(link) | NodeValue::Image(link) = &node.data().value {
+                urls.push(format!("gfm {}", link.url));
+            }
+        }
+        for event in pulldown_cmark::Parser::new(markdown) {
+            if let pulldown_cmark::Event::Start(
+                pulldown_cmark::Tag::Link { dest_url, .. }
+                | pulldown_cmark::Tag::Image { dest_url, .. },
+            ) = event
+            {
+                urls.push(format!("commonmark {dest_url}"));
+            }
+        }
+        urls
+    }
+
+    #[test]
+    fn article_text_renders_no_live_link_in_gfm_or_commonmark() {
+        let mut b = brief();
+        b.stories[0].points[1].text = "See http://evil.example/a, https://evil.example/b?x=1, \
+            www.evil.example/c, WWW.EVIL.EXAMPLE, ftp://evil.example, mail tips@evil.example, \
+            [x](http://evil.example/d), ![img](http://evil.example/e.png) and <http://evil.example/f>."
+            .into();
+        b.sources[1].title = "www.title.example".into();
+        let md = render_markdown(&b);
+        // Only the source's own URL is a link.
+        assert_eq!(
+            live_links(&md),
+            [
+                "gfm https://example.org/sturm",
+                "commonmark https://example.org/sturm"
+            ],
+            "{md}"
+        );
+        let line = md.lines().find(|l| l.contains("See http")).unwrap();
+        assert!(
+            line.starts_with("- See http:\\/\\/evil.example/a, "),
+            "{line}"
         );
     }
 

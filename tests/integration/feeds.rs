@@ -262,7 +262,7 @@ fn three_nights_over_a_feed_name_what_changed_and_an_unchanged_feed_costs_one_co
             "title": FLOOD_2_TITLE,
             "sources": [1],
             "changes": [{
-                "subject": "people",
+                "subject": "people killed",
                 "before": [{ "key": "12", "text": "12", "sources": [1] }],
                 "after": [{ "key": "14", "text": "14", "sources": [1] }],
             }],
@@ -277,7 +277,7 @@ fn three_nights_over_a_feed_name_what_changed_and_an_unchanged_feed_costs_one_co
     assert_eq!(
         section.trim_end(),
         format!(
-            "## Since the last brief\n\nCompared with the brief of 2026-11-29.\n\nNew stories:\n\n- {EXPORTS_TITLE} [3]\n\nChanged figures:\n\n- {FLOOD_2_TITLE}\n  - people: 12 → 14 [1] (was 12 in source 1 of the brief of 2026-11-29)\n\nNo longer reported:\n\n- {TRAM_TITLE}\n\n1 story continues with no changed figure."
+            "## Since the last brief\n\nCompared with the brief of 2026-11-29.\n\nNew stories:\n\n- {EXPORTS_TITLE} [3]\n\nChanged figures:\n\n- {FLOOD_2_TITLE}\n  - people killed: 12 → 14 [1] (was 12 in source 1 of the brief of 2026-11-29)\n\nNo longer reported:\n\n- {TRAM_TITLE}\n\n1 story continues with no changed figure."
         ),
         "{brief_2}"
     );

@@ -14,3 +14,4 @@ mod support;
 mod synthesis;
 mod text_stages;
 mod tokenizer_parity;
+mod trust;

@@ -11,12 +11,14 @@
 //! source language: European separators ("1.000.000", "1,5 million"), untranslated scale words
 //! ("50 tỷ USD", "3 Mio.", "2억"). Those are read as the numbers they mean.
 
+mod key;
 mod names;
 mod numbers;
 mod scan;
 
 use std::collections::BTreeSet;
 
+pub use self::key::FactKey;
 pub(crate) use self::names::{words, Word};
 pub(crate) use self::scan::{scan, FactSpan};
 
@@ -37,9 +39,9 @@ pub struct Fact {
     pub kind: FactKind,
     /// The fact as written ("1,2 million", "March 5th", "President Biden").
     pub text: String,
-    /// The normalised form: the exact decimal value of a number ("1200000", "12.5%"), a year
-    /// ("2024"), "month:03", "date:03-05", "weekday:monday", or a name's folded words ("biden").
-    pub key: String,
+    /// The normalised form that is compared: the exact value of a number, the day of a date,
+    /// a name's folded words.
+    pub key: FactKey,
 }
 
 impl std::fmt::Display for Fact {
@@ -78,9 +80,9 @@ pub fn shares_key_facts(claim: &str, source: &str) -> bool {
 /// (citation checking asks many claims against the same sources).
 #[derive(Clone, Debug)]
 pub(crate) struct SourceFacts {
-    keys: BTreeSet<String>,
-    /// Months mentioned with or without a day ("03"), so "in March" is supported by "March 5".
-    months: BTreeSet<String>,
+    keys: BTreeSet<FactKey>,
+    /// Months mentioned with or without a day, so "in March" is supported by "March 5".
+    months: BTreeSet<u8>,
     /// The source's words, folded (lowercase, no diacritics, no possessive 's).
     words: Vec<String>,
 }
@@ -90,14 +92,7 @@ impl SourceFacts {
         let mut keys = BTreeSet::new();
         let mut months = BTreeSet::new();
         for span in scan(source) {
-            if let Some(month) = span.fact.key.strip_prefix("month:") {
-                months.insert(month.to_string());
-            }
-            if let Some(month_day) = span.fact.key.strip_prefix("date:") {
-                if let Some((month, _)) = month_day.split_once('-') {
-                    months.insert(month.to_string());
-                }
-            }
+            months.extend(span.fact.key.month());
             keys.insert(span.fact.key);
         }
         let words = words(source).into_iter().map(|w| w.folded).collect();
@@ -109,15 +104,10 @@ impl SourceFacts {
     }
 
     pub(crate) fn contains(&self, fact: &Fact) -> bool {
-        match fact.kind {
-            FactKind::Name => self.contains_name(&fact.key),
-            FactKind::Number | FactKind::Date => {
-                if let Some(month) = fact.key.strip_prefix("month:") {
-                    self.months.contains(month)
-                } else {
-                    self.keys.contains(&fact.key)
-                }
-            }
+        match &fact.key {
+            FactKey::Name(name) => self.contains_name(name),
+            FactKey::Month(month) => self.months.contains(month),
+            key => self.keys.contains(key),
         }
     }
 

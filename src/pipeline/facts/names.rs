@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 
-use super::{Fact, FactKind, FactSpan, Unit};
+use super::{Fact, FactKey, FactKind, FactSpan, Unit};
 
 /// A word of the text and whether it opens a sentence.
 #[derive(Clone, Debug)]
@@ -304,7 +304,7 @@ pub(super) fn names(text: &str, tokens: &[Word], taken: &[Range<usize>]) -> Vec<
                 fact: Fact {
                     kind: FactKind::Name,
                     text: text[span.clone()].to_string(),
-                    key,
+                    key: FactKey::Name(key),
                 },
                 span,
                 unit: Unit::Other,

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Fact, FactKind, FactSpan, Unit};
+use super::{Fact, FactKey, FactKind, FactSpan, Unit};
 
 pub(super) static DIGITS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d+(?:[.,]\d+)*").expect("valid regex"));
@@ -295,7 +295,7 @@ pub(super) fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> 
             fact: Fact {
                 kind: FactKind::Date,
                 text: written,
-                key: format!("{raw}s"),
+                key: FactKey::Decade(raw.parse().ok()?),
             },
             span,
             unit: Unit::Year,
@@ -314,13 +314,29 @@ pub(super) fn read_number(text: &str, digits: Range<usize>) -> Option<FactSpan> 
         exp: value.exp + scale,
     };
     let (kind, unit, key) = if is_year {
-        (FactKind::Date, Unit::Year, value.to_string())
+        (
+            FactKind::Date,
+            Unit::Year,
+            FactKey::Year(u16::try_from(value.mantissa).ok()?),
+        )
     } else if percent {
-        (FactKind::Number, Unit::Percent, format!("{value}%"))
+        (
+            FactKind::Number,
+            Unit::Percent,
+            FactKey::Percent(value.to_string()),
+        )
     } else if money {
-        (FactKind::Number, Unit::Money, value.to_string())
+        (
+            FactKind::Number,
+            Unit::Money,
+            FactKey::Number(value.to_string()),
+        )
     } else {
-        (FactKind::Number, Unit::Count, value.to_string())
+        (
+            FactKind::Number,
+            Unit::Count,
+            FactKey::Number(value.to_string()),
+        )
     };
     Some(FactSpan {
         fact: Fact {

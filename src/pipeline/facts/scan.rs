@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use super::names::{names, words};
 use super::numbers::*;
-use super::{Fact, FactKind, Unit};
+use super::{Fact, FactKey, FactKind, Unit};
 
 /// A fact with its byte range in the scanned text.
 #[derive(Clone, Debug)]
@@ -38,7 +38,10 @@ pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
             fact: Fact {
                 kind: FactKind::Date,
                 text: text_of.into(),
-                key: format!("date:{mo:02}-{d:02}"),
+                key: FactKey::MonthDay {
+                    month: mo as u8,
+                    day: d as u8,
+                },
             },
             span: whole.clone(),
             unit: Unit::MonthDay,
@@ -47,7 +50,7 @@ pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
             fact: Fact {
                 kind: FactKind::Date,
                 text: year.into(),
-                key: year.into(),
+                key: FactKey::Year(year.parse().unwrap_or_default()),
             },
             span: whole.clone(),
             unit: Unit::Year,
@@ -73,7 +76,10 @@ pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
             fact: Fact {
                 kind: FactKind::Date,
                 text: text[whole.clone()].into(),
-                key: format!("date:{mo:02}-{d:02}"),
+                key: FactKey::MonthDay {
+                    month: mo as u8,
+                    day: d as u8,
+                },
             },
             span: whole.clone(),
             unit: Unit::MonthDay,
@@ -89,7 +95,7 @@ pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
             fact: Fact {
                 kind: FactKind::Date,
                 text: m.as_str().into(),
-                key: format!("time:{}", m.as_str()),
+                key: FactKey::Time(m.as_str().to_string()),
             },
             span: r.clone(),
             unit: Unit::Other,
@@ -135,7 +141,7 @@ pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
             fact: Fact {
                 kind: FactKind::Number,
                 text: text[whole.clone()].into(),
-                key: value.to_string(),
+                key: FactKey::Number(value.to_string()),
             },
             span: whole.clone(),
             unit: Unit::Count,
@@ -154,7 +160,7 @@ pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
                 fact: Fact {
                     kind: FactKind::Date,
                     text: token.text.clone(),
-                    key: format!("weekday:{day}"),
+                    key: FactKey::Weekday(day),
                 },
                 span: token.span.clone(),
                 unit: Unit::Weekday,
@@ -172,7 +178,7 @@ pub(crate) fn scan(text: &str) -> Vec<FactSpan> {
                 fact: Fact {
                     kind: FactKind::Date,
                     text: token.text.clone(),
-                    key: format!("month:{mo:02}"),
+                    key: FactKey::Month(mo as u8),
                 },
                 span: token.span.clone(),
                 unit: Unit::Month,

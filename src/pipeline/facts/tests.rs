@@ -6,7 +6,7 @@ fn keys(text: &str, kind: FactKind) -> Vec<String> {
     extract_facts(text)
         .into_iter()
         .filter(|f| f.kind == kind)
-        .map(|f| f.key)
+        .map(|f| f.key.to_string())
         .collect()
 }
 
@@ -77,15 +77,26 @@ fn codes_and_versions_are_not_numbers() {
 #[test]
 fn dates_are_dates_not_counts() {
     let facts = extract_facts("The storm hit on March 5, 2024, a Tuesday, at 10:30.");
-    let dates: Vec<&str> = facts
+    let dates: Vec<&FactKey> = facts
         .iter()
         .filter(|f| f.kind == FactKind::Date)
-        .map(|f| f.key.as_str())
+        .map(|f| &f.key)
         .collect();
     assert_eq!(
         dates,
-        ["date:03-05", "2024", "weekday:tuesday", "time:10:30"]
+        [
+            &FactKey::MonthDay { month: 3, day: 5 },
+            &FactKey::Year(2024),
+            &FactKey::Weekday("tuesday"),
+            &FactKey::Time("10:30".into())
+        ]
     );
+    // "in March" is supported by "March 5"; "in April" is not.
+    let source = SourceFacts::new("The storm hit on March 5.");
+    assert!(source
+        .missing(&extract_facts("It came in March."))
+        .is_empty());
+    assert_eq!(source.missing(&extract_facts("It came in April.")).len(), 1);
     assert!(facts.iter().all(|f| f.kind != FactKind::Number));
     assert_eq!(keys("on 5th of March", FactKind::Date), ["date:03-05"]);
     assert_eq!(

@@ -58,7 +58,7 @@ pub(super) const SKIPPED_ROLES: &[&str] = &[
 pub(super) const SKIPPED_CLASS_WORDS: &[&str] = &[
     "nav", "navbar", "navigation", "menu", "breadcrumb", "breadcrumbs", "sidebar", "footer",
     "share", "social", "related", "comments", "advert", "advertisement", "cookie", "newsletter",
-    "subscribe", "promo",
+    "subscribe", "promo", "byline",
 ];
 
 /// Elements that end a paragraph.
@@ -85,10 +85,12 @@ pub(super) fn parse_html(html: &str) -> Parsed {
             .map(|e| clean_inline(&e.text().collect::<String>()))
             .filter(|v| !v.is_empty())
     };
+    let root = main_content(&document);
+    // The headline is the page's og:title or its <h1>; a <title> is often "Site | Section".
     let meta = ArticleMeta {
         title: meta_content(r#"meta[property="og:title"]"#)
-            .or_else(|| element_text("title"))
-            .or_else(|| element_text("h1")),
+            .or_else(|| headline(&root))
+            .or_else(|| element_text("title")),
         url: select_first(&document, r#"link[rel~="canonical"]"#)
             .and_then(|e| e.attr("href"))
             .map(clean_inline)
@@ -105,11 +107,26 @@ pub(super) fn parse_html(html: &str) -> Parsed {
             })
             .or_else(|| element_text("time")),
     };
-    let root = main_content(&document);
     Parsed {
         meta,
         paragraphs: html_paragraphs(&root),
     }
+}
+
+/// The text of the first `<h1>` inside `root` that is not page chrome (a site name in the
+/// header's `<h1>` is no headline).
+fn headline(root: &ElementRef) -> Option<String> {
+    let selector = Selector::parse("h1").ok()?;
+    root.select(&selector)
+        .find(|h1| {
+            h1.ancestors()
+                .take_while(|node| node.id() != root.id())
+                .filter_map(ElementRef::wrap)
+                .chain(std::iter::once(*h1))
+                .all(|e| !is_chrome(&e))
+        })
+        .map(|h1| clean_inline(&h1.text().collect::<String>()))
+        .filter(|t| !t.is_empty())
 }
 
 pub(super) fn select_first<'a>(document: &'a Html, selector: &str) -> Option<ElementRef<'a>> {

@@ -135,6 +135,26 @@ fn html_drops_scripts_styles_and_page_chrome() {
 }
 
 #[test]
+fn the_h1_headline_wins_over_a_title_naming_the_site() {
+    let html = "<html><head><title>Metro Daily | Health</title></head><body>\
+                <header><h1>Metro Daily</h1></header><article><h1>Nurses strike in Westmere</h1>\
+                <p>About 8,000 nurses walked out.</p><p>Talks resume on Thursday.</p></article></body></html>";
+    let parsed = parse_html(html);
+    assert_eq!(
+        parsed.meta.title.as_deref(),
+        Some("Nurses strike in Westmere")
+    );
+    let body = without_leading_title(parsed.paragraphs, parsed.meta.title.as_deref());
+    assert_eq!(
+        body,
+        [
+            "About 8,000 nurses walked out.",
+            "Talks resume on Thursday."
+        ]
+    );
+}
+
+#[test]
 fn html_without_meta_uses_title_and_time_and_body() {
     let html = "<html><head><title> Plain  page </title></head><body>\
                 <p>Published <time datetime=\"2026-01-09\">Jan 9</time>.</p><div>Body text.</div></body></html>";

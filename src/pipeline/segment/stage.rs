@@ -1,7 +1,7 @@
 //! The detect+segment stage of a run: its cache key, version and step. Cheap, but cached
 //! like the rest so that a resumed run sees the same sentences as the first.
 
-use crate::article::{Article, SegmentedArticle, SkippedInput};
+use crate::article::{Article, CarriesArticle, SegmentedArticle, SkippedInput};
 use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::pipeline::{detect, segment};
 
@@ -26,9 +26,17 @@ pub(crate) fn detect_and_segment(
     let mut skipped = Vec::new();
     for article in articles {
         let key = cache_key(&article)?;
-        let item = cache.get_or_compute(&key, || {
-            Ok::<_, CacheError>(segment::segment(detect::detect(article)))
-        })?;
+        // The cached value names no file: this run's name and metadata are put on it.
+        let item = match cache.get::<SegmentedArticle>(&key) {
+            Some(cached) => cached.with_identity_of(&article),
+            None => {
+                let item = segment::segment(detect::detect(article));
+                if let Err(e) = cache.put(&key, &item.clone().without_identity()) {
+                    log::warn!("{e}; the next run will redo this article's segmentation");
+                }
+                item
+            }
+        };
         match item.detected.lang {
             Some(_) => segmented.push(item),
             None => {

@@ -6,6 +6,7 @@
 //! cosine as the sentence similarity and a personalised (position-weighted) teleport vector.
 
 use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
+use crate::pipeline::injection;
 
 use super::{check_grounding, SummarizeError, Summarizer};
 use crate::pipeline::text::{terms, Idf, TermVector};
@@ -48,7 +49,22 @@ impl Summarizer for ExtractiveSummarizer {
                 origin: article.article.origin.clone(),
             });
         }
-        let picked = self.pick(&sentences);
+        // Sentences addressed to machines are not news: never picked.
+        let news: Vec<String> = sentences
+            .iter()
+            .map(|s| {
+                if injection::is_addressed_to_machines(s) {
+                    String::new()
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        let picked = if news.iter().all(|s| s.is_empty()) {
+            Vec::new()
+        } else {
+            self.pick(&news)
+        };
         let mut summary = Summary {
             article: article.article.id.clone(),
             sentences: picked

@@ -13,6 +13,7 @@ use super::{SummarizeError, Summarizer};
 use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
 use crate::models::TextGenerator;
 use crate::pipeline::facts::missing_facts;
+use crate::pipeline::injection;
 use crate::prompts::Prompts;
 
 /// How long summaries are and how much room the model gets.
@@ -239,7 +240,11 @@ impl<'g> LlmSummarizer<'g> {
 }
 
 impl Summarizer for LlmSummarizer<'_> {
-    fn summarize(&mut self, article: &EnglishArticle) -> Result<Summary, SummarizeError> {
+    fn summarize(&mut self, original: &EnglishArticle) -> Result<Summary, SummarizeError> {
+        // The model never reads sentences addressed to machines, and what it writes of that
+        // kind (having obeyed one, or on its own) is dropped below.
+        let news = injection::without_instructions(original);
+        let article = news.as_ref().unwrap_or(original);
         let english = article.text();
         if english.trim().is_empty() {
             return Err(SummarizeError::Other(format!(
@@ -288,16 +293,22 @@ impl Summarizer for LlmSummarizer<'_> {
             self.reduce(summaries, &fields, &english, budget)?
         };
 
-        let ungrounded = missing_facts(&text, &english)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let sentences = split_sentences(&text)
+        let sentences: Vec<SummarySentence> = split_sentences(&text)
             .into_iter()
+            .filter(|s| !injection::is_addressed_to_machines(s))
             .map(|s| SummarySentence {
-                support: supporting_sentences(&s, article),
+                support: supporting_sentences(&s, original),
                 text: s,
             })
+            .collect();
+        let kept = sentences
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let ungrounded = missing_facts(&kept, &english)
+            .iter()
+            .map(ToString::to_string)
             .collect();
         Ok(Summary {
             article: article.article.id.clone(),

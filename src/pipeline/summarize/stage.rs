@@ -15,29 +15,45 @@ use super::check_grounding;
 pub(crate) const STAGE: &str = "summarize";
 
 /// Bumped when summarizing changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 1;
+pub(crate) const CACHE_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct KeyParts<'a> {
     version: u32,
     english: &'a str,
+    /// For an LLM method only: its prompt shows the title and the outlet.
+    title: Option<&'a str>,
+    outlet: Option<&'a str>,
     method: &'a str,
     prompts: String,
 }
 
 /// A summary depends on the article's English text, the method (`extractive`, or the LLM's
-/// label) and the summary prompt templates.
+/// label), for an LLM its title and outlet, and the summary prompt templates.
 pub(crate) fn cache_key(
     article: &EnglishArticle,
     method: &str,
     prompts: &Prompts,
 ) -> Result<CacheKey, CacheError> {
+    // The LLM's prompt shows the title and outlet; extractive summaries read only the text.
+    let reads_metadata = method != "extractive";
     CacheKey::new(
         STAGE,
         article.article.id.as_str(),
         &KeyParts {
             version: CACHE_VERSION,
             english: &article.text(),
+            title: article
+                .english_title
+                .as_deref()
+                .or(article.article.meta.title.as_deref())
+                .filter(|_| reads_metadata),
+            outlet: article
+                .article
+                .meta
+                .source
+                .as_deref()
+                .filter(|_| reads_metadata),
             method,
             prompts: prompts.fingerprint(SUMMARIZE_TEMPLATES),
         },

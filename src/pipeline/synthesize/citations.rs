@@ -9,9 +9,10 @@
 //! outlet that reports a fact is credited.
 
 use crate::article::SourceNumber;
-use crate::pipeline::facts::extract_facts;
+use crate::pipeline::facts::{extract_facts, Fact, FactKey, FactKind};
 use crate::pipeline::text::{coverage, terms};
 
+use super::quantities::{quantities, same_statement};
 use super::SourceDoc;
 
 /// Share of a fact-bearing point's content words the source must contain.
@@ -29,8 +30,39 @@ pub(crate) fn supports(point: &str, doc: &SourceDoc<'_>) -> bool {
         point_terms.len() >= MIN_TERMS_WITHOUT_FACTS
             && coverage(&point_terms, &doc.terms) >= COVERAGE_WITHOUT_FACTS
     } else {
-        doc.facts.supports(&facts) && coverage(&point_terms, &doc.terms) >= COVERAGE_WITH_FACTS
+        doc.facts.supports(&facts)
+            && (coverage(&point_terms, &doc.terms) >= COVERAGE_WITH_FACTS
+                || states_the_same_quantities(point, &facts, doc))
     }
+}
+
+/// Whether `doc` states every number and day of `point` as the same value of the same
+/// measure, in whatever words ("5,000 dockers walked out" / "5,000 dock workers began a
+/// strike"; "talks would resume on Thursday" / "negotiations would restart on Thursday"): the
+/// same fact, though the wording differs too much for the word-coverage test.
+fn states_the_same_quantities(point: &str, facts: &[Fact], doc: &SourceDoc<'_>) -> bool {
+    let stated = quantities(point);
+    // The numbers carry the statement; a point without any is carried by its days. (The
+    // other facts need only be contained: `supports` checked that.)
+    let numbers: Vec<&Fact> = facts
+        .iter()
+        .filter(|f| f.kind == FactKind::Number)
+        .collect();
+    let values = if numbers.is_empty() {
+        facts
+            .iter()
+            .filter(|f| matches!(f.key, FactKey::Weekday(_) | FactKey::MonthDay { .. }))
+            .collect()
+    } else {
+        numbers
+    };
+    !values.is_empty()
+        && values.iter().all(|fact| {
+            stated
+                .iter()
+                .filter(|q| q.value_key == fact.key)
+                .any(|q| doc.quantities.iter().any(|d| same_statement(q, d)))
+        })
 }
 
 /// The outcome of checking one point's citations.

@@ -1,150 +1,60 @@
-//! Disagreements: a story's sources giving different values for the same quantity or date —
-//! "1 million jobs" against "1.2 million jobs", "12 dead" against "15 dead", landfall on
-//! Monday against Tuesday.
+//! Disagreements: a story's sources giving different values for the same measure — "8,000
+//! nurses" against "9,500 hospital staff" on strike, "12 dead" against "a death toll of 15",
+//! a launch on Wednesday against Thursday.
 //!
-//! Without parsing, "the same quantity" is read from the words around a value: the first one
-//! or two content words after a number ("1.2 million new **jobs**", "12 **people died**"), or
-//! for a number ending its clause, the content word before it ("the death **toll** rose to
-//! 15"); for a date, the content word before it ("**landfall** on Monday"). A subject counts
-//! only for the same kind of value (counts with counts, money with money, weekdays with
-//! weekdays). A source giving two values for one subject is ambiguous about it and is left out
-//! of that subject, which keeps "12 people died … 300 people were evacuated" from looking like
-//! a disagreement with itself.
+//! What "the same measure" is comes from `quantities`: the counted thing (with its synonyms)
+//! and the event the value belongs to, so "five days" of a rescue and "two days" of a road
+//! closure never meet. A source giving two values for one measure is ambiguous about it and
+//! is left out of that measure, which keeps "12 people died … 300 people were evacuated" from
+//! looking like a disagreement with itself. Each side keeps the sentence that states it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::article::{Disagreement, SourceNumber};
-use crate::pipeline::facts::{scan, words, FactSpan, Unit, Word};
-use crate::pipeline::text::{is_stopword, stem};
+use crate::article::{Disagreement, SourceNumber, Statement};
 
+use crate::pipeline::facts::FactKey;
+
+use super::quantities::{quantities, Measure, Quantity};
 use super::SourceDoc;
-
-/// Words between a number and what it counts that do not say what it counts.
-const SKIP_AFTER: &[&str] = &[
-    "additional",
-    "approximately",
-    "estimated",
-    "extra",
-    "further",
-    "more",
-    "new",
-    "other",
-    "over",
-    "roughly",
-    "total",
-    "some",
-    "around",
-    "nearly",
-    "almost",
-    "least",
-    "than",
-    "thousand",
-    "million",
-    "billion",
-    "trillion",
-    "hundred",
-    "dollar",
-    "dollars",
-    "euro",
-    "euros",
-    "usd",
-    "eur",
-    "vnd",
-    "won",
-    "yen",
-    "percent",
-    "cent",
-    "worth",
-];
-/// Words between a subject and a value that ends its clause ("the toll rose to 15").
-const SKIP_BEFORE: &[&str] = &[
-    "about",
-    "almost",
-    "approximately",
-    "around",
-    "climbed",
-    "estimated",
-    "fell",
-    "grew",
-    "increased",
-    "last",
-    "least",
-    "nearly",
-    "next",
-    "reached",
-    "rose",
-    "risen",
-    "roughly",
-    "stood",
-    "totaled",
-    "totalled",
-    "early",
-    "late",
-    "mid",
-    "this",
-    "some",
-    "now",
-    "jumped",
-];
-
-/// One value stated for a subject by a source.
-pub(crate) struct Mention {
-    /// "count|job", "count|people die", "weekday|landfall": what is being compared.
-    pub(crate) subject_key: String,
-    pub(crate) specificity: u8,
-    pub(crate) subject_text: String,
-    pub(crate) value_key: String,
-    pub(crate) value_text: String,
-    pub(crate) source: SourceNumber,
-    pub(crate) position: usize,
-}
 
 /// The disagreements among the story's sources, at most `max`, in order of first appearance.
 pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Disagreement> {
-    let mut mentions: Vec<Mention> = Vec::new();
-    for doc in story {
-        mentions.extend(mentions_in(&doc.text, doc.number));
+    let mentions: Vec<(SourceNumber, Quantity)> = story
+        .iter()
+        .flat_map(|doc| quantities(&doc.text).into_iter().map(|q| (doc.number, q)))
+        .collect();
+
+    // measure → source → values stated.
+    let mut by_measure: BTreeMap<&Measure, BTreeMap<SourceNumber, BTreeSet<&FactKey>>> =
+        BTreeMap::new();
+    for (source, q) in &mentions {
+        by_measure
+            .entry(&q.measure)
+            .or_default()
+            .entry(*source)
+            .or_default()
+            .insert(&q.value_key);
     }
 
-    // subject → source → values stated.
-    let mut by_subject: BTreeMap<&str, BTreeMap<SourceNumber, BTreeSet<&str>>> = BTreeMap::new();
-    for m in &mentions {
-        by_subject
-            .entry(m.subject_key.as_str())
-            .or_default()
-            .entry(m.source)
-            .or_default()
-            .insert(m.value_key.as_str());
-    }
-
-    struct Found {
-        disagreement: Disagreement,
-        pairs: BTreeSet<(String, SourceNumber)>,
-        specificity: u8,
-        first: (SourceNumber, usize),
-    }
-    let mut found: Vec<Found> = Vec::new();
-    for (subject, per_source) in &by_subject {
-        let unambiguous: BTreeMap<SourceNumber, &str> = per_source
+    let mut found: Vec<((SourceNumber, usize), Disagreement)> = Vec::new();
+    for (measure, per_source) in &by_measure {
+        let unambiguous: BTreeMap<SourceNumber, &FactKey> = per_source
             .iter()
             .filter(|(_, values)| values.len() == 1)
             .filter_map(|(source, values)| values.iter().next().map(|v| (*source, *v)))
             .collect();
-        let distinct: BTreeSet<&str> = unambiguous.values().copied().collect();
+        let distinct: BTreeSet<&FactKey> = unambiguous.values().copied().collect();
         if unambiguous.len() < 2 || distinct.len() < 2 {
             continue;
         }
-        let of_subject = |m: &&Mention| {
-            m.subject_key == *subject && unambiguous.get(&m.source) == Some(&m.value_key.as_str())
+        // Each source's first mention of its value.
+        let first_of = |source: SourceNumber| {
+            mentions
+                .iter()
+                .filter(|(s, q)| *s == source && q.measure == **measure)
+                .min_by_key(|(_, q)| q.span.start)
+                .map(|(_, q)| q)
         };
-        let first_mention = mentions
-            .iter()
-            .filter(of_subject)
-            .min_by_key(|m| (m.source, m.position));
-        let Some(first_mention) = first_mention else {
-            continue;
-        };
-
         let mut sides: Vec<(String, Vec<SourceNumber>)> = Vec::new();
         for value in &distinct {
             let sources: Vec<SourceNumber> = unambiguous
@@ -152,196 +62,47 @@ pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Di
                 .filter(|(_, v)| *v == value)
                 .map(|(s, _)| *s)
                 .collect();
-            let text = mentions
-                .iter()
-                .filter(of_subject)
-                .filter(|m| m.value_key == *value)
-                .min_by_key(|m| (m.source, m.position))
-                .map(|m| m.value_text.clone())
-                .unwrap_or_else(|| value.to_string());
+            let text = sources
+                .first()
+                .and_then(|s| first_of(*s))
+                .map_or_else(|| value.to_string(), |q| q.value_text.clone());
             sides.push((text, sources));
         }
         sides.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.1.cmp(&b.1)));
-        let pairs = unambiguous
-            .iter()
-            .map(|(s, v)| (v.to_string(), *s))
+        let statements: Vec<Statement> = unambiguous
+            .keys()
+            .filter_map(|s| {
+                first_of(*s).map(|q| Statement {
+                    source: *s,
+                    value: q.value_text.clone(),
+                    sentence: q.sentence.clone(),
+                })
+            })
             .collect();
-        found.push(Found {
-            disagreement: Disagreement {
-                subject: first_mention.subject_text.clone(),
+        let Some((first_source, first)) = unambiguous
+            .keys()
+            .next()
+            .and_then(|s| first_of(*s).map(|q| (*s, q)))
+        else {
+            continue;
+        };
+        found.push((
+            (first_source, first.span.start),
+            Disagreement {
+                subject: first.subject_text.clone(),
                 sides,
+                statements,
             },
-            pairs,
-            specificity: first_mention.specificity,
-            first: (first_mention.source, first_mention.position),
-        });
+        ));
     }
-
-    // One subject often shows under several keys ("jobs", "jobs renewable"): report each
-    // disagreement once, under the key that covers the most sources, then the plainest
-    // (one word after the value, then two, then the word before it).
-    let plainness = |specificity: u8| match specificity {
-        1 => 0,
-        2 => 1,
-        _ => 2,
-    };
-    found.sort_by(|a, b| {
-        b.pairs
-            .len()
-            .cmp(&a.pairs.len())
-            .then(plainness(a.specificity).cmp(&plainness(b.specificity)))
-            .then(a.first.cmp(&b.first))
-    });
-    let mut kept: Vec<Found> = Vec::new();
-    for f in found {
-        let covered = kept
-            .iter()
-            .any(|k| f.pairs.is_subset(&k.pairs) || k.pairs.is_subset(&f.pairs));
-        if !covered {
-            kept.push(f);
-        }
-    }
-    kept.sort_by_key(|f| f.first);
-    kept.truncate(max);
-    kept.into_iter().map(|f| f.disagreement).collect()
-}
-
-/// The stated values of `text` with their subjects.
-pub(crate) fn mentions_in(text: &str, source: SourceNumber) -> Vec<Mention> {
-    let spans = scan(text);
-    let tokens = words(text);
-    let in_fact = |t: &Word| {
-        spans
-            .iter()
-            .any(|s| s.span.start < t.span.end && t.span.start < s.span.end)
-    };
-    let mut out = Vec::new();
-    for span in &spans {
-        let kind = match span.unit {
-            Unit::Count | Unit::Percent | Unit::Money => unit_name(span.unit),
-            Unit::Weekday | Unit::MonthDay => unit_name(span.unit),
-            _ => continue,
-        };
-        if span.unit == Unit::Count && is_ordinal(span) {
-            continue;
-        }
-        let is_date = matches!(span.unit, Unit::Weekday | Unit::MonthDay);
-        let mut subjects: Vec<(String, String, u8)> = Vec::new();
-        if !is_date {
-            let after = subject_words(text, &tokens, span.span.end, true, &in_fact);
-            if let Some(first) = after.first() {
-                subjects.push((first.0.clone(), first.1.clone(), 1));
-            }
-            if after.len() >= 2 {
-                subjects.push((
-                    format!("{} {}", after[0].0, after[1].0),
-                    format!("{} {}", after[0].1, after[1].1),
-                    2,
-                ));
-            }
-        }
-        if subjects.is_empty() {
-            let before = subject_words(text, &tokens, span.span.start, false, &in_fact);
-            if let Some(first) = before.first() {
-                let shown = if is_date {
-                    format!("date of {}", first.1)
-                } else {
-                    first.1.clone()
-                };
-                subjects.push((first.0.clone(), shown, 0));
-            }
-        }
-        for (key, shown, specificity) in subjects {
-            out.push(Mention {
-                subject_key: format!("{kind}|{key}"),
-                specificity,
-                subject_text: shown,
-                value_key: span.fact.key.clone(),
-                value_text: span.fact.text.clone(),
-                source,
-                position: span.span.start,
-            });
-        }
-    }
-    out
-}
-
-fn unit_name(unit: Unit) -> &'static str {
-    match unit {
-        Unit::Count => "count",
-        Unit::Percent => "percent",
-        Unit::Money => "money",
-        Unit::Weekday => "weekday",
-        Unit::MonthDay => "date",
-        _ => "other",
-    }
-}
-
-fn is_ordinal(span: &FactSpan) -> bool {
-    let lower = span.fact.text.to_lowercase();
-    ["st", "nd", "rd", "th"].iter().any(|s| lower.ends_with(s))
-        && lower.chars().next().is_some_and(|c| c.is_ascii_digit())
-}
-
-/// Up to two content words (stem, as written) next to byte offset `at` — after it when
-/// `forward`, else before it — without crossing clause punctuation or another value.
-fn subject_words(
-    text: &str,
-    tokens: &[Word],
-    at: usize,
-    forward: bool,
-    in_fact: &dyn Fn(&Word) -> bool,
-) -> Vec<(String, String)> {
-    let skip = if forward { SKIP_AFTER } else { SKIP_BEFORE };
-    let ordered: Box<dyn Iterator<Item = &Word>> = if forward {
-        Box::new(tokens.iter().filter(|t| t.span.start >= at))
-    } else {
-        Box::new(tokens.iter().rev().filter(|t| t.span.end <= at))
-    };
-    let mut out = Vec::new();
-    let mut edge = at;
-    for token in ordered {
-        let gap = if forward {
-            &text[edge..token.span.start]
-        } else {
-            &text[token.span.end..edge]
-        };
-        if gap.contains([
-            '.', ',', ';', ':', '!', '?', '(', ')', '\n', '"', '\u{201c}', '\u{201d}',
-        ]) {
-            break;
-        }
-        edge = if forward {
-            token.span.end
-        } else {
-            token.span.start
-        };
-        if in_fact(token) {
-            // Another value in between: its words are its own subject, not this one's.
-            break;
-        }
-        let folded = &token.folded;
-        if is_stopword(folded) || skip.contains(&folded.as_str()) {
-            continue;
-        }
-        out.push((stem(folded), token.text.clone()));
-        if out.len() == 2 || !forward {
-            break;
-        }
-    }
-    out
+    found.sort_by_key(|(first, _)| *first);
+    found.truncate(max);
+    found.into_iter().map(|(_, d)| d).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn subjects(text: &str) -> Vec<(String, String)> {
-        mentions_in(text, 1)
-            .into_iter()
-            .map(|m| (m.subject_key, m.value_key))
-            .collect()
-    }
 
     fn disagreements(texts: &[&[&str]]) -> Vec<Disagreement> {
         use crate::pipeline::synthesize::test_support::{article, summary};
@@ -368,13 +129,45 @@ mod tests {
             &["The typhoon made landfall on Tuesday, officials said."],
             &["Typhoon Noru made landfall on Monday."],
         ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].subject, "date of landfall");
         assert_eq!(
-            found,
-            vec![Disagreement {
-                subject: "date of landfall".into(),
-                sides: vec![("Monday".into(), vec![1, 3]), ("Tuesday".into(), vec![2])],
-            }]
+            found[0].sides,
+            vec![("Monday".into(), vec![1, 3]), ("Tuesday".into(), vec![2])]
         );
+        // Both sides' sentences, for the JSON.
+        let sentences: Vec<(SourceNumber, &str)> = found[0]
+            .statements
+            .iter()
+            .map(|s| (s.source, s.sentence.as_str()))
+            .collect();
+        assert_eq!(
+            sentences,
+            [
+                (1, "The typhoon made landfall on Monday near Da Nang."),
+                (2, "The typhoon made landfall on Tuesday, officials said."),
+                (3, "Typhoon Noru made landfall on Monday.")
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_of_one_measure_in_other_words_disagree_and_of_other_measures_do_not() {
+        let found = disagreements(&[
+            &["About 8,000 nurses walked off the job on Tuesday in Westmere."],
+            &["Some 9,500 hospital staff went on strike in Westmere on Tuesday."],
+            &["The union says 9,500 staff joined the walkout in Westmere."],
+        ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].sides,
+            vec![("9,500".into(), vec![2, 3]), ("8,000".into(), vec![1])]
+        );
+        let found = disagreements(&[
+            &["The rescue at the mine went on for five days after a tunnel collapsed."],
+            &["The road to the mine was closed for two days after the tunnel collapsed."],
+        ]);
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]
@@ -404,29 +197,5 @@ mod tests {
             &["The plan will create 1,000,000 jobs."],
         ]);
         assert!(found.is_empty(), "{found:?}");
-    }
-
-    #[test]
-    fn subjects_are_the_words_a_value_counts() {
-        assert_eq!(
-            subjects("Berlin plans 1.2 million new jobs by 2030."),
-            [("count|job".to_string(), "1200000".to_string())]
-        );
-        assert_eq!(
-            subjects("Officials said 12 people died."),
-            [
-                ("count|peopl".to_string(), "12".to_string()),
-                ("count|peopl died".to_string(), "12".to_string())
-            ]
-        );
-        assert_eq!(
-            subjects("The death toll rose to 15."),
-            [("count|toll".to_string(), "15".to_string())]
-        );
-        assert_eq!(
-            subjects("The storm made landfall on Monday."),
-            [("weekday|landfall".to_string(), "weekday:monday".to_string())]
-        );
-        assert!(subjects("It was the 3rd storm.").is_empty());
     }
 }

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::pipeline::facts::{scan, FactKind, Unit};
+use crate::pipeline::facts::{scan, FactKey, FactKind, Unit};
 use crate::pipeline::text::{terms, Idf, TermVector};
 
 use super::{SourceDoc, SynthesisOptions};
@@ -132,7 +132,12 @@ fn grouping_terms(text: &str) -> Vec<String> {
                 out.push(format!("name:{}", span.fact.key));
             }
             (FactKind::Number, Unit::Count | Unit::Money | Unit::Percent) => {
-                let small = span.fact.key.parse::<f64>().is_ok_and(|v| v < 10.0);
+                let small = match &span.fact.key {
+                    FactKey::Number(v) | FactKey::Percent(v) => {
+                        v.parse::<f64>().is_ok_and(|v| v < 10.0)
+                    }
+                    _ => false,
+                };
                 if !small {
                     out.push(format!("num:{}", span.fact.key));
                 }
@@ -222,9 +227,9 @@ fn components_at(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
         }
         i
     }
-    for i in 0..n {
-        for j in (i + 1)..n {
-            if similarity[i][j] >= threshold {
+    for (i, row) in similarity.iter().enumerate() {
+        for (j, &s) in row.iter().enumerate().skip(i + 1) {
+            if s >= threshold {
                 let (a, b) = (root(&mut parent, i), root(&mut parent, j));
                 if a != b {
                     parent[a.max(b)] = a.min(b);
@@ -346,6 +351,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // a symmetric matrix is clearest by index
     fn per_component_clustering_gives_the_same_groups_as_the_whole_matrix() {
         // A small deterministic generator: clusters of similar items, noise between them.
         let mut state = 12345u64;

@@ -21,9 +21,11 @@ pub(crate) mod disagreements;
 pub(crate) mod group;
 pub(crate) mod points;
 pub(crate) mod prompt;
+pub(crate) mod quantities;
 pub(crate) mod since;
 pub(crate) mod stage;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -31,9 +33,11 @@ use serde::Serialize;
 use crate::article::{EnglishArticle, KeyPoint, SourceNumber, Story, Summary, UnusedSource};
 use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::facts::SourceFacts;
+use crate::pipeline::injection;
 
 pub use group::GroupingMethod;
 pub use prompt::SynthesisPrompt;
+pub use since::{SinceLastBrief, StoryDigest};
 
 use self::citations::{check_point, PointCheck};
 use self::group::group_sources;
@@ -85,17 +89,45 @@ pub struct Synthesis {
     pub point_methods: Vec<String>,
     /// Plain-text remarks for the brief (fallbacks taken and why).
     pub notes: Vec<String>,
+    /// Sources with sentences addressed to machines, and how many: left out of key points.
+    /// The brief's note naming them is made per run ([`Synthesis::instruction_notes`]), since
+    /// a file's name is no part of the cache key.
+    #[serde(default)]
+    pub instructions: Vec<(SourceNumber, usize)>,
+}
+
+impl Synthesis {
+    /// One note per source that contained sentences addressed to machines, naming it as this
+    /// run's `sources` do.
+    pub fn instruction_notes(
+        &self,
+        sources: &[(SourceNumber, &EnglishArticle, &Summary)],
+    ) -> Vec<String> {
+        self.instructions
+            .iter()
+            .filter_map(|&(number, count)| {
+                let (_, article, _) = sources.iter().find(|(n, _, _)| *n == number)?;
+                Some(injection::note(number, &article.article.origin, count))
+            })
+            .collect()
+    }
 }
 
 /// One source with what every step needs of it, computed once.
 pub(crate) struct SourceDoc<'a> {
     pub number: SourceNumber,
-    pub article: &'a EnglishArticle,
+    /// The article without its sentences addressed to machines (`injection`): nothing
+    /// downstream — points, citations, disagreements, prompts — sees those.
+    pub article: Cow<'a, EnglishArticle>,
+    /// How many sentences were left out of `article` as addressed to machines.
+    pub instructions: usize,
     pub summary: &'a Summary,
     pub text: String,
     pub facts: SourceFacts,
     /// Sorted distinct content terms of `text`.
     pub terms: Vec<String>,
+    /// The values `text` states, with what each measures.
+    pub quantities: Vec<quantities::Quantity>,
 }
 
 impl<'a> SourceDoc<'a> {
@@ -104,12 +136,20 @@ impl<'a> SourceDoc<'a> {
         article: &'a EnglishArticle,
         summary: &'a Summary,
     ) -> Self {
+        let instructions = injection::count_in(article);
+        let article = match injection::without_instructions(article) {
+            Some(news) => Cow::Owned(news),
+            None => Cow::Borrowed(article),
+        };
         let text = article.text();
         let facts = SourceFacts::new(&text);
         let terms = crate::pipeline::text::term_set(&text);
+        let quantities = quantities::quantities(&text);
         SourceDoc {
+            quantities,
             number,
             article,
+            instructions,
             summary,
             text,
             facts,
@@ -185,6 +225,7 @@ pub fn synthesize(
                 Ok(generated) => {
                     let checked: Vec<(KeyPoint, PointCheck)> = generated
                         .iter()
+                        .filter(|p| !injection::is_addressed_to_machines(&p.text))
                         .filter_map(|p| {
                             let check = check_point(&p.text, &p.cited, &members);
                             (!check.valid.is_empty()).then(|| {
@@ -219,7 +260,9 @@ pub fn synthesize(
                             };
                             unused_reasons.insert(doc.number, reason);
                         }
-                        llm_points = Some(checked.into_iter().map(|(p, _)| p).collect::<Vec<_>>());
+                        llm_points = Some(points::merge_repeats(
+                            checked.into_iter().map(|(p, _)| p).collect(),
+                        ));
                     }
                 }
                 Err(err) => {
@@ -281,12 +324,18 @@ pub fn synthesize(
         })
         .collect();
 
+    let instructions = docs
+        .iter()
+        .filter(|d| d.instructions > 0)
+        .map(|d| (d.number, d.instructions))
+        .collect();
     Synthesis {
         stories,
         unused,
         grouping: grouping.method,
         point_methods,
         notes,
+        instructions,
     }
 }
 

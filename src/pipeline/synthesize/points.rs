@@ -11,9 +11,12 @@
 use std::collections::BTreeMap;
 
 use crate::article::{KeyPoint, SourceNumber};
+use crate::pipeline::facts::Unit;
+use crate::pipeline::injection;
 use crate::pipeline::text::{terms, Idf, TermVector};
 
 use super::citations::{check_point, supports};
+use super::quantities::{quantities, same_statement, Quantity};
 use super::{SourceDoc, UnusedReason};
 
 /// Wording this similar, with the citation check passed, makes two sentences one point.
@@ -39,11 +42,13 @@ pub(crate) fn extract_points(
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     for (d, doc) in story.iter().enumerate() {
         let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        // A summary cached before the instruction filter existed may still hold such a sentence.
         let mut texts: Vec<String> = doc
             .summary
             .sentences
             .iter()
             .map(|s| one_line(&s.text))
+            .filter(|t| !injection::is_addressed_to_machines(t))
             .collect();
         // An empty summary, or one whose every sentence its own article fails to back (an LLM
         // that invented its facts): the article's opening sentences stand in, so the source
@@ -73,6 +78,11 @@ pub(crate) fn extract_points(
     let candidate_terms: Vec<Vec<String>> = candidates.iter().map(|c| terms(&c.text)).collect();
     let idf = Idf::new(&candidate_terms);
     let vectors: Vec<TermVector> = candidate_terms.iter().map(|t| idf.vector(t)).collect();
+    // Counts, percentages and sums each candidate states, with what they measure.
+    let stated: Vec<Vec<Quantity>> = candidates
+        .iter()
+        .map(|c| stated_quantities(&c.text))
+        .collect();
 
     struct Point {
         text: String,
@@ -91,7 +101,13 @@ pub(crate) fn extract_points(
         }
         had_candidate[candidate.doc] = true;
         let number = candidate.doc_ref.number;
-        let similar = |p: &Point| vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY;
+        // Worded alike, or stating the same value of the same measure: one statement.
+        let similar = |p: &Point| {
+            vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY
+                || stated[p.candidate]
+                    .iter()
+                    .any(|a| stated[k].iter().any(|b| same_statement(a, b)))
+        };
         // Said already, and this source passed the check for it: nothing to add.
         if points
             .iter()
@@ -152,6 +168,48 @@ pub(crate) fn extract_points(
     (key_points, reasons)
 }
 
+/// Checked points (an LLM's) with repeats merged: a point that says what an earlier one says
+/// (worded alike, or the same value of the same measure) and cites no source it does not is
+/// dropped; one that cites more takes the earlier one's place. Order is kept otherwise.
+pub(crate) fn merge_repeats(points: Vec<KeyPoint>) -> Vec<KeyPoint> {
+    let point_terms: Vec<Vec<String>> = points.iter().map(|p| terms(&p.text)).collect();
+    let idf = Idf::new(&point_terms);
+    let vectors: Vec<TermVector> = point_terms.iter().map(|t| idf.vector(t)).collect();
+    let stated: Vec<Vec<Quantity>> = points.iter().map(|p| stated_quantities(&p.text)).collect();
+    let alike = |a: usize, b: usize| {
+        vectors[a].cosine(&vectors[b]) >= MERGE_SIMILARITY
+            || stated[a]
+                .iter()
+                .any(|x| stated[b].iter().any(|y| same_statement(x, y)))
+    };
+    let mut kept: Vec<usize> = Vec::new();
+    for (k, point) in points.iter().enumerate() {
+        let covers = |c: &[SourceNumber], by: &[SourceNumber]| c.iter().all(|n| by.contains(n));
+        if kept
+            .iter()
+            .any(|&j| alike(j, k) && covers(&point.citations, &points[j].citations))
+        {
+            continue;
+        }
+        match kept
+            .iter()
+            .position(|&j| alike(j, k) && covers(&points[j].citations, &point.citations))
+        {
+            Some(at) => kept[at] = k,
+            None => kept.push(k),
+        }
+    }
+    kept.into_iter().map(|k| points[k].clone()).collect()
+}
+
+/// The counts, percentages and sums `text` states, with what each measures.
+fn stated_quantities(text: &str) -> Vec<Quantity> {
+    quantities(text)
+        .into_iter()
+        .filter(|q| matches!(q.measure.unit, Unit::Count | Unit::Percent | Unit::Money))
+        .collect()
+}
+
 /// Indices of at most `max` of the ranked `points`, in rank order: first, going down the
 /// ranking, every point that cites a source no point taken so far cites, so that each source
 /// with a checked statement is heard before any source is heard twice; then the best of the
@@ -187,6 +245,37 @@ fn covering_selection<P>(
 #[cfg(test)]
 mod tests {
     use super::covering_selection;
+
+    #[test]
+    fn a_repeated_point_gives_way_to_the_one_citing_more() {
+        use crate::article::KeyPoint;
+        let point = |text: &str, citations: &[usize]| KeyPoint {
+            text: text.into(),
+            citations: citations.to_vec(),
+        };
+        let merged = super::merge_repeats(vec![
+            point(
+                "About 5,000 dockers walked out on Friday at Port Calder.",
+                &[1],
+            ),
+            point("Schools in Port Calder stay closed until Monday.", &[2]),
+            point(
+                "Traffic stopped on Friday as 5,000 dock workers began a strike.",
+                &[1, 2],
+            ),
+            point("5,000 dockers walked out on Friday, the union said.", &[2]),
+        ]);
+        assert_eq!(
+            merged,
+            [
+                point(
+                    "Traffic stopped on Friday as 5,000 dock workers began a strike.",
+                    &[1, 2]
+                ),
+                point("Schools in Port Calder stay closed until Monday.", &[2]),
+            ]
+        );
+    }
 
     #[test]
     fn every_source_is_heard_before_any_is_heard_twice() {

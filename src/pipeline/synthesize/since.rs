@@ -8,7 +8,7 @@
 //! same article (same text, same id) in both is the same story; otherwise the TF-IDF
 //! similarity over words, names and numbers of their titles and key points must reach the
 //! grouping threshold. Figures are compared the way disagreements are found within a story:
-//! a value and the words it counts (`disagreements::mentions_in`), keyed by subject.
+//! a value and the measure it states (`quantities`), keyed by that measure.
 //!
 //! Only quantities (counts, percentages, money) are compared: dates in news are relative
 //! ("on Monday") and a continuing story reports each day's events, so a different date is
@@ -22,14 +22,15 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::article::{EnglishArticle, SourceNumber, Story, Summary};
+use crate::pipeline::facts::Unit;
 
-use super::disagreements::mentions_in;
 use super::group::lexical_similarity;
+use super::quantities::{quantities, Event, Measure};
 use super::SynthesisOptions;
 
 /// What the next run needs of a story to say what changed; written into the brief's JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct StoryDigest {
+pub struct StoryDigest {
     pub(crate) title: String,
     pub(crate) sources: Vec<SourceNumber>,
     /// Ids of the story's articles: the same article on two days means the same story.
@@ -66,7 +67,7 @@ pub(crate) struct StatedValue {
 
 /// The "Since the last brief" section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SinceLastBrief {
+pub struct SinceLastBrief {
     /// The previous brief's date.
     pub(crate) previous_date: String,
     pub(crate) new_stories: Vec<StoryRef>,
@@ -138,6 +139,56 @@ pub(crate) fn digest(
             }
         })
         .collect()
+}
+
+/// One stated value, keyed by the measure it is a value of: the within-run disagreement
+/// finder's notion of "the same thing" (`quantities`), flattened to strings that the brief's
+/// JSON keeps from one night to the next.
+struct Mention {
+    /// "count|people|flood": kind of value, counted thing and event.
+    subject_key: String,
+    subject_text: String,
+    value_key: String,
+    value_text: String,
+    source: SourceNumber,
+    position: usize,
+    /// Always 1 (one subject per value); kept so digests of older briefs still compare.
+    specificity: u8,
+}
+
+fn mentions_in(text: &str, source: SourceNumber) -> Vec<Mention> {
+    quantities(text)
+        .into_iter()
+        .filter_map(|q| {
+            Some(Mention {
+                subject_key: measure_key(&q.measure)?,
+                subject_text: q.subject_text,
+                value_key: q.value_key.to_string(),
+                value_text: q.value_text,
+                source,
+                position: q.span.start,
+                specificity: 1,
+            })
+        })
+        .collect()
+}
+
+/// `count|nurse|strike`; `None` for dates, which are not compared across days.
+fn measure_key(measure: &Measure) -> Option<String> {
+    let unit = match measure.unit {
+        Unit::Count => "count",
+        Unit::Percent => "percent",
+        Unit::Money => "money",
+        _ => return None,
+    };
+    let event = match &measure.event {
+        Event::Known(class) => class.to_string(),
+        Event::Nearby(stem) => stem.clone(),
+    };
+    Some(format!(
+        "{unit}|{}|{event}",
+        measure.thing.as_deref().unwrap_or_default()
+    ))
 }
 
 /// The quantities stated by the story's sources. A source giving two values for one subject
@@ -539,7 +590,7 @@ mod tests {
         assert_eq!(since.changed.len(), 1, "{since:?}");
         let changes = &since.changed[0].changes;
         assert_eq!(changes.len(), 1, "homes did not change: {changes:?}");
-        assert_eq!(changes[0].subject, "people");
+        assert_eq!(changes[0].subject, "people killed");
         assert_eq!(
             changes[0].before,
             vec![StatedValue {

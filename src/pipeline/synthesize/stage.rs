@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::article::{EnglishArticle, SourceNumber, Summary};
+use crate::article::{EnglishArticle, Lang, SourceNumber, Summary};
 use crate::cache::{CacheError, CacheKey};
 use crate::prompts::{Prompts, SYNTHESIZE_TEMPLATES};
 
@@ -12,12 +12,25 @@ use crate::prompts::{Prompts, SYNTHESIZE_TEMPLATES};
 pub(crate) const STAGE: &str = "synthesize";
 
 /// Bumped when synthesis changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 4;
+pub(crate) const CACHE_VERSION: u32 = 5;
+
+/// What synthesis reads of one source: everything but its file name, which the synthesis
+/// does not hold (notes that name files are made per run: `Synthesis::instruction_notes`).
+#[derive(Serialize)]
+struct SourceParts<'a> {
+    number: SourceNumber,
+    english: String,
+    title: Option<&'a str>,
+    english_title: Option<&'a str>,
+    source_lang: Option<&'a Lang>,
+    translated: bool,
+    summary: String,
+}
 
 #[derive(Serialize)]
 struct KeyParts<'a> {
     version: u32,
-    sources: Vec<(SourceNumber, String, String)>,
+    sources: Vec<SourceParts<'a>>,
     method: &'a str,
     /// `lexical` or the embedder's label.
     grouping: &'a str,
@@ -38,7 +51,15 @@ pub(crate) fn cache_key(
             version: CACHE_VERSION,
             sources: sources
                 .iter()
-                .map(|(n, a, s)| (*n, a.article.id.as_str().to_string(), s.text()))
+                .map(|(n, a, s)| SourceParts {
+                    number: *n,
+                    english: a.text(),
+                    title: a.article.meta.title.as_deref(),
+                    english_title: a.english_title.as_deref(),
+                    source_lang: a.source_lang.as_ref(),
+                    translated: a.is_translated(),
+                    summary: s.text(),
+                })
                 .collect(),
             method,
             grouping,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::article::{EnglishArticle, Lang, SegmentedArticle};
+use crate::article::{CarriesArticle, EnglishArticle, Lang, SegmentedArticle};
 use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::models::catalog::Catalog;
 use crate::models::model_ref::ModelRef;
@@ -28,10 +28,13 @@ struct KeyParts<'a> {
     models: &'a [(Lang, ModelRef)],
     beams: usize,
     precision: WeightPrecision,
+    /// Translated with the text, so part of what the value holds.
+    title: Option<&'a str>,
 }
 
-/// An article's translation depends on its text (its id), the model of each of its
-/// languages, the beam size and the precision the models ran in.
+/// An article's translation depends on its text (its id), a foreign title (translated with it),
+/// the model of each of its languages, the beam size and the precision the models ran in. Not
+/// on its file name: the value is stored without it and takes this run's (`CarriesArticle`).
 pub(crate) fn cache_key(
     article: &SegmentedArticle,
     models: &[(Lang, ModelRef)],
@@ -46,6 +49,14 @@ pub(crate) fn cache_key(
             models,
             beams,
             precision,
+            // Only a foreign article's title is translated (with its main language).
+            title: article.detected.article.meta.title.as_deref().filter(|_| {
+                article
+                    .detected
+                    .lang
+                    .as_ref()
+                    .is_some_and(|l| !l.is_english())
+            }),
         },
     )
 }
@@ -87,7 +98,9 @@ pub(crate) fn plan(
             models.push((lang, model));
         }
         let key = cache_key(article, &models, beams, precision)?;
-        let cached = cache.get::<EnglishArticle>(&key);
+        let cached = cache
+            .get::<EnglishArticle>(&key)
+            .map(|e| e.with_identity_of(&article.detected.article));
         if cached.is_none() {
             needed.extend(models.into_iter().map(|(_, m)| m));
         }
@@ -115,7 +128,7 @@ pub(crate) fn translate_all<E: From<TranslateError>>(
                 let origin = article.detected.article.origin.clone();
                 let done = translate_article(article, translators)
                     .inspect_err(|e| task.fail(&e.to_string()))?;
-                if let Err(e) = cache.put(&key, &done) {
+                if let Err(e) = cache.put(&key, &done.clone().without_identity()) {
                     log::warn!("{e}; the translation is used but the next run will redo it");
                 }
                 log::debug!("translated {origin}");
