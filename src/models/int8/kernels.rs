@@ -95,7 +95,7 @@ mod x86 {
         kp: usize,
         out: &mut [[i32; 4]; 4],
     ) {
-        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp % 64 == 0);
+        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp.is_multiple_of(64));
         let (a, w) = (a.as_ptr(), w.as_ptr());
         let mut acc = [[_mm512_setzero_si512(); 4]; R];
         let mut k = 0;
@@ -150,7 +150,7 @@ mod x86 {
         kp: usize,
         out: &mut [[i32; 4]; 4],
     ) {
-        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp % 32 == 0);
+        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp.is_multiple_of(32));
         let (a, w) = (a.as_ptr(), w.as_ptr());
         let mut acc = [[_mm256_setzero_si256(); 4]; R];
         let mut k = 0;
@@ -201,7 +201,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2")]
     unsafe fn tile_avx2_n<const R: usize>(a: &[i8], w: &[i8], kp: usize, out: &mut [[i32; 4]; 4]) {
-        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp % 32 == 0);
+        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp.is_multiple_of(32));
         let (a, w) = (a.as_ptr(), w.as_ptr());
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); 4]; R];
