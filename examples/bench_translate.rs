@@ -2,16 +2,19 @@
 //! ids from a file, in consecutive batches, with a fixed output length, and prints one JSON line
 //! `{"seconds": .., "tokens": .., "sentences": ..}` for the timed part (after one warm-up batch).
 //!
-//! Usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N] [--device cpu|cuda]
-//! where IDS_JSON is `{"sentences": [[id, ..., eos], ...]}`. Threads follow RAYON_NUM_THREADS.
+//! Usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]
+//!        [--precision f32|int8] [--device cpu|cuda]
+//! where IDS_JSON is `{"sentences": [[id, ..., eos], ...]}`. Threads follow RAYON_NUM_THREADS;
+//! the int8 kernels follow POLYBRIEF_CPU_LEVEL (the JSON line names the level used).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use polybrief::models::generate::{generate, GenerationParams, MarianDecoding};
-use polybrief::models::marian::MarianMTModel;
-use polybrief::pipeline::translate::load_marian;
+use polybrief::models::int8::CpuLevel;
+use polybrief::models::marian::{MarianMTModel, WeightPrecision};
+use polybrief::pipeline::translate::load_marian_with_precision;
 
 #[derive(serde::Deserialize)]
 struct Input {
@@ -51,17 +54,20 @@ fn run_batch(
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage =
-        "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]";
+    let usage = "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] \
+                 [--new-tokens N] [--precision f32|int8]";
     let model_dir = PathBuf::from(args.next().expect(usage));
     let ids_path = PathBuf::from(args.next().expect(usage));
     let (mut beams, mut batch, mut new_tokens) = (1usize, 1usize, 24usize);
+    let mut precision = WeightPrecision::F32;
     let mut device = Device::Cpu;
     while let Some(flag) = args.next() {
+        let value = args.next().expect(usage);
+        let number = || -> usize { value.parse().expect(usage) };
         if flag == "--device" {
-            device = match args.next().as_deref() {
-                Some("cpu") => Device::Cpu,
-                Some("cuda") => {
+            device = match value.as_str() {
+                "cpu" => Device::Cpu,
+                "cuda" => {
                     polybrief::device::open(polybrief::device::Gpu::Cuda)
                         .unwrap_or_else(|e| panic!("{e}"))
                         .device
@@ -70,17 +76,24 @@ fn main() {
             };
             continue;
         }
-        let value: usize = args.next().and_then(|v| v.parse().ok()).expect(usage);
         match flag.as_str() {
-            "--beams" => beams = value,
-            "--batch" => batch = value,
-            "--new-tokens" => new_tokens = value,
+            "--beams" => beams = number(),
+            "--batch" => batch = number(),
+            "--new-tokens" => new_tokens = number(),
+            "--precision" => {
+                precision = match value.as_str() {
+                    "f32" => WeightPrecision::F32,
+                    "int8" => WeightPrecision::Int8,
+                    _ => panic!("{usage}"),
+                }
+            }
             _ => panic!("{usage}"),
         }
     }
     let input: Input = serde_json::from_str(&std::fs::read_to_string(&ids_path).expect("read ids"))
         .expect("ids json");
-    let model = load_marian(&model_dir, DType::F32, &device).expect("load model");
+    let model =
+        load_marian_with_precision(&model_dir, DType::F32, &device, precision).expect("load model");
     // Fixed output length: EOS is forbidden until the last position, where it is forced.
     let params = GenerationParams {
         num_beams: beams,
@@ -104,6 +117,8 @@ fn main() {
             "encode_seconds": encode_seconds,
             "tokens": tokens,
             "sentences": input.sentences.len(),
+            "precision": precision.name(),
+            "cpu_level": CpuLevel::current().name(),
         })
     );
 }

@@ -14,6 +14,7 @@ use crate::commands::run::RunOptions;
 use crate::commands::summarize::SummarizeOptions;
 use crate::commands::translate::TranslateOptions;
 use crate::config::{self, GlobalOptions};
+use crate::models::precision::Precision;
 use crate::units::parse_age;
 
 const EXIT_CODES: &str = "\
@@ -89,6 +90,23 @@ pub enum DeviceChoice {
     Cpu,
     Cuda,
     Metal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    Auto,
+    Int8,
+    F32,
+}
+
+impl From<PrecisionChoice> for Precision {
+    fn from(choice: PrecisionChoice) -> Self {
+        match choice {
+            PrecisionChoice::Auto => Precision::Auto,
+            PrecisionChoice::Int8 => Precision::Int8,
+            PrecisionChoice::F32 => Precision::F32,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -173,6 +191,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "CODE", value_parser = Lang::parse)]
     pub lang: Option<Lang>,
 
+    /// Precision of the translation models: `int8` quantizes every linear layer at load (about
+    /// 2× faster on a CPU, a quarter of the weights' memory), `f32` is the checkpoint's own.
+    /// `auto`: int8 on the CPU, f32 on a GPU.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto, env = "POLYBRIEF_PRECISION")]
+    pub precision: PrecisionChoice,
+
     /// Skip input files larger than this many MiB (they are listed as skipped).
     #[arg(long, value_name = "MIB", default_value_t = 5)]
     pub max_file_mib: u64,
@@ -210,6 +234,12 @@ pub struct TranslateArgs {
     /// Beam size; 1 is greedy search (fastest). Default: 4, as the opus-mt models were tuned.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     pub beams: Option<u16>,
+
+    /// Precision of the translation models: `int8` quantizes every linear layer at load (about
+    /// 2× faster on a CPU, a quarter of the weights' memory), `f32` is the checkpoint's own.
+    /// `auto`: int8 on the CPU, f32 on a GPU.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto, env = "POLYBRIEF_PRECISION")]
+    pub precision: PrecisionChoice,
 
     /// A local opus-mt folder (config.json, model.safetensors or pytorch_model.bin, source.spm,
     /// target.spm, vocab.json) that translates every non-English sentence, instead of the catalog.
@@ -363,6 +393,7 @@ impl From<RunArgs> for RunOptions {
             prompts: args.prompts,
             title: args.title,
             beams: args.beams,
+            precision: args.precision.into(),
             max_file_mib: args.max_file_mib,
             shard: args.shard,
             lang: args.lang,
@@ -380,6 +411,7 @@ impl From<TranslateArgs> for TranslateOptions {
             input: args.input,
             from: args.from,
             beams: args.beams,
+            precision: args.precision.into(),
             model_dir: args.model_dir,
         }
     }

@@ -16,8 +16,10 @@ use crate::models::hub::{LocalModel, ModelStore};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
 pub(crate) use crate::models::model_ref::ModelRef;
+use crate::models::precision::WeightPrecision;
 use crate::pipeline::translate::{
-    load_marian, Translate, TranslateError, TranslateSettings, Translator, Translators,
+    load_marian_with_precision, Translate, TranslateError, TranslateSettings, Translator,
+    Translators,
 };
 
 /// The translators of a run, by source language, loaded on first use.
@@ -26,6 +28,7 @@ pub(crate) struct TranslatorPool<'a> {
     store: &'a ModelStore,
     device: &'a Device,
     settings: TranslateSettings,
+    precision: WeightPrecision,
     /// Loaded engines by catalog id: several languages can share one group model.
     loaded: HashMap<String, Box<dyn Translate>>,
     pub loads: usize,
@@ -37,12 +40,14 @@ impl<'a> TranslatorPool<'a> {
         store: &'a ModelStore,
         device: &'a Device,
         settings: TranslateSettings,
+        precision: WeightPrecision,
     ) -> Self {
         TranslatorPool {
             catalog,
             store,
             device,
             settings,
+            precision,
             loaded: HashMap::new(),
             loads: 0,
         }
@@ -73,7 +78,7 @@ impl<'a> TranslatorPool<'a> {
             reason: e.to_string(),
         })?;
         let dir = model_dir(&local, entry)?;
-        let model = load_marian(&dir, DType::F32, self.device)?;
+        let model = load_marian_with_precision(&dir, DType::F32, self.device, self.precision)?;
         let name = ModelRef::of(entry).label();
         Ok(Box::new(Translator::new(
             name,

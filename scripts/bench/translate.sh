@@ -6,6 +6,7 @@
 # configuration once and prints a Markdown table.
 #
 #   scripts/bench/translate.sh [--threads 2] [--sentences 64] [--new-tokens 24] [...]
+#   scripts/bench/translate.sh --isa avx2     # AVX-512 off in polybrief's int8 kernels and CT2
 #
 # Extra arguments go to scripts/bench/translate_bench.py (see its --help).
 set -euo pipefail

@@ -8,8 +8,13 @@ sinusoidal positions) on the same input ids, in the same batches, with a fixed o
 Each tool runs in its own process; peak RSS is that process's, from GNU time (model load included).
 Only the decoding loop is timed (after one warm-up batch), once per configuration.
 
+polybrief runs twice, in f32 and in int8 (`polybrief-f32`, `polybrief-int8`). `--isa avx2`
+disables AVX-512 in both polybrief's int8 kernels (POLYBRIEF_CPU_LEVEL=avx2) and CTranslate2
+(CT2_FORCE_CPU_ISA=AVX2), so that one AVX-512 machine measures the AVX2 kernels too; candle's f32
+matmuls (the gemm crate) have no such switch and keep AVX-512.
+
 Usage: translate_bench.py --polybrief PATH [--threads 2] [--sentences 64] [--new-tokens 24]
-                          [--device cpu|cuda]
+                          [--device cpu|cuda] [--isa native|avx2]
 With --device cuda (scripts/gpu/check.sh), polybrief and transformers run on GPU 0; peak RSS
 is then host memory only.
 Normally run through scripts/bench/translate.sh, which builds everything first.
@@ -169,17 +174,18 @@ def run_ct2(args, sents, compute_type):
     return time.perf_counter() - start, tokens
 
 
-def run_polybrief(args, sents):
+def run_polybrief(args, sents, precision):
     ids_file = os.path.join(args.workdir, "ids.json")
     with open(ids_file, "w") as f:
         json.dump({"sentences": sents}, f)
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     out = subprocess.run(
         [args.polybrief, args.model_dir, ids_file, "--beams", str(args.beams),
-         "--batch", str(args.batch), "--new-tokens", str(args.new_tokens), "--device", args.device],
+         "--batch", str(args.batch), "--new-tokens", str(args.new_tokens), "--device", args.device,
+         "--precision", precision],
         check=True, capture_output=True, text=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["seconds"], result["tokens"]
+    return result["seconds"], result["tokens"], result["cpu_level"]
 
 
 def child_main(args):
@@ -189,7 +195,10 @@ def child_main(args):
     elif args.run in ("ct2-float32", "ct2-int8"):
         seconds, tokens = run_ct2(args, sents, args.run.split("-")[1])
     else:
-        seconds, tokens = run_polybrief(args, sents)
+        seconds, tokens, level = run_polybrief(args, sents, args.run.split("-")[1])
+        print(json.dumps({"seconds": seconds, "tokens": tokens, "sentences": len(sents),
+                          "cpu_level": level}))
+        return
     print(json.dumps({"seconds": seconds, "tokens": tokens, "sentences": len(sents)}))
 
 
@@ -204,6 +213,8 @@ def measure(args, tool, beams, batch, ct2_dirs):
         cmd += ["--ct2-dir", ct2_dirs[tool]]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                RAYON_NUM_THREADS=str(args.threads))
+    if args.isa == "avx2":
+        env.update(POLYBRIEF_CPU_LEVEL="avx2", CT2_FORCE_CPU_ISA="AVX2")
     # Peak RSS through GNU time, which forks the tool from its own small process. Taking
     # ru_maxrss from this script's own fork would be wrong on Linux: a forked child starts with
     # its parent's peak, and this process has torch and ctranslate2 loaded (about 700 MB), so
@@ -231,7 +242,9 @@ def main():
     p.add_argument("--sentences", type=int, default=64)
     p.add_argument("--new-tokens", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tools", default="polybrief,hf,ct2-float32,ct2-int8")
+    p.add_argument("--tools", default="polybrief-f32,polybrief-int8,hf,ct2-float32,ct2-int8")
+    p.add_argument("--isa", choices=["native", "avx2"], default="native",
+                   help="avx2: disable AVX-512 in polybrief's int8 kernels and in CTranslate2")
     p.add_argument("--configs", default="greedy:1,greedy:16,beam4:1,beam4:16")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where polybrief and transformers run (CTranslate2 stays on the CPU)")
@@ -273,19 +286,51 @@ def main():
             json.dump(rows, f, indent=1)
     load_after = os.getloadavg()[0]
 
-    print(f"\n{args.sentences} sentences of 8–48 source tokens, {args.new_tokens} target tokens each, "
+    print(f"\n{cpu_line()}; polybrief int8 kernels: {polybrief_level(rows)}; "
+          f"CTranslate2 ISA: {'AVX2 (forced)' if args.isa == 'avx2' else 'its own choice'}.")
+    print(f"{args.sentences} sentences of 8–48 source tokens, {args.new_tokens} target tokens each, "
           f"{args.threads} threads, {device_label(args.device)}; ratios are relative to polybrief (higher is faster; "
           f"for RSS, higher is more memory). 1-minute load average {load_before:.2f} before, "
           f"{load_after:.2f} after (other processes on the machine slow every tool down).\n")
-    print("| decoding | batch | tool | sentences/s | target tokens/s | peak RSS (MB) | speed vs polybrief | RSS vs polybrief |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print("| decoding | batch | tool | sentences/s | target tokens/s | peak RSS (MB) |")
+    print("|---|---:|---|---:|---:|---:|")
     for name, batch, results in rows:
-        base = results.get("polybrief")
         for tool, r in results.items():
-            speed = f"{r['tok_per_s'] / base['tok_per_s']:.2f}×" if base else "–"
-            rss = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}×" if base else "–"
             print(f"| {name} | {batch} | {tool} | {r['sent_per_s']:.2f} | {r['tok_per_s']:.1f} | "
-                  f"{r['peak_rss_mb']:.0f} | {speed} | {rss} |")
+                  f"{r['peak_rss_mb']:.0f} |")
+    pairs = [("polybrief-int8", "ct2-int8"), ("polybrief-f32", "ct2-float32")]
+    if all(a in tools and b in tools for a, b in pairs):
+        print("\n| decoding | batch | polybrief int8 ÷ CT2 int8 (tok/s) | polybrief f32 ÷ CT2 float32 | "
+              "RSS polybrief int8 / CT2 int8 (MB) | RSS polybrief f32 / CT2 float32 (MB) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, batch, r in rows:
+            print(f"| {name} | {batch} "
+                  f"| {r['polybrief-int8']['tok_per_s'] / r['ct2-int8']['tok_per_s']:.2f}× "
+                  f"| {r['polybrief-f32']['tok_per_s'] / r['ct2-float32']['tok_per_s']:.2f}× "
+                  f"| {r['polybrief-int8']['peak_rss_mb']:.0f} / {r['ct2-int8']['peak_rss_mb']:.0f} "
+                  f"| {r['polybrief-f32']['peak_rss_mb']:.0f} / {r['ct2-float32']['peak_rss_mb']:.0f} |")
+
+
+def cpu_line():
+    """The CPU's model name and the vector extensions that decide the kernels."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ["avx2", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni"]
+    return f"CPU: {model} ({', '.join(f for f in wanted if f in flags) or 'no AVX2'})"
+
+
+def polybrief_level(rows):
+    levels = {r[t].get("cpu_level") for _, _, r in rows for t in r if t == "polybrief-int8"}
+    return ", ".join(sorted(l for l in levels if l)) or "not run"
 
 
 def device_label(device):

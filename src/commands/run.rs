@@ -20,6 +20,7 @@ use crate::engines::{
 use crate::error::{Error, ExitCode, Result};
 use crate::models::catalog::ModelEntry;
 use crate::models::model_ref::ModelRef;
+use crate::models::precision::{Precision, WeightPrecision};
 use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::ingest::fetch::FetchSettings;
 use crate::pipeline::ingest::window::Window;
@@ -54,6 +55,7 @@ pub struct RunOptions {
     pub prompts: Option<PathBuf>,
     pub title: String,
     pub beams: Option<usize>,
+    pub precision: Precision,
     pub max_file_mib: u64,
     pub shard: Option<String>,
     pub lang: Option<crate::article::Lang>,
@@ -160,7 +162,17 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     // missing network or a full disk shows early. A model that cannot be had skips the
     // articles that need it (named, exit 3); only when no article is left does the run fail.
     let settings = translate_settings(&args);
-    let mut plan = translate::stage::plan(segmented, &ctx.catalog, settings.num_beams, &cache)?;
+    let precision = args
+        .precision
+        .resolve(&ctx.device, &ctx.device_name)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let mut plan = translate::stage::plan(
+        segmented,
+        &ctx.catalog,
+        settings.num_beams,
+        precision,
+        &cache,
+    )?;
     skipped.append(&mut plan.skipped);
     let store = ctx.model_store();
     let summary_plan = plan_summarizer(args.summarizer, ctx, &store)?;
@@ -184,7 +196,8 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     }
 
     let clock = StageClock::start("translate");
-    let mut translators = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
+    let mut translators =
+        TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings, precision);
     let task = ctx.reporter.items("translate", plan.entries.len() as u64);
     let (english, mut failed) =
         translate::stage::translate_all::<Error>(plan, &mut translators, &cache, &task, || {
@@ -298,7 +311,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     let brief = Brief {
         title: args.title.clone(),
         date: today.format("%Y-%m-%d").to_string(),
-        models: models_used(&english, &summary_plan, embedder_used),
+        models: models_used(&english, precision, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
         stories: synthesis.stories.clone(),
         sources: numbered
@@ -492,13 +505,15 @@ fn translate_settings(args: &RunOptions) -> TranslateSettings {
 
 fn models_used(
     english: &[EnglishArticle],
+    precision: WeightPrecision,
     plan: &SummaryPlan,
     embedder: Option<&ModelEntry>,
 ) -> Vec<ModelUse> {
     let mut uses: BTreeSet<(String, String)> = BTreeSet::new();
     for article in english {
         for (lang, model) in &article.translations {
-            uses.insert((format!("translation {}→en", lang.code()), model.clone()));
+            let role = format!("translation {}→en ({precision})", lang.code());
+            uses.insert((role, model.clone()));
         }
     }
     let mut models: Vec<ModelUse> = uses

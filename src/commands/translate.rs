@@ -11,10 +11,11 @@ use crate::config::Context;
 use crate::engines::TranslatorPool;
 use crate::error::{Error, ExitCode};
 use crate::models::marian_tokenizer::MarianTokenizer;
+use crate::models::precision::Precision;
 use crate::pipeline::ingest::split_paragraphs;
 use crate::pipeline::translate::{
-    load_marian, translate_article, Translate, TranslateError, TranslateSettings, Translator,
-    Translators,
+    load_marian_with_precision, translate_article, Translate, TranslateError, TranslateSettings,
+    Translator, Translators,
 };
 use crate::pipeline::{detect, segment};
 
@@ -29,6 +30,9 @@ pub struct TranslateOptions {
 
     /// Beam size; 1 is greedy search (fastest). Default: 4, as the opus-mt models were tuned.
     pub beams: Option<u16>,
+
+    /// Precision of the translation models (`auto`: int8 on the CPU, f32 on a GPU).
+    pub precision: Precision,
 
     /// A local opus-mt folder (config.json, model.safetensors or pytorch_model.bin, source.spm,
     /// target.spm, vocab.json) that translates every non-English sentence, instead of the catalog.
@@ -67,9 +71,13 @@ pub fn run(args: TranslateOptions, ctx: &Context) -> Result<ExitCode, Error> {
     if let Some(beams) = args.beams {
         settings.num_beams = usize::from(beams);
     }
+    let precision = args
+        .precision
+        .resolve(&ctx.device, &ctx.device_name)
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let english = match &args.model_dir {
         Some(dir) => {
-            let model = load_marian(dir, DType::F32, &ctx.device)?;
+            let model = load_marian_with_precision(dir, DType::F32, &ctx.device, precision)?;
             let tokenizer = MarianTokenizer::from_dir(dir).map_err(|e| TranslateError::Load {
                 path: dir.clone(),
                 reason: e.to_string(),
@@ -80,7 +88,8 @@ pub fn run(args: TranslateOptions, ctx: &Context) -> Result<ExitCode, Error> {
         }
         None => {
             let store = ctx.model_store();
-            let mut pool = TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings);
+            let mut pool =
+                TranslatorPool::new(&ctx.catalog, &store, &ctx.device, settings, precision);
             translate_article(segmented, &mut pool)?
         }
     };

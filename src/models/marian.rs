@@ -10,13 +10,16 @@
 //! can reorder it and batched decoding can drop finished rows, cross-attention keys/values
 //! computed once per batch, and the checkpoint layouts of both shared and separate vocabularies.
 //!
-//! No I/O here except [`var_builder`], which only maps a weights file into a `VarBuilder`.
+//! No I/O here except [`var_builder`], which only opens a weights file as a `VarBuilder`.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 use serde::Deserialize;
+
+use super::int8::{Int8Linear, Int8Matrix};
+pub use super::precision::WeightPrecision;
 
 /// One token id or several (`eos_token_id` may be either in hub configs).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -236,10 +239,15 @@ fn sinusoidal_table(
 /// and gemm repacks the whole matrix on every call, which in decoding (a few rows per call)
 /// costs as much as the multiplication itself. Stored as `(in, out)` the weight is used in
 /// place.
+///
+/// In int8 the stacked weight is quantized per output row instead ([`Int8Linear`]).
 #[derive(Clone, Debug)]
-struct Projection {
-    weight_t: Tensor,
-    bias: Option<Tensor>,
+enum Projection {
+    F32 {
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
+    Int8(Int8Linear),
 }
 
 impl Projection {
@@ -250,6 +258,7 @@ impl Projection {
         in_dim: usize,
         out_dim: usize,
         vb: &VarBuilder,
+        precision: WeightPrecision,
     ) -> Result<Self> {
         let mut weights = Vec::with_capacity(parts.len());
         let mut biases = Vec::with_capacity(parts.len());
@@ -260,22 +269,36 @@ impl Projection {
             biases.push((b * *scale)?);
         }
         let weight = Tensor::cat(&weights, 0)?;
-        Ok(Self {
-            weight_t: weight.t()?.contiguous()?,
-            bias: Some(Tensor::cat(&biases, 0)?),
+        let bias = Tensor::cat(&biases, 0)?;
+        Ok(match precision {
+            WeightPrecision::F32 => Self::F32 {
+                weight_t: weight.t()?.contiguous()?,
+                bias: Some(bias),
+            },
+            WeightPrecision::Int8 => Self::Int8(Int8Linear::quantize(&weight, Some(&bias))?),
         })
     }
 
-    fn load(name: &str, in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
-        Self::fused(&[(name, 1.0)], in_dim, out_dim, vb)
+    fn load(
+        name: &str,
+        in_dim: usize,
+        out_dim: usize,
+        vb: &VarBuilder,
+        precision: WeightPrecision,
+    ) -> Result<Self> {
+        Self::fused(&[(name, 1.0)], in_dim, out_dim, vb, precision)
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (weight_t, bias) = match self {
+            Self::F32 { weight_t, bias } => (weight_t, bias),
+            Self::Int8(linear) => return linear.forward(xs),
+        };
         let dims = xs.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = xs.elem_count() / in_dim.max(1);
-        let ys = xs.reshape((rows, in_dim))?.matmul(&self.weight_t)?;
-        let ys = match &self.bias {
+        let ys = xs.reshape((rows, in_dim))?.matmul(weight_t)?;
+        let ys = match bias {
             Some(bias) => ys.broadcast_add(bias)?,
             None => ys,
         };
@@ -305,27 +328,34 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(dim: usize, num_heads: usize, cross: bool, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        dim: usize,
+        num_heads: usize,
+        cross: bool,
+        vb: VarBuilder,
+        precision: WeightPrecision,
+    ) -> Result<Self> {
         let head_dim = dim / num_heads;
         let scaling = (head_dim as f64).powf(-0.5);
         let (query, key_value) = if cross {
             (
-                Projection::fused(&[("q_proj", scaling)], dim, dim, &vb)?,
+                Projection::fused(&[("q_proj", scaling)], dim, dim, &vb, precision)?,
                 Some(Projection::fused(
                     &[("k_proj", 1.0), ("v_proj", 1.0)],
                     dim,
                     dim,
                     &vb,
+                    precision,
                 )?),
             )
         } else {
             let qkv = [("q_proj", scaling), ("k_proj", 1.0), ("v_proj", 1.0)];
-            (Projection::fused(&qkv, dim, dim, &vb)?, None)
+            (Projection::fused(&qkv, dim, dim, &vb, precision)?, None)
         };
         Ok(Self {
             query,
             key_value,
-            out_proj: Projection::load("out_proj", dim, dim, &vb)?,
+            out_proj: Projection::load("out_proj", dim, dim, &vb, precision)?,
             num_heads,
             head_dim,
         })
@@ -405,13 +435,14 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, vb: VarBuilder, precision: WeightPrecision) -> Result<Self> {
         let d = cfg.d_model;
+        let heads = cfg.encoder_attention_heads;
         Ok(Self {
-            self_attn: Attention::new(d, cfg.encoder_attention_heads, false, vb.pp("self_attn"))?,
+            self_attn: Attention::new(d, heads, false, vb.pp("self_attn"), precision)?,
             self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-            fc1: Projection::load("fc1", d, cfg.encoder_ffn_dim, &vb)?,
-            fc2: Projection::load("fc2", cfg.encoder_ffn_dim, d, &vb)?,
+            fc1: Projection::load("fc1", d, cfg.encoder_ffn_dim, &vb, precision)?,
+            fc2: Projection::load("fc2", cfg.encoder_ffn_dim, d, &vb, precision)?,
             final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
             activation: cfg.activation_function,
         })
@@ -442,16 +473,16 @@ struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, vb: VarBuilder, precision: WeightPrecision) -> Result<Self> {
         let d = cfg.d_model;
         let heads = cfg.decoder_attention_heads;
         Ok(Self {
-            self_attn: Attention::new(d, heads, false, vb.pp("self_attn"))?,
+            self_attn: Attention::new(d, heads, false, vb.pp("self_attn"), precision)?,
             self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-            encoder_attn: Attention::new(d, heads, true, vb.pp("encoder_attn"))?,
+            encoder_attn: Attention::new(d, heads, true, vb.pp("encoder_attn"), precision)?,
             encoder_attn_layer_norm: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
-            fc1: Projection::load("fc1", d, cfg.decoder_ffn_dim, &vb)?,
-            fc2: Projection::load("fc2", cfg.decoder_ffn_dim, d, &vb)?,
+            fc1: Projection::load("fc1", d, cfg.decoder_ffn_dim, &vb, precision)?,
+            fc2: Projection::load("fc2", cfg.decoder_ffn_dim, d, &vb, precision)?,
             final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
             activation: cfg.activation_function,
         })
@@ -678,6 +709,8 @@ enum TokenEmbedding {
     Rows(Tensor),
     /// Shared with the CPU LM head.
     Panels(std::sync::Arc<PanelMatrix>),
+    /// Int8, shared with the int8 LM head; rows are dequantized on lookup.
+    Int8(std::sync::Arc<Int8Matrix>),
 }
 
 impl TokenEmbedding {
@@ -701,6 +734,21 @@ impl TokenEmbedding {
                 }
                 Tensor::from_vec(out, (b, t, m.cols), &Device::Cpu)
             }
+            TokenEmbedding::Int8(m) => {
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                let mut out = vec![0f32; ids.len() * m.cols()];
+                for (id, row) in ids.iter().zip(out.chunks_exact_mut(m.cols())) {
+                    let id = *id as usize;
+                    if id >= m.rows() {
+                        candle_core::bail!(
+                            "token id {id} is outside the vocabulary of {}",
+                            m.rows()
+                        );
+                    }
+                    m.dequantize_row(id, row);
+                }
+                Tensor::from_vec(out, (b, t, m.cols()), &Device::Cpu)
+            }
         }
     }
 }
@@ -718,6 +766,8 @@ enum LmHead {
         weight: std::sync::Arc<PanelMatrix>,
         bias: Vec<f32>,
     },
+    /// CPU, int8: the quantized target embeddings (or `lm_head.weight`).
+    Int8(Int8Linear),
 }
 
 /// Up to this many rows the tensor LM head runs as `(W · hidden^T)^T`.
@@ -742,6 +792,7 @@ impl LmHead {
                 let logits = self.forward_values(hidden)?;
                 Tensor::from_vec(logits, (rows, weight.rows), hidden.device())
             }
+            LmHead::Int8(linear) => linear.forward(hidden),
         }
     }
 
@@ -756,6 +807,7 @@ impl LmHead {
                 }
                 Ok(weight.matmul_t(&cpu_values(hidden)?, rows, bias))
             }
+            LmHead::Int8(linear) => linear.forward_values(hidden),
         }
     }
 }
@@ -786,6 +838,7 @@ pub struct MarianMTModel {
     embed_scale: f64,
     device: Device,
     dtype: DType,
+    precision: WeightPrecision,
 }
 
 /// Finds the first of `names` present in the checkpoint: save_pretrained keeps only one name of
@@ -797,20 +850,39 @@ fn first_present<'a>(vb: &VarBuilder, names: &[&'a str]) -> Option<&'a str> {
 impl MarianMTModel {
     /// Builds the model from a checkpoint whose keys are those of `MarianMTModel.state_dict()`.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        // On the CPU in f32 the LM head (and the embeddings tied to it) live in panels; every
-        // other device and dtype uses candle's tensors.
-        let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
-        Self::build(cfg, vb, use_panels)
+        Self::new_with_precision(cfg, vb, WeightPrecision::F32)
     }
 
     /// [`MarianMTModel::new`] with the tensor LM head that GPUs use, on any device: lets a
     /// CPU-only test check the GPU's path against the reference.
     pub fn new_with_tensor_head(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        Self::build(cfg, vb, false)
+        Self::build(cfg, vb, WeightPrecision::F32, false)
     }
 
-    fn build(cfg: &Config, vb: VarBuilder, use_panels: bool) -> Result<Self> {
+    /// [`new`](Self::new) with every linear layer, the LM head included, in `precision`
+    /// (int8: quantized as each weight is read, on the CPU only). Layer norms, attention
+    /// scores and the embeddings' positions stay f32.
+    pub fn new_with_precision(
+        cfg: &Config,
+        vb: VarBuilder,
+        precision: WeightPrecision,
+    ) -> Result<Self> {
+        // On the CPU in f32 the LM head (and the embeddings tied to it) live in panels; every
+        // other device and dtype uses candle's tensors.
+        let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
+        Self::build(cfg, vb, precision, use_panels)
+    }
+
+    fn build(
+        cfg: &Config,
+        vb: VarBuilder,
+        precision: WeightPrecision,
+        use_panels: bool,
+    ) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
+        if precision == WeightPrecision::Int8 && !vb.device().is_cpu() {
+            candle_core::bail!("int8 Marian runs on the CPU only");
+        }
         let d = cfg.d_model;
         let target_vocab = cfg.target_vocab_size();
         let missing = |what: &str| {
@@ -851,7 +923,20 @@ impl MarianMTModel {
             Tensor::zeros(target_vocab, vb.dtype(), vb.device())?
         };
 
-        let (decoder_embed, lm_head) = if use_panels {
+        let (decoder_embed, lm_head) = if precision == WeightPrecision::Int8 {
+            let quantize = |w: &Tensor| Int8Matrix::from_tensor(w).map(std::sync::Arc::new);
+            let embed = quantize(&decoder_rows)?;
+            drop(decoder_rows);
+            let head = match &untied_head {
+                Some(w) => quantize(w)?,
+                None => embed.clone(),
+            };
+            let bias = cpu_values(&final_logits_bias)?;
+            (
+                TokenEmbedding::Int8(embed),
+                LmHead::Int8(Int8Linear::from_matrix(head, Some(bias))),
+            )
+        } else if use_panels {
             let panels = |w: &Tensor| -> Result<std::sync::Arc<PanelMatrix>> {
                 let (rows, cols) = w.dims2()?;
                 Ok(std::sync::Arc::new(PanelMatrix::from_row_major(
@@ -892,14 +977,14 @@ impl MarianMTModel {
         let encoder = Encoder {
             embed_tokens: encoder_embed,
             layers: (0..cfg.encoder_layers)
-                .map(|i| EncoderLayer::new(cfg, vb_enc.pp(i)))
+                .map(|i| EncoderLayer::new(cfg, vb_enc.pp(i), precision))
                 .collect::<Result<_>>()?,
         };
         let vb_dec = vb.pp("model.decoder.layers");
         let decoder = Decoder {
             embed_tokens: decoder_embed,
             layers: (0..cfg.decoder_layers)
-                .map(|i| DecoderLayer::new(cfg, vb_dec.pp(i)))
+                .map(|i| DecoderLayer::new(cfg, vb_dec.pp(i), precision))
                 .collect::<Result<_>>()?,
         };
         let positions = sinusoidal_table(cfg.max_position_embeddings, d, vb.dtype(), vb.device())?;
@@ -916,7 +1001,13 @@ impl MarianMTModel {
             },
             device: vb.device().clone(),
             dtype: vb.dtype(),
+            precision,
         })
+    }
+
+    /// The precision of the linear layers.
+    pub fn precision(&self) -> WeightPrecision {
+        self.precision
     }
 
     pub fn config(&self) -> &Config {
@@ -1053,14 +1144,19 @@ impl MarianMTModel {
     }
 }
 
-/// Maps a checkpoint file into a `VarBuilder`: `*.safetensors` memory-mapped, anything else read
-/// as a PyTorch pickle (`pytorch_model.bin`). Tensors are converted to `dtype` on load.
+/// Opens a checkpoint file as a `VarBuilder`: `*.safetensors` read tensor by tensor (see
+/// [`SafetensorsFile`](super::safetensors_file::SafetensorsFile): no memory map, so the file
+/// costs no resident memory once the model is built), anything else read as a PyTorch pickle
+/// (`pytorch_model.bin`). Tensors are converted to `dtype` on load.
 pub fn var_builder(path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
     let is_safetensors = path.extension().is_some_and(|ext| ext == "safetensors");
     if is_safetensors {
-        // SAFETY: the file is memory-mapped read-only; polybrief never writes to model files
-        // while they are loaded (the hub cache replaces files by rename).
-        unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
+        let file = super::safetensors_file::SafetensorsFile::open(path)?;
+        Ok(VarBuilder::from_backend(
+            Box::new(file),
+            dtype,
+            device.clone(),
+        ))
     } else {
         VarBuilder::from_pth(path, dtype, device)
     }

@@ -5,10 +5,13 @@ pub mod catalog;
 pub mod embedder;
 pub mod generate;
 pub mod hub;
+pub mod int8;
 pub mod llm;
 pub mod marian;
 pub mod marian_tokenizer;
 pub(crate) mod model_ref;
+pub mod precision;
+pub mod safetensors_file;
 
 /// Why a model could not produce text.
 #[derive(Debug, thiserror::Error)]

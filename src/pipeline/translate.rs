@@ -21,6 +21,7 @@ use crate::article::{EnglishArticle, EnglishSentence, Lang, SegmentedArticle};
 use crate::models::generate::{generate, GenerationParams, MarianDecoding, RepetitionGuard};
 use crate::models::marian::{var_builder, Config, MarianMTModel};
 use crate::models::marian_tokenizer::MarianTokenizer;
+use crate::models::precision::WeightPrecision;
 use crate::models::GenerateError;
 
 /// Why a translation could not be made.
@@ -119,11 +120,22 @@ impl Default for TranslateSettings {
 }
 
 /// Reads `config.json` and the weights (`model.safetensors`, else `pytorch_model.bin`) of a
-/// Marian checkpoint directory.
+/// Marian checkpoint directory, in f32.
 pub fn load_marian(
     dir: &Path,
     dtype: DType,
     device: &Device,
+) -> Result<MarianMTModel, TranslateError> {
+    load_marian_with_precision(dir, dtype, device, WeightPrecision::F32)
+}
+
+/// [`load_marian`] with the linear layers in `precision` (int8 quantizes each weight as it is
+/// read). The weights file is unmapped when this returns: the model holds its own copies.
+pub fn load_marian_with_precision(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+    precision: WeightPrecision,
 ) -> Result<MarianMTModel, TranslateError> {
     let load_err = |reason: String| TranslateError::Load {
         path: dir.to_path_buf(),
@@ -155,7 +167,8 @@ pub fn load_marian(
     }
     let vb = var_builder(&weights, dtype, device)
         .map_err(|e| load_err(format!("cannot read {}: {e}", weights.display())))?;
-    MarianMTModel::new(&cfg, vb).map_err(|e| load_err(format!("{}: {e}", weights.display())))
+    MarianMTModel::new_with_precision(&cfg, vb, precision)
+        .map_err(|e| load_err(format!("{}: {e}", weights.display())))
 }
 
 /// Whether `path` starts like a zip archive, as `torch.save` writes since PyTorch 1.6.

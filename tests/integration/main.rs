@@ -7,6 +7,7 @@ mod hub;
 mod language_slips;
 mod layers;
 mod llm_parity;
+mod marian_int8;
 mod marian_parity;
 mod nightly;
 mod outputs;

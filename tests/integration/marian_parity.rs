@@ -109,7 +109,7 @@ fn params(model: &MarianMTModel, reference: &Reference, num_beams: usize) -> Gen
 
 /// Runs generation on `sources` as one right-padded batch and returns, per sentence, the ids
 /// the reference prints: decoder start token first.
-fn run_generate(
+pub(crate) fn run_generate(
     model: &MarianMTModel,
     sources: &[&[u32]],
     params: &GenerationParams,

@@ -11,6 +11,7 @@ use crate::article::{CarriesArticle, EnglishArticle, Lang, SegmentedArticle, Ski
 use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::models::catalog::Catalog;
 use crate::models::model_ref::ModelRef;
+use crate::models::precision::WeightPrecision;
 use crate::progress::Task;
 
 use super::{translate_article, TranslateError, Translators};
@@ -19,24 +20,26 @@ use super::{translate_article, TranslateError, Translators};
 pub(crate) const STAGE: &str = "translate";
 
 /// Bumped when translation changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 2;
+pub(crate) const CACHE_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct KeyParts<'a> {
     version: u32,
     models: &'a [(Lang, ModelRef)],
     beams: usize,
+    precision: WeightPrecision,
     /// Translated with the text, so part of what the value holds.
     title: Option<&'a str>,
 }
 
 /// An article's translation depends on its text (its id), a foreign title (translated with it),
-/// the model of each of its languages, and the beam size. Not on its file name: the value is
-/// stored without it and takes this run's (`CarriesArticle`).
+/// the model of each of its languages, the beam size and the precision the models ran in. Not
+/// on its file name: the value is stored without it and takes this run's (`CarriesArticle`).
 pub(crate) fn cache_key(
     article: &SegmentedArticle,
     models: &[(Lang, ModelRef)],
     beams: usize,
+    precision: WeightPrecision,
 ) -> Result<CacheKey, CacheError> {
     CacheKey::new(
         STAGE,
@@ -45,6 +48,7 @@ pub(crate) fn cache_key(
             version: CACHE_VERSION,
             models,
             beams,
+            precision,
             // Only a foreign article's title is translated (with its main language).
             title: article.detected.article.meta.title.as_deref().filter(|_| {
                 article
@@ -115,6 +119,7 @@ pub(crate) fn plan(
     articles: Vec<SegmentedArticle>,
     catalog: &Catalog,
     beams: usize,
+    precision: WeightPrecision,
     cache: &StageCache,
 ) -> Result<TranslationPlan, CacheError> {
     let mut plan = TranslationPlan {
@@ -134,7 +139,7 @@ pub(crate) fn plan(
             };
             models.push((lang, model));
         }
-        let key = cache_key(&article, &models, beams)?;
+        let key = cache_key(&article, &models, beams, precision)?;
         let cached = cache
             .get::<EnglishArticle>(&key)
             .map(|e| e.with_identity_of(&article.detected.article));

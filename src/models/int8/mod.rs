@@ -1,0 +1,268 @@
+//! Int8 matrix products for the CPU: weights quantized once at load, activations on the fly.
+//!
+//! The scheme is CTranslate2's `int8` compute type (`ops/quantize.cc`, `ops/gemm.cc`):
+//! symmetric quantization per output row of the weight (`scale = max|w| / 127`), symmetric
+//! quantization per row of the activations, the product accumulated in i32, and the result
+//! dequantized with the two row scales. The kernels ([`kernels`]) follow CTranslate2/oneDNN
+//! (VNNI with the u8 shift and a precomputed `128 · Σ w` correction) and llama.cpp's ggml
+//! (AVX2 with the sign trick); which one runs is decided at run time ([`CpuLevel`]).
+//!
+//! Hand-written rather than a crate: candle 0.11 has no int8 × int8 matmul (its quantized
+//! types multiply against f32 or q8 blocks of 32 with f16 scales, which is neither
+//! CTranslate2's per-row scheme nor as fast for Marian's 512-wide rows), and the gemm crate
+//! has no integer kernels.
+
+pub(crate) mod cpu_level;
+pub(crate) mod kernels;
+mod linear;
+
+use rayon::prelude::*;
+
+pub use cpu_level::{CpuLevel, CPU_LEVEL_ENV};
+use kernels::{K_ALIGN, TILE_COLS, TILE_ROWS};
+pub use linear::Int8Linear;
+
+/// The largest quantized magnitude: -128 is never produced, which the AVX2 sign trick needs.
+const QMAX: f32 = 127.0;
+
+/// A `(rows, cols)` f32 matrix quantized to i8 per row, laid out for the kernels: each row
+/// padded with zeros to a multiple of 64 bytes, the row count padded to a multiple of 4.
+#[derive(Clone, Debug)]
+pub struct Int8Matrix {
+    data: Vec<i8>,
+    /// `max|row| / 127` per row (0 for an all-zero row).
+    scales: Vec<f32>,
+    /// `Σ_k q[row][k]` per padded row: the VNNI kernels' offset correction.
+    sums: Vec<i32>,
+    rows: usize,
+    cols: usize,
+    /// Padded row length.
+    kp: usize,
+}
+
+/// Quantizes `row` into `out` (at least as long) and returns its scale.
+fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
+    let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
+    if amax == 0.0 || !amax.is_finite() {
+        out[..row.len()].fill(0);
+        return if amax.is_finite() { 0.0 } else { f32::NAN };
+    }
+    let inv = QMAX / amax;
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = (v * inv).round().clamp(-QMAX, QMAX) as i8;
+    }
+    amax / QMAX
+}
+
+impl Int8Matrix {
+    /// Quantizes a row-major `(rows, cols)` matrix.
+    pub fn quantize(values: &[f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(values.len(), rows * cols, "matrix is not rows × cols");
+        let kp = cols.div_ceil(K_ALIGN).max(1) * K_ALIGN;
+        let padded_rows = rows.div_ceil(TILE_COLS) * TILE_COLS;
+        let mut data = vec![0i8; padded_rows * kp];
+        let mut scales = vec![0f32; padded_rows];
+        data.par_chunks_mut(kp)
+            .zip(scales.par_iter_mut())
+            .zip(values.par_chunks(cols.max(1)))
+            .for_each(|((out, scale), row)| *scale = quantize_row(row, out));
+        let sums = data
+            .chunks(kp)
+            .map(|row| row.iter().map(|&q| i32::from(q)).sum())
+            .collect();
+        Self {
+            data,
+            scales,
+            sums,
+            rows,
+            cols,
+            kp,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held (what the weights cost in memory).
+    pub fn bytes(&self) -> usize {
+        self.data.len() + 4 * (self.scales.len() + self.sums.len())
+    }
+
+    /// Writes the dequantized row `r` into `out` (`cols` long): an embedding lookup.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let scale = self.scales[r];
+        let row = &self.data[r * self.kp..r * self.kp + self.cols];
+        for (o, &q) in out.iter_mut().zip(row) {
+            *o = f32::from(q) * scale;
+        }
+    }
+
+    /// `x · self^T (+ bias)` with `x` `(n, cols)` row-major; returns `(n, rows)` row-major,
+    /// on the kernels of [`CpuLevel::current`].
+    pub fn matmul_t(&self, x: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
+        self.matmul_t_at(CpuLevel::current(), x, n, bias)
+    }
+
+    /// [`matmul_t`](Self::matmul_t) on the kernels of `level` (which this CPU must have).
+    pub(crate) fn matmul_t_at(
+        &self,
+        level: CpuLevel,
+        x: &[f32],
+        n: usize,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        assert_eq!(x.len(), n * self.cols, "activations are not n × cols");
+        let acts = QuantizedActivations::new(x, n, self.cols, self.kp, level);
+        let blocks = self.data.len() / (TILE_COLS * self.kp).max(1);
+        // A few jobs per thread balance the load without many tiny ones.
+        let per_job = blocks.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let jobs: Vec<(usize, usize, Vec<f32>)> = (0..blocks)
+            .into_par_iter()
+            .step_by(per_job)
+            .map(|first| {
+                let last = (first + per_job).min(blocks);
+                (
+                    first,
+                    last,
+                    self.block_range(level, &acts, first, last, bias),
+                )
+            })
+            .collect();
+        let mut out = vec![0f32; n * self.rows];
+        for (first, last, values) in jobs {
+            let col0 = first * TILE_COLS;
+            let job_width = (last - first) * TILE_COLS;
+            let width = job_width.min(self.rows - col0);
+            for i in 0..n {
+                out[i * self.rows + col0..][..width]
+                    .copy_from_slice(&values[i * job_width..][..width]);
+            }
+        }
+        out
+    }
+
+    /// Outputs of weight blocks `first..last` for every activation row: `(n, 4·(last-first))`
+    /// row-major, dequantized and biased.
+    fn block_range(
+        &self,
+        level: CpuLevel,
+        acts: &QuantizedActivations,
+        first: usize,
+        last: usize,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let n = acts.rows;
+        let width = (last - first) * TILE_COLS;
+        let mut out = vec![0f32; n * width];
+        let mut tile = [[0i32; 4]; 4];
+        // Activation rows in blocks that stay in L2 while the job's weights stream past.
+        const ROW_BLOCK: usize = 32;
+        for row0 in (0..n).step_by(ROW_BLOCK) {
+            let row_end = (row0 + ROW_BLOCK).min(n);
+            for block in first..last {
+                let w = &self.data[block * TILE_COLS * self.kp..][..TILE_COLS * self.kp];
+                let col0 = block * TILE_COLS;
+                for i0 in (row0..row_end).step_by(TILE_ROWS) {
+                    let rows = TILE_ROWS.min(row_end - i0);
+                    run_tile(level, acts, i0, rows, w, self.kp, &mut tile);
+                    for (di, tile_row) in tile.iter().enumerate().take(rows) {
+                        let i = i0 + di;
+                        let out_row = &mut out[i * width + (block - first) * TILE_COLS..];
+                        for (dj, &dot) in tile_row.iter().enumerate() {
+                            let j = col0 + dj;
+                            if j >= self.rows {
+                                break;
+                            }
+                            let exact = if acts.shifted.is_empty() {
+                                dot
+                            } else {
+                                dot - 128 * self.sums[j]
+                            };
+                            let b = bias.map_or(0.0, |b| b[j]);
+                            out_row[dj] = exact as f32 * (acts.scales[i] * self.scales[j]) + b;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Activations quantized per row, padded like the weights; for the VNNI levels also shifted
+/// into u8 (`q + 128`).
+struct QuantizedActivations {
+    signed: Vec<i8>,
+    shifted: Vec<u8>,
+    scales: Vec<f32>,
+    rows: usize,
+    kp: usize,
+}
+
+impl QuantizedActivations {
+    fn new(x: &[f32], rows: usize, cols: usize, kp: usize, level: CpuLevel) -> Self {
+        let mut signed = vec![0i8; rows * kp];
+        let mut scales = vec![0f32; rows];
+        for ((out, scale), row) in signed
+            .chunks_mut(kp)
+            .zip(scales.iter_mut())
+            .zip(x.chunks(cols.max(1)))
+        {
+            *scale = quantize_row(row, out);
+        }
+        let shifted = match level {
+            CpuLevel::AvxVnni | CpuLevel::Avx512Vnni => {
+                signed.iter().map(|&q| (q as u8) ^ 0x80).collect()
+            }
+            CpuLevel::Scalar | CpuLevel::Avx2 => Vec::new(),
+        };
+        Self {
+            signed,
+            shifted,
+            scales,
+            rows,
+            kp,
+        }
+    }
+}
+
+/// Runs one tile on `level`'s kernel: activation rows `i0..i0 + rows` against the 4 weight
+/// rows `w`. VNNI results still carry the `+128 · Σ w` offset.
+fn run_tile(
+    level: CpuLevel,
+    acts: &QuantizedActivations,
+    i0: usize,
+    rows: usize,
+    w: &[i8],
+    kp: usize,
+    tile: &mut [[i32; 4]; 4],
+) {
+    debug_assert_eq!(acts.kp, kp);
+    let signed = &acts.signed[i0 * kp..(i0 + rows) * kp];
+    match level {
+        CpuLevel::Scalar => kernels::tile_scalar(signed, rows, w, kp, tile),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY (all three): `CpuLevel::current`/`available` only yield a level whose
+        // instructions the CPU has; the slices hold `rows` (resp. 4) rows of `kp` bytes, kp a
+        // multiple of 64; quantization never produces -128.
+        CpuLevel::Avx2 => unsafe { kernels::tile_avx2(signed, rows, w, kp, tile) },
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::AvxVnni => unsafe {
+            kernels::tile_avx_vnni(&acts.shifted[i0 * kp..(i0 + rows) * kp], rows, w, kp, tile)
+        },
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::Avx512Vnni => unsafe {
+            kernels::tile_avx512_vnni(&acts.shifted[i0 * kp..(i0 + rows) * kp], rows, w, kp, tile)
+        },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => kernels::tile_scalar(signed, rows, w, kp, tile),
+    }
+}
+
+#[cfg(test)]
+mod tests;
