@@ -24,11 +24,12 @@ run() {
     ended=$(date +%s.%N)
     printf '%s: %.1f s\n' "$label" "$(echo "$ended - $started" | bc)"
     grep -o 'stage [a-z+]*: [0-9.]*s' "$work/$label.log" | sed 's/^/    /'
+    grep -o 'stage synthesize: .*' "$work/$label.log" | sed 's/^/    /'
     echo "$ended - $started" | bc > "$work/$label.secs"
 }
 run fresh
 # One article changes overnight: its outlet corrected a figure.
-first="$(ls "$work/articles" | head -1)"
-echo "Officials later corrected the figure to 12345." >> "$work/articles/$first"
+articles=("$work"/articles/*.txt)
+echo "Officials later corrected the figure to 12345." >> "${articles[0]}"
 run "one-changed"
 printf 'one changed / fresh: %.1f%%\n' "$(echo "100 * $(cat "$work/one-changed.secs") / $(cat "$work/fresh.secs")" | bc -l)"
