@@ -14,7 +14,8 @@ cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/release/polybrief"
 python3 "$root/scripts/bench/make_english_articles.py" "$work/articles" --articles "$n" >/dev/null
 
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+vector="$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx512f|avx512_vnni|avx2' | sort -u | tr '\n' ' ')"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') (${vector% }); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 run() {
     local label="$1"
     local started ended
@@ -23,8 +24,7 @@ run() {
         -o "$work/brief.md" 2>"$work/$label.log" || true
     ended=$(date +%s.%N)
     printf '%s: %.1f s\n' "$label" "$(echo "$ended - $started" | bc)"
-    grep -o 'stage [a-z+]*: [0-9.]*s' "$work/$label.log" | sed 's/^/    /'
-    grep -o 'stage synthesize: .*' "$work/$label.log" | sed 's/^/    /'
+    grep -o 'stage [a-z+]*: [0-9.]*s.*' "$work/$label.log" | sed 's/^/    /'
     echo "$ended - $started" | bc > "$work/$label.secs"
 }
 run fresh
