@@ -1,7 +1,9 @@
 //! Signals honoured in every stage of a real run (the binary, offline, extractive, on a long
 //! generated English article): SIGTERM inside detect+segment of one long article stops the
-//! run within 2 s; SIGINT during synthesis means no brief and exit 130; a second SIGINT
-//! exits at once and still removes the lock file.
+//! run within 2 s, and so does SIGTERM inside summarize or synthesize of a 3 MB article (whole-
+//! text passes that take tens of seconds in a debug build: `interrupt::GRACE` bounds them);
+//! SIGINT during synthesis means no brief and exit 130; a second SIGINT exits at once and still
+//! removes the lock file.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -210,4 +212,32 @@ fn a_second_sigint_exits_at_once_and_still_removes_the_lock_file() {
     assert_eq!(code, Some(130));
     assert!(!lock.exists(), "the lock file was left behind");
     assert!(!run.brief.exists());
+}
+
+/// SIGTERM once the stage before `stage` has logged its end, on a 3 MB article: exit 130
+/// within 2 s, no brief, no lock file.
+fn sigterm_inside_a_stage_of_a_multi_megabyte_article_stops_within_two_seconds(after: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Run::start(dir.path(), 3_000_000);
+    run.wait_for(after);
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(libc::SIGTERM);
+    let (code, took) = run.wait_exit();
+    assert_eq!(code, Some(130), "{}", run.rest_of_stderr());
+    assert!(
+        took < Duration::from_secs(2),
+        "stopped {took:?} after SIGTERM"
+    );
+    assert!(!run.brief.exists(), "an interrupted run writes no brief");
+    assert!(!lock_of(&run.brief).exists(), "the lock file is removed");
+}
+
+#[test]
+fn sigterm_inside_the_summary_of_a_3_mb_article_stops_the_run_within_two_seconds() {
+    sigterm_inside_a_stage_of_a_multi_megabyte_article_stops_within_two_seconds("stage translate:");
+}
+
+#[test]
+fn sigterm_inside_the_synthesis_of_a_3_mb_article_stops_the_run_within_two_seconds() {
+    sigterm_inside_a_stage_of_a_multi_megabyte_article_stops_within_two_seconds("stage summarize:");
 }
