@@ -12,7 +12,7 @@ use crate::prompts::{Prompts, SYNTHESIZE_TEMPLATES};
 pub(crate) const STAGE: &str = "synthesize";
 
 /// Bumped when synthesis changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 5;
+pub(crate) const CACHE_VERSION: u32 = 6;
 
 /// What synthesis reads of one source: everything but its file name, which the synthesis
 /// does not hold (notes that name files are made per run: `Synthesis::instruction_notes`).
