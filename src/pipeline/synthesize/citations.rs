@@ -37,7 +37,8 @@ pub(crate) fn supports(point: &str, doc: &SourceDoc<'_>) -> bool {
     } else {
         doc.facts.supports(&facts)
             && (coverage(&point_terms, &doc.terms) >= COVERAGE_WITH_FACTS
-                || states_the_same_quantities(point, &facts, doc))
+                || states_the_same_quantities(point, &facts, doc)
+                || paraphrase::states_the_same_event(point, doc))
     }
 }
 
