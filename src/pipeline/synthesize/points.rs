@@ -254,14 +254,17 @@ fn covering_selection<P>(
 #[cfg(test)]
 mod tests {
     use super::covering_selection;
+    use crate::article::KeyPoint;
+
+    fn point(text: &str, citations: &[usize]) -> KeyPoint {
+        KeyPoint {
+            text: text.into(),
+            citations: citations.to_vec(),
+        }
+    }
 
     #[test]
     fn a_repeated_point_gives_way_to_the_one_citing_more() {
-        use crate::article::KeyPoint;
-        let point = |text: &str, citations: &[usize]| KeyPoint {
-            text: text.into(),
-            citations: citations.to_vec(),
-        };
         let merged = super::merge_repeats(vec![
             point(
                 "About 5,000 dockers walked out on Friday at Port Calder.",
@@ -288,11 +291,6 @@ mod tests {
 
     #[test]
     fn talks_that_broke_down_and_the_collapse_of_the_talks_are_one_point() {
-        use crate::article::KeyPoint;
-        let point = |text: &str, citations: &[usize]| KeyPoint {
-            text: text.into(),
-            citations: citations.to_vec(),
-        };
         let merged = super::merge_repeats(vec![
             point(
                 "The dockers' union called the stoppage after talks on a new contract broke down.",
