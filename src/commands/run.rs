@@ -337,7 +337,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         digest,
     };
     // The last moment a stop can be honoured without leaving a brief half-written.
-    interrupt::check()?;
+    let _writing = interrupt::commit()?;
     let outputs = outputs.expect("planned for every run that writes a brief");
     write_outputs(&outputs, &brief, today)?;
     clock.stop(&format!("{} sources", brief.sources.len()));

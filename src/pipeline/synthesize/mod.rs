@@ -19,6 +19,7 @@
 pub(crate) mod citations;
 pub(crate) mod disagreements;
 pub(crate) mod group;
+pub(crate) mod paraphrase;
 pub(crate) mod points;
 pub(crate) mod prompt;
 pub(crate) mod quantities;
