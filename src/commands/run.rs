@@ -19,6 +19,7 @@ use crate::engines::{
 };
 use crate::error::{Error, ExitCode, Result};
 use crate::models::catalog::ModelEntry;
+use crate::models::model_ref::ModelRef;
 use crate::models::precision::{Precision, WeightPrecision};
 use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::ingest::fetch::FetchSettings;
@@ -29,6 +30,7 @@ use crate::pipeline::render::{
 };
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
+use crate::pipeline::synthesize::embeddings::CachedEmbedder;
 use crate::pipeline::synthesize::{
     since, GroupingMethod, LlmPoints, SynthesisOptions, SynthesisPrompt,
 };
@@ -268,9 +270,11 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     // Grouping runs on every run and reads every source, so the embedder (when it can be had)
     // is loaded now; the LLM only when a story misses the cache.
     let embedder_model = embedder_files(ctx, &store);
-    let mut embedder = embedder_model
-        .as_ref()
-        .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
+    let mut embedder = embedder_model.as_ref().map(|(entry, files)| {
+        CachedEmbedder::new(&cache, ModelRef::of(entry).label(), move || {
+            load_embedder(entry, files, &ctx.device).map(|e| Box::new(e) as Box<dyn Embedder>)
+        })
+    });
     let options = SynthesisOptions::default();
     let (synthesis, story_counts) = synthesize::stage::synthesize_cached::<Error>(
         &cache,

@@ -18,6 +18,7 @@
 
 pub(crate) mod citations;
 pub(crate) mod disagreements;
+pub(crate) mod embeddings;
 pub(crate) mod group;
 pub(crate) mod paraphrase;
 pub(crate) mod points;
