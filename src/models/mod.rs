@@ -11,6 +11,8 @@ pub mod marian;
 pub mod marian_tokenizer;
 pub(crate) mod model_ref;
 pub mod precision;
+pub(crate) mod qwen2_batched;
+pub(crate) mod row_linear;
 pub mod safetensors_file;
 
 /// Why a model could not produce text.
