@@ -15,7 +15,7 @@ use polybrief::article::{
     Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, SummaryMethod,
 };
 use polybrief::models::llm::{
-    GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights,
+    Generated, GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights,
 };
 use polybrief::models::{GenerateError, TextGenerator};
 use polybrief::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
@@ -305,6 +305,107 @@ fn gguf_without_tokenizer_config_uses_the_gguf_chat_template() {
     );
     // <|im_end|> ends a turn whether it came from tokenizer_config.json or the GGUF.
     assert!(model.stop_ids().contains(&602));
+}
+
+/// Prompts of ragged lengths: the reference prompts, pieces of them, and a one-token prompt.
+fn ragged_prompts() -> Vec<Vec<u32>> {
+    let r = reference("tiny");
+    let full: Vec<Vec<u32>> = r["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| ids(&p["input_ids"]))
+        .collect();
+    vec![
+        full[0].clone(),
+        full[1][..40].to_vec(),
+        full[1].clone(),
+        full[0][..1].to_vec(),
+        full[0][..13].to_vec(),
+        full[1][..66].to_vec(),
+        full[0][30..].to_vec(),
+    ]
+}
+
+fn one_by_one(
+    model: &mut LlmGenerator,
+    prompts: &[Vec<u32>],
+    budgets: &[usize],
+    options: &GenerationOptions,
+    stop: &[u32],
+) -> Vec<Generated> {
+    prompts
+        .iter()
+        .zip(budgets)
+        .map(|(p, &n)| model.generate(p, n, options, stop).unwrap())
+        .collect()
+}
+
+#[test]
+fn batched_generation_is_token_identical_to_one_by_one() {
+    let prompts = ragged_prompts();
+    let budgets = [24, 3, 40, 9, 0, 31, 17];
+    let sampled = GenerationOptions {
+        temperature: Some(0.8),
+        top_p: Some(0.95),
+        ..GenerationOptions::default()
+    };
+    let mut reasons = Vec::new();
+    for gguf in ["tiny/model-q8_0.gguf", "tiny-q4k/model-q4_k.gguf"] {
+        let dir = fixtures().join("tiny");
+        let files = LlmFiles {
+            weights: Weights::Gguf(fixtures().join(gguf)),
+            tokenizer: dir.join("tokenizer.json"),
+            tokenizer_config: Some(dir.join("tokenizer_config.json")),
+        };
+        for options in [
+            GenerationOptions::default(),
+            GenerationOptions::plain_greedy(),
+            sampled.clone(),
+        ] {
+            // A batch narrower than the prompts, so finished sequences make room for waiting
+            // ones; and one that takes them all.
+            let widths: &[usize] = if options.temperature.is_some() {
+                &[3]
+            } else {
+                &[3, 8]
+            };
+            for &width in widths {
+                let llm_options = LlmOptions {
+                    batch: width,
+                    ..LlmOptions::default()
+                };
+                let mut model = LlmGenerator::load(&files, &test_device(), llm_options).unwrap();
+                // A stop token a third into the longest free reply, so that the sequences stop
+                // at different points: some at it, others at their budgets or in a loop.
+                let free = one_by_one(&mut model, &prompts, &budgets, &options, &[]);
+                let longest = free.iter().max_by_key(|g| g.ids.len()).unwrap();
+                let stop = [longest.ids[longest.ids.len() / 3]];
+                let alone = one_by_one(&mut model, &prompts, &budgets, &options, &stop);
+                let together = model
+                    .generate_batch(&prompts, &budgets, &options, &stop)
+                    .unwrap();
+                assert_eq!(together, alone, "{gguf}, batch of {width}, {options:?}");
+                assert_ne!(alone, free, "the stop token ended some reply early");
+                reasons.extend(alone.iter().map(|g| g.stop));
+            }
+        }
+    }
+    assert!(reasons.contains(&StopReason::EndOfTurn), "{reasons:?}");
+    assert!(reasons.contains(&StopReason::Budget), "{reasons:?}");
+}
+
+#[test]
+fn batched_generation_on_an_unbatched_network_runs_one_by_one() {
+    let mut model = tiny_unquantized(LlmOptions::default());
+    let prompts = ragged_prompts();
+    let budgets = [5, 3, 8, 2, 1, 4, 6];
+    let options = GenerationOptions::default();
+    let alone = one_by_one(&mut model, &prompts, &budgets, &options, &[602]);
+    let together = model
+        .generate_batch(&prompts, &budgets, &options, &[602])
+        .unwrap();
+    assert_eq!(together, alone);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -675,6 +776,75 @@ fn bench_llm_tokens_per_second() {
         median(&mut pp_rates),
         median(&mut tg_rates)
     );
+}
+
+/// Generation throughput of batched decoding on `POLYBRIEF_BENCH_GGUF`: for each number of
+/// sequences in `POLYBRIEF_BENCH_SEQUENCES` (default `1,4,8`), that many distinct prompts of
+/// `POLYBRIEF_BENCH_BATCH_PP` tokens (128) are prefilled, then decoded together for
+/// `POLYBRIEF_BENCH_TG` tokens each (64); tokens/s counts every sequence's decode steps
+/// over the decode time (prefill excluded), median of `POLYBRIEF_BENCH_REPS` (3).
+#[test]
+#[ignore]
+fn bench_llm_batched_tokens_per_second() {
+    let Ok(gguf) = std::env::var("POLYBRIEF_BENCH_GGUF") else {
+        eprintln!("set POLYBRIEF_BENCH_GGUF to a GGUF file");
+        return;
+    };
+    let env_usize = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (pp, tg, reps) = (
+        env_usize("POLYBRIEF_BENCH_BATCH_PP", 128),
+        env_usize("POLYBRIEF_BENCH_TG", 64),
+        env_usize("POLYBRIEF_BENCH_REPS", 3),
+    );
+    let sequences: Vec<usize> = std::env::var("POLYBRIEF_BENCH_SEQUENCES")
+        .unwrap_or_else(|_| "1,4,8".to_string())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("POLYBRIEF_BENCH_SEQUENCES: numbers")
+        })
+        .collect();
+    let files = tiny_files(Weights::Gguf(PathBuf::from(&gguf)), true);
+    for &n in &sequences {
+        let options = LlmOptions {
+            max_context: pp + tg + 8,
+            batch: n,
+            ..LlmOptions::default()
+        };
+        let mut model = LlmGenerator::load(&files, &test_device(), options).unwrap();
+        let prompts: Vec<Vec<u32>> = (0..n as u32)
+            .map(|s| {
+                (0..pp as u32)
+                    .map(|i| (i * 7919 + 13 + s * 101) % 600)
+                    .collect()
+            })
+            .collect();
+        let mut rates = Vec::new();
+        for _ in 0..reps {
+            let out = model
+                .generate_batch(
+                    &prompts,
+                    &vec![tg; n],
+                    &GenerationOptions::plain_greedy(),
+                    &[],
+                )
+                .unwrap();
+            assert!(out.iter().all(|g| g.ids.len() == tg));
+            rates.push(model.last_timings().generated_tokens_per_second());
+        }
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "{{\"engine\": \"polybrief\", \"gguf\": {:?}, \"sequences\": {n}, \"pp_tokens\": {pp}, \"tg_tokens\": {tg}, \"tg_tps\": {:.2}}}",
+            gguf,
+            rates[rates.len() / 2]
+        );
+    }
 }
 
 #[test]
