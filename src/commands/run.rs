@@ -57,6 +57,7 @@ pub struct RunOptions {
     pub beams: Option<usize>,
     pub precision: Precision,
     pub max_file_mib: u64,
+    pub llm_batch: usize,
     pub shard: Option<String>,
     pub lang: Option<crate::article::Lang>,
     /// The brief to compare with, instead of the newest in the archive.
@@ -214,7 +215,9 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
 
     let clock = StageClock::start("summarize");
     let mut llm = match &summary_plan {
-        SummaryPlan::Llm { entry } => Some(LazyLlm::new(&store, entry, &ctx.device)),
+        SummaryPlan::Llm { entry } => {
+            Some(LazyLlm::new(&store, entry, &ctx.device, args.llm_batch))
+        }
         SummaryPlan::Extractive { .. } => None,
     };
     let mut notes: Vec<String> = Vec::new();
@@ -229,18 +232,22 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &prompts,
         &cache,
         &task,
+        args.llm_batch,
         || Ok(interrupt::check()?),
-        |article| -> Result<Summary> {
-            let summary = match llm.as_mut() {
-                None => ExtractiveSummarizer::default().summarize(article)?,
+        |articles| -> Result<Vec<Result<Summary>>> {
+            let summaries = match llm.as_mut() {
+                None => ExtractiveSummarizer::default().summarize_batch(articles)?,
                 Some(llm) => {
                     LlmSummarizer::new(llm.get()?, prompts.clone(), LlmSummaryOptions::default())
-                        .summarize(article)?
+                        .summarize_batch(articles)?
                 }
             };
-            // A summary whose model call was cut short is not cached.
+            // Summaries whose model calls were cut short are not cached.
             interrupt::check()?;
-            Ok(summary)
+            Ok(summaries
+                .into_iter()
+                .map(|s| s.map_err(Error::from))
+                .collect())
         },
     )?;
     task.finish("");

@@ -29,7 +29,7 @@ use candle_transformers::models::{quantized_llama, quantized_qwen3, qwen2};
 use serde::Deserialize;
 
 use super::qwen2_batched::Qwen2Batched;
-use super::{GenerateError, TextGenerator};
+use super::{ChatRequest, GenerateError, TextGenerator};
 
 mod batch;
 mod decoding;
@@ -688,29 +688,60 @@ impl TextGenerator for LlmGenerator {
         user: &str,
         max_new_tokens: usize,
     ) -> Result<String, GenerateError> {
-        let prompt = self.prompt_ids(system, user)?;
-        if prompt.len() >= self.context_len {
-            return Err(GenerateError::Other(format!(
-                "the prompt takes {} tokens but {} has a context of {} tokens",
-                prompt.len(),
-                self.name,
-                self.context_len
-            )));
+        let request = ChatRequest {
+            system: system.to_string(),
+            user: user.to_string(),
+            max_new_tokens,
+        };
+        self.chat_batch(std::slice::from_ref(&request))?
+            .pop()
+            .expect("one reply per request")
+    }
+
+    fn chat_batch(
+        &mut self,
+        requests: &[ChatRequest],
+    ) -> Result<Vec<Result<String, GenerateError>>, GenerateError> {
+        // Prompts that do not fit are answered with their error; the others run together.
+        let mut replies: Vec<Option<Result<String, GenerateError>>> = Vec::new();
+        let (mut prompts, mut budgets, mut slots) = (Vec::new(), Vec::new(), Vec::new());
+        for r in requests {
+            let prompt = self.prompt_ids(&r.system, &r.user)?;
+            if prompt.len() >= self.context_len {
+                replies.push(Some(Err(GenerateError::Other(format!(
+                    "the prompt takes {} tokens but {} has a context of {} tokens",
+                    prompt.len(),
+                    self.name,
+                    self.context_len
+                )))));
+                continue;
+            }
+            slots.push(replies.len());
+            replies.push(None);
+            prompts.push(prompt);
+            budgets.push(r.max_new_tokens);
         }
         let options = self.options.generation.clone();
         let stop = self.stop_ids.clone();
-        let generated = self.generate(&prompt, max_new_tokens, &options, &stop)?;
+        let generated = self.generate_batch(&prompts, &budgets, &options, &stop)?;
         let t = self.timings;
         log::debug!(
-            "{}: {} prompt tokens at {:.1}/s, {} generated at {:.1}/s, stopped by {:?}",
+            "{}: {} prompts, {} prompt tokens at {:.1}/s, {} generated at {:.1}/s, stopped by {:?}",
             self.name,
+            prompts.len(),
             t.prompt_tokens,
             t.prompt_tokens_per_second(),
             t.generated_tokens,
             t.generated_tokens_per_second(),
-            generated.stop
+            generated.iter().map(|g| g.stop).collect::<Vec<_>>()
         );
-        Ok(clean_reply(&self.decode(&generated.ids)?))
+        for (slot, g) in slots.into_iter().zip(generated) {
+            replies[slot] = Some(self.decode(&g.ids).map(|text| clean_reply(&text)));
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.expect("every request answered"))
+            .collect())
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
