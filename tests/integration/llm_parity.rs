@@ -17,7 +17,7 @@ use polybrief::article::{
 use polybrief::models::llm::{
     Generated, GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights,
 };
-use polybrief::models::{GenerateError, TextGenerator};
+use polybrief::models::{ChatRequest, GenerateError, TextGenerator};
 use polybrief::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use polybrief::pipeline::summarize::Summarizer;
 use polybrief::prompts::Prompts;
@@ -705,6 +705,118 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
         .text()
         .starts_with("Sentence 0 reports that measure 0 changed"));
     assert!(summary.ungrounded.is_empty());
+}
+
+/// Records the size of every `chat_batch` call, then answers one by one.
+struct Batching {
+    inner: Scripted,
+    sizes: Vec<usize>,
+}
+
+impl TextGenerator for Batching {
+    fn model_name(&self) -> String {
+        self.inner.model_name()
+    }
+    fn chat(&mut self, system: &str, user: &str, n: usize) -> Result<String, GenerateError> {
+        self.inner.chat(system, user, n)
+    }
+    fn chat_batch(
+        &mut self,
+        requests: &[ChatRequest],
+    ) -> Result<Vec<Result<String, GenerateError>>, GenerateError> {
+        self.sizes.push(requests.len());
+        Ok(requests
+            .iter()
+            .map(|r| self.inner.chat(&r.system, &r.user, r.max_new_tokens))
+            .collect())
+    }
+    fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+        self.inner.count_tokens(text)
+    }
+    fn context_len(&self) -> usize {
+        self.inner.context_len()
+    }
+}
+
+#[test]
+fn summarizing_articles_together_gives_each_the_summary_it_gets_alone() {
+    // A long article (summarized in parts, then combined), a short one whose first reply
+    // invents a number (re-asked with the strict prompt) and a short grounded one.
+    let sentences: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                "Sentence {i} reports that measure {} changed across the region.",
+                i * 7
+            )
+        })
+        .collect();
+    let paragraphs: Vec<Vec<&str>> = sentences
+        .chunks(10)
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let paragraph_refs: Vec<&[&str]> = paragraphs.iter().map(Vec::as_slice).collect();
+    let articles = [
+        article(&paragraph_refs),
+        article(&[&["The council met 4 times.", "Nothing was decided."]]),
+        article(&[FLOOD]),
+    ];
+    let reply = |user: &str| {
+        let text = user.split_once('\n').unwrap().1;
+        if user.starts_with("REDUCE") {
+            text.split("\n\n")
+                .take(2)
+                .map(|p| p.split_once(": ").unwrap().1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else if text.starts_with("The council") && !user.starts_with("STRICT") {
+            "The council met 5 times.".to_string()
+        } else {
+            format!("{}.", text.split('.').next().unwrap())
+        }
+    };
+    let options = LlmSummaryOptions {
+        sentences: 2,
+        max_reply_tokens: 40,
+    };
+    let alone: Vec<_> = articles
+        .iter()
+        .map(|a| {
+            let (mut generator, _) = Scripted::new(600, reply);
+            let (_dir, prompts) = marker_prompts();
+            LlmSummarizer::new(&mut generator, prompts, options.clone())
+                .summarize(a)
+                .unwrap()
+        })
+        .collect();
+    let (inner, calls) = Scripted::new(600, reply);
+    let mut generator = Batching {
+        inner,
+        sizes: Vec::new(),
+    };
+    let (_dir, prompts) = marker_prompts();
+    let refs: Vec<&EnglishArticle> = articles.iter().collect();
+    let together: Vec<_> = LlmSummarizer::new(&mut generator, prompts, options)
+        .summarize_batch(&refs)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(together, alone);
+    let parts = calls
+        .borrow()
+        .iter()
+        .filter(|c| c.user.starts_with("SUMMARIZE") && c.user.contains("\nSentence "))
+        .count();
+    assert!(parts >= 2, "the long article is summarized in parts");
+    let strict = calls
+        .borrow()
+        .iter()
+        .filter(|c| c.user.starts_with("STRICT"))
+        .count();
+    assert!(strict >= 1, "the invented number is re-asked");
+    // Round one: every part and both short articles; then all strict re-asks; then the
+    // combination of the long article's parts.
+    assert_eq!(generator.sizes, vec![parts + 2, strict, 1]);
 }
 
 #[test]
