@@ -26,18 +26,17 @@ use super::row_linear::RowLinear;
 /// The hyperparameters a GGUF's `qwen2.*` metadata holds.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Config {
-    pub n_head: usize,
-    pub n_kv_head: usize,
-    pub hidden: usize,
-    pub head_dim: usize,
-    pub n_layer: usize,
-    pub context_length: usize,
-    pub rms_norm_eps: f64,
-    pub rope_freq_base: f32,
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) n_layer: usize,
+    pub(crate) context_length: usize,
+    pub(crate) rms_norm_eps: f64,
+    pub(crate) rope_freq_base: f32,
 }
 
 impl Config {
-    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
+    pub(crate) fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
         let get = |key: &str| match content.metadata.get(key) {
             Some(v) => Ok(v),
             None => candle_core::bail!("cannot find {key} in metadata"),
@@ -47,7 +46,6 @@ impl Config {
         Ok(Config {
             n_head,
             n_kv_head: get("qwen2.attention.head_count_kv")?.to_u32()? as usize,
-            hidden,
             head_dim: hidden / n_head,
             n_layer: get("qwen2.block_count")?.to_u32()? as usize,
             context_length: get("qwen2.context_length")?.to_u32()? as usize,
@@ -70,7 +68,7 @@ pub(crate) struct SequenceCache {
 
 impl SequenceCache {
     /// Positions filled so far (the next token's position).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 }
@@ -135,7 +133,7 @@ fn rope_tables(cfg: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
 }
 
 impl Qwen2Batched {
-    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+    pub(crate) fn from_gguf<R: std::io::Seek + std::io::Read>(
         content: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
@@ -181,12 +179,8 @@ impl Qwen2Batched {
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// An empty cache for a sequence of at most `capacity` positions (prompt and reply).
-    pub fn new_cache(&self, capacity: usize) -> Result<SequenceCache> {
+    pub(crate) fn new_cache(&self, capacity: usize) -> Result<SequenceCache> {
         let capacity = capacity.clamp(1, self.cfg.context_length);
         let shape = (self.cfg.n_kv_head, capacity, self.cfg.head_dim);
         let mut keys = Vec::with_capacity(self.cfg.n_layer);
@@ -221,7 +215,7 @@ impl Qwen2Batched {
 
     /// Feeds `ids` (the next tokens of one sequence) and returns the logits after the last,
     /// `(vocab,)`.
-    pub fn prefill(&self, cache: &mut SequenceCache, ids: &[u32]) -> Result<Tensor> {
+    pub(crate) fn prefill(&self, cache: &mut SequenceCache, ids: &[u32]) -> Result<Tensor> {
         let seq_len = ids.len();
         if seq_len == 0 {
             candle_core::bail!("no tokens to feed")
@@ -264,7 +258,11 @@ impl Qwen2Batched {
 
     /// Feeds one token to each sequence (`tokens[i]` to `caches[i]`, each at its own position)
     /// and returns their next-token logits, `(sequences, vocab)`.
-    pub fn decode(&self, caches: &mut [&mut SequenceCache], tokens: &[u32]) -> Result<Tensor> {
+    pub(crate) fn decode(
+        &self,
+        caches: &mut [&mut SequenceCache],
+        tokens: &[u32],
+    ) -> Result<Tensor> {
         let n = tokens.len();
         if n == 0 || caches.len() != n {
             candle_core::bail!("{} tokens for {} sequences", n, caches.len())

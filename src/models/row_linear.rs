@@ -39,7 +39,7 @@ pub(crate) struct RowLinear {
 }
 
 impl RowLinear {
-    pub fn new(weights: QTensor) -> Result<Self> {
+    pub(crate) fn new(weights: QTensor) -> Result<Self> {
         let weights = Arc::new(weights);
         let matmul = QMatMul::from_arc(weights.clone())?;
         let weights = matches!(matmul, QMatMul::QTensor(_)).then_some(weights);
@@ -48,12 +48,12 @@ impl RowLinear {
 
     /// `xs · Wᵀ` by whichever kernel candle picks for this many rows: for a prompt, where
     /// only speed matters.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.matmul.forward(xs)
     }
 
     /// `xs · Wᵀ` for `(rows, k)` inputs, each row's result independent of the others.
-    pub fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
         let (rows, k) = xs.dims2()?;
         match &self.weights {
             Some(w) if w.dtype() == GgmlDType::Q6K && matches!(xs.device(), Device::Cpu) => {

@@ -606,10 +606,9 @@ fn grounded_summary_is_accepted_without_regeneration() {
     assert!(summary.ungrounded.is_empty());
 }
 
-#[test]
-fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
-    // 60 sentences of 10 words ("tokens"), in 6 paragraphs; a 600-token context leaves room
-    // for under 500 words of article besides prompt and reply, so it needs parts.
+/// 60 sentences of 10 words ("tokens"), in 6 paragraphs; a 600-token context leaves room for
+/// under 500 words of article besides prompt and reply, so it needs parts.
+fn long_article() -> EnglishArticle {
     let sentences: Vec<String> = (0..60)
         .map(|i| {
             format!(
@@ -623,7 +622,12 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
         .map(|c| c.iter().map(String::as_str).collect())
         .collect();
     let paragraph_refs: Vec<&[&str]> = paragraphs.iter().map(Vec::as_slice).collect();
-    let article = article(&paragraph_refs);
+    article(&paragraph_refs)
+}
+
+#[test]
+fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
+    let article = long_article();
 
     let context = 600;
     let (_dir, prompts) = marker_prompts();
@@ -742,21 +746,8 @@ impl TextGenerator for Batching {
 fn summarizing_articles_together_gives_each_the_summary_it_gets_alone() {
     // A long article (summarized in parts, then combined), a short one whose first reply
     // invents a number (re-asked with the strict prompt) and a short grounded one.
-    let sentences: Vec<String> = (0..60)
-        .map(|i| {
-            format!(
-                "Sentence {i} reports that measure {} changed across the region.",
-                i * 7
-            )
-        })
-        .collect();
-    let paragraphs: Vec<Vec<&str>> = sentences
-        .chunks(10)
-        .map(|c| c.iter().map(String::as_str).collect())
-        .collect();
-    let paragraph_refs: Vec<&[&str]> = paragraphs.iter().map(Vec::as_slice).collect();
     let articles = [
-        article(&paragraph_refs),
+        long_article(),
         article(&[&["The council met 4 times.", "Nothing was decided."]]),
         article(&[FLOOD]),
     ];
@@ -840,21 +831,28 @@ fn context_too_small_for_prompt_and_reply_is_an_error() {
 // ---------------------------------------------------------------------------------------------
 // Speed, for scripts/bench/summarize.sh (ignored: needs a real-size GGUF).
 
+/// `POLYBRIEF_BENCH_GGUF`, or `None` (said on stderr) when unset.
+fn bench_gguf() -> Option<String> {
+    let gguf = std::env::var("POLYBRIEF_BENCH_GGUF").ok();
+    if gguf.is_none() {
+        eprintln!("set POLYBRIEF_BENCH_GGUF to a GGUF file");
+    }
+    gguf
+}
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Prompt-processing and generation speed of the LLM on `POLYBRIEF_BENCH_GGUF` (random
 /// weights are fine: ids are fed directly, generation never stops early).
 #[test]
 #[ignore]
 fn bench_llm_tokens_per_second() {
-    let Ok(gguf) = std::env::var("POLYBRIEF_BENCH_GGUF") else {
-        eprintln!("set POLYBRIEF_BENCH_GGUF to a GGUF file");
-        return;
-    };
-    let env_usize = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
+    let Some(gguf) = bench_gguf() else { return };
     let (pp, tg, reps) = (
         env_usize("POLYBRIEF_BENCH_PP", 512),
         env_usize("POLYBRIEF_BENCH_TG", 128),
@@ -898,16 +896,7 @@ fn bench_llm_tokens_per_second() {
 #[test]
 #[ignore]
 fn bench_llm_batched_tokens_per_second() {
-    let Ok(gguf) = std::env::var("POLYBRIEF_BENCH_GGUF") else {
-        eprintln!("set POLYBRIEF_BENCH_GGUF to a GGUF file");
-        return;
-    };
-    let env_usize = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
+    let Some(gguf) = bench_gguf() else { return };
     let (pp, tg, reps) = (
         env_usize("POLYBRIEF_BENCH_BATCH_PP", 128),
         env_usize("POLYBRIEF_BENCH_TG", 64),

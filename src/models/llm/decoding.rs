@@ -21,7 +21,7 @@ pub(super) struct Decoding<'a> {
 }
 
 impl<'a> Decoding<'a> {
-    pub fn new(
+    pub(super) fn new(
         prompt_len: usize,
         max_new_tokens: usize,
         context_len: usize,
@@ -50,7 +50,7 @@ impl<'a> Decoding<'a> {
 
     /// Takes the logits after the sequence's last token, `(vocab,)`; returns the token to feed
     /// next (at position [`Decoding::next_position`]), or `None` once the sequence has ended.
-    pub fn step(&mut self, logits: Tensor) -> Result<Option<u32>, GenerateError> {
+    pub(super) fn step(&mut self, logits: Tensor) -> Result<Option<u32>, GenerateError> {
         if self.finished.is_some() {
             return Ok(None);
         }
@@ -86,20 +86,12 @@ impl<'a> Decoding<'a> {
     }
 
     /// The position the token returned by `step` is fed at.
-    pub fn next_position(&self) -> usize {
+    pub(super) fn next_position(&self) -> usize {
         self.prompt_len + self.ids.len() - 1
     }
 
-    pub fn generated(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.finished.is_some()
-    }
-
     /// What was generated; `None` while the sequence runs.
-    pub fn into_generated(self) -> Option<Generated> {
+    pub(super) fn into_generated(self) -> Option<Generated> {
         let stop = self.finished?;
         Some(Generated {
             ids: self.ids,
