@@ -125,7 +125,7 @@ pub enum Command {
     ///
     /// Example: polybrief run examples/articles -o brief.md
     #[command(after_long_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 
     /// Translate one text (a file, or - for stdin) into English and print it.
     Translate(TranslateArgs),

@@ -232,22 +232,26 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &prompts,
         &cache,
         &task,
-        args.llm_batch,
         || Ok(interrupt::check()?),
-        |articles| -> Result<Vec<Result<Summary>>> {
-            let summaries = match llm.as_mut() {
-                None => ExtractiveSummarizer::default().summarize_batch(articles)?,
-                Some(llm) => {
-                    LlmSummarizer::new(llm.get()?, prompts.clone(), LlmSummaryOptions::default())
-                        .summarize_batch(articles)?
-                }
-            };
-            // Summaries whose model calls were cut short are not cached.
-            interrupt::check()?;
-            Ok(summaries
-                .into_iter()
-                .map(|s| s.map_err(Error::from))
-                .collect())
+        summarize::stage::Misses {
+            batch: args.llm_batch,
+            summarize: |articles: &[&EnglishArticle]| -> Result<Vec<Result<Summary>>> {
+                let summaries = match llm.as_mut() {
+                    None => ExtractiveSummarizer::default().summarize_batch(articles)?,
+                    Some(llm) => LlmSummarizer::new(
+                        llm.get()?,
+                        prompts.clone(),
+                        LlmSummaryOptions::default(),
+                    )
+                    .summarize_batch(articles)?,
+                };
+                // Summaries whose model calls were cut short are not cached.
+                interrupt::check()?;
+                Ok(summaries
+                    .into_iter()
+                    .map(|s| s.map_err(Error::from))
+                    .collect())
+            },
         },
     )?;
     task.finish("");

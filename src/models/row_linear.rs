@@ -89,7 +89,8 @@ fn q6k_matmul(w: &QTensor, xs: &Tensor, rows: usize, k: usize) -> Result<Tensor>
     }
     let data = w.data()?;
     let block = std::mem::size_of::<BlockQ6K>();
-    if data.len() % block != 0 || data.as_ptr() as usize % std::mem::align_of::<BlockQ6K>() != 0 {
+    let aligned = (data.as_ptr() as usize).is_multiple_of(std::mem::align_of::<BlockQ6K>());
+    if !data.len().is_multiple_of(block) || !aligned {
         candle_core::bail!("Q6K weights are not a whole number of aligned blocks")
     }
     // SAFETY: CPU storage of a Q6K tensor is a `Vec<BlockQ6K>` (size and alignment checked

@@ -60,9 +60,15 @@ pub(crate) fn cache_key(
     )
 }
 
-/// Summarizes every article: from the cache, or by `summarize` on a miss, then grounded.
-/// Misses are handed to `summarize` up to `batch` at a time (so that an LLM can decode them
-/// together); `between_articles` runs before each article's lookup and each batch (the run's
+/// How cache misses are summarized: `summarize` gets up to `batch` articles at a time (so
+/// that an LLM can decode them together) and returns one result per article.
+pub(crate) struct Misses<F> {
+    pub(crate) batch: usize,
+    pub(crate) summarize: F,
+}
+
+/// Summarizes every article: from the cache, or by `misses.summarize` on a miss, then
+/// grounded. `between_articles` runs before each article's lookup and each batch (the run's
 /// interrupt check).
 pub(crate) fn summarize_all<E: From<CacheError>>(
     articles: &[EnglishArticle],
@@ -70,9 +76,8 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
     prompts: &Prompts,
     cache: &StageCache,
     task: &Task,
-    batch: usize,
     mut between_articles: impl FnMut() -> Result<(), E>,
-    mut summarize: impl FnMut(&[&EnglishArticle]) -> Result<Vec<Result<Summary, E>>, E>,
+    mut misses_to: Misses<impl FnMut(&[&EnglishArticle]) -> Result<Vec<Result<Summary, E>>, E>>,
 ) -> Result<Vec<Summary>, E> {
     let mut summaries: Vec<Option<Summary>> = Vec::with_capacity(articles.len());
     let mut misses = Vec::new();
@@ -87,10 +92,10 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
         }
         summaries.push(cached);
     }
-    for window in misses.chunks(batch.max(1)) {
+    for window in misses.chunks(misses_to.batch.max(1)) {
         between_articles()?;
         let batch: Vec<&EnglishArticle> = window.iter().map(|(i, _)| &articles[*i]).collect();
-        let results = summarize(&batch)?;
+        let results = (misses_to.summarize)(&batch)?;
         for ((i, key), result) in window.iter().zip(results) {
             let mut summary = result?;
             check_grounding(&mut summary, &articles[*i]);
