@@ -125,7 +125,7 @@ pub enum Command {
     ///
     /// Example: polybrief run examples/articles -o brief.md
     #[command(after_long_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 
     /// Translate one text (a file, or - for stdin) into English and print it.
     Translate(TranslateArgs),
@@ -200,6 +200,13 @@ pub struct RunArgs {
     /// Skip input files larger than this many MiB (they are listed as skipped).
     #[arg(long, value_name = "MIB", default_value_t = 5)]
     pub max_file_mib: u64,
+
+    /// Most prompts the summarizer LLM decodes together (articles, their parts and re-asks);
+    /// each holds a KV cache of its prompt and reply (Qwen2.5-1.5B: 28 KiB per token). The
+    /// replies are the same whatever the number; 1 decodes one prompt at a time.
+    #[arg(long, value_name = "N", default_value_t = crate::models::llm::DEFAULT_BATCH,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub llm_batch: usize,
 
     /// Process only shard K of N (0-based, e.g. 3/8) into the cache and write no brief.
     /// A later run without --shard over the same inputs and cache assembles the brief.
@@ -395,6 +402,7 @@ impl From<RunArgs> for RunOptions {
             beams: args.beams,
             precision: args.precision.into(),
             max_file_mib: args.max_file_mib,
+            llm_batch: args.llm_batch,
             shard: args.shard,
             lang: args.lang,
             previous: args.previous,

@@ -125,17 +125,25 @@ pub(crate) struct LazyLlm<'a> {
     store: &'a ModelStore,
     entry: &'a ModelEntry,
     device: &'a Device,
+    /// `LlmOptions::batch`.
+    batch: usize,
     loaded: Option<LlmGenerator>,
     /// How many times it was loaded (0 or 1), for the log and for tests.
     pub loads: usize,
 }
 
 impl<'a> LazyLlm<'a> {
-    pub(crate) fn new(store: &'a ModelStore, entry: &'a ModelEntry, device: &'a Device) -> Self {
+    pub(crate) fn new(
+        store: &'a ModelStore,
+        entry: &'a ModelEntry,
+        device: &'a Device,
+        batch: usize,
+    ) -> Self {
         LazyLlm {
             store,
             entry,
             device,
+            batch,
             loaded: None,
             loads: 0,
         }
@@ -144,7 +152,7 @@ impl<'a> LazyLlm<'a> {
     /// The loaded model, loading it now if this is the first use.
     pub(crate) fn get(&mut self) -> Result<&mut LlmGenerator> {
         if self.loaded.is_none() {
-            self.loaded = Some(load_llm(self.store, self.entry, self.device)?);
+            self.loaded = Some(load_llm(self.store, self.entry, self.device, self.batch)?);
             self.loads += 1;
         }
         Ok(self.loaded.as_mut().expect("loaded above"))
@@ -156,6 +164,7 @@ pub(crate) fn load_llm(
     store: &ModelStore,
     entry: &ModelEntry,
     device: &Device,
+    batch: usize,
 ) -> Result<LlmGenerator> {
     let local = store.fetch(entry)?;
     log::info!("loading language model {} ({})", entry.id, entry.repo);
@@ -177,7 +186,11 @@ pub(crate) fn load_llm(
             .ok()
             .map(|p| p.to_path_buf()),
     };
-    let generator = LlmGenerator::load(&files, device, LlmOptions::default())?;
+    let options = LlmOptions {
+        batch,
+        ..LlmOptions::default()
+    };
+    let generator = LlmGenerator::load(&files, device, options)?;
     Ok(generator.with_name(ModelRef::of(entry).label()))
 }
 

@@ -31,7 +31,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli, reporter: &Reporter) -> polybrief::error::Result<ExitCode> {
     let ctx = Context::new(&GlobalOptions::from(&cli.global), reporter.clone())?;
     match cli.command {
-        Command::Run(args) => polybrief::commands::run::run(args.into(), &ctx),
+        Command::Run(args) => polybrief::commands::run::run((*args).into(), &ctx),
         Command::Translate(args) => polybrief::commands::translate::run(args.into(), &ctx),
         Command::Summarize(args) => polybrief::commands::summarize::run(args.into(), &ctx),
         Command::Models(cmd) => polybrief::commands::models::run(cmd.into(), &ctx),

@@ -9,6 +9,8 @@
 # same PP-token prompt (in batches of 512) and then decodes TG tokens greedily, REPS times;
 # the table shows medians. Environment: PP (512), TG (128), REPS (3), THREADS (2),
 # BENCH_DIR (/tmp/polybrief-bench: venv and GGUFs, several GB).
+# Then polybrief's batched generation: SEQUENCES (1,4,8) prompts of BATCH_PP (128) tokens
+# decoded together for TG tokens each; tokens/s over all sequences, and the gain over one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PP=${PP:-512} TG=${TG:-128} REPS=${REPS:-3} THREADS=${THREADS:-2}
@@ -28,7 +30,7 @@ echo "building polybrief's benchmark (release)" >&2
 cargo test --release --test integration --no-run -q 2>/dev/null || cargo test --release --test integration --no-run
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-results=()
+results=() batched=()
 for spec in "$@"; do
   model=${spec%%:*} quant=${spec##*:}
   lower=$(echo "$quant" | tr 'A-Z' 'a-z')
@@ -42,6 +44,12 @@ for spec in "$@"; do
     POLYBRIEF_BENCH_REPS=$REPS cargo test --release -q --test integration bench_llm_tokens_per_second \
     -- --ignored --nocapture --test-threads 1 2>/dev/null | grep '^{"engine": "polybrief"')
   results+=("$model|$quant|$(du -mL "$gguf" | cut -f1)|$llama|$ours")
+  echo "== $model $quant: polybrief, batched" >&2
+  batched+=("$model|$quant|$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" \
+    POLYBRIEF_BENCH_BATCH_PP=${BATCH_PP:-128} POLYBRIEF_BENCH_TG=$TG POLYBRIEF_BENCH_REPS=$REPS \
+    POLYBRIEF_BENCH_SEQUENCES=${SEQUENCES:-1,4,8} cargo test --release -q --test integration \
+    bench_llm_batched_tokens_per_second -- --ignored --nocapture --test-threads 1 2>/dev/null \
+    | grep '^{"engine": "polybrief"' | paste -sd';')")
 done
 
 echo
@@ -58,5 +66,23 @@ model, quant, mb, llama, ours = sys.argv[1:]
 l, o = json.loads(llama), json.loads(ours)
 print(f"| {model} | {quant} | {mb} | {l['pp_tps']:.1f} | {o['pp_tps']:.1f} | {o['pp_tps'] / l['pp_tps']:.2f} "
       f"| {l['tg_tps']:.1f} | {o['tg_tps']:.1f} | {o['tg_tps'] / l['tg_tps']:.2f} |")
+PYEOF
+done
+
+echo
+echo "polybrief batched generation: prompts of ${BATCH_PP:-128} tokens, $TG generated each; median of $REPS"
+echo
+echo "| model (random weights) | quant | sequences | generation tok/s (all sequences) | × one sequence |"
+echo "|---|---|---|---|---|"
+for r in "${batched[@]}"; do
+  IFS='|' read -r model quant lines <<< "$r"
+  "$PY" - "$model" "$quant" "$lines" << 'PYEOF'
+import json, sys
+model, quant, lines = sys.argv[1:]
+rows = [json.loads(l) for l in lines.split(";") if l]
+one = next((r["tg_tps"] for r in rows if r["sequences"] == 1), None)
+for r in rows:
+    gain = f"{r['tg_tps'] / one:.2f}" if one else "–"
+    print(f"| {model} | {quant} | {r['sequences']} | {r['tg_tps']:.1f} | {gain} |")
 PYEOF
 done

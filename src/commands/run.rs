@@ -58,6 +58,7 @@ pub struct RunOptions {
     pub beams: Option<usize>,
     pub precision: Precision,
     pub max_file_mib: u64,
+    pub llm_batch: usize,
     pub shard: Option<String>,
     pub lang: Option<crate::article::Lang>,
     /// The brief to compare with, instead of the newest in the archive.
@@ -215,7 +216,9 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
 
     let clock = StageClock::start("summarize");
     let mut llm = match &summary_plan {
-        SummaryPlan::Llm { entry } => Some(LazyLlm::new(&store, entry, &ctx.device)),
+        SummaryPlan::Llm { entry } => {
+            Some(LazyLlm::new(&store, entry, &ctx.device, args.llm_batch))
+        }
         SummaryPlan::Extractive { .. } => None,
     };
     let mut notes: Vec<String> = Vec::new();
@@ -231,17 +234,25 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &cache,
         &task,
         || Ok(interrupt::check()?),
-        |article| -> Result<Summary> {
-            let summary = match llm.as_mut() {
-                None => ExtractiveSummarizer::default().summarize(article)?,
-                Some(llm) => {
-                    LlmSummarizer::new(llm.get()?, prompts.clone(), LlmSummaryOptions::default())
-                        .summarize(article)?
-                }
-            };
-            // A summary whose model call was cut short is not cached.
-            interrupt::check()?;
-            Ok(summary)
+        summarize::stage::Misses {
+            batch: args.llm_batch,
+            summarize: |articles: &[&EnglishArticle]| -> Result<Vec<Result<Summary>>> {
+                let summaries = match llm.as_mut() {
+                    None => ExtractiveSummarizer::default().summarize_batch(articles)?,
+                    Some(llm) => LlmSummarizer::new(
+                        llm.get()?,
+                        prompts.clone(),
+                        LlmSummaryOptions::default(),
+                    )
+                    .summarize_batch(articles)?,
+                };
+                // Summaries whose model calls were cut short are not cached.
+                interrupt::check()?;
+                Ok(summaries
+                    .into_iter()
+                    .map(|s| s.map_err(Error::from))
+                    .collect())
+            },
         },
     )?;
     task.finish("");

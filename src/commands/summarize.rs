@@ -73,7 +73,12 @@ pub fn run(args: SummarizeOptions, ctx: &Context) -> Result<ExitCode, Error> {
                     summarizer.summarize(&article)?
                 }
                 SummaryPlan::Llm { entry } => {
-                    let mut generator = load_llm(&store, &entry, &ctx.device)?;
+                    let mut generator = load_llm(
+                        &store,
+                        &entry,
+                        &ctx.device,
+                        crate::models::llm::DEFAULT_BATCH,
+                    )?;
                     LlmSummarizer::new(&mut generator, prompts, options).summarize(&article)?
                 }
             }

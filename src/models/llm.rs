@@ -3,10 +3,12 @@
 //! model's own chat template, and generates deterministically with stop tokens, a token budget
 //! and a repetition guard. Implements [`TextGenerator`].
 //!
-//! The networks are candle-transformers' (`quantized_qwen2`, `quantized_qwen3`,
-//! `quantized_llama`, `qwen2`), which follow transformers' `Qwen2ForCausalLM`,
-//! `Qwen3ForCausalLM` and `LlamaForCausalLM` (modeling_qwen2.py, modeling_qwen3.py,
-//! modeling_llama.py) as laid out by llama.cpp's convert_hf_to_gguf.py; parity with
+//! The networks are candle-transformers' (`quantized_qwen3`, `quantized_llama`, `qwen2`) and,
+//! for Qwen2 GGUFs, `models::qwen2_batched` (which follows candle's `quantized_qwen2` and
+//! decodes several sequences at once: [`LlmGenerator::generate_batch`]); they follow
+//! transformers' `Qwen2ForCausalLM`, `Qwen3ForCausalLM` and `LlamaForCausalLM`
+//! (modeling_qwen2.py, modeling_qwen3.py, modeling_llama.py) as laid out by llama.cpp's
+//! convert_hf_to_gguf.py; parity with
 //! transformers is pinned by tests/integration/llm_parity.rs. Chat templates are rendered with
 //! minijinja set up like transformers' `apply_chat_template` environment
 //! (utils/chat_template_utils.py: trim_blocks, lstrip_blocks, `raise_exception`,
@@ -23,11 +25,14 @@ use std::time::{Duration, Instant};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3, qwen2};
+use candle_transformers::models::{quantized_llama, quantized_qwen3, qwen2};
 use serde::Deserialize;
 
-use super::{GenerateError, TextGenerator};
+use super::qwen2_batched::Qwen2Batched;
+use super::{ChatRequest, GenerateError, TextGenerator};
+
+mod batch;
+mod decoding;
 
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -137,14 +142,22 @@ pub struct LlmOptions {
     pub max_context: usize,
     /// The prompt is fed in pieces of this many tokens, bounding the attention matrices' memory.
     pub prefill_chunk: usize,
+    /// Most sequences decoded together by `generate_batch` (each holds a KV cache of its
+    /// prompt and reply: for Qwen2.5-1.5B, 28 KiB per token).
+    pub batch: usize,
     pub generation: GenerationOptions,
 }
+
+/// Sequences decoded together by default: where 2-core decoding stops gaining (see
+/// scripts/bench/README.md), and a few hundred MB of KV caches for the catalog's summarizer.
+pub const DEFAULT_BATCH: usize = 8;
 
 impl Default for LlmOptions {
     fn default() -> Self {
         LlmOptions {
             max_context: 4096,
             prefill_chunk: 512,
+            batch: DEFAULT_BATCH,
             generation: GenerationOptions::default(),
         }
     }
@@ -194,31 +207,36 @@ impl Timings {
 
 /// The network, whichever architecture the file holds.
 enum Network {
-    Qwen2Quantized(quantized_qwen2::ModelWeights),
+    /// Qwen2 GGUFs: several sequences per decode step, each with its own cache.
+    Qwen2Batched(Qwen2Batched),
+    /// The others: one sequence, in the network's own KV cache.
+    Single(SingleNetwork),
+}
+
+/// candle-transformers' networks, which hold the KV cache of one sequence.
+enum SingleNetwork {
     Qwen3Quantized(quantized_qwen3::ModelWeights),
     LlamaQuantized(quantized_llama::ModelWeights),
     Qwen2(qwen2::ModelForCausalLM),
 }
 
-impl Network {
+impl SingleNetwork {
     /// Logits of the last position of `ids`, fed at position `pos` (the KV cache holds `pos` tokens).
     fn forward(&mut self, ids: &[u32], pos: usize, device: &Device) -> candle_core::Result<Tensor> {
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let logits = match self {
-            Network::Qwen2Quantized(m) => m.forward(&input, pos)?,
-            Network::Qwen3Quantized(m) => m.forward(&input, pos)?,
-            Network::LlamaQuantized(m) => m.forward(&input, pos)?,
-            Network::Qwen2(m) => m.forward(&input, pos)?,
+            SingleNetwork::Qwen3Quantized(m) => m.forward(&input, pos)?,
+            SingleNetwork::LlamaQuantized(m) => m.forward(&input, pos)?,
+            SingleNetwork::Qwen2(m) => m.forward(&input, pos)?,
         };
         logits.flatten_all()?.to_dtype(DType::F32)
     }
 
     fn clear_kv_cache(&mut self) {
         match self {
-            Network::Qwen2Quantized(m) => m.clear_kv_cache(),
-            Network::Qwen3Quantized(m) => m.clear_kv_cache(),
-            Network::LlamaQuantized(m) => m.clear_kv_cache(),
-            Network::Qwen2(m) => m.clear_kv_cache(),
+            SingleNetwork::Qwen3Quantized(m) => m.clear_kv_cache(),
+            SingleNetwork::LlamaQuantized(m) => m.clear_kv_cache(),
+            SingleNetwork::Qwen2(m) => m.clear_kv_cache(),
         }
     }
 }
@@ -388,8 +406,8 @@ impl LlmGenerator {
                     reason: e.to_string(),
                 };
                 let network = match arch.as_str() {
-                    "qwen2" => Network::Qwen2Quantized(
-                        quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)
+                    "qwen2" => Network::Qwen2Batched(
+                        Qwen2Batched::from_gguf(&content, &mut reader, device)
                             .map_err(weights_err)?,
                     ),
                     "qwen3" => {
@@ -399,15 +417,15 @@ impl LlmGenerator {
                         content
                             .metadata
                             .insert("general.dtype".to_string(), gguf_file::Value::U32(0));
-                        Network::Qwen3Quantized(
+                        Network::Single(SingleNetwork::Qwen3Quantized(
                             quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
                                 .map_err(weights_err)?,
-                        )
+                        ))
                     }
-                    "llama" => Network::LlamaQuantized(
+                    "llama" => Network::Single(SingleNetwork::LlamaQuantized(
                         quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)
                             .map_err(weights_err)?,
-                    ),
+                    )),
                     _ => {
                         return Err(LlmError::UnsupportedArchitecture {
                             path: path.clone(),
@@ -445,7 +463,7 @@ impl LlmGenerator {
                     .map(file_stem)
                     .unwrap_or_else(|| "qwen2".to_string());
                 (
-                    Network::Qwen2(model),
+                    Network::Single(SingleNetwork::Qwen2(model)),
                     "qwen2".to_string(),
                     Some(hub.max_position_embeddings),
                     hub.eos_ids(),
@@ -591,18 +609,26 @@ impl LlmGenerator {
         if ids.is_empty() {
             return Err(GenerateError::Other("empty prompt".to_string()));
         }
-        self.network.clear_kv_cache();
+        let chunk = self.options.prefill_chunk.max(1);
+        let network = match &mut self.network {
+            Network::Qwen2Batched(model) => {
+                return Ok(batch::prefill(model, ids, ids.len(), chunk)?.1);
+            }
+            Network::Single(network) => network,
+        };
+        network.clear_kv_cache();
         let mut logits = None;
         let mut pos = 0;
-        for chunk in ids.chunks(self.options.prefill_chunk.max(1)) {
+        for piece in ids.chunks(chunk) {
             super::check_interrupt()?;
-            logits = Some(self.network.forward(chunk, pos, &self.device)?);
-            pos += chunk.len();
+            logits = Some(network.forward(piece, pos, &self.device)?);
+            pos += piece.len();
         }
         Ok(logits.expect("ids is not empty"))
     }
 
-    /// Generates up to `max_new_tokens` after `prompt`, stopping at any of `stop`.
+    /// Generates up to `max_new_tokens` after `prompt`, stopping at any of `stop`. On a
+    /// batched network this is [`LlmGenerator::generate_batch`] of one prompt.
     pub fn generate(
         &mut self,
         prompt: &[u32],
@@ -610,66 +636,44 @@ impl LlmGenerator {
         options: &GenerationOptions,
         stop: &[u32],
     ) -> Result<Generated, GenerateError> {
+        if matches!(self.network, Network::Qwen2Batched(_)) {
+            let mut out =
+                self.generate_batch(&[prompt.to_vec()], &[max_new_tokens], options, stop)?;
+            return Ok(out.remove(0));
+        }
         let started = Instant::now();
         let mut logits = self.prefill(prompt)?;
         let prompt_time = started.elapsed();
         let started = Instant::now();
-        let sampling = match options.temperature {
-            None => Sampling::ArgMax,
-            Some(t) if t <= 0.0 => Sampling::ArgMax,
-            Some(temperature) => match options.top_p {
-                Some(p) => Sampling::TopP { p, temperature },
-                None => Sampling::All { temperature },
-            },
-        };
-        let mut processor = LogitsProcessor::from_sampling(options.seed, sampling);
-        let mut ids: Vec<u32> = Vec::new();
+        let mut decoding = decoding::Decoding::new(
+            prompt.len(),
+            max_new_tokens,
+            self.context_len,
+            options,
+            stop,
+        );
         let mut decode_steps = 0;
-        let stop_reason = loop {
+        while let Some(next) = {
             super::check_interrupt()?;
-            if ids.len() >= max_new_tokens {
-                break StopReason::Budget;
-            }
-            if prompt.len() + ids.len() >= self.context_len {
-                break StopReason::Context;
-            }
-            if options.repeat_penalty != 1.0 && !ids.is_empty() {
-                let recent = &ids[ids.len().saturating_sub(options.repeat_last_n)..];
-                logits = candle_transformers::utils::apply_repeat_penalty(
-                    &logits,
-                    options.repeat_penalty,
-                    recent,
-                )?;
-            }
-            let next = processor.sample(&logits)?;
-            if stop.contains(&next) {
-                break StopReason::EndOfTurn;
-            }
-            ids.push(next);
-            if options.stop_on_loop {
-                if let Some(keep) = repeated_tail(&ids) {
-                    ids.truncate(keep);
-                    break StopReason::Loop;
-                }
-            }
-            if ids.len() < max_new_tokens {
-                logits =
-                    self.network
-                        .forward(&[next], prompt.len() + ids.len() - 1, &self.device)?;
-                decode_steps += 1;
-            }
-        };
+            decoding.step(logits)?
+        } {
+            let Network::Single(network) = &mut self.network else {
+                unreachable!("batched networks return above")
+            };
+            logits = network.forward(&[next], decoding.next_position(), &self.device)?;
+            decode_steps += 1;
+        }
+        let generated = decoding
+            .into_generated()
+            .expect("the loop ends when the sequence does");
         self.timings = Timings {
             prompt_tokens: prompt.len(),
             prompt_time,
-            generated_tokens: ids.len(),
+            generated_tokens: generated.ids.len(),
             decode_steps,
             generation_time: started.elapsed(),
         };
-        Ok(Generated {
-            ids,
-            stop: stop_reason,
-        })
+        Ok(generated)
     }
 }
 
@@ -684,29 +688,60 @@ impl TextGenerator for LlmGenerator {
         user: &str,
         max_new_tokens: usize,
     ) -> Result<String, GenerateError> {
-        let prompt = self.prompt_ids(system, user)?;
-        if prompt.len() >= self.context_len {
-            return Err(GenerateError::Other(format!(
-                "the prompt takes {} tokens but {} has a context of {} tokens",
-                prompt.len(),
-                self.name,
-                self.context_len
-            )));
+        let request = ChatRequest {
+            system: system.to_string(),
+            user: user.to_string(),
+            max_new_tokens,
+        };
+        self.chat_batch(std::slice::from_ref(&request))?
+            .pop()
+            .expect("one reply per request")
+    }
+
+    fn chat_batch(
+        &mut self,
+        requests: &[ChatRequest],
+    ) -> Result<Vec<Result<String, GenerateError>>, GenerateError> {
+        // Prompts that do not fit are answered with their error; the others run together.
+        let mut replies: Vec<Option<Result<String, GenerateError>>> = Vec::new();
+        let (mut prompts, mut budgets, mut slots) = (Vec::new(), Vec::new(), Vec::new());
+        for r in requests {
+            let prompt = self.prompt_ids(&r.system, &r.user)?;
+            if prompt.len() >= self.context_len {
+                replies.push(Some(Err(GenerateError::Other(format!(
+                    "the prompt takes {} tokens but {} has a context of {} tokens",
+                    prompt.len(),
+                    self.name,
+                    self.context_len
+                )))));
+                continue;
+            }
+            slots.push(replies.len());
+            replies.push(None);
+            prompts.push(prompt);
+            budgets.push(r.max_new_tokens);
         }
         let options = self.options.generation.clone();
         let stop = self.stop_ids.clone();
-        let generated = self.generate(&prompt, max_new_tokens, &options, &stop)?;
+        let generated = self.generate_batch(&prompts, &budgets, &options, &stop)?;
         let t = self.timings;
         log::debug!(
-            "{}: {} prompt tokens at {:.1}/s, {} generated at {:.1}/s, stopped by {:?}",
+            "{}: {} prompts, {} prompt tokens at {:.1}/s, {} generated at {:.1}/s, stopped by {:?}",
             self.name,
+            prompts.len(),
             t.prompt_tokens,
             t.prompt_tokens_per_second(),
             t.generated_tokens,
             t.generated_tokens_per_second(),
-            generated.stop
+            generated.iter().map(|g| g.stop).collect::<Vec<_>>()
         );
-        Ok(clean_reply(&self.decode(&generated.ids)?))
+        for (slot, g) in slots.into_iter().zip(generated) {
+            replies[slot] = Some(self.decode(&g.ids).map(|text| clean_reply(&text)));
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.expect("every request answered"))
+            .collect())
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {

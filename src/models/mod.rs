@@ -11,6 +11,8 @@ pub mod marian;
 pub mod marian_tokenizer;
 pub(crate) mod model_ref;
 pub mod precision;
+pub(crate) mod qwen2_batched;
+pub(crate) mod row_linear;
 pub mod safetensors_file;
 
 /// Why a model could not produce text.
@@ -36,6 +38,14 @@ pub(crate) fn check_interrupt() -> Result<(), GenerateError> {
     }
 }
 
+/// One prompt of [`TextGenerator::chat_batch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatRequest {
+    pub system: String,
+    pub user: String,
+    pub max_new_tokens: usize,
+}
+
 /// An instruct model that answers a chat prompt: the LLM behind summaries and key points.
 /// Implemented by `llm::LlmGenerator`; stages take `&mut dyn TextGenerator` so they can be
 /// tested with any implementation.
@@ -51,6 +61,24 @@ pub trait TextGenerator {
         user: &str,
         max_new_tokens: usize,
     ) -> Result<String, GenerateError>;
+
+    /// The replies to several independent prompts, in order, each exactly what `chat` gives
+    /// for it. The outer error ends the whole batch (a stop was requested, the model failed);
+    /// an inner one is that prompt's own (too long for the context). The default asks one by
+    /// one; `llm::LlmGenerator` decodes up to its batch width together.
+    fn chat_batch(
+        &mut self,
+        requests: &[ChatRequest],
+    ) -> Result<Vec<Result<String, GenerateError>>, GenerateError> {
+        let mut replies = Vec::with_capacity(requests.len());
+        for r in requests {
+            match self.chat(&r.system, &r.user, r.max_new_tokens) {
+                Err(GenerateError::Interrupted) => return Err(GenerateError::Interrupted),
+                reply => replies.push(reply),
+            }
+        }
+        Ok(replies)
+    }
 
     /// How many tokens `text` takes, to fit prompts into the context window.
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError>;

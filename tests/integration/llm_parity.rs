@@ -15,9 +15,9 @@ use polybrief::article::{
     Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, SummaryMethod,
 };
 use polybrief::models::llm::{
-    GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights,
+    Generated, GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights,
 };
-use polybrief::models::{GenerateError, TextGenerator};
+use polybrief::models::{ChatRequest, GenerateError, TextGenerator};
 use polybrief::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use polybrief::pipeline::summarize::Summarizer;
 use polybrief::prompts::Prompts;
@@ -307,6 +307,107 @@ fn gguf_without_tokenizer_config_uses_the_gguf_chat_template() {
     assert!(model.stop_ids().contains(&602));
 }
 
+/// Prompts of ragged lengths: the reference prompts, pieces of them, and a one-token prompt.
+fn ragged_prompts() -> Vec<Vec<u32>> {
+    let r = reference("tiny");
+    let full: Vec<Vec<u32>> = r["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| ids(&p["input_ids"]))
+        .collect();
+    vec![
+        full[0].clone(),
+        full[1][..40].to_vec(),
+        full[1].clone(),
+        full[0][..1].to_vec(),
+        full[0][..13].to_vec(),
+        full[1][..66].to_vec(),
+        full[0][30..].to_vec(),
+    ]
+}
+
+fn one_by_one(
+    model: &mut LlmGenerator,
+    prompts: &[Vec<u32>],
+    budgets: &[usize],
+    options: &GenerationOptions,
+    stop: &[u32],
+) -> Vec<Generated> {
+    prompts
+        .iter()
+        .zip(budgets)
+        .map(|(p, &n)| model.generate(p, n, options, stop).unwrap())
+        .collect()
+}
+
+#[test]
+fn batched_generation_is_token_identical_to_one_by_one() {
+    let prompts = ragged_prompts();
+    let budgets = [24, 3, 40, 9, 0, 31, 17];
+    let sampled = GenerationOptions {
+        temperature: Some(0.8),
+        top_p: Some(0.95),
+        ..GenerationOptions::default()
+    };
+    let mut reasons = Vec::new();
+    for gguf in ["tiny/model-q8_0.gguf", "tiny-q4k/model-q4_k.gguf"] {
+        let dir = fixtures().join("tiny");
+        let files = LlmFiles {
+            weights: Weights::Gguf(fixtures().join(gguf)),
+            tokenizer: dir.join("tokenizer.json"),
+            tokenizer_config: Some(dir.join("tokenizer_config.json")),
+        };
+        for options in [
+            GenerationOptions::default(),
+            GenerationOptions::plain_greedy(),
+            sampled.clone(),
+        ] {
+            // A batch narrower than the prompts, so finished sequences make room for waiting
+            // ones; and one that takes them all.
+            let widths: &[usize] = if options.temperature.is_some() {
+                &[3]
+            } else {
+                &[3, 8]
+            };
+            for &width in widths {
+                let llm_options = LlmOptions {
+                    batch: width,
+                    ..LlmOptions::default()
+                };
+                let mut model = LlmGenerator::load(&files, &test_device(), llm_options).unwrap();
+                // A stop token a third into the longest free reply, so that the sequences stop
+                // at different points: some at it, others at their budgets or in a loop.
+                let free = one_by_one(&mut model, &prompts, &budgets, &options, &[]);
+                let longest = free.iter().max_by_key(|g| g.ids.len()).unwrap();
+                let stop = [longest.ids[longest.ids.len() / 3]];
+                let alone = one_by_one(&mut model, &prompts, &budgets, &options, &stop);
+                let together = model
+                    .generate_batch(&prompts, &budgets, &options, &stop)
+                    .unwrap();
+                assert_eq!(together, alone, "{gguf}, batch of {width}, {options:?}");
+                assert_ne!(alone, free, "the stop token ended some reply early");
+                reasons.extend(alone.iter().map(|g| g.stop));
+            }
+        }
+    }
+    assert!(reasons.contains(&StopReason::EndOfTurn), "{reasons:?}");
+    assert!(reasons.contains(&StopReason::Budget), "{reasons:?}");
+}
+
+#[test]
+fn batched_generation_on_an_unbatched_network_runs_one_by_one() {
+    let mut model = tiny_unquantized(LlmOptions::default());
+    let prompts = ragged_prompts();
+    let budgets = [5, 3, 8, 2, 1, 4, 6];
+    let options = GenerationOptions::default();
+    let alone = one_by_one(&mut model, &prompts, &budgets, &options, &[602]);
+    let together = model
+        .generate_batch(&prompts, &budgets, &options, &[602])
+        .unwrap();
+    assert_eq!(together, alone);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The summarizer, with a scripted generator.
 
@@ -505,10 +606,9 @@ fn grounded_summary_is_accepted_without_regeneration() {
     assert!(summary.ungrounded.is_empty());
 }
 
-#[test]
-fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
-    // 60 sentences of 10 words ("tokens"), in 6 paragraphs; a 600-token context leaves room
-    // for under 500 words of article besides prompt and reply, so it needs parts.
+/// 60 sentences of 10 words ("tokens"), in 6 paragraphs; a 600-token context leaves room for
+/// under 500 words of article besides prompt and reply, so it needs parts.
+fn long_article() -> EnglishArticle {
     let sentences: Vec<String> = (0..60)
         .map(|i| {
             format!(
@@ -522,7 +622,12 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
         .map(|c| c.iter().map(String::as_str).collect())
         .collect();
     let paragraph_refs: Vec<&[&str]> = paragraphs.iter().map(Vec::as_slice).collect();
-    let article = article(&paragraph_refs);
+    article(&paragraph_refs)
+}
+
+#[test]
+fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
+    let article = long_article();
 
     let context = 600;
     let (_dir, prompts) = marker_prompts();
@@ -606,6 +711,105 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
     assert!(summary.ungrounded.is_empty());
 }
 
+/// Records the size of every `chat_batch` call, then answers one by one.
+struct Batching {
+    inner: Scripted,
+    sizes: Vec<usize>,
+}
+
+impl TextGenerator for Batching {
+    fn model_name(&self) -> String {
+        self.inner.model_name()
+    }
+    fn chat(&mut self, system: &str, user: &str, n: usize) -> Result<String, GenerateError> {
+        self.inner.chat(system, user, n)
+    }
+    fn chat_batch(
+        &mut self,
+        requests: &[ChatRequest],
+    ) -> Result<Vec<Result<String, GenerateError>>, GenerateError> {
+        self.sizes.push(requests.len());
+        Ok(requests
+            .iter()
+            .map(|r| self.inner.chat(&r.system, &r.user, r.max_new_tokens))
+            .collect())
+    }
+    fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+        self.inner.count_tokens(text)
+    }
+    fn context_len(&self) -> usize {
+        self.inner.context_len()
+    }
+}
+
+#[test]
+fn summarizing_articles_together_gives_each_the_summary_it_gets_alone() {
+    // A long article (summarized in parts, then combined), a short one whose first reply
+    // invents a number (re-asked with the strict prompt) and a short grounded one.
+    let articles = [
+        long_article(),
+        article(&[&["The council met 4 times.", "Nothing was decided."]]),
+        article(&[FLOOD]),
+    ];
+    let reply = |user: &str| {
+        let text = user.split_once('\n').unwrap().1;
+        if user.starts_with("REDUCE") {
+            text.split("\n\n")
+                .take(2)
+                .map(|p| p.split_once(": ").unwrap().1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else if text.starts_with("The council") && !user.starts_with("STRICT") {
+            "The council met 5 times.".to_string()
+        } else {
+            format!("{}.", text.split('.').next().unwrap())
+        }
+    };
+    let options = LlmSummaryOptions {
+        sentences: 2,
+        max_reply_tokens: 40,
+    };
+    let alone: Vec<_> = articles
+        .iter()
+        .map(|a| {
+            let (mut generator, _) = Scripted::new(600, reply);
+            let (_dir, prompts) = marker_prompts();
+            LlmSummarizer::new(&mut generator, prompts, options.clone())
+                .summarize(a)
+                .unwrap()
+        })
+        .collect();
+    let (inner, calls) = Scripted::new(600, reply);
+    let mut generator = Batching {
+        inner,
+        sizes: Vec::new(),
+    };
+    let (_dir, prompts) = marker_prompts();
+    let refs: Vec<&EnglishArticle> = articles.iter().collect();
+    let together: Vec<_> = LlmSummarizer::new(&mut generator, prompts, options)
+        .summarize_batch(&refs)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(together, alone);
+    let parts = calls
+        .borrow()
+        .iter()
+        .filter(|c| c.user.starts_with("SUMMARIZE") && c.user.contains("\nSentence "))
+        .count();
+    assert!(parts >= 2, "the long article is summarized in parts");
+    let strict = calls
+        .borrow()
+        .iter()
+        .filter(|c| c.user.starts_with("STRICT"))
+        .count();
+    assert!(strict >= 1, "the invented number is re-asked");
+    // Round one: every part and both short articles; then all strict re-asks; then the
+    // combination of the long article's parts.
+    assert_eq!(generator.sizes, vec![parts + 2, strict, 1]);
+}
+
 #[test]
 fn context_too_small_for_prompt_and_reply_is_an_error() {
     let (_dir, prompts) = marker_prompts();
@@ -627,21 +831,28 @@ fn context_too_small_for_prompt_and_reply_is_an_error() {
 // ---------------------------------------------------------------------------------------------
 // Speed, for scripts/bench/summarize.sh (ignored: needs a real-size GGUF).
 
+/// `POLYBRIEF_BENCH_GGUF`, or `None` (said on stderr) when unset.
+fn bench_gguf() -> Option<String> {
+    let gguf = std::env::var("POLYBRIEF_BENCH_GGUF").ok();
+    if gguf.is_none() {
+        eprintln!("set POLYBRIEF_BENCH_GGUF to a GGUF file");
+    }
+    gguf
+}
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Prompt-processing and generation speed of the LLM on `POLYBRIEF_BENCH_GGUF` (random
 /// weights are fine: ids are fed directly, generation never stops early).
 #[test]
 #[ignore]
 fn bench_llm_tokens_per_second() {
-    let Ok(gguf) = std::env::var("POLYBRIEF_BENCH_GGUF") else {
-        eprintln!("set POLYBRIEF_BENCH_GGUF to a GGUF file");
-        return;
-    };
-    let env_usize = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
+    let Some(gguf) = bench_gguf() else { return };
     let (pp, tg, reps) = (
         env_usize("POLYBRIEF_BENCH_PP", 512),
         env_usize("POLYBRIEF_BENCH_TG", 128),
@@ -675,6 +886,66 @@ fn bench_llm_tokens_per_second() {
         median(&mut pp_rates),
         median(&mut tg_rates)
     );
+}
+
+/// Generation throughput of batched decoding on `POLYBRIEF_BENCH_GGUF`: for each number of
+/// sequences in `POLYBRIEF_BENCH_SEQUENCES` (default `1,4,8`), that many distinct prompts of
+/// `POLYBRIEF_BENCH_BATCH_PP` tokens (128) are prefilled, then decoded together for
+/// `POLYBRIEF_BENCH_TG` tokens each (64); tokens/s counts every sequence's decode steps
+/// over the decode time (prefill excluded), median of `POLYBRIEF_BENCH_REPS` (3).
+#[test]
+#[ignore]
+fn bench_llm_batched_tokens_per_second() {
+    let Some(gguf) = bench_gguf() else { return };
+    let (pp, tg, reps) = (
+        env_usize("POLYBRIEF_BENCH_BATCH_PP", 128),
+        env_usize("POLYBRIEF_BENCH_TG", 64),
+        env_usize("POLYBRIEF_BENCH_REPS", 3),
+    );
+    let sequences: Vec<usize> = std::env::var("POLYBRIEF_BENCH_SEQUENCES")
+        .unwrap_or_else(|_| "1,4,8".to_string())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("POLYBRIEF_BENCH_SEQUENCES: numbers")
+        })
+        .collect();
+    let files = tiny_files(Weights::Gguf(PathBuf::from(&gguf)), true);
+    for &n in &sequences {
+        let options = LlmOptions {
+            max_context: pp + tg + 8,
+            batch: n,
+            ..LlmOptions::default()
+        };
+        let mut model = LlmGenerator::load(&files, &test_device(), options).unwrap();
+        let prompts: Vec<Vec<u32>> = (0..n as u32)
+            .map(|s| {
+                (0..pp as u32)
+                    .map(|i| (i * 7919 + 13 + s * 101) % 600)
+                    .collect()
+            })
+            .collect();
+        let mut rates = Vec::new();
+        for _ in 0..reps {
+            let out = model
+                .generate_batch(
+                    &prompts,
+                    &vec![tg; n],
+                    &GenerationOptions::plain_greedy(),
+                    &[],
+                )
+                .unwrap();
+            assert!(out.iter().all(|g| g.ids.len() == tg));
+            rates.push(model.last_timings().generated_tokens_per_second());
+        }
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "{{\"engine\": \"polybrief\", \"gguf\": {:?}, \"sequences\": {n}, \"pp_tokens\": {pp}, \"tg_tokens\": {tg}, \"tg_tps\": {:.2}}}",
+            gguf,
+            rates[rates.len() / 2]
+        );
+    }
 }
 
 #[test]

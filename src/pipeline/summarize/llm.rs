@@ -11,7 +11,7 @@
 
 use super::{SummarizeError, Summarizer};
 use crate::article::{EnglishArticle, Summary, SummaryMethod, SummarySentence};
-use crate::models::TextGenerator;
+use crate::models::{ChatRequest, TextGenerator};
 use crate::pipeline::facts::missing_facts;
 use crate::pipeline::injection;
 use crate::prompts::Prompts;
@@ -58,14 +58,33 @@ struct Fields {
 }
 
 /// One prompt → reply step, with what the reply must be grounded in.
-struct Step<'a> {
+#[derive(Clone)]
+struct Step {
     /// `summarize` or `summarize_reduce`.
     template: &'static str,
-    fields: &'a Fields,
+    fields: Fields,
     /// What fills `{text}`.
-    text: &'a str,
+    text: String,
     /// What the reply's facts must occur in.
-    source: &'a str,
+    source: String,
+}
+
+/// One article on its way through [`LlmSummarizer::summarize_batch`].
+struct Job<'a> {
+    original: &'a EnglishArticle,
+    /// The article without sentences addressed to machines.
+    news: Option<EnglishArticle>,
+    english: String,
+    fields: Fields,
+    budget: usize,
+    /// Part summaries still to be combined; one when done.
+    parts: Vec<String>,
+}
+
+impl Job<'_> {
+    fn article(&self) -> &EnglishArticle {
+        self.news.as_ref().unwrap_or(self.original)
+    }
 }
 
 impl<'g> LlmSummarizer<'g> {
@@ -156,93 +175,93 @@ impl<'g> LlmSummarizer<'g> {
         Ok(budget)
     }
 
-    fn ask(
+    /// Runs every step; a step whose reply states facts its source lacks runs once more with
+    /// the strict prompt, which names them. Each step's result is the reply with fewer missing
+    /// facts (the strict one on a tie). First replies are asked for together, then the strict
+    /// ones: the steps are independent, so the generator may decode them as one batch.
+    fn grounded(
         &mut self,
-        template: &str,
-        fields: &Fields,
-        text: &str,
-        missing: &str,
-    ) -> Result<String, SummarizeError> {
+        steps: &[Step],
+    ) -> Result<Vec<Result<String, SummarizeError>>, SummarizeError> {
+        let first = self.ask_all(steps.iter().map(|s| (s, String::new())))?;
+        let mut results = Vec::with_capacity(steps.len());
+        let mut retries = Vec::new();
+        for (i, (step, reply)) in steps.iter().zip(first).enumerate() {
+            let reply = match reply {
+                Ok(reply) => tidy(&reply),
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let missing = missing_facts(&reply, &step.source);
+            if !missing.is_empty() {
+                let listed = missing
+                    .iter()
+                    .map(|f| format!("\"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                log::info!(
+                    "summary states {listed}, which the text does not; asking again with the strict prompt"
+                );
+                retries.push((i, listed, missing.len()));
+            }
+            results.push(Ok(reply));
+        }
+        let strict: Vec<Step> = retries
+            .iter()
+            .map(|&(i, _, _)| Step {
+                template: "summarize_strict",
+                ..steps[i].clone()
+            })
+            .collect();
+        let second = self.ask_all(strict.iter().zip(retries.iter().map(|r| r.1.clone())))?;
+        for ((i, _, missing), reply) in retries.into_iter().zip(second) {
+            let second = tidy(&reply?);
+            if missing_facts(&second, &steps[i].source).len() <= missing {
+                results[i] = Ok(second);
+            }
+        }
+        Ok(results)
+    }
+
+    /// One reply per (step, missing facts), trimmed, asked for together.
+    fn ask_all<'s>(
+        &mut self,
+        steps: impl Iterator<Item = (&'s Step, String)>,
+    ) -> Result<Vec<Result<String, SummarizeError>>, SummarizeError> {
         let system = self.prompts.render("system", &[])?;
-        let user = self.render(template, fields, text, missing)?;
+        let requests = steps
+            .map(|(step, missing)| {
+                Ok(ChatRequest {
+                    system: system.clone(),
+                    user: self.render(step.template, &step.fields, &step.text, &missing)?,
+                    max_new_tokens: self.options.max_reply_tokens,
+                })
+            })
+            .collect::<Result<Vec<_>, SummarizeError>>()?;
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(self
             .generator
-            .chat(&system, &user, self.options.max_reply_tokens)?
-            .trim()
-            .to_string())
+            .chat_batch(&requests)?
+            .into_iter()
+            .map(|r| {
+                r.map(|text| text.trim().to_string())
+                    .map_err(SummarizeError::from)
+            })
+            .collect())
     }
 
-    /// Runs one step; when the reply states facts its source lacks, runs it once more with the
-    /// strict prompt. Returns the reply with fewer missing facts (the strict one on a tie).
-    fn grounded(&mut self, step: &Step<'_>) -> Result<String, SummarizeError> {
-        let first = tidy(&self.ask(step.template, step.fields, step.text, "")?);
-        let missing = missing_facts(&first, step.source);
-        if missing.is_empty() {
-            return Ok(first);
-        }
-        let listed = missing
-            .iter()
-            .map(|f| format!("\"{f}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        log::info!(
-            "summary states {listed}, which the text does not; asking again with the strict prompt"
-        );
-        let second = tidy(&self.ask("summarize_strict", step.fields, step.text, &listed)?);
-        let still = missing_facts(&second, step.source);
-        Ok(if still.len() <= missing.len() {
-            second
-        } else {
-            first
-        })
-    }
-
-    /// Part summaries combined into one, in rounds of as many as fit.
-    fn reduce(
+    /// What an article is summarized from, and its steps: one prompt when it fits the
+    /// budget, else one per part.
+    fn prepare<'a>(
         &mut self,
-        mut parts: Vec<String>,
-        fields: &Fields,
-        article_text: &str,
-        budget: usize,
-    ) -> Result<String, SummarizeError> {
-        while parts.len() > 1 {
-            let labelled: Vec<String> = parts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| format!("Part {}: {p}", i + 1))
-                .collect();
-            let counts = labelled
-                .iter()
-                .map(|p| self.generator.count_tokens(p).map(|n| n + 1))
-                .collect::<Result<Vec<_>, _>>()?;
-            let groups = pack(&counts, budget);
-            let mut next = Vec::with_capacity(groups.len());
-            for group in &groups {
-                let text = labelled[group.clone()].join("\n\n");
-                let step = Step {
-                    template: "summarize_reduce",
-                    fields,
-                    text: &text,
-                    source: article_text,
-                };
-                next.push(self.grounded(&step)?);
-            }
-            if next.len() >= parts.len() {
-                // Cannot happen while a budget holds two replies; guards against looping forever.
-                return Err(SummarizeError::Other(
-                    "part summaries do not get shorter when combined".to_string(),
-                ));
-            }
-            parts = next;
-        }
-        Ok(parts.pop().unwrap_or_default())
-    }
-}
-
-impl Summarizer for LlmSummarizer<'_> {
-    fn summarize(&mut self, original: &EnglishArticle) -> Result<Summary, SummarizeError> {
+        original: &'a EnglishArticle,
+    ) -> Result<(Job<'a>, Vec<Step>), SummarizeError> {
         // The model never reads sentences addressed to machines, and what it writes of that
-        // kind (having obeyed one, or on its own) is dropped below.
+        // kind (having obeyed one, or on its own) is dropped in `finish`.
         let news = injection::without_instructions(original);
         let article = news.as_ref().unwrap_or(original);
         let english = article.text();
@@ -254,15 +273,13 @@ impl Summarizer for LlmSummarizer<'_> {
         }
         let fields = self.fields(article);
         let budget = self.text_budget(&fields)?;
-
-        let text = if self.generator.count_tokens(&english)? <= budget {
-            let step = Step {
+        let steps = if self.generator.count_tokens(&english)? <= budget {
+            vec![Step {
                 template: "summarize",
-                fields: &fields,
-                text: &english,
-                source: &english,
-            };
-            self.grounded(&step)?
+                fields: fields.clone(),
+                text: english.clone(),
+                source: english.clone(),
+            }]
         } else {
             let counts = article
                 .sentences
@@ -275,25 +292,143 @@ impl Summarizer for LlmSummarizer<'_> {
                 article.article.origin,
                 parts.len()
             );
-            let mut summaries = Vec::with_capacity(parts.len());
-            for (i, range) in parts.iter().enumerate() {
-                let part_text = article.text_of(range.clone());
-                let part_fields = Fields {
-                    title: format!("{} (part {} of {})", fields.title, i + 1, parts.len()),
-                    ..fields.clone()
-                };
-                let step = Step {
-                    template: "summarize",
-                    fields: &part_fields,
-                    text: &part_text,
-                    source: &part_text,
-                };
-                summaries.push(self.grounded(&step)?);
-            }
-            self.reduce(summaries, &fields, &english, budget)?
+            parts
+                .iter()
+                .enumerate()
+                .map(|(i, range)| {
+                    let part_text = article.text_of(range.clone());
+                    Step {
+                        template: "summarize",
+                        fields: Fields {
+                            title: format!("{} (part {} of {})", fields.title, i + 1, parts.len()),
+                            ..fields.clone()
+                        },
+                        source: part_text.clone(),
+                        text: part_text,
+                    }
+                })
+                .collect()
         };
+        let job = Job {
+            original,
+            english,
+            fields,
+            budget,
+            parts: Vec::new(),
+            news,
+        };
+        Ok((job, steps))
+    }
 
-        let sentences: Vec<SummarySentence> = split_sentences(&text)
+    /// The groups one reduce round combines a job's part summaries in, as steps.
+    fn reduce_steps(&self, job: &Job<'_>) -> Result<Vec<Step>, SummarizeError> {
+        let labelled: Vec<String> = job
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("Part {}: {p}", i + 1))
+            .collect();
+        let counts = labelled
+            .iter()
+            .map(|p| self.generator.count_tokens(p).map(|n| n + 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pack(&counts, job.budget)
+            .into_iter()
+            .map(|group| Step {
+                template: "summarize_reduce",
+                fields: job.fields.clone(),
+                text: labelled[group].join("\n\n"),
+                source: job.english.clone(),
+            })
+            .collect())
+    }
+
+    /// Summaries of several articles, in order, each what `summarize` gives it alone: every
+    /// step that does not wait for another (all articles' first prompts and parts, then each
+    /// round of re-asks and of combining part summaries) is asked for together.
+    pub fn summarize_batch(
+        &mut self,
+        articles: &[&EnglishArticle],
+    ) -> Result<Vec<Result<Summary, SummarizeError>>, SummarizeError> {
+        let mut results: Vec<Option<Result<Summary, SummarizeError>>> = Vec::new();
+        let mut jobs: Vec<(usize, Job<'_>)> = Vec::new();
+        let mut steps = Vec::new();
+        let mut owners = Vec::new();
+        for &article in articles {
+            match self.prepare(article) {
+                Ok((job, job_steps)) => {
+                    owners.extend(std::iter::repeat_n(jobs.len(), job_steps.len()));
+                    steps.extend(job_steps);
+                    jobs.push((results.len(), job));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        // Rounds: the pending steps of every job at once, until each has one summary.
+        let mut failed: Vec<Option<SummarizeError>> = (0..jobs.len()).map(|_| None).collect();
+        let mut first_round = true;
+        while !steps.is_empty() {
+            let replies = self.grounded(&steps)?;
+            let mut next: Vec<Vec<String>> = vec![Vec::new(); jobs.len()];
+            for (owner, reply) in owners.iter().zip(replies) {
+                match reply {
+                    Ok(reply) => next[*owner].push(reply),
+                    Err(e) => {
+                        failed[*owner].get_or_insert(e);
+                    }
+                }
+            }
+            for (j, parts) in next.into_iter().enumerate() {
+                let job = &mut jobs[j].1;
+                if failed[j].is_some() || (parts.is_empty() && !first_round) {
+                    continue;
+                }
+                if !first_round && parts.len() >= job.parts.len() {
+                    // Cannot happen while a budget holds two replies; guards against looping forever.
+                    failed[j] = Some(SummarizeError::Other(
+                        "part summaries do not get shorter when combined".to_string(),
+                    ));
+                    continue;
+                }
+                job.parts = parts;
+            }
+            first_round = false;
+            steps.clear();
+            owners.clear();
+            for (j, (_, job)) in jobs.iter().enumerate() {
+                if failed[j].is_some() || job.parts.len() <= 1 {
+                    continue;
+                }
+                match self.reduce_steps(job) {
+                    Ok(job_steps) => {
+                        owners.extend(std::iter::repeat_n(j, job_steps.len()));
+                        steps.extend(job_steps);
+                    }
+                    Err(e) => failed[j] = Some(e),
+                }
+            }
+        }
+        for ((slot, mut job), failure) in jobs.into_iter().zip(failed) {
+            results[slot] = Some(match failure {
+                Some(e) => Err(e),
+                None => {
+                    let text = job.parts.pop().unwrap_or_default();
+                    Ok(self.finish(&job, &text))
+                }
+            });
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every article has a result"))
+            .collect())
+    }
+
+    /// The summary of `job` from its final text: sentences addressed to machines dropped,
+    /// each sentence pointed at the article's, facts the article lacks listed.
+    fn finish(&self, job: &Job<'_>, text: &str) -> Summary {
+        let original = job.original;
+        let sentences: Vec<SummarySentence> = split_sentences(text)
             .into_iter()
             .filter(|s| !injection::is_addressed_to_machines(s))
             .map(|s| SummarySentence {
@@ -306,16 +441,31 @@ impl Summarizer for LlmSummarizer<'_> {
             .map(|s| s.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let ungrounded = missing_facts(&kept, &english)
+        let ungrounded = missing_facts(&kept, &job.english)
             .iter()
             .map(ToString::to_string)
             .collect();
-        Ok(Summary {
-            article: article.article.id.clone(),
+        Summary {
+            article: job.article().article.id.clone(),
             sentences,
             method: self.method(),
             ungrounded,
-        })
+        }
+    }
+}
+
+impl Summarizer for LlmSummarizer<'_> {
+    fn summarize(&mut self, article: &EnglishArticle) -> Result<Summary, SummarizeError> {
+        self.summarize_batch(&[article])?
+            .pop()
+            .expect("one result per article")
+    }
+
+    fn summarize_batch(
+        &mut self,
+        articles: &[&EnglishArticle],
+    ) -> Result<Vec<Result<Summary, SummarizeError>>, SummarizeError> {
+        LlmSummarizer::summarize_batch(self, articles)
     }
 
     fn method(&self) -> SummaryMethod {

@@ -33,6 +33,27 @@ pub enum SummarizeError {
 /// Produces the summary of one article.
 pub trait Summarizer {
     fn summarize(&mut self, article: &EnglishArticle) -> Result<Summary, SummarizeError>;
+
+    /// Summaries of several articles, in order, each what `summarize` gives it. The outer
+    /// error ends the whole batch (a stop was requested, the model failed); an inner one is
+    /// that article's own. The default summarizes one by one; the LLM summarizer asks the
+    /// model for independent steps of all the articles together.
+    fn summarize_batch(
+        &mut self,
+        articles: &[&EnglishArticle],
+    ) -> Result<Vec<Result<Summary, SummarizeError>>, SummarizeError> {
+        let mut summaries = Vec::with_capacity(articles.len());
+        for article in articles {
+            match self.summarize(article) {
+                Err(SummarizeError::Model(GenerateError::Interrupted)) => {
+                    return Err(GenerateError::Interrupted.into())
+                }
+                summary => summaries.push(summary),
+            }
+        }
+        Ok(summaries)
+    }
+
     fn method(&self) -> SummaryMethod;
 }
 

@@ -60,8 +60,16 @@ pub(crate) fn cache_key(
     )
 }
 
-/// Summarizes every article: from the cache, or by `summarize` on a miss, then grounded.
-/// `between_articles` runs before each article (the run's interrupt check).
+/// How cache misses are summarized: `summarize` gets up to `batch` articles at a time (so
+/// that an LLM can decode them together) and returns one result per article.
+pub(crate) struct Misses<F> {
+    pub(crate) batch: usize,
+    pub(crate) summarize: F,
+}
+
+/// Summarizes every article: from the cache, or by `misses.summarize` on a miss, then
+/// grounded. `between_articles` runs before each article's lookup and each batch (the run's
+/// interrupt check).
 pub(crate) fn summarize_all<E: From<CacheError>>(
     articles: &[EnglishArticle],
     method: &str,
@@ -69,17 +77,38 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
     cache: &StageCache,
     task: &Task,
     mut between_articles: impl FnMut() -> Result<(), E>,
-    mut summarize: impl FnMut(&EnglishArticle) -> Result<Summary, E>,
+    mut misses_to: Misses<impl FnMut(&[&EnglishArticle]) -> Result<Vec<Result<Summary, E>>, E>>,
 ) -> Result<Vec<Summary>, E> {
-    let mut summaries = Vec::new();
-    for article in articles {
+    let mut summaries: Vec<Option<Summary>> = Vec::with_capacity(articles.len());
+    let mut misses = Vec::new();
+    for (i, article) in articles.iter().enumerate() {
         between_articles()?;
         let key = cache_key(article, method, prompts)?;
-        let summary = cache.get_or_compute(&key, || -> Result<Summary, E> {
-            let mut summary = summarize(article)?;
-            check_grounding(&mut summary, article);
-            Ok(summary)
-        })?;
+        let cached = cache.get::<Summary>(&key);
+        if cached.is_some() {
+            task.inc(1);
+        } else {
+            misses.push((i, key));
+        }
+        summaries.push(cached);
+    }
+    for window in misses.chunks(misses_to.batch.max(1)) {
+        between_articles()?;
+        let batch: Vec<&EnglishArticle> = window.iter().map(|(i, _)| &articles[*i]).collect();
+        let results = (misses_to.summarize)(&batch)?;
+        for ((i, key), result) in window.iter().zip(results) {
+            let mut summary = result?;
+            check_grounding(&mut summary, &articles[*i]);
+            cache.put_or_warn(key, &summary);
+            summaries[*i] = Some(summary);
+            task.inc(1);
+        }
+    }
+    let summaries: Vec<Summary> = summaries
+        .into_iter()
+        .map(|s| s.expect("every article looked up or summarized"))
+        .collect();
+    for (article, summary) in articles.iter().zip(&summaries) {
         if !summary.ungrounded.is_empty() {
             log::warn!(
                 "the summary of {} states facts the article does not contain ({}); it is flagged in the brief",
@@ -87,8 +116,6 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
                 summary.ungrounded.join(", ")
             );
         }
-        summaries.push(summary);
-        task.inc(1);
     }
     cache.flush();
     Ok(summaries)

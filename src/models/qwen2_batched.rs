@@ -1,0 +1,455 @@
+//! Qwen2 / Qwen2.5 from a GGUF file, decoding several sequences at once.
+//!
+//! Follows candle-transformers 0.11.1 `models::quantized_qwen2` (itself transformers'
+//! `Qwen2ForCausalLM` as laid out by llama.cpp's convert_hf_to_gguf.py): the same GGUF tensors,
+//! RoPE tables, RMS norms, biases and attention arithmetic (scores divided by √head_dim after
+//! the product, causal mask by `where_cond`, softmax over the last dimension). It differs in
+//! what a decode step costs, not in what it computes:
+//! - Each sequence has its own [`SequenceCache`], preallocated to the length the sequence can
+//!   reach and written in place, instead of one cache grown by concatenation every step.
+//! - Grouped-query attention multiplies each key/value head with its group of query heads
+//!   directly instead of repeating the key/value heads (candle's `repeat_kv` copies the whole
+//!   cache every step).
+//! - [`Qwen2Batched::decode`] feeds one token of each of several sequences: the linear layers
+//!   run on the sequences' rows stacked, so one matmul reads each weight once for all of them,
+//!   while RoPE and attention run per sequence at its own position over its own cache.
+//!
+//! Token identity with one-by-one generation holds by construction: every operation is either
+//! per sequence or per row, and the stacked matmuls are row-independent ([`RowLinear`]).
+
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_transformers::quantized_nn::RmsNorm;
+
+use super::row_linear::RowLinear;
+
+/// The hyperparameters a GGUF's `qwen2.*` metadata holds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Config {
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) n_layer: usize,
+    pub(crate) context_length: usize,
+    pub(crate) rms_norm_eps: f64,
+    pub(crate) rope_freq_base: f32,
+}
+
+impl Config {
+    pub(crate) fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
+        let get = |key: &str| match content.metadata.get(key) {
+            Some(v) => Ok(v),
+            None => candle_core::bail!("cannot find {key} in metadata"),
+        };
+        let n_head = get("qwen2.attention.head_count")?.to_u32()? as usize;
+        let hidden = get("qwen2.embedding_length")?.to_u32()? as usize;
+        Ok(Config {
+            n_head,
+            n_kv_head: get("qwen2.attention.head_count_kv")?.to_u32()? as usize,
+            head_dim: hidden / n_head,
+            n_layer: get("qwen2.block_count")?.to_u32()? as usize,
+            context_length: get("qwen2.context_length")?.to_u32()? as usize,
+            rms_norm_eps: get("qwen2.attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
+            rope_freq_base: get("qwen2.rope.freq_base")
+                .and_then(|v| v.to_f32())
+                .unwrap_or(10_000.0),
+        })
+    }
+}
+
+/// One sequence's keys and values for every layer, `(n_kv_head, capacity, head_dim)` each, of
+/// which the first `len` positions are filled.
+pub(crate) struct SequenceCache {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    len: usize,
+    capacity: usize,
+}
+
+impl SequenceCache {
+    /// Positions filled so far (the next token's position).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+struct Layer {
+    wq: RowLinear,
+    wk: RowLinear,
+    wv: RowLinear,
+    bq: Tensor,
+    bk: Tensor,
+    bv: Tensor,
+    wo: RowLinear,
+    attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    gate: RowLinear,
+    up: RowLinear,
+    down: RowLinear,
+}
+
+impl Layer {
+    fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
+        let gate = self.gate.forward(xs)?;
+        let up = self.up.forward(xs)?;
+        self.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)
+    }
+
+    /// [`Layer::mlp`] with every row independent of the others.
+    fn mlp_rows(&self, xs: &Tensor) -> Result<Tensor> {
+        let gate = self.gate.forward_rows(xs)?;
+        let up = self.up.forward_rows(xs)?;
+        self.down
+            .forward_rows(&(candle_nn::ops::silu(&gate)? * up)?)
+    }
+}
+
+/// The network; its state lives in the [`SequenceCache`]s handed to it.
+pub(crate) struct Qwen2Batched {
+    embeddings: Tensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: RowLinear,
+    /// RoPE tables, `(context_length, head_dim / 2)`.
+    cos: Tensor,
+    sin: Tensor,
+    neg_inf: Tensor,
+    cfg: Config,
+    device: Device,
+}
+
+/// candle-transformers' `precomput_freqs_cis`, unchanged.
+fn rope_tables(cfg: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
+    let theta: Vec<f32> = (0..cfg.head_dim)
+        .step_by(2)
+        .map(|i| 1f32 / cfg.rope_freq_base.powf(i as f32 / cfg.head_dim as f32))
+        .collect();
+    let theta = Tensor::new(theta.as_slice(), device)?;
+    let idx_theta = Tensor::arange(0, cfg.context_length as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((cfg.context_length, 1))?
+        .matmul(&theta.reshape((1, theta.elem_count()))?)?;
+    Ok((idx_theta.cos()?, idx_theta.sin()?))
+}
+
+impl Qwen2Batched {
+    pub(crate) fn from_gguf<R: std::io::Seek + std::io::Read>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
+        let cfg = Config::from_gguf(content)?;
+        let mut tensor = |name: &str| content.tensor(reader, name, device);
+        let embeddings = tensor("token_embd.weight")?.dequantize(device)?;
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_norm_eps)?;
+        // Without `output.weight` the embeddings are tied.
+        let output = match tensor("output.weight") {
+            Ok(w) => RowLinear::new(w)?,
+            Err(_) => RowLinear::new(tensor("token_embd.weight")?)?,
+        };
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let mut get = |part: &str| tensor(&format!("blk.{i}.{part}"));
+            layers.push(Layer {
+                wq: RowLinear::new(get("attn_q.weight")?)?,
+                wk: RowLinear::new(get("attn_k.weight")?)?,
+                wv: RowLinear::new(get("attn_v.weight")?)?,
+                bq: get("attn_q.bias")?.dequantize(device)?,
+                bk: get("attn_k.bias")?.dequantize(device)?,
+                bv: get("attn_v.bias")?.dequantize(device)?,
+                wo: RowLinear::new(get("attn_output.weight")?)?,
+                attn_norm: RmsNorm::from_qtensor(get("attn_norm.weight")?, cfg.rms_norm_eps)?,
+                ffn_norm: RmsNorm::from_qtensor(get("ffn_norm.weight")?, cfg.rms_norm_eps)?,
+                gate: RowLinear::new(get("ffn_gate.weight")?)?,
+                up: RowLinear::new(get("ffn_up.weight")?)?,
+                down: RowLinear::new(get("ffn_down.weight")?)?,
+            });
+        }
+        let (cos, sin) = rope_tables(&cfg, device)?;
+        Ok(Qwen2Batched {
+            embeddings,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            neg_inf: Tensor::new(f32::NEG_INFINITY, device)?,
+            cfg,
+            device: device.clone(),
+        })
+    }
+
+    /// An empty cache for a sequence of at most `capacity` positions (prompt and reply).
+    pub(crate) fn new_cache(&self, capacity: usize) -> Result<SequenceCache> {
+        let capacity = capacity.clamp(1, self.cfg.context_length);
+        let shape = (self.cfg.n_kv_head, capacity, self.cfg.head_dim);
+        let mut keys = Vec::with_capacity(self.cfg.n_layer);
+        let mut values = Vec::with_capacity(self.cfg.n_layer);
+        for _ in 0..self.cfg.n_layer {
+            keys.push(Tensor::zeros(shape, DType::F32, &self.device)?);
+            values.push(Tensor::zeros(shape, DType::F32, &self.device)?);
+        }
+        Ok(SequenceCache {
+            keys,
+            values,
+            len: 0,
+            capacity,
+        })
+    }
+
+    fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::new(ids, &self.device)?;
+        self.embeddings.index_select(&ids, 0)
+    }
+
+    fn check_room(&self, cache: &SequenceCache, tokens: usize) -> Result<()> {
+        if cache.len + tokens > cache.capacity {
+            candle_core::bail!(
+                "the sequence's cache holds {} positions; {} more do not fit",
+                cache.capacity,
+                tokens
+            )
+        }
+        Ok(())
+    }
+
+    /// Feeds `ids` (the next tokens of one sequence) and returns the logits after the last,
+    /// `(vocab,)`.
+    pub(crate) fn prefill(&self, cache: &mut SequenceCache, ids: &[u32]) -> Result<Tensor> {
+        let seq_len = ids.len();
+        if seq_len == 0 {
+            candle_core::bail!("no tokens to feed")
+        }
+        self.check_room(cache, seq_len)?;
+        let pos = cache.len;
+        let cos = self.cos.narrow(0, pos, seq_len)?;
+        let sin = self.sin.narrow(0, pos, seq_len)?;
+        let mask = (seq_len > 1)
+            .then(|| candle_transformers::utils::build_causal_mask(seq_len, pos, &self.device))
+            .transpose()?;
+        let (n_head, n_kv, d) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
+        let mut xs = self.embed(ids)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = layer.attn_norm.forward(&xs)?;
+            let heads = |t: Tensor, n: usize| -> Result<Tensor> {
+                t.reshape((1, seq_len, n, d))?.transpose(1, 2)?.contiguous()
+            };
+            let q = heads(layer.wq.forward(&h)?.broadcast_add(&layer.bq)?, n_head)?;
+            let k = heads(layer.wk.forward(&h)?.broadcast_add(&layer.bk)?, n_kv)?;
+            let v = heads(layer.wv.forward(&h)?.broadcast_add(&layer.bv)?, n_kv)?;
+            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+            cache.keys[l].slice_set(&k.squeeze(0)?, 1, pos)?;
+            cache.values[l].slice_set(&v.squeeze(0)?.contiguous()?, 1, pos)?;
+            let y = self.attend(&q.squeeze(0)?, cache, l, pos + seq_len, mask.as_ref())?;
+            // (n_kv, n_rep, seq, d) → (seq, hidden)
+            let y = y
+                .reshape((n_head, seq_len, d))?
+                .transpose(0, 1)?
+                .reshape((seq_len, n_head * d))?;
+            xs = (layer.wo.forward(&y)? + xs)?;
+            let h = layer.ffn_norm.forward(&xs)?;
+            xs = (layer.mlp(&h)? + xs)?;
+        }
+        cache.len += seq_len;
+        let last = xs.narrow(0, seq_len - 1, 1)?;
+        self.output.forward(&self.norm.forward(&last)?)?.squeeze(0)
+    }
+
+    /// Feeds one token to each sequence (`tokens[i]` to `caches[i]`, each at its own position)
+    /// and returns their next-token logits, `(sequences, vocab)`.
+    pub(crate) fn decode(
+        &self,
+        caches: &mut [&mut SequenceCache],
+        tokens: &[u32],
+    ) -> Result<Tensor> {
+        let n = tokens.len();
+        if n == 0 || caches.len() != n {
+            candle_core::bail!("{} tokens for {} sequences", n, caches.len())
+        }
+        for cache in caches.iter() {
+            self.check_room(cache, 1)?;
+        }
+        let (n_head, n_kv, d) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
+        let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
+        let positions = Tensor::new(positions.as_slice(), &self.device)?;
+        let cos = self.cos.index_select(&positions, 0)?.unsqueeze(1)?;
+        let sin = self.sin.index_select(&positions, 0)?.unsqueeze(1)?;
+        let mut xs = self.embed(tokens)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = layer.attn_norm.forward(&xs)?;
+            let q = layer.wq.forward_rows(&h)?.broadcast_add(&layer.bq)?;
+            let k = layer.wk.forward_rows(&h)?.broadcast_add(&layer.bk)?;
+            let v = layer.wv.forward_rows(&h)?.broadcast_add(&layer.bv)?;
+            // Batched RoPE: row i turned by its own position's angles.
+            let q = candle_nn::rotary_emb::rope(&q.reshape((n, n_head, 1, d))?, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope(&k.reshape((n, n_kv, 1, d))?, &cos, &sin)?;
+            let v = v.reshape((n, n_kv, 1, d))?;
+            let mut rows = Vec::with_capacity(n);
+            for (i, cache) in caches.iter_mut().enumerate() {
+                let pos = cache.len;
+                cache.keys[l].slice_set(&k.get(i)?, 1, pos)?;
+                cache.values[l].slice_set(&v.get(i)?, 1, pos)?;
+                let y = self.attend(&q.get(i)?, cache, l, pos + 1, None)?;
+                rows.push(y.reshape((1, n_head * d))?);
+            }
+            let y = Tensor::cat(&rows, 0)?;
+            xs = (layer.wo.forward_rows(&y)? + xs)?;
+            let h = layer.ffn_norm.forward(&xs)?;
+            xs = (layer.mlp_rows(&h)? + xs)?;
+        }
+        for cache in caches.iter_mut() {
+            cache.len += 1;
+        }
+        self.output.forward_rows(&self.norm.forward(&xs)?)
+    }
+
+    /// Attention of one sequence's queries `(n_head, seq, d)` over the first `kv_len`
+    /// positions of layer `l` of its cache; returns `(n_kv, n_rep * seq, d)`, query heads in
+    /// order. Query head `h` reads key/value head `h / n_rep`, as `repeat_kv` arranges.
+    fn attend(
+        &self,
+        q: &Tensor,
+        cache: &SequenceCache,
+        l: usize,
+        kv_len: usize,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (n_head, seq_len, d) = q.dims3()?;
+        let n_kv = self.cfg.n_kv_head;
+        let n_rep = n_head / n_kv;
+        let q = q.reshape((n_kv, n_rep * seq_len, d))?;
+        let keys = cache.keys[l].narrow(1, 0, kv_len)?;
+        let values = cache.values[l].narrow(1, 0, kv_len)?;
+        let att = (q.matmul(&keys.t()?)? / (d as f64).sqrt())?;
+        let att = match mask {
+            None => att,
+            Some(mask) => {
+                let att = att.reshape((n_kv, n_rep, seq_len, kv_len))?;
+                let mask = mask.broadcast_as(att.shape())?;
+                mask.where_cond(&self.neg_inf.broadcast_as(att.shape())?, &att)?
+                    .reshape((n_kv, n_rep * seq_len, kv_len))?
+            }
+        };
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        att.matmul(&values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use candle_transformers::models::quantized_qwen2;
+
+    use super::*;
+
+    fn load(file: &str) -> (Qwen2Batched, quantized_qwen2::ModelWeights) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/qwen2")
+            .join(file);
+        let read = || {
+            let mut reader = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+            let content = gguf_file::Content::read(&mut reader).unwrap();
+            (content, reader)
+        };
+        let (content, mut reader) = read();
+        let ours = Qwen2Batched::from_gguf(&content, &mut reader, &Device::Cpu).unwrap();
+        let (content, mut reader) = read();
+        let candle =
+            quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).unwrap();
+        (ours, candle)
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    #[test]
+    fn logits_match_candles_quantized_qwen2_in_prefill_and_every_decode_step() {
+        for file in ["tiny/model-q8_0.gguf", "tiny-q4k/model-q4_k.gguf"] {
+            let (ours, mut candle) = load(file);
+            let prompt: Vec<u32> = (0..37u32).map(|i| (i * 131 + 7) % 600).collect();
+            let mut cache = ours.new_cache(64).unwrap();
+            // Two prefill pieces (the second attends to the first through the cache).
+            let mut mine = None;
+            let mut theirs = None;
+            for (start, piece) in [(0, &prompt[..25]), (25, &prompt[25..])] {
+                mine = Some(ours.prefill(&mut cache, piece).unwrap());
+                let input = Tensor::new(piece, &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
+                theirs = Some(
+                    candle
+                        .forward(&input, start)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap(),
+                );
+            }
+            let (mut mine, mut theirs) = (mine.unwrap(), theirs.unwrap());
+            for step in 0..12 {
+                let diff = max_abs_diff(&mine, &theirs);
+                assert!(diff < 1e-4, "{file} step {step}: max |Δlogit| = {diff}");
+                let next = theirs.argmax(0).unwrap().to_scalar::<u32>().unwrap();
+                assert_eq!(mine.argmax(0).unwrap().to_scalar::<u32>().unwrap(), next);
+                let pos = cache.len();
+                mine = ours
+                    .decode(&mut [&mut cache], &[next])
+                    .unwrap()
+                    .squeeze(0)
+                    .unwrap();
+                let input = Tensor::new(&[next], &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
+                theirs = candle.forward(&input, pos).unwrap().flatten_all().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn decoding_with_other_sequences_changes_no_bit_of_a_sequences_logits() {
+        let (ours, _) = load("tiny-q4k/model-q4_k.gguf");
+        let prompts: Vec<Vec<u32>> = [5usize, 19, 11]
+            .iter()
+            .map(|&n| (0..n as u32).map(|i| (i * 97 + n as u32) % 600).collect())
+            .collect();
+        let alone: Vec<Tensor> = prompts
+            .iter()
+            .map(|p| {
+                let mut cache = ours.new_cache(32).unwrap();
+                ours.prefill(&mut cache, p).unwrap();
+                ours.decode(&mut [&mut cache], &[3]).unwrap()
+            })
+            .collect();
+        let mut caches: Vec<SequenceCache> = prompts
+            .iter()
+            .map(|p| {
+                let mut cache = ours.new_cache(32).unwrap();
+                ours.prefill(&mut cache, p).unwrap();
+                cache
+            })
+            .collect();
+        let mut refs: Vec<&mut SequenceCache> = caches.iter_mut().collect();
+        let together = ours.decode(&mut refs, &[3, 3, 3]).unwrap();
+        for (i, one) in alone.iter().enumerate() {
+            let row = together.get(i).unwrap().to_vec1::<f32>().unwrap();
+            let one = one.squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+            assert!(
+                row.iter()
+                    .zip(&one)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "sequence {i}"
+            );
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! A quantized linear layer (`y = x·Wᵀ`, like candle's `QMatMul`) whose result for one input
+//! row never depends on the other rows fed with it: what batched decoding needs for its
+//! output to equal one-by-one decoding token for token.
+//!
+//! candle 0.11.1's CPU quantized matmul picks its kernel by the number of rows `m`, and two
+//! of its choices would make a row's result depend on how many rows run together (measured by
+//! `rows_are_independent_of_the_batch` below, bit for bit):
+//! - Q6K weights take the compact `k_quants::matmul` for `m = 1` but the repacked x86 tiles for
+//!   `m > 1`; the two sum the same products in a different order. Stacked decode rows of Q6K
+//!   weights therefore go through `k_quants::matmul` directly, for every `m`: the kernel a
+//!   single-sequence decode uses, which computes every (row, column) with the same
+//!   `vec_dot_4`/`vec_dot_2`/`vec_dot` whatever `m` is, and reads each weight quad once per
+//!   tile of 16 rows.
+//! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX); stacked decode rows
+//!   are fed in groups of at most [`MAX_ROWS_PER_CALL`].
+//!
+//! - f16/f32 weights are dequantized to a plain matmul, and gemm's kernel for one row differs
+//!   from its kernel for several: those rows are fed one at a time.
+//!
+//! Every other case (Q4K and Q8_0 repacked tiles, the compact kernels of the other formats)
+//! computes each row alone already. Measured on AVX-512 VNNI, and on the AVX2 path
+//! (`MISTRALRS_FORCE_AVX2=1`), with candle's own kernels (`candle_kernels_by_row_count`): Q6K
+//! and f16 differ in up to 1 result in 6 from 2 rows on; Q4K, Q5K, Q8_0 and Q4_0 never.
+
+use std::sync::Arc;
+
+use candle_core::quantized::k_quants::{self, BlockQ6K};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Result, Tensor};
+
+/// Rows per quantized matmul call in [`RowLinear::forward_rows`]: below every threshold at
+/// which candle changes kernel by row count (AMX from 32).
+pub(crate) const MAX_ROWS_PER_CALL: usize = 16;
+
+pub(crate) struct RowLinear {
+    matmul: QMatMul,
+    /// The weights, kept for the Q6K path.
+    weights: Option<Arc<QTensor>>,
+}
+
+impl RowLinear {
+    pub(crate) fn new(weights: QTensor) -> Result<Self> {
+        let weights = Arc::new(weights);
+        let matmul = QMatMul::from_arc(weights.clone())?;
+        let weights = matches!(matmul, QMatMul::QTensor(_)).then_some(weights);
+        Ok(RowLinear { matmul, weights })
+    }
+
+    /// `xs · Wᵀ` by whichever kernel candle picks for this many rows: for a prompt, where
+    /// only speed matters.
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.matmul.forward(xs)
+    }
+
+    /// `xs · Wᵀ` for `(rows, k)` inputs, each row's result independent of the others.
+    pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
+        let (rows, k) = xs.dims2()?;
+        match &self.weights {
+            Some(w) if w.dtype() == GgmlDType::Q6K && matches!(xs.device(), Device::Cpu) => {
+                q6k_matmul(w, &xs.contiguous()?, rows, k)
+            }
+            Some(_) if rows > MAX_ROWS_PER_CALL => {
+                let mut parts = Vec::with_capacity(rows.div_ceil(MAX_ROWS_PER_CALL));
+                for start in (0..rows).step_by(MAX_ROWS_PER_CALL) {
+                    let len = MAX_ROWS_PER_CALL.min(rows - start);
+                    parts.push(self.matmul.forward(&xs.narrow(0, start, len)?)?);
+                }
+                Tensor::cat(&parts, 0)
+            }
+            Some(_) => self.matmul.forward(xs),
+            // f16/f32 weights, dequantized to a plain matmul: gemm picks another kernel for one
+            // row than for several, so each row goes alone.
+            None if rows > 1 => {
+                let parts = (0..rows)
+                    .map(|r| self.matmul.forward(&xs.narrow(0, r, 1)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&parts, 0)
+            }
+            None => self.matmul.forward(xs),
+        }
+    }
+}
+
+/// candle's compact Q6K matmul, called directly so that it runs for any number of rows.
+fn q6k_matmul(w: &QTensor, xs: &Tensor, rows: usize, k: usize) -> Result<Tensor> {
+    let (n, wk) = w.shape().dims2()?;
+    if wk != k {
+        candle_core::bail!("input of width {k} for weights of shape ({n}, {wk})")
+    }
+    let data = w.data()?;
+    let block = std::mem::size_of::<BlockQ6K>();
+    let aligned = (data.as_ptr() as usize).is_multiple_of(std::mem::align_of::<BlockQ6K>());
+    if !data.len().is_multiple_of(block) || !aligned {
+        candle_core::bail!("Q6K weights are not a whole number of aligned blocks")
+    }
+    // SAFETY: CPU storage of a Q6K tensor is a `Vec<BlockQ6K>` (size and alignment checked
+    // above); `data` borrows it for the duration of this call.
+    let blocks: &[BlockQ6K] =
+        unsafe { std::slice::from_raw_parts(data.as_ptr() as *const BlockQ6K, data.len() / block) };
+    let lhs = xs.flatten_all()?.to_vec1::<f32>()?;
+    let mut dst = vec![0f32; rows * n];
+    k_quants::matmul((rows, k, n), &lhs, blocks, &mut dst)?;
+    Tensor::from_vec(dst, (rows, n), xs.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each row of an `m`-row product, compared bit for bit with the same row alone.
+    fn differing(linear: &RowLinear, k: usize, m: usize, rows_path: bool) -> usize {
+        let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+        let run = |x: &Tensor| {
+            if rows_path {
+                linear.forward_rows(x)
+            } else {
+                linear.forward(x)
+            }
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+        };
+        let all = run(&x);
+        (0..m)
+            .map(|r| {
+                let one = run(&x.narrow(0, r, 1).unwrap());
+                one[0]
+                    .iter()
+                    .zip(&all[r])
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count()
+            })
+            .sum()
+    }
+
+    const DTYPES: [GgmlDType; 6] = [
+        GgmlDType::Q4K,
+        GgmlDType::Q6K,
+        GgmlDType::Q8_0,
+        GgmlDType::Q5K,
+        GgmlDType::Q4_0,
+        GgmlDType::F16,
+    ];
+
+    #[test]
+    fn rows_are_independent_of_the_batch() {
+        // Shapes the repacked kernels accept (k a multiple of 256, n of 16) and one they do
+        // not; row counts around every tile size (4, 16) and the AMX threshold (32).
+        for (k, n) in [(512, 160), (256, 40)] {
+            for dtype in DTYPES {
+                let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+                let linear = RowLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+                for m in [2, 3, 4, 5, 8, 16, 17, 33] {
+                    assert_eq!(
+                        differing(&linear, k, m, true),
+                        0,
+                        "{dtype:?} ({n}, {k}), {m} rows"
+                    );
+                }
+            }
+        }
+    }
+
+    /// What the module header states about candle's kernels: if an update makes Q6K or f16
+    /// rows independent, or breaks another format's, this says so.
+    #[test]
+    fn candle_kernels_by_row_count() {
+        for dtype in DTYPES {
+            let (k, n) = (512, 160);
+            let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+            let linear = RowLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            let differ: usize = [2, 5, 17]
+                .into_iter()
+                .map(|m| differing(&linear, k, m, false))
+                .sum();
+            let depends = matches!(dtype, GgmlDType::Q6K | GgmlDType::F16);
+            let repacked_q6k =
+                !(cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2"));
+            if depends && !(dtype == GgmlDType::Q6K && repacked_q6k) {
+                assert!(differ > 0, "{dtype:?}: rows came out independent");
+            } else if !depends {
+                assert_eq!(differ, 0, "{dtype:?}: rows depend on each other");
+            }
+        }
+    }
+}
