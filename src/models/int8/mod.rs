@@ -121,44 +121,41 @@ impl Int8Matrix {
         let blocks = self.data.len() / (TILE_COLS * self.kp).max(1);
         // A few jobs per thread balance the load without many tiny ones.
         let per_job = blocks.div_ceil(4 * rayon::current_num_threads()).max(1);
-        let jobs: Vec<(usize, usize, Vec<f32>)> = (0..blocks)
+        let len = n * self.rows;
+        let mut out: Vec<f32> = Vec::with_capacity(len);
+        let out_addr = out.as_mut_ptr() as usize;
+        (0..blocks)
             .into_par_iter()
             .step_by(per_job)
-            .map(|first| {
+            .for_each(|first| {
                 let last = (first + per_job).min(blocks);
-                (
-                    first,
-                    last,
-                    self.block_range(level, &acts, first, last, bias),
-                )
-            })
-            .collect();
-        let mut out = vec![0f32; n * self.rows];
-        for (first, last, values) in jobs {
-            let col0 = first * TILE_COLS;
-            let job_width = (last - first) * TILE_COLS;
-            let width = job_width.min(self.rows - col0);
-            for i in 0..n {
-                out[i * self.rows + col0..][..width]
-                    .copy_from_slice(&values[i * job_width..][..width]);
-            }
-        }
+                // SAFETY: `out` has room for n × rows values and outlives the loop; this job
+                // writes columns 4·first .. 4·last (those below `rows`) of each row, which no
+                // other job touches.
+                unsafe {
+                    self.block_range(level, &acts, first, last, bias, out_addr as *mut f32)
+                };
+            });
+        // SAFETY: the jobs together wrote every one of the n × rows values.
+        unsafe { out.set_len(len) };
         out
     }
 
-    /// Outputs of weight blocks `first..last` for every activation row: `(n, 4·(last-first))`
-    /// row-major, dequantized and biased.
-    fn block_range(
+    /// Outputs of weight blocks `first..last` for every activation row, dequantized and
+    /// biased, written straight into the `(n, rows)` row-major output at `out`.
+    ///
+    /// # Safety
+    /// `out` points to `n × rows` writable f32 that no one else writes in these columns.
+    unsafe fn block_range(
         &self,
         level: CpuLevel,
         acts: &QuantizedActivations,
         first: usize,
         last: usize,
         bias: Option<&[f32]>,
-    ) -> Vec<f32> {
+        out: *mut f32,
+    ) {
         let n = acts.rows;
-        let width = (last - first) * TILE_COLS;
-        let mut out = vec![0f32; n * width];
         let mut tile = [[0i32; 4]; 4];
         // Activation rows in blocks that stay in L2 while the job's weights stream past.
         const ROW_BLOCK: usize = 32;
@@ -167,30 +164,30 @@ impl Int8Matrix {
             for block in first..last {
                 let w = &self.data[block * TILE_COLS * self.kp..][..TILE_COLS * self.kp];
                 let col0 = block * TILE_COLS;
+                let cols = TILE_COLS.min(self.rows.saturating_sub(col0));
                 for i0 in (row0..row_end).step_by(TILE_ROWS) {
                     let rows = TILE_ROWS.min(row_end - i0);
                     run_tile(level, acts, i0, rows, w, self.kp, &mut tile);
                     for (di, tile_row) in tile.iter().enumerate().take(rows) {
                         let i = i0 + di;
-                        let out_row = &mut out[i * width + (block - first) * TILE_COLS..];
-                        for (dj, &dot) in tile_row.iter().enumerate() {
+                        for (dj, &dot) in tile_row.iter().enumerate().take(cols) {
                             let j = col0 + dj;
-                            if j >= self.rows {
-                                break;
-                            }
                             let exact = if acts.shifted.is_empty() {
                                 dot
                             } else {
                                 dot - 128 * self.sums[j]
                             };
                             let b = bias.map_or(0.0, |b| b[j]);
-                            out_row[dj] = exact as f32 * (acts.scales[i] * self.scales[j]) + b;
+                            // SAFETY: i < n and j < rows, a column of this job.
+                            unsafe {
+                                *out.add(i * self.rows + j) =
+                                    exact as f32 * (acts.scales[i] * self.scales[j]) + b
+                            };
                         }
                     }
                 }
             }
         }
-        out
     }
 }
 
