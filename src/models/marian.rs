@@ -320,7 +320,10 @@ impl Projection {
         };
         let (in_dim, out_dim) = weight_t.dims2()?;
         if x.len() != rows * in_dim {
-            candle_core::bail!("linear layer expects {rows} × {in_dim} values, got {}", x.len());
+            candle_core::bail!(
+                "linear layer expects {rows} × {in_dim} values, got {}",
+                x.len()
+            );
         }
         let mut out = Vec::with_capacity(rows * out_dim);
         match bias {
@@ -726,8 +729,7 @@ impl DecoderCache {
                 let idx = Tensor::from_slice(rows, rows.len(), &device)?;
                 for layer in layers.iter_mut() {
                     if let Some((k, v)) = &layer.self_kv {
-                        layer.self_kv =
-                            Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
+                        layer.self_kv = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
                     }
                     layer.cross_k = layer.cross_k.index_select(&idx, 0)?;
                     layer.cross_v = layer.cross_v.index_select(&idx, 0)?;
@@ -1327,7 +1329,8 @@ impl MarianMTModel {
         past: usize,
     ) -> Result<Vec<f32>> {
         let (_, t) = decoder_input_ids.dims2()?;
-        let mut xs = cpu_values(&self.embed(&self.decoder.embed_tokens, decoder_input_ids, past)?)?;
+        let mut xs =
+            cpu_values(&self.embed(&self.decoder.embed_tokens, decoder_input_ids, past)?)?;
         cache.reserve(past + t, past);
         for (index, layer) in self.decoder.layers.iter().enumerate() {
             xs = layer.forward_cpu(xs, index, cache, t, past)?;

@@ -132,28 +132,47 @@ impl StepCache {
         if identity {
             return;
         }
-        self.row_source = rows
-            .iter()
-            .map(|&r| self.row_source[r as usize])
-            .collect();
-        let block = self.heads * self.cap * self.head_dim;
-        let (heads, cap, valid) = (self.heads, self.cap, len * self.head_dim);
-        let hd = self.head_dim;
+        self.row_source = rows.iter().map(|&r| self.row_source[r as usize]).collect();
+        let (heads, cap, hd) = (self.heads, self.cap, self.head_dim);
+        let block = heads * cap * hd;
+        let valid = len * hd;
+        let same_count = rows.len() * block == self.self_kv.first().map_or(0, |kv| kv.k.len());
         for kv in &mut self.self_kv {
-            for which in 0..2 {
-                let src = if which == 0 { &kv.k } else { &kv.v };
-                let spare = &mut kv.spare;
-                spare.clear();
-                spare.resize(rows.len() * block, 0.0);
-                for (new, &old) in rows.iter().enumerate() {
-                    for h in 0..heads {
-                        let from = (old as usize * heads + h) * cap * hd;
-                        let to = (new * heads + h) * cap * hd;
-                        spare[to..to + valid].copy_from_slice(&src[from..from + valid]);
+            for buf in [&mut kv.k, &mut kv.v] {
+                if same_count {
+                    // Beam reordering: rows that keep their place stay where they are; the
+                    // others are gathered through `spare`, their sources copied out first.
+                    let moved: Vec<(usize, usize)> = rows
+                        .iter()
+                        .enumerate()
+                        .filter(|&(new, &old)| new != old as usize)
+                        .map(|(new, &old)| (new, old as usize))
+                        .collect();
+                    let spare = &mut kv.spare;
+                    if spare.len() < moved.len() * block {
+                        spare.resize(moved.len() * block, 0.0);
                     }
+                    for (slot, &(_, old)) in moved.iter().enumerate() {
+                        for h in 0..heads {
+                            let from = (old * heads + h) * cap * hd;
+                            let to = slot * block + h * cap * hd;
+                            spare[to..to + valid].copy_from_slice(&buf[from..from + valid]);
+                        }
+                    }
+                    for (slot, &(new, _)) in moved.iter().enumerate() {
+                        for h in 0..heads {
+                            let from = slot * block + h * cap * hd;
+                            let to = (new * heads + h) * cap * hd;
+                            buf[to..to + valid].copy_from_slice(&spare[from..from + valid]);
+                        }
+                    }
+                } else {
+                    let mut gathered = Vec::with_capacity(rows.len() * block);
+                    for &old in rows {
+                        gathered.extend_from_slice(&buf[old as usize * block..][..block]);
+                    }
+                    *buf = gathered;
                 }
-                let buf = if which == 0 { &mut kv.k } else { &mut kv.v };
-                std::mem::swap(buf, spare);
             }
         }
     }
@@ -217,7 +236,12 @@ impl StepCache {
 
 /// Runs `one(row, out)` for every query row into a fresh `(rows, d)` buffer, on the thread
 /// pool when the `work` (multiply-adds) is worth it.
-fn attend_rows(rows: usize, d: usize, work: usize, one: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+fn attend_rows(
+    rows: usize,
+    d: usize,
+    work: usize,
+    one: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
     let mut out = vec![0f32; rows * d];
     if work < PARALLEL_MIN_WORK || rows == 1 {
         out.chunks_exact_mut(d)
