@@ -8,8 +8,10 @@
 //! the whole cache), copied all of it again with `index_select` when beam search reordered
 //! its hypotheses, and moved the cross-attention keys/values of every source once per beam.
 //! Here, as in CTranslate2's decoder:
-//! - the self-attention keys/values live in buffers with room to grow (`(rows, heads, cap,
-//!   head_dim)`), so a step appends in place and a reordering is one gather;
+//! - the self-attention keys/values live in buffers with room to grow (`(slots, heads, cap,
+//!   head_dim)`), so a step appends in place; each row owns a slot, and a reordering only
+//!   renumbers slots, copying a row's keys/values only when two new rows continue it (a
+//!   hypothesis that branches) into the slot of one that ended;
 //! - the cross-attention keys/values are kept once per source sentence and every row reads
 //!   its source's through `row_source`, so expanding a sentence into beams copies nothing;
 //! - attention of one query row is a loop of dot products over that row's keys.
@@ -19,14 +21,12 @@
 
 use rayon::prelude::*;
 
-/// Self-attention keys and values of one decoder layer, `(rows, heads, cap, head_dim)` each,
-/// the first `len` positions of every `(row, head)` valid.
+/// Self-attention keys and values of one decoder layer, `(slots, heads, cap, head_dim)`
+/// each, the first `len` positions of every `(slot, head)` in use valid.
 #[derive(Clone, Debug, Default)]
 struct SelfKv {
     k: Vec<f32>,
     v: Vec<f32>,
-    /// Reused as the destination of gathers, so a reordering allocates nothing.
-    spare: Vec<f32>,
 }
 
 /// Cross-attention keys and values of one decoder layer, `(sources, heads, src_len, head_dim)`.
@@ -45,6 +45,10 @@ pub(crate) struct StepCache {
     cross_mask: Vec<f32>,
     /// The source sentence each row (hypothesis) reads.
     row_source: Vec<u32>,
+    /// The slot of `self_kv` holding each row's keys/values.
+    row_slot: Vec<usize>,
+    /// Slots allocated in `self_kv`.
+    slots: usize,
     src_len: usize,
     heads: usize,
     head_dim: usize,
@@ -72,6 +76,8 @@ impl StepCache {
             cross,
             cross_mask,
             row_source: (0..sources as u32).collect(),
+            row_slot: (0..sources).collect(),
+            slots: sources,
             src_len,
             heads,
             head_dim,
@@ -94,7 +100,7 @@ impl StepCache {
         }
         // Doubling keeps the copies of a whole decode linear in its length.
         let cap = needed.max(2 * self.cap).max(16);
-        let (blocks, hd, old_cap) = (self.rows() * self.heads, self.head_dim, self.cap);
+        let (blocks, hd, old_cap) = (self.slots * self.heads, self.head_dim, self.cap);
         for kv in &mut self.self_kv {
             for buf in [&mut kv.k, &mut kv.v] {
                 let mut grown = vec![0f32; blocks * cap * hd];
@@ -115,9 +121,9 @@ impl StepCache {
         let (heads, hd, cap, d) = (self.heads, self.head_dim, self.cap, self.d_model());
         let kv = &mut self.self_kv[layer];
         for (row_t, x) in qkv.chunks_exact(3 * d).enumerate() {
-            let (r, i) = (row_t / t, row_t % t);
+            let (slot, i) = (self.row_slot[row_t / t], row_t % t);
             for h in 0..heads {
-                let at = ((r * heads + h) * cap + past + i) * hd;
+                let at = ((slot * heads + h) * cap + past + i) * hd;
                 kv.k[at..at + hd].copy_from_slice(&x[d + h * hd..][..hd]);
                 kv.v[at..at + hd].copy_from_slice(&x[2 * d + h * hd..][..hd]);
             }
@@ -133,48 +139,46 @@ impl StepCache {
             return;
         }
         self.row_source = rows.iter().map(|&r| self.row_source[r as usize]).collect();
-        let (heads, cap, hd) = (self.heads, self.cap, self.head_dim);
-        let block = heads * cap * hd;
-        let valid = len * hd;
-        let same_count = rows.len() * block == self.self_kv.first().map_or(0, |kv| kv.k.len());
-        for kv in &mut self.self_kv {
-            for buf in [&mut kv.k, &mut kv.v] {
-                if same_count {
-                    // Beam reordering: rows that keep their place stay where they are; the
-                    // others are gathered through `spare`, their sources copied out first.
-                    let moved: Vec<(usize, usize)> = rows
-                        .iter()
-                        .enumerate()
-                        .filter(|&(new, &old)| new != old as usize)
-                        .map(|(new, &old)| (new, old as usize))
-                        .collect();
-                    let spare = &mut kv.spare;
-                    if spare.len() < moved.len() * block {
-                        spare.resize(moved.len() * block, 0.0);
-                    }
-                    for (slot, &(_, old)) in moved.iter().enumerate() {
-                        for h in 0..heads {
-                            let from = (old * heads + h) * cap * hd;
-                            let to = slot * block + h * cap * hd;
-                            spare[to..to + valid].copy_from_slice(&buf[from..from + valid]);
-                        }
-                    }
-                    for (slot, &(new, _)) in moved.iter().enumerate() {
-                        for h in 0..heads {
-                            let from = slot * block + h * cap * hd;
-                            let to = (new * heads + h) * cap * hd;
-                            buf[to..to + valid].copy_from_slice(&spare[from..from + valid]);
-                        }
-                    }
-                } else {
-                    let mut gathered = Vec::with_capacity(rows.len() * block);
-                    for &old in rows {
-                        gathered.extend_from_slice(&buf[old as usize * block..][..block]);
-                    }
-                    *buf = gathered;
-                }
+        // The first new row to continue an old row takes over its slot; any further ones
+        // get a free slot and a copy.
+        let mut claimed = vec![false; self.slots];
+        let mut new_slot = vec![usize::MAX; rows.len()];
+        let mut branches = Vec::new();
+        for (new, &old) in rows.iter().enumerate() {
+            let slot = self.row_slot[old as usize];
+            if claimed[slot] {
+                branches.push((new, slot));
+            } else {
+                claimed[slot] = true;
+                new_slot[new] = slot;
             }
         }
+        let mut free: Vec<usize> = (0..self.slots).filter(|&s| !claimed[s]).collect();
+        if free.len() < branches.len() {
+            let more = branches.len() - free.len();
+            let block = self.heads * self.cap * self.head_dim;
+            for kv in &mut self.self_kv {
+                kv.k.resize((self.slots + more) * block, 0.0);
+                kv.v.resize((self.slots + more) * block, 0.0);
+            }
+            free.extend(self.slots..self.slots + more);
+            self.slots += more;
+        }
+        let (heads, cap, hd) = (self.heads, self.cap, self.head_dim);
+        for (new, from_slot) in branches {
+            let to_slot = free.pop().expect("a free slot per branch");
+            for kv in &mut self.self_kv {
+                for buf in [&mut kv.k, &mut kv.v] {
+                    for h in 0..heads {
+                        let from = (from_slot * heads + h) * cap * hd;
+                        let to = (to_slot * heads + h) * cap * hd;
+                        buf.copy_within(from..from + len * hd, to);
+                    }
+                }
+            }
+            new_slot[new] = to_slot;
+        }
+        self.row_slot = new_slot;
     }
 
     /// Causal self-attention of layer `layer` for `t` new positions per row after `past`
@@ -191,12 +195,12 @@ impl StepCache {
         let kv = &self.self_kv[layer];
         let work = qkv.len() / 3 * (past + t);
         attend_rows(qkv.len() / (3 * d), d, work, |row_t, out| {
-            let (r, i) = (row_t / t, row_t % t);
+            let (slot, i) = (self.row_slot[row_t / t], row_t % t);
             let q = &qkv[row_t * 3 * d..][..d];
             let keys = past + i + 1;
             let mut scores = Vec::with_capacity(keys);
             for h in 0..heads {
-                let base = (r * heads + h) * cap * hd;
+                let base = (slot * heads + h) * cap * hd;
                 attend_head(
                     &q[h * hd..][..hd],
                     &kv.k[base..base + keys * hd],

@@ -164,6 +164,75 @@ impl Int8Matrix {
         bias: Option<&[f32]>,
         out: *mut f32,
     ) {
+        // SAFETY (all): the caller's contract; a level's instructions are present.
+        #[cfg(target_arch = "x86_64")]
+        match level {
+            CpuLevel::Avx512Vnni => {
+                return unsafe { self.tile_range_avx512(level, acts, first, last, bias, out) }
+            }
+            CpuLevel::Avx2 | CpuLevel::AvxVnni => {
+                return unsafe { self.tile_range_avx2(level, acts, first, last, bias, out) }
+            }
+            CpuLevel::Scalar => {}
+        }
+        unsafe { self.tile_range_any(level, acts, first, last, bias, out) }
+    }
+
+    /// [`tile_range`](Self::tile_range) compiled for AVX-512, so that the epilogue's loops
+    /// over 16 columns become one register each.
+    ///
+    /// # Safety
+    /// As for `tile_range`; the CPU has avx512f.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn tile_range_avx512(
+        &self,
+        level: CpuLevel,
+        acts: &QuantizedActivations,
+        first: usize,
+        last: usize,
+        bias: Option<&[f32]>,
+        out: *mut f32,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { self.tile_range_any(level, acts, first, last, bias, out) }
+    }
+
+    /// [`tile_range`](Self::tile_range) compiled for AVX2.
+    ///
+    /// # Safety
+    /// As for `tile_range`; the CPU has avx2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_range_avx2(
+        &self,
+        level: CpuLevel,
+        acts: &QuantizedActivations,
+        first: usize,
+        last: usize,
+        bias: Option<&[f32]>,
+        out: *mut f32,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { self.tile_range_any(level, acts, first, last, bias, out) }
+    }
+
+    /// The body of [`tile_range`](Self::tile_range), for whatever instructions its caller
+    /// was compiled with. Rust never fuses a multiply and an add on its own, so every
+    /// variant computes the same values.
+    ///
+    /// # Safety
+    /// As for `tile_range`.
+    #[inline(always)]
+    unsafe fn tile_range_any(
+        &self,
+        level: CpuLevel,
+        acts: &QuantizedActivations,
+        first: usize,
+        last: usize,
+        bias: Option<&[f32]>,
+        out: *mut f32,
+    ) {
         let n = acts.rows;
         let mut tile: Tile = [[[0; BLOCK_COLS]; TILE_BLOCKS]; TILE_ROWS];
         let shifted = !acts.shifted.is_empty();
