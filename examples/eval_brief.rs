@@ -399,7 +399,7 @@ impl Ratio {
 }
 
 struct Score {
-    rows: Vec<(&'static str, String, &'static str)>,
+    rows: Vec<(&'static str, String, String)>,
     misses: Vec<String>,
 }
 
@@ -686,11 +686,13 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
     }
 
     let points: usize = brief.stories.iter().map(|s| s.points.len()).sum();
-    let rows = vec![
+    let labelled_sources: usize = gold.stories.values().map(Vec::len).sum();
+    let expected_counts = format!("{labelled_sources} / {}", gold.stories.len());
+    let rows: Vec<(&'static str, String, &str)> = vec![
         (
             "sources / stories in the brief",
             format!("{} / {}", brief.sources.len(), brief.stories.len()),
-            "29 / 12",
+            &expected_counts,
         ),
         (
             "grouping pairwise precision",
@@ -790,6 +792,10 @@ fn score(gold: &Gold, brief: &Brief, markdown: &str) -> Score {
             "—",
         ),
     ];
+    let rows = rows
+        .into_iter()
+        .map(|(metric, value, target)| (metric, value, target.to_string()))
+        .collect();
     Score { rows, misses }
 }
 

@@ -11,8 +11,15 @@
 //! drops the locks themselves on exit; removing the files keeps the folder clean): nothing is
 //! lost that the cache already holds, because every cache entry and output is written
 //! atomically.
+//!
+//! The checks are the way a run stops; [`GRACE`] is the bound on it. A step that does not reach
+//! a check within it after the first signal (a whole-text pass over a multi-megabyte article,
+//! a slow model step) is stopped the way a second signal stops the run, so a signal is honoured
+//! within `GRACE` in every stage. Only writing the outputs ([`commit`]) is waited for, so that
+//! an interrupted run never leaves half a brief.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::exit_code::ExitCode;
 
@@ -23,6 +30,12 @@ pub struct Interrupted;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+/// The outputs are being written ([`commit`]): the grace timer waits for that to end.
+static WRITING: AtomicBool = AtomicBool::new(false);
+
+/// How long after the first signal a run may take to reach a check before it is stopped
+/// without one.
+pub const GRACE: Duration = Duration::from_millis(1500);
 
 /// Installs the signal handler. Call once, early in `main`; a second call fails with
 /// `ctrlc::Error::MultipleHandlers`.
@@ -35,12 +48,56 @@ pub fn install() -> Result<(), ctrlc::Error> {
                 "interrupted: stopping (finished work is kept in the cache; run the same command \
                  again to resume). Interrupt again to stop now."
             );
+            std::thread::spawn(stop_after_grace);
         } else {
             eprintln!("interrupted again: stopping now");
-            crate::lock::remove_held_lock_files();
-            std::process::exit(ExitCode::Interrupted as i32);
+            stop_now();
         }
     })
+}
+
+/// The bound on honouring a signal: a run still going after [`GRACE`] (and after any output
+/// write under way) is stopped here.
+fn stop_after_grace() {
+    std::thread::sleep(GRACE);
+    while WRITING.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "interrupted: the current step did not stop within {:.1} s; stopping now",
+        GRACE.as_secs_f64()
+    );
+    stop_now();
+}
+
+/// Exits with 130 at once, removing this run's lock files (no `Drop` runs).
+fn stop_now() -> ! {
+    crate::lock::remove_held_lock_files();
+    std::process::exit(ExitCode::Interrupted as i32);
+}
+
+/// The last check before the outputs are written: `Err(Interrupted)` once a stop was
+/// requested; otherwise a guard during whose life a stop request waits, so that a brief is
+/// written whole or not at all.
+pub fn commit() -> Result<Writing, Interrupted> {
+    WRITING.store(true, Ordering::SeqCst);
+    match check() {
+        Ok(()) => Ok(Writing(())),
+        Err(e) => {
+            WRITING.store(false, Ordering::SeqCst);
+            Err(e)
+        }
+    }
+}
+
+/// Outputs are being written; see [`commit`].
+#[must_use = "the outputs are protected only while the guard lives"]
+pub struct Writing(());
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Whether a stop was requested (by a signal or [`request`]).

@@ -19,7 +19,6 @@ use crate::engines::{
 };
 use crate::error::{Error, ExitCode, Result};
 use crate::models::catalog::ModelEntry;
-use crate::models::model_ref::ModelRef;
 use crate::models::precision::{Precision, WeightPrecision};
 use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::ingest::fetch::FetchSettings;
@@ -31,7 +30,7 @@ use crate::pipeline::render::{
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::{
-    since, synthesize, GroupingMethod, LlmPoints, Synthesis, SynthesisOptions, SynthesisPrompt,
+    since, GroupingMethod, LlmPoints, SynthesisOptions, SynthesisPrompt,
 };
 use crate::pipeline::translate::TranslateSettings;
 use crate::pipeline::{segment, summarize, synthesize, translate};
@@ -266,37 +265,43 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, (a, s))| (i + 1, a, s))
         .collect();
-    // Found (fetched if need be) before the cache lookup, since the key says how stories are
-    // grouped; loaded only on a miss. An embedder that cannot be had means lexical grouping.
+    // Grouping runs on every run and reads every source, so the embedder (when it can be had)
+    // is loaded now; the LLM only when a story misses the cache.
     let embedder_model = embedder_files(ctx, &store);
-    let grouping = embedder_model.as_ref().map_or_else(
-        || "lexical".to_string(),
-        |(entry, _)| ModelRef::of(entry).label(),
-    );
-    let synthesis_key = synthesize::stage::cache_key(&numbered, &method, &grouping, &prompts)?;
-    let synthesis: Synthesis = cache.get_or_compute(&synthesis_key, || -> Result<Synthesis> {
-        let points = match llm.as_mut() {
-            Some(llm) => Some(LlmPoints {
-                generator: llm.get()? as &mut dyn TextGenerator,
-                prompt: &synthesis_prompt,
-            }),
-            None => None,
-        };
-        let mut embedder = embedder_model
-            .as_ref()
-            .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
-        let embedder = embedder.as_mut().map(|e| e as &mut dyn Embedder);
-        let synthesis = synthesize(&numbered, embedder, points, &SynthesisOptions::default());
-        // Key points whose model calls were cut short fell back to something lesser: not cached.
-        interrupt::check()?;
-        Ok(synthesis)
-    })?;
+    let mut embedder = embedder_model
+        .as_ref()
+        .and_then(|(entry, files)| load_embedder(entry, files, &ctx.device));
+    let options = SynthesisOptions::default();
+    let (synthesis, story_counts) = synthesize::stage::synthesize_cached::<Error>(
+        &cache,
+        &numbered,
+        embedder.as_mut().map(|e| e as &mut dyn Embedder),
+        &method,
+        &prompts,
+        &options,
+        |docs, title| {
+            let mut points = match llm.as_mut() {
+                Some(llm) => Some(LlmPoints {
+                    generator: llm.get()? as &mut dyn TextGenerator,
+                    prompt: &synthesis_prompt,
+                }),
+                None => None,
+            };
+            let story = synthesize::story::synthesize_story(docs, points.as_mut(), &options, title);
+            // Key points whose model calls were cut short fell back to something lesser: not
+            // cached.
+            interrupt::check()?;
+            Ok(story)
+        },
+    )?;
     notes.extend(synthesis.notes.iter().cloned());
     notes.extend(synthesis.instruction_notes(&numbered));
     notes.extend(grouping_note(ctx, embedder_model.is_some()));
     clock.stop(&format!(
-        "{} stories, {} language models loaded in all",
+        "{} stories ({} from the cache, {} synthesized), {} language models loaded in all",
         synthesis.stories.len(),
+        story_counts.cached,
+        story_counts.synthesized,
         llm_loads(&llm)
     ));
 
@@ -332,7 +337,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         digest,
     };
     // The last moment a stop can be honoured without leaving a brief half-written.
-    interrupt::check()?;
+    let _writing = interrupt::commit()?;
     let outputs = outputs.expect("planned for every run that writes a brief");
     write_outputs(&outputs, &brief, today)?;
     clock.stop(&format!("{} sources", brief.sources.len()));

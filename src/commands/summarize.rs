@@ -6,12 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::article::{Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang};
+use crate::article::{Article, EnglishArticle, EnglishSentence, Lang};
 use crate::config::{Context, SummarizerChoice};
 use crate::engines::{load_llm, plan_summarizer, SummaryPlan};
 use crate::error::{Error, ExitCode};
 use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
-use crate::pipeline::ingest::{ingest, split_paragraphs, IngestOptions};
 use crate::pipeline::summarize::llm::{split_sentences, LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::prompts::Prompts;
@@ -41,21 +40,9 @@ pub struct SummarizeOptions {
 }
 
 pub fn run(args: SummarizeOptions, ctx: &Context) -> Result<ExitCode, Error> {
-    let article = match args.input.as_str() {
-        "-" => {
-            let text = super::read_input(&args.input)?;
-            if text.trim().is_empty() {
-                return Err(Error::Usage(format!(
-                    "{} is empty: there is nothing to summarize",
-                    args.input
-                )));
-            }
-            english_article(&args.input, &text)
-        }
-        // A file is read as `run` reads it: HTML without its markup, Markdown without its
-        // syntax, front matter as metadata.
-        path => article_from_file(Path::new(path))?,
-    };
+    // Read as `run` reads it: HTML without its markup, Markdown without its syntax, front
+    // matter as metadata; `-` is standard input.
+    let article = english_article_of(super::one_article(&args.input, "summarize")?);
     let prompts = Prompts::load(args.prompts.as_deref())?;
     let options = LlmSummaryOptions {
         sentences: usize::from(args.sentences),
@@ -110,34 +97,6 @@ pub fn run(args: SummarizeOptions, ctx: &Context) -> Result<ExitCode, Error> {
 fn tokenizer_config_beside(tokenizer: &Path) -> Option<PathBuf> {
     let candidate = tokenizer.with_file_name("tokenizer_config.json");
     candidate.is_file().then_some(candidate)
-}
-
-/// A plain English text as the pipeline's `EnglishArticle`: paragraphs at blank lines,
-/// sentences at Unicode sentence boundaries.
-/// The one article in `path`, parsed by its format as `run`'s ingest parses it.
-fn article_from_file(path: &Path) -> Result<EnglishArticle, Error> {
-    let report = ingest(&[path.to_path_buf()], &IngestOptions::default())?;
-    match (report.articles.into_iter().next(), report.skipped.first()) {
-        (Some(article), _) => Ok(english_article_of(article)),
-        (None, Some(skipped)) => Err(Error::Usage(format!(
-            "{}: {}; there is nothing to summarize",
-            path.display(),
-            skipped.reason
-        ))),
-        (None, None) => Err(Error::Usage(format!(
-            "{} holds no article text: there is nothing to summarize",
-            path.display()
-        ))),
-    }
-}
-
-pub fn english_article(origin: &str, text: &str) -> EnglishArticle {
-    let paragraphs: Vec<String> = split_paragraphs(text);
-    english_article_of(Article::new(
-        origin.to_string(),
-        ArticleMeta::default(),
-        paragraphs,
-    ))
 }
 
 /// `article`, taken to be English, split into sentences.

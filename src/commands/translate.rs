@@ -6,13 +6,12 @@ use std::path::PathBuf;
 
 use candle_core::DType;
 
-use crate::article::{Article, ArticleMeta, DetectedParagraph, Lang};
+use crate::article::{DetectedParagraph, Lang};
 use crate::config::Context;
 use crate::engines::TranslatorPool;
 use crate::error::{Error, ExitCode};
 use crate::models::marian_tokenizer::MarianTokenizer;
 use crate::models::precision::Precision;
-use crate::pipeline::ingest::split_paragraphs;
 use crate::pipeline::translate::{
     load_marian_with_precision, translate_article, Translate, TranslateError, TranslateSettings,
     Translator, Translators,
@@ -40,15 +39,9 @@ pub struct TranslateOptions {
 }
 
 pub fn run(args: TranslateOptions, ctx: &Context) -> Result<ExitCode, Error> {
-    let text = super::read_input(&args.input)?;
-    let paragraphs = split_paragraphs(&text);
-    if paragraphs.is_empty() {
-        return Err(Error::Usage(format!(
-            "{} is empty: there is nothing to translate",
-            args.input
-        )));
-    }
-    let article = Article::new(args.input.clone(), ArticleMeta::default(), paragraphs);
+    // Read as `run` reads it (HTML without its markup, front matter as metadata); `-` is
+    // standard input.
+    let article = super::one_article(&args.input, "translate")?;
     let mut detected = detect::detect(article);
     if let Some(lang) = &args.from {
         detected.lang = Some(lang.clone());

@@ -101,6 +101,8 @@ impl Outputs {
     fn check_apart_from(&self, inputs: &[PathBuf]) -> Result<(), OutputError> {
         let inputs: Vec<PathBuf> = inputs
             .iter()
+            // `-` is standard input, not a file named `-`.
+            .filter(|input| input.as_os_str() != "-")
             .filter_map(|input| std::fs::canonicalize(input).ok())
             .collect();
         for (flag, path) in self.files() {

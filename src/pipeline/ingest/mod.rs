@@ -1,7 +1,8 @@
 //! Ingest: turns the files and folders the user named into [`Article`]s.
 //!
 //! Reads `.txt`, `.md`, `.html`/`.htm`, `.json` (one record or an array of records) and
-//! `.jsonl` (one record a line), and feeds: RSS 2.0 / Atom / JSON Feed files and
+//! `.jsonl` (one record a line), standard input (`-`, its format told by how it begins), and
+//! feeds: RSS 2.0 / Atom / JSON Feed files and
 //! `http(s)://` feed URLs (`feed`, fetched by `fetch`). `--since` keeps only recent articles
 //! (`window`). Folders are walked recursively in name order; dot-files and
 //! dot-folders inside them are ignored (`.git`, `.DS_Store`), and a symbolic link is followed
@@ -35,7 +36,6 @@ use crate::article::{Article, SkippedInput};
 
 use self::fetch::{FetchSettings, FetchStats};
 pub use self::format::{SUPPORTED_EXTENSIONS, SUPPORTED_FILES};
-pub(crate) use self::text::split_paragraphs;
 use self::walk::Ingest;
 use self::window::Window;
 
@@ -82,12 +82,14 @@ pub enum IngestError {
     Missing { path: PathBuf },
 
     #[error(
-        "`run -`: run reads article files and folders, not standard input; save it to a file \
-         first (`... > article.txt`, then `polybrief run article.txt`), or use `polybrief \
-         translate -` or `polybrief summarize -` for one text"
+        "`-` (standard input) is named {times} times; it holds one text: name it once, or save \
+         the texts to files"
     )]
-    Stdin,
+    StdinTwice { times: usize },
 }
+
+/// The origin of the article read from standard input (the input `-`).
+pub const STDIN_ORIGIN: &str = "<stdin>";
 
 /// Reads every input, in the order given; folders in file-name order.
 pub fn ingest(inputs: &[PathBuf], options: &IngestOptions) -> Result<IngestReport, IngestError> {
@@ -98,9 +100,14 @@ pub fn ingest(inputs: &[PathBuf], options: &IngestOptions) -> Result<IngestRepor
             .filter(|s| fetch::is_url(s))
             .map(str::to_string)
     };
+    let is_stdin = |input: &PathBuf| input.as_os_str() == "-";
+    let times = inputs.iter().filter(|i| is_stdin(i)).count();
+    if times > 1 {
+        return Err(IngestError::StdinTwice { times });
+    }
     for input in inputs.iter().filter(|i| url_of(i).is_none()) {
-        if input.as_os_str() == "-" {
-            return Err(IngestError::Stdin);
+        if is_stdin(input) {
+            continue;
         }
         if let Err(err) = fs::symlink_metadata(input) {
             if err.kind() == io::ErrorKind::NotFound {
@@ -120,6 +127,8 @@ pub fn ingest(inputs: &[PathBuf], options: &IngestOptions) -> Result<IngestRepor
     for input in inputs {
         if let Some(url) = url_of(input) {
             ingest.feed_url(&url);
+        } else if is_stdin(input) {
+            ingest.stdin();
         } else if input.is_dir() {
             ingest.folder(input);
         } else {

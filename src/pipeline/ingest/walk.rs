@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -14,7 +14,7 @@ use super::format::{Format, SUPPORTED_FILES};
 use super::html::parse_html;
 use super::markdown::parse_markdown;
 use super::text::{parse_text, without_leading_title, Parsed};
-use super::{IngestOptions, IngestReport};
+use super::{IngestOptions, IngestReport, STDIN_ORIGIN};
 use crate::units::human_bytes;
 
 pub(super) struct Ingest<'a> {
@@ -128,7 +128,28 @@ impl Ingest<'_> {
             Ok(bytes) => bytes,
             Err(err) => return self.skip(path, format!("cannot read: {}", describe_io(&err))),
         };
-        let text = match decode(&bytes) {
+        self.parse(path, origin, Some(format), &bytes);
+    }
+
+    /// Standard input (`-`), read as a file is, its format told by how it begins; its
+    /// origin is `<stdin>`.
+    pub(super) fn stdin(&mut self) {
+        let path = Path::new(STDIN_ORIGIN);
+        let mut bytes = Vec::new();
+        let limit = self.options.max_file_size;
+        if let Err(err) = io::stdin().lock().take(limit + 1).read_to_end(&mut bytes) {
+            return self.skip(path, format!("cannot read: {}", describe_io(&err)));
+        }
+        if bytes.len() as u64 > limit {
+            return self.skip(path, format!("over the {} size limit", human_bytes(limit)));
+        }
+        self.modified = None;
+        self.parse(path, STDIN_ORIGIN.to_string(), None, &bytes);
+    }
+
+    /// Decodes `bytes` and parses them as `format` (`None`: as [`Format::sniff`] tells).
+    fn parse(&mut self, path: &Path, origin: String, format: Option<Format>, bytes: &[u8]) {
+        let text = match decode(bytes) {
             Ok(Decoded { text, replaced }) => {
                 if replaced > 0 {
                     self.report.warnings.push(format!(
@@ -140,7 +161,7 @@ impl Ingest<'_> {
             }
             Err(reason) => return self.skip(path, reason),
         };
-        match format {
+        match format.unwrap_or_else(|| Format::sniff(&text)) {
             Format::Text => self.add(path, origin, parse_text(&text, false)),
             Format::Markdown => self.add(path, origin, parse_markdown(&text)),
             Format::Html => self.add(path, origin, parse_html(&text)),

@@ -62,9 +62,11 @@ impl Summarizer for ExtractiveSummarizer {
                 sentences.len()
             );
         }
-        // Sentences addressed to machines are not news: never picked.
+        // Sentences addressed to machines are not news: never picked. Only the ranked
+        // window can be picked, so only it is read.
         let news: Vec<String> = sentences
             .iter()
+            .take(MAX_RANKED_SENTENCES)
             .map(|s| {
                 if injection::is_addressed_to_machines(s) {
                     String::new()

@@ -3,7 +3,9 @@
 //!
 //! A source supports a point when its English text contains the point's key facts (every
 //! number and date, most names; see `facts`) and most of the point's content words. A point
-//! with no key facts must be worded almost entirely from the source. Citations are the story's
+//! with no key facts must be worded almost entirely from the source, or tell one of the
+//! source's events in other words (`paraphrase`: "talks broke down" / "the collapse of the
+//! talks"). Citations are the story's
 //! sources that support the point — cited numbers that do not exist, are outside the story or
 //! fail the check are dropped, and supporting sources the writer left out are added, so every
 //! outlet that reports a fact is credited.
@@ -12,6 +14,7 @@ use crate::article::SourceNumber;
 use crate::pipeline::facts::{extract_facts, Fact, FactKey, FactKind};
 use crate::pipeline::text::{coverage, terms};
 
+use super::paraphrase;
 use super::quantities::{quantities, same_statement};
 use super::SourceDoc;
 
@@ -27,12 +30,15 @@ pub(crate) fn supports(point: &str, doc: &SourceDoc<'_>) -> bool {
     let facts = extract_facts(point);
     let point_terms = terms(point);
     if facts.is_empty() {
+        // Worded from the source, or telling one of its events in other words.
         point_terms.len() >= MIN_TERMS_WITHOUT_FACTS
-            && coverage(&point_terms, &doc.terms) >= COVERAGE_WITHOUT_FACTS
+            && (coverage(&point_terms, &doc.terms) >= COVERAGE_WITHOUT_FACTS
+                || paraphrase::states_the_same_event(point, doc))
     } else {
         doc.facts.supports(&facts)
             && (coverage(&point_terms, &doc.terms) >= COVERAGE_WITH_FACTS
-                || states_the_same_quantities(point, &facts, doc))
+                || states_the_same_quantities(point, &facts, doc)
+                || paraphrase::states_the_same_event(point, doc))
     }
 }
 

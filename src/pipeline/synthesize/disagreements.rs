@@ -14,14 +14,14 @@ use crate::article::{Disagreement, SourceNumber, Statement};
 
 use crate::pipeline::facts::FactKey;
 
-use super::quantities::{quantities, Measure, Quantity};
+use super::quantities::{Measure, Quantity};
 use super::SourceDoc;
 
 /// The disagreements among the story's sources, at most `max`, in order of first appearance.
 pub(crate) fn find_disagreements(story: &[&SourceDoc<'_>], max: usize) -> Vec<Disagreement> {
-    let mentions: Vec<(SourceNumber, Quantity)> = story
+    let mentions: Vec<(SourceNumber, &Quantity)> = story
         .iter()
-        .flat_map(|doc| quantities(&doc.text).into_iter().map(|q| (doc.number, q)))
+        .flat_map(|doc| doc.quantities.iter().map(|q| (doc.number, q)))
         .collect();
 
     // measure → source → values stated.

@@ -19,18 +19,20 @@
 pub(crate) mod citations;
 pub(crate) mod disagreements;
 pub(crate) mod group;
+pub(crate) mod paraphrase;
 pub(crate) mod points;
 pub(crate) mod prompt;
 pub(crate) mod quantities;
 pub(crate) mod since;
 pub(crate) mod stage;
+pub(crate) mod story;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::article::{EnglishArticle, KeyPoint, SourceNumber, Story, Summary, UnusedSource};
+use crate::article::{EnglishArticle, SourceNumber, Story, Summary, UnusedSource};
 use crate::models::{Embedder, TextGenerator};
 use crate::pipeline::facts::SourceFacts;
 use crate::pipeline::injection;
@@ -39,8 +41,8 @@ pub use group::GroupingMethod;
 pub use prompt::SynthesisPrompt;
 pub use since::{SinceLastBrief, StoryDigest};
 
-use self::citations::{check_point, PointCheck};
 use self::group::group_sources;
+use self::story::StorySynthesis;
 
 /// The local LLM and the prompt it is given, for LLM-written key points.
 pub struct LlmPoints<'a> {
@@ -113,8 +115,9 @@ impl Synthesis {
     }
 }
 
-/// One source with what every step needs of it, computed once.
-pub(crate) struct SourceDoc<'a> {
+/// What grouping and titles read of one source: computed for every source on every run, so
+/// it holds nothing costly.
+pub(crate) struct SourceText<'a> {
     pub number: SourceNumber,
     /// The article without its sentences addressed to machines (`injection`): nothing
     /// downstream — points, citations, disagreements, prompts — sees those.
@@ -123,6 +126,33 @@ pub(crate) struct SourceDoc<'a> {
     pub instructions: usize,
     pub summary: &'a Summary,
     pub text: String,
+}
+
+impl<'a> SourceText<'a> {
+    pub(crate) fn new(
+        number: SourceNumber,
+        article: &'a EnglishArticle,
+        summary: &'a Summary,
+    ) -> Self {
+        let instructions = injection::count_in(article);
+        let article = match injection::without_instructions(article) {
+            Some(news) => Cow::Owned(news),
+            None => Cow::Borrowed(article),
+        };
+        let text = article.text();
+        SourceText {
+            number,
+            article,
+            instructions,
+            summary,
+            text,
+        }
+    }
+}
+
+/// One source of a story with what every step of its synthesis needs, computed once.
+pub(crate) struct SourceDoc<'a> {
+    source: SourceText<'a>,
     pub facts: SourceFacts,
     /// Sorted distinct content terms of `text`.
     pub terms: Vec<String>,
@@ -136,30 +166,29 @@ impl<'a> SourceDoc<'a> {
         article: &'a EnglishArticle,
         summary: &'a Summary,
     ) -> Self {
-        let instructions = injection::count_in(article);
-        let article = match injection::without_instructions(article) {
-            Some(news) => Cow::Owned(news),
-            None => Cow::Borrowed(article),
-        };
-        let text = article.text();
-        let facts = SourceFacts::new(&text);
-        let terms = crate::pipeline::text::term_set(&text);
-        let quantities = quantities::quantities(&text);
+        let source = SourceText::new(number, article, summary);
+        let facts = SourceFacts::new(&source.text);
+        let terms = crate::pipeline::text::term_set(&source.text);
+        let quantities = quantities::quantities(&source.text);
         SourceDoc {
-            quantities,
-            number,
-            article,
-            instructions,
-            summary,
-            text,
+            source,
             facts,
             terms,
+            quantities,
         }
     }
 }
 
+impl<'a> std::ops::Deref for SourceDoc<'a> {
+    type Target = SourceText<'a>;
+
+    fn deref(&self) -> &SourceText<'a> {
+        &self.source
+    }
+}
+
 /// Why a source ended up cited by no key point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub(crate) enum UnusedReason {
     NoText,
     /// Its statements were supported but ranked below the story's cap.
@@ -190,23 +219,55 @@ impl UnusedReason {
 /// note, when its reply yields no point that passes citation checking), otherwise by merging
 /// summary sentences. Sources are grouped with `embedder` when given, else lexically.
 ///
-/// The result depends only on the inputs: no hash-map order, no clock, no randomness.
+/// The result depends only on the inputs: no hash-map order, no clock, no randomness. The
+/// stage (`stage::synthesize_cached`) gives the same result, each story cached on its own.
 pub fn synthesize(
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
     embedder: Option<&mut dyn Embedder>,
     mut llm: Option<LlmPoints<'_>>,
     options: &SynthesisOptions,
 ) -> Synthesis {
+    let result = synthesize_stories(sources, embedder, options, |members, title| {
+        let docs: Vec<SourceDoc<'_>> = members
+            .iter()
+            .map(|(n, a, s)| SourceDoc::new(*n, a, s))
+            .collect();
+        let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
+        Ok::<_, std::convert::Infallible>(story::synthesize_story(
+            &docs,
+            llm.as_mut(),
+            options,
+            title,
+        ))
+    });
+    match result {
+        Ok(synthesis) => synthesis,
+        Err(never) => match never {},
+    }
+}
+
+/// A story's sources as its synthesis numbers them (1..k, in the order of their run numbers).
+pub(crate) type StoryMembers<'a> = [(SourceNumber, &'a EnglishArticle, &'a Summary)];
+
+/// Groups `sources` into stories and has `story_for` synthesize each one from its members
+/// (numbered locally, see [`story`]) and its title; assembles the run's synthesis from the
+/// renumbered results. An error from `story_for` ends it.
+pub(crate) fn synthesize_stories<E>(
+    sources: &[(SourceNumber, &EnglishArticle, &Summary)],
+    embedder: Option<&mut dyn Embedder>,
+    options: &SynthesisOptions,
+    mut story_for: impl FnMut(&StoryMembers<'_>, &str) -> Result<StorySynthesis, E>,
+) -> Result<Synthesis, E> {
     let mut ordered: Vec<&(SourceNumber, &EnglishArticle, &Summary)> = sources.iter().collect();
     ordered.sort_by_key(|(n, _, _)| *n);
     ordered.dedup_by_key(|(n, _, _)| *n);
-    let docs: Vec<SourceDoc<'_>> = ordered
+    let texts: Vec<SourceText<'_>> = ordered
         .iter()
-        .map(|(n, a, s)| SourceDoc::new(*n, a, s))
+        .map(|(n, a, s)| SourceText::new(*n, a, s))
         .collect();
 
     let mut notes = Vec::new();
-    let grouping = group_sources(&docs, embedder, options);
+    let grouping = group_sources(&texts, embedder, options);
     if let Some(note) = grouping.note {
         notes.push(note);
     }
@@ -214,104 +275,37 @@ pub fn synthesize(
     let mut stories = Vec::new();
     let mut point_methods = Vec::new();
     let mut unused_reasons: BTreeMap<SourceNumber, UnusedReason> = BTreeMap::new();
+    let mut instructions = Vec::new();
     for group in &grouping.groups {
-        let members: Vec<&SourceDoc<'_>> = group.iter().map(|&i| &docs[i]).collect();
+        let members: Vec<&SourceText<'_>> = group.iter().map(|&i| &texts[i]).collect();
         let title = group::story_title(&members, &grouping.similarity, group);
-
-        let mut method = "extracted sentences".to_string();
-        let mut llm_points = None;
-        if let Some(llm) = llm.as_mut() {
-            match prompt::llm_points(&members, llm, options) {
-                Ok(generated) => {
-                    let checked: Vec<(KeyPoint, PointCheck)> = generated
-                        .iter()
-                        .filter(|p| !injection::is_addressed_to_machines(&p.text))
-                        .filter_map(|p| {
-                            let check = check_point(&p.text, &p.cited, &members);
-                            (!check.valid.is_empty()).then(|| {
-                                (
-                                    KeyPoint {
-                                        text: p.text.clone(),
-                                        citations: check.valid.clone(),
-                                    },
-                                    check,
-                                )
-                            })
-                        })
-                        .take(options.max_points)
-                        .collect();
-                    let cited_by_llm: Vec<SourceNumber> = generated
-                        .iter()
-                        .flat_map(|p| p.cited.iter().copied())
-                        .collect();
-                    if checked.is_empty() {
-                        notes.push(format!(
-                            "Story \u{201c}{title}\u{201d}: the key points written by {} did not pass citation \
-                             checking, so extracted sentences are shown instead.",
-                            llm.generator.model_name()
-                        ));
-                    } else {
-                        method = llm.generator.model_name();
-                        for doc in &members {
-                            let reason = if cited_by_llm.contains(&doc.number) {
-                                UnusedReason::FailedCheck
-                            } else {
-                                UnusedReason::NotDrawnOn
-                            };
-                            unused_reasons.insert(doc.number, reason);
-                        }
-                        llm_points = Some(points::merge_repeats(
-                            checked.into_iter().map(|(p, _)| p).collect(),
-                        ));
-                    }
-                }
-                Err(err) => {
-                    log::warn!("key points for story \u{201c}{title}\u{201d} by the language model failed: {err}");
-                    notes.push(format!(
-                        "Story \u{201c}{title}\u{201d}: the language model failed ({err}), so extracted \
-                         sentences are shown instead."
-                    ));
-                }
-            }
-        }
-        let story_points = match llm_points {
-            Some(p) => p,
-            None => {
-                let (extracted, reasons) = points::extract_points(&members, options.max_points);
-                unused_reasons.extend(reasons);
-                extracted
-            }
-        };
-        for doc in &members {
-            if doc.text.trim().is_empty() {
-                unused_reasons.insert(doc.number, UnusedReason::NoText);
-            }
-        }
-        let disagreements = disagreements::find_disagreements(&members, options.max_disagreements);
-        if story_points.is_empty() {
-            // Nothing checkable to say: the sources are listed as unused rather than as an
-            // empty story.
-            for doc in &members {
-                unused_reasons
-                    .entry(doc.number)
-                    .or_insert(UnusedReason::FailedCheck);
-            }
+        let numbers: Vec<SourceNumber> = members.iter().map(|m| m.number).collect();
+        let local: Vec<(SourceNumber, &EnglishArticle, &Summary)> = group
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| (k + 1, ordered[i].1, ordered[i].2))
+            .collect();
+        let result = story_for(&local, &title)?.renumbered(&numbers);
+        notes.extend(result.fallback_note(&title));
+        unused_reasons.extend(result.unused.iter().copied());
+        instructions.extend(result.instructions.iter().copied());
+        if result.points.is_empty() {
             continue;
         }
         stories.push(Story {
             title,
-            sources: members.iter().map(|d| d.number).collect(),
-            points: story_points,
-            disagreements,
+            sources: numbers,
+            points: result.points,
+            disagreements: result.disagreements,
         });
-        point_methods.push(method);
+        point_methods.push(result.method);
     }
 
-    let cited: Vec<SourceNumber> = stories
+    let cited: std::collections::BTreeSet<SourceNumber> = stories
         .iter()
         .flat_map(|s| s.points.iter().flat_map(|p| p.citations.iter().copied()))
         .collect();
-    let unused = docs
+    let unused = texts
         .iter()
         .filter(|d| !cited.contains(&d.number))
         .map(|d| UnusedSource {
@@ -323,20 +317,15 @@ pub fn synthesize(
                 .describe(options.max_points),
         })
         .collect();
-
-    let instructions = docs
-        .iter()
-        .filter(|d| d.instructions > 0)
-        .map(|d| (d.number, d.instructions))
-        .collect();
-    Synthesis {
+    instructions.sort_unstable();
+    Ok(Synthesis {
         stories,
         unused,
         grouping: grouping.method,
         point_methods,
         notes,
         instructions,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -390,6 +379,7 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    use super::citations::check_point;
     use super::test_support::{article, summary};
     use super::*;
     use crate::models::GenerateError;

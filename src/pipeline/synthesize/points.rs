@@ -2,7 +2,8 @@
 //! that supports it, near-duplicates from different sources merged into one point.
 //!
 //! A sentence from source B that says what a point from source A already says (similar
-//! wording, and B passed the citation check for A's point) adds nothing but B's citation,
+//! wording, the same value of the same measure, or the same event in other words —
+//! `paraphrase` — and B passed the citation check for A's point) adds nothing but B's citation,
 //! which the point already has; a similar sentence that B's text does *not* support for A's
 //! point — "1.2 million jobs" against "1 million jobs" — stays a point of its own, so each side
 //! of a disagreement keeps its sources. Points are ranked by how many sources support them,
@@ -16,6 +17,7 @@ use crate::pipeline::injection;
 use crate::pipeline::text::{terms, Idf, TermVector};
 
 use super::citations::{check_point, supports};
+use super::paraphrase::{event_mentions, share_an_event, EventMention};
 use super::quantities::{quantities, same_statement, Quantity};
 use super::{SourceDoc, UnusedReason};
 
@@ -83,6 +85,9 @@ pub(crate) fn extract_points(
         .iter()
         .map(|c| stated_quantities(&c.text))
         .collect();
+    // The events each candidate tells, for statements without numbers.
+    let events: Vec<Vec<EventMention>> =
+        candidates.iter().map(|c| event_mentions(&c.text)).collect();
 
     struct Point {
         text: String,
@@ -101,12 +106,14 @@ pub(crate) fn extract_points(
         }
         had_candidate[candidate.doc] = true;
         let number = candidate.doc_ref.number;
-        // Worded alike, or stating the same value of the same measure: one statement.
+        // Worded alike, stating the same value of the same measure, or telling the same
+        // event in other words: one statement.
         let similar = |p: &Point| {
             vectors[p.candidate].cosine(&vectors[k]) >= MERGE_SIMILARITY
                 || stated[p.candidate]
                     .iter()
                     .any(|a| stated[k].iter().any(|b| same_statement(a, b)))
+                || share_an_event(&events[p.candidate], &events[k])
         };
         // Said already, and this source passed the check for it: nothing to add.
         if points
@@ -176,11 +183,13 @@ pub(crate) fn merge_repeats(points: Vec<KeyPoint>) -> Vec<KeyPoint> {
     let idf = Idf::new(&point_terms);
     let vectors: Vec<TermVector> = point_terms.iter().map(|t| idf.vector(t)).collect();
     let stated: Vec<Vec<Quantity>> = points.iter().map(|p| stated_quantities(&p.text)).collect();
+    let events: Vec<Vec<EventMention>> = points.iter().map(|p| event_mentions(&p.text)).collect();
     let alike = |a: usize, b: usize| {
         vectors[a].cosine(&vectors[b]) >= MERGE_SIMILARITY
             || stated[a]
                 .iter()
                 .any(|x| stated[b].iter().any(|y| same_statement(x, y)))
+            || share_an_event(&events[a], &events[b])
     };
     let mut kept: Vec<usize> = Vec::new();
     for (k, point) in points.iter().enumerate() {
@@ -245,14 +254,17 @@ fn covering_selection<P>(
 #[cfg(test)]
 mod tests {
     use super::covering_selection;
+    use crate::article::KeyPoint;
+
+    fn point(text: &str, citations: &[usize]) -> KeyPoint {
+        KeyPoint {
+            text: text.into(),
+            citations: citations.to_vec(),
+        }
+    }
 
     #[test]
     fn a_repeated_point_gives_way_to_the_one_citing_more() {
-        use crate::article::KeyPoint;
-        let point = |text: &str, citations: &[usize]| KeyPoint {
-            text: text.into(),
-            citations: citations.to_vec(),
-        };
         let merged = super::merge_repeats(vec![
             point(
                 "About 5,000 dockers walked out on Friday at Port Calder.",
@@ -274,6 +286,27 @@ mod tests {
                 ),
                 point("Schools in Port Calder stay closed until Monday.", &[2]),
             ]
+        );
+    }
+
+    #[test]
+    fn talks_that_broke_down_and_the_collapse_of_the_talks_are_one_point() {
+        let merged = super::merge_repeats(vec![
+            point(
+                "The dockers' union called the stoppage after talks on a new contract broke down.",
+                &[1],
+            ),
+            point(
+                "The strike follows the collapse of contract talks between the union and the port operators.",
+                &[1, 2],
+            ),
+        ]);
+        assert_eq!(
+            merged,
+            [point(
+                "The strike follows the collapse of contract talks between the union and the port operators.",
+                &[1, 2]
+            )]
         );
     }
 

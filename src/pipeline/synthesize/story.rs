@@ -1,0 +1,208 @@
+//! One story's synthesis: its key points (the LLM's, checked, or extracted sentences), the
+//! figures its sources disagree on, and why each uncited source was left out — computed from
+//! the story's own sources alone, numbered 1..k in the order of their run numbers.
+//!
+//! That makes a story's result a function of its sources only, so the stage caches it per
+//! story (`stage::synthesize_cached`) and one changed article re-synthesizes only its own
+//! story; [`StorySynthesis::renumbered`] maps the local numbers to the run's. The story's
+//! title is not part of it: it depends on how central each source is among the run's
+//! similarities, and is chosen per run.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::article::{Disagreement, KeyPoint, SourceNumber};
+use crate::pipeline::injection;
+
+use super::citations::{check_point, PointCheck};
+use super::{disagreements, points, prompt, LlmPoints, SourceDoc, SynthesisOptions, UnusedReason};
+
+/// What one story's sources say together, in the story's local numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StorySynthesis {
+    /// The story's key points; empty when nothing checkable could be said (its sources are
+    /// then listed as unused rather than as an empty story).
+    pub points: Vec<KeyPoint>,
+    pub disagreements: Vec<Disagreement>,
+    /// How the key points were written ("extracted sentences", or the LLM's name).
+    pub method: String,
+    /// Why the LLM's key points were not used, when they were asked for and failed: "the
+    /// language model failed (…)". The brief's note adds the story's title.
+    pub fallback: Option<String>,
+    /// Why each source no point cites was left out (sources a point cites may have one too).
+    pub unused: Vec<(SourceNumber, UnusedReason)>,
+    /// Sources with sentences addressed to machines, and how many.
+    pub instructions: Vec<(SourceNumber, usize)>,
+}
+
+impl StorySynthesis {
+    /// The same result with every source number `n` replaced by `numbers[n - 1]`: the story's
+    /// local numbers become the run's.
+    pub(crate) fn renumbered(mut self, numbers: &[SourceNumber]) -> StorySynthesis {
+        let map = |n: &mut SourceNumber| {
+            if let Some(&global) = n.checked_sub(1).and_then(|i| numbers.get(i)) {
+                *n = global;
+            }
+        };
+        for point in &mut self.points {
+            point.citations.iter_mut().for_each(map);
+        }
+        for disagreement in &mut self.disagreements {
+            for (_, sources) in &mut disagreement.sides {
+                sources.iter_mut().for_each(map);
+            }
+            for statement in &mut disagreement.statements {
+                map(&mut statement.source);
+            }
+        }
+        self.unused.iter_mut().for_each(|(n, _)| map(n));
+        self.instructions.iter_mut().for_each(|(n, _)| map(n));
+        self
+    }
+
+    /// The brief's note about an LLM fallback, naming the story.
+    pub(crate) fn fallback_note(&self, title: &str) -> Option<String> {
+        self.fallback.as_ref().map(|why| {
+            format!(
+                "Story \u{201c}{title}\u{201d}: {why}, so extracted sentences are shown instead."
+            )
+        })
+    }
+}
+
+/// Synthesizes one story from its `members` (numbered as the result will be): with the LLM
+/// when `llm` is given, falling back to extracted points when its reply yields no point that
+/// passes citation checking, otherwise by merging summary sentences. `title` is for the log.
+pub(crate) fn synthesize_story(
+    members: &[&SourceDoc<'_>],
+    llm: Option<&mut LlmPoints<'_>>,
+    options: &SynthesisOptions,
+    title: &str,
+) -> StorySynthesis {
+    let mut unused: BTreeMap<SourceNumber, UnusedReason> = BTreeMap::new();
+    let mut method = "extracted sentences".to_string();
+    let mut fallback = None;
+    let mut llm_points = None;
+    if let Some(llm) = llm {
+        match prompt::llm_points(members, llm, options) {
+            Ok(generated) => {
+                let checked: Vec<(KeyPoint, PointCheck)> = generated
+                    .iter()
+                    .filter(|p| !injection::is_addressed_to_machines(&p.text))
+                    .filter_map(|p| {
+                        let check = check_point(&p.text, &p.cited, members);
+                        (!check.valid.is_empty()).then(|| {
+                            (
+                                KeyPoint {
+                                    text: p.text.clone(),
+                                    citations: check.valid.clone(),
+                                },
+                                check,
+                            )
+                        })
+                    })
+                    .take(options.max_points)
+                    .collect();
+                let cited_by_llm: Vec<SourceNumber> = generated
+                    .iter()
+                    .flat_map(|p| p.cited.iter().copied())
+                    .collect();
+                if checked.is_empty() {
+                    fallback = Some(format!(
+                        "the key points written by {} did not pass citation checking",
+                        llm.generator.model_name()
+                    ));
+                } else {
+                    method = llm.generator.model_name();
+                    for doc in members {
+                        let reason = if cited_by_llm.contains(&doc.number) {
+                            UnusedReason::FailedCheck
+                        } else {
+                            UnusedReason::NotDrawnOn
+                        };
+                        unused.insert(doc.number, reason);
+                    }
+                    llm_points = Some(points::merge_repeats(
+                        checked.into_iter().map(|(p, _)| p).collect(),
+                    ));
+                }
+            }
+            Err(err) => {
+                log::warn!(
+                    "key points for story \u{201c}{title}\u{201d} by the language model failed: {err}"
+                );
+                fallback = Some(format!("the language model failed ({err})"));
+            }
+        }
+    }
+    let story_points = match llm_points {
+        Some(p) => p,
+        None => {
+            let (extracted, reasons) = points::extract_points(members, options.max_points);
+            unused.extend(reasons);
+            extracted
+        }
+    };
+    for doc in members {
+        if doc.text.trim().is_empty() {
+            unused.insert(doc.number, UnusedReason::NoText);
+        }
+    }
+    let disagreements = disagreements::find_disagreements(members, options.max_disagreements);
+    if story_points.is_empty() {
+        for doc in members {
+            unused
+                .entry(doc.number)
+                .or_insert(UnusedReason::FailedCheck);
+        }
+    }
+    StorySynthesis {
+        points: story_points,
+        disagreements,
+        method,
+        fallback,
+        unused: unused.into_iter().collect(),
+        instructions: members
+            .iter()
+            .filter(|d| d.instructions > 0)
+            .map(|d| (d.number, d.instructions))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::Statement;
+
+    #[test]
+    fn renumbering_maps_every_source_number_of_a_story() {
+        let local = StorySynthesis {
+            points: vec![KeyPoint {
+                text: "Floods killed 12 people.".into(),
+                citations: vec![1, 2],
+            }],
+            disagreements: vec![Disagreement {
+                subject: "deaths".into(),
+                sides: vec![("12".into(), vec![1]), ("15".into(), vec![2])],
+                statements: vec![Statement {
+                    source: 2,
+                    value: "15".into(),
+                    sentence: "Floods killed 15 people.".into(),
+                }],
+            }],
+            method: "extracted sentences".into(),
+            fallback: None,
+            unused: vec![(2, UnusedReason::BelowCap)],
+            instructions: vec![(1, 3)],
+        };
+        let run = local.renumbered(&[7, 19]);
+        assert_eq!(run.points[0].citations, vec![7, 19]);
+        assert_eq!(run.disagreements[0].sides[0].1, vec![7]);
+        assert_eq!(run.disagreements[0].sides[1].1, vec![19]);
+        assert_eq!(run.disagreements[0].statements[0].source, 19);
+        assert_eq!(run.unused, vec![(19, UnusedReason::BelowCap)]);
+        assert_eq!(run.instructions, vec![(7, 3)]);
+    }
+}
