@@ -19,6 +19,7 @@ use candle_nn::{LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::int8::{Int8Linear, Int8Matrix};
+use super::marian_step::{add_in_place, layer_norm_rows, CrossKv, StepCache};
 pub use super::precision::WeightPrecision;
 
 /// One token id or several (`eos_token_id` may be either in hub configs).
@@ -56,6 +57,26 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// [`apply`](Self::apply) on row-major values, in place: SiLU and ReLU with candle's
+    /// arithmetic (`x / (1 + exp(-x))`), split across threads when large; the GELUs through
+    /// a tensor.
+    fn apply_values(self, xs: &mut Vec<f32>) -> Result<()> {
+        use rayon::prelude::*;
+        const CHUNK: usize = 8192;
+        match self {
+            Activation::Silu => xs
+                .par_chunks_mut(CHUNK)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = *v / (1.0 + (-*v).exp()))),
+            Activation::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Gelu | Activation::GeluTanh => {
+                let n = xs.len();
+                let t = Tensor::from_vec(std::mem::take(xs), n, &Device::Cpu)?;
+                *xs = self.apply(&t)?.to_vec1::<f32>()?;
+            }
+        }
+        Ok(())
+    }
+
     fn apply(self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Activation::Silu => xs.silu(),
@@ -289,6 +310,66 @@ impl Projection {
         Self::fused(&[(name, 1.0)], in_dim, out_dim, vb, precision)
     }
 
+    /// `x` `(rows, in)` row-major → `(rows, out)` row-major, on the CPU. In f32 the same
+    /// gemm call candle's matmul makes, onto the bias instead of zeros: the same values as
+    /// [`forward`](Self::forward), without candle's tensors around them.
+    fn forward_rows(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let (weight_t, bias) = match self {
+            Self::F32 { weight_t, bias } => (weight_t, bias),
+            Self::Int8(linear) => return linear.forward_rows(x, rows),
+        };
+        let (in_dim, out_dim) = weight_t.dims2()?;
+        if x.len() != rows * in_dim {
+            candle_core::bail!(
+                "linear layer expects {rows} × {in_dim} values, got {}",
+                x.len()
+            );
+        }
+        let mut out = Vec::with_capacity(rows * out_dim);
+        match bias {
+            Some(bias) => with_cpu_slice(bias, |b| {
+                for _ in 0..rows {
+                    out.extend_from_slice(b);
+                }
+            })?,
+            None => out.resize(rows * out_dim, 0.0),
+        }
+        let threads = rayon::current_num_threads();
+        let parallelism = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        with_cpu_slice(weight_t, |w| {
+            // SAFETY: `out` holds rows × out_dim values, `x` rows × in_dim and `w` in_dim ×
+            // out_dim, all row-major with the strides given.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    out_dim,
+                    in_dim,
+                    out.as_mut_ptr(),
+                    1,
+                    out_dim as isize,
+                    true,
+                    x.as_ptr(),
+                    1,
+                    in_dim as isize,
+                    w.as_ptr(),
+                    1,
+                    out_dim as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                )
+            }
+        })?;
+        Ok(out)
+    }
+
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (weight_t, bias) = match self {
             Self::F32 { weight_t, bias } => (weight_t, bias),
@@ -308,9 +389,32 @@ impl Projection {
     }
 }
 
+/// nn.LayerNorm's default eps.
+const LAYER_NORM_EPS: f64 = 1e-5;
+
 fn layer_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
-    // nn.LayerNorm's default eps.
-    candle_nn::layer_norm(dim, 1e-5, vb)
+    candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb)
+}
+
+/// `norm` on row-major values in place, with the arithmetic of candle's CPU layer norm.
+fn layer_norm_values(norm: &LayerNorm, xs: &mut [f32]) -> Result<()> {
+    let Some(bias) = norm.bias() else {
+        candle_core::bail!("Marian layer norms have a bias");
+    };
+    with_cpu_slice(norm.weight(), |w| {
+        with_cpu_slice(bias, |b| layer_norm_rows(xs, w, b, LAYER_NORM_EPS as f32))
+    })?
+}
+
+/// Runs `f` on a contiguous f32 CPU tensor's values, in place.
+fn with_cpu_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(cpu), Some((start, end))) => {
+            Ok(f(&cpu.as_slice::<f32>()?[start..end]))
+        }
+        _ => candle_core::bail!("expected a contiguous f32 tensor on the CPU"),
+    }
 }
 
 /// `MarianAttention`. The projections of the checkpoint are fused where the same input feeds
@@ -518,6 +622,35 @@ impl DecoderLayer {
             .forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
         (ff + xs)?.apply(&self.final_layer_norm)
     }
+
+    /// [`forward`](Self::forward) on the CPU over row-major values `(rows · t, d_model)`,
+    /// for `t` new positions per row after `past`; `index` is this layer's number.
+    fn forward_cpu(
+        &self,
+        mut xs: Vec<f32>,
+        index: usize,
+        cache: &mut StepCache,
+        t: usize,
+        past: usize,
+    ) -> Result<Vec<f32>> {
+        let n = cache.rows() * t;
+        let qkv = self.self_attn.query.forward_rows(&xs, n)?;
+        cache.append(index, &qkv, t, past);
+        let attn = cache.self_attention(index, &qkv, t, past);
+        add_in_place(&mut xs, &self.self_attn.out_proj.forward_rows(&attn, n)?);
+        layer_norm_values(&self.self_attn_layer_norm, &mut xs)?;
+
+        let q = self.encoder_attn.query.forward_rows(&xs, n)?;
+        let attn = cache.cross_attention(index, &q, t);
+        add_in_place(&mut xs, &self.encoder_attn.out_proj.forward_rows(&attn, n)?);
+        layer_norm_values(&self.encoder_attn_layer_norm, &mut xs)?;
+
+        let mut hidden = self.fc1.forward_rows(&xs, n)?;
+        self.activation.apply_values(&mut hidden)?;
+        add_in_place(&mut xs, &self.fc2.forward_rows(&hidden, n)?);
+        layer_norm_values(&self.final_layer_norm, &mut xs)?;
+        Ok(xs)
+    }
 }
 
 /// The encoder's result for a padded batch: hidden states and the additive key mask that
@@ -551,11 +684,21 @@ struct LayerCache {
 /// whose sequence is finished.
 #[derive(Clone, Debug)]
 pub struct DecoderCache {
-    layers: Vec<LayerCache>,
-    cross_mask: Tensor,
+    state: CacheState,
     /// Number of target positions already decoded.
     len: usize,
     rows: usize,
+}
+
+/// Where the cache lives: candle tensors (any device), or plain buffers that the CPU decoder
+/// appends to in place ([`StepCache`]).
+#[derive(Clone, Debug)]
+enum CacheState {
+    Tensors {
+        layers: Vec<LayerCache>,
+        cross_mask: Tensor,
+    },
+    Cpu(StepCache),
 }
 
 impl DecoderCache {
@@ -576,16 +719,24 @@ impl DecoderCache {
     /// Keeps rows `rows` (indices into the current rows, repeats allowed), in that order:
     /// expands sources into beams, follows beam search's reordering, drops finished rows.
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
-        let device = self.cross_mask.device().clone();
-        let idx = Tensor::from_slice(rows, rows.len(), &device)?;
-        for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.self_kv {
-                layer.self_kv = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
-            }
-            layer.cross_k = layer.cross_k.index_select(&idx, 0)?;
-            layer.cross_v = layer.cross_v.index_select(&idx, 0)?;
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.rows) {
+            candle_core::bail!("row {bad} is outside the cache's {} rows", self.rows);
         }
-        self.cross_mask = self.cross_mask.index_select(&idx, 0)?;
+        match &mut self.state {
+            CacheState::Cpu(cache) => cache.select_rows(rows, self.len),
+            CacheState::Tensors { layers, cross_mask } => {
+                let device = cross_mask.device().clone();
+                let idx = Tensor::from_slice(rows, rows.len(), &device)?;
+                for layer in layers.iter_mut() {
+                    if let Some((k, v)) = &layer.self_kv {
+                        layer.self_kv = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
+                    }
+                    layer.cross_k = layer.cross_k.index_select(&idx, 0)?;
+                    layer.cross_v = layer.cross_v.index_select(&idx, 0)?;
+                }
+                *cross_mask = cross_mask.index_select(&idx, 0)?;
+            }
+        }
         self.rows = rows.len();
         Ok(())
     }
@@ -597,9 +748,13 @@ impl DecoderCache {
         if rows.iter().enumerate().all(|(i, &r)| i as u32 == r) {
             return Ok(());
         }
-        let device = self.cross_mask.device().clone();
-        let idx = Tensor::from_slice(rows, rows.len(), &device)?;
-        for layer in &mut self.layers {
+        let (layers, cross_mask) = match &mut self.state {
+            // Rows share their source's cross-attention state already: a plain selection.
+            CacheState::Cpu(_) => return self.select_rows(rows),
+            CacheState::Tensors { layers, cross_mask } => (layers, cross_mask),
+        };
+        let idx = Tensor::from_slice(rows, rows.len(), cross_mask.device())?;
+        for layer in layers.iter_mut() {
             if let Some((k, v)) = &layer.self_kv {
                 layer.self_kv = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
             }
@@ -808,6 +963,25 @@ impl LmHead {
                 Ok(weight.matmul_t(&cpu_values(hidden)?, rows, bias))
             }
             LmHead::Int8(linear) => linear.forward_values(hidden),
+        }
+    }
+
+    /// [`forward_values`](Self::forward_values) from row-major hidden states `(rows, d_model)`
+    /// on the CPU.
+    fn forward_rows(&self, hidden: &[f32], rows: usize) -> Result<Vec<f32>> {
+        match self {
+            LmHead::Panels { weight, bias } => {
+                if hidden.len() != rows * weight.cols {
+                    candle_core::bail!("LM head expects {} features per row", weight.cols);
+                }
+                Ok(weight.matmul_t(hidden, rows, bias))
+            }
+            LmHead::Int8(linear) => linear.forward_rows(hidden, rows),
+            LmHead::Tensor { .. } => {
+                let d = hidden.len() / rows.max(1);
+                let hidden = Tensor::from_slice(hidden, (rows, d), &Device::Cpu)?;
+                self.forward_values(&hidden)
+            }
         }
     }
 }
@@ -1050,6 +1224,9 @@ impl MarianMTModel {
     /// An empty decoder cache for `encoded`, one row per source sentence, with the
     /// cross-attention keys/values of every layer computed here once.
     pub fn new_cache(&self, encoded: &EncoderOutput) -> Result<DecoderCache> {
+        if self.device.is_cpu() && self.dtype == DType::F32 {
+            return self.new_cpu_cache(encoded);
+        }
         let layers = self
             .decoder
             .layers
@@ -1064,10 +1241,43 @@ impl MarianMTModel {
             })
             .collect::<Result<_>>()?;
         Ok(DecoderCache {
-            layers,
-            cross_mask: encoded.mask.clone(),
+            state: CacheState::Tensors {
+                layers,
+                cross_mask: encoded.mask.clone(),
+            },
             len: 0,
             rows: encoded.batch_size()?,
+        })
+    }
+
+    /// [`new_cache`](Self::new_cache) for the CPU decoder: cross-attention keys/values once
+    /// per source sentence, in plain buffers.
+    fn new_cpu_cache(&self, encoded: &EncoderOutput) -> Result<DecoderCache> {
+        let cross = self
+            .decoder
+            .layers
+            .iter()
+            .map(|layer| {
+                let (k, v) = layer.encoder_attn.key_values(&encoded.hidden)?;
+                Ok(CrossKv {
+                    k: cpu_values(&k)?,
+                    v: cpu_values(&v)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let rows = encoded.batch_size()?;
+        let heads = self.cfg.decoder_attention_heads;
+        let cache = StepCache::new(
+            cross,
+            cpu_values(&encoded.mask)?,
+            rows,
+            heads,
+            self.cfg.d_model / heads,
+        );
+        Ok(DecoderCache {
+            state: CacheState::Cpu(cache),
+            len: 0,
+            rows,
         })
     }
 
@@ -1086,6 +1296,14 @@ impl MarianMTModel {
             );
         }
         let past = cache.len;
+        if let CacheState::Cpu(step) = &mut cache.state {
+            let hidden = self.decode_hidden_cpu(decoder_input_ids, step, past)?;
+            cache.len += t;
+            return Tensor::from_vec(hidden, (rows, t, self.cfg.d_model), &self.device);
+        }
+        let CacheState::Tensors { layers, cross_mask } = &mut cache.state else {
+            unreachable!("the CPU cache returned above");
+        };
         let causal_mask = if t > 1 {
             let mask: Vec<f32> = (0..t)
                 .flat_map(|i| (0..past + t).map(move |j| if j > past + i { MASKED } else { 0.0 }))
@@ -1095,10 +1313,28 @@ impl MarianMTModel {
             None
         };
         let mut xs = self.embed(&self.decoder.embed_tokens, decoder_input_ids, past)?;
-        for (layer, layer_cache) in self.decoder.layers.iter().zip(cache.layers.iter_mut()) {
-            xs = layer.forward(&xs, layer_cache, causal_mask.as_ref(), &cache.cross_mask)?;
+        for (layer, layer_cache) in self.decoder.layers.iter().zip(layers.iter_mut()) {
+            xs = layer.forward(&xs, layer_cache, causal_mask.as_ref(), cross_mask)?;
         }
         cache.len += t;
+        Ok(xs)
+    }
+
+    /// [`decode_hidden`](Self::decode_hidden) on the CPU cache: hidden states as row-major
+    /// values `(rows · t, d_model)`.
+    fn decode_hidden_cpu(
+        &self,
+        decoder_input_ids: &Tensor,
+        cache: &mut StepCache,
+        past: usize,
+    ) -> Result<Vec<f32>> {
+        let (_, t) = decoder_input_ids.dims2()?;
+        let mut xs =
+            cpu_values(&self.embed(&self.decoder.embed_tokens, decoder_input_ids, past)?)?;
+        cache.reserve(past + t, past);
+        for (index, layer) in self.decoder.layers.iter().enumerate() {
+            xs = layer.forward_cpu(xs, index, cache, t, past)?;
+        }
         Ok(xs)
     }
 
@@ -1110,6 +1346,19 @@ impl MarianMTModel {
     /// [`decode_step`](Self::decode_step)'s logits as row-major f32 values, `rows × vocab`:
     /// what generation reads, without a round trip through a tensor on the CPU.
     pub fn decode_step_values(&self, tokens: &[u32], cache: &mut DecoderCache) -> Result<Vec<f32>> {
+        if let CacheState::Cpu(step) = &mut cache.state {
+            if tokens.len() != cache.rows {
+                candle_core::bail!(
+                    "decoder input has {} rows but the cache has {}",
+                    tokens.len(),
+                    cache.rows
+                );
+            }
+            let ids = Tensor::from_slice(tokens, (tokens.len(), 1), &self.device)?;
+            let hidden = self.decode_hidden_cpu(&ids, step, cache.len)?;
+            cache.len += 1;
+            return self.lm_head.forward_rows(&hidden, tokens.len());
+        }
         self.lm_head
             .forward_values(&self.step_hidden(tokens, cache)?)
     }

@@ -1,5 +1,13 @@
-//! Integer dot-product kernels: one tile of up to 4 activation rows × 4 weight rows, summed
-//! over the (padded) depth into exact i32 dot products of signed 8-bit values.
+//! Integer dot-product kernels: one tile of up to 4 activation rows × 64 weight rows
+//! (output columns), summed over the (padded) depth into exact i32 dot products of signed
+//! 8-bit values.
+//!
+//! The weights are packed the way oneDNN's and CTranslate2's int8 gemm packs them, so that a
+//! register holds 16 output columns: in blocks of 16 weight rows, each block a run of
+//! 4-byte groups, group `g` holding bytes `4g..4g + 4` of the 16 rows side by side
+//! ([`packed_index`]). One `vpdpbusd` then adds 4 products into each of 16 column sums, with
+//! the 4 activation bytes broadcast; the sums never need a horizontal reduction, and the
+//! epilogue (offset, scales, bias) runs on whole registers of columns.
 //!
 //! The tricks are the ones CTranslate2 (through oneDNN's `gemm_s8u8s32`) and llama.cpp's ggml
 //! CPU kernels (`mul_sum_i8_pairs` in `ggml-cpu/arch/x86/quants.c`) use:
@@ -14,23 +22,46 @@
 /// Depth (k) is padded to a multiple of this: one AVX-512 register of bytes.
 pub(crate) const K_ALIGN: usize = 64;
 
-/// Weight rows per tile; weight matrices are padded to a multiple of it.
-pub(crate) const TILE_COLS: usize = 4;
+/// Weight rows per packed block: one 512-bit register of i32 column sums.
+pub(crate) const BLOCK_COLS: usize = 16;
+
+/// Blocks per tile.
+pub(crate) const TILE_BLOCKS: usize = 4;
+
+/// Weight rows (output columns) per tile; weight matrices are padded to a multiple of it.
+pub(crate) const TILE_COLS: usize = BLOCK_COLS * TILE_BLOCKS;
 
 /// Activation rows per tile (a remainder tile has fewer).
 pub(crate) const TILE_ROWS: usize = 4;
 
-/// The portable reference: `out[i][j] = Σ_k a[i·kp + k] · w[j·kp + k]`.
-pub(crate) fn tile_scalar(a: &[i8], rows: usize, w: &[i8], kp: usize, out: &mut [[i32; 4]; 4]) {
+/// A tile's exact sums: `[activation row][block][column in block]`.
+pub(crate) type Tile = [[[i32; BLOCK_COLS]; TILE_BLOCKS]; TILE_ROWS];
+
+/// Where byte `k` of weight row `j` lives in a packed matrix of padded depth `kp`.
+pub(crate) fn packed_index(j: usize, k: usize, kp: usize) -> usize {
+    (j / BLOCK_COLS) * BLOCK_COLS * kp + (k / 4) * (4 * BLOCK_COLS) + (j % BLOCK_COLS) * 4 + k % 4
+}
+
+/// The portable reference: `out[i][b][c] = Σ_k a[i·kp + k] · w[row 16b + c][k]`, with `w`
+/// one tile (4 packed blocks, `64 · kp` bytes).
+pub(crate) fn tile_scalar(a: &[i8], rows: usize, w: &[i8], kp: usize, out: &mut Tile) {
     for (i, out_row) in out.iter_mut().enumerate().take(rows) {
         let a_row = &a[i * kp..(i + 1) * kp];
-        for (j, o) in out_row.iter_mut().enumerate() {
-            let w_row = &w[j * kp..(j + 1) * kp];
-            *o = a_row
-                .iter()
-                .zip(w_row)
-                .map(|(&x, &y)| i32::from(x) * i32::from(y))
-                .sum();
+        for (b, out_block) in out_row.iter_mut().enumerate() {
+            let block = &w[b * BLOCK_COLS * kp..(b + 1) * BLOCK_COLS * kp];
+            *out_block = [0; BLOCK_COLS];
+            for (group, a4) in block
+                .chunks_exact(4 * BLOCK_COLS)
+                .zip(a_row.chunks_exact(4))
+            {
+                for (o, w4) in out_block.iter_mut().zip(group.chunks_exact(4)) {
+                    *o += a4
+                        .iter()
+                        .zip(w4)
+                        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                        .sum::<i32>();
+                }
+            }
         }
     }
 }
@@ -42,28 +73,25 @@ pub(crate) use x86::{tile_avx2, tile_avx512_vnni, tile_avx_vnni};
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// The lane sums of four registers at once, `[Σ v[0], Σ v[1], Σ v[2], Σ v[3]]`: two
-    /// rounds of pairwise adds serve all four, about a third of four separate reductions
-    /// (which otherwise cost as much as the products for 512-wide rows).
-    #[target_feature(enable = "avx2")]
-    fn hsum4_256(v: [__m256i; 4]) -> [i32; 4] {
-        let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-        let sums = _mm_add_epi32(
-            _mm256_castsi256_si128(pairs),
-            _mm256_extracti128_si256::<1>(pairs),
-        );
-        let mut out = [0i32; 4];
-        // SAFETY: `out` is 16 bytes, an unaligned store is allowed.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), sums) };
-        out
+    use super::{Tile, BLOCK_COLS, TILE_BLOCKS};
+
+    /// Bytes of one packed block (16 weight rows) per 4 bytes of depth.
+    const GROUP: usize = 4 * BLOCK_COLS;
+
+    /// The 4 activation bytes `a[4g..4g + 4]` of one row, broadcast to every i32 lane.
+    ///
+    /// # Safety
+    /// `a` points to at least 4 readable bytes.
+    #[inline(always)]
+    unsafe fn broadcast4_512(a: *const u8) -> __m512i {
+        // SAFETY: the caller's contract; an unaligned read.
+        _mm512_set1_epi32(unsafe { a.cast::<i32>().read_unaligned() })
     }
 
-    /// [`hsum4_256`] for 512-bit registers: their halves are added first.
-    #[target_feature(enable = "avx512f,avx2")]
-    fn hsum4_512(v: [__m512i; 4]) -> [i32; 4] {
-        hsum4_256(v.map(|x| {
-            _mm256_add_epi32(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64::<1>(x))
-        }))
+    #[inline(always)]
+    unsafe fn broadcast4_256(a: *const u8) -> __m256i {
+        // SAFETY: as for `broadcast4_512`.
+        _mm256_set1_epi32(unsafe { a.cast::<i32>().read_unaligned() })
     }
 
     /// AVX-512 VNNI: `a_u8` holds the activations plus 128; the result carries
@@ -71,14 +99,14 @@ mod x86 {
     ///
     /// # Safety
     /// The CPU has avx512f, avx512bw and avx512vnni; `a_u8` holds `rows · kp` bytes and `w`
-    /// `4 · kp`, with `kp` a multiple of 64.
+    /// one tile (`64 · kp` bytes), with `kp` a multiple of 64.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(crate) unsafe fn tile_avx512_vnni(
         a_u8: &[u8],
         rows: usize,
         w: &[i8],
         kp: usize,
-        out: &mut [[i32; 4]; 4],
+        out: &mut Tile,
     ) {
         match rows {
             1 => tile_avx512_n::<1>(a_u8, w, kp, out),
@@ -89,37 +117,29 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile_avx512_n<const R: usize>(
-        a: &[u8],
-        w: &[i8],
-        kp: usize,
-        out: &mut [[i32; 4]; 4],
-    ) {
-        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp.is_multiple_of(64));
+    unsafe fn tile_avx512_n<const R: usize>(a: &[u8], w: &[i8], kp: usize, out: &mut Tile) {
+        debug_assert!(a.len() >= R * kp && w.len() >= TILE_BLOCKS * BLOCK_COLS * kp);
         let (a, w) = (a.as_ptr(), w.as_ptr());
-        let mut acc = [[_mm512_setzero_si512(); 4]; R];
-        let mut k = 0;
-        while k < kp {
-            // SAFETY: k + 64 <= kp, and the slices hold R (resp. 4) rows of kp bytes.
-            let wv = unsafe {
-                [
-                    _mm512_loadu_si512(w.add(k).cast()),
-                    _mm512_loadu_si512(w.add(kp + k).cast()),
-                    _mm512_loadu_si512(w.add(2 * kp + k).cast()),
-                    _mm512_loadu_si512(w.add(3 * kp + k).cast()),
-                ]
-            };
+        let block = BLOCK_COLS * kp;
+        let mut acc = [[_mm512_setzero_si512(); TILE_BLOCKS]; R];
+        for g in 0..kp / 4 {
+            // SAFETY (loads): g < kp / 4, so every read stays inside the R activation rows
+            // and the tile's 4 blocks.
+            let wv: [__m512i; TILE_BLOCKS] = std::array::from_fn(|b| unsafe {
+                _mm512_loadu_si512(w.add(b * block + g * GROUP).cast())
+            });
             for (i, acc_row) in acc.iter_mut().enumerate() {
-                // SAFETY: as above.
-                let x = unsafe { _mm512_loadu_si512(a.add(i * kp + k).cast()) };
+                let x = unsafe { broadcast4_512(a.add(i * kp + 4 * g)) };
                 for (acc, wv) in acc_row.iter_mut().zip(wv) {
                     *acc = _mm512_dpbusd_epi32(*acc, x, wv);
                 }
             }
-            k += 64;
         }
         for (out_row, acc_row) in out.iter_mut().zip(acc) {
-            *out_row = hsum4_512(acc_row);
+            for (o, acc) in out_row.iter_mut().zip(acc_row) {
+                // SAFETY: `o` is 16 i32, an unaligned store is allowed.
+                unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), acc) };
+            }
         }
     }
 
@@ -133,7 +153,7 @@ mod x86 {
         rows: usize,
         w: &[i8],
         kp: usize,
-        out: &mut [[i32; 4]; 4],
+        out: &mut Tile,
     ) {
         match rows {
             1 => tile_avx_vnni_n::<1>(a_u8, w, kp, out),
@@ -143,54 +163,47 @@ mod x86 {
         }
     }
 
+    /// One block at a time (16 columns in two registers), so that R × 2 accumulators fit
+    /// the 16 registers.
     #[target_feature(enable = "avx2,avxvnni")]
-    unsafe fn tile_avx_vnni_n<const R: usize>(
-        a: &[u8],
-        w: &[i8],
-        kp: usize,
-        out: &mut [[i32; 4]; 4],
-    ) {
-        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp.is_multiple_of(32));
-        let (a, w) = (a.as_ptr(), w.as_ptr());
-        let mut acc = [[_mm256_setzero_si256(); 4]; R];
-        let mut k = 0;
-        while k < kp {
-            // SAFETY: k + 32 <= kp, and the slices hold R (resp. 4) rows of kp bytes.
-            let wv = unsafe {
-                [
-                    _mm256_loadu_si256(w.add(k).cast()),
-                    _mm256_loadu_si256(w.add(kp + k).cast()),
-                    _mm256_loadu_si256(w.add(2 * kp + k).cast()),
-                    _mm256_loadu_si256(w.add(3 * kp + k).cast()),
-                ]
-            };
-            for (i, acc_row) in acc.iter_mut().enumerate() {
-                // SAFETY: as above.
-                let x = unsafe { _mm256_loadu_si256(a.add(i * kp + k).cast()) };
-                for (acc, wv) in acc_row.iter_mut().zip(wv) {
-                    *acc = _mm256_dpbusd_avx_epi32(*acc, x, wv);
+    unsafe fn tile_avx_vnni_n<const R: usize>(a: &[u8], w: &[i8], kp: usize, out: &mut Tile) {
+        debug_assert!(a.len() >= R * kp && w.len() >= TILE_BLOCKS * BLOCK_COLS * kp);
+        let a = a.as_ptr();
+        for b in 0..TILE_BLOCKS {
+            // SAFETY: block b of the tile.
+            let w = unsafe { w.as_ptr().add(b * BLOCK_COLS * kp) };
+            let mut acc = [[_mm256_setzero_si256(); 2]; R];
+            for g in 0..kp / 4 {
+                // SAFETY (loads): inside the block and the R activation rows, as above.
+                let wv = unsafe {
+                    [
+                        _mm256_loadu_si256(w.add(g * GROUP).cast()),
+                        _mm256_loadu_si256(w.add(g * GROUP + 32).cast()),
+                    ]
+                };
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let x = unsafe { broadcast4_256(a.add(i * kp + 4 * g)) };
+                    for (acc, wv) in acc_row.iter_mut().zip(wv) {
+                        *acc = _mm256_dpbusd_avx_epi32(*acc, x, wv);
+                    }
                 }
             }
-            k += 32;
-        }
-        for (out_row, acc_row) in out.iter_mut().zip(acc) {
-            *out_row = hsum4_256(acc_row);
+            for (out_row, acc_row) in out.iter_mut().zip(acc) {
+                for (half, acc) in acc_row.into_iter().enumerate() {
+                    // SAFETY: 8 i32 of the 16 in this block's output.
+                    unsafe { _mm256_storeu_si256(out_row[b][8 * half..].as_mut_ptr().cast(), acc) };
+                }
+            }
         }
     }
 
     /// Plain AVX2 on signed activations with the sign trick; exact, no offset to correct.
     ///
     /// # Safety
-    /// The CPU has avx2; `a` holds `rows · kp` bytes and `w` `4 · kp`, with `kp` a multiple
-    /// of 32; no value is -128.
+    /// The CPU has avx2; `a` holds `rows · kp` bytes and `w` one tile, with `kp` a multiple
+    /// of 64; no value is -128.
     #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn tile_avx2(
-        a: &[i8],
-        rows: usize,
-        w: &[i8],
-        kp: usize,
-        out: &mut [[i32; 4]; 4],
-    ) {
+    pub(crate) unsafe fn tile_avx2(a: &[i8], rows: usize, w: &[i8], kp: usize, out: &mut Tile) {
         match rows {
             1 => tile_avx2_n::<1>(a, w, kp, out),
             2 => tile_avx2_n::<2>(a, w, kp, out),
@@ -200,35 +213,37 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn tile_avx2_n<const R: usize>(a: &[i8], w: &[i8], kp: usize, out: &mut [[i32; 4]; 4]) {
-        debug_assert!(a.len() >= R * kp && w.len() >= 4 * kp && kp.is_multiple_of(32));
-        let (a, w) = (a.as_ptr(), w.as_ptr());
+    unsafe fn tile_avx2_n<const R: usize>(a: &[i8], w: &[i8], kp: usize, out: &mut Tile) {
+        debug_assert!(a.len() >= R * kp && w.len() >= TILE_BLOCKS * BLOCK_COLS * kp);
+        let a = a.as_ptr().cast::<u8>();
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_si256(); 4]; R];
-        let mut k = 0;
-        while k < kp {
-            // SAFETY: k + 32 <= kp, and the slices hold R (resp. 4) rows of kp bytes.
-            let wv = unsafe {
-                [
-                    _mm256_loadu_si256(w.add(k).cast()),
-                    _mm256_loadu_si256(w.add(kp + k).cast()),
-                    _mm256_loadu_si256(w.add(2 * kp + k).cast()),
-                    _mm256_loadu_si256(w.add(3 * kp + k).cast()),
-                ]
-            };
-            for (i, acc_row) in acc.iter_mut().enumerate() {
-                // SAFETY: as above.
-                let x = unsafe { _mm256_loadu_si256(a.add(i * kp + k).cast()) };
-                let ax = _mm256_sign_epi8(x, x);
-                for (acc, wv) in acc_row.iter_mut().zip(wv) {
-                    let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, x));
-                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
+        for b in 0..TILE_BLOCKS {
+            // SAFETY: block b of the tile.
+            let w = unsafe { w.as_ptr().add(b * BLOCK_COLS * kp) };
+            let mut acc = [[_mm256_setzero_si256(); 2]; R];
+            for g in 0..kp / 4 {
+                // SAFETY (loads): inside the block and the R activation rows, as above.
+                let wv = unsafe {
+                    [
+                        _mm256_loadu_si256(w.add(g * GROUP).cast()),
+                        _mm256_loadu_si256(w.add(g * GROUP + 32).cast()),
+                    ]
+                };
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let x = unsafe { broadcast4_256(a.add(i * kp + 4 * g)) };
+                    let ax = _mm256_sign_epi8(x, x);
+                    for (acc, wv) in acc_row.iter_mut().zip(wv) {
+                        let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, x));
+                        *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
+                    }
                 }
             }
-            k += 32;
-        }
-        for (out_row, acc_row) in out.iter_mut().zip(acc) {
-            *out_row = hsum4_256(acc_row);
+            for (out_row, acc_row) in out.iter_mut().zip(acc) {
+                for (half, acc) in acc_row.into_iter().enumerate() {
+                    // SAFETY: 8 i32 of the 16 in this block's output.
+                    unsafe { _mm256_storeu_si256(out_row[b][8 * half..].as_mut_ptr().cast(), acc) };
+                }
+            }
         }
     }
 }

@@ -52,9 +52,19 @@ impl Int8Linear {
             );
         }
         let rows = xs.elem_count() / in_dim.max(1);
-        Ok(self
-            .weight
-            .matmul_t(&cpu_values(xs)?, rows, self.bias.as_deref()))
+        self.forward_rows(&cpu_values(xs)?, rows)
+    }
+
+    /// `x` `(rows, in)` row-major → `(rows, out)` row-major.
+    pub fn forward_rows(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        if x.len() != rows * self.weight.cols() {
+            candle_core::bail!(
+                "int8 linear layer expects {rows} × {} values, got {}",
+                self.weight.cols(),
+                x.len()
+            );
+        }
+        Ok(self.weight.matmul_t(x, rows, self.bias.as_deref()))
     }
 }
 

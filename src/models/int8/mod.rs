@@ -19,14 +19,15 @@ mod linear;
 use rayon::prelude::*;
 
 pub use cpu_level::{CpuLevel, CPU_LEVEL_ENV};
-use kernels::{K_ALIGN, TILE_COLS, TILE_ROWS};
+use kernels::{packed_index, Tile, BLOCK_COLS, K_ALIGN, TILE_BLOCKS, TILE_COLS, TILE_ROWS};
 pub use linear::Int8Linear;
 
 /// The largest quantized magnitude: -128 is never produced, which the AVX2 sign trick needs.
 const QMAX: f32 = 127.0;
 
 /// A `(rows, cols)` f32 matrix quantized to i8 per row, laid out for the kernels: each row
-/// padded with zeros to a multiple of 64 bytes, the row count padded to a multiple of 4.
+/// padded with zeros to a multiple of 64 bytes, the row count padded to a multiple of 64,
+/// packed in blocks of 16 rows ([`kernels::packed_index`]).
 #[derive(Clone, Debug)]
 pub struct Int8Matrix {
     data: Vec<i8>,
@@ -62,14 +63,25 @@ impl Int8Matrix {
         let padded_rows = rows.div_ceil(TILE_COLS) * TILE_COLS;
         let mut data = vec![0i8; padded_rows * kp];
         let mut scales = vec![0f32; padded_rows];
-        data.par_chunks_mut(kp)
-            .zip(scales.par_iter_mut())
-            .zip(values.par_chunks(cols.max(1)))
-            .for_each(|((out, scale), row)| *scale = quantize_row(row, out));
-        let sums = data
-            .chunks(kp)
-            .map(|row| row.iter().map(|&q| i32::from(q)).sum())
-            .collect();
+        let mut sums = vec![0i32; padded_rows];
+        data.par_chunks_mut(BLOCK_COLS * kp)
+            .zip(scales.par_chunks_mut(BLOCK_COLS))
+            .zip(sums.par_chunks_mut(BLOCK_COLS))
+            .enumerate()
+            .for_each(|(block, ((packed, scales), sums))| {
+                let mut row = vec![0i8; kp];
+                for c in 0..BLOCK_COLS {
+                    let j = block * BLOCK_COLS + c;
+                    if j >= rows {
+                        break;
+                    }
+                    scales[c] = quantize_row(&values[j * cols..(j + 1) * cols], &mut row);
+                    sums[c] = row.iter().map(|&q| i32::from(q)).sum();
+                    for (k, &q) in row.iter().enumerate() {
+                        packed[packed_index(c, k, kp)] = q;
+                    }
+                }
+            });
         Self {
             data,
             scales,
@@ -96,9 +108,8 @@ impl Int8Matrix {
     /// Writes the dequantized row `r` into `out` (`cols` long): an embedding lookup.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let scale = self.scales[r];
-        let row = &self.data[r * self.kp..r * self.kp + self.cols];
-        for (o, &q) in out.iter_mut().zip(row) {
-            *o = f32::from(q) * scale;
+        for (k, o) in out.iter_mut().enumerate().take(self.cols) {
+            *o = f32::from(self.data[packed_index(r, k, self.kp)]) * scale;
         }
     }
 
@@ -118,79 +129,166 @@ impl Int8Matrix {
     ) -> Vec<f32> {
         assert_eq!(x.len(), n * self.cols, "activations are not n × cols");
         let acts = QuantizedActivations::new(x, n, self.cols, self.kp, level);
-        let blocks = self.data.len() / (TILE_COLS * self.kp).max(1);
+        let tiles = self.data.len() / (TILE_COLS * self.kp).max(1);
         // A few jobs per thread balance the load without many tiny ones.
-        let per_job = blocks.div_ceil(4 * rayon::current_num_threads()).max(1);
-        let jobs: Vec<(usize, usize, Vec<f32>)> = (0..blocks)
+        let per_job = tiles.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let len = n * self.rows;
+        let mut out: Vec<f32> = Vec::with_capacity(len);
+        let out_addr = out.as_mut_ptr() as usize;
+        (0..tiles)
             .into_par_iter()
             .step_by(per_job)
-            .map(|first| {
-                let last = (first + per_job).min(blocks);
-                (
-                    first,
-                    last,
-                    self.block_range(level, &acts, first, last, bias),
-                )
-            })
-            .collect();
-        let mut out = vec![0f32; n * self.rows];
-        for (first, last, values) in jobs {
-            let col0 = first * TILE_COLS;
-            let job_width = (last - first) * TILE_COLS;
-            let width = job_width.min(self.rows - col0);
-            for i in 0..n {
-                out[i * self.rows + col0..][..width]
-                    .copy_from_slice(&values[i * job_width..][..width]);
-            }
-        }
+            .for_each(|first| {
+                let last = (first + per_job).min(tiles);
+                // SAFETY: `out` has room for n × rows values and outlives the loop; this job
+                // writes columns 64·first .. 64·last (those below `rows`) of each row, which
+                // no other job touches.
+                unsafe { self.tile_range(level, &acts, first, last, bias, out_addr as *mut f32) };
+            });
+        // SAFETY: the jobs together wrote every one of the n × rows values.
+        unsafe { out.set_len(len) };
         out
     }
 
-    /// Outputs of weight blocks `first..last` for every activation row: `(n, 4·(last-first))`
-    /// row-major, dequantized and biased.
-    fn block_range(
+    /// Outputs of weight tiles `first..last` for every activation row, dequantized and
+    /// biased, written straight into the `(n, rows)` row-major output at `out`.
+    ///
+    /// # Safety
+    /// `out` points to `n × rows` writable f32 that no one else writes in these columns.
+    unsafe fn tile_range(
         &self,
         level: CpuLevel,
         acts: &QuantizedActivations,
         first: usize,
         last: usize,
         bias: Option<&[f32]>,
-    ) -> Vec<f32> {
+        out: *mut f32,
+    ) {
+        // SAFETY (all): the caller's contract; a level's instructions are present.
+        #[cfg(target_arch = "x86_64")]
+        match level {
+            CpuLevel::Avx512Vnni => {
+                return unsafe { self.tile_range_avx512(level, acts, first, last, bias, out) }
+            }
+            CpuLevel::Avx2 | CpuLevel::AvxVnni => {
+                return unsafe { self.tile_range_avx2(level, acts, first, last, bias, out) }
+            }
+            CpuLevel::Scalar => {}
+        }
+        unsafe { self.tile_range_any(level, acts, first, last, bias, out) }
+    }
+
+    /// [`tile_range`](Self::tile_range) compiled for AVX-512, so that the epilogue's loops
+    /// over 16 columns become one register each.
+    ///
+    /// # Safety
+    /// As for `tile_range`; the CPU has avx512f.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn tile_range_avx512(
+        &self,
+        level: CpuLevel,
+        acts: &QuantizedActivations,
+        first: usize,
+        last: usize,
+        bias: Option<&[f32]>,
+        out: *mut f32,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { self.tile_range_any(level, acts, first, last, bias, out) }
+    }
+
+    /// [`tile_range`](Self::tile_range) compiled for AVX2.
+    ///
+    /// # Safety
+    /// As for `tile_range`; the CPU has avx2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_range_avx2(
+        &self,
+        level: CpuLevel,
+        acts: &QuantizedActivations,
+        first: usize,
+        last: usize,
+        bias: Option<&[f32]>,
+        out: *mut f32,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { self.tile_range_any(level, acts, first, last, bias, out) }
+    }
+
+    /// The body of [`tile_range`](Self::tile_range), for whatever instructions its caller
+    /// was compiled with. Rust never fuses a multiply and an add on its own, so every
+    /// variant computes the same values.
+    ///
+    /// # Safety
+    /// As for `tile_range`.
+    #[inline(always)]
+    unsafe fn tile_range_any(
+        &self,
+        level: CpuLevel,
+        acts: &QuantizedActivations,
+        first: usize,
+        last: usize,
+        bias: Option<&[f32]>,
+        out: *mut f32,
+    ) {
         let n = acts.rows;
-        let width = (last - first) * TILE_COLS;
-        let mut out = vec![0f32; n * width];
-        let mut tile = [[0i32; 4]; 4];
+        let mut tile: Tile = [[[0; BLOCK_COLS]; TILE_BLOCKS]; TILE_ROWS];
+        let shifted = !acts.shifted.is_empty();
         // Activation rows in blocks that stay in L2 while the job's weights stream past.
         const ROW_BLOCK: usize = 32;
         for row0 in (0..n).step_by(ROW_BLOCK) {
             let row_end = (row0 + ROW_BLOCK).min(n);
-            for block in first..last {
-                let w = &self.data[block * TILE_COLS * self.kp..][..TILE_COLS * self.kp];
-                let col0 = block * TILE_COLS;
+            for t in first..last {
+                let w = &self.data[t * TILE_COLS * self.kp..][..TILE_COLS * self.kp];
                 for i0 in (row0..row_end).step_by(TILE_ROWS) {
                     let rows = TILE_ROWS.min(row_end - i0);
                     run_tile(level, acts, i0, rows, w, self.kp, &mut tile);
                     for (di, tile_row) in tile.iter().enumerate().take(rows) {
                         let i = i0 + di;
-                        let out_row = &mut out[i * width + (block - first) * TILE_COLS..];
-                        for (dj, &dot) in tile_row.iter().enumerate() {
-                            let j = col0 + dj;
-                            if j >= self.rows {
+                        for (b, sums) in tile_row.iter().enumerate() {
+                            let j0 = t * TILE_COLS + b * BLOCK_COLS;
+                            if j0 >= self.rows {
                                 break;
                             }
-                            let exact = if acts.shifted.is_empty() {
-                                dot
-                            } else {
-                                dot - 128 * self.sums[j]
+                            let width = BLOCK_COLS.min(self.rows - j0);
+                            // Whole blocks of 16: fixed-size arrays the compiler vectorizes.
+                            let w_sums: &[i32; BLOCK_COLS] =
+                                self.sums[j0..j0 + BLOCK_COLS].try_into().expect("16");
+                            let w_scales: &[f32; BLOCK_COLS] =
+                                self.scales[j0..j0 + BLOCK_COLS].try_into().expect("16");
+                            let a_scale = acts.scales[i];
+                            let mut values = [0f32; BLOCK_COLS];
+                            for c in 0..BLOCK_COLS {
+                                let exact = if shifted {
+                                    sums[c] - 128 * w_sums[c]
+                                } else {
+                                    sums[c]
+                                };
+                                values[c] = exact as f32 * (a_scale * w_scales[c]);
+                            }
+                            // SAFETY: i < n and j0 + width <= rows, columns of this job.
+                            let dst = unsafe {
+                                std::slice::from_raw_parts_mut(out.add(i * self.rows + j0), width)
                             };
-                            let b = bias.map_or(0.0, |b| b[j]);
-                            out_row[dj] = exact as f32 * (acts.scales[i] * self.scales[j]) + b;
+                            match bias {
+                                Some(bias) => {
+                                    for ((d, v), b) in dst.iter_mut().zip(values).zip(&bias[j0..]) {
+                                        *d = v + b;
+                                    }
+                                }
+                                None => {
+                                    for (d, v) in dst.iter_mut().zip(values) {
+                                        *d = v + 0.0;
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
-        out
     }
 }
 
@@ -231,8 +329,8 @@ impl QuantizedActivations {
     }
 }
 
-/// Runs one tile on `level`'s kernel: activation rows `i0..i0 + rows` against the 4 weight
-/// rows `w`. VNNI results still carry the `+128 · Σ w` offset.
+/// Runs one tile on `level`'s kernel: activation rows `i0..i0 + rows` against the 64 packed
+/// weight rows `w`. VNNI results still carry the `+128 · Σ w` offset.
 fn run_tile(
     level: CpuLevel,
     acts: &QuantizedActivations,
@@ -240,7 +338,7 @@ fn run_tile(
     rows: usize,
     w: &[i8],
     kp: usize,
-    tile: &mut [[i32; 4]; 4],
+    tile: &mut Tile,
 ) {
     debug_assert_eq!(acts.kp, kp);
     let signed = &acts.signed[i0 * kp..(i0 + rows) * kp];
@@ -248,7 +346,7 @@ fn run_tile(
         CpuLevel::Scalar => kernels::tile_scalar(signed, rows, w, kp, tile),
         #[cfg(target_arch = "x86_64")]
         // SAFETY (all three): `CpuLevel::current`/`available` only yield a level whose
-        // instructions the CPU has; the slices hold `rows` (resp. 4) rows of `kp` bytes, kp a
+        // instructions the CPU has; the slices hold `rows` rows (resp. one tile) of `kp` bytes, kp a
         // multiple of 64; quantization never produces -128.
         CpuLevel::Avx2 => unsafe { kernels::tile_avx2(signed, rows, w, kp, tile) },
         #[cfg(target_arch = "x86_64")]

@@ -29,18 +29,36 @@ fn every_kernel_equals_the_scalar_reference_exactly() {
     eprintln!("int8 kernels compared on this CPU: {levels:?}");
     let mut values = Values(0x9E37_79B9_7F4A_7C15);
     for kp in [64, 128, 512, 2048] {
-        let w = values.bytes(4 * kp);
+        // One packed tile: 64 weight rows of kp bytes, in kernel layout.
+        let w = values.bytes(TILE_COLS * kp);
         // Extremes too: ±127 everywhere is the largest pair sum the AVX2 trick must not
         // saturate on.
         let mut a = values.bytes(4 * kp);
         a[..kp].fill(127);
         a[kp..2 * kp].fill(-127);
         let mut w_extreme = w.clone();
-        w_extreme[..kp].fill(-127);
+        for k in 0..kp {
+            w_extreme[kernels::packed_index(0, k, kp)] = -127;
+            w_extreme[kernels::packed_index(17, k, kp)] = 127;
+        }
         for w in [&w, &w_extreme] {
+            // Column sums and the plain dot products, straight from the packing's definition.
+            let column = |j: usize| (0..kp).map(move |k| w[kernels::packed_index(j, k, kp)]);
+            let sums: Vec<i32> = (0..TILE_COLS)
+                .map(|j| column(j).map(i32::from).sum())
+                .collect();
             for rows in 1..=4 {
-                let mut want = [[0i32; 4]; 4];
+                let mut want: Tile = [[[0; BLOCK_COLS]; TILE_BLOCKS]; TILE_ROWS];
                 kernels::tile_scalar(&a, rows, w, kp, &mut want);
+                for i in 0..rows {
+                    for j in 0..TILE_COLS {
+                        let dot: i32 = column(j)
+                            .zip(&a[i * kp..(i + 1) * kp])
+                            .map(|(x, &y)| i32::from(x) * i32::from(y))
+                            .sum();
+                        assert_eq!(want[i][j / 16][j % 16], dot, "scalar, row {i} col {j}");
+                    }
+                }
                 let acts = QuantizedActivations {
                     shifted: a.iter().map(|&q| (q as u8) ^ 0x80).collect(),
                     signed: a.clone(),
@@ -48,17 +66,13 @@ fn every_kernel_equals_the_scalar_reference_exactly() {
                     rows: 4,
                     kp,
                 };
-                let sums: Vec<i32> = w
-                    .chunks(kp)
-                    .map(|r| r.iter().map(|&q| i32::from(q)).sum())
-                    .collect();
                 for level in CpuLevel::available() {
-                    let mut got = [[0i32; 4]; 4];
+                    let mut got: Tile = [[[0; BLOCK_COLS]; TILE_BLOCKS]; TILE_ROWS];
                     run_tile(level, &acts, 0, rows, w, kp, &mut got);
                     if matches!(level, CpuLevel::AvxVnni | CpuLevel::Avx512Vnni) {
                         for row in got.iter_mut().take(rows) {
-                            for (g, s) in row.iter_mut().zip(&sums) {
-                                *g -= 128 * s;
+                            for (j, g) in row.iter_mut().flatten().enumerate() {
+                                *g -= 128 * sums[j];
                             }
                         }
                     }
@@ -77,8 +91,9 @@ fn every_kernel_equals_the_scalar_reference_exactly() {
 #[test]
 fn every_level_gives_the_same_product_bit_for_bit() {
     let mut values = Values(42);
-    // Shapes with remainders everywhere: rows not a multiple of 4, cols not of 64, n of 4.
-    let (rows, cols, n) = (37, 100, 7);
+    // Shapes with remainders everywhere: rows not a multiple of 16 or 64, cols not of 64, n
+    // not of 4.
+    let (rows, cols, n) = (83, 100, 7);
     let w = values.vec(rows * cols);
     let x = values.vec(n * cols);
     let bias = values.vec(rows);
