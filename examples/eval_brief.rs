@@ -30,7 +30,9 @@ use polybrief::pipeline::ingest::{ingest, IngestOptions};
 use polybrief::pipeline::render::{render_markdown, Brief, SourceEntry};
 use polybrief::pipeline::summarize::llm::{split_sentences, LlmSummarizer, LlmSummaryOptions};
 use polybrief::pipeline::summarize::{check_grounding, Summarizer};
-use polybrief::pipeline::synthesize::{synthesize, LlmPoints, SynthesisOptions, SynthesisPrompt};
+use polybrief::pipeline::synthesize::{
+    number_sources, synthesize, LlmPoints, SynthesisOptions, SynthesisPrompt,
+};
 use polybrief::pipeline::translate::{translate_article, Translate};
 use polybrief::pipeline::{detect, segment};
 use polybrief::prompts::Prompts;
@@ -224,12 +226,7 @@ fn llm_brief(articles: &Path) -> Result<(Brief, String), String> {
         check_grounding(&mut summary, article);
         summaries.push(summary);
     }
-    let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
-        .iter()
-        .zip(&summaries)
-        .enumerate()
-        .map(|(i, (a, s))| (i + 1, a, s))
-        .collect();
+    let numbered = number_sources(&english, &summaries);
     let prompt = SynthesisPrompt::bundled();
     let synthesis = synthesize(
         &numbered,

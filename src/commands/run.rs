@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::article::{EnglishArticle, SkippedInput, SourceNumber, Summary};
+use crate::article::{EnglishArticle, SkippedInput, Summary};
 use crate::cache::StageCache;
 use crate::config::{Context, SummarizerChoice};
 use crate::engines::{
@@ -32,7 +32,7 @@ use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::embeddings::CachedEmbedder;
 use crate::pipeline::synthesize::{
-    since, GroupingMethod, LlmPoints, SynthesisOptions, SynthesisPrompt,
+    number_sources, since, GroupingMethod, LlmPoints, SynthesisOptions, SynthesisPrompt,
 };
 use crate::pipeline::translate::TranslateSettings;
 use crate::pipeline::{segment, summarize, synthesize, translate};
@@ -272,12 +272,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
     }
 
     let clock = StageClock::start("synthesize");
-    let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
-        .iter()
-        .zip(&summaries)
-        .enumerate()
-        .map(|(i, (a, s))| (i + 1, a, s))
-        .collect();
+    let numbered = number_sources(&english, &summaries);
     // Grouping runs on every run and reads every source, so the embedder (when it can be had)
     // is loaded now; the LLM only when a story misses the cache.
     let embedder_model = embedder_files(ctx, &store);

@@ -148,11 +148,17 @@ fn grouping_terms(text: &str) -> Vec<String> {
     out
 }
 
-/// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
-pub(crate) fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
+/// Each text's grouping terms and its TF-IDF vector (idf over these texts).
+fn term_vectors(texts: &[&str]) -> (Vec<Vec<String>>, Vec<TermVector>) {
     let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
     let idf = Idf::new(&docs);
-    let vectors: Vec<TermVector> = docs.iter().map(|d| idf.vector(d)).collect();
+    let vectors = docs.iter().map(|d| idf.vector(d)).collect();
+    (docs, vectors)
+}
+
+/// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
+pub(crate) fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
+    let (_, vectors) = term_vectors(texts);
     let n = vectors.len();
     let mut sim = vec![vec![0.0; n]; n];
     for i in 0..n {
@@ -182,9 +188,7 @@ const DISTINCTIVE_SHARE: usize = 100;
 /// its figures. Only pairs that share a distinctive term are compared, found through an
 /// index of those terms: at most n · max(5, n / 100) comparisons instead of n².
 pub(crate) fn story_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
-    let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
-    let idf = Idf::new(&docs);
-    let vectors: Vec<TermVector> = docs.iter().map(|d| idf.vector(d)).collect();
+    let (docs, vectors) = term_vectors(texts);
     let distinct: Vec<Vec<&str>> = docs
         .iter()
         .map(|d| {

@@ -180,6 +180,16 @@ impl<'a> SourceDoc<'a> {
     }
 }
 
+impl<'a> SourceDoc<'a> {
+    /// The docs of a story's `members`, in their order.
+    pub(crate) fn of_story(members: &StoryMembers<'a>) -> Vec<SourceDoc<'a>> {
+        members
+            .iter()
+            .map(|(n, a, s)| SourceDoc::new(*n, a, s))
+            .collect()
+    }
+}
+
 impl<'a> std::ops::Deref for SourceDoc<'a> {
     type Target = SourceText<'a>;
 
@@ -229,10 +239,7 @@ pub fn synthesize(
     options: &SynthesisOptions,
 ) -> Synthesis {
     let result = synthesize_stories(sources, embedder, options, |members, title| {
-        let docs: Vec<SourceDoc<'_>> = members
-            .iter()
-            .map(|(n, a, s)| SourceDoc::new(*n, a, s))
-            .collect();
+        let docs = SourceDoc::of_story(members);
         let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
         Ok::<_, std::convert::Infallible>(story::synthesize_story(
             &docs,
@@ -245,6 +252,20 @@ pub fn synthesize(
         Ok(synthesis) => synthesis,
         Err(never) => match never {},
     }
+}
+
+/// The run's sources as the brief numbers them: the articles in order, from 1, each with its
+/// summary.
+pub fn number_sources<'a>(
+    english: &'a [EnglishArticle],
+    summaries: &'a [Summary],
+) -> Vec<(SourceNumber, &'a EnglishArticle, &'a Summary)> {
+    english
+        .iter()
+        .zip(summaries)
+        .enumerate()
+        .map(|(i, (a, s))| (i + 1, a, s))
+        .collect()
 }
 
 /// A story's sources as its synthesis numbers them (1..k, in the order of their run numbers).

@@ -505,6 +505,7 @@ pub(crate) fn previous_in_archive(dir: &Path, today: NaiveDate) -> Option<PathBu
 mod tests {
     use super::*;
     use crate::article::KeyPoint;
+    use crate::pipeline::synthesize::number_sources;
     use crate::pipeline::synthesize::test_support::{article, summary};
 
     fn story(title: &str, sources: &[SourceNumber], points: &[&str]) -> Story {
@@ -527,12 +528,7 @@ mod tests {
         let english: Vec<EnglishArticle> =
             articles.iter().map(|(name, s)| article(name, s)).collect();
         let summaries: Vec<Summary> = english.iter().map(|a| summary(a, &[0])).collect();
-        let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = english
-            .iter()
-            .zip(&summaries)
-            .enumerate()
-            .map(|(i, (a, s))| (i + 1, a, s))
-            .collect();
+        let numbered = number_sources(&english, &summaries);
         let stories: Vec<Story> = articles
             .iter()
             .enumerate()

@@ -108,10 +108,7 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
                 counts.cached += 1;
                 return Ok(cached);
             }
-            let docs: Vec<SourceDoc<'_>> = members
-                .iter()
-                .map(|(n, a, s)| SourceDoc::new(*n, a, s))
-                .collect();
+            let docs = SourceDoc::of_story(members);
             let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
             let story = compute(&docs, title)?;
             cache.put_or_warn(&key, &story);
@@ -126,8 +123,8 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
 #[cfg(test)]
 mod tests {
     use super::super::story::synthesize_story;
-    use super::super::synthesize;
     use super::super::test_support::{article, summary};
+    use super::super::{number_sources, synthesize};
     use super::*;
     use crate::article::EnglishArticle;
 
@@ -157,12 +154,7 @@ mod tests {
         articles: &[EnglishArticle],
         summaries: &[Summary],
     ) -> (Synthesis, StoryCounts) {
-        let numbered: Vec<(SourceNumber, &EnglishArticle, &Summary)> = articles
-            .iter()
-            .zip(summaries)
-            .enumerate()
-            .map(|(i, (a, s))| (i + 1, a, s))
-            .collect();
+        let numbered = number_sources(articles, summaries);
         let options = SynthesisOptions::default();
         let prompts = Prompts::builtin();
         let result = synthesize_cached::<CacheError>(
