@@ -18,7 +18,7 @@ use super::{synthesize_stories, SourceDoc, Synthesis, SynthesisOptions};
 pub(crate) const STAGE: &str = "synthesize";
 
 /// Bumped when synthesis changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 6;
+pub(crate) const CACHE_VERSION: u32 = 7;
 
 /// What a story's synthesis reads of one source: everything but its file name, which the
 /// synthesis does not hold (notes that name files are made per run:
