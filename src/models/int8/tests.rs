@@ -163,3 +163,22 @@ fn a_zero_row_quantizes_to_zero_and_multiplies_to_the_bias() {
     let out = m.matmul_t(&[0.0; 4], 1, None);
     assert_eq!(out, vec![0.0, 0.0]);
 }
+
+#[test]
+fn quantization_rounds_half_away_from_zero_like_round() {
+    let mut values = vec![
+        0.5f32, -0.5, 1.5, -1.5, 126.5, -126.5, 127.0, -127.0, 0.0, -0.0,
+    ];
+    values.extend([
+        0.49999997f32,
+        -0.49999997,
+        2.4999998,
+        2.5000002,
+        f32::MIN_POSITIVE,
+    ]);
+    let mut rng = Values(11);
+    values.extend((0..10_000).map(|_| rng.next() * 127.5));
+    for v in values {
+        assert_eq!(super::round_half_away(v), v.round() as i32, "{v}");
+    }
+}
