@@ -38,8 +38,13 @@ fn exp(x: f32) -> f32 {
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
     let y = p * (r * r) + r + 1.0;
-    // 2^n from its exponent bits; n is within [-126, 127] after the clamp.
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // 2^n from its exponent bits. `as i32` would saturate, which does not vectorize; n is an
+    // integer within [-126, 127] after the clamp, or NaN (then y is NaN too, and so is the
+    // result), which the select turns into 0 first.
+    let n = if n.is_nan() { 0.0 } else { n };
+    // SAFETY: n is finite and within i32's range.
+    let n = unsafe { n.to_int_unchecked::<i32>() };
+    y * f32::from_bits(((n + 127) << 23) as u32)
 }
 
 #[inline(always)]

@@ -51,7 +51,7 @@ fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
     }
     let inv = QMAX / amax;
     for (o, &v) in out.iter_mut().zip(row) {
-        *o = round_half_away(v * inv).clamp(-QMAX as i32, QMAX as i32) as i8;
+        *o = round_half_away(v * inv) as i8;
     }
     amax / QMAX
 }
@@ -62,7 +62,15 @@ fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
 /// and `x - trunc(x)` is exact, so the result is the same.
 #[inline(always)]
 fn round_half_away(x: f32) -> i32 {
-    let t = x as i32;
+    // NaN quantizes to 0, as `NaN as i8` did; the clamp keeps the truncation in range.
+    // (`as i32` would saturate, which does not vectorize.)
+    let x = if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-QMAX, QMAX)
+    };
+    // SAFETY: x is finite and within ±127.
+    let t = unsafe { x.to_int_unchecked::<i32>() };
     let fraction = x - t as f32;
     t + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
 }

@@ -165,7 +165,7 @@ fn a_zero_row_quantizes_to_zero_and_multiplies_to_the_bias() {
 }
 
 #[test]
-fn quantization_rounds_half_away_from_zero_like_round() {
+fn quantization_rounds_half_away_from_zero_and_clamps_like_round() {
     let mut values = vec![
         0.5f32, -0.5, 1.5, -1.5, 126.5, -126.5, 127.0, -127.0, 0.0, -0.0,
     ];
@@ -179,6 +179,9 @@ fn quantization_rounds_half_away_from_zero_like_round() {
     let mut rng = Values(11);
     values.extend((0..10_000).map(|_| rng.next() * 127.5));
     for v in values {
-        assert_eq!(super::round_half_away(v), v.round() as i32, "{v}");
+        let expected = v.round().clamp(-QMAX, QMAX) as i32;
+        assert_eq!(super::round_half_away(v), expected, "{v}");
     }
+    assert_eq!(super::round_half_away(f32::NAN), 0);
+    assert_eq!(super::round_half_away(1e9), 127);
 }
