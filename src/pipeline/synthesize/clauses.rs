@@ -121,24 +121,11 @@ fn has_finite_verb(tokens: &[crate::pipeline::facts::Word]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{article, summary};
+    use super::super::test_support::with_story;
     use super::*;
 
     fn split(text: &str, sources: &[&[&str]]) -> Option<[Clause; 2]> {
-        let articles: Vec<_> = sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| article(&format!("s{i}.txt"), s))
-            .collect();
-        let summaries: Vec<_> = articles.iter().map(|a| summary(a, &[])).collect();
-        let docs: Vec<SourceDoc<'_>> = articles
-            .iter()
-            .zip(&summaries)
-            .enumerate()
-            .map(|(i, (a, s))| SourceDoc::new(i + 1, a, s))
-            .collect();
-        let story: Vec<&SourceDoc<'_>> = docs.iter().collect();
-        split_for_wider_support(text, &story)
+        with_story(sources, |story| split_for_wider_support(text, story))
     }
 
     const TRIBUNE: &[&str] =

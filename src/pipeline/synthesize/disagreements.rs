@@ -105,21 +105,8 @@ mod tests {
     use super::*;
 
     fn disagreements(texts: &[&[&str]]) -> Vec<Disagreement> {
-        use crate::pipeline::synthesize::test_support::{article, summary};
-        let articles: Vec<_> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| article(&format!("{i}.txt"), t))
-            .collect();
-        let summaries: Vec<_> = articles.iter().map(|a| summary(a, &[])).collect();
-        let docs: Vec<SourceDoc<'_>> = articles
-            .iter()
-            .zip(&summaries)
-            .enumerate()
-            .map(|(i, (a, s))| SourceDoc::new(i + 1, a, s))
-            .collect();
-        let story: Vec<&SourceDoc<'_>> = docs.iter().collect();
-        find_disagreements(&story, 5)
+        use crate::pipeline::synthesize::test_support::with_story;
+        with_story(texts, |story| find_disagreements(story, 5))
     }
 
     #[test]

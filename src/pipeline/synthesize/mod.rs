@@ -383,6 +383,28 @@ pub(crate) mod test_support {
         }
     }
 
+    /// `f` over a story of English-original sources, one per entry of `texts` (its
+    /// paragraphs), numbered from 1, each with an empty summary.
+    pub(crate) fn with_story<R>(
+        texts: &[&[&str]],
+        f: impl FnOnce(&[&super::SourceDoc<'_>]) -> R,
+    ) -> R {
+        let articles: Vec<_> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| article(&format!("{i}.txt"), t))
+            .collect();
+        let summaries: Vec<_> = articles.iter().map(|a| summary(a, &[])).collect();
+        let docs: Vec<super::SourceDoc<'_>> = articles
+            .iter()
+            .zip(&summaries)
+            .enumerate()
+            .map(|(i, (a, s))| super::SourceDoc::new(i + 1, a, s))
+            .collect();
+        let story: Vec<&super::SourceDoc<'_>> = docs.iter().collect();
+        f(&story)
+    }
+
     /// A summary made of the article's sentences at `picks`.
     pub(crate) fn summary(article: &EnglishArticle, picks: &[usize]) -> Summary {
         Summary {
