@@ -97,6 +97,9 @@ pub struct Synthesis {
     /// a file's name is no part of the cache key.
     #[serde(default)]
     pub instructions: Vec<(SourceNumber, usize)>,
+    /// Per story, in the order of `stories`, what the next run compares with (`since`).
+    #[serde(default)]
+    pub digest: Vec<StoryDigest>,
 }
 
 impl Synthesis {
@@ -127,6 +130,9 @@ pub(crate) struct SourceText<'a> {
     pub instructions: usize,
     pub summary: &'a Summary,
     pub text: String,
+    /// The article as read, instructions to machines included: what the digest's facts are
+    /// taken from (`since::stated_facts`).
+    pub original: &'a EnglishArticle,
 }
 
 impl<'a> SourceText<'a> {
@@ -136,17 +142,18 @@ impl<'a> SourceText<'a> {
         summary: &'a Summary,
     ) -> Self {
         let instructions = injection::count_in(article);
-        let article = match injection::without_instructions(article) {
+        let cow = match injection::without_instructions(article) {
             Some(news) => Cow::Owned(news),
             None => Cow::Borrowed(article),
         };
-        let text = article.text();
+        let text = cow.text();
         SourceText {
             number,
-            article,
+            article: cow,
             instructions,
             summary,
             text,
+            original: article,
         }
     }
 }
@@ -298,6 +305,7 @@ pub(crate) fn synthesize_stories<E>(
     let mut point_methods = Vec::new();
     let mut unused_reasons: BTreeMap<SourceNumber, UnusedReason> = BTreeMap::new();
     let mut instructions = Vec::new();
+    let mut digest = Vec::new();
     for group in &grouping.groups {
         let members: Vec<&SourceText<'_>> = group.iter().map(|&i| &texts[i]).collect();
         let title = group::story_title(&members, &grouping.similarity, group);
@@ -314,12 +322,15 @@ pub(crate) fn synthesize_stories<E>(
         if result.points.is_empty() {
             continue;
         }
-        stories.push(Story {
+        let story = Story {
             title,
             sources: numbers,
             points: result.points,
             disagreements: result.disagreements,
-        });
+        };
+        let articles: Vec<&EnglishArticle> = group.iter().map(|&i| ordered[i].1).collect();
+        digest.push(since::story_digest(&story, &articles, result.facts));
+        stories.push(story);
         point_methods.push(result.method);
     }
 
@@ -347,6 +358,7 @@ pub(crate) fn synthesize_stories<E>(
         point_methods,
         notes,
         instructions,
+        digest,
     })
 }
 

@@ -18,7 +18,7 @@ use super::{synthesize_stories, SourceDoc, Synthesis, SynthesisOptions};
 pub(crate) const STAGE: &str = "synthesize";
 
 /// Bumped when synthesis changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 6;
+pub(crate) const CACHE_VERSION: u32 = 8;
 
 /// What a story's synthesis reads of one source: everything but its file name, which the
 /// synthesis does not hold (notes that name files are made per run:
@@ -171,6 +171,11 @@ mod tests {
             result.0,
             synthesize(&numbered, None, None, &options),
             "the cached stage and the uncached synthesis agree"
+        );
+        assert_eq!(
+            result.0.digest,
+            super::super::since::digest(&result.0.stories, &numbered),
+            "the digest made of each story's cached facts is the one made of the run's sources"
         );
         result
     }
