@@ -27,6 +27,7 @@ pub(crate) mod quantities;
 pub(crate) mod since;
 pub(crate) mod stage;
 pub(crate) mod story;
+pub(crate) mod terms;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -245,7 +246,8 @@ pub fn synthesize(
     mut llm: Option<LlmPoints<'_>>,
     options: &SynthesisOptions,
 ) -> Synthesis {
-    let result = synthesize_stories(sources, embedder, options, |members, title| {
+    let mut terms = group::ComputedTerms;
+    let result = synthesize_stories(sources, embedder, &mut terms, options, |members, title| {
         let docs = SourceDoc::of_story(members);
         let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
         Ok::<_, std::convert::Infallible>(story::synthesize_story(
@@ -284,6 +286,7 @@ pub(crate) type StoryMembers<'a> = [(SourceNumber, &'a EnglishArticle, &'a Summa
 pub(crate) fn synthesize_stories<E>(
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
     embedder: Option<&mut dyn Embedder>,
+    terms: &mut dyn group::TermSource,
     options: &SynthesisOptions,
     mut story_for: impl FnMut(&StoryMembers<'_>, &str) -> Result<StorySynthesis, E>,
 ) -> Result<Synthesis, E> {
@@ -296,7 +299,7 @@ pub(crate) fn synthesize_stories<E>(
         .collect();
 
     let mut notes = Vec::new();
-    let grouping = group_sources(&texts, embedder, options);
+    let grouping = group_sources(&texts, embedder, terms, options);
     if let Some(note) = grouping.note {
         notes.push(note);
     }

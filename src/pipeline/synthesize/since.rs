@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::article::{EnglishArticle, SourceNumber, Story, Summary};
+#[cfg(test)]
+use crate::article::Summary;
+use crate::article::{EnglishArticle, SourceNumber, Story};
 use crate::pipeline::facts::Unit;
 
 use super::group::lexical_similarity;
