@@ -111,16 +111,6 @@ pub struct CacheKey {
     hex: String,
 }
 
-/// What is hashed into a key. A struct (not string concatenation) so that no two different
-/// inputs can serialize to the same bytes.
-#[derive(Serialize)]
-struct KeyMaterial<'a> {
-    format: u32,
-    stage: &'a str,
-    input: &'a str,
-    parts: serde_json::Value,
-}
-
 impl CacheKey {
     /// The key of `stage`'s result for the article whose text hash is `input` (pass
     /// `ArticleId::as_str()`, or any hash of the stage's whole input) under `parts`: every
@@ -144,16 +134,17 @@ impl CacheKey {
             source,
         };
         let parts = serde_json::to_value(parts).map_err(serialize_error)?;
-        let material = serde_json::to_value(KeyMaterial {
-            format,
-            stage,
-            input,
-            parts,
-        })
-        .map_err(serialize_error)?;
-        let mut canonical = String::new();
-        write_canonical(&material, &mut canonical);
-        let hex = hex::encode(Sha256::digest(canonical.as_bytes()));
+        // What is hashed: named fields (no two different inputs give the same bytes), with
+        // `parts` moved in rather than serialized a second time (a key holds article texts).
+        let mut material = serde_json::Map::new();
+        material.insert("format".to_string(), format.into());
+        material.insert("stage".to_string(), stage.into());
+        material.insert("input".to_string(), input.into());
+        material.insert("parts".to_string(), parts);
+        let mut canonical = Vec::new();
+        write_canonical(&serde_json::Value::Object(material), &mut canonical)
+            .map_err(serialize_error)?;
+        let hex = hex::encode(Sha256::digest(&canonical));
         Ok(CacheKey {
             stage: stage.to_string(),
             hex,
@@ -185,35 +176,36 @@ fn validate_stage(stage: &str) -> Result<(), CacheError> {
 /// Compact JSON with object keys sorted at every level: the same value always gives the same
 /// bytes, whatever serde_json features other crates switch on (`preserve_order` would
 /// otherwise let a `HashMap`'s iteration order into the key).
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(value, out);
+                serde_json::to_writer(&mut *out, key)?;
+                out.push(b':');
+                write_canonical(value, out)?;
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, out)?;
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar)?,
     }
+    Ok(())
 }
 
 /// The first line of an entry file.

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use crate::pipeline::facts::{scan, FactKey, FactKind, Unit};
-use crate::pipeline::text::{terms, Idf, TermVector};
+use crate::pipeline::text::terms;
 
 use super::{SourceText, SynthesisOptions};
 use crate::models::Embedder;
@@ -213,22 +213,118 @@ pub(crate) fn grouping_terms(text: &str) -> Vec<String> {
     out
 }
 
-/// Each document's TF-IDF vector (idf over these documents' terms).
-fn term_vectors(docs: &[Vec<String>]) -> Vec<TermVector> {
-    let idf = Idf::new(docs);
-    docs.iter().map(|d| idf.vector(d)).collect()
+/// Documents' TF-IDF vectors (`text::Idf`, `text::TermVector`: smoothed idf over these
+/// documents, sublinear term frequency), with their terms interned as ids numbered in term
+/// order. Each vector then sums and compares its terms in the order a `TermVector` does, so
+/// it gives the very same floats, without a string comparison or copy per term: grouping
+/// builds these for every source on every run.
+struct TermIndex {
+    /// Per document, its distinct terms' ids, ascending, with their weights.
+    weights: Vec<Vec<(u32, f32)>>,
+    /// Per document, the norm of its weights.
+    norms: Vec<f32>,
+    /// Per term id, how many documents use it.
+    df: Vec<u32>,
+}
+
+impl TermIndex {
+    fn new(docs: &[Vec<String>]) -> TermIndex {
+        let mut first_seen: std::collections::HashMap<&str, u32> = Default::default();
+        let mut vocabulary: Vec<&str> = Vec::new();
+        let seen: Vec<Vec<u32>> = docs
+            .iter()
+            .map(|terms| {
+                terms
+                    .iter()
+                    .map(|t| {
+                        *first_seen.entry(t.as_str()).or_insert_with(|| {
+                            vocabulary.push(t.as_str());
+                            (vocabulary.len() - 1) as u32
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        // Ids in term order.
+        let mut order: Vec<u32> = (0..vocabulary.len() as u32).collect();
+        order.sort_unstable_by_key(|&k| vocabulary[k as usize]);
+        let mut rank = vec![0u32; vocabulary.len()];
+        for (r, &k) in order.iter().enumerate() {
+            rank[k as usize] = r as u32;
+        }
+        let mut df = vec![0u32; vocabulary.len()];
+        let counts: Vec<Vec<(u32, f32)>> = seen
+            .into_iter()
+            .map(|ids| {
+                let mut ids: Vec<u32> = ids.into_iter().map(|k| rank[k as usize]).collect();
+                ids.sort_unstable();
+                let mut counted: Vec<(u32, f32)> = Vec::new();
+                for id in ids {
+                    match counted.last_mut() {
+                        Some((last, f)) if *last == id => *f += 1.0,
+                        _ => {
+                            counted.push((id, 1.0));
+                            df[id as usize] += 1;
+                        }
+                    }
+                }
+                counted
+            })
+            .collect();
+        let n = docs.len() as f32;
+        let idf: Vec<f32> = df
+            .iter()
+            .map(|&d| ((n + 1.0) / (d as f32 + 1.0)).ln() + 1.0)
+            .collect();
+        let weights: Vec<Vec<(u32, f32)>> = counts
+            .into_iter()
+            .map(|counted| {
+                counted
+                    .into_iter()
+                    .map(|(id, f)| (id, (1.0 + f.ln()) * idf[id as usize]))
+                    .filter(|&(_, w)| w > 0.0)
+                    .collect()
+            })
+            .collect();
+        let norms = weights
+            .iter()
+            .map(|w| w.iter().map(|(_, w)| w * w).sum::<f32>().sqrt())
+            .collect();
+        TermIndex { weights, norms, df }
+    }
+
+    /// Cosine similarity of documents `i` and `j` in [0, 1], as `TermVector::cosine`.
+    fn cosine(&self, i: usize, j: usize) -> f32 {
+        let (a, b) = (&self.weights[i], &self.weights[j]);
+        if self.norms[i] == 0.0 || self.norms[j] == 0.0 {
+            return 0.0;
+        }
+        let (mut x, mut y, mut dot) = (0, 0, 0.0f32);
+        while x < a.len() && y < b.len() {
+            match a[x].0.cmp(&b[y].0) {
+                std::cmp::Ordering::Less => x += 1,
+                std::cmp::Ordering::Greater => y += 1,
+                std::cmp::Ordering::Equal => {
+                    dot += a[x].1 * b[y].1;
+                    x += 1;
+                    y += 1;
+                }
+            }
+        }
+        (dot / (self.norms[i] * self.norms[j])).clamp(0.0, 1.0)
+    }
 }
 
 /// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
 pub(crate) fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
     let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
-    let vectors = term_vectors(&docs);
-    let n = vectors.len();
+    let index = TermIndex::new(&docs);
+    let n = docs.len();
     let mut sim = vec![vec![0.0; n]; n];
     for i in 0..n {
         sim[i][i] = 1.0;
         for j in (i + 1)..n {
-            let s = vectors[i].cosine(&vectors[j]);
+            let s = index.cosine(i, j);
             sim[i][j] = s;
             sim[j][i] = s;
         }
@@ -259,39 +355,29 @@ pub(crate) fn story_similarity(texts: &[&str]) -> Similarity {
 
 /// [`story_similarity`] of documents given as their grouping terms.
 fn similarity_of_terms(docs: &[Vec<String>]) -> Similarity {
-    let vectors = term_vectors(docs);
-    let distinct: Vec<Vec<&str>> = docs
-        .iter()
-        .map(|d| {
-            let mut unique: Vec<&str> = d.iter().map(String::as_str).collect();
-            unique.sort_unstable();
-            unique.dedup();
-            unique
-        })
-        .collect();
+    let index = TermIndex::new(docs);
     let n = docs.len();
     let cap = DISTINCTIVE_DOCS.max(n / DISTINCTIVE_SHARE);
-    let mut postings: std::collections::HashMap<&str, Vec<usize>> = Default::default();
-    for (i, terms) in distinct.iter().enumerate() {
-        for &term in terms {
-            postings.entry(term).or_default().push(i);
+    // Per distinctive term, the documents using it, in order.
+    let mut postings: Vec<Vec<usize>> = vec![Vec::new(); index.df.len()];
+    for (i, weights) in index.weights.iter().enumerate() {
+        for &(id, _) in weights {
+            if index.df[id as usize] as usize <= cap {
+                postings[id as usize].push(i);
+            }
         }
     }
-    postings.retain(|_, docs| docs.len() <= cap);
     let mut rows: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
     // compared[j] == i: the pair (i, j) is done.
     let mut compared = vec![usize::MAX; n];
     for i in 0..n {
-        for term in &distinct[i] {
-            let Some(sharing) = postings.get(term) else {
-                continue;
-            };
-            for &j in sharing.iter().filter(|&&j| j > i) {
+        for &(id, _) in &index.weights[i] {
+            for &j in postings[id as usize].iter().filter(|&&j| j > i) {
                 if compared[j] == i {
                     continue;
                 }
                 compared[j] = i;
-                let s = vectors[i].cosine(&vectors[j]);
+                let s = index.cosine(i, j);
                 if s != 0.0 {
                     rows[i].push((j, s));
                     rows[j].push((i, s));
@@ -502,6 +588,31 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn interned_vectors_give_the_very_floats_of_text_term_vectors() {
+        use crate::pipeline::text::Idf;
+        let texts = [
+            "Floods in central Vietnam killed 12 people in Quang Nam province on Monday.",
+            "At least 12 people died as floods hit Quang Nam in central Vietnam; floods again.",
+            "The German government plans 1 million new jobs in renewable energy.",
+            "",
+            "Berlin plans 1 million jobs in renewable energy, the government said.",
+        ];
+        let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
+        let idf = Idf::new(&docs);
+        let vectors: Vec<_> = docs.iter().map(|d| idf.vector(d)).collect();
+        let index = TermIndex::new(&docs);
+        for i in 0..docs.len() {
+            for j in 0..docs.len() {
+                assert_eq!(
+                    index.cosine(i, j).to_bits(),
+                    vectors[i].cosine(&vectors[j]).to_bits(),
+                    "({i}, {j})"
+                );
+            }
+        }
     }
 
     #[test]
