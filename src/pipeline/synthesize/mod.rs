@@ -17,6 +17,7 @@
 //! numbers this module assigned.
 
 pub(crate) mod citations;
+pub(crate) mod clauses;
 pub(crate) mod disagreements;
 pub(crate) mod embeddings;
 pub(crate) mod group;

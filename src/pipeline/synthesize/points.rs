@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 
 use crate::article::{KeyPoint, SourceNumber};
-use crate::pipeline::facts::Unit;
+use crate::pipeline::facts::{extract_facts, FactKey, FactKind, Unit};
 use crate::pipeline::injection;
 use crate::pipeline::text::{terms, Idf, TermVector};
 
 use super::citations::{check_point, supports};
+use super::clauses;
 use super::paraphrase::{event_mentions, share_an_event, EventMention};
 use super::quantities::{quantities, same_statement, Quantity};
 use super::{SourceDoc, UnusedReason};
@@ -68,12 +69,20 @@ pub(crate) fn extract_points(
             if text.split(' ').count() < MIN_WORDS {
                 continue;
             }
-            candidates.push(Candidate {
-                doc: d,
-                order,
-                text,
-                doc_ref: doc,
-            });
+            // A fact other sources share, bundled with one of this source's own, is told on
+            // its own so that it can cite them all.
+            let parts = match clauses::split_for_wider_support(&text, story) {
+                Some(clauses) => clauses.map(|c| c.text).to_vec(),
+                None => vec![text],
+            };
+            for text in parts {
+                candidates.push(Candidate {
+                    doc: d,
+                    order,
+                    text,
+                    doc_ref: doc,
+                });
+            }
         }
     }
 
@@ -88,6 +97,9 @@ pub(crate) fn extract_points(
     // The events each candidate tells, for statements without numbers.
     let events: Vec<Vec<EventMention>> =
         candidates.iter().map(|c| event_mentions(&c.text)).collect();
+    let values: Vec<Vec<FactKey>> = candidates.iter().map(|c| numbers(&c.text)).collect();
+    // Whether candidate `a` states a number that candidate `b` lacks.
+    let adds = |a: usize, b: usize| adds_values(&values[a], &values[b]);
 
     struct Point {
         text: String,
@@ -118,7 +130,7 @@ pub(crate) fn extract_points(
         // Said already, and this source passed the check for it: nothing to add.
         if points
             .iter()
-            .any(|p| similar(p) && p.citations.contains(&number))
+            .any(|p| similar(p) && p.citations.contains(&number) && !adds(k, p.candidate))
         {
             continue;
         }
@@ -127,6 +139,7 @@ pub(crate) fn extract_points(
         // point's place, so the statement is made once, with the widest support.
         let wider = points.iter_mut().find(|p| {
             similar(p)
+                && !adds(p.candidate, k)
                 && valid.len() > p.citations.len()
                 && p.citations.iter().all(|c| valid.contains(c))
         });
@@ -176,14 +189,16 @@ pub(crate) fn extract_points(
 }
 
 /// Checked points (an LLM's) with repeats merged: a point that says what an earlier one says
-/// (worded alike, or the same value of the same measure) and cites no source it does not is
-/// dropped; one that cites more takes the earlier one's place. Order is kept otherwise.
+/// (worded alike, or the same value of the same measure), states no number it lacks
+/// and cites no source it does not is dropped; one that cites more and loses none of its
+/// numbers takes the earlier one's place. Order is kept otherwise.
 pub(crate) fn merge_repeats(points: Vec<KeyPoint>) -> Vec<KeyPoint> {
     let point_terms: Vec<Vec<String>> = points.iter().map(|p| terms(&p.text)).collect();
     let idf = Idf::new(&point_terms);
     let vectors: Vec<TermVector> = point_terms.iter().map(|t| idf.vector(t)).collect();
     let stated: Vec<Vec<Quantity>> = points.iter().map(|p| stated_quantities(&p.text)).collect();
     let events: Vec<Vec<EventMention>> = points.iter().map(|p| event_mentions(&p.text)).collect();
+    let values: Vec<Vec<FactKey>> = points.iter().map(|p| numbers(&p.text)).collect();
     let alike = |a: usize, b: usize| {
         vectors[a].cosine(&vectors[b]) >= MERGE_SIMILARITY
             || stated[a]
@@ -191,24 +206,41 @@ pub(crate) fn merge_repeats(points: Vec<KeyPoint>) -> Vec<KeyPoint> {
                 .any(|x| stated[b].iter().any(|y| same_statement(x, y)))
             || share_an_event(&events[a], &events[b])
     };
+    // `a` repeats `b`: alike, and none of `a`'s numbers is missing from `b`.
+    let repeats = |a: usize, b: usize| alike(a, b) && !adds_values(&values[a], &values[b]);
     let mut kept: Vec<usize> = Vec::new();
     for (k, point) in points.iter().enumerate() {
         let covers = |c: &[SourceNumber], by: &[SourceNumber]| c.iter().all(|n| by.contains(n));
         if kept
             .iter()
-            .any(|&j| alike(j, k) && covers(&point.citations, &points[j].citations))
+            .any(|&j| repeats(k, j) && covers(&point.citations, &points[j].citations))
         {
             continue;
         }
         match kept
             .iter()
-            .position(|&j| alike(j, k) && covers(&points[j].citations, &point.citations))
+            .position(|&j| repeats(j, k) && covers(&points[j].citations, &point.citations))
         {
             Some(at) => kept[at] = k,
             None => kept.push(k),
         }
     }
     kept.into_iter().map(|k| points[k].clone()).collect()
+}
+
+/// The numbers `text` states: what a merged repeat must not lose. (Days are left out: a
+/// repeat's extra day is mostly when it was reported, "officials said on Tuesday".)
+fn numbers(text: &str) -> Vec<FactKey> {
+    extract_facts(text)
+        .into_iter()
+        .filter(|f| f.kind == FactKind::Number)
+        .map(|f| f.key)
+        .collect()
+}
+
+/// Whether `a` holds a value `b` lacks.
+fn adds_values(a: &[FactKey], b: &[FactKey]) -> bool {
+    a.iter().any(|v| !b.contains(v))
 }
 
 /// The counts, percentages and sums `text` states, with what each measures.
@@ -307,6 +339,49 @@ mod tests {
                 "The strike follows the collapse of contract talks between the union and the port operators.",
                 &[1, 2]
             )]
+        );
+    }
+
+    #[test]
+    fn a_repeat_that_adds_a_number_is_kept() {
+        let points = vec![
+            point("A tunnel collapsed on Friday at the Brenna mine.", &[1, 2]),
+            point(
+                "A tunnel had collapsed on Friday, trapping the men 300 metres below ground.",
+                &[2],
+            ),
+        ];
+        assert_eq!(super::merge_repeats(points.clone()), points);
+    }
+
+    #[test]
+    fn a_fact_two_sources_share_inside_one_sources_sentence_is_one_point_citing_both() {
+        use super::super::test_support::{article, summary};
+        use super::super::SourceDoc;
+        let review = article(
+            "review.md",
+            &["A tunnel had collapsed on Friday, trapping the men 300 metres below ground."],
+        );
+        let tribune = article(
+            "tribune.txt",
+            &["The rescue went on for five days after a tunnel collapsed on Friday."],
+        );
+        let (review_summary, tribune_summary) = (summary(&review, &[0]), summary(&tribune, &[0]));
+        let docs = [
+            SourceDoc::new(1, &review, &review_summary),
+            SourceDoc::new(2, &tribune, &tribune_summary),
+        ];
+        let (points, _) = super::extract_points(&[&docs[0], &docs[1]], 6);
+        assert_eq!(
+            points,
+            [
+                point("A tunnel collapsed on Friday.", &[1, 2]),
+                point(
+                    "A tunnel had collapsed on Friday, trapping the men 300 metres below ground.",
+                    &[1]
+                ),
+                point("The rescue went on for five days.", &[2]),
+            ]
         );
     }
 

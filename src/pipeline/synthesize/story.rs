@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::article::{Disagreement, KeyPoint, SourceNumber};
 use crate::pipeline::injection;
 
-use super::citations::{check_point, PointCheck};
+use super::citations::check_point;
 use super::since::{self, StatedFact};
-use super::{disagreements, points, prompt, LlmPoints, SourceDoc, SynthesisOptions, UnusedReason};
+use super::{
+    clauses, disagreements, points, prompt, LlmPoints, SourceDoc, SynthesisOptions, UnusedReason,
+};
 
 /// What one story's sources say together, in the story's local numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,20 +96,28 @@ pub(crate) fn synthesize_story(
     if let Some(llm) = llm {
         match prompt::llm_points(members, llm, options) {
             Ok(generated) => {
-                let checked: Vec<(KeyPoint, PointCheck)> = generated
+                let checked: Vec<KeyPoint> = generated
                     .iter()
                     .filter(|p| !injection::is_addressed_to_machines(&p.text))
-                    .filter_map(|p| {
+                    .flat_map(|p| {
                         let check = check_point(&p.text, &p.cited, members);
-                        (!check.valid.is_empty()).then(|| {
-                            (
-                                KeyPoint {
-                                    text: p.text.clone(),
-                                    citations: check.valid.clone(),
-                                },
-                                check,
-                            )
-                        })
+                        if check.valid.is_empty() {
+                            return vec![];
+                        }
+                        // A fact other sources share, bundled with one the cited source
+                        // alone states, is told on its own so that it cites them all.
+                        match clauses::split_for_wider_support(&p.text, members) {
+                            Some(parts) => parts
+                                .map(|c| KeyPoint {
+                                    text: c.text,
+                                    citations: c.sources,
+                                })
+                                .to_vec(),
+                            None => vec![KeyPoint {
+                                text: p.text.clone(),
+                                citations: check.valid,
+                            }],
+                        }
                     })
                     .take(options.max_points)
                     .collect();
@@ -130,9 +140,7 @@ pub(crate) fn synthesize_story(
                         };
                         unused.insert(doc.number, reason);
                     }
-                    llm_points = Some(points::merge_repeats(
-                        checked.into_iter().map(|(p, _)| p).collect(),
-                    ));
+                    llm_points = Some(points::merge_repeats(checked));
                 }
             }
             Err(err) => {
