@@ -1243,6 +1243,54 @@ mod tests {
     }
 
     #[test]
+    fn the_next_run_is_served_from_the_pack_and_prune_counts_its_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(86_400);
+        let used = key(stage::SUMMARY, "used", &BASE);
+        let dropped = key(stage::SUMMARY, "dropped", &BASE);
+        {
+            let first = StageCache::open(dir.path()).unwrap();
+            first.put(&used, &"kept").unwrap();
+            first.put(&dropped, &"left").unwrap();
+        }
+        let pack = pack::path(&dir.path().join("v1").join(stage::SUMMARY));
+        assert!(
+            pack.is_file(),
+            "a pack is written when the cache is dropped"
+        );
+        for k in [&used, &dropped] {
+            let cache = StageCache::open(dir.path()).unwrap();
+            set_age(&cache.entry_path(k), 40 * day);
+        }
+        {
+            let second = StageCache::open(dir.path()).unwrap();
+            // The entry file is not read: garbage in it does not matter.
+            fs::write(second.entry_path(&used), b"garbage").unwrap();
+            set_age(&second.entry_path(&used), 40 * day);
+            assert_eq!(second.get::<String>(&used).as_deref(), Some("kept"));
+            assert_eq!(second.counters(stage::SUMMARY).hits, 1);
+            let report = second.prune(30 * day, true).unwrap();
+            assert_eq!(
+                (report.removed.entries, report.kept.entries),
+                (0, 2),
+                "both are listed by a pack used now"
+            );
+        }
+        let cache = StageCache::open(dir.path()).unwrap();
+        let report = cache.prune(30 * day, false).unwrap();
+        assert_eq!(
+            (report.removed.entries, report.kept.entries),
+            (1, 1),
+            "the second run's pack lists only what it used"
+        );
+        assert!(!cache.entry_path(&dropped).exists());
+        set_age(&pack, 40 * day);
+        let report = cache.prune(30 * day, false).unwrap();
+        assert_eq!((report.removed.entries, report.kept.entries), (1, 0));
+        assert!(!pack.exists(), "a pack unused for as long is removed too");
+    }
+
+    #[test]
     fn prune_removes_entries_unused_for_longer_than_the_limit_and_a_hit_refreshes() {
         let dir = tempfile::tempdir().unwrap();
         let cache = StageCache::open(dir.path()).unwrap();
