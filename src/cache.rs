@@ -433,6 +433,41 @@ impl StageCache {
         Ok(())
     }
 
+    /// The value for `key` from the stage's pack only: for results that are cheap to
+    /// recompute but needed for every article on every run (grouping terms), which have no
+    /// entry file of their own, so that a first run does not write thousands of files for
+    /// them. They live as long as the pack holds them: the next run's pack keeps what that
+    /// run used. A value that cannot be read back as a `T` is a miss.
+    pub(crate) fn get_packed<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<T> {
+        let value = self.take_from_pack(key).and_then(|payload| {
+            let value = serde_json::from_slice(&payload).ok()?;
+            self.note_used(key, payload, false);
+            Some(value)
+        });
+        self.count(&key.stage, |c| match value {
+            Some(_) => c.hits += 1,
+            None => c.misses += 1,
+        });
+        value
+    }
+
+    /// Stores `value` under `key` in the stage's next pack only (see
+    /// [`StageCache::get_packed`]).
+    pub(crate) fn put_packed<T: Serialize>(
+        &self,
+        key: &CacheKey,
+        value: &T,
+    ) -> Result<(), CacheError> {
+        let payload = serde_json::to_vec(value).map_err(|source| CacheError::Serialize {
+            stage: key.stage.clone(),
+            what: "value",
+            source,
+        })?;
+        self.count(&key.stage, |c| c.writes += 1);
+        self.note_used(key, payload, true);
+        Ok(())
+    }
+
     /// The payload the stage's pack holds for `key`, if any (the pack is read at the stage's
     /// first lookup); taken out, so that what remains at the end is what this run left unused.
     fn take_from_pack(&self, key: &CacheKey) -> Option<Vec<u8>> {
