@@ -316,6 +316,7 @@ impl TermIndex {
 }
 
 /// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
+#[allow(clippy::needless_range_loop)] // a symmetric matrix is clearest by index
 pub(crate) fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
     let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
     let index = TermIndex::new(&docs);
