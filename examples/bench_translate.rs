@@ -119,6 +119,21 @@ fn main() {
             "sentences": input.sentences.len(),
             "precision": precision.name(),
             "cpu_level": CpuLevel::current().name(),
+            "gemm_level": gemm_level(),
         })
     );
+}
+
+/// The f32 kernels gemm (candle's and polybrief's f32 matmuls) picks on this CPU and build.
+fn gemm_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(feature = "avx512-gemm") && std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "portable"
 }

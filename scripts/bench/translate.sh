@@ -6,10 +6,12 @@
 # configuration once and prints a Markdown table.
 #
 #   scripts/bench/translate.sh [--threads 2] [--sentences 64] [--new-tokens 24] [...]
-#   scripts/bench/translate.sh --isa avx2     # AVX-512 off in polybrief's int8 kernels and CT2
+#   scripts/bench/translate.sh --isa avx2     # AVX-512 off in polybrief (int8 kernels, and a build
+#                                             # without gemm's AVX-512 f32 kernels) and in CT2
 #
 # Extra arguments go to scripts/bench/translate_bench.py (see its --help).
 set -euo pipefail
+prev=""
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$root/.bench"
 mkdir -p "$work"
@@ -23,7 +25,18 @@ if [[ -z "$python" ]]; then
     python="$work/venv/bin/python"
 fi
 
-cargo build --release --quiet --example bench_translate --manifest-path "$root/Cargo.toml"
+# With --isa avx2 the harness is built without gemm's AVX-512 kernels (the `avx512-gemm`
+# feature; gemm has no run-time switch), so that the f32 rows are an AVX2 measurement too.
+features=()
+for arg in "$@"; do
+    [[ "$prev" == "--isa" && "$arg" == "avx2" ]] && features=(--no-default-features)
+    [[ "$arg" == "--isa=avx2" ]] && features=(--no-default-features)
+    prev="$arg"
+done
+cargo build --release --quiet --example bench_translate "${features[@]}" --manifest-path "$root/Cargo.toml"
 target="${CARGO_TARGET_DIR:-$root/target}"
+# A copy per build, so that the other build does not overwrite it.
+harness="$work/bench_translate${features:+-no-avx512-gemm}"
+cp "$target/release/examples/bench_translate" "$harness"
 exec "$python" "$root/scripts/bench/translate_bench.py" \
-    --polybrief "$target/release/examples/bench_translate" --workdir "$work/translate" "$@"
+    --polybrief "$harness" --workdir "$work/translate" "$@"

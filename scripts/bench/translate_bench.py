@@ -185,7 +185,7 @@ def run_polybrief(args, sents, precision):
          "--precision", precision],
         check=True, capture_output=True, text=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["seconds"], result["tokens"], result["cpu_level"]
+    return result["seconds"], result["tokens"], (result["cpu_level"], result.get("gemm_level"))
 
 
 def child_main(args):
@@ -195,9 +195,9 @@ def child_main(args):
     elif args.run in ("ct2-float32", "ct2-int8"):
         seconds, tokens = run_ct2(args, sents, args.run.split("-")[1])
     else:
-        seconds, tokens, level = run_polybrief(args, sents, args.run.split("-")[1])
+        seconds, tokens, (level, gemm) = run_polybrief(args, sents, args.run.split("-")[1])
         print(json.dumps({"seconds": seconds, "tokens": tokens, "sentences": len(sents),
-                          "cpu_level": level}))
+                          "cpu_level": level, "gemm_level": gemm}))
         return
     print(json.dumps({"seconds": seconds, "tokens": tokens, "sentences": len(sents)}))
 
@@ -214,7 +214,12 @@ def measure(args, tool, beams, batch, ct2_dirs):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                RAYON_NUM_THREADS=str(args.threads))
     if args.isa == "avx2":
-        env.update(POLYBRIEF_CPU_LEVEL="avx2", CT2_FORCE_CPU_ISA="AVX2")
+        # CT2_FORCE_CPU_ISA covers CTranslate2's own kernels only; its gemm libraries pick
+        # their code paths themselves (MKL on Intel CPUs, oneDNN on others), so they are
+        # capped too.
+        env.update(POLYBRIEF_CPU_LEVEL="avx2", CT2_FORCE_CPU_ISA="AVX2",
+                   MKL_ENABLE_INSTRUCTIONS="AVX2", ONEDNN_MAX_CPU_ISA="AVX2",
+                   DNNL_MAX_CPU_ISA="AVX2")
     # Peak RSS through GNU time, which forks the tool from its own small process. Taking
     # ru_maxrss from this script's own fork would be wrong on Linux: a forked child starts with
     # its parent's peak, and this process has torch and ctranslate2 loaded (about 700 MB), so
@@ -287,7 +292,8 @@ def main():
     load_after = os.getloadavg()[0]
 
     print(f"\n{cpu_line()}; polybrief int8 kernels: {polybrief_level(rows)}; "
-          f"CTranslate2 ISA: {'AVX2 (forced)' if args.isa == 'avx2' else 'its own choice'}.")
+          f"polybrief f32 gemm: {polybrief_level(rows, 'polybrief-f32', 'gemm_level')}; "
+          f"CTranslate2 ISA: {'AVX2 (forced, MKL and oneDNN capped too)' if args.isa == 'avx2' else 'its own choice'}.")
     print(f"{args.sentences} sentences of 8–48 source tokens, {args.new_tokens} target tokens each, "
           f"{args.threads} threads, {device_label(args.device)}; ratios are relative to polybrief (higher is faster; "
           f"for RSS, higher is more memory). 1-minute load average {load_before:.2f} before, "
@@ -328,8 +334,8 @@ def cpu_line():
     return f"CPU: {model} ({', '.join(f for f in wanted if f in flags) or 'no AVX2'})"
 
 
-def polybrief_level(rows):
-    levels = {r[t].get("cpu_level") for _, _, r in rows for t in r if t == "polybrief-int8"}
+def polybrief_level(rows, tool="polybrief-int8", key="cpu_level"):
+    levels = {r[t].get(key) for _, _, r in rows for t in r if t == tool}
     return ", ".join(sorted(l for l in levels if l)) or "not run"
 
 

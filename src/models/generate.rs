@@ -347,14 +347,130 @@ fn push_top_k(top: &mut Vec<Candidate>, c: Candidate, k: usize) {
     top.truncate(k);
 }
 
+/// One hypothesis's best `k` continuations from its raw `logits` (clobbered): what scoring
+/// every token — `log_softmax`, the processors, `base +` — and keeping the top `k` in
+/// `torch.topk` order gives, without writing the vocabulary's log-probabilities.
+///
+/// A score is `base + (x - max - log_sum)`, a non-decreasing function of the logit `x`, so
+/// the best scores belong to the largest logits. Rounding can give two close logits one score,
+/// and then the lower token wins the tie: so every token whose logit is within a margin (far
+/// wider than that rounding) of the `k`-th largest is scored exactly and ranked as before. A
+/// step whose processors rewrite the scores (the forced EOS) or whose logits are not all
+/// finite takes the full computation.
+fn row_top_k(
+    logits: &mut [f32],
+    seq: &[u32],
+    max_new: usize,
+    params: &GenerationParams,
+    base: f32,
+    beam: usize,
+    k: usize,
+) -> Vec<Candidate> {
+    let mut top = Vec::with_capacity(k + 1);
+    let forces_eos = params
+        .forced_eos_token_id
+        .is_some_and(|eos| seq.len() == max_new && (eos as usize) < logits.len());
+    let (max, log_sum) = log_softmax_terms(logits);
+    if forces_eos || !max.is_finite() || !log_sum.is_finite() || logits.len() < k {
+        log_softmax_in_place(logits);
+        process_scores(logits, seq, max_new, params);
+        for (token, &lp) in logits.iter().enumerate() {
+            let c = Candidate {
+                score: base + lp,
+                beam,
+                token: token as u32,
+            };
+            push_top_k(&mut top, c, k);
+        }
+        return top;
+    }
+    // Banned tokens get -inf here as they would among the log-probabilities.
+    process_scores(logits, seq, max_new, params);
+    let score = |x: f32| base + (x - max - log_sum);
+    // The k-th largest logit. Few of the vocabulary's chunks hold a logit above the k-th
+    // largest so far, and that test vectorizes; only those chunks are looked at one by one.
+    let mut largest = vec![f32::NEG_INFINITY; k];
+    for chunk in logits.chunks(LANES) {
+        let bar = largest[k - 1];
+        if !chunk.iter().fold(false, |any, &x| any | (x > bar)) {
+            continue;
+        }
+        for &x in chunk {
+            if x > largest[k - 1] {
+                let pos = largest.iter().position(|&l| x > l).unwrap_or(k - 1);
+                largest.insert(pos, x);
+                largest.truncate(k);
+            }
+        }
+    }
+    let kth = largest[k - 1];
+    if !kth.is_finite() {
+        // Fewer than k tokens allowed: every remaining one is ranked, the -inf ones by index.
+        for (token, &x) in logits.iter().enumerate() {
+            let c = Candidate {
+                score: score(x),
+                beam,
+                token: token as u32,
+            };
+            push_top_k(&mut top, c, k);
+        }
+        return top;
+    }
+    let margin = 1e-5 * (1.0 + (kth - max).abs() + (kth - max - log_sum).abs() + score(kth).abs());
+    let floor = kth - margin;
+    for (c, chunk) in logits.chunks(LANES).enumerate() {
+        if !chunk.iter().fold(false, |any, &x| any | (x >= floor)) {
+            continue;
+        }
+        for (i, &x) in chunk.iter().enumerate() {
+            if x >= floor {
+                let candidate = Candidate {
+                    score: score(x),
+                    beam,
+                    token: (c * LANES + i) as u32,
+                };
+                push_top_k(&mut top, candidate, k);
+            }
+        }
+    }
+    top
+}
+
+/// Chunk width for the vectorized scans over a vocabulary row.
+const LANES: usize = 16;
+
+/// The largest of `xs` (-inf for none), in lanes that vectorize; as `fold(f32::max)`.
+fn row_max(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(x);
+        }
+    }
+    lanes
+        .into_iter()
+        .chain(rest.iter().copied())
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `log_softmax`'s two terms over `xs`: `max` and `log(sum(exp(x - max)))` (NaN when `max`
+/// is not finite).
+fn log_softmax_terms(xs: &[f32]) -> (f32, f32) {
+    let max = row_max(xs);
+    if !max.is_finite() {
+        return (max, f32::NAN);
+    }
+    (max, super::exp_sum::sum_exp(xs, max).ln())
+}
+
 /// In-place `log_softmax`, computed as `x - max - log(sum(exp(x - max)))` like torch.
 fn log_softmax_in_place(xs: &mut [f32]) {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let (max, log_sum) = log_softmax_terms(xs);
     if !max.is_finite() {
         return;
     }
-    let sum: f32 = xs.iter().map(|&x| (x - max).exp()).sum();
-    let log_sum = sum.ln();
     for x in xs.iter_mut() {
         *x = *x - max - log_sum;
     }
@@ -414,22 +530,15 @@ fn beam_search(
             .enumerate()
             .map(|(row, scores)| {
                 let (beams, beam) = (&live[row / n], row % n);
-                log_softmax_in_place(scores);
-                process_scores(scores, &beams.seqs[beam], beams.max_new, params);
-                let base = beams.scores[beam];
-                let mut top = Vec::with_capacity(k + 1);
-                for (token, &lp) in scores.iter().enumerate() {
-                    push_top_k(
-                        &mut top,
-                        Candidate {
-                            score: base + lp,
-                            beam,
-                            token: token as u32,
-                        },
-                        k,
-                    );
-                }
-                top
+                row_top_k(
+                    scores,
+                    &beams.seqs[beam],
+                    beams.max_new,
+                    params,
+                    beams.scores[beam],
+                    beam,
+                    k,
+                )
             })
             .collect();
 
@@ -749,5 +858,76 @@ mod tests {
         }
         let order: Vec<(usize, u32)> = top.iter().map(|c| (c.beam, c.token)).collect();
         assert_eq!(order, vec![(1, 0), (0, 2), (0, 5)]);
+    }
+
+    /// What `row_top_k` must equal: every token scored, then the top k.
+    fn full_top_k(
+        logits: &[f32],
+        seq: &[u32],
+        max_new: usize,
+        p: &GenerationParams,
+        base: f32,
+    ) -> Vec<(u32, u32)> {
+        let mut scores = logits.to_vec();
+        log_softmax_in_place(&mut scores);
+        process_scores(&mut scores, seq, max_new, p);
+        let mut top = Vec::new();
+        for (token, &lp) in scores.iter().enumerate() {
+            push_top_k(
+                &mut top,
+                Candidate {
+                    score: base + lp,
+                    beam: 1,
+                    token: token as u32,
+                },
+                8,
+            );
+        }
+        top.iter().map(|c| (c.token, c.score.to_bits())).collect()
+    }
+
+    #[test]
+    fn a_rows_top_k_from_its_logits_equals_scoring_every_token() {
+        let p = GenerationParams {
+            no_repeat_ngram_size: 2,
+            ..params(4)
+        };
+        // Logits with exact ties, ties that only rounding makes (neighbours one ulp apart, a
+        // large base), banned and forced tokens; a small LCG for the rest.
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 10.0
+        };
+        for case in 0..200 {
+            let mut logits: Vec<f32> = (0..500).map(|_| next()).collect();
+            let top = logits.iter().copied().fold(f32::MIN, f32::max);
+            logits[3] = top;
+            logits[10] = top;
+            logits[20] = f32::from_bits(top.to_bits() - 1);
+            logits[30] = f32::from_bits(top.to_bits() - 2);
+            let base = if case % 2 == 0 { -0.5 } else { -1234.5 };
+            let seq = [1, 5, 9, 5];
+            for max_new in [4, 9] {
+                let expected = full_top_k(&logits, &seq, max_new, &p, base);
+                let mut scratch = logits.clone();
+                let got: Vec<(u32, u32)> = row_top_k(&mut scratch, &seq, max_new, &p, base, 1, 8)
+                    .iter()
+                    .map(|c| (c.token, c.score.to_bits()))
+                    .collect();
+                assert_eq!(got, expected, "case {case}, max_new {max_new}");
+            }
+        }
+        // Fewer allowed tokens than k.
+        let mut few = vec![f32::NEG_INFINITY; 10];
+        few[4] = 1.0;
+        let expected = full_top_k(&few, &[1], 9, &p, 0.0);
+        let got: Vec<(u32, u32)> = row_top_k(&mut few.clone(), &[1], 9, &p, 0.0, 1, 8)
+            .iter()
+            .map(|c| (c.token, c.score.to_bits()))
+            .collect();
+        assert_eq!(got, expected);
     }
 }

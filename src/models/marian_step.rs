@@ -261,7 +261,67 @@ fn attend_rows(
 
 /// One head: `out = softmax(q · kᵀ + mask) · v`, `k` and `v` `(keys, head_dim)` row-major;
 /// `out` starts at zero. `scores` is scratch space.
+///
+/// Compiled for the CPU's vector width (the same arithmetic on every level: Rust never fuses
+/// a multiply and an add, so only the speed differs); the level is the int8 kernels' own, so
+/// that `POLYBRIEF_CPU_LEVEL=avx2` measures the AVX2 code on an AVX-512 machine.
 fn attend_head(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[f32]>,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::int8::CpuLevel;
+        match CpuLevel::current() {
+            // SAFETY: a level is only reported where the CPU has its instructions.
+            CpuLevel::Avx512Vnni => {
+                return unsafe { attend_head_avx512(q, k, v, mask, scores, out) }
+            }
+            CpuLevel::Avx2 | CpuLevel::AvxVnni => {
+                return unsafe { attend_head_avx2(q, k, v, mask, scores, out) }
+            }
+            CpuLevel::Scalar => {}
+        }
+    }
+    attend_head_body(q, k, v, mask, scores, out)
+}
+
+/// # Safety
+/// The CPU has avx512f.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn attend_head_avx512(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[f32]>,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    attend_head_body(q, k, v, mask, scores, out)
+}
+
+/// # Safety
+/// The CPU has avx2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn attend_head_avx2(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[f32]>,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    attend_head_body(q, k, v, mask, scores, out)
+}
+
+#[inline(always)]
+fn attend_head_body(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -292,6 +352,7 @@ fn attend_head(
 }
 
 /// `Σ a[i] · b[i]` in 16 independent lanes, which the compiler turns into vector code.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0f32; LANES];

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod embedder;
+mod exp_sum;
 pub mod generate;
 pub mod hub;
 pub mod int8;

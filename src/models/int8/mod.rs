@@ -42,6 +42,7 @@ pub struct Int8Matrix {
 }
 
 /// Quantizes `row` into `out` (at least as long) and returns its scale.
+#[inline(always)]
 fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
     let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
     if amax == 0.0 || !amax.is_finite() {
@@ -50,9 +51,28 @@ fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
     }
     let inv = QMAX / amax;
     for (o, &v) in out.iter_mut().zip(row) {
-        *o = (v * inv).round().clamp(-QMAX, QMAX) as i8;
+        *o = round_half_away(v * inv) as i8;
     }
     amax / QMAX
+}
+
+/// `x.round() as i32` for |x| below 2^31, in instructions that vectorize: `round` is a libm
+/// call per value on x86-64 (no instruction rounds half away from zero), which made
+/// activation quantization a visible share of a decoding step. Truncation is one instruction,
+/// and `x - trunc(x)` is exact, so the result is the same.
+#[inline(always)]
+fn round_half_away(x: f32) -> i32 {
+    // NaN quantizes to 0, as `NaN as i8` did; the clamp keeps the truncation in range.
+    // (`as i32` would saturate, which does not vectorize.)
+    let x = if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-QMAX, QMAX)
+    };
+    // SAFETY: x is finite and within ±127.
+    let t = unsafe { x.to_int_unchecked::<i32>() };
+    let fraction = x - t as f32;
+    t + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
 }
 
 impl Int8Matrix {
@@ -268,6 +288,28 @@ impl Int8Matrix {
                                 };
                                 values[c] = exact as f32 * (a_scale * w_scales[c]);
                             }
+                            if width == BLOCK_COLS {
+                                // A whole block: fixed-size arrays, so the stores vectorize.
+                                // SAFETY: i < n and j0 + 16 <= rows, columns of this job.
+                                let dst = unsafe {
+                                    &mut *out.add(i * self.rows + j0).cast::<[f32; BLOCK_COLS]>()
+                                };
+                                match bias {
+                                    Some(bias) => {
+                                        let bias: &[f32; BLOCK_COLS] =
+                                            bias[j0..j0 + BLOCK_COLS].try_into().expect("16");
+                                        for c in 0..BLOCK_COLS {
+                                            dst[c] = values[c] + bias[c];
+                                        }
+                                    }
+                                    None => {
+                                        for c in 0..BLOCK_COLS {
+                                            dst[c] = values[c] + 0.0;
+                                        }
+                                    }
+                                }
+                                continue;
+                            }
                             // SAFETY: i < n and j0 + width <= rows, columns of this job.
                             let dst = unsafe {
                                 std::slice::from_raw_parts_mut(out.add(i * self.rows + j0), width)
@@ -304,28 +346,69 @@ struct QuantizedActivations {
 
 impl QuantizedActivations {
     fn new(x: &[f32], rows: usize, cols: usize, kp: usize, level: CpuLevel) -> Self {
-        let mut signed = vec![0i8; rows * kp];
-        let mut scales = vec![0f32; rows];
-        for ((out, scale), row) in signed
-            .chunks_mut(kp)
-            .zip(scales.iter_mut())
-            .zip(x.chunks(cols.max(1)))
-        {
-            *scale = quantize_row(row, out);
-        }
+        let signed = vec![0i8; rows * kp];
+        let scales = vec![0f32; rows];
         let shifted = match level {
-            CpuLevel::AvxVnni | CpuLevel::Avx512Vnni => {
-                signed.iter().map(|&q| (q as u8) ^ 0x80).collect()
-            }
+            CpuLevel::AvxVnni | CpuLevel::Avx512Vnni => vec![0u8; rows * kp],
             CpuLevel::Scalar | CpuLevel::Avx2 => Vec::new(),
         };
-        Self {
+        let mut acts = Self {
             signed,
             shifted,
             scales,
             rows,
             kp,
+        };
+        // The same arithmetic on every level; the wider registers only make it faster (this
+        // runs for every linear layer of every decoding step).
+        #[cfg(target_arch = "x86_64")]
+        match level {
+            // SAFETY: a level is only reported where the CPU has its instructions.
+            CpuLevel::Avx512Vnni => unsafe { acts.quantize_avx512(x, cols) },
+            CpuLevel::Avx2 | CpuLevel::AvxVnni => unsafe { acts.quantize_avx2(x, cols) },
+            CpuLevel::Scalar => acts.quantize(x, cols),
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        acts.quantize(x, cols);
+        acts
+    }
+
+    /// Fills `signed` and `scales` (and `shifted`, `q + 128`, where the level uses it).
+    #[inline(always)]
+    fn quantize(&mut self, x: &[f32], cols: usize) {
+        for (r, ((out, scale), row)) in self
+            .signed
+            .chunks_mut(self.kp)
+            .zip(self.scales.iter_mut())
+            .zip(x.chunks(cols.max(1)))
+            .enumerate()
+        {
+            *scale = quantize_row(row, out);
+            if !self.shifted.is_empty() {
+                for (u, &q) in self.shifted[r * self.kp..(r + 1) * self.kp]
+                    .iter_mut()
+                    .zip(&*out)
+                {
+                    *u = (q as u8) ^ 0x80;
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU has avx512f and avx512bw.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn quantize_avx512(&mut self, x: &[f32], cols: usize) {
+        self.quantize(x, cols)
+    }
+
+    /// # Safety
+    /// The CPU has avx2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn quantize_avx2(&mut self, x: &[f32], cols: usize) {
+        self.quantize(x, cols)
     }
 }
 

@@ -163,3 +163,25 @@ fn a_zero_row_quantizes_to_zero_and_multiplies_to_the_bias() {
     let out = m.matmul_t(&[0.0; 4], 1, None);
     assert_eq!(out, vec![0.0, 0.0]);
 }
+
+#[test]
+fn quantization_rounds_half_away_from_zero_and_clamps_like_round() {
+    let mut values = vec![
+        0.5f32, -0.5, 1.5, -1.5, 126.5, -126.5, 127.0, -127.0, 0.0, -0.0,
+    ];
+    values.extend([
+        0.49999997f32,
+        -0.49999997,
+        2.4999998,
+        2.5000002,
+        f32::MIN_POSITIVE,
+    ]);
+    let mut rng = Values(11);
+    values.extend((0..10_000).map(|_| rng.next() * 127.5));
+    for v in values {
+        let expected = v.round().clamp(-QMAX, QMAX) as i32;
+        assert_eq!(super::round_half_away(v), expected, "{v}");
+    }
+    assert_eq!(super::round_half_away(f32::NAN), 0);
+    assert_eq!(super::round_half_away(1e9), 127);
+}
