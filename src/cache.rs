@@ -22,7 +22,7 @@
 //! well-defined whatever ran. Orphaned temporary files (from a kill -9 mid-write) and
 //! entries of older cache formats are removed by every prune.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::output::{replace_file, SyncDir};
+
+mod pack;
 
 /// polybrief's cache format version. Bump it whenever a cached type or a stage's behaviour
 /// changes in a way its settings do not capture: every existing entry becomes a miss, and
@@ -109,16 +111,6 @@ pub struct CacheKey {
     hex: String,
 }
 
-/// What is hashed into a key. A struct (not string concatenation) so that no two different
-/// inputs can serialize to the same bytes.
-#[derive(Serialize)]
-struct KeyMaterial<'a> {
-    format: u32,
-    stage: &'a str,
-    input: &'a str,
-    parts: serde_json::Value,
-}
-
 impl CacheKey {
     /// The key of `stage`'s result for the article whose text hash is `input` (pass
     /// `ArticleId::as_str()`, or any hash of the stage's whole input) under `parts`: every
@@ -142,16 +134,17 @@ impl CacheKey {
             source,
         };
         let parts = serde_json::to_value(parts).map_err(serialize_error)?;
-        let material = serde_json::to_value(KeyMaterial {
-            format,
-            stage,
-            input,
-            parts,
-        })
-        .map_err(serialize_error)?;
-        let mut canonical = String::new();
-        write_canonical(&material, &mut canonical);
-        let hex = hex::encode(Sha256::digest(canonical.as_bytes()));
+        // What is hashed: named fields (no two different inputs give the same bytes), with
+        // `parts` moved in rather than serialized a second time (a key holds article texts).
+        let mut material = serde_json::Map::new();
+        material.insert("format".to_string(), format.into());
+        material.insert("stage".to_string(), stage.into());
+        material.insert("input".to_string(), input.into());
+        material.insert("parts".to_string(), parts);
+        let mut canonical = Vec::new();
+        write_canonical(&serde_json::Value::Object(material), &mut canonical)
+            .map_err(serialize_error)?;
+        let hex = hex::encode(Sha256::digest(&canonical));
         Ok(CacheKey {
             stage: stage.to_string(),
             hex,
@@ -183,35 +176,36 @@ fn validate_stage(stage: &str) -> Result<(), CacheError> {
 /// Compact JSON with object keys sorted at every level: the same value always gives the same
 /// bytes, whatever serde_json features other crates switch on (`preserve_order` would
 /// otherwise let a `HashMap`'s iteration order into the key).
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(value, out);
+                serde_json::to_writer(&mut *out, key)?;
+                out.push(b':');
+                write_canonical(value, out)?;
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, out)?;
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar)?,
     }
+    Ok(())
 }
 
 /// The first line of an entry file.
@@ -286,6 +280,22 @@ pub struct StageCache {
     failed_writes: std::sync::atomic::AtomicUsize,
     /// Entries written since the last [`StageCache::flush`].
     unflushed: AtomicBool,
+    /// Per stage, its pack (`pack`) as read at the stage's first lookup, and what this run
+    /// used of the stage: the pack written when the cache is dropped.
+    packs: Mutex<BTreeMap<String, StagePack>>,
+}
+
+/// One stage's pack in this run.
+#[derive(Default)]
+struct StagePack {
+    /// Payloads of the pack read from disk that this run has not used (yet).
+    unused: HashMap<String, Vec<u8>>,
+    /// Payloads this run read or wrote, by key: the next pack.
+    used: BTreeMap<String, Vec<u8>>,
+    /// Whether `used` holds anything the pack on disk lacks.
+    changed: bool,
+    /// Whether the pack on disk served a hit.
+    served: bool,
 }
 
 impl StageCache {
@@ -312,6 +322,7 @@ impl StageCache {
             counters: Mutex::new(BTreeMap::new()),
             failed_writes: std::sync::atomic::AtomicUsize::new(0),
             unflushed: AtomicBool::new(false),
+            packs: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -332,6 +343,21 @@ impl StageCache {
     /// (truncated, corrupted, or of a type that changed without a format bump) is logged,
     /// removed and reported as a miss. A hit marks the entry as used now (see `prune`).
     pub fn get<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<T> {
+        if let Some(payload) = self.take_from_pack(key) {
+            match serde_json::from_slice(&payload) {
+                Ok(value) => {
+                    self.count(&key.stage, |c| c.hits += 1);
+                    self.note_used(key, payload, false);
+                    return Some(value);
+                }
+                // A type that changed without a version bump: the entry file decides, and
+                // the pack is written anew.
+                Err(e) => log::debug!(
+                    "the packed copy of {} does not match the expected type: {e}",
+                    self.entry_path(key).display()
+                ),
+            }
+        }
         let path = self.entry_path(key);
         let bytes = match read_and_touch(&path) {
             Ok(bytes) => bytes,
@@ -347,8 +373,9 @@ impl StageCache {
             }
         };
         match decode_entry(key, &bytes) {
-            Ok(value) => {
+            Ok((value, payload)) => {
                 self.count(&key.stage, |c| c.hits += 1);
+                self.note_used(key, payload.to_vec(), true);
                 Some(value)
             }
             Err(reason) => {
@@ -402,7 +429,115 @@ impl StageCache {
         .map_err(write_error)?;
         self.unflushed.store(true, Ordering::Relaxed);
         self.count(&key.stage, |c| c.writes += 1);
+        self.note_used(key, payload, true);
         Ok(())
+    }
+
+    /// The value for `key` from the stage's pack only: for results that are cheap to
+    /// recompute but needed for every article on every run (grouping terms), which have no
+    /// entry file of their own, so that a first run does not write thousands of files for
+    /// them. They live as long as the pack holds them: the next run's pack keeps what that
+    /// run used. A value that cannot be read back as a `T` is a miss.
+    pub(crate) fn get_packed<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<T> {
+        let value = self.take_from_pack(key).and_then(|payload| {
+            let value = serde_json::from_slice(&payload).ok()?;
+            self.note_used(key, payload, false);
+            Some(value)
+        });
+        self.count(&key.stage, |c| match value {
+            Some(_) => c.hits += 1,
+            None => c.misses += 1,
+        });
+        value
+    }
+
+    /// Stores `value` under `key` in the stage's next pack only (see
+    /// [`StageCache::get_packed`]).
+    pub(crate) fn put_packed<T: Serialize>(
+        &self,
+        key: &CacheKey,
+        value: &T,
+    ) -> Result<(), CacheError> {
+        let payload = serde_json::to_vec(value).map_err(|source| CacheError::Serialize {
+            stage: key.stage.clone(),
+            what: "value",
+            source,
+        })?;
+        self.count(&key.stage, |c| c.writes += 1);
+        self.note_used(key, payload, true);
+        Ok(())
+    }
+
+    /// The payload the stage's pack holds for `key`, if any (the pack is read at the stage's
+    /// first lookup); taken out, so that what remains at the end is what this run left unused.
+    fn take_from_pack(&self, key: &CacheKey) -> Option<Vec<u8>> {
+        let mut packs = self.lock_packs();
+        let pack = packs.entry(key.stage.clone()).or_insert_with(|| StagePack {
+            unused: pack::read(
+                &self.pack_path(&key.stage),
+                CACHE_FORMAT_VERSION,
+                &key.stage,
+            )
+            .unwrap_or_default(),
+            ..StagePack::default()
+        });
+        pack.unused.remove(&key.hex)
+    }
+
+    /// Records that this run used `key`'s `payload`; `changed`: not from the pack on disk.
+    fn note_used(&self, key: &CacheKey, payload: Vec<u8>, changed: bool) {
+        let mut packs = self.lock_packs();
+        let pack = packs.entry(key.stage.clone()).or_default();
+        pack.used.insert(key.hex.clone(), payload);
+        pack.changed |= changed;
+        pack.served |= !changed;
+    }
+
+    fn pack_path(&self, stage: &str) -> PathBuf {
+        pack::path(
+            &self
+                .root
+                .join(format_dir_name(CACHE_FORMAT_VERSION))
+                .join(stage),
+        )
+    }
+
+    fn lock_packs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StagePack>> {
+        // Copies of entries: a panic elsewhere can at worst leave a pack that misses some.
+        self.packs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes each stage's pack anew where this run used entries its pack lacks, or left
+    /// some of it unused; marks a pack that served every use as used now (see `prune`).
+    /// Best effort: without a pack the next run reads the entries one by one.
+    fn write_packs(&self) {
+        let packs = std::mem::take(&mut *self.lock_packs());
+        for (stage, pack) in packs {
+            let path = self.pack_path(&stage);
+            if pack.changed || !pack.unused.is_empty() {
+                let written = if pack.used.is_empty() {
+                    fs::remove_file(&path).or_else(|e| match e.kind() {
+                        io::ErrorKind::NotFound => Ok(()),
+                        _ => Err(e),
+                    })
+                } else {
+                    pack::write(&path, CACHE_FORMAT_VERSION, &stage, &pack.used)
+                };
+                if let Err(e) = written {
+                    log::debug!("cannot write the cache pack {}: {e}", path.display());
+                }
+            } else if pack.served {
+                let touched = File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                if let Err(e) = touched {
+                    log::debug!("cannot mark the cache pack {} used: {e}", path.display());
+                }
+            }
+        }
     }
 
     /// Makes every entry written so far durable, with one filesystem flush (`syncfs`) instead
@@ -556,9 +691,30 @@ impl StageCache {
             Ok(())
         })?;
         if !dry_run {
+            self.remove_stale_packs(older_than, now);
             self.remove_empty_dirs();
         }
         Ok(report)
+    }
+
+    /// Removes the packs of older cache formats, and those no run has used for `older_than`
+    /// (the entries they list were pruned on the same terms).
+    fn remove_stale_packs(&self, older_than: Duration, now: SystemTime) {
+        let current = format_dir_name(CACHE_FORMAT_VERSION);
+        for format_dir in list_dirs(&self.root).unwrap_or_default() {
+            let is_current = format_dir.file_name().is_some_and(|n| *n == *current);
+            for stage_dir in list_dirs(&format_dir).unwrap_or_default() {
+                let path = pack::path(&stage_dir);
+                let Ok(meta) = fs::metadata(&path) else {
+                    continue;
+                };
+                let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                let age = now.duration_since(used).unwrap_or(Duration::ZERO);
+                if !is_current || age >= older_than {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
     }
 
     /// Calls `visit` for every entry and temporary file under the cache folder.
@@ -584,6 +740,12 @@ impl StageCache {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned());
                 let Some(stage) = stage else { continue };
+                // An entry the stage's pack lists was used when the pack last was.
+                let packed = if is_current {
+                    packed_uses(&stage_dir, &stage)
+                } else {
+                    None
+                };
                 for shard_dir in list_dirs(&stage_dir)? {
                     for entry in read_dir(&shard_dir)? {
                         let path = entry.path();
@@ -602,7 +764,15 @@ impl StageCache {
                         } else {
                             continue;
                         };
-                        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                        let mut modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                        if let Some((keys, pack_used)) = &packed {
+                            let listed = file_name
+                                .strip_suffix(&format!(".{ENTRY_EXT}"))
+                                .is_some_and(|hex| keys.contains(hex));
+                            if listed {
+                                modified = modified.max(*pack_used);
+                            }
+                        }
                         visit(CacheFile {
                             path,
                             bytes: meta.len(),
@@ -667,6 +837,8 @@ fn is_format_dir_name(name: &str) -> bool {
 impl Drop for StageCache {
     fn drop(&mut self) {
         self.flush();
+        // After the flush: packs are copies, never flushed (see `pack`).
+        self.write_packs();
     }
 }
 
@@ -713,6 +885,15 @@ fn default_dir_from(
     }
 }
 
+/// The keys the pack of the stage at `stage_dir` lists, and when it was last used; `None`
+/// without a readable pack.
+fn packed_uses(stage_dir: &Path, stage: &str) -> Option<(HashSet<String>, SystemTime)> {
+    let path = pack::path(stage_dir);
+    let used = fs::metadata(&path).ok()?.modified().ok()?;
+    let keys = pack::keys(&path, CACHE_FORMAT_VERSION, stage);
+    Some((keys.into_iter().collect(), used))
+}
+
 /// Reads an entry and marks it used now. The touch needs write access; a read-only shared
 /// cache still serves hits, its entries just age by write time.
 fn read_and_touch(path: &Path) -> io::Result<Vec<u8>> {
@@ -729,8 +910,12 @@ fn read_and_touch(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Checks an entry's header against `key` and its payload, then deserializes the payload.
-fn decode_entry<T: DeserializeOwned>(key: &CacheKey, bytes: &[u8]) -> Result<T, String> {
+/// Checks an entry's header against `key` and its payload, then deserializes the payload;
+/// returns the value and the payload.
+fn decode_entry<'b, T: DeserializeOwned>(
+    key: &CacheKey,
+    bytes: &'b [u8],
+) -> Result<(T, &'b [u8]), String> {
     let newline = bytes
         .iter()
         .position(|&b| b == b'\n')
@@ -755,6 +940,7 @@ fn decode_entry<T: DeserializeOwned>(key: &CacheKey, bytes: &[u8]) -> Result<T, 
         return Err("payload checksum mismatch".to_string());
     }
     serde_json::from_slice(payload)
+        .map(|value| (value, payload))
         .map_err(|e| format!("payload does not match the expected type: {e}"))
 }
 
@@ -1089,6 +1275,54 @@ mod tests {
     fn set_age(path: &Path, age: Duration) {
         let file = File::options().write(true).open(path).unwrap();
         file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    #[test]
+    fn the_next_run_is_served_from_the_pack_and_prune_counts_its_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(86_400);
+        let used = key(stage::SUMMARY, "used", &BASE);
+        let dropped = key(stage::SUMMARY, "dropped", &BASE);
+        {
+            let first = StageCache::open(dir.path()).unwrap();
+            first.put(&used, &"kept").unwrap();
+            first.put(&dropped, &"left").unwrap();
+        }
+        let pack = pack::path(&dir.path().join("v1").join(stage::SUMMARY));
+        assert!(
+            pack.is_file(),
+            "a pack is written when the cache is dropped"
+        );
+        for k in [&used, &dropped] {
+            let cache = StageCache::open(dir.path()).unwrap();
+            set_age(&cache.entry_path(k), 40 * day);
+        }
+        {
+            let second = StageCache::open(dir.path()).unwrap();
+            // The entry file is not read: garbage in it does not matter.
+            fs::write(second.entry_path(&used), b"garbage").unwrap();
+            set_age(&second.entry_path(&used), 40 * day);
+            assert_eq!(second.get::<String>(&used).as_deref(), Some("kept"));
+            assert_eq!(second.counters(stage::SUMMARY).hits, 1);
+            let report = second.prune(30 * day, true).unwrap();
+            assert_eq!(
+                (report.removed.entries, report.kept.entries),
+                (0, 2),
+                "both are listed by a pack used now"
+            );
+        }
+        let cache = StageCache::open(dir.path()).unwrap();
+        let report = cache.prune(30 * day, false).unwrap();
+        assert_eq!(
+            (report.removed.entries, report.kept.entries),
+            (1, 1),
+            "the second run's pack lists only what it used"
+        );
+        assert!(!cache.entry_path(&dropped).exists());
+        set_age(&pack, 40 * day);
+        let report = cache.prune(30 * day, false).unwrap();
+        assert_eq!((report.removed.entries, report.kept.entries), (1, 0));
+        assert!(!pack.exists(), "a pack unused for as long is removed too");
     }
 
     #[test]

@@ -321,7 +321,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         .map(|(entry, _)| entry)
         .filter(|_| matches!(synthesis.grouping, GroupingMethod::Embeddings { .. }));
     let today = crate::clock::today();
-    let digest = since::digest(&synthesis.stories, &numbered);
+    let digest = synthesis.digest.clone();
     let since = since_section(&args, today, &digest, &mut notes);
     let brief = Brief {
         title: args.title.clone(),

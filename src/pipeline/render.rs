@@ -162,7 +162,10 @@ impl Brief {
                 ));
             }
         }
-        let listed = |n: &SourceNumber| self.sources.iter().any(|s| s.number == *n);
+        // A set: a brief of 3,000 sources has some 10,000 citations to check.
+        let numbers: std::collections::BTreeSet<SourceNumber> =
+            self.sources.iter().map(|s| s.number).collect();
+        let listed = |n: &SourceNumber| numbers.contains(n);
         let cited = self.stories.iter().flat_map(|story| {
             let points = story.points.iter().flat_map(|p| p.citations.iter());
             let sides = story

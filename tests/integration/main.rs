@@ -11,6 +11,7 @@ mod marian_int8;
 mod marian_parity;
 mod nightly;
 mod outputs;
+mod rerun;
 mod run_e2e;
 mod signals;
 mod support;

@@ -1,7 +1,7 @@
 //! Bytes to normalised text: UTF-8 (repairing a few bad bytes), UTF-16 with a BOM, NFC,
 //! `\n` line ends; or the reason a file is not text.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization};
 
 #[derive(Debug)]
 pub(super) struct Decoded {
@@ -83,9 +83,15 @@ pub(super) fn decode_utf16(bytes: &[u8], to_u16: fn([u8; 2]) -> u16) -> String {
 /// NFC (Vietnamese in particular arrives decomposed), `\n` line ends, and no BOM or
 /// zero-width spaces, which would split words for the tokenizer.
 pub(super) fn normalize(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .nfc()
-        .filter(|&c| c != '\u{FEFF}' && c != '\u{200B}')
-        .collect()
+    let unwanted = |c: char| c == '\u{FEFF}' || c == '\u{200B}';
+    let lines = text.replace("\r\n", "\n").replace('\r', "\n");
+    // Most text is already NFC, and the quick check says so without composing anything: a
+    // re-run reads every file again, and composing them all was most of its ingest.
+    if unicode_normalization::is_nfc_quick(lines.chars()) == IsNormalized::Yes {
+        if !lines.contains(unwanted) {
+            return lines;
+        }
+        return lines.chars().filter(|&c| !unwanted(c)).collect();
+    }
+    lines.nfc().filter(|&c| !unwanted(c)).collect()
 }

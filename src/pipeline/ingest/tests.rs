@@ -312,6 +312,25 @@ fn decode_reads_utf16_with_bom_and_normalises_to_nfc() {
 }
 
 #[test]
+fn text_already_composed_is_normalised_as_the_full_composition_would() {
+    use unicode_normalization::UnicodeNormalization;
+    for text in [
+        "Floods hit Hue.\r\nAbout 3,000 homes.\r",
+        "Chào \u{FEFF}Hà\u{200B} Nội",
+        "Cha\u{300}o \u{FEFF}ba\u{300}n",
+        "e\u{301}\u{200B}\u{301}",
+    ] {
+        let full: String = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .nfc()
+            .filter(|&c| c != '\u{FEFF}' && c != '\u{200B}')
+            .collect();
+        assert_eq!(super::decode::normalize(text), full, "{text:?}");
+    }
+}
+
+#[test]
 fn permission_errors_are_worded_for_people() {
     let err = io::Error::from(io::ErrorKind::PermissionDenied);
     assert_eq!(describe_io(&err), "permission denied");

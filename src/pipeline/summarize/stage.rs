@@ -25,15 +25,16 @@ struct KeyParts<'a> {
     title: Option<&'a str>,
     outlet: Option<&'a str>,
     method: &'a str,
-    prompts: String,
+    prompts: &'a str,
 }
 
 /// A summary depends on the article's English text, the method (`extractive`, or the LLM's
-/// label), for an LLM its title and outlet, and the summary prompt templates.
+/// label), for an LLM its title and outlet, and the summary prompt templates (`prompts`:
+/// their fingerprint, `Prompts::fingerprint(SUMMARIZE_TEMPLATES)`, taken once per run).
 pub(crate) fn cache_key(
     article: &EnglishArticle,
     method: &str,
-    prompts: &Prompts,
+    prompts: &str,
 ) -> Result<CacheKey, CacheError> {
     // The LLM's prompt shows the title and outlet; extractive summaries read only the text.
     let reads_metadata = method != "extractive";
@@ -55,7 +56,7 @@ pub(crate) fn cache_key(
                 .as_deref()
                 .filter(|_| reads_metadata),
             method,
-            prompts: prompts.fingerprint(SUMMARIZE_TEMPLATES),
+            prompts,
         },
     )
 }
@@ -81,9 +82,10 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
 ) -> Result<Vec<Summary>, E> {
     let mut summaries: Vec<Option<Summary>> = Vec::with_capacity(articles.len());
     let mut misses = Vec::new();
+    let fingerprint = prompts.fingerprint(SUMMARIZE_TEMPLATES);
     for (i, article) in articles.iter().enumerate() {
         between_articles()?;
-        let key = cache_key(article, method, prompts)?;
+        let key = cache_key(article, method, &fingerprint)?;
         let cached = cache.get::<Summary>(&key);
         if cached.is_some() {
             task.inc(1);

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use crate::pipeline::facts::{scan, FactKey, FactKind, Unit};
-use crate::pipeline::text::{terms, Idf, TermVector};
+use crate::pipeline::text::terms;
 
 use super::{SourceText, SynthesisOptions};
 use crate::models::Embedder;
@@ -42,9 +42,73 @@ impl GroupingMethod {
 /// Groups (indices into the docs), the similarity matrix they were made from, and how.
 pub(crate) struct Grouping {
     pub groups: Vec<Vec<usize>>,
-    pub similarity: Vec<Vec<f32>>,
+    pub similarity: Similarity,
     pub method: GroupingMethod,
     pub note: Option<String>,
+}
+
+/// A symmetric matrix of pairwise similarities, 1 on the diagonal. Lexical grouping compares
+/// only the pairs that share a distinctive term ([`story_similarity`]), a few per source, so
+/// it is kept sparse: at 3,000 sources a dense matrix was 36 MB to allocate, zero and scan
+/// on every run for some 10,000 nonzero pairs. Embeddings compare every pair: dense.
+pub(crate) enum Similarity {
+    Dense(Vec<Vec<f32>>),
+    /// Per row, the nonzero entries off the diagonal, by ascending column; the rest are 0.
+    Sparse(Vec<Vec<(usize, f32)>>),
+}
+
+impl Similarity {
+    /// How many items are compared.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Similarity::Dense(rows) => rows.len(),
+            Similarity::Sparse(rows) => rows.len(),
+        }
+    }
+
+    /// The similarity of items `i` and `j`.
+    pub(crate) fn get(&self, i: usize, j: usize) -> f32 {
+        match self {
+            Similarity::Dense(rows) => rows[i][j],
+            Similarity::Sparse(_) if i == j => 1.0,
+            Similarity::Sparse(rows) => rows[i]
+                .binary_search_by_key(&j, |&(k, _)| k)
+                .map_or(0.0, |at| rows[i][at].1),
+        }
+    }
+
+    /// The pairs `(j, s)` with `j > i` and `s >= threshold`.
+    fn above(&self, i: usize, threshold: f32) -> Vec<usize> {
+        match self {
+            Similarity::Dense(rows) => rows[i]
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .filter(|(_, &s)| s >= threshold)
+                .map(|(j, _)| j)
+                .collect(),
+            Similarity::Sparse(rows) => rows[i]
+                .iter()
+                .filter(|&&(j, s)| j > i && s >= threshold)
+                .map(|&(j, _)| j)
+                .collect(),
+        }
+    }
+}
+
+/// Each text's grouping terms ([`grouping_terms`]): computed here, or read from the stage
+/// cache (`terms::CachedTerms`), since grouping reads every source on every run.
+pub(crate) trait TermSource {
+    fn terms(&mut self, texts: &[&str]) -> Vec<Vec<String>>;
+}
+
+/// Computes every text's terms.
+pub(crate) struct ComputedTerms;
+
+impl TermSource for ComputedTerms {
+    fn terms(&mut self, texts: &[&str]) -> Vec<Vec<String>> {
+        texts.iter().map(|t| grouping_terms(t)).collect()
+    }
 }
 
 /// Sentences of each source given to the embedder: the lead carries the event.
@@ -53,6 +117,7 @@ const EMBED_SENTENCES: usize = 8;
 pub(crate) fn group_sources(
     docs: &[SourceText<'_>],
     embedder: Option<&mut dyn Embedder>,
+    terms: &mut dyn TermSource,
     options: &SynthesisOptions,
 ) -> Grouping {
     let mut note = None;
@@ -71,7 +136,7 @@ pub(crate) fn group_sources(
             .collect();
         match embedder.embed(&texts) {
             Ok(vectors) if vectors.len() == docs.len() && same_length(&vectors) => {
-                let similarity = embedding_similarity(&vectors);
+                let similarity = Similarity::Dense(embedding_similarity(&vectors));
                 return Grouping {
                     groups: agglomerate(&similarity, options.embedding_threshold),
                     similarity,
@@ -106,7 +171,7 @@ pub(crate) fn group_sources(
         }
     }
     let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-    let similarity = story_similarity(&texts);
+    let similarity = similarity_of_terms(&terms.terms(&texts));
     Grouping {
         groups: agglomerate(&similarity, options.lexical_threshold),
         similarity,
@@ -123,7 +188,7 @@ fn same_length(vectors: &[Vec<f32>]) -> bool {
 
 /// The terms a text is compared by: content words, plus each name (twice: a shared name is
 /// strong evidence of a shared event) and each number of ten or more as a term of its own.
-fn grouping_terms(text: &str) -> Vec<String> {
+pub(crate) fn grouping_terms(text: &str) -> Vec<String> {
     let mut out = terms(text);
     for span in scan(text) {
         match (span.fact.kind, span.unit) {
@@ -148,23 +213,119 @@ fn grouping_terms(text: &str) -> Vec<String> {
     out
 }
 
-/// Each text's grouping terms and its TF-IDF vector (idf over these texts).
-fn term_vectors(texts: &[&str]) -> (Vec<Vec<String>>, Vec<TermVector>) {
-    let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
-    let idf = Idf::new(&docs);
-    let vectors = docs.iter().map(|d| idf.vector(d)).collect();
-    (docs, vectors)
+/// Documents' TF-IDF vectors (`text::Idf`, `text::TermVector`: smoothed idf over these
+/// documents, sublinear term frequency), with their terms interned as ids numbered in term
+/// order. Each vector then sums and compares its terms in the order a `TermVector` does, so
+/// it gives the very same floats, without a string comparison or copy per term: grouping
+/// builds these for every source on every run.
+struct TermIndex {
+    /// Per document, its distinct terms' ids, ascending, with their weights.
+    weights: Vec<Vec<(u32, f32)>>,
+    /// Per document, the norm of its weights.
+    norms: Vec<f32>,
+    /// Per term id, how many documents use it.
+    df: Vec<u32>,
+}
+
+impl TermIndex {
+    fn new(docs: &[Vec<String>]) -> TermIndex {
+        let mut first_seen: std::collections::HashMap<&str, u32> = Default::default();
+        let mut vocabulary: Vec<&str> = Vec::new();
+        let seen: Vec<Vec<u32>> = docs
+            .iter()
+            .map(|terms| {
+                terms
+                    .iter()
+                    .map(|t| {
+                        *first_seen.entry(t.as_str()).or_insert_with(|| {
+                            vocabulary.push(t.as_str());
+                            (vocabulary.len() - 1) as u32
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        // Ids in term order.
+        let mut order: Vec<u32> = (0..vocabulary.len() as u32).collect();
+        order.sort_unstable_by_key(|&k| vocabulary[k as usize]);
+        let mut rank = vec![0u32; vocabulary.len()];
+        for (r, &k) in order.iter().enumerate() {
+            rank[k as usize] = r as u32;
+        }
+        let mut df = vec![0u32; vocabulary.len()];
+        let counts: Vec<Vec<(u32, f32)>> = seen
+            .into_iter()
+            .map(|ids| {
+                let mut ids: Vec<u32> = ids.into_iter().map(|k| rank[k as usize]).collect();
+                ids.sort_unstable();
+                let mut counted: Vec<(u32, f32)> = Vec::new();
+                for id in ids {
+                    match counted.last_mut() {
+                        Some((last, f)) if *last == id => *f += 1.0,
+                        _ => {
+                            counted.push((id, 1.0));
+                            df[id as usize] += 1;
+                        }
+                    }
+                }
+                counted
+            })
+            .collect();
+        let n = docs.len() as f32;
+        let idf: Vec<f32> = df
+            .iter()
+            .map(|&d| ((n + 1.0) / (d as f32 + 1.0)).ln() + 1.0)
+            .collect();
+        let weights: Vec<Vec<(u32, f32)>> = counts
+            .into_iter()
+            .map(|counted| {
+                counted
+                    .into_iter()
+                    .map(|(id, f)| (id, (1.0 + f.ln()) * idf[id as usize]))
+                    .filter(|&(_, w)| w > 0.0)
+                    .collect()
+            })
+            .collect();
+        let norms = weights
+            .iter()
+            .map(|w| w.iter().map(|(_, w)| w * w).sum::<f32>().sqrt())
+            .collect();
+        TermIndex { weights, norms, df }
+    }
+
+    /// Cosine similarity of documents `i` and `j` in [0, 1], as `TermVector::cosine`.
+    fn cosine(&self, i: usize, j: usize) -> f32 {
+        let (a, b) = (&self.weights[i], &self.weights[j]);
+        if self.norms[i] == 0.0 || self.norms[j] == 0.0 {
+            return 0.0;
+        }
+        let (mut x, mut y, mut dot) = (0, 0, 0.0f32);
+        while x < a.len() && y < b.len() {
+            match a[x].0.cmp(&b[y].0) {
+                std::cmp::Ordering::Less => x += 1,
+                std::cmp::Ordering::Greater => y += 1,
+                std::cmp::Ordering::Equal => {
+                    dot += a[x].1 * b[y].1;
+                    x += 1;
+                    y += 1;
+                }
+            }
+        }
+        (dot / (self.norms[i] * self.norms[j])).clamp(0.0, 1.0)
+    }
 }
 
 /// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
+#[allow(clippy::needless_range_loop)] // a symmetric matrix is clearest by index
 pub(crate) fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
-    let (_, vectors) = term_vectors(texts);
-    let n = vectors.len();
+    let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
+    let index = TermIndex::new(&docs);
+    let n = docs.len();
     let mut sim = vec![vec![0.0; n]; n];
     for i in 0..n {
         sim[i][i] = 1.0;
         for j in (i + 1)..n {
-            let s = vectors[i].cosine(&vectors[j]);
+            let s = index.cosine(i, j);
             sim[i][j] = s;
             sim[j][i] = s;
         }
@@ -187,47 +348,48 @@ const DISTINCTIVE_SHARE: usize = 100;
 /// thousand events into a few stories; two reports of one event always share its place or
 /// its figures. Only pairs that share a distinctive term are compared, found through an
 /// index of those terms: at most n · max(5, n / 100) comparisons instead of n².
-pub(crate) fn story_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
-    let (docs, vectors) = term_vectors(texts);
-    let distinct: Vec<Vec<&str>> = docs
-        .iter()
-        .map(|d| {
-            let mut unique: Vec<&str> = d.iter().map(String::as_str).collect();
-            unique.sort_unstable();
-            unique.dedup();
-            unique
-        })
-        .collect();
+#[cfg(test)]
+pub(crate) fn story_similarity(texts: &[&str]) -> Similarity {
+    let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
+    similarity_of_terms(&docs)
+}
+
+/// [`story_similarity`] of documents given as their grouping terms.
+fn similarity_of_terms(docs: &[Vec<String>]) -> Similarity {
+    let index = TermIndex::new(docs);
     let n = docs.len();
     let cap = DISTINCTIVE_DOCS.max(n / DISTINCTIVE_SHARE);
-    let mut postings: std::collections::HashMap<&str, Vec<usize>> = Default::default();
-    for (i, terms) in distinct.iter().enumerate() {
-        for &term in terms {
-            postings.entry(term).or_default().push(i);
+    // Per distinctive term, the documents using it, in order.
+    let mut postings: Vec<Vec<usize>> = vec![Vec::new(); index.df.len()];
+    for (i, weights) in index.weights.iter().enumerate() {
+        for &(id, _) in weights {
+            if index.df[id as usize] as usize <= cap {
+                postings[id as usize].push(i);
+            }
         }
     }
-    postings.retain(|_, docs| docs.len() <= cap);
-    let mut sim = vec![vec![0.0; n]; n];
+    let mut rows: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
     // compared[j] == i: the pair (i, j) is done.
     let mut compared = vec![usize::MAX; n];
     for i in 0..n {
-        sim[i][i] = 1.0;
-        for term in &distinct[i] {
-            let Some(sharing) = postings.get(term) else {
-                continue;
-            };
-            for &j in sharing.iter().filter(|&&j| j > i) {
+        for &(id, _) in &index.weights[i] {
+            for &j in postings[id as usize].iter().filter(|&&j| j > i) {
                 if compared[j] == i {
                     continue;
                 }
                 compared[j] = i;
-                let s = vectors[i].cosine(&vectors[j]);
-                sim[i][j] = s;
-                sim[j][i] = s;
+                let s = index.cosine(i, j);
+                if s != 0.0 {
+                    rows[i].push((j, s));
+                    rows[j].push((i, s));
+                }
             }
         }
     }
-    sim
+    for row in &mut rows {
+        row.sort_unstable_by_key(|&(j, _)| j);
+    }
+    Similarity::Sparse(rows)
 }
 
 /// Pairwise cosine similarity of embedding vectors (0 for a zero vector).
@@ -264,12 +426,12 @@ pub(crate) fn embedding_similarity(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
 /// component never change the sums of another. The cubic search then runs over each
 /// component (a story's few sources) instead of over all n sources: 3,000 articles went from
 /// most of a run's time to a fraction of a second (see scripts/bench/run_delta.sh).
-pub(crate) fn agglomerate(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
+pub(crate) fn agglomerate(similarity: &Similarity, threshold: f32) -> Vec<Vec<usize>> {
     let mut groups = Vec::new();
     for component in components_at(similarity, threshold) {
         let sub: Vec<Vec<f32>> = component
             .iter()
-            .map(|&i| component.iter().map(|&j| similarity[i][j]).collect())
+            .map(|&i| component.iter().map(|&j| similarity.get(i, j)).collect())
             .collect();
         for group in agglomerate_dense(&sub, threshold) {
             groups.push(group.into_iter().map(|k| component[k]).collect::<Vec<_>>());
@@ -281,7 +443,7 @@ pub(crate) fn agglomerate(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<us
 
 /// Connected components of the graph of pairs with similarity ≥ `threshold`, each with
 /// ascending members, in order of their first member.
-fn components_at(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
+fn components_at(similarity: &Similarity, threshold: f32) -> Vec<Vec<usize>> {
     let n = similarity.len();
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -291,13 +453,11 @@ fn components_at(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
         }
         i
     }
-    for (i, row) in similarity.iter().enumerate() {
-        for (j, &s) in row.iter().enumerate().skip(i + 1) {
-            if s >= threshold {
-                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                if a != b {
-                    parent[a.max(b)] = a.min(b);
-                }
+    for i in 0..n {
+        for j in similarity.above(i, threshold) {
+            let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
             }
         }
     }
@@ -355,10 +515,10 @@ fn agglomerate_dense(similarity: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>>
 /// their original language). `group` indexes `similarity`; `members` are in the same order.
 pub(crate) fn story_title(
     members: &[&SourceText<'_>],
-    similarity: &[Vec<f32>],
+    similarity: &Similarity,
     group: &[usize],
 ) -> String {
-    let centrality = |k: usize| -> f32 { group.iter().map(|&j| similarity[group[k]][j]).sum() };
+    let centrality = |k: usize| -> f32 { group.iter().map(|&j| similarity.get(group[k], j)).sum() };
     let mut order: Vec<usize> = (0..members.len()).collect();
     order.sort_by(|&a, &b| centrality(b).total_cmp(&centrality(a)).then(a.cmp(&b)));
 
@@ -414,6 +574,69 @@ fn shorten(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The matrix as [`Similarity::Sparse`], its zeros left out.
+    fn sparse(dense: &[Vec<f32>]) -> Similarity {
+        Similarity::Sparse(
+            dense
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    row.iter()
+                        .enumerate()
+                        .filter(|&(j, &s)| j != i && s != 0.0)
+                        .map(|(j, &s)| (j, s))
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn interned_vectors_give_the_very_floats_of_text_term_vectors() {
+        use crate::pipeline::text::Idf;
+        let texts = [
+            "Floods in central Vietnam killed 12 people in Quang Nam province on Monday.",
+            "At least 12 people died as floods hit Quang Nam in central Vietnam; floods again.",
+            "The German government plans 1 million new jobs in renewable energy.",
+            "",
+            "Berlin plans 1 million jobs in renewable energy, the government said.",
+        ];
+        let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
+        let idf = Idf::new(&docs);
+        let vectors: Vec<_> = docs.iter().map(|d| idf.vector(d)).collect();
+        let index = TermIndex::new(&docs);
+        for i in 0..docs.len() {
+            for j in 0..docs.len() {
+                assert_eq!(
+                    index.cosine(i, j).to_bits(),
+                    vectors[i].cosine(&vectors[j]).to_bits(),
+                    "({i}, {j})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_sparse_grouping_matrix_holds_what_the_dense_one_would() {
+        let texts = [
+            "Floods in central Vietnam killed 12 people in Quang Nam province on Monday.",
+            "At least 12 people died as floods hit Quang Nam in central Vietnam.",
+            "The German government plans 1 million new jobs in renewable energy.",
+            "Berlin plans 1 million jobs in renewable energy, the government said.",
+        ];
+        let sim = story_similarity(&texts);
+        assert!(matches!(sim, Similarity::Sparse(_)));
+        let dense = lexical_similarity(&texts);
+        for i in 0..texts.len() {
+            for j in 0..texts.len() {
+                let s = sim.get(i, j);
+                assert!(s == dense[i][j] || s == 0.0, "({i}, {j}): {s} {dense:?}");
+            }
+            assert_eq!(sim.get(i, i), 1.0);
+        }
+        assert!(sim.get(0, 1) > 0.3 && sim.get(2, 3) > 0.3, "{dense:?}");
+    }
+
     #[test]
     #[allow(clippy::needless_range_loop)] // a symmetric matrix is clearest by index
     fn per_component_clustering_gives_the_same_groups_as_the_whole_matrix() {
@@ -444,9 +667,14 @@ mod tests {
                 let mut whole = agglomerate_dense(&sim, threshold);
                 whole.sort_by(|x, y| y.len().cmp(&x.len()).then(x[0].cmp(&y[0])));
                 assert_eq!(
-                    agglomerate(&sim, threshold),
+                    agglomerate(&Similarity::Dense(sim.clone()), threshold),
                     whole,
                     "n {n}, threshold {threshold}"
+                );
+                assert_eq!(
+                    agglomerate(&sparse(&sim), threshold),
+                    whole,
+                    "sparse, n {n}, threshold {threshold}"
                 );
             }
         }
@@ -460,10 +688,11 @@ mod tests {
             vec![0.8, 0.1, 1.0, 0.0],
             vec![0.0, 0.7, 0.0, 1.0],
         ];
+        let sim = Similarity::Dense(sim);
         assert_eq!(agglomerate(&sim, 0.5), vec![vec![0, 2], vec![1, 3]]);
         assert_eq!(agglomerate(&sim, 0.75), vec![vec![0, 2], vec![1], vec![3]]);
         assert_eq!(agglomerate(&sim, 0.0), vec![vec![0, 1, 2, 3]]);
-        assert!(agglomerate(&[], 0.5).is_empty());
+        assert!(agglomerate(&Similarity::Dense(vec![]), 0.5).is_empty());
     }
 
     #[test]
@@ -474,7 +703,10 @@ mod tests {
             vec![0.6, 1.0, 0.5],
             vec![0.0, 0.5, 1.0],
         ];
-        assert_eq!(agglomerate(&sim, 0.4), vec![vec![0, 1], vec![2]]);
+        assert_eq!(
+            agglomerate(&Similarity::Dense(sim), 0.4),
+            vec![vec![0, 1], vec![2]]
+        );
     }
 
     #[test]
@@ -504,7 +736,7 @@ mod tests {
         let sim = lexical_similarity(&texts);
         let threshold = SynthesisOptions::default().lexical_threshold;
         assert_eq!(
-            agglomerate(&sim, threshold),
+            agglomerate(&Similarity::Dense(sim.clone()), threshold),
             vec![vec![0, 1], vec![2, 3]],
             "{sim:?}"
         );

@@ -28,6 +28,7 @@ pub(crate) mod quantities;
 pub(crate) mod since;
 pub(crate) mod stage;
 pub(crate) mod story;
+pub(crate) mod terms;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -98,6 +99,9 @@ pub struct Synthesis {
     /// a file's name is no part of the cache key.
     #[serde(default)]
     pub instructions: Vec<(SourceNumber, usize)>,
+    /// Per story, in the order of `stories`, what the next run compares with (`since`).
+    #[serde(default)]
+    pub digest: Vec<StoryDigest>,
 }
 
 impl Synthesis {
@@ -128,6 +132,9 @@ pub(crate) struct SourceText<'a> {
     pub instructions: usize,
     pub summary: &'a Summary,
     pub text: String,
+    /// The article as read, instructions to machines included: what the digest's facts are
+    /// taken from (`since::stated_facts`).
+    pub original: &'a EnglishArticle,
 }
 
 impl<'a> SourceText<'a> {
@@ -137,17 +144,18 @@ impl<'a> SourceText<'a> {
         summary: &'a Summary,
     ) -> Self {
         let instructions = injection::count_in(article);
-        let article = match injection::without_instructions(article) {
+        let cow = match injection::without_instructions(article) {
             Some(news) => Cow::Owned(news),
             None => Cow::Borrowed(article),
         };
-        let text = article.text();
+        let text = cow.text();
         SourceText {
             number,
-            article,
+            article: cow,
             instructions,
             summary,
             text,
+            original: article,
         }
     }
 }
@@ -239,7 +247,8 @@ pub fn synthesize(
     mut llm: Option<LlmPoints<'_>>,
     options: &SynthesisOptions,
 ) -> Synthesis {
-    let result = synthesize_stories(sources, embedder, options, |members, title| {
+    let mut terms = group::ComputedTerms;
+    let result = synthesize_stories(sources, embedder, &mut terms, options, |members, title| {
         let docs = SourceDoc::of_story(members);
         let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
         Ok::<_, std::convert::Infallible>(story::synthesize_story(
@@ -278,6 +287,7 @@ pub(crate) type StoryMembers<'a> = [(SourceNumber, &'a EnglishArticle, &'a Summa
 pub(crate) fn synthesize_stories<E>(
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
     embedder: Option<&mut dyn Embedder>,
+    terms: &mut dyn group::TermSource,
     options: &SynthesisOptions,
     mut story_for: impl FnMut(&StoryMembers<'_>, &str) -> Result<StorySynthesis, E>,
 ) -> Result<Synthesis, E> {
@@ -290,7 +300,7 @@ pub(crate) fn synthesize_stories<E>(
         .collect();
 
     let mut notes = Vec::new();
-    let grouping = group_sources(&texts, embedder, options);
+    let grouping = group_sources(&texts, embedder, terms, options);
     if let Some(note) = grouping.note {
         notes.push(note);
     }
@@ -299,6 +309,7 @@ pub(crate) fn synthesize_stories<E>(
     let mut point_methods = Vec::new();
     let mut unused_reasons: BTreeMap<SourceNumber, UnusedReason> = BTreeMap::new();
     let mut instructions = Vec::new();
+    let mut digest = Vec::new();
     for group in &grouping.groups {
         let members: Vec<&SourceText<'_>> = group.iter().map(|&i| &texts[i]).collect();
         let title = group::story_title(&members, &grouping.similarity, group);
@@ -315,12 +326,15 @@ pub(crate) fn synthesize_stories<E>(
         if result.points.is_empty() {
             continue;
         }
-        stories.push(Story {
+        let story = Story {
             title,
             sources: numbers,
             points: result.points,
             disagreements: result.disagreements,
-        });
+        };
+        let articles: Vec<&EnglishArticle> = group.iter().map(|&i| ordered[i].1).collect();
+        digest.push(since::story_digest(&story, &articles, result.facts));
+        stories.push(story);
         point_methods.push(result.method);
     }
 
@@ -348,6 +362,7 @@ pub(crate) fn synthesize_stories<E>(
         point_methods,
         notes,
         instructions,
+        digest,
     })
 }
 

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::article::{EnglishArticle, SourceNumber, Story, Summary};
+#[cfg(test)]
+use crate::article::Summary;
+use crate::article::{EnglishArticle, SourceNumber, Story};
 use crate::pipeline::facts::Unit;
 
 use super::group::lexical_similarity;
@@ -53,6 +55,15 @@ pub(crate) struct StatedFact {
     pub(crate) specificity: u8,
     /// Each distinct value with the sources stating it; most sources first.
     pub(crate) values: Vec<StatedValue>,
+}
+
+impl StatedFact {
+    /// Replaces each source number with `map`'s, which must keep their order.
+    pub(crate) fn renumber(&mut self, mut map: impl FnMut(&mut SourceNumber)) {
+        for value in &mut self.values {
+            value.sources.iter_mut().for_each(&mut map);
+        }
+    }
 }
 
 /// One value and its sources.
@@ -106,7 +117,11 @@ pub(crate) struct FactChange {
 /// Changed figures shown per story, at most.
 const MAX_CHANGES: usize = 5;
 
-/// The digest of every story, from the English text of its sources.
+/// The digest of every story, from the English text of its sources. A run takes each
+/// story's digest from its synthesis instead (`Synthesis::digest`: the facts are cached with
+/// the story, so a re-run does not scan every source's quantities again); this is the same
+/// computation in one piece, which tests compare with.
+#[cfg(test)]
 pub(crate) fn digest(
     stories: &[Story],
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
@@ -119,26 +134,37 @@ pub(crate) fn digest(
                 .filter(|(n, _, _)| story.sources.contains(n))
                 .map(|(n, a, _)| (*n, *a))
                 .collect();
-            let mut articles: Vec<String> = members
-                .iter()
-                .map(|(_, a)| a.article.id.as_str().to_string())
-                .collect();
-            articles.sort();
-            articles.dedup();
-            let mut text = story.title.clone();
-            for point in &story.points {
-                text.push('\n');
-                text.push_str(&point.text);
-            }
-            StoryDigest {
-                title: story.title.clone(),
-                sources: story.sources.clone(),
-                articles,
-                text,
-                facts: stated_facts(&members),
-            }
+            let articles: Vec<&EnglishArticle> = members.iter().map(|(_, a)| *a).collect();
+            story_digest(story, &articles, stated_facts(&members))
         })
         .collect()
+}
+
+/// The digest of `story`, whose sources are `articles`, with the `facts` they state
+/// ([`stated_facts`] in the story's numbers).
+pub(crate) fn story_digest(
+    story: &Story,
+    articles: &[&EnglishArticle],
+    facts: Vec<StatedFact>,
+) -> StoryDigest {
+    let mut ids: Vec<String> = articles
+        .iter()
+        .map(|a| a.article.id.as_str().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut text = story.title.clone();
+    for point in &story.points {
+        text.push('\n');
+        text.push_str(&point.text);
+    }
+    StoryDigest {
+        title: story.title.clone(),
+        sources: story.sources.clone(),
+        articles: ids,
+        text,
+        facts,
+    }
 }
 
 /// One stated value, keyed by the measure it is a value of: the within-run disagreement
@@ -191,9 +217,11 @@ fn measure_key(measure: &Measure) -> Option<String> {
     ))
 }
 
-/// The quantities stated by the story's sources. A source giving two values for one subject
-/// is left out of it, as for disagreements.
-fn stated_facts(members: &[(SourceNumber, &EnglishArticle)]) -> Vec<StatedFact> {
+/// The quantities stated by the story's sources (their text as read, instructions to
+/// machines included). A source giving two values for one subject is left out of it, as for
+/// disagreements. Only the order of the source numbers matters, so the facts of a story
+/// numbered 1..k, renumbered into the run ([`StatedFact::renumber`]), are the run's.
+pub(crate) fn stated_facts(members: &[(SourceNumber, &EnglishArticle)]) -> Vec<StatedFact> {
     let mentions: Vec<_> = members
         .iter()
         .flat_map(|(n, a)| mentions_in(&a.text(), *n))

@@ -12,13 +12,14 @@ use crate::models::Embedder;
 use crate::prompts::{Prompts, SYNTHESIZE_TEMPLATES};
 
 use super::story::StorySynthesis;
+use super::terms::CachedTerms;
 use super::{synthesize_stories, SourceDoc, Synthesis, SynthesisOptions};
 
 /// The stage's name in the cache and in its counters.
 pub(crate) const STAGE: &str = "synthesize";
 
 /// Bumped when synthesis changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 7;
+pub(crate) const CACHE_VERSION: u32 = 8;
 
 /// What a story's synthesis reads of one source: everything but its file name, which the
 /// synthesis does not hold (notes that name files are made per run:
@@ -39,17 +40,18 @@ struct KeyParts<'a> {
     version: u32,
     sources: Vec<SourceParts<'a>>,
     method: &'a str,
-    prompt: String,
+    prompt: &'a str,
     max_points: usize,
     max_new_tokens: usize,
     max_disagreements: usize,
 }
 
-/// The key of one story's synthesis over its `members` (numbered 1..k).
+/// The key of one story's synthesis over its `members` (numbered 1..k); `prompts` is the
+/// synthesis templates' fingerprint (`Prompts::fingerprint(SYNTHESIZE_TEMPLATES)`).
 pub(crate) fn story_key(
     members: &[(SourceNumber, &EnglishArticle, &Summary)],
     method: &str,
-    prompts: &Prompts,
+    prompts: &str,
     options: &SynthesisOptions,
 ) -> Result<CacheKey, CacheError> {
     CacheKey::new(
@@ -70,7 +72,7 @@ pub(crate) fn story_key(
                 })
                 .collect(),
             method,
-            prompt: prompts.fingerprint(SYNTHESIZE_TEMPLATES),
+            prompt: prompts,
             max_points: options.max_points,
             max_new_tokens: options.max_new_tokens,
             max_disagreements: options.max_disagreements,
@@ -98,12 +100,14 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
     mut compute: impl FnMut(&[&SourceDoc<'_>], &str) -> Result<StorySynthesis, E>,
 ) -> Result<(Synthesis, StoryCounts), E> {
     let mut counts = StoryCounts::default();
+    let fingerprint = prompts.fingerprint(SYNTHESIZE_TEMPLATES);
     let synthesis = synthesize_stories(
         sources,
         embedder,
+        &mut CachedTerms::new(cache),
         options,
         |members, title| -> Result<StorySynthesis, E> {
-            let key = story_key(members, method, prompts, options)?;
+            let key = story_key(members, method, &fingerprint, options)?;
             if let Some(cached) = cache.get::<StorySynthesis>(&key) {
                 counts.cached += 1;
                 return Ok(cached);
@@ -171,6 +175,11 @@ mod tests {
             result.0,
             synthesize(&numbered, None, None, &options),
             "the cached stage and the uncached synthesis agree"
+        );
+        assert_eq!(
+            result.0.digest,
+            super::super::since::digest(&result.0.stories, &numbered),
+            "the digest made of each story's cached facts is the one made of the run's sources"
         );
         result
     }

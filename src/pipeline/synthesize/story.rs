@@ -16,6 +16,7 @@ use crate::article::{Disagreement, KeyPoint, SourceNumber};
 use crate::pipeline::injection;
 
 use super::citations::check_point;
+use super::since::{self, StatedFact};
 use super::{
     clauses, disagreements, points, prompt, LlmPoints, SourceDoc, SynthesisOptions, UnusedReason,
 };
@@ -36,6 +37,9 @@ pub(crate) struct StorySynthesis {
     pub unused: Vec<(SourceNumber, UnusedReason)>,
     /// Sources with sentences addressed to machines, and how many.
     pub instructions: Vec<(SourceNumber, usize)>,
+    /// The quantities the story's sources state, for the brief's digest (`since`): cached
+    /// with the story, so a re-run does not scan every source again.
+    pub facts: Vec<StatedFact>,
 }
 
 impl StorySynthesis {
@@ -60,6 +64,9 @@ impl StorySynthesis {
         }
         self.unused.iter_mut().for_each(|(n, _)| map(n));
         self.instructions.iter_mut().for_each(|(n, _)| map(n));
+        for fact in &mut self.facts {
+            fact.renumber(map);
+        }
         self
     }
 
@@ -176,6 +183,12 @@ pub(crate) fn synthesize_story(
             .filter(|d| d.instructions > 0)
             .map(|d| (d.number, d.instructions))
             .collect(),
+        facts: since::stated_facts(
+            &members
+                .iter()
+                .map(|d| (d.number, d.original))
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -183,6 +196,7 @@ pub(crate) fn synthesize_story(
 mod tests {
     use super::*;
     use crate::article::Statement;
+    use crate::pipeline::synthesize::since::StatedValue;
 
     #[test]
     fn renumbering_maps_every_source_number_of_a_story() {
@@ -204,6 +218,23 @@ mod tests {
             fallback: None,
             unused: vec![(2, UnusedReason::BelowCap)],
             instructions: vec![(1, 3)],
+            facts: vec![StatedFact {
+                subject_key: "count|people|flood".into(),
+                subject: "people".into(),
+                specificity: 1,
+                values: vec![
+                    StatedValue {
+                        key: "12".into(),
+                        text: "12".into(),
+                        sources: vec![1],
+                    },
+                    StatedValue {
+                        key: "15".into(),
+                        text: "15".into(),
+                        sources: vec![2],
+                    },
+                ],
+            }],
         };
         let run = local.renumbered(&[7, 19]);
         assert_eq!(run.points[0].citations, vec![7, 19]);
@@ -212,5 +243,7 @@ mod tests {
         assert_eq!(run.disagreements[0].statements[0].source, 19);
         assert_eq!(run.unused, vec![(19, UnusedReason::BelowCap)]);
         assert_eq!(run.instructions, vec![(7, 3)]);
+        assert_eq!(run.facts[0].values[0].sources, vec![7]);
+        assert_eq!(run.facts[0].values[1].sources, vec![19]);
     }
 }
