@@ -372,6 +372,7 @@ fn row_top_k(
         .is_some_and(|eos| seq.len() == max_new && (eos as usize) < logits.len());
     let (max, log_sum) = log_softmax_terms(logits);
     if forces_eos || !max.is_finite() || !log_sum.is_finite() || logits.len() < k {
+        // Rare (once per sentence, or logits with NaN): taken whole, NaN scores included.
         log_softmax_in_place(logits);
         process_scores(logits, seq, max_new, params);
         for (token, &lp) in logits.iter().enumerate() {
@@ -404,21 +405,24 @@ fn row_top_k(
         }
     }
     let kth = largest[k - 1];
-    if !kth.is_finite() {
-        // Fewer than k tokens allowed: every remaining one is ranked, the -inf ones by index.
-        for (token, &x) in logits.iter().enumerate() {
-            let c = Candidate {
-                score: score(x),
-                beam,
-                token: token as u32,
-            };
-            push_top_k(&mut top, c, k);
-        }
-        return top;
-    }
+    // With fewer than k tokens allowed, kth is -inf, the margin +inf and the floor -inf:
+    // every token is ranked, the -inf ones by index.
     let margin = 1e-5 * (1.0 + (kth - max).abs() + (kth - max - log_sum).abs() + score(kth).abs());
-    let floor = kth - margin;
-    for (c, chunk) in logits.chunks(LANES).enumerate() {
+    push_from(&mut top, logits, kth - margin, beam, k, score);
+    top
+}
+
+/// Pushes every token whose value in `values` is at least `floor`, scored by `score`, into
+/// `top`; chunks with no such value are skipped with one vectorized test.
+fn push_from(
+    top: &mut Vec<Candidate>,
+    values: &[f32],
+    floor: f32,
+    beam: usize,
+    k: usize,
+    score: impl Fn(f32) -> f32,
+) {
+    for (c, chunk) in values.chunks(LANES).enumerate() {
         if !chunk.iter().fold(false, |any, &x| any | (x >= floor)) {
             continue;
         }
@@ -429,11 +433,10 @@ fn row_top_k(
                     beam,
                     token: (c * LANES + i) as u32,
                 };
-                push_top_k(&mut top, candidate, k);
+                push_top_k(top, candidate, k);
             }
         }
     }
-    top
 }
 
 /// Chunk width for the vectorized scans over a vocabulary row.

@@ -44,9 +44,13 @@ const FINITE_VERBS: &[&str] = &[
 ];
 
 /// `text` split into two clauses when that lets the story cite a source for one of them that
-/// it cannot cite for the whole sentence; `None` keeps the sentence whole.
-pub(crate) fn split_for_wider_support(text: &str, story: &[&SourceDoc<'_>]) -> Option<[Clause; 2]> {
-    let whole = check_point(text, &[], story).valid;
+/// it cannot cite for the whole sentence; `None` keeps the sentence whole. `whole` is the
+/// story's sources that support `text` (`check_point(text, …).valid`, which callers have).
+pub(crate) fn split_for_wider_support(
+    text: &str,
+    whole: &[SourceNumber],
+    story: &[&SourceDoc<'_>],
+) -> Option<[Clause; 2]> {
     if whole.is_empty() || whole.len() == story.len() {
         return None;
     }
@@ -125,7 +129,10 @@ mod tests {
     use super::*;
 
     fn split(text: &str, sources: &[&[&str]]) -> Option<[Clause; 2]> {
-        with_story(sources, |story| split_for_wider_support(text, story))
+        with_story(sources, |story| {
+            let whole = check_point(text, &[], story).valid;
+            split_for_wider_support(text, &whole, story)
+        })
     }
 
     const TRIBUNE: &[&str] =

@@ -71,7 +71,8 @@ pub(crate) fn extract_points(
             }
             // A fact other sources share, bundled with one of this source's own, is told on
             // its own so that it can cite them all.
-            let parts = match clauses::split_for_wider_support(&text, story) {
+            let whole = check_point(&text, &[], story).valid;
+            let parts = match clauses::split_for_wider_support(&text, &whole, story) {
                 Some(clauses) => clauses.map(|c| c.text).to_vec(),
                 None => vec![text],
             };

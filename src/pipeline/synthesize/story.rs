@@ -106,7 +106,7 @@ pub(crate) fn synthesize_story(
                         }
                         // A fact other sources share, bundled with one the cited source
                         // alone states, is told on its own so that it cites them all.
-                        match clauses::split_for_wider_support(&p.text, members) {
+                        match clauses::split_for_wider_support(&p.text, &check.valid, members) {
                             Some(parts) => parts
                                 .map(|c| KeyPoint {
                                     text: c.text,
