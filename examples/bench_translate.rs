@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use polybrief::models::cpu_level::CpuLevel;
 use polybrief::models::generate::{generate, GenerationParams, MarianDecoding};
-use polybrief::models::int8::CpuLevel;
 use polybrief::models::marian::{MarianMTModel, WeightPrecision};
 use polybrief::pipeline::translate::load_marian_with_precision;
 
@@ -124,7 +124,8 @@ fn main() {
     );
 }
 
-/// The f32 kernels gemm (candle's and polybrief's f32 matmuls) picks on this CPU and build.
+/// The f32 kernels gemm (candle's matmuls: the encoder's attention) picks on this CPU and
+/// build; Marian's linear layers run on polybrief's own, at `cpu_level`.
 fn gemm_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {

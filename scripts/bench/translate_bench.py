@@ -9,9 +9,10 @@ Each tool runs in its own process; peak RSS is that process's, from GNU time (mo
 Only the decoding loop is timed (after one warm-up batch), once per configuration.
 
 polybrief runs twice, in f32 and in int8 (`polybrief-f32`, `polybrief-int8`). `--isa avx2`
-disables AVX-512 in both polybrief's int8 kernels (POLYBRIEF_CPU_LEVEL=avx2) and CTranslate2
-(CT2_FORCE_CPU_ISA=AVX2), so that one AVX-512 machine measures the AVX2 kernels too; candle's f32
-matmuls (the gemm crate) have no such switch and keep AVX-512.
+disables AVX-512 in both polybrief's own int8 and f32 kernels (POLYBRIEF_CPU_LEVEL=avx2) and
+CTranslate2 (CT2_FORCE_CPU_ISA=AVX2 and its gemm libraries capped), so that one AVX-512 machine
+measures the AVX2 kernels too; candle's f32 matmuls (the gemm crate, the encoder's attention)
+have no such switch: translate.sh builds the harness without gemm's AVX-512 kernels for that.
 
 Usage: translate_bench.py --polybrief PATH [--threads 2] [--sentences 64] [--new-tokens 24]
                           [--device cpu|cuda] [--isa native|avx2]
@@ -292,7 +293,8 @@ def main():
     load_after = os.getloadavg()[0]
 
     print(f"\n{cpu_line()}; polybrief int8 kernels: {polybrief_level(rows)}; "
-          f"polybrief f32 gemm: {polybrief_level(rows, 'polybrief-f32', 'gemm_level')}; "
+          f"polybrief f32 kernels: {polybrief_level(rows, 'polybrief-f32')} "
+          f"(candle's gemm: {polybrief_level(rows, 'polybrief-f32', 'gemm_level')}); "
           f"CTranslate2 ISA: {'AVX2 (forced, MKL and oneDNN capped too)' if args.isa == 'avx2' else 'its own choice'}.")
     print(f"{args.sentences} sentences of 8–48 source tokens, {args.new_tokens} target tokens each, "
           f"{args.threads} threads, {device_label(args.device)}; ratios are relative to polybrief (higher is faster; "

@@ -71,7 +71,7 @@ fn sum_exp_body(xs: &[f32], max: f32) -> f32 {
 pub(crate) fn sum_exp(xs: &[f32], max: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::int8::CpuLevel;
+        use super::cpu_level::CpuLevel;
         match CpuLevel::current() {
             // SAFETY: the level is only reported where the CPU has these instructions.
             CpuLevel::Avx512Vnni => return unsafe { sum_exp_avx512(xs, max) },

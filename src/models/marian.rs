@@ -20,7 +20,9 @@ use serde::Deserialize;
 
 use super::int8::{Int8Linear, Int8Matrix};
 use super::marian_step::{add_in_place, layer_norm_rows, CrossKv, StepCache};
+use super::panels::PanelMatrix;
 pub use super::precision::WeightPrecision;
+use super::safetensors_file::{SafetensorsFile, SharedSafetensors};
 
 /// One token id or several (`eos_token_id` may be either in hub configs).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -253,20 +255,22 @@ fn sinusoidal_table(
     Tensor::from_vec(table, (num_positions, dim), device)?.to_dtype(dtype)
 }
 
-/// A linear layer `y = x W^T + b` whose weight is stored transposed, `(in, out)` contiguous.
+/// A linear layer `y = x W^T + b`.
 ///
-/// Why: candle's CPU matmul hands gemm a row-major destination, which gemm transposes into
-/// `W · x^T`; with the checkpoint's `(out, in)` layout the weight is then not column-major
-/// and gemm repacks the whole matrix on every call, which in decoding (a few rows per call)
-/// costs as much as the multiplication itself. Stored as `(in, out)` the weight is used in
-/// place.
-///
-/// In int8 the stacked weight is quantized per output row instead ([`Int8Linear`]).
+/// On the CPU in f32 the weight lives in panels ([`PanelMatrix`], polybrief's kernels); on
+/// any other device or dtype it is stored transposed, `(in, out)` contiguous, for candle's
+/// matmul (which hands gemm a row-major destination and so reads an `(out, in)` weight as a
+/// matrix to repack on every call). In int8 the weight is quantized per output row
+/// ([`Int8Linear`]).
 #[derive(Clone, Debug)]
 enum Projection {
-    F32 {
+    Tensor {
         weight_t: Tensor,
         bias: Option<Tensor>,
+    },
+    Panels {
+        weight: std::sync::Arc<PanelMatrix>,
+        bias: Vec<f32>,
     },
     Int8(Int8Linear),
 }
@@ -292,7 +296,18 @@ impl Projection {
         let weight = Tensor::cat(&weights, 0)?;
         let bias = Tensor::cat(&biases, 0)?;
         Ok(match precision {
-            WeightPrecision::F32 => Self::F32 {
+            WeightPrecision::F32 if vb.device().is_cpu() && vb.dtype() == DType::F32 => {
+                let (rows, cols) = weight.dims2()?;
+                Self::Panels {
+                    weight: std::sync::Arc::new(PanelMatrix::from_row_major(
+                        &cpu_values(&weight)?,
+                        rows,
+                        cols,
+                    )),
+                    bias: cpu_values(&bias)?,
+                }
+            }
+            WeightPrecision::F32 => Self::Tensor {
                 weight_t: weight.t()?.contiguous()?,
                 bias: Some(bias),
             },
@@ -310,74 +325,42 @@ impl Projection {
         Self::fused(&[(name, 1.0)], in_dim, out_dim, vb, precision)
     }
 
-    /// `x` `(rows, in)` row-major → `(rows, out)` row-major, on the CPU. In f32 the same
-    /// gemm call candle's matmul makes, onto the bias instead of zeros: the same values as
-    /// [`forward`](Self::forward), without candle's tensors around them.
+    /// `x` `(rows, in)` row-major → `(rows, out)` row-major, on the CPU.
     fn forward_rows(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let (weight_t, bias) = match self {
-            Self::F32 { weight_t, bias } => (weight_t, bias),
-            Self::Int8(linear) => return linear.forward_rows(x, rows),
-        };
-        let (in_dim, out_dim) = weight_t.dims2()?;
-        if x.len() != rows * in_dim {
-            candle_core::bail!(
-                "linear layer expects {rows} × {in_dim} values, got {}",
-                x.len()
-            );
-        }
-        let mut out = Vec::with_capacity(rows * out_dim);
-        match bias {
-            Some(bias) => with_cpu_slice(bias, |b| {
-                for _ in 0..rows {
-                    out.extend_from_slice(b);
+        match self {
+            Self::Panels { weight, bias } => {
+                if x.len() != rows * weight.cols() {
+                    candle_core::bail!(
+                        "linear layer expects {rows} × {} values, got {}",
+                        weight.cols(),
+                        x.len()
+                    );
                 }
-            })?,
-            None => out.resize(rows * out_dim, 0.0),
-        }
-        let threads = rayon::current_num_threads();
-        let parallelism = if threads > 1 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
-        with_cpu_slice(weight_t, |w| {
-            // SAFETY: `out` holds rows × out_dim values, `x` rows × in_dim and `w` in_dim ×
-            // out_dim, all row-major with the strides given.
-            unsafe {
-                gemm::gemm(
-                    rows,
-                    out_dim,
-                    in_dim,
-                    out.as_mut_ptr(),
-                    1,
-                    out_dim as isize,
-                    true,
-                    x.as_ptr(),
-                    1,
-                    in_dim as isize,
-                    w.as_ptr(),
-                    1,
-                    out_dim as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                )
+                Ok(weight.matmul_t(x, rows, Some(bias)))
             }
-        })?;
-        Ok(out)
+            Self::Int8(linear) => linear.forward_rows(x, rows),
+            Self::Tensor { weight_t, .. } => {
+                let in_dim = weight_t.dim(0)?;
+                let xs = Tensor::from_slice(x, (rows, in_dim), weight_t.device())?;
+                cpu_values(&self.forward(&xs)?)
+            }
+        }
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (weight_t, bias) = match self {
-            Self::F32 { weight_t, bias } => (weight_t, bias),
-            Self::Int8(linear) => return linear.forward(xs),
-        };
         let dims = xs.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = xs.elem_count() / in_dim.max(1);
+        let (weight_t, bias) = match self {
+            Self::Tensor { weight_t, bias } => (weight_t, bias),
+            Self::Int8(linear) => return linear.forward(xs),
+            Self::Panels { weight, .. } => {
+                let mut out_dims = dims.to_vec();
+                *out_dims.last_mut().expect("at least one dim") = weight.rows();
+                let ys = self.forward_rows(&cpu_values(xs)?, rows)?;
+                return Tensor::from_vec(ys, out_dims, xs.device());
+            }
+        };
         let ys = xs.reshape((rows, in_dim))?.matmul(weight_t)?;
         let ys = match bias {
             Some(bias) => ys.broadcast_add(bias)?,
@@ -763,96 +746,6 @@ impl DecoderCache {
     }
 }
 
-/// A `(rows, cols)` f32 matrix on the CPU, stored as panels of [`PANEL`] rows, each panel
-/// `cols × PANEL` column-major (panel `p`, column `c`, row `i` at `(p·cols + c)·PANEL + i`).
-///
-/// Why: the LM head multiplies the 58k × 512 target embeddings by a handful of decoder rows
-/// every step. Handed a panel, gemm's microkernel reads it front to back without repacking,
-/// which is about twice as fast as any layout candle's matmul can give it (a row-major matrix
-/// is repacked on every call; its transpose is read in 512 strided streams). Panels are
-/// independent, so the product is split across threads by panel.
-#[derive(Debug)]
-struct PanelMatrix {
-    data: Vec<f32>,
-    rows: usize,
-    cols: usize,
-}
-
-/// Rows per panel: four AVX-512 (or eight AVX2) registers, gemm's tallest f32 microkernel.
-const PANEL: usize = 64;
-
-impl PanelMatrix {
-    fn from_row_major(values: &[f32], rows: usize, cols: usize) -> Self {
-        let panels = rows.div_ceil(PANEL);
-        let mut data = vec![0f32; panels * cols * PANEL];
-        for (r, row) in values.chunks_exact(cols).enumerate().take(rows) {
-            let (p, i) = (r / PANEL, r % PANEL);
-            for (c, &v) in row.iter().enumerate() {
-                data[(p * cols + c) * PANEL + i] = v;
-            }
-        }
-        Self { data, rows, cols }
-    }
-
-    /// Copies row `r` into `out` (`cols` long).
-    fn copy_row(&self, r: usize, out: &mut [f32]) {
-        let (p, i) = (r / PANEL, r % PANEL);
-        let panel = &self.data[p * self.cols * PANEL..(p + 1) * self.cols * PANEL];
-        for (c, o) in out.iter_mut().enumerate() {
-            *o = panel[c * PANEL + i];
-        }
-    }
-
-    /// `x · self^T + bias`, with `x` `(n, cols)` row-major; returns `(n, rows)` row-major.
-    fn matmul_t(&self, x: &[f32], n: usize, bias: &[f32]) -> Vec<f32> {
-        use rayon::prelude::*;
-        let (rows, cols) = (self.rows, self.cols);
-        let mut out = Vec::with_capacity(n * rows);
-        for _ in 0..n {
-            out.extend_from_slice(bias);
-        }
-        let panels = rows.div_ceil(PANEL);
-        // A few chunks per thread balance the load without many tiny jobs.
-        let per_job = panels.div_ceil(4 * rayon::current_num_threads()).max(1);
-        let out_addr = out.as_mut_ptr() as usize;
-        (0..panels)
-            .into_par_iter()
-            .step_by(per_job)
-            .for_each(|first| {
-                for p in first..(first + per_job).min(panels) {
-                    let m = PANEL.min(rows - p * PANEL);
-                    // SAFETY: `out` holds n × rows values and outlives the parallel loop; this call
-                    // writes columns p·PANEL .. p·PANEL + m of each of the n rows, which no other
-                    // panel touches. The panel holds cols × PANEL values, x holds n × cols.
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            cols,
-                            (out_addr as *mut f32).add(p * PANEL),
-                            rows as isize, // dst column stride: next output row
-                            1,             // dst row stride: next vocabulary entry
-                            true,          // accumulate onto the bias already in `out`
-                            self.data.as_ptr().add(p * cols * PANEL),
-                            PANEL as isize,
-                            1,
-                            x.as_ptr(),
-                            cols as isize,
-                            1,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                }
-            });
-        out
-    }
-}
-
 /// Reads a CPU tensor's values, row-major.
 fn cpu_values(t: &Tensor) -> Result<Vec<f32>> {
     t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
@@ -879,15 +772,18 @@ impl TokenEmbedding {
             }
             TokenEmbedding::Panels(m) => {
                 let ids = ids.flatten_all()?.to_vec1::<u32>()?;
-                let mut out = vec![0f32; ids.len() * m.cols];
-                for (id, row) in ids.iter().zip(out.chunks_exact_mut(m.cols)) {
+                let mut out = vec![0f32; ids.len() * m.cols()];
+                for (id, row) in ids.iter().zip(out.chunks_exact_mut(m.cols())) {
                     let id = *id as usize;
-                    if id >= m.rows {
-                        candle_core::bail!("token id {id} is outside the vocabulary of {}", m.rows);
+                    if id >= m.rows() {
+                        candle_core::bail!(
+                            "token id {id} is outside the vocabulary of {}",
+                            m.rows()
+                        );
                     }
                     m.copy_row(id, row);
                 }
-                Tensor::from_vec(out, (b, t, m.cols), &Device::Cpu)
+                Tensor::from_vec(out, (b, t, m.cols()), &Device::Cpu)
             }
             TokenEmbedding::Int8(m) => {
                 let ids = ids.flatten_all()?.to_vec1::<u32>()?;
@@ -945,7 +841,7 @@ impl LmHead {
             LmHead::Panels { weight, .. } => {
                 let rows = hidden.dim(0)?;
                 let logits = self.forward_values(hidden)?;
-                Tensor::from_vec(logits, (rows, weight.rows), hidden.device())
+                Tensor::from_vec(logits, (rows, weight.rows()), hidden.device())
             }
             LmHead::Int8(linear) => linear.forward(hidden),
         }
@@ -957,10 +853,10 @@ impl LmHead {
             LmHead::Tensor { .. } => cpu_values(&self.forward(hidden)?),
             LmHead::Panels { weight, bias } => {
                 let (rows, d) = hidden.dims2()?;
-                if d != weight.cols {
-                    candle_core::bail!("LM head expects {} features, got {d}", weight.cols);
+                if d != weight.cols() {
+                    candle_core::bail!("LM head expects {} features, got {d}", weight.cols());
                 }
-                Ok(weight.matmul_t(&cpu_values(hidden)?, rows, bias))
+                Ok(weight.matmul_t(&cpu_values(hidden)?, rows, Some(bias)))
             }
             LmHead::Int8(linear) => linear.forward_values(hidden),
         }
@@ -971,10 +867,10 @@ impl LmHead {
     fn forward_rows(&self, hidden: &[f32], rows: usize) -> Result<Vec<f32>> {
         match self {
             LmHead::Panels { weight, bias } => {
-                if hidden.len() != rows * weight.cols {
-                    candle_core::bail!("LM head expects {} features per row", weight.cols);
+                if hidden.len() != rows * weight.cols() {
+                    candle_core::bail!("LM head expects {} features per row", weight.cols());
                 }
-                Ok(weight.matmul_t(hidden, rows, bias))
+                Ok(weight.matmul_t(hidden, rows, Some(bias)))
             }
             LmHead::Int8(linear) => linear.forward_rows(hidden, rows),
             LmHead::Tensor { .. } => {
@@ -1030,7 +926,7 @@ impl MarianMTModel {
     /// [`MarianMTModel::new`] with the tensor LM head that GPUs use, on any device: lets a
     /// CPU-only test check the GPU's path against the reference.
     pub fn new_with_tensor_head(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        Self::build(cfg, vb, WeightPrecision::F32, false)
+        Self::build(cfg, vb, WeightPrecision::F32, false, None)
     }
 
     /// [`new`](Self::new) with every linear layer, the LM head included, in `precision`
@@ -1044,7 +940,21 @@ impl MarianMTModel {
         // On the CPU in f32 the LM head (and the embeddings tied to it) live in panels; every
         // other device and dtype uses candle's tensors.
         let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
-        Self::build(cfg, vb, precision, use_panels)
+        Self::build(cfg, vb, precision, use_panels, None)
+    }
+
+    /// [`new_with_precision`](Self::new_with_precision) with the checkpoint's file at hand
+    /// (the same one `vb` reads): an int8 model then quantizes its embedding matrix a block
+    /// of rows at a time as they are read, so that loading never holds the f32 matrix
+    /// (119 MB for opus-mt-de-en, the peak of an int8 load) beside its int8 copy.
+    pub fn new_reading_rows(
+        cfg: &Config,
+        vb: VarBuilder,
+        precision: WeightPrecision,
+        file: &SafetensorsFile,
+    ) -> Result<Self> {
+        let use_panels = vb.device().is_cpu() && vb.dtype() == DType::F32;
+        Self::build(cfg, vb, precision, use_panels, Some(file))
     }
 
     fn build(
@@ -1052,6 +962,7 @@ impl MarianMTModel {
         vb: VarBuilder,
         precision: WeightPrecision,
         use_panels: bool,
+        file: Option<&SafetensorsFile>,
     ) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
         if precision == WeightPrecision::Int8 && !vb.device().is_cpu() {
@@ -1063,7 +974,7 @@ impl MarianMTModel {
             candle_core::Error::msg(format!("the checkpoint has no {what} embedding matrix"))
         };
 
-        let (encoder_rows, decoder_rows) = if cfg.share_encoder_decoder_embeddings {
+        let (encoder_rows, decoder_name, decoder_vocab) = if cfg.share_encoder_decoder_embeddings {
             let name = first_present(
                 &vb,
                 &[
@@ -1074,7 +985,7 @@ impl MarianMTModel {
                 ],
             )
             .ok_or_else(|| missing("shared"))?;
-            (None, vb.get((cfg.vocab_size, d), name)?)
+            (None, name, cfg.vocab_size)
         } else {
             let enc = vb.get((cfg.vocab_size, d), "model.encoder.embed_tokens.weight")?;
             let name = first_present(
@@ -1082,7 +993,25 @@ impl MarianMTModel {
                 &["model.decoder.embed_tokens.weight", "lm_head.weight"],
             )
             .ok_or_else(|| missing("decoder"))?;
-            (Some(enc), vb.get((target_vocab, d), name)?)
+            (Some(enc), name, target_vocab)
+        };
+        // Read row by row into int8 where the file allows it; otherwise whole, below.
+        let streamed_embed = match file {
+            Some(file)
+                if precision == WeightPrecision::Int8
+                    && file.f32_matrix_shape(decoder_name) == Some((decoder_vocab, d)) =>
+            {
+                Some(std::sync::Arc::new(Int8Matrix::quantize_read(
+                    decoder_vocab,
+                    d,
+                    |first, out| file.read_f32_rows(decoder_name, first, out),
+                )?))
+            }
+            _ => None,
+        };
+        let decoder_rows = match streamed_embed {
+            Some(_) => None,
+            None => Some(vb.get((decoder_vocab, d), decoder_name)?),
         };
         let untied_head = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
             Some(vb.get((target_vocab, d), "lm_head.weight")?)
@@ -1099,8 +1028,11 @@ impl MarianMTModel {
 
         let (decoder_embed, lm_head) = if precision == WeightPrecision::Int8 {
             let quantize = |w: &Tensor| Int8Matrix::from_tensor(w).map(std::sync::Arc::new);
-            let embed = quantize(&decoder_rows)?;
-            drop(decoder_rows);
+            let embed = match (streamed_embed, decoder_rows) {
+                (Some(embed), _) => embed,
+                (None, Some(rows)) => quantize(&rows)?,
+                (None, None) => unreachable!("the embedding is read one way or the other"),
+            };
             let head = match &untied_head {
                 Some(w) => quantize(w)?,
                 None => embed.clone(),
@@ -1119,6 +1051,7 @@ impl MarianMTModel {
                     cols,
                 )))
             };
+            let decoder_rows = decoder_rows.expect("read whole outside int8");
             let embed = panels(&decoder_rows)?;
             // The panels replace the row-major matrix: free it now, before the layers are
             // read, rather than when `new` returns (a vocab × d_model copy off the peak RSS).
@@ -1133,6 +1066,7 @@ impl MarianMTModel {
                 LmHead::Panels { weight: head, bias },
             )
         } else {
+            let decoder_rows = decoder_rows.expect("read whole outside int8");
             let weight = untied_head.unwrap_or_else(|| decoder_rows.clone());
             (
                 TokenEmbedding::Rows(decoder_rows),
@@ -1394,20 +1328,31 @@ impl MarianMTModel {
 }
 
 /// Opens a checkpoint file as a `VarBuilder`: `*.safetensors` read tensor by tensor (see
-/// [`SafetensorsFile`](super::safetensors_file::SafetensorsFile): no memory map, so the file
-/// costs no resident memory once the model is built), anything else read as a PyTorch pickle
-/// (`pytorch_model.bin`). Tensors are converted to `dtype` on load.
+/// [`SafetensorsFile`]: no memory map, so the file costs no resident memory once the model is
+/// built), anything else read as a PyTorch pickle (`pytorch_model.bin`). Tensors are
+/// converted to `dtype` on load.
 pub fn var_builder(path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    Ok(open_checkpoint(path, dtype, device)?.0)
+}
+
+/// [`var_builder`], and the safetensors file behind it (for
+/// [`MarianMTModel::new_reading_rows`]), if the checkpoint is one.
+pub fn open_checkpoint(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<(VarBuilder<'static>, Option<std::sync::Arc<SafetensorsFile>>)> {
     let is_safetensors = path.extension().is_some_and(|ext| ext == "safetensors");
     if is_safetensors {
-        let file = super::safetensors_file::SafetensorsFile::open(path)?;
-        Ok(VarBuilder::from_backend(
-            Box::new(file),
+        let file = std::sync::Arc::new(SafetensorsFile::open(path)?);
+        let vb = VarBuilder::from_backend(
+            Box::new(SharedSafetensors(file.clone())),
             dtype,
             device.clone(),
-        ))
+        );
+        Ok((vb, Some(file)))
     } else {
-        VarBuilder::from_pth(path, dtype, device)
+        Ok((VarBuilder::from_pth(path, dtype, device)?, None))
     }
 }
 
@@ -1446,33 +1391,6 @@ mod tests {
         assert_eq!(cfg.target_vocab_size(), 80);
         assert_eq!(cfg.eos_id(), 0);
         assert_eq!(cfg.forced_eos_id(), None);
-    }
-
-    #[test]
-    fn panel_matrix_matches_a_plain_product() {
-        // 130 rows: two full panels and a partial one.
-        let (rows, cols, n) = (130, 7, 3);
-        let w: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-            .collect();
-        let x: Vec<f32> = (0..n * cols)
-            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0)
-            .collect();
-        let bias: Vec<f32> = (0..rows).map(|i| i as f32 / 10.0).collect();
-        let m = PanelMatrix::from_row_major(&w, rows, cols);
-        let out = m.matmul_t(&x, n, &bias);
-        for r in 0..n {
-            for v in 0..rows {
-                let want: f32 = bias[v]
-                    + (0..cols)
-                        .map(|c| x[r * cols + c] * w[v * cols + c])
-                        .sum::<f32>();
-                assert!((out[r * rows + v] - want).abs() < 1e-4, "row {r} entry {v}");
-            }
-        }
-        let mut row = vec![0f32; cols];
-        m.copy_row(129, &mut row);
-        assert_eq!(row, w[129 * cols..130 * cols]);
     }
 
     #[test]

@@ -275,7 +275,7 @@ fn attend_head(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::int8::CpuLevel;
+        use super::cpu_level::CpuLevel;
         match CpuLevel::current() {
             // SAFETY: a level is only reported where the CPU has its instructions.
             CpuLevel::Avx512Vnni => {

@@ -2,6 +2,7 @@
 //! them from the hub or a local folder (`hub`), and the architectures that run them.
 
 pub mod catalog;
+pub mod cpu_level;
 pub mod embedder;
 mod exp_sum;
 pub mod generate;
@@ -12,6 +13,7 @@ pub mod marian;
 mod marian_step;
 pub mod marian_tokenizer;
 pub(crate) mod model_ref;
+mod panels;
 pub mod precision;
 pub(crate) mod qwen2_batched;
 pub(crate) mod row_linear;

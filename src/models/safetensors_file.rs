@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
@@ -126,6 +126,96 @@ impl SafetensorsFile {
             file.read_exact(&mut bytes).map_err(read_err)?;
             Tensor::from_raw_buffer(&bytes, dtype, shape.dims(), device)
         }
+    }
+}
+
+impl SafetensorsFile {
+    /// The shape of tensor `name` if it is a 2-D f32 matrix (what [`read_f32_rows`] reads).
+    ///
+    /// [`read_f32_rows`]: Self::read_f32_rows
+    pub fn f32_matrix_shape(&self, name: &str) -> Option<(usize, usize)> {
+        let entry = self.entries.get(name)?;
+        match (entry.dtype.as_str(), entry.shape.as_slice()) {
+            ("F32", &[rows, cols]) => Some((rows, cols)),
+            _ => None,
+        }
+    }
+
+    /// Fills `out` with whole rows of the f32 tensor `name`, starting at row `first_row`:
+    /// a part of a matrix, for code that converts one as it is read (an int8 embedding then
+    /// never holds the f32 matrix whole).
+    pub fn read_f32_rows(&self, name: &str, first_row: usize, out: &mut [f32]) -> Result<()> {
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| err(&self.path, format!("no tensor named {name}")))?;
+        if entry.dtype != "F32" {
+            return Err(err(
+                &self.path,
+                format!("tensor {name} has dtype {}, not F32", entry.dtype),
+            ));
+        }
+        let cols: usize = entry.shape.iter().skip(1).product();
+        let rows = entry.shape.first().copied().unwrap_or(0);
+        let [start, end] = entry.data_offsets;
+        let wanted_rows = out.len().checked_div(cols).unwrap_or(0);
+        if cols == 0
+            || !out.len().is_multiple_of(cols)
+            || first_row + wanted_rows > rows
+            || end < start
+            || (end - start) as usize != rows * cols * 4
+        {
+            return Err(err(
+                &self.path,
+                format!(
+                    "tensor {name} {:?} has no rows {first_row}..{}",
+                    entry.shape,
+                    first_row + wanted_rows
+                ),
+            ));
+        }
+        let read_err = |e: std::io::Error| err(&self.path, format!("tensor {name}: {e}"));
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| err(&self.path, "a reader panicked"))?;
+        file.seek(SeekFrom::Start(
+            self.data_start + start + (first_row * cols * 4) as u64,
+        ))
+        .map_err(read_err)?;
+        let mut buf = vec![0u8; 1 << 16];
+        for values in out.chunks_mut(buf.len() / 4) {
+            let bytes = &mut buf[..values.len() * 4];
+            file.read_exact(bytes).map_err(read_err)?;
+            for (v, b) in values.iter_mut().zip(bytes.chunks_exact(4)) {
+                *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A [`SafetensorsFile`] shared between a `VarBuilder` and code that reads rows of it.
+pub struct SharedSafetensors(pub Arc<SafetensorsFile>);
+
+impl SimpleBackend for SharedSafetensors {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        init: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        self.0.get(s, name, init, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        self.0.get_unchecked(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.contains_tensor(name)
     }
 }
 

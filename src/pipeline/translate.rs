@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::article::{EnglishArticle, EnglishSentence, Lang, SegmentedArticle};
 use crate::models::generate::{generate, GenerationParams, MarianDecoding, RepetitionGuard};
-use crate::models::marian::{var_builder, Config, MarianMTModel};
+use crate::models::marian::{open_checkpoint, Config, MarianMTModel};
 use crate::models::marian_tokenizer::MarianTokenizer;
 use crate::models::precision::WeightPrecision;
 use crate::models::GenerateError;
@@ -165,10 +165,13 @@ pub fn load_marian_with_precision(
             weights.display()
         )));
     }
-    let vb = var_builder(&weights, dtype, device)
+    let (vb, file) = open_checkpoint(&weights, dtype, device)
         .map_err(|e| load_err(format!("cannot read {}: {e}", weights.display())))?;
-    MarianMTModel::new_with_precision(&cfg, vb, precision)
-        .map_err(|e| load_err(format!("{}: {e}", weights.display())))
+    match file {
+        Some(file) => MarianMTModel::new_reading_rows(&cfg, vb, precision, &file),
+        None => MarianMTModel::new_with_precision(&cfg, vb, precision),
+    }
+    .map_err(|e| load_err(format!("{}: {e}", weights.display())))
 }
 
 /// Whether `path` starts like a zip archive, as `torch.save` writes since PyTorch 1.6.

@@ -1,7 +1,8 @@
-//! Which int8 kernel family this CPU runs, decided once per process.
+//! Which family of polybrief's own CPU kernels (int8 and f32 products, attention, the
+//! softmax normaliser) this CPU runs, decided once per process.
 //!
 //! Detected at run time with `is_x86_feature_detected!`, so one binary uses AVX-512 VNNI on a
-//! Xeon and AVX2 on an EPYC. `POLYBRIEF_CPU_LEVEL` caps the level (never raises it above what
+//! Xeon and AVX2 on an EPYC. The AVX2 levels include FMA, which every AVX2 CPU has. `POLYBRIEF_CPU_LEVEL` caps the level (never raises it above what
 //! the CPU has), so that one machine can measure every family: `avx512` (the default cap),
 //! `avxvnni`, `avx2`, `scalar`.
 
@@ -54,10 +55,11 @@ impl CpuLevel {
             {
                 return CpuLevel::Avx512Vnni;
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni") {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            if avx2 && is_x86_feature_detected!("avxvnni") {
                 return CpuLevel::AvxVnni;
             }
-            if is_x86_feature_detected!("avx2") {
+            if avx2 {
                 return CpuLevel::Avx2;
             }
         }
@@ -79,7 +81,7 @@ impl CpuLevel {
         }
     }
 
-    /// The level the int8 kernels use in this process.
+    /// The level the kernels use in this process.
     pub fn current() -> Self {
         static LEVEL: OnceLock<CpuLevel> = OnceLock::new();
         *LEVEL.get_or_init(|| {
@@ -109,9 +111,13 @@ impl CpuLevel {
         {
             match self {
                 CpuLevel::Scalar => true,
-                CpuLevel::Avx2 => is_x86_feature_detected!("avx2"),
+                CpuLevel::Avx2 => {
+                    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+                }
                 CpuLevel::AvxVnni => {
-                    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni")
+                    is_x86_feature_detected!("avx2")
+                        && is_x86_feature_detected!("fma")
+                        && is_x86_feature_detected!("avxvnni")
                 }
                 CpuLevel::Avx512Vnni => Self::detected() == CpuLevel::Avx512Vnni,
             }
