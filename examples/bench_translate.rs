@@ -1,6 +1,8 @@
 //! Throughput harness for scripts/bench/translate.sh: runs polybrief's Marian engine on token
 //! ids from a file, in consecutive batches, with a fixed output length, and prints one JSON line
-//! `{"seconds": .., "tokens": .., "sentences": ..}` for the timed part (after one warm-up batch).
+//! `{"seconds": .., "tokens": .., "sentences": .., "ids_digest": ..}` for the timed part (after
+//! one warm-up batch); `ids_digest` fingerprints the generated ids, so that two builds can be
+//! compared for speed and sameness at once.
 //!
 //! Usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] [--new-tokens N]
 //!        [--precision f32|int8] [--device cpu|cuda]
@@ -21,14 +23,14 @@ struct Input {
     sentences: Vec<Vec<u32>>,
 }
 
-/// Runs one batch; returns (generated tokens, seconds spent in the encoder).
+/// Runs one batch; returns the generated ids and the seconds spent in the encoder.
 fn run_batch(
     model: &MarianMTModel,
     device: &Device,
     batch: &[Vec<u32>],
     params: &GenerationParams,
     new_tokens: usize,
-) -> (usize, f64) {
+) -> (Vec<Vec<u32>>, f64) {
     let pad = model.config().pad_token_id;
     let width = batch.iter().map(Vec::len).max().unwrap_or(0);
     let mut ids = Vec::new();
@@ -49,7 +51,23 @@ fn run_batch(
     let cache = model.new_cache(&encoded).expect("cache");
     let mut decoding = MarianDecoding::new(model, cache);
     let out = generate(&mut decoding, params, &vec![new_tokens; batch.len()]).expect("generate");
-    (out.iter().map(Vec::len).sum(), encode_seconds)
+    (out, encode_seconds)
+}
+
+/// FNV-1a over every generated id, sentence by sentence: two builds that print the same
+/// digest decoded the same tokens, so a speed comparison is also a check of sameness.
+fn ids_digest(outputs: &[Vec<u32>]) -> String {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for ids in outputs {
+        for byte in ids
+            .iter()
+            .chain([&u32::MAX])
+            .flat_map(|id| id.to_le_bytes())
+        {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 fn main() {
@@ -103,12 +121,13 @@ fn main() {
     let batches: Vec<&[Vec<u32>]> = input.sentences.chunks(batch.max(1)).collect();
     run_batch(&model, &device, batches[0], &params, new_tokens);
     let start = Instant::now();
-    let (mut tokens, mut encode_seconds) = (0, 0.0);
+    let (mut outputs, mut encode_seconds) = (Vec::new(), 0.0);
     for b in &batches {
-        let (t, e) = run_batch(&model, &device, b, &params, new_tokens);
-        tokens += t;
+        let (out, e) = run_batch(&model, &device, b, &params, new_tokens);
+        outputs.extend(out);
         encode_seconds += e;
     }
+    let tokens: usize = outputs.iter().map(Vec::len).sum();
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "{}",
@@ -120,6 +139,7 @@ fn main() {
             "precision": precision.name(),
             "cpu_level": CpuLevel::current().name(),
             "gemm_level": gemm_level(),
+            "ids_digest": ids_digest(&outputs),
         })
     );
 }

@@ -490,14 +490,18 @@ fn beam_search(
     let start = params.decoder_start_token_id;
     let mut results: Vec<Vec<u32>> = vec![Vec::new(); max_new_tokens.len()];
 
-    // Expand every source into n rows; sentences with no room to generate are done already.
+    // Every source starts as n beams; sentences with no room to generate are done already.
+    // The n beams are n copies of one hypothesis, of which only the first is live, so the
+    // first step decodes one row per sentence (`rows_per_sentence`) and the rows are expanded
+    // into beams after it (see `first_step_candidates`).
+    let mut rows_per_sentence = 1;
     let mut live: Vec<Beams> = Vec::new();
     let mut rows = Vec::new();
     for (source, &max_new) in max_new_tokens.iter().enumerate() {
         if max_new == 0 {
             continue;
         }
-        rows.extend(std::iter::repeat_n(source as u32, n));
+        rows.push(source as u32);
         let mut scores = vec![-1e9f32; n];
         // Only the first beam is live at the start, so that the n beams do not pick the same
         // tokens.
@@ -518,21 +522,25 @@ fn beam_search(
     decoder.select_rows(&rows, false)?;
 
     while !live.is_empty() {
+        let per = rows_per_sentence;
         let tokens: Vec<u32> = live
             .iter()
-            .flat_map(|b| b.seqs.iter().map(|s| *s.last().unwrap_or(&start)))
+            .flat_map(|b| b.seqs.iter().take(per).map(|s| *s.last().unwrap_or(&start)))
             .collect();
         super::check_interrupt()?;
         let mut logits = decoder.step(&tokens)?;
         let vocab = vocab_of(&logits, tokens.len())?;
+        // At the first step a sentence's one row holds the logits of all its beams; kept whole
+        // for the beams that have no row of their own (`row_top_k` clobbers its row).
+        let first_step_logits = (per < n).then(|| logits.clone());
 
         // a–c, per row and in parallel: log-probs, processors, accumulated scores, and the row's
         // best 2n continuations (the sentence's best 2n are among its rows' best 2n).
-        let row_tops: Vec<Vec<Candidate>> = logits
+        let mut row_tops: Vec<Vec<Candidate>> = logits
             .par_chunks_mut(vocab)
             .enumerate()
             .map(|(row, scores)| {
-                let (beams, beam) = (&live[row / n], row % n);
+                let (beams, beam) = (&live[row / per], row % per);
                 row_top_k(
                     scores,
                     &beams.seqs[beam],
@@ -544,8 +552,14 @@ fn beam_search(
                 )
             })
             .collect();
+        if let Some(first) = first_step_logits {
+            for (e, beams) in live.iter().enumerate() {
+                let row = &first[e * vocab..(e + 1) * vocab];
+                first_step_candidates(&mut row_tops[e], row, beams, params, k);
+            }
+        }
 
-        let mut next_rows: Vec<u32> = Vec::with_capacity(tokens.len());
+        let mut next_rows: Vec<u32> = Vec::with_capacity(n * live.len());
         let mut any_done = false;
         for (e, beams) in live.iter_mut().enumerate() {
             let generated = beams.seqs[0].len() - 1;
@@ -553,7 +567,7 @@ fn beam_search(
 
             // The sentence's top 2n continuations, in `torch.topk` order.
             let mut top: Vec<Candidate> = Vec::with_capacity(k + 1);
-            for c in row_tops[e * n..(e + 1) * n].iter().flatten() {
+            for c in row_tops[e * per..(e + 1) * per].iter().flatten() {
                 push_top_k(&mut top, *c, k);
             }
 
@@ -625,9 +639,15 @@ fn beam_search(
                 })
                 .collect();
             beams.scores = running.iter().map(|c| c.score).collect();
-            next_rows.extend(running.iter().map(|c| (e * n + c.beam) as u32));
+            // At the first step every beam continues the sentence's one row.
+            next_rows.extend(
+                running
+                    .iter()
+                    .map(|c| (e * per + c.beam.min(per - 1)) as u32),
+            );
         }
 
+        rows_per_sentence = n;
         if any_done {
             for beams in live.iter().filter(|b| b.done) {
                 results[beams.source] = beams
@@ -641,10 +661,54 @@ fn beam_search(
                 decoder.select_rows(&next_rows, false)?;
             }
         } else {
-            decoder.select_rows(&next_rows, true)?;
+            // After the first step the rows are a sentence's beams in place; before it, one
+            // row per sentence becomes n.
+            decoder.select_rows(&next_rows, per == n)?;
         }
     }
     Ok(results)
+}
+
+/// Completes a sentence's first-step candidates, `top` (its first beam's best `k`, from its
+/// one decoded row), with its other beams' where they could rank among the best `k`.
+///
+/// At the first step every beam is the same hypothesis (the decoder start token over the
+/// same source), so each beam's logits are the decoded row's, bit for bit; only the scores it
+/// starts from differ (0 for the first, -1e9 for the others, as in transformers). A
+/// continuation's log-probability is at most 0 (the processors only ban tokens or force one
+/// to 0), so another beam's candidates score at most its start: when the first beam has `k`
+/// candidates above that, the others cannot enter the top `k` and are not scored (the
+/// usual case, saving n − 1 of n rows of the first step's decoding); otherwise they are
+/// scored from `row` exactly as their own rows would have been.
+fn first_step_candidates(
+    top: &mut Vec<Candidate>,
+    row: &[f32],
+    beams: &Beams,
+    params: &GenerationParams,
+    k: usize,
+) {
+    let others_best = beams.scores[1..]
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    if top.len() == k && top[k - 1].score > others_best {
+        return;
+    }
+    for beam in 1..beams.scores.len() {
+        let mut logits = row.to_vec();
+        let others = row_top_k(
+            &mut logits,
+            &beams.seqs[beam],
+            beams.max_new,
+            params,
+            beams.scores[beam],
+            beam,
+            k,
+        );
+        for c in others {
+            push_top_k(top, c, k);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -851,6 +915,108 @@ mod tests {
         };
         let beams = generate(&mut dec, &params(2), &[6, 6]).unwrap();
         assert_eq!(beams, vec![vec![3, 0], vec![3, 0]]);
+    }
+
+    /// A [`TableDecoder`] that records how many rows each step decodes.
+    struct CountingDecoder {
+        inner: TableDecoder,
+        rows_per_step: Vec<usize>,
+    }
+
+    impl StepDecoder for CountingDecoder {
+        fn rows(&self) -> usize {
+            self.inner.rows()
+        }
+        fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
+            self.rows_per_step.push(tokens.len());
+            self.inner.step(tokens)
+        }
+        fn select_rows(&mut self, rows: &[u32], same: bool) -> Result<(), GenerateError> {
+            self.inner.select_rows(rows, same)
+        }
+    }
+
+    #[test]
+    fn the_first_beam_step_decodes_one_row_per_sentence() {
+        let table = vec![
+            vec![0.0; 5],
+            vec![-9.0, -99.0, 0.4, 0.0, -9.0],
+            vec![0.0, -99.0, 0.0, 0.0, 0.0],
+            vec![9.0, -99.0, 0.0, 0.0, 0.0],
+            vec![0.0; 5],
+        ];
+        let mut dec = CountingDecoder {
+            inner: TableDecoder {
+                table,
+                rows: 3,
+                steps: 0,
+            },
+            rows_per_step: Vec::new(),
+        };
+        let beams = generate(&mut dec, &params(2), &[6, 6, 6]).unwrap();
+        // The same answer as with every beam decoded (the test above), from 3 rows, then 2 × 3.
+        assert_eq!(beams, vec![vec![3, 0]; 3]);
+        assert_eq!(dec.rows_per_step, vec![3, 6]);
+    }
+
+    /// Every beam's first-step candidates scored from the one row, best `k`, as transformers
+    /// ranks them: `(beam, token, score bits)`.
+    fn every_beams_top_k(
+        row: &[f32],
+        beams: &Beams,
+        p: &GenerationParams,
+        k: usize,
+    ) -> Vec<(usize, u32, u32)> {
+        let mut top = Vec::new();
+        for (beam, &base) in beams.scores.iter().enumerate() {
+            let mut scores = row.to_vec();
+            log_softmax_in_place(&mut scores);
+            process_scores(&mut scores, &beams.seqs[beam], beams.max_new, p);
+            for (token, &lp) in scores.iter().enumerate() {
+                let c = Candidate {
+                    score: base + lp,
+                    beam,
+                    token: token as u32,
+                };
+                push_top_k(&mut top, c, k);
+            }
+        }
+        top.iter()
+            .map(|c| (c.beam, c.token, c.score.to_bits()))
+            .collect()
+    }
+
+    #[test]
+    fn first_step_candidates_rank_as_if_every_beam_had_its_own_row() {
+        let p = params(3);
+        let k = 6;
+        let beams = |max_new| Beams {
+            source: 0,
+            max_new,
+            seqs: vec![vec![1]; 3],
+            scores: vec![0.0, -1e9, -1e9],
+            finished: Vec::new(),
+            improvable: true,
+            done: false,
+        };
+        // Enough tokens: the first beam's candidates are the top k. Only 4 tokens allowed (1
+        // is banned) or EOS forced at the first step: the other beams' fill the top k.
+        let rows: [(Vec<f32>, usize); 3] = [
+            ((0..40).map(|t| ((t * 7919) % 37) as f32 / 3.0).collect(), 5),
+            (vec![0.5, 3.0, 2.0, -1.0, 0.25], 5),
+            (vec![0.5, 3.0, 2.0, -1.0, 0.25], 1),
+        ];
+        for (row, max_new) in rows {
+            let beams = beams(max_new);
+            let mut first = row.clone();
+            let mut top = row_top_k(&mut first, &beams.seqs[0], max_new, &p, 0.0, 0, k);
+            first_step_candidates(&mut top, &row, &beams, &p, k);
+            let got: Vec<(usize, u32, u32)> = top
+                .iter()
+                .map(|c| (c.beam, c.token, c.score.to_bits()))
+                .collect();
+            assert_eq!(got, every_beams_top_k(&row, &beams, &p, k), "{row:?}");
+        }
     }
 
     #[test]
