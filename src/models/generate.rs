@@ -890,17 +890,21 @@ mod tests {
         assert_eq!(guard.banned_next(&[1, 2, 3, 1, 2, 3, 1, 2]), vec![3]);
     }
 
-    #[test]
-    fn beam_search_prefers_the_better_total_over_the_greedy_first_step() {
-        // Greedy takes 2 (p≈0.6) then must continue with a weak token; 3 (p≈0.4) leads to a
-        // near-certain EOS. Beam search finds 3, EOS.
-        let table = vec![
+    /// Greedy takes 2 (p≈0.6) then must continue with a weak token; 3 (p≈0.4) leads to a
+    /// near-certain EOS: beam search finds 3, EOS.
+    fn better_total_than_greedy_table() -> Vec<Vec<f32>> {
+        vec![
             vec![0.0; 5],
             vec![-9.0, -99.0, 0.4, 0.0, -9.0],
             vec![0.0, -99.0, 0.0, 0.0, 0.0],
             vec![9.0, -99.0, 0.0, 0.0, 0.0],
             vec![0.0; 5],
-        ];
+        ]
+    }
+
+    #[test]
+    fn beam_search_prefers_the_better_total_over_the_greedy_first_step() {
+        let table = better_total_than_greedy_table();
         let mut dec = TableDecoder {
             table: table.clone(),
             rows: 1,
@@ -938,16 +942,9 @@ mod tests {
 
     #[test]
     fn the_first_beam_step_decodes_one_row_per_sentence() {
-        let table = vec![
-            vec![0.0; 5],
-            vec![-9.0, -99.0, 0.4, 0.0, -9.0],
-            vec![0.0, -99.0, 0.0, 0.0, 0.0],
-            vec![9.0, -99.0, 0.0, 0.0, 0.0],
-            vec![0.0; 5],
-        ];
         let mut dec = CountingDecoder {
             inner: TableDecoder {
-                table,
+                table: better_total_than_greedy_table(),
                 rows: 3,
                 steps: 0,
             },
