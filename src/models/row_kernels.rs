@@ -1,24 +1,24 @@
-//! Quantized products of several activation rows against Q8_0, Q4K and Q6K weights on AVX2,
-//! for batched decoding: each weight block is loaded (and, for the k-quants, unpacked from its
-//! 4- or 6-bit layout with its scales) once for a tile of up to [`ROW_TILE`] rows, instead of
-//! once per row.
+//! Quantized products of several activation rows against Q8_0 and Q6K weights on AVX2, for
+//! batched decoding: each weight block is loaded (and, for Q6K, unpacked from its 6-bit
+//! layout with its scales) once for a tile of up to [`ROW_TILE`] rows, instead of once per
+//! row.
 //!
 //! candle 0.11.1 computes Q6K (always, since its repacked tiles would make a row's result
 //! depend on the row count, see `row_linear.rs`) and Q8_0 (whenever the CPU lacks VNNI) with
 //! one `vec_dot` per row and column (`k_quants::matmul`). With 8 decode rows that repeats the
 //! weight unpacking, the scale conversions and the weight-side sign work 8 times per block, and
 //! the decode step becomes arithmetic-bound long before it is bound by reading the weights.
-//! Its Q4K tiles on plain AVX2 share the weights across rows but ran at about a third of the
-//! multiply throughput of the kernel here (perf on AMD EPYC: 40% of an 8-row Q4_K_M step).
+//! Q4K is left to candle's AVX2 tiles, which already share each weight load across rows: a
+//! row kernel of this kind for it took 25-50% more CPU time per token on Q4_K_M (AMD EPYC).
 //!
-//! Each (row, column) here is computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0`,
-//! `vec_dot_q4k_q8k` and `vec_dot_q6k_q8k` compute it: the same activation quantization (candle's own
+//! Each (row, column) here is computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0` and
+//! `vec_dot_q6k_q8k` compute it: the same activation quantization (candle's own
 //! `from_float`), the same exact integer block sums, the same per-block scale product, the
 //! same fused multiply-adds in block order and the same horizontal sum. So a row's result is
 //! bit for bit the same whichever rows run beside it, and equal to candle's single-row result
 //! (the tests check both against `k_quants::matmul`).
 
-use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType, QK_K};
+use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType, QK_K};
 use candle_core::quantized::GgmlDType;
 
 /// Activation rows that share one load of a weight block.
@@ -32,9 +32,6 @@ const ROW_CHUNK: usize = 64;
 const Q8_0_BYTES: usize = 34;
 /// Values per Q8_0 block.
 const Q8_0_VALUES: usize = 32;
-/// Bytes of a Q4K super-block: f16 `d` and `dmin`, 12 bytes of 6-bit scales and mins, 128
-/// bytes of 4-bit quants.
-const Q4K_BYTES: usize = 144;
 /// Bytes of a Q6K super-block: `ql` (128), `qh` (64), 16 signed 8-bit scales, an f16 scale.
 const Q6K_BYTES: usize = 210;
 /// Bytes of a Q8K block: an f32 scale, 256 quants, 16 i16 partial sums.
@@ -43,7 +40,6 @@ const Q8K_BYTES: usize = 292;
 // candle's block structs are `repr(C)` with private fields; the kernels read them as bytes at
 // these sizes, which must not change under them.
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == Q8_0_BYTES);
-const _: () = assert!(std::mem::size_of::<BlockQ4K>() == Q4K_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ6K>() == Q6K_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 
@@ -51,7 +47,7 @@ const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 pub(crate) fn supports(dtype: GgmlDType, k: usize) -> bool {
     let block = match dtype {
         GgmlDType::Q8_0 => Q8_0_VALUES,
-        GgmlDType::Q4K | GgmlDType::Q6K => QK_K,
+        GgmlDType::Q6K => QK_K,
         _ => return false,
     };
     k > 0 && k.is_multiple_of(block) && has_avx2()
@@ -85,7 +81,6 @@ pub(crate) fn matmul(
     }
     let (values, bytes) = match dtype {
         GgmlDType::Q8_0 => (Q8_0_VALUES, Q8_0_BYTES),
-        GgmlDType::Q4K => (QK_K, Q4K_BYTES),
         _ => (QK_K, Q6K_BYTES),
     };
     let kb = k / values;
@@ -103,7 +98,6 @@ pub(crate) fn matmul(
     #[cfg(target_arch = "x86_64")]
     match dtype {
         GgmlDType::Q8_0 => x86::q8_0(weights, rows, k, n, xs, dst),
-        GgmlDType::Q4K => x86::q4k(weights, rows, k, n, xs, dst),
         _ => x86::q6k(weights, rows, k, n, xs, dst),
     }
     Ok(())
@@ -269,131 +263,6 @@ mod x86 {
             for (c, &v) in row.iter().enumerate() {
                 *out.add(r * n + c) = hsum(v);
             }
-        }
-    }
-
-    pub(super) fn q4k(
-        weights: &[u8],
-        rows: usize,
-        k: usize,
-        n: usize,
-        xs: &[f32],
-        dst: &mut [f32],
-    ) {
-        let kb = k / QK_K;
-        let act = quantize_rows::<BlockQ8K>(xs, rows, k);
-        let act = as_bytes(&act);
-        let out = Out(dst.as_mut_ptr());
-        parallel(rows.div_ceil(ROW_CHUNK) * n, |range| {
-            let out = out;
-            for item in range {
-                let (chunk, col) = (item / n, item % n);
-                let w = &weights[col * kb * Q4K_BYTES..(col + 1) * kb * Q4K_BYTES];
-                let chunk_rows = chunk * ROW_CHUNK..rows.min((chunk + 1) * ROW_CHUNK);
-                for r0 in chunk_rows.clone().step_by(ROW_TILE) {
-                    let tile_rows = ROW_TILE.min(chunk_rows.end - r0);
-                    let a = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
-                    // SAFETY: as in `q8_0`, for one column.
-                    unsafe {
-                        let o = out.0.add(r0 * n + col);
-                        match tile_rows {
-                            4 => q4k_tile::<4>(w, a, kb, o, n),
-                            3 => q4k_tile::<3>(w, a, kb, o, n),
-                            2 => q4k_tile::<2>(w, a, kb, o, n),
-                            _ => q4k_tile::<1>(w, a, kb, o, n),
-                        }
-                    }
-                }
-            }
-        });
-    }
-
-    /// candle's `get_scale_shuffle_k4`: the i16 at bytes `4i, 4i + 1` (×8), then at `4i + 2,
-    /// 4i + 3` (×8), of a register holding the 8 scales twice.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn scale_shuffle_k4(i: usize) -> __m256i {
-        let (a, b) = ((2 * i) as i8, (2 * i + 1) as i8);
-        _mm256_setr_epi8(
-            a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a,
-            b, a, b,
-        )
-    }
-
-    /// `R` rows of one column of a Q4K product: candle's `vec_dot_q4k_q8k` with each block's
-    /// 4-bit quants, scales and mins unpacked once for the `R` rows. `w`: the column's `kb`
-    /// blocks; `a`: `R` rows of `kb` Q8K blocks; `out[r * n]`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4k_tile<const R: usize>(w: &[u8], a: &[u8], kb: usize, out: *mut f32, n: usize) {
-        const KMASK1: u32 = 0x3f3f3f3f;
-        const KMASK2: u32 = 0x0f0f0f0f;
-        const KMASK3: u32 = 0x03030303;
-        let m4 = _mm256_set1_epi8(0xF);
-        let mut acc = [_mm256_setzero_ps(); R];
-        let mut acc_m = [_mm_setzero_ps(); R];
-        let wp = w.as_ptr();
-        let ap = a.as_ptr();
-        for b in 0..kb {
-            let x = wp.add(b * Q4K_BYTES);
-            let xd = f16_to_f32(u16::from_le_bytes([*x, *x.add(1)]));
-            let xdmin = f16_to_f32(u16::from_le_bytes([*x.add(2), *x.add(3)]));
-            let word = |i: usize| {
-                u32::from_le_bytes([
-                    *x.add(4 + 4 * i),
-                    *x.add(5 + 4 * i),
-                    *x.add(6 + 4 * i),
-                    *x.add(7 + 4 * i),
-                ])
-            };
-            let mut utmp = [word(0), word(1), word(2), 0];
-            utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
-            let uaux = utmp[1] & KMASK1;
-            utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
-            utmp[2] = uaux;
-            utmp[0] &= KMASK1;
-            let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
-                utmp[3] as i32,
-                utmp[2] as i32,
-                utmp[1] as i32,
-                utmp[0] as i32,
-            ));
-            let mins = _mm256_extracti128_si256(mins_and_scales, 1);
-            let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
-            let scales = _mm256_set_m128i(sc128, sc128);
-            let mut sumi = [_mm256_setzero_si256(); R];
-            for j in 0..QK_K / 64 {
-                let scale_l = _mm256_shuffle_epi8(scales, scale_shuffle_k4(2 * j));
-                let scale_h = _mm256_shuffle_epi8(scales, scale_shuffle_k4(2 * j + 1));
-                let q4bits = _mm256_loadu_si256(x.add(16 + 32 * j) as *const __m256i);
-                let q4l = _mm256_and_si256(q4bits, m4);
-                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
-                for (r, sum) in sumi.iter_mut().enumerate() {
-                    let q8 = ap.add((r * kb + b) * Q8K_BYTES + 4 + 64 * j);
-                    let q8l = _mm256_loadu_si256(q8 as *const __m256i);
-                    let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
-                    *sum = _mm256_add_epi32(*sum, p16l);
-                    let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
-                    let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
-                    *sum = _mm256_add_epi32(*sum, p16h);
-                }
-            }
-            for r in 0..R {
-                let y = ap.add((r * kb + b) * Q8K_BYTES);
-                let yd = std::ptr::read_unaligned(y as *const f32);
-                let (d, dmin) = (yd * xd, -yd * xdmin);
-                let q8sums = _mm256_loadu_si256(y.add(4 + QK_K) as *const __m256i);
-                let q8s = _mm_hadd_epi16(
-                    _mm256_extracti128_si256(q8sums, 0),
-                    _mm256_extracti128_si256(q8sums, 1),
-                );
-                let prod = _mm_madd_epi16(mins, q8s);
-                acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-            }
-        }
-        for r in 0..R {
-            let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
-            let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-            *out.add(r * n) = hsum(acc[r]) + _mm_cvtss_f32(m);
         }
     }
 
@@ -582,8 +451,6 @@ mod tests {
             (GgmlDType::Q8_0, 64, 5),
             (GgmlDType::Q6K, 1536, 21),
             (GgmlDType::Q6K, 256, 3),
-            (GgmlDType::Q4K, 1536, 21),
-            (GgmlDType::Q4K, 256, 3),
         ] {
             let w = weights(dtype, n, k);
             let data = w.data().unwrap();
@@ -600,7 +467,6 @@ mod tests {
                     let row = &xs[r * k..(r + 1) * k];
                     let want = match dtype {
                         GgmlDType::Q8_0 => candle_row::<BlockQ8_0>(&w, row, n),
-                        GgmlDType::Q4K => candle_row::<BlockQ4K>(&w, row, n),
                         _ => candle_row::<BlockQ6K>(&w, row, n),
                     };
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -630,7 +496,7 @@ mod tests {
             &mut [0.0; 5]
         )
         .is_err());
-        assert!(!supports(GgmlDType::Q5K, 256));
+        assert!(!supports(GgmlDType::Q4K, 256));
         assert!(!supports(GgmlDType::Q6K, 128));
     }
 }

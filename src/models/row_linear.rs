@@ -13,8 +13,7 @@
 //!   `k_quants::matmul` directly, which computes every (row, column) with the same `vec_dot`
 //!   whatever `m` is.
 //! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX); stacked decode rows
-//!   are fed in groups of at most [`MAX_ROWS_PER_CALL`]. On AVX2 without VNNI they go through
-//!   [`row_kernels`] instead (for speed; row-independent too).
+//!   are fed in groups of at most [`MAX_ROWS_PER_CALL`].
 //!
 //! - f16/f32 weights are dequantized to a plain matmul, and gemm's kernel for one row differs
 //!   from its kernel for several: those rows are fed one at a time.
@@ -106,21 +105,19 @@ impl RowLinear {
 }
 
 /// Whether decode rows of `dtype` weights go through polybrief's [`row_kernels`]: Q6K
-/// whenever the CPU has them (candle's alternative is one compact `vec_dot` per row); Q8_0
-/// and Q4K where candle has no VNNI tiles for them (then Q8_0 too runs one `vec_dot` per row
-/// and column, and Q4K runs tiles a third as fast as the row kernel).
+/// whenever the CPU has them (candle's alternative is one compact `vec_dot` per row), Q8_0
+/// where candle has no VNNI tiles for it (then it too runs one `vec_dot` per row and column).
 fn own_kernel(dtype: GgmlDType, k: usize) -> bool {
     row_kernels::supports(dtype, k)
         && match dtype {
             GgmlDType::Q6K => true,
-            GgmlDType::Q8_0 | GgmlDType::Q4K => !candle_has_vnni_tiles(),
+            GgmlDType::Q8_0 => !candle_has_vnni_tiles(),
             _ => false,
         }
 }
 
-/// Whether candle 0.11.1 runs Q8_0 and Q4K products on its repacked VNNI tiles
-/// (`repack_x86::level`: AVX-512 VNNI or AVX-VNNI; its plain-AVX2 tiles cannot take Q8_0's
-/// full byte range, and are slower than the row kernels for Q4K).
+/// Whether candle 0.11.1 runs Q8_0 products on its repacked VNNI tiles (`repack_x86::level`:
+/// AVX-512 VNNI or AVX-VNNI; its plain-AVX2 tiles cannot take Q8_0's full byte range).
 fn candle_has_vnni_tiles() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
