@@ -9,7 +9,7 @@
 //! weight unpacking, the scale conversions and the weight-side sign work 8 times per block, and
 //! the decode step becomes arithmetic-bound long before it is bound by reading the weights.
 //! Q4K is left to candle's AVX2 tiles, which already share each weight load across rows: a
-//! row kernel of this kind for it took 25-50% more CPU time per token on Q4_K_M (AMD EPYC).
+//! row kernel of this kind for it took 20-60% more CPU time per token on Q4_K_M (AMD EPYC).
 //!
 //! Each (row, column) here is computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0` and
 //! `vec_dot_q6k_q8k` compute it: the same activation quantization (candle's own
