@@ -9,8 +9,10 @@
 # same PP-token prompt (in batches of 512) and then decodes TG tokens greedily, REPS times;
 # the table shows medians. Environment: PP (512), TG (128), REPS (3), THREADS (2),
 # BENCH_DIR (/tmp/polybrief-bench: venv and GGUFs, several GB).
-# Then polybrief's batched generation: SEQUENCES (1,4,8) prompts of BATCH_PP (128) tokens
-# decoded together for TG tokens each; tokens/s over all sequences, and the gain over one.
+# Then batched generation, polybrief beside llama.cpp's own parallel decoding (several
+# sequences in one context, scripts/bench/llamacpp_parallel.py): SEQUENCES (1,4,8) prompts of
+# BATCH_PP (128) tokens decoded together for TG tokens each; tokens/s over all sequences, and
+# each engine's gain over its own single sequence.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PP=${PP:-512} TG=${TG:-128} REPS=${REPS:-3} THREADS=${THREADS:-2}
@@ -42,14 +44,18 @@ for spec in "$@"; do
   echo "== $model $quant: polybrief" >&2
   ours=$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" POLYBRIEF_BENCH_PP=$PP POLYBRIEF_BENCH_TG=$TG \
     POLYBRIEF_BENCH_REPS=$REPS cargo test --release -q --test integration bench_llm_tokens_per_second \
-    -- --ignored --nocapture --test-threads 1 2>/dev/null | grep '^{"engine": "polybrief"')
+    -- --ignored --nocapture --test-threads 1 2>/dev/null | grep -o '{"engine": "polybrief".*}')
   results+=("$model|$quant|$(du -mL "$gguf" | cut -f1)|$llama|$ours")
+  echo "== $model $quant: llama.cpp, parallel sequences" >&2
+  llama_batched=$("$PY" scripts/bench/llamacpp_parallel.py "$gguf" --pp "${BATCH_PP:-128}" --tg "$TG" \
+    --reps "$REPS" --threads "$THREADS" --sequences "${SEQUENCES:-1,4,8}" 2>/dev/null | paste -sd';')
   echo "== $model $quant: polybrief, batched" >&2
-  batched+=("$model|$quant|$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" \
+  # With --nocapture the first JSON line follows libtest's "test name ... " on the same line.
+  batched+=("$model|$quant|$llama_batched|$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" \
     POLYBRIEF_BENCH_BATCH_PP=${BATCH_PP:-128} POLYBRIEF_BENCH_TG=$TG POLYBRIEF_BENCH_REPS=$REPS \
     POLYBRIEF_BENCH_SEQUENCES=${SEQUENCES:-1,4,8} cargo test --release -q --test integration \
     bench_llm_batched_tokens_per_second -- --ignored --nocapture --test-threads 1 2>/dev/null \
-    | grep '^{"engine": "polybrief"' | paste -sd';')")
+    | grep -o '{"engine": "polybrief".*}' | paste -sd';')")
 done
 
 echo
@@ -70,19 +76,24 @@ PYEOF
 done
 
 echo
-echo "polybrief batched generation: prompts of ${BATCH_PP:-128} tokens, $TG generated each; median of $REPS"
+echo "batched generation: prompts of ${BATCH_PP:-128} tokens, $TG generated each, tokens/s over all sequences; median of $REPS"
 echo
-echo "| model (random weights) | quant | sequences | generation tok/s (all sequences) | × one sequence |"
-echo "|---|---|---|---|---|"
+echo "| model (random weights) | quant | sequences | llama.cpp tok/s | × its one | polybrief tok/s | × its one | polybrief / llama.cpp |"
+echo "|---|---|---|---|---|---|---|---|"
 for r in "${batched[@]}"; do
-  IFS='|' read -r model quant lines <<< "$r"
-  "$PY" - "$model" "$quant" "$lines" << 'PYEOF'
+  IFS='|' read -r model quant llama ours <<< "$r"
+  "$PY" - "$model" "$quant" "$llama" "$ours" << 'PYEOF'
 import json, sys
-model, quant, lines = sys.argv[1:]
-rows = [json.loads(l) for l in lines.split(";") if l]
-one = next((r["tg_tps"] for r in rows if r["sequences"] == 1), None)
-for r in rows:
-    gain = f"{r['tg_tps'] / one:.2f}" if one else "–"
-    print(f"| {model} | {quant} | {r['sequences']} | {r['tg_tps']:.1f} | {gain} |")
+model, quant, llama, ours = sys.argv[1:]
+def rates(lines):
+    return {r["sequences"]: r["tg_tps"] for r in (json.loads(l) for l in lines.split(";") if l)}
+l, o = rates(llama), rates(ours)
+def fmt(v):
+    return "–" if v is None else f"{v:.2f}"
+def gain(d, n):
+    return fmt(d[n] / d[1]) if n in d and 1 in d else "–"
+for n in sorted(set(l) | set(o)):
+    ratio = fmt(o[n] / l[n]) if n in o and n in l else "–"
+    print(f"| {model} | {quant} | {n} | {fmt(l.get(n))} | {gain(l, n)} | {fmt(o.get(n))} | {gain(o, n)} | {ratio} |")
 PYEOF
 done

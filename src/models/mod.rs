@@ -16,6 +16,7 @@ pub(crate) mod model_ref;
 mod panels;
 pub mod precision;
 pub(crate) mod qwen2_batched;
+mod row_kernels;
 pub(crate) mod row_linear;
 pub mod safetensors_file;
 

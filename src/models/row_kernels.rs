@@ -1,0 +1,502 @@
+//! Quantized products of several activation rows against Q8_0 and Q6K weights on AVX2, for
+//! batched decoding: each weight block is loaded (and, for Q6K, unpacked from its 6-bit
+//! layout with its scales) once for a tile of up to [`ROW_TILE`] rows, instead of once per
+//! row.
+//!
+//! candle 0.11.1 computes Q6K (always, since its repacked tiles would make a row's result
+//! depend on the row count, see `row_linear.rs`) and Q8_0 (whenever the CPU lacks VNNI) with
+//! one `vec_dot` per row and column (`k_quants::matmul`). With 8 decode rows that repeats the
+//! weight unpacking, the scale conversions and the weight-side sign work 8 times per block, and
+//! the decode step becomes arithmetic-bound long before it is bound by reading the weights.
+//! Q4K is left to candle's AVX2 tiles, which already share each weight load across rows: a
+//! row kernel of this kind for it took 20-60% more CPU time per token on Q4_K_M (AMD EPYC).
+//!
+//! Each (row, column) here is computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0` and
+//! `vec_dot_q6k_q8k` compute it: the same activation quantization (candle's own
+//! `from_float`), the same exact integer block sums, the same per-block scale product, the
+//! same fused multiply-adds in block order and the same horizontal sum. So a row's result is
+//! bit for bit the same whichever rows run beside it, and equal to candle's single-row result
+//! (the tests check both against `k_quants::matmul`).
+
+use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType, QK_K};
+use candle_core::quantized::GgmlDType;
+
+/// Activation rows that share one load of a weight block.
+pub(crate) const ROW_TILE: usize = 4;
+
+/// Rows per work item of a long (prompt) product: their quantized activations (about 100 KB
+/// at Qwen2.5-1.5B's widths) stay in the core's L2 cache while its columns stream past.
+const ROW_CHUNK: usize = 64;
+
+/// Bytes of a Q8_0 block: an f16 scale, then 32 signed quants.
+const Q8_0_BYTES: usize = 34;
+/// Values per Q8_0 block.
+const Q8_0_VALUES: usize = 32;
+/// Bytes of a Q6K super-block: `ql` (128), `qh` (64), 16 signed 8-bit scales, an f16 scale.
+const Q6K_BYTES: usize = 210;
+/// Bytes of a Q8K block: an f32 scale, 256 quants, 16 i16 partial sums.
+const Q8K_BYTES: usize = 292;
+
+// candle's block structs are `repr(C)` with private fields; the kernels read them as bytes at
+// these sizes, which must not change under them.
+const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == Q8_0_BYTES);
+const _: () = assert!(std::mem::size_of::<BlockQ6K>() == Q6K_BYTES);
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
+
+/// Whether [`matmul`] runs `dtype` with `k` inputs on this CPU.
+pub(crate) fn supports(dtype: GgmlDType, k: usize) -> bool {
+    let block = match dtype {
+        GgmlDType::Q8_0 => Q8_0_VALUES,
+        GgmlDType::Q6K => QK_K,
+        _ => return false,
+    };
+    k > 0 && k.is_multiple_of(block) && has_avx2()
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `dst = xs · Wᵀ` for `rows` input rows of width `k` (`xs`, row-major) and `n` weight rows
+/// of `weights` (the raw bytes of a `(n, k)` Q8_0 or Q6K tensor); `dst` is `(rows, n)`.
+/// Callers check [`supports`] first.
+pub(crate) fn matmul(
+    dtype: GgmlDType,
+    weights: &[u8],
+    (rows, k, n): (usize, usize, usize),
+    xs: &[f32],
+    dst: &mut [f32],
+) -> candle_core::Result<()> {
+    if !supports(dtype, k) {
+        candle_core::bail!("no row kernel for {dtype:?} with {k} inputs on this CPU")
+    }
+    let (values, bytes) = match dtype {
+        GgmlDType::Q8_0 => (Q8_0_VALUES, Q8_0_BYTES),
+        _ => (QK_K, Q6K_BYTES),
+    };
+    let kb = k / values;
+    if weights.len() != n * kb * bytes || xs.len() != rows * k || dst.len() != rows * n {
+        candle_core::bail!(
+            "row kernel shapes: {} weight bytes, {} inputs, {} outputs for ({rows}, {k}, {n}) {dtype:?}",
+            weights.len(),
+            xs.len(),
+            dst.len()
+        )
+    }
+    if rows == 0 || n == 0 {
+        return Ok(());
+    }
+    #[cfg(target_arch = "x86_64")]
+    match dtype {
+        GgmlDType::Q8_0 => x86::q8_0(weights, rows, k, n, xs, dst),
+        _ => x86::q6k(weights, rows, k, n, xs, dst),
+    }
+    Ok(())
+}
+
+/// Runs `f` over ranges of `0..items` on candle's CPU worker pool (the one its own kernels
+/// use, so the two never compete for the cores).
+fn parallel(items: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    candle_core::utils::barrier_pool().execute_chunked(items, f);
+}
+
+/// `rows` activation rows quantized by candle's own `from_float` for the block type `B`.
+fn quantize_rows<B: GgmlType>(xs: &[f32], rows: usize, k: usize) -> Vec<B> {
+    let kb = k / B::BLCK_SIZE;
+    let mut blocks = vec![B::zeros(); rows * kb];
+    for (row, out) in xs.chunks_exact(k).zip(blocks.chunks_exact_mut(kb)) {
+        B::from_float(row, out);
+    }
+    blocks
+}
+
+/// The bytes of a slice of candle blocks.
+fn as_bytes<B>(blocks: &[B]) -> &[u8] {
+    // SAFETY: candle's blocks are plain `repr(C)` data (integers, f16, f32) without padding
+    // (their sizes are asserted above), so every byte is initialized.
+    unsafe {
+        std::slice::from_raw_parts(blocks.as_ptr() as *const u8, std::mem::size_of_val(blocks))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::*;
+
+    /// Output columns per Q8_0 tile (the accumulators of a 4 × 2 tile fill 8 registers).
+    const Q8_0_COLS: usize = 2;
+
+    /// A `*mut f32` that may cross to the pool's workers: each writes disjoint columns.
+    #[derive(Clone, Copy)]
+    struct Out(*mut f32);
+    // SAFETY: see above; the pointer outlives `parallel`, which returns after every worker.
+    unsafe impl Send for Out {}
+    unsafe impl Sync for Out {}
+
+    /// f16 bits to f32 (exact), as `half::f16::to_f32` gives them.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn f16_to_f32(bits: u16) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+    }
+
+    /// candle's `hsum_float_8`, in its order.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum(x: __m256) -> f32 {
+        let res = _mm256_extractf128_ps(x, 1);
+        let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+        let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+        let res = _mm_add_ss(res, _mm_movehdup_ps(res));
+        _mm_cvtss_f32(res)
+    }
+
+    pub(super) fn q8_0(
+        weights: &[u8],
+        rows: usize,
+        k: usize,
+        n: usize,
+        xs: &[f32],
+        dst: &mut [f32],
+    ) {
+        let kb = k / Q8_0_VALUES;
+        let act = quantize_rows::<BlockQ8_0>(xs, rows, k);
+        let act = as_bytes(&act);
+        // SAFETY: `supports` checked AVX2, FMA and F16C.
+        let scales = unsafe { q8_0_scales(act, rows * kb) };
+        let out = Out(dst.as_mut_ptr());
+        let tiles = n.div_ceil(Q8_0_COLS);
+        parallel(rows.div_ceil(ROW_CHUNK) * tiles, |range| {
+            let out = out;
+            for item in range {
+                let (chunk, tile) = (item / tiles, item % tiles);
+                let c0 = tile * Q8_0_COLS;
+                let cols = Q8_0_COLS.min(n - c0);
+                let w = &weights[c0 * kb * Q8_0_BYTES..(c0 + cols) * kb * Q8_0_BYTES];
+                let chunk_rows = chunk * ROW_CHUNK..rows.min((chunk + 1) * ROW_CHUNK);
+                for r0 in chunk_rows.clone().step_by(ROW_TILE) {
+                    let tile_rows = ROW_TILE.min(chunk_rows.end - r0);
+                    let a = &act[r0 * kb * Q8_0_BYTES..(r0 + tile_rows) * kb * Q8_0_BYTES];
+                    let s = &scales[r0 * kb..(r0 + tile_rows) * kb];
+                    // SAFETY: `w`, `a` and `s` hold `cols` columns and `tile_rows` rows of
+                    // `kb` blocks; the outputs (r0.., c0..) are inside `dst` and written by
+                    // this tile only.
+                    unsafe {
+                        let o = out.0.add(r0 * n + c0);
+                        match (tile_rows, cols) {
+                            (4, 2) => q8_0_tile::<4, 2>(w, a, s, kb, o, n),
+                            (3, 2) => q8_0_tile::<3, 2>(w, a, s, kb, o, n),
+                            (2, 2) => q8_0_tile::<2, 2>(w, a, s, kb, o, n),
+                            (1, 2) => q8_0_tile::<1, 2>(w, a, s, kb, o, n),
+                            (4, _) => q8_0_tile::<4, 1>(w, a, s, kb, o, n),
+                            (3, _) => q8_0_tile::<3, 1>(w, a, s, kb, o, n),
+                            (2, _) => q8_0_tile::<2, 1>(w, a, s, kb, o, n),
+                            _ => q8_0_tile::<1, 1>(w, a, s, kb, o, n),
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// The f32 scales of `blocks` Q8_0 blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q8_0_scales(act: &[u8], blocks: usize) -> Vec<f32> {
+        (0..blocks)
+            .map(|b| {
+                let at = b * Q8_0_BYTES;
+                f16_to_f32(u16::from_le_bytes([act[at], act[at + 1]]))
+            })
+            .collect()
+    }
+
+    /// `R` rows × `C` columns of a Q8_0 product. `w`: `C` weight rows of `kb` blocks; `a`:
+    /// `R` activation rows of `kb` blocks, `s` their scales; `out[r * n + c]`.
+    ///
+    /// Per (row, column, block) the arithmetic of candle's `vec_dot_q8_0_q8_0`: `|w|` times
+    /// the activations carrying `w`'s sign (`vpmaddubsw` never saturates on [-127, 127]),
+    /// pairs summed to i32, converted, and `acc += (d_w · d_a) · sum`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q8_0_tile<const R: usize, const C: usize>(
+        w: &[u8],
+        a: &[u8],
+        s: &[f32],
+        kb: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        let wp = w.as_ptr();
+        let ap = a.as_ptr();
+        for b in 0..kb {
+            let mut wq = [_mm256_setzero_si256(); C];
+            let mut wabs = [_mm256_setzero_si256(); C];
+            let mut wd = [0f32; C];
+            for c in 0..C {
+                let block = wp.add((c * kb + b) * Q8_0_BYTES);
+                wq[c] = _mm256_loadu_si256(block.add(2) as *const __m256i);
+                wabs[c] = _mm256_sign_epi8(wq[c], wq[c]);
+                wd[c] = f16_to_f32(u16::from_le_bytes([*block, *block.add(1)]));
+            }
+            for r in 0..R {
+                let y = _mm256_loadu_si256(ap.add((r * kb + b) * Q8_0_BYTES + 2) as *const __m256i);
+                let ad = s[r * kb + b];
+                for c in 0..C {
+                    let signed = _mm256_sign_epi8(y, wq[c]);
+                    let pairs = _mm256_maddubs_epi16(wabs[c], signed);
+                    let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(wd[c] * ad), q, acc[r][c]);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                *out.add(r * n + c) = hsum(v);
+            }
+        }
+    }
+
+    pub(super) fn q6k(
+        weights: &[u8],
+        rows: usize,
+        k: usize,
+        n: usize,
+        xs: &[f32],
+        dst: &mut [f32],
+    ) {
+        let kb = k / QK_K;
+        let act = quantize_rows::<BlockQ8K>(xs, rows, k);
+        let act = as_bytes(&act);
+        // SAFETY: `supports` checked AVX2, FMA and F16C.
+        let offsets = unsafe { q6k_offsets(act, rows * kb) };
+        let out = Out(dst.as_mut_ptr());
+        parallel(rows.div_ceil(ROW_CHUNK) * n, |range| {
+            let out = out;
+            for item in range {
+                let (chunk, col) = (item / n, item % n);
+                let w = &weights[col * kb * Q6K_BYTES..(col + 1) * kb * Q6K_BYTES];
+                let chunk_rows = chunk * ROW_CHUNK..rows.min((chunk + 1) * ROW_CHUNK);
+                for r0 in chunk_rows.clone().step_by(ROW_TILE) {
+                    let tile_rows = ROW_TILE.min(chunk_rows.end - r0);
+                    let a = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
+                    let off = &offsets[r0 * kb * QK_K / 2..(r0 + tile_rows) * kb * QK_K / 2];
+                    // SAFETY: as in `q8_0`, for one column.
+                    unsafe {
+                        let o = out.0.add(r0 * n + col);
+                        match tile_rows {
+                            4 => q6k_tile::<4>(w, a, off, kb, o, n),
+                            3 => q6k_tile::<3>(w, a, off, kb, o, n),
+                            2 => q6k_tile::<2>(w, a, off, kb, o, n),
+                            _ => q6k_tile::<1>(w, a, off, kb, o, n),
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Per Q8K block, `32 · (q[2i] + q[2i + 1])` for each pair `i` (i16, 128 per block): the
+    /// term that takes Q6K's offset of 32 out of `vpmaddubsw` on the unsigned quants. It
+    /// depends on the activations only, so it is computed once per row, not per column.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q6k_offsets(act: &[u8], blocks: usize) -> Vec<i16> {
+        let mut offsets = vec![0i16; blocks * QK_K / 2];
+        let m32s = _mm256_set1_epi8(32);
+        for b in 0..blocks {
+            for chunk in 0..QK_K / 32 {
+                // SAFETY: 32 bytes of block `b`'s quants; 16 i16 of its offsets.
+                unsafe {
+                    let q8 = _mm256_loadu_si256(
+                        act.as_ptr().add(b * Q8K_BYTES + 4 + chunk * 32) as *const __m256i
+                    );
+                    _mm256_storeu_si256(
+                        offsets.as_mut_ptr().add(b * QK_K / 2 + chunk * 16) as *mut __m256i,
+                        _mm256_maddubs_epi16(m32s, q8),
+                    );
+                }
+            }
+        }
+        offsets
+    }
+
+    /// candle's `get_scale_shuffle`: bytes `2i` (×8) and `2i + 1` (×8) of the scales.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn scale_shuffle(i: usize) -> __m128i {
+        let lo = (2 * i) as i8;
+        let hi = lo + 1;
+        _mm_setr_epi8(
+            lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi,
+        )
+    }
+
+    /// `R` rows of one column of a Q6K product: candle's `vec_dot_q6k_q8k` with each block's
+    /// 6-bit quants and scales unpacked once for the `R` rows. `w`: the column's `kb` blocks;
+    /// `a`: `R` rows of `kb` Q8K blocks, `off` their [`q6k_offsets`]; `out[r * n]`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q6k_tile<const R: usize>(
+        w: &[u8],
+        a: &[u8],
+        off: &[i16],
+        kb: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        let m4 = _mm256_set1_epi8(0xF);
+        let m2 = _mm256_set1_epi8(3);
+        let mut acc = [_mm256_setzero_ps(); R];
+        let wp = w.as_ptr();
+        let ap = a.as_ptr();
+        let op = off.as_ptr();
+        for b in 0..kb {
+            let x = wp.add(b * Q6K_BYTES);
+            let xd = f16_to_f32(u16::from_le_bytes([*x.add(208), *x.add(209)]));
+            let scales = _mm_loadu_si128(x.add(192) as *const __m128i);
+            let mut sumi = [_mm256_setzero_si256(); R];
+            for j in 0..QK_K / 128 {
+                let is = j * 4;
+                let scale = [
+                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is))),
+                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is + 1))),
+                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is + 2))),
+                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is + 3))),
+                ];
+                let q4bits1 = _mm256_loadu_si256(x.add(j * 64) as *const __m256i);
+                let q4bits2 = _mm256_loadu_si256(x.add(j * 64 + 32) as *const __m256i);
+                let q4bits_h = _mm256_loadu_si256(x.add(128 + j * 32) as *const __m256i);
+                let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m2), 4);
+                let q4h_1 =
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 2), m2), 4);
+                let q4h_2 =
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 4), m2), 4);
+                let q4h_3 =
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 6), m2), 4);
+                let q4 = [
+                    _mm256_or_si256(_mm256_and_si256(q4bits1, m4), q4h_0),
+                    _mm256_or_si256(_mm256_and_si256(q4bits2, m4), q4h_1),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m4), q4h_2),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m4), q4h_3),
+                ];
+                for (r, sum) in sumi.iter_mut().enumerate() {
+                    let q8 = ap.add((r * kb + b) * Q8K_BYTES + 4 + j * 128);
+                    let q8s = op.add((r * kb + b) * QK_K / 2 + j * 64);
+                    let mut p = [_mm256_setzero_si256(); 4];
+                    for i in 0..4 {
+                        let y = _mm256_loadu_si256(q8.add(32 * i) as *const __m256i);
+                        let ys = _mm256_loadu_si256(q8s.add(16 * i) as *const __m256i);
+                        let prod = _mm256_sub_epi16(_mm256_maddubs_epi16(q4[i], y), ys);
+                        p[i] = _mm256_madd_epi16(scale[i], prod);
+                    }
+                    *sum = _mm256_add_epi32(*sum, _mm256_add_epi32(p[0], p[1]));
+                    *sum = _mm256_add_epi32(*sum, _mm256_add_epi32(p[2], p[3]));
+                }
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let yd = std::ptr::read_unaligned(ap.add((r * kb + b) * Q8K_BYTES) as *const f32);
+                let d = yd * xd;
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r]), *acc);
+            }
+        }
+        for (r, &v) in acc.iter().enumerate() {
+            *out.add(r * n) = hsum(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::{k_quants, QTensor};
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+
+    /// Weights of `dtype`, `(n, k)`, random, and their raw bytes.
+    fn weights(dtype: GgmlDType, n: usize, k: usize) -> QTensor {
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        QTensor::quantize(&w, dtype).unwrap()
+    }
+
+    /// candle's compact kernel for one row: what single-sequence decoding computes.
+    fn candle_row<B: GgmlType>(w: &QTensor, row: &[f32], n: usize) -> Vec<f32> {
+        let data = w.data().unwrap();
+        let blocks: &[B] = unsafe {
+            std::slice::from_raw_parts(
+                data.as_ptr() as *const B,
+                data.len() / std::mem::size_of::<B>(),
+            )
+        };
+        let mut out = vec![0f32; n];
+        k_quants::matmul((1, row.len(), n), row, blocks, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn every_row_equals_candles_single_row_kernel_bit_for_bit() {
+        if !has_avx2() {
+            return;
+        }
+        // Widths of Qwen2.5's projections (several blocks), column counts that leave a
+        // remainder tile, row counts around the row tile.
+        for (dtype, k, n) in [
+            (GgmlDType::Q8_0, 1536, 38),
+            (GgmlDType::Q8_0, 64, 5),
+            (GgmlDType::Q6K, 1536, 21),
+            (GgmlDType::Q6K, 256, 3),
+        ] {
+            let w = weights(dtype, n, k);
+            let data = w.data().unwrap();
+            for rows in [1, 2, 3, 4, 5, 8, 9, 70] {
+                let xs = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                let mut got = vec![0f32; rows * n];
+                matmul(dtype, &data, (rows, k, n), &xs, &mut got).unwrap();
+                for r in 0..rows {
+                    let row = &xs[r * k..(r + 1) * k];
+                    let want = match dtype {
+                        GgmlDType::Q8_0 => candle_row::<BlockQ8_0>(&w, row, n),
+                        _ => candle_row::<BlockQ6K>(&w, row, n),
+                    };
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got[r * n..(r + 1) * n]),
+                        bits(&want),
+                        "{dtype:?} ({n}, {k}), row {r} of {rows}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_are_refused() {
+        let w = weights(GgmlDType::Q8_0, 4, 64);
+        let data = w.data().unwrap();
+        let mut dst = vec![0f32; 4];
+        // Three inputs for a width of 64.
+        assert!(matmul(GgmlDType::Q8_0, &data, (1, 64, 4), &[0.0; 3], &mut dst).is_err());
+        // Weights of 4 rows read as 5.
+        assert!(matmul(
+            GgmlDType::Q8_0,
+            &data,
+            (1, 64, 5),
+            &[0.0; 64],
+            &mut [0.0; 5]
+        )
+        .is_err());
+        assert!(!supports(GgmlDType::Q4K, 256));
+        assert!(!supports(GgmlDType::Q6K, 128));
+    }
+}
