@@ -176,7 +176,8 @@ mod x86 {
         let out = Out(dst.as_mut_ptr());
         let tiles = n.div_ceil(Q8_0_COLS);
         parallel(rows.div_ceil(ROW_CHUNK) * tiles, |range| {
-            let out = out;
+            // The whole wrapper (Sync), not its raw-pointer field, which the closure would capture alone.
+            let out = &out;
             for item in range {
                 let (chunk, tile) = (item / tiles, item % tiles);
                 let c0 = tile * Q8_0_COLS;
@@ -281,7 +282,8 @@ mod x86 {
         let offsets = unsafe { q6k_offsets(act, rows * kb) };
         let out = Out(dst.as_mut_ptr());
         parallel(rows.div_ceil(ROW_CHUNK) * n, |range| {
-            let out = out;
+            // The whole wrapper (Sync), not its raw-pointer field, which the closure would capture alone.
+            let out = &out;
             for item in range {
                 let (chunk, col) = (item / n, item % n);
                 let w = &weights[col * kb * Q6K_BYTES..(col + 1) * kb * Q6K_BYTES];
