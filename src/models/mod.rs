@@ -15,6 +15,7 @@ pub mod marian_tokenizer;
 pub(crate) mod model_ref;
 mod panels;
 pub mod precision;
+mod q4k_tiles;
 pub(crate) mod qwen2_batched;
 mod row_kernels;
 pub(crate) mod row_linear;

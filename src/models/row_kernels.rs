@@ -110,7 +110,7 @@ fn parallel(items: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
 }
 
 /// `rows` activation rows quantized by candle's own `from_float` for the block type `B`.
-fn quantize_rows<B: GgmlType>(xs: &[f32], rows: usize, k: usize) -> Vec<B> {
+pub(super) fn quantize_rows<B: GgmlType>(xs: &[f32], rows: usize, k: usize) -> Vec<B> {
     let kb = k / B::BLCK_SIZE;
     let mut blocks = vec![B::zeros(); rows * kb];
     for (row, out) in xs.chunks_exact(k).zip(blocks.chunks_exact_mut(kb)) {
@@ -120,7 +120,7 @@ fn quantize_rows<B: GgmlType>(xs: &[f32], rows: usize, k: usize) -> Vec<B> {
 }
 
 /// The bytes of a slice of candle blocks.
-fn as_bytes<B>(blocks: &[B]) -> &[u8] {
+pub(super) fn as_bytes<B>(blocks: &[B]) -> &[u8] {
     // SAFETY: candle's blocks are plain `repr(C)` data (integers, f16, f32) without padding
     // (their sizes are asserted above), so every byte is initialized.
     unsafe {

@@ -13,7 +13,10 @@
 //!   `k_quants::matmul` directly, which computes every (row, column) with the same `vec_dot`
 //!   whatever `m` is.
 //! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX); stacked decode rows
-//!   are fed in groups of at most [`MAX_ROWS_PER_CALL`].
+//!   are fed in groups of at most [`MAX_ROWS_PER_CALL`]. Where candle would run its AVX2 Q4K
+//!   tiles (every CPU level below AVX-512 VNNI, `POLYBRIEF_CPU_LEVEL` included), Q4K runs on
+//!   [`Q4KTiles`] instead, prompts and decode rows alike: the same results, each row alone,
+//!   from tiles a quarter smaller (what decoding one sequence is bound by).
 //!
 //! - f16/f32 weights are dequantized to a plain matmul, and gemm's kernel for one row differs
 //!   from its kernel for several: those rows are fed one at a time.
@@ -34,6 +37,8 @@ use candle_core::quantized::k_quants::{self, BlockQ6K};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
+use super::cpu_level::CpuLevel;
+use super::q4k_tiles::{self, Q4KTiles};
 use super::row_kernels;
 
 /// Rows per quantized matmul call in [`RowLinear::forward_rows`]: below every threshold at
@@ -41,17 +46,41 @@ use super::row_kernels;
 pub(crate) const MAX_ROWS_PER_CALL: usize = 16;
 
 pub(crate) struct RowLinear {
-    matmul: QMatMul,
-    /// The weights, kept for the Q6K path.
-    weights: Option<Arc<QTensor>>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// candle's product; the weights are kept for the Q8_0 and Q6K row kernels.
+    Candle {
+        matmul: QMatMul,
+        weights: Option<Arc<QTensor>>,
+    },
+    /// Q4K where candle would run its AVX2 tiles: [`Q4KTiles`], the same results in less
+    /// memory, for prompts and decode rows alike.
+    Q4KTiles(Q4KTiles),
 }
 
 impl RowLinear {
     pub(crate) fn new(weights: QTensor) -> Result<Self> {
+        if weights.dtype() == GgmlDType::Q4K
+            && matches!(weights.device(), Device::Cpu)
+            && CpuLevel::current() != CpuLevel::Avx512Vnni
+        {
+            let (n, k) = weights.shape().dims2()?;
+            if q4k_tiles::supports(n, k) {
+                // The compact weights are dropped with `weights`: the tiles hold everything.
+                let tiles = Q4KTiles::pack(&weights.data()?, n, k)?;
+                return Ok(RowLinear {
+                    kind: Kind::Q4KTiles(tiles),
+                });
+            }
+        }
         let weights = Arc::new(weights);
         let matmul = QMatMul::from_arc(weights.clone())?;
         let weights = matches!(matmul, QMatMul::QTensor(_)).then_some(weights);
-        Ok(RowLinear { matmul, weights })
+        Ok(RowLinear {
+            kind: Kind::Candle { matmul, weights },
+        })
     }
 
     /// `xs · Wᵀ` by the fastest kernel for this many rows: for a prompt, where only speed
@@ -59,7 +88,11 @@ impl RowLinear {
     /// without VNNI): there candle's prompt product is one `vec_dot` per row and column, and
     /// the row kernels' tiles are several times faster.
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        match &self.weights {
+        let (matmul, weights) = match &self.kind {
+            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Candle { matmul, weights } => (matmul, weights),
+        };
+        match weights {
             Some(w)
                 if w.dtype() == GgmlDType::Q8_0
                     && matches!(xs.device(), Device::Cpu)
@@ -69,15 +102,19 @@ impl RowLinear {
                 let (rows, k) = xs.dims2()?;
                 own_matmul(w, &xs.contiguous()?, rows, k)
             }
-            _ => self.matmul.forward(xs),
+            _ => matmul.forward(xs),
         }
     }
 
     /// `xs · Wᵀ` for `(rows, k)` inputs, each row's result independent of the others.
     pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
+        let (matmul, weights) = match &self.kind {
+            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Candle { matmul, weights } => (matmul, weights),
+        };
         let (rows, k) = xs.dims2()?;
         let cpu = matches!(xs.device(), Device::Cpu);
-        match &self.weights {
+        match weights {
             Some(w) if cpu && own_kernel(w.dtype(), k) => own_matmul(w, &xs.contiguous()?, rows, k),
             Some(w) if w.dtype() == GgmlDType::Q6K && cpu => {
                 q6k_matmul(w, &xs.contiguous()?, rows, k)
@@ -86,22 +123,40 @@ impl RowLinear {
                 let mut parts = Vec::with_capacity(rows.div_ceil(MAX_ROWS_PER_CALL));
                 for start in (0..rows).step_by(MAX_ROWS_PER_CALL) {
                     let len = MAX_ROWS_PER_CALL.min(rows - start);
-                    parts.push(self.matmul.forward(&xs.narrow(0, start, len)?)?);
+                    parts.push(matmul.forward(&xs.narrow(0, start, len)?)?);
                 }
                 Tensor::cat(&parts, 0)
             }
-            Some(_) => self.matmul.forward(xs),
+            Some(_) => matmul.forward(xs),
             // f16/f32 weights, dequantized to a plain matmul: gemm picks another kernel for one
             // row than for several, so each row goes alone.
             None if rows > 1 => {
                 let parts = (0..rows)
-                    .map(|r| self.matmul.forward(&xs.narrow(0, r, 1)?))
+                    .map(|r| matmul.forward(&xs.narrow(0, r, 1)?))
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&parts, 0)
             }
-            None => self.matmul.forward(xs),
+            None => matmul.forward(xs),
         }
     }
+}
+
+/// `xs · Wᵀ` on [`Q4KTiles`], for `(rows, k)` or `(1, rows, k)` inputs.
+fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor) -> Result<Tensor> {
+    let (n, k) = tiles.dims();
+    let mut out_dims = xs.dims().to_vec();
+    if out_dims.last() != Some(&k) {
+        candle_core::bail!(
+            "input of shape {:?} for Q4K weights of shape ({n}, {k})",
+            xs.dims()
+        )
+    }
+    let rows = xs.elem_count() / k;
+    let lhs = xs.flatten_all()?.to_vec1::<f32>()?;
+    let mut dst = vec![0f32; rows * n];
+    tiles.matmul(&lhs, rows, &mut dst)?;
+    *out_dims.last_mut().expect("checked above") = n;
+    Tensor::from_vec(dst, out_dims, xs.device())
 }
 
 /// Whether decode rows of `dtype` weights go through polybrief's [`row_kernels`]: Q6K
@@ -168,20 +223,11 @@ fn q6k_matmul(w: &QTensor, xs: &Tensor, rows: usize, k: usize) -> Result<Tensor>
 mod tests {
     use super::*;
 
-    /// Each row of an `m`-row product, compared bit for bit with the same row alone.
-    fn differing(linear: &RowLinear, k: usize, m: usize, rows_path: bool) -> usize {
+    /// Each row of an `m`-row product by `product`, compared bit for bit with the same row
+    /// alone.
+    fn differing(product: impl Fn(&Tensor) -> Result<Tensor>, k: usize, m: usize) -> usize {
         let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
-        let run = |x: &Tensor| {
-            if rows_path {
-                linear.forward_rows(x)
-            } else {
-                // candle's own kernel, whatever `forward` routes elsewhere.
-                linear.matmul.forward(x)
-            }
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap()
-        };
+        let run = |x: &Tensor| product(x).unwrap().to_vec2::<f32>().unwrap();
         let all = run(&x);
         (0..m)
             .map(|r| {
@@ -214,7 +260,7 @@ mod tests {
                 let linear = RowLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
                 for m in [2, 3, 4, 5, 8, 16, 17, 33] {
                     assert_eq!(
-                        differing(&linear, k, m, true),
+                        differing(|x| linear.forward_rows(x), k, m),
                         0,
                         "{dtype:?} ({n}, {k}), {m} rows"
                     );
@@ -230,10 +276,11 @@ mod tests {
         for dtype in DTYPES {
             let (k, n) = (512, 160);
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
-            let linear = RowLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            // candle's own kernel, whatever `RowLinear` routes elsewhere.
+            let candle = QMatMul::from_qtensor(QTensor::quantize(&w, dtype).unwrap()).unwrap();
             let differ: usize = [2, 5, 17]
                 .into_iter()
-                .map(|m| differing(&linear, k, m, false))
+                .map(|m| differing(|x| candle.forward(x), k, m))
                 .sum();
             let depends = matches!(dtype, GgmlDType::Q6K | GgmlDType::F16);
             let repacked_q6k =

@@ -1,0 +1,429 @@
+//! Q4K products on AVX2, on weights repacked once at load into tiles that keep the GGUF's
+//! compact scales: for prompts and decoding alike, and bit for bit candle's own AVX2 tiles.
+//!
+//! candle 0.11.1 runs Q4K products on AVX2 on its repacked x86 tiles (`repack_x86`): the
+//! quants of 16 weight rows side by side per super-block, so one load of 4 quant bytes serves
+//! 16 output columns and several activation rows. But its tiles hold each sub-block's scale and
+//! min as an f32 per row (1,024 of a tile's 3,072 bytes): 6 bits per weight where the GGUF has
+//! 4.5, and it keeps them beside the compact weights. Decoding one sequence reads every weight
+//! once per token and is bound by memory: on Qwen2.5-1.5B Q4_K_M candle's tiles decoded 13.1-13.7
+//! tok/s where its compact kernel (one `vec_dot` per row and column) decoded 17.3-18.1; but the
+//! compact kernel repeats the unpacking for every row, and 8 batched sequences ran at 25 tok/s
+//! on it against 40 on the tiles (AMD EPYC, AVX2, 2 threads; scripts/bench/README.md,
+//! "Session 8").
+//!
+//! These tiles keep candle's layout for the quants, and the 6-bit scales and mins as bytes
+//! with each row's two f16 super-block factors (2,368 bytes a tile: 4.6 bits per weight). The
+//! kernel forms each f32 scale as candle's packing does (`d · sc`, one rounding, exact inputs)
+//! and then does candle's `q4k_tile_avx2` float arithmetic in its order on the same exact
+//! integer sums (formed with fewer widenings), so every result is bit for bit what candle's
+//! tiles give (tested), whatever rows run beside it. The layer keeps only
+//! these tiles: the compact weights are dropped once packed.
+//!
+//! Not used where candle runs its AVX-512 VNNI tiles (which this CPU's level decides, see
+//! `row_linear.rs`): those are written for 512-bit registers and were not measured against
+//! these.
+
+use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
+use rayon::prelude::*;
+
+use super::row_kernels::{as_bytes, quantize_rows};
+
+/// Output columns per tile: candle's `TILE_N`.
+pub(crate) const TILE_COLS: usize = 16;
+/// Sub-blocks of 32 values per super-block.
+const SUBS: usize = QK_K / 32;
+/// Bytes of a GGUF Q4K super-block: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins,
+/// 128 bytes of nibbles.
+const Q4K_BYTES: usize = 144;
+/// Offsets in a Q8K activation block (candle's `BlockQ8K`: f32 `d`, 256 quants, 16 i16 sums).
+const Q8K_BYTES: usize = 292;
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 4 + QK_K;
+/// Activation rows per work item (candle's `MAX_MT`).
+const MAX_ROWS: usize = 4;
+
+/// One super-block (256 values) of 16 weight rows.
+#[repr(C)]
+#[derive(Clone)]
+struct Tile {
+    /// candle's layout: `[group of 8 values (32)][row (16)][4 bytes]`, byte `j` of a group
+    /// holding value `j` in its low nibble and value `j + 4` in its high nibble.
+    qs: [u8; QK_K / 8 * TILE_COLS * 4],
+    /// 6-bit scale of sub-block `s` of row `r`: `scales[s][r]`.
+    scales: [[u8; TILE_COLS]; SUBS],
+    mins: [[u8; TILE_COLS]; SUBS],
+    /// Each row's super-block factors, f16 bits.
+    d: [u16; TILE_COLS],
+    dmin: [u16; TILE_COLS],
+}
+
+const _: () = assert!(std::mem::size_of::<Tile>() == 2368);
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
+
+/// A `(n, k)` Q4K weight in tiles: tile `t`'s super-blocks `0..k/256` in order, then `t + 1`'s.
+pub(crate) struct Q4KTiles {
+    tiles: Vec<Tile>,
+    n: usize,
+    k: usize,
+}
+
+/// Whether [`Q4KTiles`] can hold a `(n, k)` weight and run on this CPU.
+pub(crate) fn supports(n: usize, k: usize) -> bool {
+    n > 0 && k > 0 && n.is_multiple_of(TILE_COLS) && k.is_multiple_of(QK_K) && has_avx2()
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// ggml's 6-bit scale and min of sub-block `j` (`get_scale_min_k4`).
+fn scale_min(j: usize, scales: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (scales[j] & 63, scales[j + 4] & 63)
+    } else {
+        (
+            (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4),
+            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+        )
+    }
+}
+
+impl Q4KTiles {
+    /// Packs the raw bytes of a `(n, k)` GGUF Q4K tensor (row-major super-blocks). Callers
+    /// check [`supports`] first.
+    pub(crate) fn pack(weights: &[u8], n: usize, k: usize) -> candle_core::Result<Q4KTiles> {
+        if !supports(n, k) {
+            candle_core::bail!("no Q4K tiles for ({n}, {k}) on this CPU")
+        }
+        let kb = k / QK_K;
+        if weights.len() != n * kb * Q4K_BYTES {
+            candle_core::bail!(
+                "{} bytes of Q4K weights for ({n}, {k}): {} expected",
+                weights.len(),
+                n * kb * Q4K_BYTES
+            )
+        }
+        let empty = Tile {
+            qs: [0; QK_K / 8 * TILE_COLS * 4],
+            scales: [[0; TILE_COLS]; SUBS],
+            mins: [[0; TILE_COLS]; SUBS],
+            d: [0; TILE_COLS],
+            dmin: [0; TILE_COLS],
+        };
+        let mut tiles = vec![empty; n / TILE_COLS * kb];
+        tiles.par_iter_mut().enumerate().for_each(|(i, tile)| {
+            let (t, b) = (i / kb, i % kb);
+            for r in 0..TILE_COLS {
+                let at = ((t * TILE_COLS + r) * kb + b) * Q4K_BYTES;
+                let block = &weights[at..at + Q4K_BYTES];
+                tile.d[r] = u16::from_le_bytes([block[0], block[1]]);
+                tile.dmin[r] = u16::from_le_bytes([block[2], block[3]]);
+                for s in 0..SUBS {
+                    let (scale, min) = scale_min(s, &block[4..16]);
+                    tile.scales[s][r] = scale;
+                    tile.mins[s][r] = min;
+                }
+                // Q4K nibbles: 32-byte chunk `c` holds values [64c, 64c + 32) in its low
+                // nibbles and [64c + 32, 64c + 64) in its high ones.
+                let qs = &block[16..];
+                let mut values = [0u8; QK_K];
+                for c in 0..4 {
+                    for j in 0..32 {
+                        let byte = qs[c * 32 + j];
+                        values[c * 64 + j] = byte & 0x0F;
+                        values[c * 64 + 32 + j] = byte >> 4;
+                    }
+                }
+                for g in 0..QK_K / 8 {
+                    for j in 0..4 {
+                        tile.qs[(g * TILE_COLS + r) * 4 + j] =
+                            values[g * 8 + j] | (values[g * 8 + j + 4] << 4);
+                    }
+                }
+            }
+        });
+        Ok(Q4KTiles { tiles, n, k })
+    }
+
+    /// `(n, k)`.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
+    pub(crate) fn matmul(
+        &self,
+        xs: &[f32],
+        rows: usize,
+        dst: &mut [f32],
+    ) -> candle_core::Result<()> {
+        let (n, k) = (self.n, self.k);
+        if xs.len() != rows * k || dst.len() != rows * n {
+            candle_core::bail!(
+                "Q4K tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
+                xs.len(),
+                dst.len()
+            )
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let act = quantize_rows::<BlockQ8K>(xs, rows, k);
+        #[cfg(target_arch = "x86_64")]
+        x86::matmul(&self.tiles, as_bytes(&act), rows, k / QK_K, n, dst);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = act;
+            unreachable!("supports() is false off x86")
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::*;
+
+    /// A `*mut f32` that may cross to the pool's workers: each writes disjoint outputs.
+    #[derive(Clone, Copy)]
+    struct Out(*mut f32);
+    // SAFETY: see above; the pointer outlives `execute_chunked`, which returns after every
+    // worker.
+    unsafe impl Send for Out {}
+    unsafe impl Sync for Out {}
+
+    /// Work items as candle's `matmul_tiles` has them: column tile major, then groups of up to
+    /// [`MAX_ROWS`] rows, on candle's worker pool (the one its other kernels use).
+    pub(super) fn matmul(
+        tiles: &[Tile],
+        act: &[u8],
+        rows: usize,
+        kb: usize,
+        n: usize,
+        dst: &mut [f32],
+    ) {
+        let row_groups = rows.div_ceil(MAX_ROWS);
+        let out = Out(dst.as_mut_ptr());
+        candle_core::utils::barrier_pool().execute_chunked(n / TILE_COLS * row_groups, |range| {
+            // The whole wrapper (Sync), not its raw-pointer field, which the closure would
+            // capture alone.
+            let out = &out;
+            for item in range {
+                let (t, r0) = (item / row_groups, item % row_groups * MAX_ROWS);
+                let tile_rows = MAX_ROWS.min(rows - r0);
+                let tiles = &tiles[t * kb..(t + 1) * kb];
+                let act = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
+                // SAFETY: `supports` checked AVX2, FMA and F16C; outputs (r0.., 16t..) are
+                // inside `dst` and written by this item only.
+                unsafe {
+                    let o = out.0.add(r0 * n + t * TILE_COLS);
+                    match tile_rows {
+                        4 => unit::<4>(tiles, act, kb, o, n),
+                        3 => unit::<3>(tiles, act, kb, o, n),
+                        2 => unit::<2>(tiles, act, kb, o, n),
+                        _ => unit::<1>(tiles, act, kb, o, n),
+                    }
+                }
+            }
+        });
+    }
+
+    /// 8 bytes to f32 lanes, exactly.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn bytes_to_f32(bytes: &[u8]) -> __m256 {
+        debug_assert!(bytes.len() >= 8);
+        // SAFETY: 8 readable bytes (the slices are rows of 16).
+        let b = unsafe { _mm_loadl_epi64(bytes.as_ptr() as *const __m128i) };
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b))
+    }
+
+    /// 8 f16 bits to f32 lanes, exactly (as `half::f16::to_f32`).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn f16_to_f32(bits: &[u16]) -> __m256 {
+        debug_assert!(bits.len() >= 8);
+        // SAFETY: 8 readable u16 (the slices are rows of 16).
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(bits.as_ptr() as *const __m128i) })
+    }
+
+    /// `R` activation rows (`act`: `R × kb` Q8K blocks) against one column tile's `kb`
+    /// super-blocks; writes the `R × 16` results at `out` (row stride `n`). candle's
+    /// `matmul_unit_256` with `q4k_tile_avx2`, step for step.
+    // `h` and `m` index the weight halves, the rows and their accumulators together.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn unit<const R: usize>(tiles: &[Tile], act: &[u8], kb: usize, out: *mut f32, n: usize) {
+        let mask = _mm256_set1_epi8(0x0F);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for (b, tile) in tiles.iter().enumerate() {
+            let blocks: [&[u8]; R] = std::array::from_fn(|m| {
+                &act[(m * kb + b) * Q8K_BYTES..(m * kb + b + 1) * Q8K_BYTES]
+            });
+            let d: [f32; R] = std::array::from_fn(|m| {
+                f32::from_le_bytes([blocks[m][0], blocks[m][1], blocks[m][2], blocks[m][3]])
+            });
+            // candle's packing stores `d · sc` and `dmin · mn` as f32: the same single
+            // roundings of the same exact values.
+            let factors = [
+                (f16_to_f32(&tile.d[..8]), f16_to_f32(&tile.dmin[..8])),
+                (f16_to_f32(&tile.d[8..]), f16_to_f32(&tile.dmin[8..])),
+            ];
+            for s in 0..SUBS {
+                // A sub-block's u8 × i8 products summed in i16 lanes: each lane sums 16 products
+                // of at most 15 · 128, at most 30,720 < 2^15, so the i32 sums below are exactly
+                // candle's (which widens every pair of products to i32 at once).
+                let mut sums16 = [[_mm256_setzero_si256(); 2]; R];
+                for g4 in 0..4 {
+                    let g = s * 4 + g4;
+                    for h in 0..2 {
+                        // SAFETY: 32 bytes at offset (16g + 8h) · 4 of a 2,048-byte array.
+                        let w = _mm256_loadu_si256(
+                            tile.qs.as_ptr().add(g * TILE_COLS * 4 + h * 32) as *const __m256i,
+                        );
+                        let lo = _mm256_and_si256(w, mask);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+                        for m in 0..R {
+                            let qs = blocks[m].as_ptr().add(Q8K_QS + g * 8);
+                            let a_lo = _mm256_set1_epi32((qs as *const i32).read_unaligned());
+                            let a_hi =
+                                _mm256_set1_epi32((qs.add(4) as *const i32).read_unaligned());
+                            let pairs = _mm256_add_epi16(
+                                _mm256_maddubs_epi16(lo, a_lo),
+                                _mm256_maddubs_epi16(hi, a_hi),
+                            );
+                            sums16[m][h] = _mm256_add_epi16(sums16[m][h], pairs);
+                        }
+                    }
+                }
+                let isum: [[__m256i; 2]; R] = std::array::from_fn(|m| {
+                    std::array::from_fn(|h| _mm256_madd_epi16(sums16[m][h], _mm256_set1_epi16(1)))
+                });
+                for (h, (d_row, dmin_row)) in factors.iter().enumerate() {
+                    let scale = _mm256_mul_ps(*d_row, bytes_to_f32(&tile.scales[s][h * 8..]));
+                    let min = _mm256_mul_ps(*dmin_row, bytes_to_f32(&tile.mins[s][h * 8..]));
+                    for m in 0..R {
+                        let sums = blocks[m].as_ptr().add(Q8K_BSUMS + s * 4);
+                        let bsum = (i16::from_le_bytes([*sums, *sums.add(1)]) as i32
+                            + i16::from_le_bytes([*sums.add(2), *sums.add(3)]) as i32)
+                            as f32;
+                        let f = _mm256_cvtepi32_ps(isum[m][h]);
+                        acc[m][h] = _mm256_fmadd_ps(
+                            f,
+                            _mm256_mul_ps(scale, _mm256_set1_ps(d[m])),
+                            acc[m][h],
+                        );
+                        acc[m][h] = _mm256_fnmadd_ps(min, _mm256_set1_ps(d[m] * bsum), acc[m][h]);
+                    }
+                }
+            }
+        }
+        for (m, row) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(m * n), row[0]);
+            _mm256_storeu_ps(out.add(m * n + 8), row[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+
+    use super::*;
+
+    fn q4k(n: usize, k: usize) -> QTensor {
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        QTensor::quantize(&w, GgmlDType::Q4K).unwrap()
+    }
+
+    fn ours(w: &QTensor, xs: &[f32], rows: usize) -> Vec<f32> {
+        let (n, k) = w.shape().dims2().unwrap();
+        let tiles = Q4KTiles::pack(&w.data().unwrap(), n, k).unwrap();
+        let mut dst = vec![0f32; rows * n];
+        tiles.matmul(xs, rows, &mut dst).unwrap();
+        dst
+    }
+
+    #[test]
+    fn every_result_is_candles_avx2_tiles_bit_for_bit() {
+        if !supports(16, 256) {
+            return;
+        }
+        // candle picks its AVX-512 tiles where the CPU has AVX-512 VNNI: those sum in another
+        // order, and only its AVX2 tiles are what these reproduce.
+        if is_x86_feature_detected!("avx512vnni")
+            && std::env::var("MISTRALRS_FORCE_AVX2").as_deref() != Ok("1")
+        {
+            return;
+        }
+        let (n, k) = (48, 768);
+        let w = std::sync::Arc::new(q4k(n, k));
+        let candle = QMatMul::from_arc(w.clone()).unwrap();
+        for rows in [1, 2, 3, 4, 5, 9] {
+            let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
+            let expected: Vec<f32> = candle
+                .forward(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let got = ours(&w, &x.flatten_all().unwrap().to_vec1().unwrap(), rows);
+            let differ = expected
+                .iter()
+                .zip(&got)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differ,
+                0,
+                "{rows} rows: {differ} of {} results differ",
+                got.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_rows_result_does_not_depend_on_the_rows_beside_it() {
+        if !supports(16, 256) {
+            return;
+        }
+        let (n, k) = (32, 512);
+        let w = q4k(n, k);
+        let rows = 7;
+        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let all = ours(&w, &x, rows);
+        for r in 0..rows {
+            let one = ours(&w, &x[r * k..(r + 1) * k], 1);
+            assert!(
+                one.iter()
+                    .zip(&all[r * n..(r + 1) * n])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "row {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn shapes_that_do_not_tile_are_refused() {
+        assert!(!supports(40, 256));
+        assert!(!supports(16, 128));
+        assert!(Q4KTiles::pack(&[0u8; 10], 16, 256).is_err());
+    }
+}
