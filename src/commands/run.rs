@@ -282,7 +282,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         })
     });
     let options = SynthesisOptions::default();
-    let (synthesis, story_counts) = synthesize::stage::synthesize_cached::<Error>(
+    let (mut synthesis, story_counts) = synthesize::stage::synthesize_cached::<Error>(
         &cache,
         &numbered,
         embedder.as_mut().map(|e| e as &mut dyn Embedder),
@@ -328,12 +328,13 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         date: today.format("%Y-%m-%d").to_string(),
         models: models_used(&english, precision, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
-        stories: synthesis.stories.clone(),
+        // Moved: the synthesis is not used after the brief is made.
+        stories: std::mem::take(&mut synthesis.stories),
         sources: numbered
             .iter()
             .map(|(n, a, s)| SourceEntry::new(*n, a, Some(s)))
             .collect(),
-        unused: synthesis.unused.clone(),
+        unused: std::mem::take(&mut synthesis.unused),
         skipped: skipped.clone(),
         notes,
         translations: args.translations.then(|| {

@@ -2,6 +2,7 @@
 //! miss is the caller's (the LLM is loaded only then); the stage owns what a summary's cache
 //! entry depends on and checks every summary's facts against its article.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::article::{EnglishArticle, Summary};
@@ -83,10 +84,18 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
     let mut summaries: Vec<Option<Summary>> = Vec::with_capacity(articles.len());
     let mut misses = Vec::new();
     let fingerprint = prompts.fingerprint(SUMMARIZE_TEMPLATES);
-    for (i, article) in articles.iter().enumerate() {
+    // Every lookup first, in parallel.
+    let looked_up: Vec<Result<(CacheKey, Option<Summary>), CacheError>> = articles
+        .par_iter()
+        .map(|article| {
+            let key = cache_key(article, method, &fingerprint)?;
+            let cached = cache.get::<Summary>(&key);
+            Ok((key, cached))
+        })
+        .collect();
+    for (i, looked_up) in looked_up.into_iter().enumerate() {
         between_articles()?;
-        let key = cache_key(article, method, &fingerprint)?;
-        let cached = cache.get::<Summary>(&key);
+        let (key, cached) = looked_up?;
         if cached.is_some() {
             task.inc(1);
         } else {

@@ -88,7 +88,8 @@ pub(crate) struct StoryCounts {
 }
 
 /// Synthesizes the run's `sources` (grouped with `embedder` when given), each story from the
-/// cache or by `compute` over its sources (numbered 1..k) and its title. A story is stored
+/// cache (every story is looked up first, in parallel) or by `compute` over its sources
+/// (numbered 1..k) and its title. A story is stored
 /// only after `compute` returned it, so an error (an interrupt) stores nothing for it.
 pub(crate) fn synthesize_cached<E: From<CacheError>>(
     cache: &StageCache,
@@ -106,9 +107,14 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
         embedder,
         &mut CachedTerms::new(cache),
         options,
-        |members, title| -> Result<StorySynthesis, E> {
+        |members| -> Result<(CacheKey, Option<StorySynthesis>), CacheError> {
             let key = story_key(members, method, &fingerprint, options)?;
-            if let Some(cached) = cache.get::<StorySynthesis>(&key) {
+            let cached = cache.get::<StorySynthesis>(&key);
+            Ok((key, cached))
+        },
+        |members, title, looked_up| -> Result<StorySynthesis, E> {
+            let (key, cached) = looked_up?;
+            if let Some(cached) = cached {
                 counts.cached += 1;
                 return Ok(cached);
             }

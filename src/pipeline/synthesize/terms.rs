@@ -6,6 +6,8 @@
 //! under a millisecond per text to recompute, less than writing and flushing a file for each
 //! on a first run.
 
+use rayon::prelude::*;
+
 use crate::cache::{CacheKey, StageCache};
 
 use super::group::{grouping_terms, TermSource};
@@ -29,8 +31,9 @@ impl<'c> CachedTerms<'c> {
 
 impl TermSource for CachedTerms<'_> {
     fn terms(&mut self, texts: &[&str]) -> Vec<Vec<String>> {
+        let cache = self.cache;
         texts
-            .iter()
+            .par_iter()
             .map(|text| {
                 let key = match CacheKey::new(STAGE, "text", &(CACHE_VERSION, text)) {
                     Ok(key) => key,
@@ -41,11 +44,11 @@ impl TermSource for CachedTerms<'_> {
                         return grouping_terms(text);
                     }
                 };
-                if let Some(terms) = self.cache.get_packed(&key) {
+                if let Some(terms) = cache.get_packed(&key) {
                     return terms;
                 }
                 let terms = grouping_terms(text);
-                if let Err(e) = self.cache.put_packed(&key, &terms) {
+                if let Err(e) = cache.put_packed(&key, &terms) {
                     log::debug!("grouping terms not cached: {e}");
                 }
                 terms

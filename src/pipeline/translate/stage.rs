@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::article::{CarriesArticle, EnglishArticle, Lang, SegmentedArticle, SkippedInput};
@@ -128,6 +129,9 @@ pub(crate) fn plan(
         skipped: Vec::new(),
         first_refusal: None,
     };
+    // Each article's models, in order (an article no model speaks is left out and named);
+    // then every lookup, in parallel.
+    let mut wanted = Vec::with_capacity(articles.len());
     'articles: for article in articles {
         let mut models = Vec::new();
         for lang in foreign_langs(&article) {
@@ -139,10 +143,20 @@ pub(crate) fn plan(
             };
             models.push((lang, model));
         }
-        let key = cache_key(&article, &models, beams, precision)?;
-        let cached = cache
-            .get::<EnglishArticle>(&key)
-            .map(|e| e.with_identity_of(&article.detected.article));
+        wanted.push((article, models));
+    }
+    let looked_up: Vec<Result<(CacheKey, Option<EnglishArticle>), CacheError>> = wanted
+        .par_iter()
+        .map(|(article, models)| {
+            let key = cache_key(article, models, beams, precision)?;
+            let cached = cache
+                .get::<EnglishArticle>(&key)
+                .map(|e| e.with_identity_of(&article.detected.article));
+            Ok((key, cached))
+        })
+        .collect();
+    for ((article, models), looked_up) in wanted.into_iter().zip(looked_up) {
+        let (key, cached) = looked_up?;
         let misses: Vec<ModelRef> = match cached {
             Some(_) => Vec::new(),
             None => models.into_iter().map(|(_, m)| m).collect(),
