@@ -22,7 +22,7 @@
 //! well-defined whatever ran. Orphaned temporary files (from a kill -9 mid-write) and
 //! entries of older cache formats are removed by every prune.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -110,6 +110,8 @@ pub enum CacheError {
 pub struct CacheKey {
     stage: String,
     hex: String,
+    /// The sha256 digest `hex` spells.
+    digest: [u8; 32],
 }
 
 impl CacheKey {
@@ -157,10 +159,11 @@ impl CacheKey {
         } else {
             canonical_by_value_tree(format, stage, input, parts)?
         };
-        let hex = hex::encode(Sha256::digest(&canonical));
+        let digest: [u8; 32] = Sha256::digest(&canonical).into();
         Ok(CacheKey {
             stage: stage.to_string(),
-            hex,
+            hex: hex::encode(digest),
+            digest,
         })
     }
 
@@ -331,7 +334,7 @@ struct StagePack {
     /// The pack as read from disk at the stage's first lookup.
     read: pack::Pack,
     /// What this run read or wrote, by key: the next pack.
-    used: HashMap<pack::Key, pack::Used>,
+    used: pack::KeyMap<pack::Used>,
 }
 
 impl StageCache {
@@ -515,7 +518,7 @@ impl StageCache {
     /// The payload the stage's pack holds for `key`, if any (the pack is read at the stage's
     /// first lookup), with the key as the pack spells it.
     fn packed(&self, key: &CacheKey) -> Option<(pack::Key, pack::Packed)> {
-        let packed_key = pack::key_of(&key.hex)?;
+        let packed_key = key.digest;
         let mut packs = self.lock_packs();
         if !packs.contains_key(&key.stage) {
             let read = pack::Pack::read(
@@ -527,7 +530,7 @@ impl StageCache {
                 key.stage.clone(),
                 StagePack {
                     read,
-                    used: HashMap::new(),
+                    used: pack::KeyMap::default(),
                 },
             );
         }
@@ -548,9 +551,7 @@ impl StageCache {
 
     /// Records that this run used `payload` for `key`, read from its entry file or written.
     fn note_owned(&self, key: &CacheKey, payload: Vec<u8>) {
-        if let Some(packed_key) = pack::key_of(&key.hex) {
-            self.note_used(&key.stage, packed_key, pack::Used::Owned(payload));
-        }
+        self.note_used(&key.stage, key.digest, pack::Used::Owned(payload));
     }
 
     fn stage_dir(&self, stage: &str) -> PathBuf {

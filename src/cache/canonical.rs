@@ -43,8 +43,13 @@ fn string(out: &mut Vec<u8>, s: &str) -> Result<(), Unhandled> {
     serde_json::to_writer(out, s).map_err(|_| Unhandled)
 }
 
-/// A number as the value tree writes it (floats become f64, non-finite ones null).
-fn number<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result<(), Unhandled> {
+/// An integer: its decimal digits, as the value tree writes it.
+fn integer<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result<(), Unhandled> {
+    serde_json::to_writer(out, &v).map_err(|_| Unhandled)
+}
+
+/// A float as the value tree writes it (as an f64, a non-finite one as null).
+fn float<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result<(), Unhandled> {
     let value = serde_json::to_value(v).map_err(|_| Unhandled)?;
     serde_json::to_writer(out, &value).map_err(|_| Unhandled)
 }
@@ -70,34 +75,34 @@ impl<'a> ser::Serializer for Writer<'a> {
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_i16(self, v: i16) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_i32(self, v: i32) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_i64(self, v: i64) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_u8(self, v: u8) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_u16(self, v: u16) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_u32(self, v: u32) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_u64(self, v: u64) -> Result<(), Unhandled> {
-        number(self.out, v)
+        integer(self.out, v)
     }
     fn serialize_f32(self, v: f32) -> Result<(), Unhandled> {
-        number(self.out, v)
+        float(self.out, v)
     }
     fn serialize_f64(self, v: f64) -> Result<(), Unhandled> {
-        number(self.out, v)
+        float(self.out, v)
     }
     fn serialize_char(self, v: char) -> Result<(), Unhandled> {
         string(self.out, v.encode_utf8(&mut [0; 4]))

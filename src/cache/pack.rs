@@ -24,13 +24,14 @@
 //!
 //! Each file: one JSON header line (cache format, pack format, stage, numbers of entries and
 //! of dropped keys, body length and CRC-32; a delta also its base's length and CRC-32), then
-//! per entry its 64 hex digits of key, its payload's length (8 bytes, little-endian) and the
-//! payload (the entry file's JSON payload), then a delta's dropped keys (64 hex digits
-//! each). The checksum only has to catch a torn or damaged file: a pack is a cache of copies.
+//! per entry its key (the 32 bytes its 64 hex digits spell), its payload's length (8 bytes,
+//! little-endian) and the payload (the entry file's JSON payload), then a delta's dropped keys
+//! (32 bytes each). The checksum only has to catch a torn or damaged file: a pack is a cache of copies.
 //! Payloads are served as ranges of the file's one buffer, not copied out.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,8 @@ const DELTA_FILE: &str = "delta.pack";
 /// is ignored (its header does not parse as this one's, or names another version).
 const PACK_FORMAT: u32 = 2;
 
-/// Hex digits of a key.
-const KEY_LEN: usize = 64;
+/// Bytes of a key (a sha256 digest).
+const KEY_LEN: usize = 32;
 
 /// Per entry: key, payload length.
 const ENTRY_OVERHEAD: usize = KEY_LEN + 8;
@@ -61,17 +62,33 @@ const ENTRY_OVERHEAD: usize = KEY_LEN + 8;
 /// A key, as the 32 bytes its hex digits spell.
 pub(super) type Key = [u8; 32];
 
-/// The key `hex` spells (a [`super::CacheKey`]'s 64 lowercase hex digits), if it does.
-pub(super) fn key_of(hex: &str) -> Option<Key> {
-    let mut key = [0; 32];
-    hex::decode_to_slice(hex, &mut key).ok()?;
-    Some(key)
-}
+/// A map by [`Key`]: keys are sha256 digests, so their first 8 bytes are as good a hash as
+/// any (and cheaper to take than SipHash's of all 32).
+pub(super) type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
 
-fn hex_of(key: &Key) -> [u8; KEY_LEN] {
-    let mut hex = [0; KEY_LEN];
-    hex::encode_to_slice(key, &mut hex).expect("64 digits for 32 bytes");
-    hex
+/// A set of [`Key`]s (see [`KeyMap`]).
+pub(super) type KeySet = HashSet<Key, BuildHasherDefault<KeyHasher>>;
+
+/// Hashes a [`Key`] as its first 8 bytes.
+#[derive(Default)]
+pub(super) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A key's bytes come in one write (after its length, in `write_usize`).
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(word);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,8 +115,8 @@ struct FileId {
 struct Loaded {
     bytes: Arc<Vec<u8>>,
     id: FileId,
-    entries: HashMap<Key, Range<usize>>,
-    dropped: HashSet<Key>,
+    entries: KeyMap<Range<usize>>,
+    dropped: KeySet,
 }
 
 /// Which file of the pack a payload was read from.
@@ -188,8 +205,8 @@ impl Pack {
     }
 
     /// The keys the pack lists: what the run that wrote it used.
-    fn listed(&self) -> HashSet<Key> {
-        let mut keys: HashSet<Key> = HashSet::new();
+    fn listed(&self) -> KeySet {
+        let mut keys = KeySet::default();
         if let Some(base) = &self.base {
             keys.extend(base.entries.keys().copied());
         }
@@ -256,14 +273,13 @@ fn parse(bytes: Vec<u8>, format: u32, stage: &str, base: Option<FileId>) -> Resu
     if crc32fast::hash(body) != header.crc32 {
         return Err("checksum mismatch".into());
     }
-    let mut entries = HashMap::with_capacity(header.entries);
+    let mut entries = KeyMap::with_capacity_and_hasher(header.entries, Default::default());
     let mut at = start;
     for _ in 0..header.entries {
-        let key = bytes
+        let key: Key = bytes
             .get(at..at + KEY_LEN)
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(key_of)
-            .ok_or("a key is cut short or not hex")?;
+            .and_then(|key| key.try_into().ok())
+            .ok_or("cut short")?;
         let len = bytes
             .get(at + KEY_LEN..at + ENTRY_OVERHEAD)
             .ok_or("cut short")?;
@@ -276,13 +292,12 @@ fn parse(bytes: Vec<u8>, format: u32, stage: &str, base: Option<FileId>) -> Resu
         at = payload.end;
         entries.insert(key, payload);
     }
-    let mut dropped = HashSet::with_capacity(header.dropped);
+    let mut dropped = KeySet::with_capacity_and_hasher(header.dropped, Default::default());
     for _ in 0..header.dropped {
-        let key = bytes
+        let key: Key = bytes
             .get(at..at + KEY_LEN)
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(key_of)
-            .ok_or("a dropped key is cut short or not hex")?;
+            .and_then(|key| key.try_into().ok())
+            .ok_or("cut short")?;
         dropped.insert(key);
         at += KEY_LEN;
     }
@@ -324,7 +339,7 @@ pub(super) fn write(
     format: u32,
     stage: &str,
     read: &Pack,
-    used: &HashMap<Key, Used>,
+    used: &KeyMap<Used>,
 ) -> io::Result<Written> {
     let dir = stage_dir.join(PACK_DIR);
     let (base_path, delta_path) = (dir.join(BASE_FILE), dir.join(DELTA_FILE));
@@ -423,13 +438,13 @@ fn write_file<'a>(
     let mut crc = crc32fast::Hasher::new();
     let mut len = 0u64;
     for (key, payload) in entries.clone() {
-        crc.update(&hex_of(key));
+        crc.update(key);
         crc.update(&(payload.len() as u64).to_le_bytes());
         crc.update(payload);
         len += (ENTRY_OVERHEAD + payload.len()) as u64;
     }
     for key in dropped {
-        crc.update(&hex_of(key));
+        crc.update(*key);
         len += KEY_LEN as u64;
     }
     header.len = len;
@@ -440,12 +455,12 @@ fn write_file<'a>(
         out.write_all(&header)?;
         out.write_all(b"\n")?;
         for (key, payload) in entries {
-            out.write_all(&hex_of(key))?;
+            out.write_all(key)?;
             out.write_all(&(payload.len() as u64).to_le_bytes())?;
             out.write_all(payload)?;
         }
         for key in dropped {
-            out.write_all(&hex_of(key))?;
+            out.write_all(*key)?;
         }
         out.flush()
     })
@@ -490,7 +505,9 @@ mod tests {
     use super::*;
 
     fn key(i: usize) -> Key {
-        key_of(&format!("{i:064x}")).unwrap()
+        let mut key = [0; 32];
+        key[24..].copy_from_slice(&(i as u64).to_be_bytes());
+        key
     }
 
     fn payload(i: usize) -> Vec<u8> {
@@ -498,7 +515,7 @@ mod tests {
     }
 
     /// What a run used: entries `range`, as read from the pack where it holds them.
-    fn used_of(pack: &Pack, range: Range<usize>) -> HashMap<Key, Used> {
+    fn used_of(pack: &Pack, range: Range<usize>) -> KeyMap<Used> {
         range
             .map(|i| {
                 let used = match pack.get(&key(i)) {
@@ -600,7 +617,7 @@ mod tests {
 
         // Nothing used: no pack.
         assert_eq!(
-            write(dir.path(), 1, "summarize", &fourth, &HashMap::new()).unwrap(),
+            write(dir.path(), 1, "summarize", &fourth, &KeyMap::default()).unwrap(),
             Written::Removed
         );
         assert!(listed(dir.path(), 1, "summarize").is_none());

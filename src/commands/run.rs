@@ -359,7 +359,14 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         skipped.len(),
         cache_summary(&cache)
     );
-    Ok(exit_code_for(&skipped))
+    let code = exit_code_for(&skipped);
+    // The process ends with the run: freeing the run's texts, one allocation at a time, would
+    // only delay it (a few percent of a re-run that reads everything from the cache). The
+    // cache is dropped as usual: that writes its packs.
+    std::mem::forget((brief, synthesis));
+    drop(numbered);
+    std::mem::forget((summaries, english));
+    Ok(code)
 }
 
 /// The articles this run (or shard) processes, and the inputs ingest skipped; ingest's

@@ -427,9 +427,18 @@ pub(crate) fn escape(text: &str) -> String {
     let collapsed = collapse_whitespace(text);
     let decited = uncite(&collapsed);
     let mut out = String::with_capacity(decited.len() + 8);
-    let mut rest: &str = &decited;
-    while let Some(c) = rest.chars().next() {
-        match c {
+    // Bytes that are copied as they are go in runs; every character handled here is ASCII.
+    let bytes = decited.as_bytes();
+    let (mut at, mut run) = (0, 0);
+    while at < bytes.len() {
+        let b = bytes[at];
+        if !ESCAPED[b as usize] {
+            at += 1;
+            continue;
+        }
+        out.push_str(&decited[run..at]);
+        let rest = &decited[at..];
+        at += match b {
             // GFM's autolink extension turns any `http://…`, `www.…` or `name@host` in text
             // into a live link, escaped brackets or not. A backslash before the `/` of `://`
             // and the `.` of `www.` (both ASCII punctuation, so CommonMark shows them as
@@ -438,35 +447,63 @@ pub(crate) fn escape(text: &str) -> String {
             // email scanner reads; a zero-width space leaves it no local part). The reader
             // sees the same characters. None of these characters is escaped below, so they
             // are found here as they would be in the escaped text.
-            ':' if rest.starts_with("://") => {
+            b':' if rest.starts_with("://") => {
                 out.push_str(":\\/\\/");
-                rest = &rest[3..];
-                continue;
+                3
             }
-            'w' | 'W'
+            b'w' | b'W'
                 if rest
                     .get(..4)
                     .is_some_and(|w| w.eq_ignore_ascii_case("www.")) =>
             {
                 out.push_str(&rest[..3]);
                 out.push_str("\\.");
-                rest = &rest[4..];
-                continue;
+                4
             }
-            '@' => out.push_str("&#8203;@"),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
+            b'@' => {
+                out.push_str("&#8203;@");
+                1
+            }
+            b'&' => {
+                out.push_str("&amp;");
+                1
+            }
+            b'<' => {
+                out.push_str("&lt;");
+                1
+            }
+            b'>' => {
+                out.push_str("&gt;");
+                1
+            }
+            b'\\' | b'`' | b'*' | b'_' | b'[' | b']' | b'#' | b'|' | b'~' => {
                 out.push('\\');
-                out.push(c);
+                out.push(b as char);
+                1
             }
-            _ => out.push(c),
-        }
-        rest = &rest[c.len_utf8()..];
+            // `:`, `w` and `W` that start no link.
+            _ => {
+                out.push(b as char);
+                1
+            }
+        };
+        run = at;
     }
+    out.push_str(&decited[run..]);
     neutralise_line_start(out)
 }
+
+/// The bytes [`escape`] does something about (all ASCII).
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b":wW@&<>\\`*_[]#|~";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// `text` with each run of whitespace as one space and none at either end (as
 /// `split_whitespace` and `join(" ")` give it); borrowed when it already is so.
@@ -501,7 +538,8 @@ fn uncite(text: &str) -> Cow<'_, str> {
             '[' | '［' | '⁅' | '〔' | '【' | '〖' | '〘' | '⟦' | '⦋' | '⦍' | '⦏' | '﹝'
         )
     };
-    if !text.contains(opens) {
+    let ascii_without_bracket = !text.bytes().any(|b| b == b'[' || !b.is_ascii());
+    if ascii_without_bracket || !text.contains(opens) {
         return Cow::Borrowed(text);
     }
     let pattern =

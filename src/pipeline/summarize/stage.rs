@@ -18,15 +18,17 @@ pub(crate) const STAGE: &str = "summarize";
 /// Bumped when summarizing changes what it produces.
 pub(crate) const CACHE_VERSION: u32 = 2;
 
+/// Fields in name order: a key's canonical form sorts them, and in that order they are written
+/// without sorting (the order changes no key).
 #[derive(Serialize)]
 struct KeyParts<'a> {
-    version: u32,
     english: &'a str,
-    /// For an LLM method only: its prompt shows the title and the outlet.
-    title: Option<&'a str>,
-    outlet: Option<&'a str>,
     method: &'a str,
+    /// For an LLM method only: its prompt shows the title and the outlet.
+    outlet: Option<&'a str>,
     prompts: &'a str,
+    title: Option<&'a str>,
+    version: u32,
 }
 
 /// A summary depends on the article's English text, the method (`extractive`, or the LLM's

@@ -24,26 +24,30 @@ pub(crate) const CACHE_VERSION: u32 = 8;
 /// What a story's synthesis reads of one source: everything but its file name, which the
 /// synthesis does not hold (notes that name files are made per run:
 /// `Synthesis::instruction_notes`).
+///
+/// Fields in name order: a key's canonical form sorts them, and in that order they are written
+/// without sorting (the order changes no key).
 #[derive(Serialize)]
 struct SourceParts<'a> {
-    number: SourceNumber,
     english: String,
-    title: Option<&'a str>,
     english_title: Option<&'a str>,
+    number: SourceNumber,
     source_lang: Option<&'a Lang>,
-    translated: bool,
     summary: String,
+    title: Option<&'a str>,
+    translated: bool,
 }
 
+/// Fields in name order, as [`SourceParts`]'.
 #[derive(Serialize)]
 struct KeyParts<'a> {
-    version: u32,
-    sources: Vec<SourceParts<'a>>,
+    max_disagreements: usize,
+    max_new_tokens: usize,
+    max_points: usize,
     method: &'a str,
     prompt: &'a str,
-    max_points: usize,
-    max_new_tokens: usize,
-    max_disagreements: usize,
+    sources: Vec<SourceParts<'a>>,
+    version: u32,
 }
 
 /// The key of one story's synthesis over its `members` (numbered 1..k); `prompts` is the

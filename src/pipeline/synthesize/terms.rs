@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::cache::{CacheKey, StageCache};
 
-use super::group::{grouping_terms, TermSource};
+use super::group::{grouping_terms, TermSource, Terms};
 
 /// The entries' name in the cache.
 const STAGE: &str = "group-terms";
@@ -30,7 +30,7 @@ impl<'c> CachedTerms<'c> {
 }
 
 impl TermSource for CachedTerms<'_> {
-    fn terms(&mut self, texts: &[&str]) -> Vec<Vec<String>> {
+    fn terms(&mut self, texts: &[&str]) -> Vec<Terms> {
         let cache = self.cache;
         texts
             .par_iter()
@@ -41,13 +41,13 @@ impl TermSource for CachedTerms<'_> {
                     // ever did, the terms are still right, only not cached.
                     Err(e) => {
                         log::debug!("grouping terms not cached: {e}");
-                        return grouping_terms(text);
+                        return grouping_terms(text).into();
                     }
                 };
                 if let Some(terms) = cache.get_packed(&key) {
                     return terms;
                 }
-                let terms = grouping_terms(text);
+                let terms: Terms = grouping_terms(text).into();
                 if let Err(e) = cache.put_packed(&key, &terms) {
                     log::debug!("grouping terms not cached: {e}");
                 }
