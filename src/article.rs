@@ -13,9 +13,33 @@ use sha2::{Digest, Sha256};
 
 /// A language, as its ISO 639-1 code (`de`, `vi`) or ISO 639-3 code where no
 /// two-letter code exists. Always lowercase ASCII.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Lang(String);
+
+/// As its code (a string): written as it is, read through [`Lang::parse`]. By hand rather
+/// than through `String` so that reading one allocates once (cached stage results hold a
+/// language per sentence).
+impl Serialize for Lang {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lang {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Lang, D::Error> {
+        struct Code;
+        impl serde::de::Visitor<'_> for Code {
+            type Value = Lang;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a language code")
+            }
+            fn visit_str<E: serde::de::Error>(self, code: &str) -> Result<Lang, E> {
+                Lang::parse(code).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Code)
+    }
+}
 
 impl Lang {
     pub fn english() -> Lang {
@@ -229,48 +253,6 @@ impl Article {
 
     pub fn text(&self) -> String {
         self.paragraphs.join("\n\n")
-    }
-}
-
-/// A stage result that holds the article it was computed from. The stage cache keys such a
-/// result by the article's text, never by its file name or metadata (the same text under a new
-/// name must hit), so the stored value must not carry them either: [`without_identity`] blanks
-/// them before a value is stored, and [`with_identity_of`] puts this run's back on every value
-/// used, whether computed now or read from the cache.
-///
-/// [`without_identity`]: CarriesArticle::without_identity
-/// [`with_identity_of`]: CarriesArticle::with_identity_of
-pub(crate) trait CarriesArticle: Sized {
-    fn article_mut(&mut self) -> &mut Article;
-
-    /// The value with the article's origin, other names and metadata removed.
-    fn without_identity(mut self) -> Self {
-        let article = self.article_mut();
-        article.origin.clear();
-        article.also_at.clear();
-        article.meta = ArticleMeta::default();
-        self
-    }
-
-    /// The value naming `article` (this run's file name, other names and metadata).
-    fn with_identity_of(mut self, article: &Article) -> Self {
-        let own = self.article_mut();
-        own.origin = article.origin.clone();
-        own.also_at = article.also_at.clone();
-        own.meta = article.meta.clone();
-        self
-    }
-}
-
-impl CarriesArticle for SegmentedArticle {
-    fn article_mut(&mut self) -> &mut Article {
-        &mut self.detected.article
-    }
-}
-
-impl CarriesArticle for EnglishArticle {
-    fn article_mut(&mut self) -> &mut Article {
-        &mut self.article
     }
 }
 

@@ -22,7 +22,7 @@
 //! well-defined whatever ran. Orphaned temporary files (from a kill -9 mid-write) and
 //! entries of older cache formats are removed by every prune.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::output::{replace_file, SyncDir};
 
+mod canonical;
 mod pack;
 
 /// polybrief's cache format version. Bump it whenever a cached type or a stage's behaviour
@@ -109,6 +110,8 @@ pub enum CacheError {
 pub struct CacheKey {
     stage: String,
     hex: String,
+    /// The sha256 digest `hex` spells.
+    digest: [u8; 32],
 }
 
 impl CacheKey {
@@ -128,26 +131,39 @@ impl CacheKey {
         parts: &impl Serialize,
     ) -> Result<CacheKey, CacheError> {
         validate_stage(stage)?;
-        let serialize_error = |source| CacheError::Serialize {
+        // What is hashed: named fields (no two different inputs give the same bytes), in
+        // canonical form (`write_canonical`), written straight from `parts`; the value tree
+        // decides what the writer does not handle.
+        let mut canonical = Vec::with_capacity(256);
+        canonical.extend_from_slice(b"{\"format\":");
+        canonical.extend_from_slice(format.to_string().as_bytes());
+        canonical.extend_from_slice(b",\"input\":");
+        serde_json::to_writer(&mut canonical, input).map_err(|source| CacheError::Serialize {
             stage: stage.to_string(),
             what: "key",
             source,
+        })?;
+        canonical.extend_from_slice(b",\"parts\":");
+        let written = canonical::write(parts, &mut canonical).is_ok();
+        let canonical = if written {
+            canonical.extend_from_slice(b",\"stage\":");
+            serde_json::to_writer(&mut canonical, stage).map_err(|source| {
+                CacheError::Serialize {
+                    stage: stage.to_string(),
+                    what: "key",
+                    source,
+                }
+            })?;
+            canonical.push(b'}');
+            canonical
+        } else {
+            canonical_by_value_tree(format, stage, input, parts)?
         };
-        let parts = serde_json::to_value(parts).map_err(serialize_error)?;
-        // What is hashed: named fields (no two different inputs give the same bytes), with
-        // `parts` moved in rather than serialized a second time (a key holds article texts).
-        let mut material = serde_json::Map::new();
-        material.insert("format".to_string(), format.into());
-        material.insert("stage".to_string(), stage.into());
-        material.insert("input".to_string(), input.into());
-        material.insert("parts".to_string(), parts);
-        let mut canonical = Vec::new();
-        write_canonical(&serde_json::Value::Object(material), &mut canonical)
-            .map_err(serialize_error)?;
-        let hex = hex::encode(Sha256::digest(&canonical));
+        let digest: [u8; 32] = Sha256::digest(&canonical).into();
         Ok(CacheKey {
             stage: stage.to_string(),
-            hex,
+            hex: hex::encode(digest),
+            digest,
         })
     }
 
@@ -171,6 +187,33 @@ fn validate_stage(stage: &str) -> Result<(), CacheError> {
     } else {
         Err(CacheError::InvalidStage(stage.to_string()))
     }
+}
+
+/// The canonical bytes of a key's material by way of the value tree: what
+/// [`canonical::write`] writes, for what it does not handle.
+fn canonical_by_value_tree(
+    format: u32,
+    stage: &str,
+    input: &str,
+    parts: &impl Serialize,
+) -> Result<Vec<u8>, CacheError> {
+    let serialize_error = |source| CacheError::Serialize {
+        stage: stage.to_string(),
+        what: "key",
+        source,
+    };
+    let parts = serde_json::to_value(parts).map_err(serialize_error)?;
+    // Named fields (no two different inputs give the same bytes), with `parts` moved in
+    // rather than serialized a second time.
+    let mut material = serde_json::Map::new();
+    material.insert("format".to_string(), format.into());
+    material.insert("stage".to_string(), stage.into());
+    material.insert("input".to_string(), input.into());
+    material.insert("parts".to_string(), parts);
+    let mut canonical = Vec::new();
+    write_canonical(&serde_json::Value::Object(material), &mut canonical)
+        .map_err(serialize_error)?;
+    Ok(canonical)
 }
 
 /// Compact JSON with object keys sorted at every level: the same value always gives the same
@@ -288,14 +331,10 @@ pub struct StageCache {
 /// One stage's pack in this run.
 #[derive(Default)]
 struct StagePack {
-    /// Payloads of the pack read from disk that this run has not used (yet).
-    unused: HashMap<String, Vec<u8>>,
-    /// Payloads this run read or wrote, by key: the next pack.
-    used: BTreeMap<String, Vec<u8>>,
-    /// Whether `used` holds anything the pack on disk lacks.
-    changed: bool,
-    /// Whether the pack on disk served a hit.
-    served: bool,
+    /// The pack as read from disk at the stage's first lookup.
+    read: pack::Pack,
+    /// What this run read or wrote, by key: the next pack.
+    used: pack::KeyMap<pack::Used>,
 }
 
 impl StageCache {
@@ -343,11 +382,15 @@ impl StageCache {
     /// (truncated, corrupted, or of a type that changed without a format bump) is logged,
     /// removed and reported as a miss. A hit marks the entry as used now (see `prune`).
     pub fn get<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<T> {
-        if let Some(payload) = self.take_from_pack(key) {
-            match serde_json::from_slice(&payload) {
+        if let Some((packed_key, packed)) = self.packed(key) {
+            match serde_json::from_slice(packed.payload()) {
                 Ok(value) => {
                     self.count(&key.stage, |c| c.hits += 1);
-                    self.note_used(key, payload, false);
+                    self.note_used(
+                        &key.stage,
+                        packed_key,
+                        pack::Used::Packed(packed.origin, packed.range),
+                    );
                     return Some(value);
                 }
                 // A type that changed without a version bump: the entry file decides, and
@@ -375,7 +418,7 @@ impl StageCache {
         match decode_entry(key, &bytes) {
             Ok((value, payload)) => {
                 self.count(&key.stage, |c| c.hits += 1);
-                self.note_used(key, payload.to_vec(), true);
+                self.note_owned(key, payload.to_vec());
                 Some(value)
             }
             Err(reason) => {
@@ -429,7 +472,7 @@ impl StageCache {
         .map_err(write_error)?;
         self.unflushed.store(true, Ordering::Relaxed);
         self.count(&key.stage, |c| c.writes += 1);
-        self.note_used(key, payload, true);
+        self.note_owned(key, payload);
         Ok(())
     }
 
@@ -439,9 +482,13 @@ impl StageCache {
     /// them. They live as long as the pack holds them: the next run's pack keeps what that
     /// run used. A value that cannot be read back as a `T` is a miss.
     pub(crate) fn get_packed<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<T> {
-        let value = self.take_from_pack(key).and_then(|payload| {
-            let value = serde_json::from_slice(&payload).ok()?;
-            self.note_used(key, payload, false);
+        let value = self.packed(key).and_then(|(packed_key, packed)| {
+            let value = serde_json::from_slice(packed.payload()).ok()?;
+            self.note_used(
+                &key.stage,
+                packed_key,
+                pack::Used::Packed(packed.origin, packed.range),
+            );
             Some(value)
         });
         self.count(&key.stage, |c| match value {
@@ -464,42 +511,53 @@ impl StageCache {
             source,
         })?;
         self.count(&key.stage, |c| c.writes += 1);
-        self.note_used(key, payload, true);
+        self.note_owned(key, payload);
         Ok(())
     }
 
     /// The payload the stage's pack holds for `key`, if any (the pack is read at the stage's
-    /// first lookup); taken out, so that what remains at the end is what this run left unused.
-    fn take_from_pack(&self, key: &CacheKey) -> Option<Vec<u8>> {
+    /// first lookup), with the key as the pack spells it.
+    fn packed(&self, key: &CacheKey) -> Option<(pack::Key, pack::Packed)> {
+        let packed_key = key.digest;
         let mut packs = self.lock_packs();
-        let pack = packs.entry(key.stage.clone()).or_insert_with(|| StagePack {
-            unused: pack::read(
-                &self.pack_path(&key.stage),
+        if !packs.contains_key(&key.stage) {
+            let read = pack::Pack::read(
+                &self.stage_dir(&key.stage),
                 CACHE_FORMAT_VERSION,
                 &key.stage,
-            )
-            .unwrap_or_default(),
-            ..StagePack::default()
-        });
-        pack.unused.remove(&key.hex)
+            );
+            packs.insert(
+                key.stage.clone(),
+                StagePack {
+                    read,
+                    used: pack::KeyMap::default(),
+                },
+            );
+        }
+        let packed = packs.get(&key.stage)?.read.get(&packed_key)?;
+        Some((packed_key, packed))
     }
 
-    /// Records that this run used `key`'s `payload`; `changed`: not from the pack on disk.
-    fn note_used(&self, key: &CacheKey, payload: Vec<u8>, changed: bool) {
+    /// Records that this run used `key`'s payload as `used`.
+    fn note_used(&self, stage: &str, key: pack::Key, used: pack::Used) {
         let mut packs = self.lock_packs();
-        let pack = packs.entry(key.stage.clone()).or_default();
-        pack.used.insert(key.hex.clone(), payload);
-        pack.changed |= changed;
-        pack.served |= !changed;
+        if !packs.contains_key(stage) {
+            packs.insert(stage.to_string(), StagePack::default());
+        }
+        if let Some(pack) = packs.get_mut(stage) {
+            pack.used.insert(key, used);
+        }
     }
 
-    fn pack_path(&self, stage: &str) -> PathBuf {
-        pack::path(
-            &self
-                .root
-                .join(format_dir_name(CACHE_FORMAT_VERSION))
-                .join(stage),
-        )
+    /// Records that this run used `payload` for `key`, read from its entry file or written.
+    fn note_owned(&self, key: &CacheKey, payload: Vec<u8>) {
+        self.note_used(&key.stage, key.digest, pack::Used::Owned(payload));
+    }
+
+    fn stage_dir(&self, stage: &str) -> PathBuf {
+        self.root
+            .join(format_dir_name(CACHE_FORMAT_VERSION))
+            .join(stage)
     }
 
     fn lock_packs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StagePack>> {
@@ -509,33 +567,17 @@ impl StageCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Writes each stage's pack anew where this run used entries its pack lacks, or left
-    /// some of it unused; marks a pack that served every use as used now (see `prune`).
-    /// Best effort: without a pack the next run reads the entries one by one.
+    /// Writes each stage's pack: a delta to the pack read where the run used little else,
+    /// the pack anew where it used much else, nothing where it used what the pack lists
+    /// (see `pack`); a pack that is kept is marked used now (see `prune`). Best effort:
+    /// without a pack the next run reads the entries one by one.
     fn write_packs(&self) {
         let packs = std::mem::take(&mut *self.lock_packs());
         for (stage, pack) in packs {
-            let path = self.pack_path(&stage);
-            if pack.changed || !pack.unused.is_empty() {
-                let written = if pack.used.is_empty() {
-                    fs::remove_file(&path).or_else(|e| match e.kind() {
-                        io::ErrorKind::NotFound => Ok(()),
-                        _ => Err(e),
-                    })
-                } else {
-                    pack::write(&path, CACHE_FORMAT_VERSION, &stage, &pack.used)
-                };
-                if let Err(e) = written {
-                    log::debug!("cannot write the cache pack {}: {e}", path.display());
-                }
-            } else if pack.served {
-                let touched = File::options()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_modified(SystemTime::now()));
-                if let Err(e) = touched {
-                    log::debug!("cannot mark the cache pack {} used: {e}", path.display());
-                }
+            let dir = self.stage_dir(&stage);
+            match pack::write(&dir, CACHE_FORMAT_VERSION, &stage, &pack.read, &pack.used) {
+                Ok(written) => log::debug!("the {stage} cache pack: {written:?}"),
+                Err(e) => log::debug!("cannot write the cache pack of {}: {e}", dir.display()),
             }
         }
     }
@@ -610,7 +652,11 @@ impl StageCache {
     }
 
     fn count(&self, stage: &str, update: impl FnOnce(&mut StageCounters)) {
-        update(self.lock_counters().entry(stage.to_string()).or_default());
+        let mut counters = self.lock_counters();
+        match counters.get_mut(stage) {
+            Some(counters) => update(counters),
+            None => update(counters.entry(stage.to_string()).or_default()),
+        }
     }
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StageCounters>> {
@@ -704,14 +750,13 @@ impl StageCache {
         for format_dir in list_dirs(&self.root).unwrap_or_default() {
             let is_current = format_dir.file_name().is_some_and(|n| *n == *current);
             for stage_dir in list_dirs(&format_dir).unwrap_or_default() {
-                let path = pack::path(&stage_dir);
-                let Ok(meta) = fs::metadata(&path) else {
-                    continue;
-                };
-                let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                let used = fs::metadata(pack::path(&stage_dir))
+                    .map(|meta| meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
+                    // A delta without its base is of no use.
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
                 let age = now.duration_since(used).unwrap_or(Duration::ZERO);
                 if !is_current || age >= older_than {
-                    let _ = fs::remove_file(&path);
+                    pack::remove(&stage_dir);
                 }
             }
         }
@@ -888,10 +933,7 @@ fn default_dir_from(
 /// The keys the pack of the stage at `stage_dir` lists, and when it was last used; `None`
 /// without a readable pack.
 fn packed_uses(stage_dir: &Path, stage: &str) -> Option<(HashSet<String>, SystemTime)> {
-    let path = pack::path(stage_dir);
-    let used = fs::metadata(&path).ok()?.modified().ok()?;
-    let keys = pack::keys(&path, CACHE_FORMAT_VERSION, stage);
-    Some((keys.into_iter().collect(), used))
+    pack::listed(stage_dir, CACHE_FORMAT_VERSION, stage)
 }
 
 /// Reads an entry and marks it used now. The touch needs write access; a read-only shared

@@ -282,7 +282,7 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         })
     });
     let options = SynthesisOptions::default();
-    let (synthesis, story_counts) = synthesize::stage::synthesize_cached::<Error>(
+    let (mut synthesis, story_counts) = synthesize::stage::synthesize_cached::<Error>(
         &cache,
         &numbered,
         embedder.as_mut().map(|e| e as &mut dyn Embedder),
@@ -328,12 +328,13 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         date: today.format("%Y-%m-%d").to_string(),
         models: models_used(&english, precision, &summary_plan, embedder_used),
         device: ctx.device_name.clone(),
-        stories: synthesis.stories.clone(),
+        // Moved: the synthesis is not used after the brief is made.
+        stories: std::mem::take(&mut synthesis.stories),
         sources: numbered
             .iter()
             .map(|(n, a, s)| SourceEntry::new(*n, a, Some(s)))
             .collect(),
-        unused: synthesis.unused.clone(),
+        unused: std::mem::take(&mut synthesis.unused),
         skipped: skipped.clone(),
         notes,
         translations: args.translations.then(|| {
@@ -358,7 +359,14 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         skipped.len(),
         cache_summary(&cache)
     );
-    Ok(exit_code_for(&skipped))
+    let code = exit_code_for(&skipped);
+    // The process ends with the run: freeing the run's texts, one allocation at a time, would
+    // only delay it (a few percent of a re-run that reads everything from the cache). The
+    // cache is dropped as usual: that writes its packs.
+    std::mem::forget((brief, synthesis));
+    drop(numbered);
+    std::mem::forget((summaries, english));
+    Ok(code)
 }
 
 /// The articles this run (or shard) processes, and the inputs ingest skipped; ingest's

@@ -9,6 +9,7 @@
 //! Rendering is deterministic: the same `Brief` gives byte-identical output. The date is on
 //! a line of its own (`Date: …`) so tests can ignore it.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -423,76 +424,135 @@ fn link(url: &str) -> String {
 /// start neutralised, and bracketed numbers (which would read as citations) turned into
 /// `(n)`.
 pub(crate) fn escape(text: &str) -> String {
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let collapsed = collapse_whitespace(text);
     let decited = uncite(&collapsed);
     let mut out = String::with_capacity(decited.len() + 8);
-    for c in decited.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
+    // Bytes that are copied as they are go in runs; every character handled here is ASCII.
+    let bytes = decited.as_bytes();
+    let (mut at, mut run) = (0, 0);
+    while at < bytes.len() {
+        let b = bytes[at];
+        if !ESCAPED[b as usize] {
+            at += 1;
+            continue;
         }
+        out.push_str(&decited[run..at]);
+        let rest = &decited[at..];
+        at += match b {
+            // GFM's autolink extension turns any `http://…`, `www.…` or `name@host` in text
+            // into a live link, escaped brackets or not. A backslash before the `/` of `://`
+            // and the `.` of `www.` (both ASCII punctuation, so CommonMark shows them as
+            // written) keeps the scanner from seeing a link; an `@` gets an invisible
+            // zero-width space before it (an escaped or entity `@` still joins the text the
+            // email scanner reads; a zero-width space leaves it no local part). The reader
+            // sees the same characters. None of these characters is escaped below, so they
+            // are found here as they would be in the escaped text.
+            b':' if rest.starts_with("://") => {
+                out.push_str(":\\/\\/");
+                3
+            }
+            b'w' | b'W'
+                if rest
+                    .get(..4)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("www.")) =>
+            {
+                out.push_str(&rest[..3]);
+                out.push_str("\\.");
+                4
+            }
+            b'@' => {
+                out.push_str("&#8203;@");
+                1
+            }
+            b'&' => {
+                out.push_str("&amp;");
+                1
+            }
+            b'<' => {
+                out.push_str("&lt;");
+                1
+            }
+            b'>' => {
+                out.push_str("&gt;");
+                1
+            }
+            b'\\' | b'`' | b'*' | b'_' | b'[' | b']' | b'#' | b'|' | b'~' => {
+                out.push('\\');
+                out.push(b as char);
+                1
+            }
+            // `:`, `w` and `W` that start no link.
+            _ => {
+                out.push(b as char);
+                1
+            }
+        };
+        run = at;
     }
-    neutralise_line_start(defuse_autolinks(&out))
+    out.push_str(&decited[run..]);
+    neutralise_line_start(out)
 }
 
-/// GFM's autolink extension turns any `http://…`, `www.…` or `name@host` in text into a live
-/// link, escaped brackets or not. A backslash before the `/` of `://` and the `.` of `www.`
-/// (both ASCII punctuation, so CommonMark shows them as written) keeps the scanner from
-/// seeing a link; an `@` gets an invisible zero-width space before it. The reader sees the
-/// same characters.
-fn defuse_autolinks(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if rest.starts_with("://") {
-            out.push_str(":\\/\\/");
-            rest = &rest[3..];
-        } else if rest
-            .get(..4)
-            .is_some_and(|w| w.eq_ignore_ascii_case("www."))
-        {
-            out.push_str(&rest[..3]);
-            out.push_str("\\.");
-            rest = &rest[4..];
-        } else if c == '@' {
-            // An escaped or entity `@` still joins the text the email scanner reads; a
-            // zero-width space before it leaves the scanner no local part.
-            out.push_str("&#8203;@");
-            rest = &rest[1..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
+/// The bytes [`escape`] does something about (all ASCII).
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b":wW@&<>\\`*_[]#|~";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
     }
-    out
+    table
+};
+
+/// `text` with each run of whitespace as one space and none at either end (as
+/// `split_whitespace` and `join(" ")` give it); borrowed when it already is so.
+fn collapse_whitespace(text: &str) -> Cow<'_, str> {
+    // Whitespace at the start counts as a run after a space.
+    let mut after_space = true;
+    let clean = text.chars().all(|c| {
+        let space = c.is_whitespace();
+        let fine = !space || (c == ' ' && !after_space);
+        after_space = space;
+        fine
+    });
+    if clean && !after_space {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
 }
 
 /// `[9]`, `[ 12 ]`, full-width `［9］` and their look-alikes → `(9)`, so article text cannot
 /// fake a citation: invisible format characters (a word joiner, a zero-width space, a soft
 /// hyphen) may sit anywhere inside, other brackets that read as square ones (`⟦9⟧`, `【9】`)
 /// and digits of other styles (`［９］`, `[𝟗]`) count too.
-fn uncite(text: &str) -> String {
+fn uncite(text: &str) -> Cow<'_, str> {
     use unicode_normalization::UnicodeNormalization;
     static CITATION: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    // Every match opens with one of these: text without one has nothing to replace (most
+    // text, and the regex search is most of what escaping costs).
+    let opens = |c: char| {
+        matches!(
+            c,
+            '[' | '［' | '⁅' | '〔' | '【' | '〖' | '〘' | '⟦' | '⦋' | '⦍' | '⦏' | '﹝'
+        )
+    };
+    let ascii_without_bracket = !text.bytes().any(|b| b == b'[' || !b.is_ascii());
+    if ascii_without_bracket || !text.contains(opens) {
+        return Cow::Borrowed(text);
+    }
     let pattern =
         r"[\[［⁅〔【〖〘⟦⦋⦍⦏﹝][\s\p{Cf}]*(\d[\d\p{Cf}]*)[\s\p{Cf}]*[\]］⁆〕】〗〙⟧⦌⦎⦐﹞]";
     match CITATION.get_or_init(|| regex::Regex::new(pattern).ok()) {
-        Some(re) => re
-            .replace_all(text, |caps: &regex::Captures<'_>| {
-                let digits: String = caps[1]
-                    .nfkc()
-                    .filter(|c| !c.is_whitespace() && !is_format_char(*c))
-                    .collect();
-                format!("({digits})")
-            })
-            .into_owned(),
-        None => text.to_string(),
+        Some(re) => re.replace_all(text, |caps: &regex::Captures<'_>| {
+            let digits: String = caps[1]
+                .nfkc()
+                .filter(|c| !c.is_whitespace() && !is_format_char(*c))
+                .collect();
+            format!("({digits})")
+        }),
+        None => Cow::Borrowed(text),
     }
 }
 
@@ -682,6 +742,78 @@ Ports were closed.
         let b = brief();
         let back: Brief = serde_json::from_str(&render_json(&b)).unwrap();
         assert_eq!(back, b);
+    }
+
+    /// `escape` as it was written before it became one pass: whitespace collapsed, citations
+    /// uncited, metacharacters escaped, then autolinks defused over the escaped text.
+    fn escape_in_passes(text: &str) -> String {
+        let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let decited = uncite(&collapsed);
+        let mut out = String::new();
+        for c in decited.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+        }
+        let mut defused = String::new();
+        let mut rest = out.as_str();
+        while let Some(c) = rest.chars().next() {
+            if rest.starts_with("://") {
+                defused.push_str(":\\/\\/");
+                rest = &rest[3..];
+            } else if rest
+                .get(..4)
+                .is_some_and(|w| w.eq_ignore_ascii_case("www."))
+            {
+                defused.push_str(&rest[..3]);
+                defused.push_str("\\.");
+                rest = &rest[4..];
+            } else if c == '@' {
+                defused.push_str("&#8203;@");
+                rest = &rest[1..];
+            } else {
+                defused.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        neutralise_line_start(defused)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escape_in_one_pass_is_escape_in_passes(
+            text in "[ \t\n\u{a0}\u{2003}a-cwW0-9:/.@&<>#*_`|~\\\\\\[\\]［］【】\u{200b}\u{ad}+=)-]{0,40}"
+        ) {
+            proptest::prop_assert_eq!(escape(&text), escape_in_passes(&text));
+        }
+    }
+
+    #[test]
+    fn escape_in_one_pass_is_escape_in_passes_on_examples() {
+        for text in [
+            "",
+            " ",
+            "plain text",
+            "  leading and trailing  ",
+            "two  spaces\tand\na tab",
+            "see http://evil.example and WWW.example.com or me@example.com",
+            "wwww.x ww.w www",
+            "[12] and [ 3 ] and ［９］ and 【4】 and [a]",
+            "- item",
+            "12. item",
+            "1) x",
+            "a :// b ://",
+            "&amp; <b> \\ ` * _ [ ] # | ~",
+        ] {
+            assert_eq!(escape(text), escape_in_passes(text), "{text:?}");
+        }
     }
 
     #[test]

@@ -32,11 +32,14 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
         }
         decode_utf8(bytes)?
     };
-    let chars = text.chars().count().max(1);
-    let control = text
-        .chars()
-        .filter(|&c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0C'))
-        .count();
+    let is_bad_control = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0C');
+    let (chars, control) = if text.is_ascii() {
+        let control = text.bytes().filter(|&b| is_bad_control(b as char)).count();
+        (text.len().max(1), control)
+    } else {
+        let chars = text.chars().count().max(1);
+        (chars, text.chars().filter(|&c| is_bad_control(c)).count())
+    };
     if control as f64 / chars as f64 > MAX_BAD_SHARE {
         return Err("binary file (mostly control characters)".to_string());
     }
@@ -84,7 +87,16 @@ pub(super) fn decode_utf16(bytes: &[u8], to_u16: fn([u8; 2]) -> u16) -> String {
 /// zero-width spaces, which would split words for the tokenizer.
 pub(super) fn normalize(text: &str) -> String {
     let unwanted = |c: char| c == '\u{FEFF}' || c == '\u{200B}';
-    let lines = text.replace("\r\n", "\n").replace('\r', "\n");
+    let has_cr = text.as_bytes().contains(&b'\r');
+    // ASCII is NFC and holds neither unwanted character.
+    if !has_cr && text.is_ascii() {
+        return text.to_string();
+    }
+    let lines = if has_cr {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text.to_string()
+    };
     // Most text is already NFC, and the quick check says so without composing anything: a
     // re-run reads every file again, and composing them all was most of its ingest.
     if unicode_normalization::is_nfc_quick(lines.chars()) == IsNormalized::Yes {

@@ -7,6 +7,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use rayon::prelude::*;
+
 use crate::article::{Article, SkippedInput};
 
 use super::decode::{decode, Decoded};
@@ -48,6 +50,7 @@ impl Ingest<'_> {
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|entry| entry.depth() == 0 || !is_hidden(entry.file_name()));
+        let mut steps = Vec::new();
         for entry in walker {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -57,16 +60,38 @@ impl Ingest<'_> {
                         Some(io) => format!("cannot read: {}", describe_io(io)),
                         None => format!("cannot read: {err}"),
                     };
-                    self.skip(path, reason);
+                    steps.push(Step::Skip(path, reason));
                     continue;
                 }
             };
             let path = entry.path();
             let origin = relative_origin(root, path);
             if entry.path_is_symlink() {
-                self.symlink(&canonical_root, path, origin);
+                steps.push(Step::Symlink(path.to_path_buf(), origin));
             } else if entry.file_type().is_file() {
-                self.file(path, origin);
+                steps.push(Step::File(path.to_path_buf(), origin));
+            }
+        }
+        // The files are read and parsed in parallel, a chunk at a time (so that a large
+        // folder's files are not all held at once), and taken in the walk's order.
+        for chunk in steps.chunks(FILES_AT_ONCE) {
+            let options = self.options;
+            let reads: Vec<Option<FileRead>> = chunk
+                .par_iter()
+                .map(|step| match step {
+                    Step::File(path, _) => Some(read_file(path, options)),
+                    _ => None,
+                })
+                .collect();
+            for (step, read) in chunk.iter().zip(reads) {
+                match (step, read) {
+                    (Step::File(path, origin), Some(read)) => self.take(path, origin.clone(), read),
+                    (Step::File(path, origin), None) => self.file(path, origin.clone()),
+                    (Step::Symlink(path, origin), _) => {
+                        self.symlink(&canonical_root, path, origin.clone())
+                    }
+                    (Step::Skip(path, reason), _) => self.skip(path.clone(), reason.clone()),
+                }
             }
         }
     }
@@ -99,36 +124,29 @@ impl Ingest<'_> {
     }
 
     pub(super) fn file(&mut self, path: &Path, origin: String) {
-        // A stop request ends the walk here; the run reports the interruption.
-        if crate::interrupt::requested() {
-            return;
-        }
-        let Some(format) = Format::of(path) else {
-            let what = match path.extension() {
-                Some(ext) => format!("unsupported file type `.{}`", ext.to_string_lossy()),
-                None => "no file extension".to_string(),
-            };
-            return self.skip(path, format!("{what}; polybrief reads {SUPPORTED_FILES}"));
+        let read = read_file(path, self.options);
+        self.take(path, origin, read);
+    }
+
+    /// Takes what [`read_file`] made of the file at `path` into the report.
+    fn take(&mut self, path: &Path, origin: String, read: FileRead) {
+        let (decoded, modified) = match read {
+            FileRead::Stopped => return,
+            FileRead::Skip(reason) => return self.skip(path, reason),
+            FileRead::Decoded { decoded, modified } => (decoded, modified),
         };
-        match fs::metadata(path) {
-            Ok(meta) if meta.len() > self.options.max_file_size => {
-                return self.skip(
-                    path,
-                    format!(
-                        "file is {}, over the {} size limit",
-                        human_bytes(meta.len()),
-                        human_bytes(self.options.max_file_size)
-                    ),
-                );
-            }
-            Ok(meta) => self.modified = meta.modified().ok(),
-            Err(err) => return self.skip(path, format!("cannot read: {}", describe_io(&err))),
+        self.modified = modified;
+        if decoded.replaced > 0 {
+            self.report.warnings.push(format!(
+                "{}: not valid UTF-8; {} invalid byte sequence(s) replaced with �",
+                path.display(),
+                decoded.replaced
+            ));
         }
-        let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(err) => return self.skip(path, format!("cannot read: {}", describe_io(&err))),
-        };
-        self.parse(path, origin, Some(format), &bytes);
+        match decoded.content {
+            Content::Parsed(parsed) => self.add(path, origin, parsed),
+            Content::Text(format, text) => self.parse_text_as(path, origin, format, &text),
+        }
     }
 
     /// Standard input (`-`), read as a file is, its format told by how it begins; its
@@ -161,13 +179,20 @@ impl Ingest<'_> {
             }
             Err(reason) => return self.skip(path, reason),
         };
-        match format.unwrap_or_else(|| Format::sniff(&text)) {
-            Format::Text => self.add(path, origin, parse_text(&text, false)),
-            Format::Markdown => self.add(path, origin, parse_markdown(&text)),
-            Format::Html => self.add(path, origin, parse_html(&text)),
-            Format::Json => self.json(path, &origin, &text),
-            Format::JsonLines => self.json_lines(path, &origin, &text),
-            Format::Feed => self.feed(path, &origin, &text, None),
+        let format = format.unwrap_or_else(|| Format::sniff(&text));
+        self.parse_text_as(path, origin, format, &text);
+    }
+
+    /// Parses decoded `text` as `format`.
+    fn parse_text_as(&mut self, path: &Path, origin: String, format: Format, text: &str) {
+        match format {
+            Format::Text | Format::Markdown | Format::Html => {
+                let parsed = parse_one(format, text).expect("a one-article format");
+                self.add(path, origin, parsed)
+            }
+            Format::Json => self.json(path, &origin, text),
+            Format::JsonLines => self.json_lines(path, &origin, text),
+            Format::Feed => self.feed(path, &origin, text, None),
         }
     }
 
@@ -206,6 +231,117 @@ impl Ingest<'_> {
         self.seen
             .insert(article.id.clone(), self.report.articles.len());
         self.report.articles.push(article);
+    }
+}
+
+/// Files read and parsed at once, in parallel, while walking a folder.
+const FILES_AT_ONCE: usize = 512;
+
+/// What the walk of a folder found, in its order.
+enum Step {
+    File(PathBuf, String),
+    Symlink(PathBuf, String),
+    Skip(PathBuf, String),
+}
+
+/// A file as [`read_file`] leaves it for [`Ingest::take`].
+enum FileRead {
+    /// A stop was requested: the file is not read.
+    Stopped,
+    Skip(String),
+    Decoded {
+        decoded: DecodedFile,
+        modified: Option<SystemTime>,
+    },
+}
+
+struct DecodedFile {
+    /// Invalid UTF-8 sequences replaced (warned about).
+    replaced: usize,
+    content: Content,
+}
+
+enum Content {
+    /// The one article of a text, Markdown or HTML file.
+    Parsed(Parsed),
+    /// The text of a file that holds records or a feed, parsed in the walk's order.
+    Text(Format, String),
+}
+
+/// The article a text, Markdown or HTML file holds; `None` for the other formats.
+fn parse_one(format: Format, text: &str) -> Option<Parsed> {
+    match format {
+        Format::Text => Some(parse_text(text, false)),
+        Format::Markdown => Some(parse_markdown(text)),
+        Format::Html => Some(parse_html(text)),
+        Format::Json | Format::JsonLines | Format::Feed => None,
+    }
+}
+
+/// Reads the file at `path` within the size limit, decodes it and, when it holds one
+/// article, parses it: everything of a file's ingest that needs nothing of the others, so
+/// that a folder's files are read in parallel.
+fn read_file(path: &Path, options: &IngestOptions) -> FileRead {
+    // A stop request ends the walk here; the run reports the interruption.
+    if crate::interrupt::requested() {
+        return FileRead::Stopped;
+    }
+    let Some(format) = Format::of(path) else {
+        let what = match path.extension() {
+            Some(ext) => format!("unsupported file type `.{}`", ext.to_string_lossy()),
+            None => "no file extension".to_string(),
+        };
+        return FileRead::Skip(format!("{what}; polybrief reads {SUPPORTED_FILES}"));
+    };
+    let too_large = |len: u64| {
+        (len > options.max_file_size).then(|| {
+            format!(
+                "file is {}, over the {} size limit",
+                human_bytes(len),
+                human_bytes(options.max_file_size)
+            )
+        })
+    };
+    let cannot_read = |err: &io::Error| format!("cannot read: {}", describe_io(err));
+    // One open, the size from the open file.
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        // What a file that cannot be opened is skipped for: its size first, as when it is
+        // looked at before it is opened.
+        Err(err) => {
+            return FileRead::Skip(match fs::metadata(path) {
+                Ok(meta) => too_large(meta.len()).unwrap_or_else(|| cannot_read(&err)),
+                Err(meta_err) => cannot_read(&meta_err),
+            })
+        }
+    };
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
+        Err(err) => return FileRead::Skip(cannot_read(&err)),
+    };
+    if let Some(reason) = too_large(meta.len()) {
+        return FileRead::Skip(reason);
+    }
+    let modified = meta.modified().ok();
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    // Through `take`: a `File` would ask the system for its size once more.
+    if let Err(err) = Read::by_ref(&mut file)
+        .take(u64::MAX)
+        .read_to_end(&mut bytes)
+    {
+        return FileRead::Skip(cannot_read(&err));
+    }
+    let Decoded { text, replaced } = match decode(&bytes) {
+        Ok(decoded) => decoded,
+        Err(reason) => return FileRead::Skip(reason),
+    };
+    let content = match parse_one(format, &text) {
+        Some(parsed) => Content::Parsed(parsed),
+        None => Content::Text(format, text),
+    };
+    FileRead::Decoded {
+        decoded: DecodedFile { replaced, content },
+        modified,
     }
 }
 

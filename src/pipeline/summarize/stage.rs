@@ -2,6 +2,7 @@
 //! miss is the caller's (the LLM is loaded only then); the stage owns what a summary's cache
 //! entry depends on and checks every summary's facts against its article.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::article::{EnglishArticle, Summary};
@@ -17,15 +18,17 @@ pub(crate) const STAGE: &str = "summarize";
 /// Bumped when summarizing changes what it produces.
 pub(crate) const CACHE_VERSION: u32 = 2;
 
+/// Fields in name order: a key's canonical form sorts them, and in that order they are written
+/// without sorting (the order changes no key).
 #[derive(Serialize)]
 struct KeyParts<'a> {
-    version: u32,
     english: &'a str,
-    /// For an LLM method only: its prompt shows the title and the outlet.
-    title: Option<&'a str>,
-    outlet: Option<&'a str>,
     method: &'a str,
+    /// For an LLM method only: its prompt shows the title and the outlet.
+    outlet: Option<&'a str>,
     prompts: &'a str,
+    title: Option<&'a str>,
+    version: u32,
 }
 
 /// A summary depends on the article's English text, the method (`extractive`, or the LLM's
@@ -83,10 +86,18 @@ pub(crate) fn summarize_all<E: From<CacheError>>(
     let mut summaries: Vec<Option<Summary>> = Vec::with_capacity(articles.len());
     let mut misses = Vec::new();
     let fingerprint = prompts.fingerprint(SUMMARIZE_TEMPLATES);
-    for (i, article) in articles.iter().enumerate() {
+    // Every lookup first, in parallel.
+    let looked_up: Vec<Result<(CacheKey, Option<Summary>), CacheError>> = articles
+        .par_iter()
+        .map(|article| {
+            let key = cache_key(article, method, &fingerprint)?;
+            let cached = cache.get::<Summary>(&key);
+            Ok((key, cached))
+        })
+        .collect();
+    for (i, looked_up) in looked_up.into_iter().enumerate() {
         between_articles()?;
-        let key = cache_key(article, method, &fingerprint)?;
-        let cached = cache.get::<Summary>(&key);
+        let (key, cached) = looked_up?;
         if cached.is_some() {
             task.inc(1);
         } else {

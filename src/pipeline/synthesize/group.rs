@@ -99,15 +99,98 @@ impl Similarity {
 /// Each text's grouping terms ([`grouping_terms`]): computed here, or read from the stage
 /// cache (`terms::CachedTerms`), since grouping reads every source on every run.
 pub(crate) trait TermSource {
-    fn terms(&mut self, texts: &[&str]) -> Vec<Vec<String>>;
+    fn terms(&mut self, texts: &[&str]) -> Vec<Terms>;
 }
 
 /// Computes every text's terms.
 pub(crate) struct ComputedTerms;
 
 impl TermSource for ComputedTerms {
-    fn terms(&mut self, texts: &[&str]) -> Vec<Vec<String>> {
-        texts.iter().map(|t| grouping_terms(t)).collect()
+    fn terms(&mut self, texts: &[&str]) -> Vec<Terms> {
+        texts.iter().map(|t| grouping_terms(t).into()).collect()
+    }
+}
+
+/// A text's grouping terms, in order, kept in one string: grouping reads every source's
+/// terms on every run, and a string per term (some 150,000 over 3,000 articles) was most of
+/// reading them back from the cache. Serialized as the list of terms it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Terms {
+    text: String,
+    /// Where each term ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Terms {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+
+    fn push(&mut self, term: &str) {
+        self.text.push_str(term);
+        self.ends.push(self.text.len());
+    }
+}
+
+impl From<Vec<String>> for Terms {
+    fn from(terms: Vec<String>) -> Terms {
+        let mut all = Terms {
+            text: String::with_capacity(terms.iter().map(String::len).sum()),
+            ends: Vec::with_capacity(terms.len()),
+        };
+        for term in &terms {
+            all.push(term);
+        }
+        all
+    }
+}
+
+impl serde::Serialize for Terms {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Terms {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Terms, D::Error> {
+        use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+        use std::fmt;
+
+        /// Reads one term into the string of all.
+        struct Term<'t>(&'t mut Terms);
+        impl<'de> DeserializeSeed<'de> for Term<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl Visitor<'_> for Term<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a term")
+            }
+            fn visit_str<E: serde::de::Error>(self, term: &str) -> Result<(), E> {
+                self.0.push(term);
+                Ok(())
+            }
+        }
+
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = Terms;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of terms")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Terms, A::Error> {
+                let mut terms = Terms::default();
+                while seq.next_element_seed(Term(&mut terms))?.is_some() {}
+                Ok(terms)
+            }
+        }
+        deserializer.deserialize_seq(List)
     }
 }
 
@@ -228,8 +311,10 @@ struct TermIndex {
 }
 
 impl TermIndex {
-    fn new(docs: &[Vec<String>]) -> TermIndex {
-        let mut first_seen: std::collections::HashMap<&str, u32> = Default::default();
+    fn new(docs: &[Terms]) -> TermIndex {
+        // Seeded (article words are untrusted input) but cheaper than SipHash on short words.
+        let mut first_seen: std::collections::HashMap<&str, u32, foldhash::fast::RandomState> =
+            Default::default();
         let mut vocabulary: Vec<&str> = Vec::new();
         let seen: Vec<Vec<u32>> = docs
             .iter()
@@ -237,8 +322,8 @@ impl TermIndex {
                 terms
                     .iter()
                     .map(|t| {
-                        *first_seen.entry(t.as_str()).or_insert_with(|| {
-                            vocabulary.push(t.as_str());
+                        *first_seen.entry(t).or_insert_with(|| {
+                            vocabulary.push(t);
                             (vocabulary.len() - 1) as u32
                         })
                     })
@@ -318,7 +403,7 @@ impl TermIndex {
 /// Pairwise TF-IDF cosine similarity of texts (idf over these texts).
 #[allow(clippy::needless_range_loop)] // a symmetric matrix is clearest by index
 pub(crate) fn lexical_similarity(texts: &[&str]) -> Vec<Vec<f32>> {
-    let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
+    let docs: Vec<Terms> = texts.iter().map(|t| grouping_terms(t).into()).collect();
     let index = TermIndex::new(&docs);
     let n = docs.len();
     let mut sim = vec![vec![0.0; n]; n];
@@ -350,12 +435,12 @@ const DISTINCTIVE_SHARE: usize = 100;
 /// index of those terms: at most n · max(5, n / 100) comparisons instead of n².
 #[cfg(test)]
 pub(crate) fn story_similarity(texts: &[&str]) -> Similarity {
-    let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
+    let docs: Vec<Terms> = texts.iter().map(|t| grouping_terms(t).into()).collect();
     similarity_of_terms(&docs)
 }
 
 /// [`story_similarity`] of documents given as their grouping terms.
-fn similarity_of_terms(docs: &[Vec<String>]) -> Similarity {
+fn similarity_of_terms(docs: &[Terms]) -> Similarity {
     let index = TermIndex::new(docs);
     let n = docs.len();
     let cap = DISTINCTIVE_DOCS.max(n / DISTINCTIVE_SHARE);
@@ -574,6 +659,26 @@ fn shorten(text: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn terms_are_written_and_read_as_the_list_of_strings_they_are() {
+        let list: Vec<String> = vec![
+            "flood".into(),
+            "name:Quang \"Nam\"".into(),
+            "num:12".into(),
+            "é漢\n\\".into(),
+            String::new(),
+        ];
+        let terms = Terms::from(list.clone());
+        assert_eq!(terms.iter().collect::<Vec<_>>(), list);
+        let json = serde_json::to_string(&terms).unwrap();
+        assert_eq!(json, serde_json::to_string(&list).unwrap());
+        let back: Terms = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, terms);
+        let none: Terms = serde_json::from_str("[]").unwrap();
+        assert_eq!(none.iter().count(), 0);
+        assert!(serde_json::from_str::<Terms>("[1]").is_err());
+    }
+
     /// The matrix as [`Similarity::Sparse`], its zeros left out.
     fn sparse(dense: &[Vec<f32>]) -> Similarity {
         Similarity::Sparse(
@@ -604,7 +709,8 @@ mod tests {
         let docs: Vec<Vec<String>> = texts.iter().map(|t| grouping_terms(t)).collect();
         let idf = Idf::new(&docs);
         let vectors: Vec<_> = docs.iter().map(|d| idf.vector(d)).collect();
-        let index = TermIndex::new(&docs);
+        let terms: Vec<Terms> = docs.iter().map(|d| d.clone().into()).collect();
+        let index = TermIndex::new(&terms);
         for i in 0..docs.len() {
             for j in 0..docs.len() {
                 assert_eq!(

@@ -33,6 +33,7 @@ pub(crate) mod terms;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::article::{EnglishArticle, SourceNumber, Story, Summary, UnusedSource};
@@ -248,16 +249,23 @@ pub fn synthesize(
     options: &SynthesisOptions,
 ) -> Synthesis {
     let mut terms = group::ComputedTerms;
-    let result = synthesize_stories(sources, embedder, &mut terms, options, |members, title| {
-        let docs = SourceDoc::of_story(members);
-        let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
-        Ok::<_, std::convert::Infallible>(story::synthesize_story(
-            &docs,
-            llm.as_mut(),
-            options,
-            title,
-        ))
-    });
+    let result = synthesize_stories(
+        sources,
+        embedder,
+        &mut terms,
+        options,
+        |_| (),
+        |members, title, ()| {
+            let docs = SourceDoc::of_story(members);
+            let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
+            Ok::<_, std::convert::Infallible>(story::synthesize_story(
+                &docs,
+                llm.as_mut(),
+                options,
+                title,
+            ))
+        },
+    );
     match result {
         Ok(synthesis) => synthesis,
         Err(never) => match never {},
@@ -282,20 +290,23 @@ pub fn number_sources<'a>(
 pub(crate) type StoryMembers<'a> = [(SourceNumber, &'a EnglishArticle, &'a Summary)];
 
 /// Groups `sources` into stories and has `story_for` synthesize each one from its members
-/// (numbered locally, see [`story`]) and its title; assembles the run's synthesis from the
-/// renumbered results. An error from `story_for` ends it.
-pub(crate) fn synthesize_stories<E>(
+/// (numbered locally, see [`story`]), its title and what `prepare` made of its members;
+/// assembles the run's synthesis from the results. `prepare` runs for every story first, in
+/// parallel (the stage looks each story up in the cache there); `story_for` runs for one
+/// story after the other, in order.
+pub(crate) fn synthesize_stories<E, P: Send>(
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
     embedder: Option<&mut dyn Embedder>,
     terms: &mut dyn group::TermSource,
     options: &SynthesisOptions,
-    mut story_for: impl FnMut(&StoryMembers<'_>, &str) -> Result<StorySynthesis, E>,
+    prepare: impl Fn(&StoryMembers<'_>) -> P + Sync,
+    mut story_for: impl FnMut(&StoryMembers<'_>, &str, P) -> Result<StorySynthesis, E>,
 ) -> Result<Synthesis, E> {
     let mut ordered: Vec<&(SourceNumber, &EnglishArticle, &Summary)> = sources.iter().collect();
     ordered.sort_by_key(|(n, _, _)| *n);
     ordered.dedup_by_key(|(n, _, _)| *n);
     let texts: Vec<SourceText<'_>> = ordered
-        .iter()
+        .par_iter()
         .map(|(n, a, s)| SourceText::new(*n, a, s))
         .collect();
 
@@ -310,16 +321,23 @@ pub(crate) fn synthesize_stories<E>(
     let mut unused_reasons: BTreeMap<SourceNumber, UnusedReason> = BTreeMap::new();
     let mut instructions = Vec::new();
     let mut digest = Vec::new();
-    for group in &grouping.groups {
+    let locals: Vec<Vec<(SourceNumber, &EnglishArticle, &Summary)>> = grouping
+        .groups
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| (k + 1, ordered[i].1, ordered[i].2))
+                .collect()
+        })
+        .collect();
+    let prepared: Vec<P> = locals.par_iter().map(|local| prepare(local)).collect();
+    for ((group, local), prepared) in grouping.groups.iter().zip(&locals).zip(prepared) {
         let members: Vec<&SourceText<'_>> = group.iter().map(|&i| &texts[i]).collect();
         let title = group::story_title(&members, &grouping.similarity, group);
         let numbers: Vec<SourceNumber> = members.iter().map(|m| m.number).collect();
-        let local: Vec<(SourceNumber, &EnglishArticle, &Summary)> = group
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| (k + 1, ordered[i].1, ordered[i].2))
-            .collect();
-        let result = story_for(&local, &title)?.renumbered(&numbers);
+        let result = story_for(local, &title, prepared)?.renumbered(&numbers);
         notes.extend(result.fallback_note(&title));
         unused_reasons.extend(result.unused.iter().copied());
         instructions.extend(result.instructions.iter().copied());

@@ -24,26 +24,30 @@ pub(crate) const CACHE_VERSION: u32 = 8;
 /// What a story's synthesis reads of one source: everything but its file name, which the
 /// synthesis does not hold (notes that name files are made per run:
 /// `Synthesis::instruction_notes`).
+///
+/// Fields in name order: a key's canonical form sorts them, and in that order they are written
+/// without sorting (the order changes no key).
 #[derive(Serialize)]
 struct SourceParts<'a> {
-    number: SourceNumber,
     english: String,
-    title: Option<&'a str>,
     english_title: Option<&'a str>,
+    number: SourceNumber,
     source_lang: Option<&'a Lang>,
-    translated: bool,
     summary: String,
+    title: Option<&'a str>,
+    translated: bool,
 }
 
+/// Fields in name order, as [`SourceParts`]'.
 #[derive(Serialize)]
 struct KeyParts<'a> {
-    version: u32,
-    sources: Vec<SourceParts<'a>>,
+    max_disagreements: usize,
+    max_new_tokens: usize,
+    max_points: usize,
     method: &'a str,
     prompt: &'a str,
-    max_points: usize,
-    max_new_tokens: usize,
-    max_disagreements: usize,
+    sources: Vec<SourceParts<'a>>,
+    version: u32,
 }
 
 /// The key of one story's synthesis over its `members` (numbered 1..k); `prompts` is the
@@ -88,7 +92,8 @@ pub(crate) struct StoryCounts {
 }
 
 /// Synthesizes the run's `sources` (grouped with `embedder` when given), each story from the
-/// cache or by `compute` over its sources (numbered 1..k) and its title. A story is stored
+/// cache (every story is looked up first, in parallel) or by `compute` over its sources
+/// (numbered 1..k) and its title. A story is stored
 /// only after `compute` returned it, so an error (an interrupt) stores nothing for it.
 pub(crate) fn synthesize_cached<E: From<CacheError>>(
     cache: &StageCache,
@@ -106,9 +111,14 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
         embedder,
         &mut CachedTerms::new(cache),
         options,
-        |members, title| -> Result<StorySynthesis, E> {
+        |members| -> Result<(CacheKey, Option<StorySynthesis>), CacheError> {
             let key = story_key(members, method, &fingerprint, options)?;
-            if let Some(cached) = cache.get::<StorySynthesis>(&key) {
+            let cached = cache.get::<StorySynthesis>(&key);
+            Ok((key, cached))
+        },
+        |members, title, looked_up| -> Result<StorySynthesis, E> {
+            let (key, cached) = looked_up?;
+            if let Some(cached) = cached {
                 counts.cached += 1;
                 return Ok(cached);
             }

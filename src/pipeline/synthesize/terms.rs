@@ -6,9 +6,11 @@
 //! under a millisecond per text to recompute, less than writing and flushing a file for each
 //! on a first run.
 
+use rayon::prelude::*;
+
 use crate::cache::{CacheKey, StageCache};
 
-use super::group::{grouping_terms, TermSource};
+use super::group::{grouping_terms, TermSource, Terms};
 
 /// The entries' name in the cache.
 const STAGE: &str = "group-terms";
@@ -28,9 +30,10 @@ impl<'c> CachedTerms<'c> {
 }
 
 impl TermSource for CachedTerms<'_> {
-    fn terms(&mut self, texts: &[&str]) -> Vec<Vec<String>> {
+    fn terms(&mut self, texts: &[&str]) -> Vec<Terms> {
+        let cache = self.cache;
         texts
-            .iter()
+            .par_iter()
             .map(|text| {
                 let key = match CacheKey::new(STAGE, "text", &(CACHE_VERSION, text)) {
                     Ok(key) => key,
@@ -38,14 +41,14 @@ impl TermSource for CachedTerms<'_> {
                     // ever did, the terms are still right, only not cached.
                     Err(e) => {
                         log::debug!("grouping terms not cached: {e}");
-                        return grouping_terms(text);
+                        return grouping_terms(text).into();
                     }
                 };
-                if let Some(terms) = self.cache.get_packed(&key) {
+                if let Some(terms) = cache.get_packed(&key) {
                     return terms;
                 }
-                let terms = grouping_terms(text);
-                if let Err(e) = self.cache.put_packed(&key, &terms) {
+                let terms: Terms = grouping_terms(text).into();
+                if let Err(e) = cache.put_packed(&key, &terms) {
                     log::debug!("grouping terms not cached: {e}");
                 }
                 terms

@@ -5,9 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::article::{CarriesArticle, EnglishArticle, Lang, SegmentedArticle, SkippedInput};
+use crate::article::{
+    Article, EnglishArticle, EnglishSentence, Lang, SegmentedArticle, SkippedInput,
+};
 use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::models::catalog::Catalog;
 use crate::models::model_ref::ModelRef;
@@ -22,19 +25,21 @@ pub(crate) const STAGE: &str = "translate";
 /// Bumped when translation changes what it produces.
 pub(crate) const CACHE_VERSION: u32 = 3;
 
+/// Fields in name order: a key's canonical form sorts them, and in that order they are written
+/// without sorting (the order changes no key).
 #[derive(Serialize)]
 struct KeyParts<'a> {
-    version: u32,
-    models: &'a [(Lang, ModelRef)],
     beams: usize,
+    models: &'a [(Lang, ModelRef)],
     precision: WeightPrecision,
     /// Translated with the text, so part of what the value holds.
     title: Option<&'a str>,
+    version: u32,
 }
 
 /// An article's translation depends on its text (its id), a foreign title (translated with it),
 /// the model of each of its languages, the beam size and the precision the models ran in. Not
-/// on its file name: the value is stored without it and takes this run's (`CarriesArticle`).
+/// on its file name: the value is stored without it and takes this run's ([`Cached`]).
 pub(crate) fn cache_key(
     article: &SegmentedArticle,
     models: &[(Lang, ModelRef)],
@@ -61,6 +66,114 @@ pub(crate) fn cache_key(
     )
 }
 
+/// What the cache keeps of an article's translation: the [`EnglishArticle`] less its article
+/// (this run's is put on it, as it names the file) and less the text of each sentence that
+/// is its source sentence as it is (English kept as it was: most sentences of most runs),
+/// which the sentence's CRC-32 stands for. A re-run decodes a third of what the whole
+/// `EnglishArticle` is. Entries written whole by earlier versions read as this too (their
+/// article is skipped, their sentences have their text), so that no translation has to be
+/// made again.
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    source_lang: Option<Lang>,
+    translations: Vec<(Lang, String)>,
+    sentences: Vec<CachedSentence>,
+    #[serde(default)]
+    english_title: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedSentence {
+    /// `None`: the text of its source sentence, whose CRC-32 is `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<u32>,
+    segment: usize,
+    paragraph: usize,
+    translated_by: Option<String>,
+}
+
+impl Cached {
+    /// What the cache keeps of `english`, translated from sentences whose CRC-32s are
+    /// `sources`.
+    fn of(english: &EnglishArticle, sources: &[u32]) -> Cached {
+        Cached {
+            source_lang: english.source_lang.clone(),
+            translations: english.translations.clone(),
+            sentences: english
+                .sentences
+                .iter()
+                .map(|s| {
+                    let crc = crc32fast::hash(s.text.as_bytes());
+                    let as_is = s.translated_by.is_none() && sources.get(s.segment) == Some(&crc);
+                    CachedSentence {
+                        text: (!as_is).then(|| s.text.clone()),
+                        source: as_is.then_some(crc),
+                        segment: s.segment,
+                        paragraph: s.paragraph,
+                        translated_by: s.translated_by.clone(),
+                    }
+                })
+                .collect(),
+            english_title: english.english_title.clone(),
+        }
+    }
+
+    /// The sentences of `article`'s translation; `None` when a sentence left out is not
+    /// `article`'s (then it is translated anew).
+    fn sentences(self, article: &SegmentedArticle) -> Option<Translated> {
+        let sentences = self
+            .sentences
+            .into_iter()
+            .map(|s| {
+                let text = match s.text {
+                    Some(text) => text,
+                    None => {
+                        let source = &article.segments.get(s.segment)?.text;
+                        if Some(crc32fast::hash(source.as_bytes())) != s.source {
+                            return None;
+                        }
+                        source.clone()
+                    }
+                };
+                Some(EnglishSentence {
+                    text,
+                    segment: s.segment,
+                    paragraph: s.paragraph,
+                    translated_by: s.translated_by,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Translated {
+            source_lang: self.source_lang,
+            translations: self.translations,
+            sentences,
+            english_title: self.english_title,
+        })
+    }
+}
+
+/// An [`EnglishArticle`] less its article.
+struct Translated {
+    source_lang: Option<Lang>,
+    translations: Vec<(Lang, String)>,
+    sentences: Vec<EnglishSentence>,
+    english_title: Option<String>,
+}
+
+impl Translated {
+    fn of(self, article: Article) -> EnglishArticle {
+        EnglishArticle {
+            article,
+            source_lang: self.source_lang,
+            translations: self.translations,
+            sentences: self.sentences,
+            english_title: self.english_title,
+        }
+    }
+}
+
 /// What translating a run's articles takes: each article with its key, its cached
 /// translation and the models its cache miss needs; all the models the misses need; and the
 /// articles left out because no model in the catalog speaks one of their languages.
@@ -73,11 +186,17 @@ pub(crate) struct TranslationPlan {
 }
 
 pub(crate) struct PlannedArticle {
-    article: SegmentedArticle,
     key: CacheKey,
-    cached: Option<EnglishArticle>,
-    /// The models translating it needs (none when it is cached).
-    misses: Vec<ModelRef>,
+    step: Step,
+}
+
+/// An article's translation: from the cache, or to be made with `misses`, the models it needs.
+enum Step {
+    Cached(EnglishArticle),
+    Translate {
+        article: SegmentedArticle,
+        misses: Vec<ModelRef>,
+    },
 }
 
 impl TranslationPlan {
@@ -86,13 +205,16 @@ impl TranslationPlan {
     pub(crate) fn without_unavailable(&mut self, unavailable: &BTreeMap<String, String>) {
         let entries = std::mem::take(&mut self.entries);
         for entry in entries {
-            match entry
-                .misses
-                .iter()
-                .find(|m| unavailable.contains_key(&m.id))
-            {
-                Some(model) => self.skipped.push(skip(
-                    &entry.article,
+            let unavailable_model = match &entry.step {
+                Step::Translate { article, misses } => misses
+                    .iter()
+                    .find(|m| unavailable.contains_key(&m.id))
+                    .map(|model| (article, model)),
+                Step::Cached(_) => None,
+            };
+            match unavailable_model {
+                Some((article, model)) => self.skipped.push(skip(
+                    article,
                     format!(
                         "its translation model {} cannot be had: {}",
                         model.repo, unavailable[&model.id]
@@ -128,6 +250,9 @@ pub(crate) fn plan(
         skipped: Vec::new(),
         first_refusal: None,
     };
+    // Each article's models, in order (an article no model speaks is left out and named);
+    // then every lookup, in parallel.
+    let mut wanted = Vec::with_capacity(articles.len());
     'articles: for article in articles {
         let mut models = Vec::new();
         for lang in foreign_langs(&article) {
@@ -139,21 +264,30 @@ pub(crate) fn plan(
             };
             models.push((lang, model));
         }
-        let key = cache_key(&article, &models, beams, precision)?;
-        let cached = cache
-            .get::<EnglishArticle>(&key)
-            .map(|e| e.with_identity_of(&article.detected.article));
-        let misses: Vec<ModelRef> = match cached {
-            Some(_) => Vec::new(),
-            None => models.into_iter().map(|(_, m)| m).collect(),
+        wanted.push((article, models));
+    }
+    let looked_up: Vec<Result<(CacheKey, Option<Translated>), CacheError>> = wanted
+        .par_iter()
+        .map(|(article, models)| {
+            let key = cache_key(article, models, beams, precision)?;
+            let cached = cache
+                .get::<Cached>(&key)
+                .and_then(|cached| cached.sentences(article));
+            Ok((key, cached))
+        })
+        .collect();
+    for ((article, models), looked_up) in wanted.into_iter().zip(looked_up) {
+        let (key, cached) = looked_up?;
+        // The value names no file: this run's article (name and metadata) is put on it.
+        let step = match cached {
+            Some(translated) => Step::Cached(translated.of(article.detected.article)),
+            None => {
+                let misses: Vec<ModelRef> = models.into_iter().map(|(_, m)| m).collect();
+                plan.needed.extend(misses.iter().cloned());
+                Step::Translate { article, misses }
+            }
         };
-        plan.needed.extend(misses.iter().cloned());
-        plan.entries.push(PlannedArticle {
-            article,
-            key,
-            cached,
-            misses,
-        });
+        plan.entries.push(PlannedArticle { key, step });
     }
     Ok(plan)
 }
@@ -172,18 +306,17 @@ pub(crate) fn translate_all<E: From<TranslateError>>(
 ) -> Result<(Vec<EnglishArticle>, Vec<SkippedInput>), E> {
     let mut english = Vec::new();
     let mut skipped = Vec::new();
-    for PlannedArticle {
-        article,
-        key,
-        cached,
-        ..
-    } in plan.entries
-    {
+    for PlannedArticle { key, step } in plan.entries {
         between_articles()?;
-        let done = match cached {
-            Some(done) => done,
-            None => {
+        let done = match step {
+            Step::Cached(done) => done,
+            Step::Translate { article, .. } => {
                 let origin = article.detected.article.origin.clone();
+                let sources: Vec<u32> = article
+                    .segments
+                    .iter()
+                    .map(|s| crc32fast::hash(s.text.as_bytes()))
+                    .collect();
                 let result = translate_article(article, translators);
                 between_articles()?;
                 let done = match result {
@@ -200,7 +333,7 @@ pub(crate) fn translate_all<E: From<TranslateError>>(
                         continue;
                     }
                 };
-                cache.put_or_warn(&key, &done.clone().without_identity());
+                cache.put_or_warn(&key, &Cached::of(&done, &sources));
                 log::debug!("translated {origin}");
                 done
             }
@@ -227,4 +360,124 @@ fn foreign_langs(article: &SegmentedArticle) -> Vec<Lang> {
         }
     }
     langs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::{ArticleMeta, DetectedArticle, DetectedParagraph, Segment};
+    use crate::pipeline::segment::segment;
+
+    /// An article with an English paragraph and a Korean one, and its translation as
+    /// `translate_article` makes it (the Korean sentence by a model).
+    fn article_and_translation() -> (SegmentedArticle, EnglishArticle) {
+        let lang = |code: &str| Lang::parse(code).ok();
+        let paragraphs = vec![
+            "Hello there. Second \"quoted\".".to_string(),
+            "안녕하세요.".to_string(),
+        ];
+        let mut article = Article::new(
+            "mixed.txt".into(),
+            ArticleMeta {
+                title: Some("제목".into()),
+                ..ArticleMeta::default()
+            },
+            paragraphs.clone(),
+        );
+        article.also_at = vec!["copy.txt".into()];
+        let segmented = segment(DetectedArticle {
+            article,
+            lang: lang("en"),
+            paragraphs: vec![
+                DetectedParagraph {
+                    text: paragraphs[0].clone(),
+                    lang: lang("en"),
+                },
+                DetectedParagraph {
+                    text: paragraphs[1].clone(),
+                    lang: lang("ko"),
+                },
+            ],
+        });
+        let sentences = segmented
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s): (usize, &Segment)| {
+                let korean = s.lang == lang("ko");
+                EnglishSentence {
+                    text: if korean {
+                        "Hello.".into()
+                    } else {
+                        s.text.clone()
+                    },
+                    segment: i,
+                    paragraph: s.paragraph,
+                    translated_by: korean.then(|| "opus-mt-ko-en".to_string()),
+                }
+            })
+            .collect();
+        let english = EnglishArticle {
+            article: segmented.detected.article.clone(),
+            source_lang: lang("en"),
+            translations: vec![(lang("ko").unwrap(), "opus-mt-ko-en".into())],
+            sentences,
+            english_title: Some("Title".into()),
+        };
+        (segmented, english)
+    }
+
+    fn crcs(article: &SegmentedArticle) -> Vec<u32> {
+        article
+            .segments
+            .iter()
+            .map(|s| crc32fast::hash(s.text.as_bytes()))
+            .collect()
+    }
+
+    fn read_back(json: &[u8], article: &SegmentedArticle) -> Option<EnglishArticle> {
+        let cached: Cached = serde_json::from_slice(json).unwrap();
+        Some(
+            cached
+                .sentences(article)?
+                .of(article.detected.article.clone()),
+        )
+    }
+
+    #[test]
+    fn a_cached_translation_is_the_translation_and_leaves_out_what_is_as_it_was() {
+        let (article, english) = article_and_translation();
+        let cached = Cached::of(&english, &crcs(&article));
+        let kept: Vec<bool> = cached.sentences.iter().map(|s| s.text.is_some()).collect();
+        assert_eq!(
+            kept,
+            vec![false, false, true],
+            "only the translated text is kept"
+        );
+        let json = serde_json::to_vec(&cached).unwrap();
+        assert!(!String::from_utf8_lossy(&json).contains("Hello there"));
+        assert_eq!(read_back(&json, &article), Some(english));
+    }
+
+    #[test]
+    fn a_translation_cached_whole_by_an_earlier_version_reads_the_same() {
+        let (article, english) = article_and_translation();
+        let mut stored = english.clone();
+        stored.article.origin.clear();
+        stored.article.also_at.clear();
+        stored.article.meta = ArticleMeta::default();
+        let json = serde_json::to_vec(&stored).unwrap();
+        assert_eq!(read_back(&json, &article), Some(english));
+    }
+
+    #[test]
+    fn a_left_out_sentence_that_is_not_the_source_sentence_is_a_miss() {
+        let (article, english) = article_and_translation();
+        let json = serde_json::to_vec(&Cached::of(&english, &crcs(&article))).unwrap();
+        let mut resegmented = article.clone();
+        resegmented.segments[1].text = "Second.".into();
+        assert_eq!(read_back(&json, &resegmented), None, "another text");
+        resegmented.segments.truncate(1);
+        assert_eq!(read_back(&json, &resegmented), None, "no such sentence");
+    }
 }
