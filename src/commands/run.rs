@@ -78,7 +78,8 @@ pub struct RunOptions {
 }
 
 /// How long each stage took and what it cost the process, for the log, the README's timing
-/// table and the end-to-end benchmark (`workload`).
+/// table and the end-to-end benchmark (`workload`). The peak RSS is the process's so far; it
+/// is the stage's own only while a benchmark records (which resets it per stage).
 struct StageClock(StageMeter);
 
 impl StageClock {

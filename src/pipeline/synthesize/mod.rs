@@ -572,6 +572,17 @@ mod tests {
         budgets: Vec<usize>,
     }
 
+    impl FixedModel {
+        fn new(reply: Result<String, String>, context: usize) -> FixedModel {
+            FixedModel {
+                reply,
+                context,
+                prompts: vec![],
+                budgets: vec![],
+            }
+        }
+    }
+
     impl TextGenerator for FixedModel {
         fn model_name(&self) -> String {
             "fixed".into()
@@ -614,12 +625,7 @@ mod tests {
         let (a, b) = flood_pair();
         let (sa, sb) = (summary(&a, &[0]), summary(&b, &[0]));
         let prompt = SynthesisPrompt::bundled();
-        let mut model = FixedModel {
-            reply: Err("out of memory".into()),
-            context: 4096,
-            prompts: vec![],
-            budgets: vec![],
-        };
+        let mut model = FixedModel::new(Err("out of memory".into()), 4096);
         let llm = LlmPoints {
             generator: &mut model,
             prompt: &prompt,
@@ -651,12 +657,7 @@ mod tests {
         let fixed = empty_user.split_whitespace().count() + system.split_whitespace().count();
         // Room for the two headers with a sentence each, not for the excerpts.
         let context = fixed + options.max_new_tokens + 32 + 30;
-        let mut model = FixedModel {
-            reply: Ok(reply),
-            context,
-            prompts: vec![],
-            budgets: vec![],
-        };
+        let mut model = FixedModel::new(Ok(reply), context);
         let llm = LlmPoints {
             generator: &mut model,
             prompt: &prompt,
@@ -688,12 +689,7 @@ mod tests {
                 exact_reply_tokens: exact,
                 ..SynthesisOptions::default()
             };
-            let mut model = FixedModel {
-                reply: Ok(reply.clone()),
-                context: 4096,
-                prompts: vec![],
-                budgets: vec![],
-            };
+            let mut model = FixedModel::new(Ok(reply.clone()), 4096);
             let llm = LlmPoints {
                 generator: &mut model,
                 prompt: &prompt,
