@@ -409,6 +409,7 @@ impl From<RunArgs> for RunOptions {
             since: args.since,
             fetch_timeout: args.fetch_timeout,
             fetch_delay: args.fetch_delay,
+            forced_lengths: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::models::catalog::{Catalog, ModelEntry};
 use crate::models::embedder::{EmbedderFiles, SentenceEmbedder};
 use crate::models::hub::{LocalModel, ModelStore};
-use crate::models::llm::{LlmFiles, LlmGenerator, LlmOptions, Weights};
+use crate::models::llm::{GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, Weights};
 use crate::models::marian_tokenizer::MarianTokenizer;
 pub(crate) use crate::models::model_ref::ModelRef;
 use crate::models::precision::WeightPrecision;
@@ -127,6 +127,8 @@ pub(crate) struct LazyLlm<'a> {
     device: &'a Device,
     /// `LlmOptions::batch`.
     batch: usize,
+    /// `GenerationOptions::exact_length` and `prompt_tokens_per_word` (benchmarks only).
+    forced_tokens_per_word: Option<f64>,
     loaded: Option<LlmGenerator>,
     /// How many times it was loaded (0 or 1), for the log and for tests.
     pub loads: usize,
@@ -144,15 +146,33 @@ impl<'a> LazyLlm<'a> {
             entry,
             device,
             batch,
+            forced_tokens_per_word: None,
             loaded: None,
             loads: 0,
         }
     }
 
+    /// With `Some(tokens per word)`, every reply runs to its budget and prompts take the
+    /// tokens real text of their words would (`GenerationOptions::exact_length`,
+    /// `prompt_tokens_per_word`): for benchmarks that give random weights a real model's
+    /// lengths.
+    pub(crate) fn with_forced_lengths(mut self, tokens_per_word: Option<f64>) -> Self {
+        self.forced_tokens_per_word = tokens_per_word;
+        self
+    }
+
     /// The loaded model, loading it now if this is the first use.
     pub(crate) fn get(&mut self) -> Result<&mut LlmGenerator> {
         if self.loaded.is_none() {
-            self.loaded = Some(load_llm(self.store, self.entry, self.device, self.batch)?);
+            let mut llm = load_llm(self.store, self.entry, self.device, self.batch)?;
+            if let Some(per_word) = self.forced_tokens_per_word {
+                llm.set_generation_options(GenerationOptions {
+                    exact_length: true,
+                    prompt_tokens_per_word: Some(per_word),
+                    ..llm.options().generation.clone()
+                });
+            }
+            self.loaded = Some(llm);
             self.loads += 1;
         }
         Ok(self.loaded.as_mut().expect("loaded above"))

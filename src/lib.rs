@@ -26,3 +26,4 @@ pub mod progress;
 pub mod prompts;
 pub(crate) mod shard;
 pub(crate) mod units;
+pub mod workload;

@@ -664,7 +664,8 @@ def describe(path: pathlib.Path) -> dict:
     return {"size": path.stat().st_size, "sha256": sha256, "etag": sha256 if lfs else git_blob_sha1(path), "lfs": lfs}
 
 
-def write_manifest_and_catalog(out: pathlib.Path, manifest_path: pathlib.Path, catalog_path: pathlib.Path):
+def write_manifest_and_catalog(out: pathlib.Path, manifest_path: pathlib.Path, catalog_path: pathlib.Path,
+                               local_catalog_path: pathlib.Path | None = None):
     import tomllib
 
     default = tomllib.loads((ROOT / "models/catalog.toml").read_text())
@@ -697,16 +698,37 @@ def write_manifest_and_catalog(out: pathlib.Path, manifest_path: pathlib.Path, c
                    **describe(extra)})
     manifest_path.write_text(json.dumps({"files": served}, indent=2) + "\n")
 
-    lines = [
+    header = [
         "# Written by scripts/acceptance/make_models.py: the default catalog's entries for the seeds'",
         "# languages and the summarizer, same ids, repos and revisions, pinned to the random-weight",
         "# stand-ins' sizes and sha256 (the real files' pins would rightly reject them).",
-        "schema = 1",
-        "",
     ]
+    catalog_path.write_text(catalog_text(header, entries))
+    if local_catalog_path is not None:
+        # The same entries read from local folders (`path`), for offline benchmarks without the
+        # local hub (scripts/bench/e2e.sh). A model whose files sit in several repos (the GGUF
+        # and its tokenizer) gets one folder of links.
+        for e in entries:
+            repos = {f.get("repo", e["repo"]) for f in e["files"]}
+            folder = out / e["repo"]
+            if len(repos) > 1:
+                folder = out / "local" / e["id"]
+                folder.mkdir(parents=True, exist_ok=True)
+                for f in e["files"]:
+                    link = folder / f["name"]
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(out / f.get("repo", e["repo"]) / f["name"])
+            e["path"] = str(folder)
+            e["files"] = [{k: v for k, v in f.items() if k not in ("repo", "revision")} for f in e["files"]]
+        local_header = header[:2] + ["# stand-ins' sizes and sha256, read from local folders."]
+        local_catalog_path.write_text(catalog_text(local_header, entries))
+
+
+def catalog_text(header: list[str], entries: list[dict]) -> str:
+    lines = header + ["schema = 1", ""]
     for e in entries:
         lines.append("[[model]]")
-        for key in ("id", "tasks", "langs", "fallback", "format", "repo", "revision", "license"):
+        for key in ("id", "tasks", "langs", "fallback", "format", "repo", "revision", "license", "path"):
             if key in e:
                 lines.append(f"{key} = {toml_value(e[key])}")
         lines.append("files = [")
@@ -715,7 +737,7 @@ def write_manifest_and_catalog(out: pathlib.Path, manifest_path: pathlib.Path, c
             lines.append(f"  {{ {inner} }},")
         lines.append("]")
         lines.append("")
-    catalog_path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def toml_value(v) -> str:
@@ -735,6 +757,8 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, required=True, help="models folder (repo/file layout)")
     parser.add_argument("--manifest", type=pathlib.Path, help="default: OUT/../manifest.json")
     parser.add_argument("--catalog", type=pathlib.Path, help="default: OUT/../catalog.toml")
+    parser.add_argument("--local-catalog", type=pathlib.Path,
+                        help="also a catalog that reads the models from OUT's folders (path = ...), no hub needed")
     parser.add_argument("--force", action="store_true", help="rebuild even what is cached")
     parser.add_argument("--only", choices=sorted(MARIAN) + ["qwen", "minilm"], action="append",
                         help="make only these (repeatable); the manifest needs all of them")
@@ -760,7 +784,7 @@ def main():
         return
     manifest = args.manifest or out.parent / "manifest.json"
     catalog = args.catalog or out.parent / "catalog.toml"
-    write_manifest_and_catalog(out, manifest, catalog)
+    write_manifest_and_catalog(out, manifest, catalog, args.local_catalog)
     log(f"manifest {manifest}, catalog override {catalog}")
 
 

@@ -19,7 +19,9 @@ import re
 import subprocess
 import sys
 
-STAGE = re.compile(r"stage (?P<name>[\w+-]+): (?P<secs>[\d.]+)s \((?P<detail>.*)\)\s*$")
+# "stage translate: 24.29s, 40.65s CPU, peak RSS 1.2 GiB (5 articles, ...)"; logs from before the
+# CPU and RSS were added lack the part after the seconds.
+STAGE = re.compile(r"stage (?P<name>[\w+-]+): (?P<secs>[\d.]+)s(?:, [^()]*)? \((?P<detail>.*)\)\s*$")
 DONE = re.compile(r"done in (?P<secs>[\d.]+)s: (?P<rest>.*)$")
 STAGE_ORDER = ["ingest", "detect+segment", "translate", "summarize", "synthesize", "render"]
 NONET_LIMIT_S = 30.0

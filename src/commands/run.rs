@@ -38,10 +38,14 @@ use crate::pipeline::translate::TranslateSettings;
 use crate::pipeline::{segment, summarize, synthesize, translate};
 use crate::prompts::Prompts;
 use crate::shard::Shard;
+use crate::units::human_bytes;
+use crate::workload::StageMeter;
 use crate::{interrupt, output};
 
+mod forced;
 mod outputs;
 
+pub use forced::ForcedLengths;
 use outputs::Outputs;
 
 /// What `polybrief run` was asked to do (from `cli::RunArgs`, where each field is documented).
@@ -67,27 +71,36 @@ pub struct RunOptions {
     pub since: Option<String>,
     pub fetch_timeout: std::time::Duration,
     pub fetch_delay: std::time::Duration,
+    /// Every model writes exactly these lengths and summaries are never asked again: the
+    /// end-to-end benchmark's random weights (`examples/bench_run.rs`). The CLI never sets it;
+    /// give such a run a cache of its own, since its outputs are keyed like a real run's.
+    pub forced_lengths: Option<ForcedLengths>,
 }
 
-/// How long each stage took, for the log and the README's timing table.
-struct StageClock {
-    started: Instant,
-    stage: &'static str,
-}
+/// How long each stage took and what it cost the process, for the log, the README's timing
+/// table and the end-to-end benchmark (`workload`). The peak RSS is the process's so far; it
+/// is the stage's own only while a benchmark records (which resets it per stage).
+struct StageClock(StageMeter);
 
 impl StageClock {
     fn start(stage: &'static str) -> StageClock {
-        StageClock {
-            started: Instant::now(),
-            stage,
-        }
+        StageClock(StageMeter::start(stage))
     }
 
     fn stop(self, detail: &str) {
+        let usage = self.0.stop();
+        let cpu = usage
+            .cpu_seconds
+            .map(|s| format!(", {s:.2}s CPU"))
+            .unwrap_or_default();
+        let rss = usage
+            .peak_rss_bytes
+            .map(|b| format!(", peak RSS {}", human_bytes(b)))
+            .unwrap_or_default();
         log::info!(
-            "stage {}: {:.2}s ({detail})",
-            self.stage,
-            self.started.elapsed().as_secs_f64()
+            "stage {}: {:.2}s{cpu}{rss} ({detail})",
+            usage.stage,
+            usage.wall_seconds
         );
     }
 }
@@ -216,9 +229,10 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
 
     let clock = StageClock::start("summarize");
     let mut llm = match &summary_plan {
-        SummaryPlan::Llm { entry } => {
-            Some(LazyLlm::new(&store, entry, &ctx.device, args.llm_batch))
-        }
+        SummaryPlan::Llm { entry } => Some(
+            LazyLlm::new(&store, entry, &ctx.device, args.llm_batch)
+                .with_forced_lengths(args.forced_lengths.map(|f| f.prompt_tokens_per_word)),
+        ),
         SummaryPlan::Extractive { .. } => None,
     };
     let mut notes: Vec<String> = Vec::new();
@@ -239,12 +253,10 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
             summarize: |articles: &[&EnglishArticle]| -> Result<Vec<Result<Summary>>> {
                 let summaries = match llm.as_mut() {
                     None => ExtractiveSummarizer::default().summarize_batch(articles)?,
-                    Some(llm) => LlmSummarizer::new(
-                        llm.get()?,
-                        prompts.clone(),
-                        LlmSummaryOptions::default(),
-                    )
-                    .summarize_batch(articles)?,
+                    Some(llm) => {
+                        LlmSummarizer::new(llm.get()?, prompts.clone(), summary_options(&args))
+                            .summarize_batch(articles)?
+                    }
                 };
                 // Summaries whose model calls were cut short are not cached.
                 interrupt::check()?;
@@ -281,7 +293,10 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
             load_embedder(entry, files, &ctx.device).map(|e| Box::new(e) as Box<dyn Embedder>)
         })
     });
-    let options = SynthesisOptions::default();
+    let options = match &args.forced_lengths {
+        Some(forced) => forced.synthesis_options(SynthesisOptions::default()),
+        None => SynthesisOptions::default(),
+    };
     let (mut synthesis, story_counts) = synthesize::stage::synthesize_cached::<Error>(
         &cache,
         &numbered,
@@ -523,7 +538,15 @@ fn translate_settings(args: &RunOptions) -> TranslateSettings {
     if let Some(beams) = args.beams {
         settings.num_beams = beams.max(1);
     }
+    settings.exact_output_ratio = args.forced_lengths.map(|f| f.translation_ratio);
     settings
+}
+
+fn summary_options(args: &RunOptions) -> LlmSummaryOptions {
+    match &args.forced_lengths {
+        Some(forced) => forced.summary_options(LlmSummaryOptions::default()),
+        None => LlmSummaryOptions::default(),
+    }
 }
 
 fn models_used(

@@ -139,6 +139,10 @@ pub struct GenerationParams {
     pub no_repeat_ngram_size: usize,
     /// EOS is forbidden before this many tokens are generated.
     pub min_new_tokens: usize,
+    /// EOS is forbidden before each sentence's own maximum length, so every sentence runs
+    /// to exactly its `max_new_tokens` (with `forced_eos_token_id`, EOS is its last token).
+    /// Only benchmarks set it: random weights then decode the lengths a real model would.
+    pub exact_length: bool,
     pub repetition_guard: Option<RepetitionGuard>,
     pub decoder_start_token_id: u32,
     pub eos_token_id: u32,
@@ -158,6 +162,7 @@ impl GenerationParams {
             early_stopping: true,
             no_repeat_ngram_size: 0,
             min_new_tokens: 0,
+            exact_length: false,
             repetition_guard: None,
             decoder_start_token_id: cfg.decoder_start_token_id,
             eos_token_id: cfg.eos_id(),
@@ -214,7 +219,7 @@ fn process_scores(scores: &mut [f32], seq: &[u32], max_new: usize, params: &Gene
     for &token in &params.banned_token_ids {
         ban(token);
     }
-    if generated < params.min_new_tokens {
+    if generated < params.min_new_tokens || (params.exact_length && generated + 1 < max_new) {
         ban(params.eos_token_id);
     }
     if let Some(guard) = &params.repetition_guard {
@@ -750,6 +755,7 @@ mod tests {
             early_stopping: true,
             no_repeat_ngram_size: 0,
             min_new_tokens: 0,
+            exact_length: false,
             repetition_guard: None,
             decoder_start_token_id: 1,
             eos_token_id: 0,
@@ -819,6 +825,40 @@ mod tests {
             generate(&mut dec, &p, &[10]).unwrap(),
             vec![vec![2, 3, 4, 0]]
         );
+    }
+
+    #[test]
+    fn exact_length_runs_every_sentence_to_its_own_maximum_in_greedy_and_beam_search() {
+        // EOS is every row's best token after any word: without exact_length all stop at once.
+        let table = vec![
+            vec![0.0; 5],
+            vec![0.0, 0.0, 5.0, 1.0, 1.0],
+            vec![9.0, 0.0, 1.0, 5.0, 1.0],
+            vec![9.0, 0.0, 0.0, 1.0, 5.0],
+            vec![9.0, 0.0, 5.0, 0.0, 1.0],
+        ];
+        for beams in [1, 3] {
+            let mut p = params(beams);
+            let mut dec = TableDecoder {
+                table: table.clone(),
+                rows: 3,
+                steps: 0,
+            };
+            let free = generate(&mut dec, &p, &[6, 2, 4]).unwrap();
+            assert!(free.iter().all(|s| s.len() == 2), "{beams} beams: {free:?}");
+            p.exact_length = true;
+            let mut dec = TableDecoder {
+                table: table.clone(),
+                rows: 3,
+                steps: 0,
+            };
+            let out = generate(&mut dec, &p, &[6, 2, 4]).unwrap();
+            let lengths: Vec<usize> = out.iter().map(Vec::len).collect();
+            assert_eq!(lengths, vec![6, 2, 4], "{beams} beams: {out:?}");
+            assert!(out
+                .iter()
+                .all(|s| s.last() == Some(&0) && !s[..s.len() - 1].contains(&0)));
+        }
     }
 
     #[test]

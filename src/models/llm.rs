@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 use super::qwen2_batched::Qwen2Batched;
 use super::{ChatRequest, GenerateError, TextGenerator};
+use crate::workload::{self, Work};
 
 mod batch;
 mod decoding;
@@ -106,6 +107,15 @@ pub struct GenerationOptions {
     pub repeat_last_n: usize,
     /// Stop (and drop the repeats) when the reply ends in a block of tokens repeated back to back.
     pub stop_on_loop: bool,
+    /// Every reply runs to its `max_new_tokens` (the context permitting): stop tokens and the
+    /// loop guard end nothing. Only benchmarks set it (`examples/bench_run.rs`): random
+    /// weights loop or stop at random, and must decode the lengths a real model's replies have.
+    pub exact_length: bool,
+    /// Every text counts as, and every chat prompt is fed as, `ceil(words × this)` tokens
+    /// (the chat template's own tokens aside). Only benchmarks set it: the text a random
+    /// translator writes has real word counts but runs of glued pieces that a tokenizer
+    /// splits into several times the tokens real English takes.
+    pub prompt_tokens_per_word: Option<f64>,
 }
 
 impl Default for GenerationOptions {
@@ -117,6 +127,8 @@ impl Default for GenerationOptions {
             repeat_penalty: 1.1,
             repeat_last_n: 64,
             stop_on_loop: true,
+            exact_length: false,
+            prompt_tokens_per_word: None,
         }
     }
 }
@@ -584,6 +596,18 @@ impl LlmGenerator {
         self.encode(&text)
     }
 
+    /// [`LlmGenerator::prompt_ids`], resized to `prompt_tokens_per_word` when that is set:
+    /// the ids' values do not change what a forward pass costs, their number does.
+    fn chat_prompt_ids(&self, system: &str, user: &str) -> Result<Vec<u32>, GenerateError> {
+        let ids = self.prompt_ids(system, user)?;
+        let Some(per_word) = self.options.generation.prompt_tokens_per_word else {
+            return Ok(ids);
+        };
+        let markup = self.prompt_ids("", "")?.len();
+        let want = markup + words_as_tokens(system, per_word) + words_as_tokens(user, per_word);
+        Ok(ids.iter().copied().cycle().take(want).collect())
+    }
+
     fn encode(&self, text: &str) -> Result<Vec<u32>, GenerateError> {
         let encoding = self
             .tokenizer
@@ -706,7 +730,7 @@ impl TextGenerator for LlmGenerator {
         let mut replies: Vec<Option<Result<String, GenerateError>>> = Vec::new();
         let (mut prompts, mut budgets, mut slots) = (Vec::new(), Vec::new(), Vec::new());
         for r in requests {
-            let prompt = self.prompt_ids(&r.system, &r.user)?;
+            let prompt = self.chat_prompt_ids(&r.system, &r.user)?;
             if prompt.len() >= self.context_len {
                 replies.push(Some(Err(GenerateError::Other(format!(
                     "the prompt takes {} tokens but {} has a context of {} tokens",
@@ -735,6 +759,11 @@ impl TextGenerator for LlmGenerator {
             t.generated_tokens_per_second(),
             generated.iter().map(|g| g.stop).collect::<Vec<_>>()
         );
+        workload::record(|| Work::Generation {
+            batch: self.options.batch.max(1),
+            prompt_tokens: prompts.iter().map(Vec::len).collect(),
+            generated_tokens: generated.iter().map(|g| g.ids.len()).collect(),
+        });
         for (slot, g) in slots.into_iter().zip(generated) {
             replies[slot] = Some(self.decode(&g.ids).map(|text| clean_reply(&text)));
         }
@@ -745,12 +774,20 @@ impl TextGenerator for LlmGenerator {
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
-        Ok(self.encode(text)?.len())
+        match self.options.generation.prompt_tokens_per_word {
+            Some(per_word) => Ok(words_as_tokens(text, per_word)),
+            None => Ok(self.encode(text)?.len()),
+        }
     }
 
     fn context_len(&self) -> usize {
         self.context_len
     }
+}
+
+/// `text`'s whitespace-separated words × `per_word`, rounded up.
+fn words_as_tokens(text: &str, per_word: f64) -> usize {
+    (text.split_whitespace().count() as f64 * per_word).ceil() as usize
 }
 
 /// Shortest block that, repeated back to back, must cover this many tokens to count as a loop.

@@ -23,6 +23,7 @@ use crate::models::marian::{open_checkpoint, Config, MarianMTModel};
 use crate::models::marian_tokenizer::MarianTokenizer;
 use crate::models::precision::WeightPrecision;
 use crate::models::GenerateError;
+use crate::workload::{self, Work};
 
 /// Why a translation could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,10 @@ pub struct TranslateSettings {
     /// model's position limit. Generous, because a forced stop would cut a translation short.
     pub max_output_ratio: f64,
     pub max_output_extra: usize,
+    /// Every sentence is decoded to exactly `ceil(ratio × source tokens) + 1` tokens (EOS
+    /// not counted in the ratio, then added on both sides), never stopping early. Only benchmarks set it (`examples/bench_run.rs`):
+    /// random weights almost never emit EOS, so this is how they decode a real model's lengths.
+    pub exact_output_ratio: Option<f64>,
 }
 
 impl Default for TranslateSettings {
@@ -115,6 +120,7 @@ impl Default for TranslateSettings {
             max_source_tokens: 256,
             max_output_ratio: 3.0,
             max_output_extra: 16,
+            exact_output_ratio: None,
         }
     }
 }
@@ -234,8 +240,14 @@ impl<T: SentenceTokenizer> Translator<T> {
     }
 
     fn max_new_tokens(&self, source_len: usize) -> usize {
-        let wanted = (self.settings.max_output_ratio * source_len as f64).ceil() as usize
-            + self.settings.max_output_extra;
+        let wanted = match self.settings.exact_output_ratio {
+            // `source_len` counts the source's EOS; the ratio is of the words' tokens.
+            Some(ratio) => (ratio * source_len.saturating_sub(1) as f64).ceil() as usize + 1,
+            None => {
+                (self.settings.max_output_ratio * source_len as f64).ceil() as usize
+                    + self.settings.max_output_extra
+            }
+        };
         wanted.clamp(1, self.model.config().max_position_embeddings)
     }
 
@@ -355,7 +367,14 @@ impl<T: SentenceTokenizer> Translator<T> {
                 .collect();
             generate(&mut decoding, &params, &max_new)
         };
-        run().map_err(|e| self.model_error(e))
+        let generated = run().map_err(|e| self.model_error(e))?;
+        workload::record(|| Work::Translation {
+            model: self.name.clone(),
+            beams: self.settings.num_beams.max(1),
+            source_tokens: sources.iter().map(|s| s.len()).collect(),
+            target_tokens: generated.iter().map(Vec::len).collect(),
+        });
+        Ok(generated)
     }
 
     fn generation_params(&self) -> GenerationParams {
@@ -366,6 +385,7 @@ impl<T: SentenceTokenizer> Translator<T> {
             early_stopping: s.early_stopping,
             no_repeat_ngram_size: s.no_repeat_ngram_size,
             repetition_guard: s.repetition_guard,
+            exact_length: s.exact_output_ratio.is_some(),
             ..GenerationParams::for_marian(self.model.config())
         }
     }

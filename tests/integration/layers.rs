@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
         "prompts",
         "shard",
         "units",
+        "workload",
     ],
 ];
 

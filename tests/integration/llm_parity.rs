@@ -142,6 +142,26 @@ fn unquantized_greedy_ids_match_transformers_exactly() {
 }
 
 #[test]
+fn forced_lengths_count_and_feed_prompts_by_words_and_run_replies_to_their_budget() {
+    // The end-to-end benchmark's generator (examples/bench_run.rs): texts count, and prompts
+    // are fed, at the given tokens per word; replies never stop before their budget.
+    let mut model = tiny_unquantized(LlmOptions {
+        generation: GenerationOptions {
+            exact_length: true,
+            prompt_tokens_per_word: Some(1.5),
+            ..GenerationOptions::plain_greedy()
+        },
+        ..LlmOptions::default()
+    });
+    assert_eq!(model.count_tokens("one two three").unwrap(), 5);
+    let markup = model.prompt_ids("", "").unwrap().len();
+    model.chat("be brief", "one two three four", 6).unwrap();
+    let t = model.last_timings();
+    assert_eq!(t.prompt_tokens, markup + 3 + 6);
+    assert_eq!(t.generated_tokens, 6);
+}
+
+#[test]
 fn cached_decoding_steps_match_transformers_logits_at_every_step() {
     // One token per forward pass: every position goes through the single-token decode path
     // with the KV cache, as generation does; the top-5 logits of each greedy step must match.
@@ -577,6 +597,28 @@ fn summary_with_an_invented_number_is_regenerated_with_the_strict_prompt() {
 }
 
 #[test]
+fn a_forced_length_summary_is_asked_once_at_its_exact_reply_length() {
+    // The end-to-end benchmark's settings: no strict re-ask, each reply given the forced
+    // length while the article is still fitted for the full reply budget.
+    let (_dir, prompts) = marker_prompts();
+    let (mut generator, calls) =
+        Scripted::replies(4096, &["The river Inn rose 5 metres in Passau."]);
+    let article = article(&[FLOOD]);
+    let options = LlmSummaryOptions {
+        strict_reasks: false,
+        exact_reply_tokens: Some(98),
+        ..Default::default()
+    };
+    let summary = LlmSummarizer::new(&mut generator, prompts, options)
+        .summarize(&article)
+        .unwrap();
+    let calls = calls.borrow();
+    assert_eq!(calls.len(), 1, "no strict re-ask");
+    assert_eq!(calls[0].max_new_tokens, 98);
+    assert_eq!(summary.ungrounded, vec!["5".to_string()]);
+}
+
+#[test]
 fn summary_that_keeps_inventing_is_flagged_after_one_retry() {
     let (_dir, prompts) = marker_prompts();
     let (mut generator, calls) = Scripted::replies(
@@ -647,6 +689,7 @@ fn long_article_is_summarized_in_parts_on_sentence_boundaries_then_combined() {
     let options = LlmSummaryOptions {
         sentences: 2,
         max_reply_tokens: 40,
+        ..Default::default()
     };
     let summary = LlmSummarizer::new(&mut generator, prompts, options)
         .summarize(&article)
@@ -768,6 +811,7 @@ fn summarizing_articles_together_gives_each_the_summary_it_gets_alone() {
     let options = LlmSummaryOptions {
         sentences: 2,
         max_reply_tokens: 40,
+        ..Default::default()
     };
     let alone: Vec<_> = articles
         .iter()
@@ -820,6 +864,7 @@ fn context_too_small_for_prompt_and_reply_is_an_error() {
         LlmSummaryOptions {
             sentences: 3,
             max_reply_tokens: 60,
+            ..Default::default()
         },
     )
     .summarize(&article(&[FLOOD]))

@@ -443,6 +443,7 @@ fn fixture_translator(
         // A fixed maximum, as in the reference run.
         max_output_ratio: 0.0,
         max_output_extra: r.generation.max_new_tokens,
+        exact_output_ratio: None,
     };
     (
         Translator::new("tiny".into(), model(), FixtureTokenizer { known }, settings),
@@ -567,4 +568,38 @@ fn loading_explains_missing_and_legacy_weights() {
         err.contains("legacy") && err.contains("model.safetensors"),
         "{err}"
     );
+}
+
+#[test]
+fn an_exact_output_ratio_decodes_every_sentence_to_its_share_of_the_source_and_records_it() {
+    // The end-to-end benchmark's forced lengths (examples/bench_run.rs): each sentence's
+    // output is EOS plus ratio × its source's tokens, whatever the (random) weights prefer.
+    use polybrief::workload::{self, Work};
+    for beams in [1usize, 4] {
+        let (mut translator, r) = fixture_translator(beams, 4096);
+        translator.settings_mut().exact_output_ratio = Some(1.5);
+        let reference_model = model();
+        let cfg = reference_model.config();
+        let sources: Vec<&[u32]> = r.sentences.iter().map(|s| s.input_ids.as_slice()).collect();
+        workload::start_recording();
+        let out = translator.generate_ids(&sources).unwrap();
+        let record = workload::take_record();
+        let eos = cfg.eos_id();
+        for (source, ids) in sources.iter().zip(&out) {
+            let want = (1 + (1.5 * (source.len() - 1) as f64).ceil() as usize)
+                .min(cfg.max_position_embeddings);
+            assert_eq!(ids.len(), want, "{beams} beams, source {source:?}: {ids:?}");
+            assert_eq!(ids.last(), Some(&eos));
+            assert!(!ids[..ids.len() - 1].contains(&eos), "{ids:?}");
+        }
+        // Tests running beside this one may add their own batches while it records.
+        let recorded: Vec<&Work> = record.work.iter().map(|w| &w.work).collect();
+        let want = Work::Translation {
+            model: "tiny".into(),
+            beams,
+            source_tokens: sources.iter().map(|s| s.len()).collect(),
+            target_tokens: out.iter().map(Vec::len).collect(),
+        };
+        assert!(recorded.contains(&&want), "{recorded:?}");
+    }
 }

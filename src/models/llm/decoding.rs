@@ -68,11 +68,11 @@ impl<'a> Decoding<'a> {
             )?;
         }
         let next = self.processor.sample(&logits)?;
-        if self.stop.contains(&next) {
+        if self.stop.contains(&next) && !options.exact_length {
             return self.finish(StopReason::EndOfTurn);
         }
         self.ids.push(next);
-        if options.stop_on_loop {
+        if options.stop_on_loop && !options.exact_length {
             if let Some(keep) = repeated_tail(&self.ids) {
                 self.ids.truncate(keep);
                 return self.finish(StopReason::Loop);
@@ -112,5 +112,45 @@ impl<'a> Decoding<'a> {
     fn finish(&mut self, reason: StopReason) -> Result<Option<u32>, GenerateError> {
         self.finished = Some(reason);
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Feeds logits whose argmax is always `best` until the sequence ends; returns its ids
+    /// and why it stopped.
+    fn run(options: &GenerationOptions, best: u32, stop: &[u32], max_new: usize) -> Generated {
+        let mut logits = vec![0f32; 8];
+        logits[best as usize] = 5.0;
+        let mut decoding = Decoding::new(10, max_new, 4096, options, stop);
+        let tensor = || Tensor::new(logits.as_slice(), &Device::Cpu).unwrap();
+        while decoding.step(tensor()).unwrap().is_some() {}
+        decoding.into_generated().unwrap()
+    }
+
+    #[test]
+    fn exact_length_ignores_stop_tokens_and_loops_until_the_budget() {
+        let free = GenerationOptions::plain_greedy();
+        let stopped = run(&free, 7, &[7], 40);
+        assert_eq!(
+            (stopped.ids.len(), stopped.stop),
+            (0, StopReason::EndOfTurn)
+        );
+        let guarded = GenerationOptions::default();
+        assert_eq!(run(&guarded, 3, &[7], 40).stop, StopReason::Loop);
+
+        for options in [free, guarded] {
+            let exact = GenerationOptions {
+                exact_length: true,
+                ..options
+            };
+            let out = run(&exact, 7, &[7], 40);
+            assert_eq!((out.ids.len(), out.stop), (40, StopReason::Budget));
+            let out = run(&exact, 3, &[7], 40);
+            assert_eq!((out.ids.len(), out.stop), (40, StopReason::Budget));
+        }
     }
 }

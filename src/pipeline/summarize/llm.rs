@@ -23,6 +23,12 @@ pub struct LlmSummaryOptions {
     pub sentences: usize,
     /// Most tokens one reply may take.
     pub max_reply_tokens: usize,
+    /// A reply that states facts its text lacks is asked for once more, with the strict prompt.
+    pub strict_reasks: bool,
+    /// The tokens each reply is given instead of `max_reply_tokens` (which the context is
+    /// still planned for). Only benchmarks set it, with a generator that runs every reply to
+    /// its budget: random weights then write a real model's reply lengths.
+    pub exact_reply_tokens: Option<usize>,
 }
 
 impl Default for LlmSummaryOptions {
@@ -30,6 +36,8 @@ impl Default for LlmSummaryOptions {
         LlmSummaryOptions {
             sentences: 3,
             max_reply_tokens: 200,
+            strict_reasks: true,
+            exact_reply_tokens: None,
         }
     }
 }
@@ -195,7 +203,7 @@ impl<'g> LlmSummarizer<'g> {
                 }
             };
             let missing = missing_facts(&reply, &step.source);
-            if !missing.is_empty() {
+            if !missing.is_empty() && self.options.strict_reasks {
                 let listed = missing
                     .iter()
                     .map(|f| format!("\"{f}\""))
@@ -236,7 +244,10 @@ impl<'g> LlmSummarizer<'g> {
                 Ok(ChatRequest {
                     system: system.clone(),
                     user: self.render(step.template, &step.fields, &step.text, &missing)?,
-                    max_new_tokens: self.options.max_reply_tokens,
+                    max_new_tokens: self
+                        .options
+                        .exact_reply_tokens
+                        .unwrap_or(self.options.max_reply_tokens),
                 })
             })
             .collect::<Result<Vec<_>, SummarizeError>>()?;

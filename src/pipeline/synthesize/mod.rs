@@ -66,6 +66,10 @@ pub struct SynthesisOptions {
     pub embedding_threshold: f32,
     /// Longest reply the LLM may write for one story's key points.
     pub max_new_tokens: usize,
+    /// The tokens the reply is given instead of `max_new_tokens` (which the prompt is still
+    /// planned for). Only benchmarks set it, with a generator that runs every reply to its
+    /// budget: random weights then write a real model's reply length.
+    pub exact_reply_tokens: Option<usize>,
     /// Disagreements reported per story, at most.
     pub max_disagreements: usize,
 }
@@ -77,6 +81,7 @@ impl Default for SynthesisOptions {
             lexical_threshold: 0.12,
             embedding_threshold: 0.75,
             max_new_tokens: 400,
+            exact_reply_tokens: None,
             max_disagreements: 5,
         }
     }
@@ -581,19 +586,28 @@ mod tests {
         reply: Result<String, String>,
         context: usize,
         prompts: Vec<String>,
+        /// The reply budget of each call.
+        budgets: Vec<usize>,
+    }
+
+    impl FixedModel {
+        fn new(reply: Result<String, String>, context: usize) -> FixedModel {
+            FixedModel {
+                reply,
+                context,
+                prompts: vec![],
+                budgets: vec![],
+            }
+        }
     }
 
     impl TextGenerator for FixedModel {
         fn model_name(&self) -> String {
             "fixed".into()
         }
-        fn chat(
-            &mut self,
-            _system: &str,
-            user: &str,
-            _max: usize,
-        ) -> Result<String, GenerateError> {
+        fn chat(&mut self, _system: &str, user: &str, max: usize) -> Result<String, GenerateError> {
             self.prompts.push(user.to_string());
+            self.budgets.push(max);
             self.reply.clone().map_err(GenerateError::Other)
         }
         fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
@@ -629,11 +643,7 @@ mod tests {
         let (a, b) = flood_pair();
         let (sa, sb) = (summary(&a, &[0]), summary(&b, &[0]));
         let prompt = SynthesisPrompt::bundled();
-        let mut model = FixedModel {
-            reply: Err("out of memory".into()),
-            context: 4096,
-            prompts: vec![],
-        };
+        let mut model = FixedModel::new(Err("out of memory".into()), 4096);
         let llm = LlmPoints {
             generator: &mut model,
             prompt: &prompt,
@@ -665,11 +675,7 @@ mod tests {
         let fixed = empty_user.split_whitespace().count() + system.split_whitespace().count();
         // Room for the two headers with a sentence each, not for the excerpts.
         let context = fixed + options.max_new_tokens + 32 + 30;
-        let mut model = FixedModel {
-            reply: Ok(reply),
-            context,
-            prompts: vec![],
-        };
+        let mut model = FixedModel::new(Ok(reply), context);
         let llm = LlmPoints {
             generator: &mut model,
             prompt: &prompt,
@@ -686,6 +692,33 @@ mod tests {
         assert!(
             !user.contains("Schools"),
             "then summary sentences beyond the first: {user}"
+        );
+    }
+
+    #[test]
+    fn an_exact_reply_length_is_the_budget_asked_for_and_the_prompt_keeps_its_room() {
+        let (a, b) = flood_pair();
+        let (sa, sb) = (summary(&a, &[0, 1, 2]), summary(&b, &[0]));
+        let prompt = SynthesisPrompt::bundled();
+        let reply = "- Floods killed 12 people in Quang Nam on Monday [1][2]".to_string();
+        let mut users = Vec::new();
+        for exact in [None, Some(225)] {
+            let options = SynthesisOptions {
+                exact_reply_tokens: exact,
+                ..SynthesisOptions::default()
+            };
+            let mut model = FixedModel::new(Ok(reply.clone()), 4096);
+            let llm = LlmPoints {
+                generator: &mut model,
+                prompt: &prompt,
+            };
+            synthesize(&[(1, &a, &sa), (2, &b, &sb)], None, Some(llm), &options);
+            assert_eq!(model.budgets, vec![exact.unwrap_or(options.max_new_tokens)]);
+            users.extend(model.prompts);
+        }
+        assert_eq!(
+            users[0], users[1],
+            "the sources are fitted as for the full budget"
         );
     }
 

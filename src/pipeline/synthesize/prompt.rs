@@ -119,7 +119,8 @@ pub(crate) fn llm_points(
     }
 
     let (system, user) = llm.prompt.render(&blocks.join("\n"), options.max_points);
-    let reply = generator.chat(&system, &user, options.max_new_tokens)?;
+    let budget = options.exact_reply_tokens.unwrap_or(options.max_new_tokens);
+    let reply = generator.chat(&system, &user, budget)?;
     Ok(parse_points(&reply))
 }
 
