@@ -27,7 +27,7 @@
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 use rayon::prelude::*;
 
-use super::row_kernels::{as_bytes, quantize_rows};
+use super::row_kernels::{as_bytes, has_avx2, quantize_rows};
 
 /// Output columns per tile: candle's `TILE_N`.
 pub(crate) const TILE_COLS: usize = 16;
@@ -71,19 +71,6 @@ pub(crate) struct Q4KTiles {
 /// Whether [`Q4KTiles`] can hold a `(n, k)` weight and run on this CPU.
 pub(crate) fn supports(n: usize, k: usize) -> bool {
     n > 0 && k > 0 && n.is_multiple_of(TILE_COLS) && k.is_multiple_of(QK_K) && has_avx2()
-}
-
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// ggml's 6-bit scale and min of sub-block `j` (`get_scale_min_k4`).

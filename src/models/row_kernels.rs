@@ -53,7 +53,8 @@ pub(crate) fn supports(dtype: GgmlDType, k: usize) -> bool {
     k > 0 && k.is_multiple_of(block) && has_avx2()
 }
 
-fn has_avx2() -> bool {
+/// AVX2 with FMA and F16C: what these kernels (and [`super::q4k_tiles`]) are written for.
+pub(super) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx2")
