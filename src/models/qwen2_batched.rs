@@ -17,7 +17,9 @@
 //! Token identity with one-by-one generation holds by construction: every operation is either
 //! per sequence or per row, and the stacked matmuls are row-independent ([`RowLinear`]).
 
-use candle_core::quantized::gguf_file;
+use std::borrow::Cow;
+
+use candle_core::quantized::{gguf_file, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
@@ -104,9 +106,54 @@ impl Layer {
     }
 }
 
+/// The token embeddings. On the CPU they stay as the GGUF holds them (quantized) and a row is
+/// dequantized when a token is looked up, as llama.cpp's `get_rows` does: the whole table in f32
+/// would be vocab × hidden × 4 bytes (933 MB for Qwen2.5-1.5B, more than its Q4_K_M weights).
+enum Embeddings {
+    Quantized { weights: QTensor, hidden: usize },
+    Table(Tensor),
+}
+
+impl Embeddings {
+    fn new(weights: QTensor, device: &Device) -> Result<Self> {
+        if !matches!(device, Device::Cpu) {
+            return Ok(Embeddings::Table(weights.dequantize(device)?));
+        }
+        let (_, hidden) = weights.shape().dims2()?;
+        Ok(Embeddings::Quantized { weights, hidden })
+    }
+
+    /// `(ids.len(), hidden)`: each row exactly the dequantized table's row.
+    fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let (weights, hidden) = match self {
+            Embeddings::Table(table) => {
+                return table.index_select(&Tensor::new(ids, device)?, 0);
+            }
+            Embeddings::Quantized { weights, hidden } => (weights, *hidden),
+        };
+        let dtype = weights.dtype();
+        let row_bytes = hidden / dtype.block_size() * dtype.type_size();
+        let data = weights.data()?;
+        let vocab = data.len() / row_bytes;
+        let rows = ids
+            .iter()
+            .map(|&id| {
+                let id = id as usize;
+                if id >= vocab {
+                    candle_core::bail!("token id {id} is outside the vocabulary of {vocab}")
+                }
+                let row = &data[id * row_bytes..(id + 1) * row_bytes];
+                let storage = QStorage::from_data(Cow::Borrowed(row), device, dtype)?;
+                QTensor::new(storage, (1, hidden))?.dequantize(device)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&rows, 0)
+    }
+}
+
 /// The network; its state lives in the [`SequenceCache`]s handed to it.
 pub(crate) struct Qwen2Batched {
-    embeddings: Tensor,
+    embeddings: Embeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: RowLinear,
@@ -140,7 +187,7 @@ impl Qwen2Batched {
     ) -> Result<Self> {
         let cfg = Config::from_gguf(content)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
-        let embeddings = tensor("token_embd.weight")?.dequantize(device)?;
+        let embeddings = Embeddings::new(tensor("token_embd.weight")?, device)?;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_norm_eps)?;
         // Without `output.weight` the embeddings are tied.
         let output = match tensor("output.weight") {
@@ -198,8 +245,7 @@ impl Qwen2Batched {
     }
 
     fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::new(ids, &self.device)?;
-        self.embeddings.index_select(&ids, 0)
+        self.embeddings.rows(ids, &self.device)
     }
 
     fn check_room(&self, cache: &SequenceCache, tokens: usize) -> Result<()> {
