@@ -27,7 +27,7 @@
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 use rayon::prelude::*;
 
-use super::row_kernels::{as_bytes, has_avx2, quantize_rows};
+use super::row_kernels::{as_bytes, has_avx2, quantize_rows, Q8K_BYTES};
 
 /// Output columns per tile: candle's `TILE_N`.
 pub(crate) const TILE_COLS: usize = 16;
@@ -37,7 +37,6 @@ const SUBS: usize = QK_K / 32;
 /// 128 bytes of nibbles.
 const Q4K_BYTES: usize = 144;
 /// Offsets in a Q8K activation block (candle's `BlockQ8K`: f32 `d`, 256 quants, 16 i16 sums).
-const Q8K_BYTES: usize = 292;
 const Q8K_QS: usize = 4;
 const Q8K_BSUMS: usize = 4 + QK_K;
 /// Activation rows per work item (candle's `MAX_MT`).
@@ -59,7 +58,6 @@ struct Tile {
 }
 
 const _: () = assert!(std::mem::size_of::<Tile>() == 2368);
-const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 
 /// A `(n, k)` Q4K weight in tiles: tile `t`'s super-blocks `0..k/256` in order, then `t + 1`'s.
 pub(crate) struct Q4KTiles {

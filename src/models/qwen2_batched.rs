@@ -18,6 +18,7 @@
 //! per sequence or per row, and the stacked matmuls are row-independent ([`RowLinear`]).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
@@ -110,12 +111,15 @@ impl Layer {
 /// dequantized when a token is looked up, as llama.cpp's `get_rows` does: the whole table in f32
 /// would be vocab × hidden × 4 bytes (933 MB for Qwen2.5-1.5B, more than its Q4_K_M weights).
 enum Embeddings {
-    Quantized { weights: QTensor, hidden: usize },
+    Quantized {
+        weights: Arc<QTensor>,
+        hidden: usize,
+    },
     Table(Tensor),
 }
 
 impl Embeddings {
-    fn new(weights: QTensor, device: &Device) -> Result<Self> {
+    fn new(weights: Arc<QTensor>, device: &Device) -> Result<Self> {
         if !matches!(device, Device::Cpu) {
             return Ok(Embeddings::Table(weights.dequantize(device)?));
         }
@@ -187,12 +191,13 @@ impl Qwen2Batched {
     ) -> Result<Self> {
         let cfg = Config::from_gguf(content)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
-        let embeddings = Embeddings::new(tensor("token_embd.weight")?, device)?;
+        let token_embd = Arc::new(tensor("token_embd.weight")?);
+        let embeddings = Embeddings::new(token_embd.clone(), device)?;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_norm_eps)?;
-        // Without `output.weight` the embeddings are tied.
+        // Without `output.weight` the embeddings are tied: one tensor, read and held once.
         let output = match tensor("output.weight") {
             Ok(w) => RowLinear::new(w)?,
-            Err(_) => RowLinear::new(tensor("token_embd.weight")?)?,
+            Err(_) => RowLinear::from_arc(token_embd)?,
         };
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {

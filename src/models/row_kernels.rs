@@ -35,7 +35,7 @@ const Q8_0_VALUES: usize = 32;
 /// Bytes of a Q6K super-block: `ql` (128), `qh` (64), 16 signed 8-bit scales, an f16 scale.
 const Q6K_BYTES: usize = 210;
 /// Bytes of a Q8K block: an f32 scale, 256 quants, 16 i16 partial sums.
-const Q8K_BYTES: usize = 292;
+pub(super) const Q8K_BYTES: usize = 292;
 
 // candle's block structs are `repr(C)` with private fields; the kernels read them as bytes at
 // these sizes, which must not change under them.

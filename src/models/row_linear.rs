@@ -62,20 +62,24 @@ enum Kind {
 
 impl RowLinear {
     pub(crate) fn new(weights: QTensor) -> Result<Self> {
+        Self::from_arc(Arc::new(weights))
+    }
+
+    /// A layer on weights that something else may hold too (tied embeddings).
+    pub(crate) fn from_arc(weights: Arc<QTensor>) -> Result<Self> {
         if weights.dtype() == GgmlDType::Q4K
             && matches!(weights.device(), Device::Cpu)
             && CpuLevel::current() != CpuLevel::Avx512Vnni
         {
             let (n, k) = weights.shape().dims2()?;
             if q4k_tiles::supports(n, k) {
-                // The compact weights are dropped with `weights`: the tiles hold everything.
+                // The layer's hold on the compact weights ends here: the tiles hold everything.
                 let tiles = Q4KTiles::pack(&weights.data()?, n, k)?;
                 return Ok(RowLinear {
                     kind: Kind::Q4KTiles(tiles),
                 });
             }
         }
-        let weights = Arc::new(weights);
         let matmul = QMatMul::from_arc(weights.clone())?;
         let weights = matches!(matmul, QMatMul::QTensor(_)).then_some(weights);
         Ok(RowLinear {
