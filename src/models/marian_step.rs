@@ -21,6 +21,8 @@
 
 use rayon::prelude::*;
 
+use super::head_attention::attend_head;
+
 /// Self-attention keys and values of one decoder layer, `(slots, heads, cap, head_dim)`
 /// each, the first `len` positions of every `(slot, head)` in use valid.
 #[derive(Clone, Debug, Default)]
@@ -257,114 +259,6 @@ fn attend_rows(
             .for_each(|(r, o)| one(r, o));
     }
     out
-}
-
-/// One head: `out = softmax(q · kᵀ + mask) · v`, `k` and `v` `(keys, head_dim)` row-major;
-/// `out` starts at zero. `scores` is scratch space.
-///
-/// Compiled for the CPU's vector width (the same arithmetic on every level: Rust never fuses
-/// a multiply and an add, so only the speed differs); the level is the int8 kernels' own, so
-/// that `POLYBRIEF_CPU_LEVEL=avx2` measures the AVX2 code on an AVX-512 machine.
-fn attend_head(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: Option<&[f32]>,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::cpu_level::CpuLevel;
-        match CpuLevel::current() {
-            // SAFETY: a level is only reported where the CPU has its instructions.
-            CpuLevel::Avx512Vnni => {
-                return unsafe { attend_head_avx512(q, k, v, mask, scores, out) }
-            }
-            CpuLevel::Avx2 | CpuLevel::AvxVnni => {
-                return unsafe { attend_head_avx2(q, k, v, mask, scores, out) }
-            }
-            CpuLevel::Scalar => {}
-        }
-    }
-    attend_head_body(q, k, v, mask, scores, out)
-}
-
-/// # Safety
-/// The CPU has avx512f.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn attend_head_avx512(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: Option<&[f32]>,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    attend_head_body(q, k, v, mask, scores, out)
-}
-
-/// # Safety
-/// The CPU has avx2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn attend_head_avx2(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: Option<&[f32]>,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    attend_head_body(q, k, v, mask, scores, out)
-}
-
-#[inline(always)]
-fn attend_head_body(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: Option<&[f32]>,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    let hd = q.len();
-    scores.clear();
-    scores.extend(k.chunks_exact(hd).map(|key| dot(q, key)));
-    if let Some(mask) = mask {
-        for (s, m) in scores.iter_mut().zip(mask) {
-            *s += m;
-        }
-    }
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    for (p, value) in scores.iter().zip(v.chunks_exact(hd)) {
-        let p = p / sum;
-        for (o, &x) in out.iter_mut().zip(value) {
-            *o += p * x;
-        }
-    }
-}
-
-/// `Σ a[i] · b[i]` in 16 independent lanes, which the compiler turns into vector code.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut acc = [0f32; LANES];
-    let (a_main, a_rest) = a.split_at(a.len() / LANES * LANES);
-    let (b_main, b_rest) = b.split_at(a_main.len());
-    for (ca, cb) in a_main.chunks_exact(LANES).zip(b_main.chunks_exact(LANES)) {
-        for l in 0..LANES {
-            acc[l] += ca[l] * cb[l];
-        }
-    }
-    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Layer norm of every `weight.len()`-long row of `xs`, in place, with candle's CPU

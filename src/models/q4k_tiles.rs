@@ -24,10 +24,10 @@
 //! `row_linear.rs`): those are written for 512-bit registers and were not measured against
 //! these.
 
-use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
+use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
 
-use super::row_kernels::{as_bytes, has_avx2, quantize_rows, Q8K_BYTES};
+use super::row_kernels::{has_avx2, Q8K_BYTES};
 
 /// Output columns per tile: candle's `TILE_N`.
 pub(crate) const TILE_COLS: usize = 16;
@@ -163,9 +163,9 @@ impl Q4KTiles {
         if rows == 0 {
             return Ok(());
         }
-        let act = quantize_rows::<BlockQ8K>(xs, rows, k);
+        let act = super::q8k_rows::quantize(xs, rows, k);
         #[cfg(target_arch = "x86_64")]
-        x86::matmul(&self.tiles, as_bytes(&act), rows, k / QK_K, n, dst);
+        x86::matmul(&self.tiles, &act, rows, k / QK_K, n, dst);
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = act;

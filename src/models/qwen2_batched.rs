@@ -21,10 +21,17 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, QStorage, QTensor};
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Layout, Module, Result, Storage, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::head_attention::attend_head;
 use super::row_linear::RowLinear;
+
+/// The output buffer of [`Qwen2Batched::attend_rows_cpu`], shared with candle's CPU pool:
+/// each work item writes its own disjoint rows.
+struct OutRows(*mut f32);
+// SAFETY: see above.
+unsafe impl Sync for OutRows {}
 
 /// The hyperparameters a GGUF's `qwen2.*` metadata holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -336,15 +343,22 @@ impl Qwen2Batched {
             let q = candle_nn::rotary_emb::rope(&q.reshape((n, n_head, 1, d))?, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k.reshape((n, n_kv, 1, d))?, &cos, &sin)?;
             let v = v.reshape((n, n_kv, 1, d))?;
-            let mut rows = Vec::with_capacity(n);
             for (i, cache) in caches.iter_mut().enumerate() {
                 let pos = cache.len;
                 cache.keys[l].slice_set(&k.get(i)?, 1, pos)?;
                 cache.values[l].slice_set(&v.get(i)?, 1, pos)?;
-                let y = self.attend(&q.get(i)?, cache, l, pos + 1, None)?;
-                rows.push(y.reshape((1, n_head * d))?);
             }
-            let y = Tensor::cat(&rows, 0)?;
+            let y = match self.device {
+                Device::Cpu => self.attend_rows_cpu(&q, caches, l)?,
+                _ => {
+                    let mut rows = Vec::with_capacity(n);
+                    for (i, cache) in caches.iter().enumerate() {
+                        let y = self.attend(&q.get(i)?, cache, l, cache.len + 1, None)?;
+                        rows.push(y.reshape((1, n_head * d))?);
+                    }
+                    Tensor::cat(&rows, 0)?
+                }
+            };
             xs = (layer.wo.forward_rows(&y)? + xs)?;
             let h = layer.ffn_norm.forward(&xs)?;
             xs = (layer.mlp_rows(&h)? + xs)?;
@@ -353,6 +367,70 @@ impl Qwen2Batched {
             cache.len += 1;
         }
         self.output.forward_rows(&self.norm.forward(&xs)?)
+    }
+
+    /// The decode step's attention on the CPU: each sequence's one query row `(n, n_head, 1, d)`
+    /// over its cache of layer `l` (this step's key and value already written), every
+    /// (sequence, head) pair a work item on candle's CPU pool; returns `(n, n_head · d)`.
+    /// The arithmetic is [`Qwen2Batched::attend`]'s, with the 1/√d scale applied to the query
+    /// before the dot products rather than to their results.
+    fn attend_rows_cpu(
+        &self,
+        q: &Tensor,
+        caches: &[&mut SequenceCache],
+        l: usize,
+    ) -> Result<Tensor> {
+        let (n_head, d) = (self.cfg.n_head, self.cfg.head_dim);
+        let n_rep = n_head / self.cfg.n_kv_head;
+        let scale = 1.0 / (d as f32).sqrt();
+        let q: Vec<f32> = q
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|x| x * scale)
+            .collect();
+        fn slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+            match storage {
+                Storage::Cpu(cpu) => Ok(&cpu.as_slice::<f32>()?[layout.start_offset()..]),
+                _ => candle_core::bail!("the cache is not on the CPU"),
+            }
+        }
+        let storages = caches
+            .iter()
+            .map(|c| Ok((c.keys[l].storage_and_layout(), c.values[l].storage_and_layout())))
+            .collect::<Result<Vec<_>>>()?;
+        let mut kv = Vec::with_capacity(caches.len());
+        for (((keys, k_layout), (values, v_layout)), cache) in storages.iter().zip(caches) {
+            kv.push((
+                slice(keys, k_layout)?,
+                slice(values, v_layout)?,
+                cache.len + 1,
+                cache.capacity,
+            ));
+        }
+        let mut out = vec![0f32; caches.len() * n_head * d];
+        let out_ptr = OutRows(out.as_mut_ptr());
+        candle_core::utils::barrier_pool().execute_chunked(caches.len() * n_head, |items| {
+            let out_ptr = &out_ptr;
+            let mut scores = Vec::new();
+            for item in items {
+                let (s, h) = (item / n_head, item % n_head);
+                let (keys, values, kv_len, cap) = kv[s];
+                let base = (h / n_rep) * cap * d;
+                // SAFETY: item (s, h) alone writes `out[item·d..(item+1)·d]`, inside `out`,
+                // which outlives `execute_chunked`.
+                let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(item * d), d) };
+                attend_head(
+                    &q[item * d..(item + 1) * d],
+                    &keys[base..base + kv_len * d],
+                    &values[base..base + kv_len * d],
+                    None,
+                    &mut scores,
+                    out,
+                );
+            }
+        });
+        Tensor::from_vec(out, (caches.len(), n_head * d), &self.device)
     }
 
     /// Attention of one sequence's queries `(n_head, seq, d)` over the first `kv_len`

@@ -277,8 +277,8 @@ mod x86 {
         dst: &mut [f32],
     ) {
         let kb = k / QK_K;
-        let act = quantize_rows::<BlockQ8K>(xs, rows, k);
-        let act = as_bytes(&act);
+        let act = crate::models::q8k_rows::quantize(xs, rows, k);
+        let act = act.as_slice();
         // SAFETY: `supports` checked AVX2, FMA and F16C.
         let offsets = unsafe { q6k_offsets(act, rows * kb) };
         let out = Out(dst.as_mut_ptr());

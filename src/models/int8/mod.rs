@@ -60,7 +60,7 @@ fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
 /// activation quantization a visible share of a decoding step. Truncation is one instruction,
 /// and `x - trunc(x)` is exact, so the result is the same.
 #[inline(always)]
-fn round_half_away(x: f32) -> i32 {
+pub(crate) fn round_half_away(x: f32) -> i32 {
     // NaN quantizes to 0, as `NaN as i8` did; the clamp keeps the truncation in range.
     // (`as i32` would saturate, which does not vectorize.)
     let x = if x.is_nan() {
