@@ -140,19 +140,46 @@ impl Q4KTiles {
         Ok(Q4KTiles { tiles, n, k })
     }
 
+    /// Appends `other`'s output columns after this weight's: one `(n + n', k)` weight whose
+    /// product is both products side by side (tiles hold whole columns, so each output is
+    /// computed exactly as before). Refuses weights of another width.
+    pub(crate) fn append(&mut self, other: Q4KTiles) -> candle_core::Result<()> {
+        if other.k != self.k {
+            candle_core::bail!(
+                "cannot put Q4K weights of width {} beside weights of width {}",
+                other.k,
+                self.k
+            )
+        }
+        self.tiles.extend(other.tiles);
+        self.n += other.n;
+        Ok(())
+    }
+
     /// `(n, k)`.
     pub(crate) fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
-    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
-    pub(crate) fn matmul(
+    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major), output columns
+    /// `columns` only (whole tiles: multiples of 16); `dst` is `(rows, columns.len())`.
+    pub(crate) fn matmul_columns(
         &self,
         xs: &[f32],
         rows: usize,
+        columns: std::ops::Range<usize>,
         dst: &mut [f32],
     ) -> candle_core::Result<()> {
-        let (n, k) = (self.n, self.k);
+        let (n, k) = (columns.len(), self.k);
+        if columns.end > self.n
+            || !columns.start.is_multiple_of(TILE_COLS)
+            || !n.is_multiple_of(TILE_COLS)
+        {
+            candle_core::bail!(
+                "Q4K tiles ({}, {k}): no whole tiles for columns {columns:?}",
+                self.n
+            )
+        }
         if xs.len() != rows * k || dst.len() != rows * n {
             candle_core::bail!(
                 "Q4K tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
@@ -160,15 +187,17 @@ impl Q4KTiles {
                 dst.len()
             )
         }
-        if rows == 0 {
+        if rows == 0 || n == 0 {
             return Ok(());
         }
         let act = super::q8k_rows::quantize(xs, rows, k);
+        let kb = k / QK_K;
+        let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
         #[cfg(target_arch = "x86_64")]
-        x86::matmul(&self.tiles, &act, rows, k / QK_K, n, dst);
+        x86::matmul(tiles, &act, rows, kb, n, dst);
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = act;
+            let _ = (act, tiles);
             unreachable!("supports() is false off x86")
         }
         Ok(())
@@ -336,7 +365,7 @@ mod tests {
         let (n, k) = w.shape().dims2().unwrap();
         let tiles = Q4KTiles::pack(&w.data().unwrap(), n, k).unwrap();
         let mut dst = vec![0f32; rows * n];
-        tiles.matmul(xs, rows, &mut dst).unwrap();
+        tiles.matmul_columns(xs, rows, 0..n, &mut dst).unwrap();
         dst
     }
 

@@ -41,7 +41,10 @@ unsafe fn quantize_avx2(xs: &[f32], blocks: &mut [u8]) {
 
 #[inline(always)]
 fn quantize_blocks(xs: &[f32], blocks: &mut [u8]) {
-    for (xs, block) in xs.chunks_exact(QK_K).zip(blocks.chunks_exact_mut(Q8K_BYTES)) {
+    for (xs, block) in xs
+        .chunks_exact(QK_K)
+        .zip(blocks.chunks_exact_mut(Q8K_BYTES))
+    {
         let (d, rest) = block.split_at_mut(4);
         let (qs, bsums) = rest.split_at_mut(QK_K);
         // `f32::max` skips NaN as candle's `amax < x.abs()` does.
@@ -50,11 +53,7 @@ fn quantize_blocks(xs: &[f32], blocks: &mut [u8]) {
             block.fill(0);
             continue;
         }
-        let max = xs
-            .iter()
-            .copied()
-            .find(|x| x.abs() == amax)
-            .unwrap_or(amax);
+        let max = xs.iter().copied().find(|x| x.abs() == amax).unwrap_or(amax);
         let iscale = -127f32 / max;
         for (q, &x) in qs.iter_mut().zip(xs) {
             *q = round_half_away(iscale * x) as i8 as u8;

@@ -25,7 +25,7 @@ use candle_core::{DType, Device, Layout, Module, Result, Storage, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::head_attention::attend_head;
-use super::row_linear::RowLinear;
+use super::row_linear::{RowLinear, SharedInputLinear};
 
 /// The output buffer of [`Qwen2Batched::attend_rows_cpu`], shared with candle's CPU pool:
 /// each work item writes its own disjoint rows.
@@ -84,34 +84,47 @@ impl SequenceCache {
 }
 
 struct Layer {
-    wq: RowLinear,
-    wk: RowLinear,
-    wv: RowLinear,
+    /// The query, key and value projections.
+    qkv: SharedInputLinear,
     bq: Tensor,
     bk: Tensor,
     bv: Tensor,
     wo: RowLinear,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
-    gate: RowLinear,
-    up: RowLinear,
+    /// The gate and up projections.
+    gate_up: SharedInputLinear,
     down: RowLinear,
 }
 
 impl Layer {
     fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(xs)?;
-        let up = self.up.forward(xs)?;
+        let [gate, up] = two(self.gate_up.forward(xs)?)?;
         self.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)
     }
 
     /// [`Layer::mlp`] with every row independent of the others.
     fn mlp_rows(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward_rows(xs)?;
-        let up = self.up.forward_rows(xs)?;
+        let [gate, up] = two(self.gate_up.forward_rows(xs)?)?;
         self.down
             .forward_rows(&(candle_nn::ops::silu(&gate)? * up)?)
     }
+}
+
+/// The two outputs of a [`SharedInputLinear`] of two weights.
+fn two(outputs: Vec<Tensor>) -> Result<[Tensor; 2]> {
+    let n = outputs.len();
+    outputs
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg(format!("{n} outputs where 2 were expected")))
+}
+
+/// The three outputs of a [`SharedInputLinear`] of three weights.
+fn three(outputs: Vec<Tensor>) -> Result<[Tensor; 3]> {
+    let n = outputs.len();
+    outputs
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg(format!("{n} outputs where 3 were expected")))
 }
 
 /// The token embeddings. On the CPU they stay as the GGUF holds them (quantized) and a row is
@@ -210,17 +223,21 @@ impl Qwen2Batched {
         for i in 0..cfg.n_layer {
             let mut get = |part: &str| tensor(&format!("blk.{i}.{part}"));
             layers.push(Layer {
-                wq: RowLinear::new(get("attn_q.weight")?)?,
-                wk: RowLinear::new(get("attn_k.weight")?)?,
-                wv: RowLinear::new(get("attn_v.weight")?)?,
+                qkv: SharedInputLinear::new(vec![
+                    get("attn_q.weight")?,
+                    get("attn_k.weight")?,
+                    get("attn_v.weight")?,
+                ])?,
                 bq: get("attn_q.bias")?.dequantize(device)?,
                 bk: get("attn_k.bias")?.dequantize(device)?,
                 bv: get("attn_v.bias")?.dequantize(device)?,
                 wo: RowLinear::new(get("attn_output.weight")?)?,
                 attn_norm: RmsNorm::from_qtensor(get("attn_norm.weight")?, cfg.rms_norm_eps)?,
                 ffn_norm: RmsNorm::from_qtensor(get("ffn_norm.weight")?, cfg.rms_norm_eps)?,
-                gate: RowLinear::new(get("ffn_gate.weight")?)?,
-                up: RowLinear::new(get("ffn_up.weight")?)?,
+                gate_up: SharedInputLinear::new(vec![
+                    get("ffn_gate.weight")?,
+                    get("ffn_up.weight")?,
+                ])?,
                 down: RowLinear::new(get("ffn_down.weight")?)?,
             });
         }
@@ -292,9 +309,10 @@ impl Qwen2Batched {
             let heads = |t: Tensor, n: usize| -> Result<Tensor> {
                 t.reshape((1, seq_len, n, d))?.transpose(1, 2)?.contiguous()
             };
-            let q = heads(layer.wq.forward(&h)?.broadcast_add(&layer.bq)?, n_head)?;
-            let k = heads(layer.wk.forward(&h)?.broadcast_add(&layer.bk)?, n_kv)?;
-            let v = heads(layer.wv.forward(&h)?.broadcast_add(&layer.bv)?, n_kv)?;
+            let [q, k, v] = three(layer.qkv.forward(&h)?)?;
+            let q = heads(q.broadcast_add(&layer.bq)?, n_head)?;
+            let k = heads(k.broadcast_add(&layer.bk)?, n_kv)?;
+            let v = heads(v.broadcast_add(&layer.bv)?, n_kv)?;
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             cache.keys[l].slice_set(&k.squeeze(0)?, 1, pos)?;
@@ -336,9 +354,10 @@ impl Qwen2Batched {
         let mut xs = self.embed(tokens)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_norm.forward(&xs)?;
-            let q = layer.wq.forward_rows(&h)?.broadcast_add(&layer.bq)?;
-            let k = layer.wk.forward_rows(&h)?.broadcast_add(&layer.bk)?;
-            let v = layer.wv.forward_rows(&h)?.broadcast_add(&layer.bv)?;
+            let [q, k, v] = three(layer.qkv.forward_rows(&h)?)?;
+            let q = q.broadcast_add(&layer.bq)?;
+            let k = k.broadcast_add(&layer.bk)?;
+            let v = v.broadcast_add(&layer.bv)?;
             // Batched RoPE: row i turned by its own position's angles.
             let q = candle_nn::rotary_emb::rope(&q.reshape((n, n_head, 1, d))?, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k.reshape((n, n_kv, 1, d))?, &cos, &sin)?;
@@ -397,7 +416,12 @@ impl Qwen2Batched {
         }
         let storages = caches
             .iter()
-            .map(|c| Ok((c.keys[l].storage_and_layout(), c.values[l].storage_and_layout())))
+            .map(|c| {
+                Ok((
+                    c.keys[l].storage_and_layout(),
+                    c.values[l].storage_and_layout(),
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut kv = Vec::with_capacity(caches.len());
         for (((keys, k_layout), (values, v_layout)), cache) in storages.iter().zip(caches) {

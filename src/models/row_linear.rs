@@ -93,7 +93,7 @@ impl RowLinear {
     /// the row kernels' tiles are several times faster.
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights) = match &self.kind {
-            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Candle { matmul, weights } => (matmul, weights),
         };
         match weights {
@@ -113,7 +113,7 @@ impl RowLinear {
     /// `xs · Wᵀ` for `(rows, k)` inputs, each row's result independent of the others.
     pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights) = match &self.kind {
-            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Candle { matmul, weights } => (matmul, weights),
         };
         let (rows, k) = xs.dims2()?;
@@ -145,8 +145,81 @@ impl RowLinear {
     }
 }
 
-/// `xs · Wᵀ` on [`Q4KTiles`], for `(rows, k)` or `(1, rows, k)` inputs.
-fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor) -> Result<Tensor> {
+/// Several layers fed the same input (a block's query, key and value projections; its gate
+/// and up projections), run as few products as the weights allow: adjacent weights held in
+/// [`Q4KTiles`] are packed into one set of tiles, so one product quantizes the input once and
+/// wakes the worker pool once for all of them (in a decode step each wake-up ends in a wait for
+/// the slowest thread). Each weight's output is what its own [`RowLinear`] gives, bit for bit:
+/// tiles hold whole output columns, each computed alone.
+pub(crate) struct SharedInputLinear {
+    /// The products in order, each with the output widths of the weights it holds.
+    groups: Vec<(RowLinear, Vec<usize>)>,
+}
+
+impl SharedInputLinear {
+    pub(crate) fn new(weights: Vec<QTensor>) -> Result<Self> {
+        let mut groups: Vec<(RowLinear, Vec<usize>)> = Vec::new();
+        for w in weights {
+            let width = w.shape().dims2()?.0;
+            let layer = RowLinear::new(w)?;
+            match (groups.last_mut(), layer.kind) {
+                (Some((previous, widths)), Kind::Q4KTiles(tiles)) if matches!(&previous.kind, Kind::Q4KTiles(p) if p.dims().1 == tiles.dims().1) =>
+                {
+                    let Kind::Q4KTiles(previous) = &mut previous.kind else {
+                        unreachable!("matched above")
+                    };
+                    previous.append(tiles)?;
+                    widths.push(width);
+                }
+                (_, kind) => groups.push((RowLinear { kind }, vec![width])),
+            }
+        }
+        Ok(SharedInputLinear { groups })
+    }
+
+    /// Each weight's [`RowLinear::forward`], in order. For a prompt's many rows each weight
+    /// of a packed group runs as its own product over its own columns: its output is then
+    /// contiguous, where a slice of the group's output would leave the element-wise operations
+    /// after it on strided data (which cost more than the products saved).
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
+        let mut outputs = Vec::new();
+        for (layer, widths) in &self.groups {
+            match &layer.kind {
+                Kind::Q4KTiles(tiles) if widths.len() > 1 => {
+                    let mut start = 0;
+                    for &width in widths {
+                        outputs.push(tiles_matmul(tiles, xs, start..start + width)?);
+                        start += width;
+                    }
+                }
+                _ => outputs.push(layer.forward(xs)?),
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Each weight's [`RowLinear::forward_rows`], in order: one product per group.
+    pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
+        let mut outputs = Vec::new();
+        for (layer, widths) in &self.groups {
+            let ys = layer.forward_rows(xs)?;
+            if widths.len() == 1 {
+                outputs.push(ys);
+                continue;
+            }
+            let mut start = 0;
+            for &width in widths {
+                outputs.push(ys.narrow(candle_core::D::Minus1, start, width)?);
+                start += width;
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+/// `xs · Wᵀ` on [`Q4KTiles`] for the output columns `columns`, for `(rows, k)` or
+/// `(1, rows, k)` inputs.
+fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor, columns: std::ops::Range<usize>) -> Result<Tensor> {
     let (n, k) = tiles.dims();
     let mut out_dims = xs.dims().to_vec();
     if out_dims.last() != Some(&k) {
@@ -157,9 +230,9 @@ fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor) -> Result<Tensor> {
     }
     let rows = xs.elem_count() / k;
     let lhs = xs.flatten_all()?.to_vec1::<f32>()?;
-    let mut dst = vec![0f32; rows * n];
-    tiles.matmul(&lhs, rows, &mut dst)?;
-    *out_dims.last_mut().expect("checked above") = n;
+    let mut dst = vec![0f32; rows * columns.len()];
+    *out_dims.last_mut().expect("checked above") = columns.len();
+    tiles.matmul_columns(&lhs, rows, columns, &mut dst)?;
     Tensor::from_vec(dst, out_dims, xs.device())
 }
 
@@ -269,6 +342,51 @@ mod tests {
                         "{dtype:?} ({n}, {k}), {m} rows"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn weights_packed_together_give_each_weights_own_results_bit_for_bit() {
+        let k = 512;
+        let weights: Vec<Tensor> = [48, 16, 32]
+            .into_iter()
+            .map(|n| Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap())
+            .collect();
+        // Q4K, Q4K, then Q6K: the first two share a product, the third runs alone.
+        let dtypes = [GgmlDType::Q4K, GgmlDType::Q4K, GgmlDType::Q6K];
+        let quantized = || -> Vec<QTensor> {
+            weights
+                .iter()
+                .zip(dtypes)
+                .map(|(w, dtype)| QTensor::quantize(w, dtype).unwrap())
+                .collect()
+        };
+        let shared = SharedInputLinear::new(quantized()).unwrap();
+        let alone: Vec<RowLinear> = quantized()
+            .into_iter()
+            .map(|w| RowLinear::new(w).unwrap())
+            .collect();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let t = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            t.into_iter().map(f32::to_bits).collect()
+        };
+        for m in [1, 3, 8] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+            let prompt = shared.forward(&x).unwrap();
+            let rows = shared.forward_rows(&x).unwrap();
+            assert_eq!((prompt.len(), rows.len()), (3, 3));
+            for (i, layer) in alone.iter().enumerate() {
+                assert_eq!(
+                    bits(&prompt[i]),
+                    bits(&layer.forward(&x).unwrap()),
+                    "{i}, {m}"
+                );
+                assert_eq!(
+                    bits(&rows[i]),
+                    bits(&layer.forward_rows(&x).unwrap()),
+                    "{i}, {m}"
+                );
             }
         }
     }
