@@ -3,6 +3,8 @@
 //! its own sources (numbered 1..k, see `story`), the summary method, the synthesis prompt
 //! templates and the settings that shape a story's points: one changed article re-synthesizes
 //! its own story only, and a source renumbered by the arrival of another is still a hit.
+//! The stories the cache misses are computed several at a time ([`Misses`]), so that the LLM
+//! decodes their key points together.
 
 use serde::Serialize;
 
