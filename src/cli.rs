@@ -201,8 +201,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 5)]
     pub max_file_mib: u64,
 
-    /// Most prompts the summarizer LLM decodes together (articles, their parts and re-asks);
-    /// each holds a KV cache of its prompt and reply (Qwen2.5-1.5B: 28 KiB per token). The
+    /// Most prompts the LLM decodes together (the summarizer's articles, their parts and
+    /// re-asks; synthesis's stories); each holds a KV cache of its prompt and reply (Qwen2.5-1.5B: 28 KiB per token). The
     /// replies are the same whatever the number; 1 decodes one prompt at a time.
     #[arg(long, value_name = "N", default_value_t = crate::models::llm::DEFAULT_BATCH,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]

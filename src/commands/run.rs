@@ -31,6 +31,7 @@ use crate::pipeline::render::{
 use crate::pipeline::summarize::llm::{LlmSummarizer, LlmSummaryOptions};
 use crate::pipeline::summarize::{ExtractiveSummarizer, Summarizer};
 use crate::pipeline::synthesize::embeddings::CachedEmbedder;
+use crate::pipeline::synthesize::story::{StoryDocs, StorySynthesis};
 use crate::pipeline::synthesize::{
     number_sources, since, GroupingMethod, LlmPoints, SynthesisOptions, SynthesisPrompt,
 };
@@ -304,19 +305,23 @@ fn run_stages(args: RunOptions, ctx: &Context) -> Result<ExitCode> {
         &method,
         &prompts,
         &options,
-        |docs, title| {
-            let mut points = match llm.as_mut() {
-                Some(llm) => Some(LlmPoints {
-                    generator: llm.get()? as &mut dyn TextGenerator,
-                    prompt: &synthesis_prompt,
-                }),
-                None => None,
-            };
-            let story = synthesize::story::synthesize_story(docs, points.as_mut(), &options, title);
-            // Key points whose model calls were cut short fell back to something lesser: not
-            // cached.
-            interrupt::check()?;
-            Ok(story)
+        synthesize::stage::Misses {
+            batch: args.llm_batch,
+            synthesize: |stories: &[StoryDocs<'_, '_>]| -> Result<Vec<StorySynthesis>> {
+                let mut points = match llm.as_mut() {
+                    Some(llm) => Some(LlmPoints {
+                        generator: llm.get()? as &mut dyn TextGenerator,
+                        prompt: &synthesis_prompt,
+                    }),
+                    None => None,
+                };
+                let synthesized =
+                    synthesize::story::synthesize_batch(stories, points.as_mut(), &options);
+                // Key points whose model calls were cut short fell back to something lesser:
+                // not cached.
+                interrupt::check()?;
+                Ok(synthesized)
+            },
         },
     )?;
     notes.extend(synthesis.notes.iter().cloned());

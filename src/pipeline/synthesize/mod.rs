@@ -195,14 +195,28 @@ impl<'a> SourceDoc<'a> {
     }
 }
 
-impl<'a> SourceDoc<'a> {
-    /// The docs of a story's `members`, in their order.
-    pub(crate) fn of_story(members: &StoryMembers<'a>) -> Vec<SourceDoc<'a>> {
-        members
-            .iter()
-            .map(|(n, a, s)| SourceDoc::new(*n, a, s))
-            .collect()
-    }
+/// `f` over `stories` (each its members and its title) with every story's docs made
+/// (stories in parallel): what [`story::synthesize_batch`] takes.
+pub(crate) fn with_story_docs<R>(
+    stories: &[(&StoryMembers<'_>, &str)],
+    f: impl FnOnce(&[story::StoryDocs<'_, '_>]) -> R,
+) -> R {
+    let docs: Vec<Vec<SourceDoc<'_>>> = stories
+        .par_iter()
+        .map(|(members, _)| {
+            members
+                .iter()
+                .map(|(n, a, s)| SourceDoc::new(*n, a, s))
+                .collect()
+        })
+        .collect();
+    let refs: Vec<Vec<&SourceDoc<'_>>> = docs.iter().map(|d| d.iter().collect()).collect();
+    let batch: Vec<story::StoryDocs<'_, '_>> = refs
+        .iter()
+        .zip(stories)
+        .map(|(docs, (_, title))| (docs.as_slice(), *title))
+        .collect();
+    f(&batch)
 }
 
 impl<'a> std::ops::Deref for SourceDoc<'a> {
@@ -260,15 +274,12 @@ pub fn synthesize(
         &mut terms,
         options,
         |_| (),
-        |members, title, ()| {
-            let docs = SourceDoc::of_story(members);
-            let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
-            Ok::<_, std::convert::Infallible>(story::synthesize_story(
-                &docs,
-                llm.as_mut(),
-                options,
-                title,
-            ))
+        |stories| {
+            let stories: Vec<(&StoryMembers<'_>, &str)> =
+                stories.iter().map(|s| (s.members, s.title)).collect();
+            Ok::<_, std::convert::Infallible>(with_story_docs(&stories, |batch| {
+                story::synthesize_batch(batch, llm.as_mut(), options)
+            }))
         },
     );
     match result {
@@ -294,18 +305,26 @@ pub fn number_sources<'a>(
 /// A story's sources as its synthesis numbers them (1..k, in the order of their run numbers).
 pub(crate) type StoryMembers<'a> = [(SourceNumber, &'a EnglishArticle, &'a Summary)];
 
-/// Groups `sources` into stories and has `story_for` synthesize each one from its members
-/// (numbered locally, see [`story`]), its title and what `prepare` made of its members;
-/// assembles the run's synthesis from the results. `prepare` runs for every story first, in
-/// parallel (the stage looks each story up in the cache there); `story_for` runs for one
-/// story after the other, in order.
+/// One story as [`synthesize_stories`] hands it over: its members (numbered locally, see
+/// [`story`]), its title and what `prepare` made of its members.
+pub(crate) struct StoryInput<'s, P> {
+    pub members: &'s StoryMembers<'s>,
+    pub title: &'s str,
+    pub prepared: P,
+}
+
+/// Groups `sources` into stories and has `stories_for` synthesize them, one result per story
+/// in the order given; assembles the run's synthesis from the results. `prepare` runs for
+/// every story first, in parallel (the stage looks each story up in the cache there);
+/// `stories_for` is given every story at once, so that it can ask the LLM for the key points
+/// of several stories together.
 pub(crate) fn synthesize_stories<E, P: Send>(
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
     embedder: Option<&mut dyn Embedder>,
     terms: &mut dyn group::TermSource,
     options: &SynthesisOptions,
     prepare: impl Fn(&StoryMembers<'_>) -> P + Sync,
-    mut story_for: impl FnMut(&StoryMembers<'_>, &str, P) -> Result<StorySynthesis, E>,
+    stories_for: impl FnOnce(Vec<StoryInput<'_, P>>) -> Result<Vec<StorySynthesis>, E>,
 ) -> Result<Synthesis, E> {
     let mut ordered: Vec<&(SourceNumber, &EnglishArticle, &Summary)> = sources.iter().collect();
     ordered.sort_by_key(|(n, _, _)| *n);
@@ -338,11 +357,33 @@ pub(crate) fn synthesize_stories<E, P: Send>(
         })
         .collect();
     let prepared: Vec<P> = locals.par_iter().map(|local| prepare(local)).collect();
-    for ((group, local), prepared) in grouping.groups.iter().zip(&locals).zip(prepared) {
-        let members: Vec<&SourceText<'_>> = group.iter().map(|&i| &texts[i]).collect();
-        let title = group::story_title(&members, &grouping.similarity, group);
-        let numbers: Vec<SourceNumber> = members.iter().map(|m| m.number).collect();
-        let result = story_for(local, &title, prepared)?.renumbered(&numbers);
+    let titles: Vec<String> = grouping
+        .groups
+        .iter()
+        .map(|group| {
+            let members: Vec<&SourceText<'_>> = group.iter().map(|&i| &texts[i]).collect();
+            group::story_title(&members, &grouping.similarity, group)
+        })
+        .collect();
+    let inputs: Vec<StoryInput<'_, P>> = locals
+        .iter()
+        .zip(&titles)
+        .zip(prepared)
+        .map(|((local, title), prepared)| StoryInput {
+            members: local,
+            title,
+            prepared,
+        })
+        .collect();
+    let results = stories_for(inputs)?;
+    assert_eq!(
+        results.len(),
+        grouping.groups.len(),
+        "one synthesis per story"
+    );
+    for ((group, title), result) in grouping.groups.iter().zip(titles).zip(results) {
+        let numbers: Vec<SourceNumber> = group.iter().map(|&i| texts[i].number).collect();
+        let result = result.renumbered(&numbers);
         notes.extend(result.fallback_note(&title));
         unused_reasons.extend(result.unused.iter().copied());
         instructions.extend(result.instructions.iter().copied());
@@ -395,6 +436,7 @@ pub(crate) mod test_support {
         Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, Summary, SummaryMethod,
         SummarySentence,
     };
+    use crate::models::{ChatRequest, GenerateError, TextGenerator};
 
     /// An English-original article of one paragraph per entry.
     pub(crate) fn article(origin: &str, sentences: &[&str]) -> EnglishArticle {
@@ -441,6 +483,111 @@ pub(crate) mod test_support {
             .collect();
         let story: Vec<&super::SourceDoc<'_>> = docs.iter().collect();
         f(&story)
+    }
+
+    /// A model that writes one key point per source of a prompt (the source's summary,
+    /// citing it) and records the size of every batch it is asked; a prompt naming
+    /// `failing_on` fails, one naming `refusing_on` is answered without a single point.
+    pub(crate) struct PointWriter {
+        pub(crate) failing_on: &'static str,
+        pub(crate) refusing_on: &'static str,
+        /// A batch of more than one prompt fails as a whole (the prompts alone do not).
+        pub(crate) failing_batches: bool,
+        pub(crate) batches: Vec<usize>,
+    }
+
+    impl PointWriter {
+        pub(crate) fn new(failing_on: &'static str, refusing_on: &'static str) -> PointWriter {
+            PointWriter {
+                failing_on,
+                refusing_on,
+                failing_batches: false,
+                batches: vec![],
+            }
+        }
+    }
+
+    impl TextGenerator for PointWriter {
+        fn model_name(&self) -> String {
+            "point-writer".into()
+        }
+        fn chat(
+            &mut self,
+            _system: &str,
+            user: &str,
+            _max: usize,
+        ) -> Result<String, GenerateError> {
+            if user.contains(self.failing_on) {
+                return Err(GenerateError::Other(format!(
+                    "no memory left for {}",
+                    self.failing_on
+                )));
+            }
+            if user.contains(self.refusing_on) {
+                return Ok("I cannot help with that.".into());
+            }
+            // Source blocks are "[n] summary" lines (the test articles have no title).
+            let points: Vec<String> = user
+                .lines()
+                .filter_map(|line| {
+                    let (number, text) = line.strip_prefix('[')?.split_once("] ")?;
+                    number.parse::<usize>().ok()?;
+                    Some(format!("- {text} [{number}]"))
+                })
+                .collect();
+            Ok(points.join("\n"))
+        }
+        fn chat_batch(
+            &mut self,
+            requests: &[ChatRequest],
+        ) -> Result<Vec<Result<String, GenerateError>>, GenerateError> {
+            self.batches.push(requests.len());
+            if self.failing_batches && requests.len() > 1 {
+                return Err(GenerateError::Other("the batch failed".into()));
+            }
+            Ok(requests
+                .iter()
+                .map(|r| self.chat(&r.system, &r.user, r.max_new_tokens))
+                .collect())
+        }
+        fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+            Ok(text.split_whitespace().count())
+        }
+        fn context_len(&self) -> usize {
+            4096
+        }
+    }
+
+    /// Four stories of two, two, one and one sources: an earthquake, a bridge, a fire (the
+    /// one [`PointWriter::new`]`("Lindhaven", "Brenna")` fails on) and a mine rescue (the
+    /// one it refuses).
+    pub(crate) fn four_stories() -> Vec<EnglishArticle> {
+        vec![
+            article(
+                "quake-a.txt",
+                &["An earthquake struck Vessa on Monday, damaging 40 homes in the old town."],
+            ),
+            article(
+                "quake-b.txt",
+                &["The Vessa earthquake on Monday damaged 40 homes, officials in Vessa said."],
+            ),
+            article(
+                "bridge-a.txt",
+                &["The Harrow bridge reopened on Friday after repairs costing 3 million dollars."],
+            ),
+            article(
+                "bridge-b.txt",
+                &["Harrow reopened its bridge on Friday; the repairs cost 3 million dollars."],
+            ),
+            article(
+                "fire.txt",
+                &["A fire at the Lindhaven mill burned for 6 hours on Sunday."],
+            ),
+            article(
+                "mine.txt",
+                &["Rescuers at the Brenna mine reached 9 trapped miners on Thursday."],
+            ),
+        ]
     }
 
     /// A summary made of the article's sentences at `picks`.
@@ -755,5 +902,44 @@ mod tests {
         assert!(check_point("Something happened somewhere.", &[1], &story)
             .valid
             .is_empty());
+    }
+
+    #[test]
+    fn a_batch_that_fails_as_a_whole_is_asked_again_one_story_at_a_time() {
+        use super::test_support::{four_stories, PointWriter};
+        let articles = four_stories();
+        let summaries: Vec<Summary> = articles.iter().map(|a| summary(a, &[0])).collect();
+        let sources = number_sources(&articles, &summaries);
+        let prompt = SynthesisPrompt::bundled();
+        let with = |failing_batches: bool| {
+            let mut model = PointWriter::new("Lindhaven", "Brenna");
+            model.failing_batches = failing_batches;
+            let llm = LlmPoints {
+                generator: &mut model,
+                prompt: &prompt,
+            };
+            let s = synthesize(&sources, None, Some(llm), &SynthesisOptions::default());
+            assert_eq!(model.batches, [4]);
+            s
+        };
+        let retried = with(true);
+        assert_eq!(retried, with(false));
+        // Only the fire story's own failure shows, not the batch's.
+        assert_eq!(
+            retried
+                .point_methods
+                .iter()
+                .filter(|m| *m == "point-writer")
+                .count(),
+            2
+        );
+        assert!(
+            retried
+                .notes
+                .iter()
+                .all(|n| !n.contains("the batch failed")),
+            "{:?}",
+            retried.notes
+        );
     }
 }

@@ -13,10 +13,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::article::SourceNumber;
-use crate::models::GenerateError;
+use crate::models::{ChatRequest, GenerateError, TextGenerator};
 use crate::prompts::{PromptError, Prompts, Template};
 
-use super::{LlmPoints, SourceDoc, SynthesisOptions};
+use super::{SourceDoc, SynthesisOptions};
 
 /// The synthesis prompt: the `synthesize_system` and `synthesize` templates of the run's
 /// [`Prompts`] (built in, or a user's copies under `--prompts DIR`), already checked when they
@@ -71,14 +71,15 @@ const EXCERPT_SENTENCES: usize = 4;
 /// Tokens kept free besides the reply, for the chat template's own tokens.
 const TEMPLATE_MARGIN: usize = 32;
 
-/// Asks the model for the story's key points and parses its reply.
-pub(crate) fn llm_points(
+/// The request for the story's key points: its sources fitted into what `generator`'s
+/// context leaves beside the prompt and the reply. The reply goes to [`parse_points`].
+pub(crate) fn key_points_request(
     story: &[&SourceDoc<'_>],
-    llm: &mut LlmPoints<'_>,
+    generator: &dyn TextGenerator,
+    prompt: &SynthesisPrompt,
     options: &SynthesisOptions,
-) -> Result<Vec<GeneratedPoint>, GenerateError> {
-    let generator = &mut *llm.generator;
-    let (system_empty, user_empty) = llm.prompt.render("", options.max_points);
+) -> Result<ChatRequest, GenerateError> {
+    let (system_empty, user_empty) = prompt.render("", options.max_points);
     let fixed = generator.count_tokens(&system_empty)? + generator.count_tokens(&user_empty)?;
     let budget = generator
         .context_len()
@@ -118,10 +119,12 @@ pub(crate) fn llm_points(
         tokens[i] = generator.count_tokens(&blocks[i])?;
     }
 
-    let (system, user) = llm.prompt.render(&blocks.join("\n"), options.max_points);
-    let budget = options.exact_reply_tokens.unwrap_or(options.max_new_tokens);
-    let reply = generator.chat(&system, &user, budget)?;
-    Ok(parse_points(&reply))
+    let (system, user) = prompt.render(&blocks.join("\n"), options.max_points);
+    Ok(ChatRequest {
+        system,
+        user,
+        max_new_tokens: options.exact_reply_tokens.unwrap_or(options.max_new_tokens),
+    })
 }
 
 /// `[n] headline — summary`, and an excerpt of the English text on a second line.

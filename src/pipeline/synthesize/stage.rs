@@ -3,6 +3,8 @@
 //! its own sources (numbered 1..k, see `story`), the summary method, the synthesis prompt
 //! templates and the settings that shape a story's points: one changed article re-synthesizes
 //! its own story only, and a source renumbered by the arrival of another is still a hit.
+//! The stories the cache misses are computed several at a time ([`Misses`]), so that the LLM
+//! decodes their key points together.
 
 use serde::Serialize;
 
@@ -11,9 +13,9 @@ use crate::cache::{CacheError, CacheKey, StageCache};
 use crate::models::Embedder;
 use crate::prompts::{Prompts, SYNTHESIZE_TEMPLATES};
 
-use super::story::StorySynthesis;
+use super::story::{StoryDocs, StorySynthesis};
 use super::terms::CachedTerms;
-use super::{synthesize_stories, SourceDoc, Synthesis, SynthesisOptions};
+use super::{synthesize_stories, with_story_docs, StoryInput, Synthesis, SynthesisOptions};
 
 /// The stage's name in the cache and in its counters.
 pub(crate) const STAGE: &str = "synthesize";
@@ -91,10 +93,18 @@ pub(crate) struct StoryCounts {
     pub synthesized: usize,
 }
 
+/// How the stories the cache misses are synthesized: `synthesize` gets up to `batch` of them
+/// at a time (so that an LLM can decode their key points together) and returns one result
+/// per story, in order.
+pub(crate) struct Misses<F> {
+    pub(crate) batch: usize,
+    pub(crate) synthesize: F,
+}
+
 /// Synthesizes the run's `sources` (grouped with `embedder` when given), each story from the
-/// cache (every story is looked up first, in parallel) or by `compute` over its sources
-/// (numbered 1..k) and its title. A story is stored
-/// only after `compute` returned it, so an error (an interrupt) stores nothing for it.
+/// cache (every story is looked up first, in parallel) or by `misses.synthesize` over its
+/// sources (numbered 1..k) and its title. A story is stored only after `misses.synthesize`
+/// returned its batch, so an error (an interrupt) stores nothing of that batch.
 pub(crate) fn synthesize_cached<E: From<CacheError>>(
     cache: &StageCache,
     sources: &[(SourceNumber, &EnglishArticle, &Summary)],
@@ -102,7 +112,7 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
     method: &str,
     prompts: &Prompts,
     options: &SynthesisOptions,
-    mut compute: impl FnMut(&[&SourceDoc<'_>], &str) -> Result<StorySynthesis, E>,
+    mut misses_to: Misses<impl FnMut(&[StoryDocs<'_, '_>]) -> Result<Vec<StorySynthesis>, E>>,
 ) -> Result<(Synthesis, StoryCounts), E> {
     let mut counts = StoryCounts::default();
     let fingerprint = prompts.fingerprint(SYNTHESIZE_TEMPLATES);
@@ -116,18 +126,41 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
             let cached = cache.get::<StorySynthesis>(&key);
             Ok((key, cached))
         },
-        |members, title, looked_up| -> Result<StorySynthesis, E> {
-            let (key, cached) = looked_up?;
-            if let Some(cached) = cached {
-                counts.cached += 1;
-                return Ok(cached);
+        |stories| -> Result<Vec<StorySynthesis>, E> {
+            let mut results: Vec<Option<StorySynthesis>> = Vec::with_capacity(stories.len());
+            // Each miss: where its result goes, its members and title, its key.
+            let mut misses = Vec::new();
+            let mut keys = Vec::new();
+            for StoryInput {
+                members,
+                title,
+                prepared,
+            } in stories
+            {
+                let (key, cached) = prepared?;
+                match cached {
+                    Some(_) => counts.cached += 1,
+                    None => {
+                        misses.push((members, title));
+                        keys.push((results.len(), key));
+                    }
+                }
+                results.push(cached);
             }
-            let docs = SourceDoc::of_story(members);
-            let docs: Vec<&SourceDoc<'_>> = docs.iter().collect();
-            let story = compute(&docs, title)?;
-            cache.put_or_warn(&key, &story);
-            counts.synthesized += 1;
-            Ok(story)
+            let batch = misses_to.batch.max(1);
+            for (window, keys) in misses.chunks(batch).zip(keys.chunks(batch)) {
+                let synthesized = with_story_docs(window, &mut misses_to.synthesize)?;
+                assert_eq!(synthesized.len(), window.len(), "one synthesis per story");
+                for ((i, key), story) in keys.iter().zip(synthesized) {
+                    cache.put_or_warn(key, &story);
+                    counts.synthesized += 1;
+                    results[*i] = Some(story);
+                }
+            }
+            Ok(results
+                .into_iter()
+                .map(|r| r.expect("every story looked up or synthesized"))
+                .collect())
         },
     )?;
     cache.flush();
@@ -136,9 +169,9 @@ pub(crate) fn synthesize_cached<E: From<CacheError>>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::story::synthesize_story;
-    use super::super::test_support::{article, summary};
-    use super::super::{number_sources, synthesize};
+    use super::super::story::synthesize_batch;
+    use super::super::test_support::{article, four_stories, summary, PointWriter};
+    use super::super::{number_sources, synthesize, LlmPoints, SynthesisPrompt};
     use super::*;
     use crate::article::EnglishArticle;
 
@@ -178,7 +211,12 @@ mod tests {
             "extractive",
             &prompts,
             &options,
-            |docs, title| Ok(synthesize_story(docs, None, &options, title)),
+            Misses {
+                batch: 8,
+                synthesize: |stories: &[StoryDocs<'_, '_>]| {
+                    Ok(synthesize_batch(stories, None, &options))
+                },
+            },
         )
         .unwrap();
         assert_eq!(
@@ -247,5 +285,123 @@ mod tests {
             bridge.points.iter().any(|p| p.text.contains("4 million")),
             "the changed story is synthesized anew: {bridge:?}"
         );
+    }
+
+    /// The stage over `articles` with `model` writing key points, `batch` stories at a time.
+    fn run_with_model(
+        cache: &StageCache,
+        articles: &[EnglishArticle],
+        batch: usize,
+        model: &mut PointWriter,
+    ) -> (Synthesis, StoryCounts) {
+        let summaries = summaries(articles);
+        let numbered = number_sources(articles, &summaries);
+        let options = SynthesisOptions::default();
+        let prompt = SynthesisPrompt::bundled();
+        synthesize_cached::<CacheError>(
+            cache,
+            &numbered,
+            None,
+            "extractive",
+            &Prompts::builtin(),
+            &options,
+            Misses {
+                batch,
+                synthesize: |stories: &[StoryDocs<'_, '_>]| {
+                    let mut llm = LlmPoints {
+                        generator: &mut *model,
+                        prompt: &prompt,
+                    };
+                    Ok(synthesize_batch(stories, Some(&mut llm), &options))
+                },
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_stories_the_cache_misses_are_asked_for_together_and_give_what_one_at_a_time_gives() {
+        let all = four_stories();
+        // One story after the other, as the stage asked before batching: the reference.
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = PointWriter::new("Lindhaven", "Brenna");
+        let (one_by_one, _) =
+            run_with_model(&StageCache::open(dir.path()).unwrap(), &all, 1, &mut model);
+        assert_eq!(model.batches, [1, 1, 1, 1]);
+
+        // The quake and bridge stories are cached by a first run over their sources; the fire
+        // and mine stories then miss, and only they are asked for, in one batch.
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StageCache::open(dir.path()).unwrap();
+        let mut model = PointWriter::new("Lindhaven", "Brenna");
+        run_with_model(&cache, &all[..4], 8, &mut model);
+        assert_eq!(model.batches, [2]);
+        let mut model = PointWriter::new("Lindhaven", "Brenna");
+        let (batched, counts) = run_with_model(&cache, &all, 8, &mut model);
+        assert_eq!(model.batches, [2]);
+        assert_eq!((counts.cached, counts.synthesized), (2, 2));
+        assert_eq!(batched, one_by_one);
+
+        // Misses beyond the batch size go in further batches.
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = PointWriter::new("Lindhaven", "Brenna");
+        let (in_threes, _) =
+            run_with_model(&StageCache::open(dir.path()).unwrap(), &all, 3, &mut model);
+        assert_eq!(model.batches, [3, 1]);
+        assert_eq!(in_threes, one_by_one);
+
+        // The LLM wrote the quake's and the bridge's points; the fire's failed and the mine's
+        // were refused, and each of those two stories fell back on its own.
+        let methods: Vec<(&str, &str)> = batched
+            .stories
+            .iter()
+            .zip(&batched.point_methods)
+            .map(|(s, m)| (s.title.as_str(), m.as_str()))
+            .collect();
+        assert_eq!(methods.len(), 4, "{methods:?}");
+        for (title, method) in methods {
+            let expected = if title.contains("Lindhaven") || title.contains("Brenna") {
+                "extracted sentences"
+            } else {
+                "point-writer"
+            };
+            assert_eq!(method, expected, "{title}");
+        }
+        assert_eq!(batched.notes.len(), 2, "{:?}", batched.notes);
+        assert!(batched
+            .notes
+            .iter()
+            .any(|n| n.contains("Lindhaven") && n.contains("no memory left for Lindhaven")));
+        assert!(batched
+            .notes
+            .iter()
+            .any(|n| n.contains("Brenna") && n.contains("did not pass citation checking")));
+        let quake = batched
+            .stories
+            .iter()
+            .find(|s| s.title.contains("earthquake"))
+            .unwrap();
+        assert_eq!(quake.sources, vec![1, 2]);
+        assert!(
+            quake.points.iter().any(|p| p.citations == [1, 2]),
+            "{quake:?}"
+        );
+
+        // The uncached synthesis asks for every story in one batch and agrees.
+        let summaries = summaries(&all);
+        let mut model = PointWriter::new("Lindhaven", "Brenna");
+        let prompt = SynthesisPrompt::bundled();
+        let llm = LlmPoints {
+            generator: &mut model,
+            prompt: &prompt,
+        };
+        let uncached = synthesize(
+            &number_sources(&all, &summaries),
+            None,
+            Some(llm),
+            &SynthesisOptions::default(),
+        );
+        assert_eq!(model.batches, [4]);
+        assert_eq!(uncached, one_by_one);
     }
 }

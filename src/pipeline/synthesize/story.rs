@@ -7,15 +7,22 @@
 //! story; [`StorySynthesis::renumbered`] maps the local numbers to the run's. The story's
 //! title is not part of it: it depends on how central each source is among the run's
 //! similarities, and is chosen per run.
+//!
+//! Stories are synthesized several at a time ([`synthesize_batch`]): the LLM is given every
+//! story's key-point prompt together, so that it decodes them as one batch, and each reply is
+//! then checked against its own story's sources only.
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::article::{Disagreement, KeyPoint, SourceNumber};
+use crate::models::{ChatRequest, GenerateError, TextGenerator};
 use crate::pipeline::injection;
 
 use super::citations::check_point;
+use super::prompt::GeneratedPoint;
 use super::since::{self, StatedFact};
 use super::{
     clauses, disagreements, points, prompt, LlmPoints, SourceDoc, SynthesisOptions, UnusedReason,
@@ -80,12 +87,119 @@ impl StorySynthesis {
     }
 }
 
-/// Synthesizes one story from its `members` (numbered as the result will be): with the LLM
-/// when `llm` is given, falling back to extracted points when its reply yields no point that
-/// passes citation checking, otherwise by merging summary sentences. `title` is for the log.
-pub(crate) fn synthesize_story(
-    members: &[&SourceDoc<'_>],
+/// One story to synthesize: its sources, numbered as the result will be, and its title (for
+/// the log).
+pub(crate) type StoryDocs<'s, 'a> = (&'s [&'s SourceDoc<'a>], &'s str);
+
+/// What the model gave for one story's key points: its name and the parsed reply, or why
+/// there is none.
+struct LlmReply {
+    model: String,
+    points: Result<Vec<GeneratedPoint>, GenerateError>,
+}
+
+/// Synthesizes each of `stories` (see [`synthesize_story`]): with the LLM when `llm` is
+/// given, every story's prompt built first and all of them asked for together, so that the
+/// generator decodes them as one batch; then each reply is checked for its own story. Each
+/// result is what the story synthesized alone gives, since a batched reply is the reply
+/// alone.
+pub(crate) fn synthesize_batch(
+    stories: &[StoryDocs<'_, '_>],
     llm: Option<&mut LlmPoints<'_>>,
+    options: &SynthesisOptions,
+) -> Vec<StorySynthesis> {
+    let replies: Vec<Option<LlmReply>> = match llm {
+        None => stories.iter().map(|_| None).collect(),
+        Some(llm) => {
+            let generated = key_points_of_all(stories, llm, options);
+            let model = llm.generator.model_name();
+            generated
+                .into_iter()
+                .map(|points| {
+                    Some(LlmReply {
+                        model: model.clone(),
+                        points,
+                    })
+                })
+                .collect()
+        }
+    };
+    // What follows the replies reads each story's own sources only.
+    stories
+        .par_iter()
+        .zip(replies)
+        .map(|(&(members, title), reply)| synthesize_story(members, reply, options, title))
+        .collect()
+}
+
+/// Each story's key points as the model wrote them, or why it wrote none: every request is
+/// built first, then all are asked for together.
+fn key_points_of_all(
+    stories: &[StoryDocs<'_, '_>],
+    llm: &mut LlmPoints<'_>,
+    options: &SynthesisOptions,
+) -> Vec<Result<Vec<GeneratedPoint>, GenerateError>> {
+    let mut results: Vec<Option<Result<Vec<GeneratedPoint>, GenerateError>>> = Vec::new();
+    let (mut requests, mut slots) = (Vec::new(), Vec::new());
+    for (members, _) in stories {
+        match prompt::key_points_request(members, &*llm.generator, llm.prompt, options) {
+            Ok(request) => {
+                slots.push(results.len());
+                results.push(None);
+                requests.push(request);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    for (slot, reply) in slots
+        .into_iter()
+        .zip(ask_all(&mut *llm.generator, &requests))
+    {
+        results[slot] = Some(reply.map(|reply| prompt::parse_points(&reply)));
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every story has a request or its error"))
+        .collect()
+}
+
+/// The replies to `requests`, in order, each what `chat` gives it alone. When the batch fails
+/// as a whole for another reason than a stop, each request is asked again on its own, so that
+/// one story's failure stays that story's (its fallback note) as it would one at a time.
+fn ask_all(
+    generator: &mut dyn TextGenerator,
+    requests: &[ChatRequest],
+) -> Vec<Result<String, GenerateError>> {
+    if requests.is_empty() {
+        return Vec::new();
+    }
+    match generator.chat_batch(requests) {
+        Ok(replies) => replies,
+        Err(GenerateError::Interrupted) => requests
+            .iter()
+            .map(|_| Err(GenerateError::Interrupted))
+            .collect(),
+        Err(err) if requests.len() == 1 => vec![Err(err)],
+        Err(err) => {
+            log::warn!(
+                "key points of {} stories asked for together failed ({err}); asking for each on its own",
+                requests.len()
+            );
+            requests
+                .iter()
+                .map(|r| generator.chat(&r.system, &r.user, r.max_new_tokens))
+                .collect()
+        }
+    }
+}
+
+/// Synthesizes one story from its `members` (numbered as the result will be): from the LLM's
+/// `reply` when one was asked for, falling back to extracted points when it failed or yields
+/// no point that passes citation checking, otherwise by merging summary sentences. `title` is
+/// for the log.
+fn synthesize_story(
+    members: &[&SourceDoc<'_>],
+    reply: Option<LlmReply>,
     options: &SynthesisOptions,
     title: &str,
 ) -> StorySynthesis {
@@ -93,8 +207,8 @@ pub(crate) fn synthesize_story(
     let mut method = "extracted sentences".to_string();
     let mut fallback = None;
     let mut llm_points = None;
-    if let Some(llm) = llm {
-        match prompt::llm_points(members, llm, options) {
+    if let Some(LlmReply { model, points }) = reply {
+        match points {
             Ok(generated) => {
                 let checked: Vec<KeyPoint> = generated
                     .iter()
@@ -127,11 +241,10 @@ pub(crate) fn synthesize_story(
                     .collect();
                 if checked.is_empty() {
                     fallback = Some(format!(
-                        "the key points written by {} did not pass citation checking",
-                        llm.generator.model_name()
+                        "the key points written by {model} did not pass citation checking"
                     ));
                 } else {
-                    method = llm.generator.model_name();
+                    method = model;
                     for doc in members {
                         let reason = if cited_by_llm.contains(&doc.number) {
                             UnusedReason::FailedCheck
