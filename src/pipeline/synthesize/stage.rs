@@ -175,25 +175,9 @@ mod tests {
     use super::*;
     use crate::article::EnglishArticle;
 
+    /// The earthquake and bridge stories of [`four_stories`], two sources each.
     fn articles() -> Vec<EnglishArticle> {
-        vec![
-            article(
-                "quake-a.txt",
-                &["An earthquake struck Vessa on Monday, damaging 40 homes in the old town."],
-            ),
-            article(
-                "quake-b.txt",
-                &["The Vessa earthquake on Monday damaged 40 homes, officials in Vessa said."],
-            ),
-            article(
-                "bridge-a.txt",
-                &["The Harrow bridge reopened on Friday after repairs costing 3 million dollars."],
-            ),
-            article(
-                "bridge-b.txt",
-                &["Harrow reopened its bridge on Friday; the repairs cost 3 million dollars."],
-            ),
-        ]
+        four_stories().into_iter().take(4).collect()
     }
 
     fn run(
