@@ -19,7 +19,7 @@ use super::row_kernels::Q8K_BYTES;
 
 /// `rows` rows of width `k` (a multiple of 256), row-major, as the bytes of Q8K blocks.
 pub(crate) fn quantize(xs: &[f32], rows: usize, k: usize) -> Vec<u8> {
-    debug_assert!(k % QK_K == 0 && xs.len() == rows * k);
+    debug_assert!(k.is_multiple_of(QK_K) && xs.len() == rows * k);
     let mut blocks = vec![0u8; rows * (k / QK_K) * Q8K_BYTES];
     #[cfg(target_arch = "x86_64")]
     if super::row_kernels::has_avx2() {
