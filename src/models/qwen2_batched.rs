@@ -99,32 +99,24 @@ struct Layer {
 
 impl Layer {
     fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
-        let [gate, up] = two(self.gate_up.forward(xs)?)?;
+        let [gate, up] = outputs::<2>(self.gate_up.forward(xs)?)?;
         self.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)
     }
 
     /// [`Layer::mlp`] with every row independent of the others.
     fn mlp_rows(&self, xs: &Tensor) -> Result<Tensor> {
-        let [gate, up] = two(self.gate_up.forward_rows(xs)?)?;
+        let [gate, up] = outputs::<2>(self.gate_up.forward_rows(xs)?)?;
         self.down
             .forward_rows(&(candle_nn::ops::silu(&gate)? * up)?)
     }
 }
 
-/// The two outputs of a [`SharedInputLinear`] of two weights.
-fn two(outputs: Vec<Tensor>) -> Result<[Tensor; 2]> {
+/// The `N` outputs of a [`SharedInputLinear`] of `N` weights.
+fn outputs<const N: usize>(outputs: Vec<Tensor>) -> Result<[Tensor; N]> {
     let n = outputs.len();
     outputs
         .try_into()
-        .map_err(|_| candle_core::Error::Msg(format!("{n} outputs where 2 were expected")))
-}
-
-/// The three outputs of a [`SharedInputLinear`] of three weights.
-fn three(outputs: Vec<Tensor>) -> Result<[Tensor; 3]> {
-    let n = outputs.len();
-    outputs
-        .try_into()
-        .map_err(|_| candle_core::Error::Msg(format!("{n} outputs where 3 were expected")))
+        .map_err(|_| candle_core::Error::Msg(format!("{n} outputs where {N} were expected")))
 }
 
 /// The token embeddings. On the CPU they stay as the GGUF holds them (quantized) and a row is
@@ -309,7 +301,7 @@ impl Qwen2Batched {
             let heads = |t: Tensor, n: usize| -> Result<Tensor> {
                 t.reshape((1, seq_len, n, d))?.transpose(1, 2)?.contiguous()
             };
-            let [q, k, v] = three(layer.qkv.forward(&h)?)?;
+            let [q, k, v] = outputs::<3>(layer.qkv.forward(&h)?)?;
             let q = heads(q.broadcast_add(&layer.bq)?, n_head)?;
             let k = heads(k.broadcast_add(&layer.bk)?, n_kv)?;
             let v = heads(v.broadcast_add(&layer.bv)?, n_kv)?;
@@ -354,7 +346,7 @@ impl Qwen2Batched {
         let mut xs = self.embed(tokens)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_norm.forward(&xs)?;
-            let [q, k, v] = three(layer.qkv.forward_rows(&h)?)?;
+            let [q, k, v] = outputs::<3>(layer.qkv.forward_rows(&h)?)?;
             let q = q.broadcast_add(&layer.bq)?;
             let k = k.broadcast_add(&layer.bk)?;
             let v = v.broadcast_add(&layer.bv)?;
