@@ -2,6 +2,7 @@
 //! them from the hub or a local folder (`hub`), and the architectures that run them.
 
 pub mod catalog;
+mod causal_softmax;
 pub mod cpu_level;
 pub mod embedder;
 mod exp_sum;

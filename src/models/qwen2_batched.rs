@@ -10,6 +10,8 @@
 //! - Grouped-query attention multiplies each key/value head with its group of query heads
 //!   directly instead of repeating the key/value heads (candle's `repeat_kv` copies the whole
 //!   cache every step).
+//! - On the CPU a prompt's scores become attention weights in place, in one pass that skips
+//!   the masked keys ([`CausalSoftmax`]), bit for bit the three tensor operations above.
 //! - [`Qwen2Batched::decode`] feeds one token of each of several sequences: the linear layers
 //!   run on the sequences' rows stacked, so one matmul reads each weight once for all of them,
 //!   while RoPE and attention run per sequence at its own position over its own cache.
@@ -24,6 +26,7 @@ use candle_core::quantized::{gguf_file, QStorage, QTensor};
 use candle_core::{DType, Device, Layout, Module, Result, Storage, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::causal_softmax::CausalSoftmax;
 use super::head_attention::attend_head;
 use super::row_linear::{RowLinear, SharedInputLinear};
 
@@ -291,7 +294,8 @@ impl Qwen2Batched {
         let pos = cache.len;
         let cos = self.cos.narrow(0, pos, seq_len)?;
         let sin = self.sin.narrow(0, pos, seq_len)?;
-        let mask = (seq_len > 1)
+        // The CPU forms the mask inside `CausalSoftmax`.
+        let mask = (seq_len > 1 && !self.device.is_cpu())
             .then(|| candle_transformers::utils::build_causal_mask(seq_len, pos, &self.device))
             .transpose()?;
         let (n_head, n_kv, d) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
@@ -466,7 +470,12 @@ impl Qwen2Batched {
         let q = q.reshape((n_kv, n_rep * seq_len, d))?;
         let keys = cache.keys[l].narrow(1, 0, kv_len)?;
         let values = cache.values[l].narrow(1, 0, kv_len)?;
-        let att = (q.matmul(&keys.t()?)? / (d as f64).sqrt())?;
+        let att = q.matmul(&keys.t()?)?;
+        if att.device().is_cpu() {
+            att.inplace_op1(&CausalSoftmax::new(d, seq_len, kv_len - seq_len))?;
+            return att.matmul(&values);
+        }
+        let att = (att / (d as f64).sqrt())?;
         let att = match mask {
             None => att,
             Some(mask) => {
