@@ -162,6 +162,7 @@ fn secs(s: Option<f64>) -> String {
 }
 
 fn main() {
+    polybrief::allocator::keep_freed_memory_for_reuse();
     let args = parse_args();
     let (global, options) = run_options(&args);
     let reporter = Reporter::new(OutputStyle::LogLines);

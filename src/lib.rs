@@ -7,6 +7,7 @@
 
 #![warn(unreachable_pub)]
 
+pub mod allocator;
 pub mod article;
 pub mod cache;
 pub mod cli;

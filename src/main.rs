@@ -10,6 +10,7 @@ use polybrief::progress::log_safe;
 use polybrief::progress::{OutputStyle, Reporter};
 
 fn main() -> std::process::ExitCode {
+    polybrief::allocator::keep_freed_memory_for_reuse();
     let cli = Cli::parse();
     let reporter = Reporter::new(OutputStyle::detect(cli.global.quiet));
     reporter.install_logger(match (cli.global.quiet, cli.global.verbose) {

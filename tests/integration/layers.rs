@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     &["models"],
     &[
+        "allocator",
         "article",
         "cache",
         "clock",

@@ -897,6 +897,8 @@ fn env_usize(key: &str, default: usize) -> usize {
 #[test]
 #[ignore]
 fn bench_llm_tokens_per_second() {
+    // As `polybrief`'s main does: the figures are the program's.
+    polybrief::allocator::keep_freed_memory_for_reuse();
     let Some(gguf) = bench_gguf() else { return };
     let (pp, tg, reps) = (
         env_usize("POLYBRIEF_BENCH_PP", 512),
@@ -941,6 +943,8 @@ fn bench_llm_tokens_per_second() {
 #[test]
 #[ignore]
 fn bench_llm_batched_tokens_per_second() {
+    // As `polybrief`'s main does: the figures are the program's.
+    polybrief::allocator::keep_freed_memory_for_reuse();
     let Some(gguf) = bench_gguf() else { return };
     let (pp, tg, reps) = (
         env_usize("POLYBRIEF_BENCH_BATCH_PP", 128),
