@@ -56,15 +56,14 @@ const MAX_ROWS: usize = 4;
 #[repr(C)]
 #[derive(Clone)]
 struct Tile {
-    low: [[[[u8; 32]; 2]; SUBS]; 2],
-    high: [[[u8; 32]; SUBS]; 2],
+    q: [[[[u8; 32]; 4]; SUBS]; 2],
     /// Scale of sub-block `s` of row `r`: `scales[s][r]`.
     scales: [[i8; TILE_COLS]; SUBS],
     /// Each row's super-block factor, f16 bits.
     d: [u16; TILE_COLS],
 }
 
-const _: () = assert!(std::mem::size_of::<Tile>() == 3360);
+const _: () = assert!(std::mem::size_of::<Tile>() == 4384);
 
 /// A `(n, k)` Q6K weight in tiles: tile `t`'s super-blocks `0..k/256` in order, then `t + 1`'s.
 pub(crate) struct Q6KTiles {
@@ -111,8 +110,7 @@ impl Q6KTiles {
             )
         }
         let empty = Tile {
-            low: [[[[0; 32]; 2]; SUBS]; 2],
-            high: [[[0; 32]; SUBS]; 2],
+            q: [[[[0; 32]; 4]; SUBS]; 2],
             scales: [[0; TILE_COLS]; SUBS],
             d: [0; TILE_COLS],
         };
@@ -130,13 +128,9 @@ impl Q6KTiles {
                 let (h, c) = (r / HALF, r % HALF);
                 for s in 0..SUBS {
                     for j in 0..4 {
-                        let v = |g: usize| values[s * 16 + g * 4 + j];
-                        tile.low[h][s][0][4 * c + j] = (v(0) & 0x0F) | ((v(1) & 0x0F) << 4);
-                        tile.low[h][s][1][4 * c + j] = (v(2) & 0x0F) | ((v(3) & 0x0F) << 4);
-                        tile.high[h][s][4 * c + j] = (v(0) >> 4)
-                            | ((v(1) >> 4) << 2)
-                            | ((v(2) >> 4) << 4)
-                            | ((v(3) >> 4) << 6);
+                        for g in 0..4 {
+                            tile.q[h][s][g][4 * c + j] = values[s * 16 + g * 4 + j];
+                        }
                     }
                 }
             }
@@ -278,8 +272,6 @@ mod x86 {
         out: *mut f32,
         n: usize,
     ) {
-        let nibble = _mm256_set1_epi8(0x0F);
-        let pair = _mm256_set1_epi8(0x30);
         let ones = _mm256_set1_epi16(1);
         let base = act.as_ptr();
         for h in 0..2 {
@@ -293,24 +285,12 @@ mod x86 {
                 for s in 0..SUBS {
                     // The sub-block's four groups of 6-bit quants, 8 columns × 4 values each:
                     // the low nibbles or'ed with the high pairs moved to bits 4..6.
-                    let low = &tile.low[h][s];
-                    let l0 = _mm256_loadu_si256(low[0].as_ptr() as *const __m256i);
-                    let l1 = _mm256_loadu_si256(low[1].as_ptr() as *const __m256i);
-                    let hi = _mm256_loadu_si256(tile.high[h][s].as_ptr() as *const __m256i);
+                    let q = &tile.q[h][s];
                     let w = [
-                        _mm256_or_si256(
-                            _mm256_and_si256(l0, nibble),
-                            _mm256_and_si256(_mm256_slli_epi16(hi, 4), pair),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(l0, 4), nibble),
-                            _mm256_and_si256(_mm256_slli_epi16(hi, 2), pair),
-                        ),
-                        _mm256_or_si256(_mm256_and_si256(l1, nibble), _mm256_and_si256(hi, pair)),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(l1, 4), nibble),
-                            _mm256_and_si256(_mm256_srli_epi16(hi, 2), pair),
-                        ),
+                        _mm256_loadu_si256(q[0].as_ptr() as *const __m256i),
+                        _mm256_loadu_si256(q[1].as_ptr() as *const __m256i),
+                        _mm256_loadu_si256(q[2].as_ptr() as *const __m256i),
+                        _mm256_loadu_si256(q[3].as_ptr() as *const __m256i),
                     ];
                     // candle's f32 scale: `d · sc`, one rounding of exact inputs.
                     let scale = _mm256_mul_ps(d_row, i8_to_f32(&tile.scales[s][h * HALF..]));
