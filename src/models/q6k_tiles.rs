@@ -1,26 +1,31 @@
-//! Q6K prompt products on AVX2, on weights repacked once at load into tiles as compact as the
-//! GGUF's, bit for bit what candle's own AVX2 tiles give.
+//! Q6K prompt products on AVX2, on weights repacked into tiles that keep the GGUF's compact
+//! scales, bit for bit what candle's own AVX2 tiles give.
 //!
 //! candle 0.11.1 runs Q6K products of more than one row on AVX2 on its repacked x86 tiles
 //! (`repack_x86::matmul_unit_256` with `q6k_tile_avx2`): the 6-bit quants of 16 weight rows side
 //! by side, so one load serves 16 output columns and up to 4 activation rows. But its tiles
-//! hold one byte per quant and each sub-block's scale as an f32 per row (10 bits per weight,
+//! hold each sub-block's scale as an f32 per row beside a byte per quant (10 bits per weight,
 //! cached beside the compact weights on first use), its kernel widens every `maddubs` to i32 at
 //! once (`maddubs` + `madd` + `add` per 32 products) and keeps both halves of a tile's columns
 //! live, and it quantizes the activations with `BlockQ8K::from_float` (libm `roundf` per value).
-//! In a 512-token prompt of Qwen2.5-1.5B Q4_K_M (half the layers' `ffn_down` and some `attn_v`
-//! are Q6K) that was ~13% of the time plus ~2% for `from_float` (perf, AMD EPYC, AVX2, 2
-//! threads) while polybrief's [`Q4KTiles`](super::q4k_tiles) did ~5x the multiply-adds in 54%.
+//! In a 512-token prompt of Qwen2.5-1.5B Q4_K_M (half the layers' `ffn_down` and `attn_v`
+//! are Q6K) that was ~13% of the time plus ~2% for `from_float` (perf, AMD EPYC, AVX2,
+//! 2 threads) while polybrief's [`Q4KTiles`](super::q4k_tiles) did ~5x the multiply-adds in 54%.
 //!
-//! These tiles keep the quants' 4-bit and 2-bit planes and each row's i8 scales and f16 `d`
-//! (3,360 bytes a tile of 16 × 256 weights: 6.56 bits per weight, the GGUF's own size), laid out
-//! so that one half of a tile's columns (8) for one sub-block is three 32-byte loads, unpacked
-//! once for up to 4 activation rows. The kernel forms the integer sums with half of candle's
-//! widenings (exact: bounds at the sums) and then does candle's float arithmetic in its order —
-//! `(cvt(isum) − 32·bsum) · (d·sc · d_act)` fused into the accumulator, sub-blocks then blocks in
-//! order — so every result is bit for bit candle's (tested), whatever rows run beside it. The
-//! activations go through [`q8k_rows::quantize`](super::q8k_rows::quantize) (candle's blocks,
-//! vectorized).
+//! These tiles keep a byte per quant in candle's order and each row's i8 scales and f16 `d`
+//! (4,384 bytes a tile of 16 × 256 weights: 8.6 bits per weight), one half of a tile's columns
+//! (8) for one sub-block in four 32-byte loads that serve up to 4 activation rows. The kernel
+//! forms the integer sums with half of candle's widenings (exact: the bound is at the sums) and
+//! then does candle's float arithmetic in its order — `(cvt(isum) − 32·bsum) · (d·sc · d_act)`
+//! fused into the accumulator, sub-blocks then blocks in order — so every result is bit for bit
+//! candle's (tested), whatever rows run beside it. The activations go through
+//! [`q8k_rows::quantize`](super::q8k_rows::quantize) (candle's blocks, vectorized).
+//!
+//! Keeping the GGUF's own 4-bit and 2-bit planes (6.6 bits per weight) cost more than it saved:
+//! unpacking them (17 vector operations per half sub-block, shared by 4 rows) took the 512-row
+//! `(1536 × 8960)` product from 108-118 down to 91-96 GMAC/s, no faster than candle's 87-92
+//! (`q6k_tile_rate`, AMD EPYC, AVX2, 2 threads); a prompt product is bound by operations, not
+//! by the tile bytes it reads from cache.
 //!
 //! Only for prompts: decode rows of Q6K run on `row_kernels` (candle's compact single-row
 //! arithmetic, which differs from the tiles'), so the layer keeps the compact weights too. Not
@@ -46,16 +51,14 @@ const Q8K_BSUMS: usize = 4 + QK_K;
 /// Activation rows per work item (candle's `MAX_MT`).
 const MAX_ROWS: usize = 4;
 
-/// One super-block (256 values) of 16 weight rows. For half `h` (columns `8h..8h + 8`) and
-/// sub-block `s`, the 16 values of each column are four groups of 4 (`g = 0..4`, values
-/// `16s + 4g..16s + 4g + 4`), each group's byte `4c + j` (column `c` of the half, value `j`):
-/// - `low[h][s][p]`: groups `2p` (low nibble) and `2p + 1` (high nibble), bits 0..4;
-/// - `high[h][s]`: bits 4..6 of group `g` in bits `2g..2g + 2`.
-///
-/// A half's bytes for all sub-blocks are contiguous: the kernel runs one half at a time.
+/// One super-block (256 values) of 16 weight rows.
 #[repr(C)]
 #[derive(Clone)]
 struct Tile {
+    /// The unsigned 6-bit quants: for half `h` (columns `8h..8h + 8`) and sub-block `s`, the 16
+    /// values of each column are four groups of 4 (`g`: values `16s + 4g..16s + 4g + 4`),
+    /// group `g`'s byte `4c + j` holding value `j` of column `c` of the half: `q[h][s][g]`. A
+    /// half's bytes are contiguous: the kernel runs one half at a time.
     q: [[[[u8; 32]; 4]; SUBS]; 2],
     /// Scale of sub-block `s` of row `r`: `scales[s][r]`.
     scales: [[i8; TILE_COLS]; SUBS],
