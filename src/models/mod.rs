@@ -18,6 +18,7 @@ pub(crate) mod model_ref;
 mod panels;
 pub mod precision;
 mod q4k_tiles;
+mod q6k_tiles;
 mod q8k_rows;
 pub(crate) mod qwen2_batched;
 mod row_kernels;

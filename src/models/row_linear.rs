@@ -11,7 +11,9 @@
 //!   (row, column) bit for bit what candle's compact single-row kernel computes, with each
 //!   weight block unpacked once per tile of rows. Without AVX2 they go through
 //!   `k_quants::matmul` directly, which computes every (row, column) with the same `vec_dot`
-//!   whatever `m` is.
+//!   whatever `m` is. Prompt products of Q6K (several rows, where a row's result may depend on
+//!   the row count) run where candle would run its AVX2 tiles on [`Q6KTiles`] instead: the
+//!   same results as candle's tiles, faster.
 //! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX); stacked decode rows
 //!   are fed in groups of at most [`MAX_ROWS_PER_CALL`]. Where candle would run its AVX2 Q4K
 //!   tiles (every CPU level below AVX-512 VNNI, `POLYBRIEF_CPU_LEVEL` included), Q4K runs on
@@ -31,7 +33,7 @@
 //! on 8 decode rows of a Q8_0 Qwen2.5-1.5B candle's per-row dot products were 84% of the step
 //! (perf, AMD EPYC, AVX2).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::k_quants::{self, BlockQ6K};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -39,6 +41,7 @@ use candle_core::{Device, Module, Result, Tensor};
 
 use super::cpu_level::CpuLevel;
 use super::q4k_tiles::{self, Q4KTiles};
+use super::q6k_tiles::{self, Q6KTiles};
 use super::row_kernels;
 
 /// Rows per quantized matmul call in [`RowLinear::forward_rows`]: below every threshold at
@@ -54,6 +57,12 @@ enum Kind {
     Candle {
         matmul: QMatMul,
         weights: Option<Arc<QTensor>>,
+        /// Q6K where candle would run its AVX2 tiles: [`Q6KTiles`] for prompts of several rows
+        /// (the same results as candle's tiles); decode rows stay on the row kernels. Packed
+        /// on the first such product, as candle packs its own: a weight that only ever sees
+        /// one row at a time (the tied embeddings as output head, 151,936 × 1,536 in
+        /// Qwen2.5-1.5B) never holds tiles.
+        q6k_tiles: Option<OnceLock<Q6KTiles>>,
     },
     /// Q4K where candle would run its AVX2 tiles: [`Q4KTiles`], the same results in less
     /// memory, for prompts and decode rows alike.
@@ -80,22 +89,56 @@ impl RowLinear {
                 });
             }
         }
+        let mut q6k_tiles = None;
+        if weights.dtype() == GgmlDType::Q6K
+            && matches!(weights.device(), Device::Cpu)
+            && CpuLevel::current() != CpuLevel::Avx512Vnni
+        {
+            let (n, k) = weights.shape().dims2()?;
+            if q6k_tiles::supports(n, k) {
+                q6k_tiles = Some(OnceLock::new());
+            }
+        }
         let matmul = QMatMul::from_arc(weights.clone())?;
         let weights = matches!(matmul, QMatMul::QTensor(_)).then_some(weights);
         Ok(RowLinear {
-            kind: Kind::Candle { matmul, weights },
+            kind: Kind::Candle {
+                matmul,
+                weights,
+                q6k_tiles,
+            },
         })
     }
 
     /// `xs · Wᵀ` by the fastest kernel for this many rows: for a prompt, where only speed
     /// matters. That is candle's, except for Q8_0 where candle has no tiles for it (AVX2
     /// without VNNI): there candle's prompt product is one `vec_dot` per row and column, and
-    /// the row kernels' tiles are several times faster.
+    /// the row kernels' tiles are several times faster; and for Q6K from 2 rows on where
+    /// candle would run its AVX2 tiles: [`Q6KTiles`] give the same results faster (one row
+    /// stays on candle's compact kernel, as candle has it).
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (matmul, weights) = match &self.kind {
+        let (matmul, weights, q6k_tiles) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
-            Kind::Candle { matmul, weights } => (matmul, weights),
+            Kind::Candle {
+                matmul,
+                weights,
+                q6k_tiles,
+            } => (matmul, weights, q6k_tiles),
         };
+        if let (Some(tiles), Some(w)) = (q6k_tiles, weights) {
+            let (n, k) = w.shape().dims2()?;
+            if xs.dims().last() == Some(&k) && xs.elem_count() / k > 1 {
+                let tiles = match tiles.get() {
+                    Some(tiles) => tiles,
+                    None => {
+                        // Two threads may pack at once; the first to finish is kept.
+                        let _ = tiles.set(Q6KTiles::pack(&w.data()?, n, k)?);
+                        tiles.get().expect("set above")
+                    }
+                };
+                return q6k_tiles_matmul(tiles, xs);
+            }
+        }
         match weights {
             Some(w)
                 if w.dtype() == GgmlDType::Q8_0
@@ -114,7 +157,9 @@ impl RowLinear {
     pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
-            Kind::Candle { matmul, weights } => (matmul, weights),
+            Kind::Candle {
+                matmul, weights, ..
+            } => (matmul, weights),
         };
         let (rows, k) = xs.dims2()?;
         let cpu = matches!(xs.device(), Device::Cpu);
@@ -233,6 +278,20 @@ fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor, columns: std::ops::Range<usize>) 
     let mut dst = vec![0f32; rows * columns.len()];
     *out_dims.last_mut().expect("checked above") = columns.len();
     tiles.matmul_columns(&lhs, rows, columns, &mut dst)?;
+    Tensor::from_vec(dst, out_dims, xs.device())
+}
+
+/// `xs · Wᵀ` on [`Q6KTiles`] for inputs of any rank whose last dimension is `k`.
+fn q6k_tiles_matmul(tiles: &Q6KTiles, xs: &Tensor) -> Result<Tensor> {
+    let (n, k) = tiles.dims();
+    let rows = xs.elem_count() / k;
+    let lhs = xs.flatten_all()?.to_vec1::<f32>()?;
+    let mut dst = vec![0f32; rows * n];
+    tiles.matmul(&lhs, rows, &mut dst)?;
+    let mut out_dims = xs.dims().to_vec();
+    *out_dims
+        .last_mut()
+        .expect("the caller checked the last dimension") = n;
     Tensor::from_vec(dst, out_dims, xs.device())
 }
 
@@ -386,6 +445,41 @@ mod tests {
                     bits(&rows[i]),
                     bits(&layer.forward_rows(&x).unwrap()),
                     "{i}, {m}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn prompt_products_of_q4k_and_q6k_are_candles_bit_for_bit() {
+        // Where candle runs its AVX-512 tiles and a capped level puts polybrief's AVX2 tiles
+        // beside them, the two sum in different orders.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512vnni")
+            && CpuLevel::current() != CpuLevel::Avx512Vnni
+            && std::env::var("MISTRALRS_FORCE_AVX2").as_deref() != Ok("1")
+        {
+            return;
+        }
+        let (k, n) = (512, 160);
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+            let w = Arc::new(QTensor::quantize(&w, dtype).unwrap());
+            let candle = QMatMul::from_arc(w.clone()).unwrap();
+            let linear = RowLinear::from_arc(w).unwrap();
+            // One row (candle's compact kernel for Q6K), then tiles of several; a prompt's
+            // `(1, rows, k)` shape as the model feeds it.
+            for rows in [1, 2, 5, 9] {
+                let x = Tensor::randn(0f32, 1.0, (1, rows, k), &Device::Cpu).unwrap();
+                let bits = |t: Tensor| -> Vec<u32> {
+                    assert_eq!(t.dims(), &[1, rows, n]);
+                    let t = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    t.into_iter().map(f32::to_bits).collect()
+                };
+                assert_eq!(
+                    bits(linear.forward(&x).unwrap()),
+                    bits(candle.forward(&x).unwrap()),
+                    "{dtype:?}, {rows} rows"
                 );
             }
         }
