@@ -24,6 +24,7 @@ pub(crate) mod qwen2_batched;
 mod row_kernels;
 pub(crate) mod row_linear;
 pub mod safetensors_file;
+mod tile_items;
 
 /// Why a model could not produce text.
 #[derive(Debug, thiserror::Error)]

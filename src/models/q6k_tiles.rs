@@ -180,18 +180,11 @@ impl Q6KTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::tile_items::for_each_item;
     use super::*;
 
-    /// A `*mut f32` that may cross to the pool's workers: each writes disjoint outputs.
-    #[derive(Clone, Copy)]
-    struct Out(*mut f32);
-    // SAFETY: see above; the pointer outlives `execute_chunked`, which returns after every
-    // worker.
-    unsafe impl Send for Out {}
-    unsafe impl Sync for Out {}
-
-    /// Work items as candle's `matmul_tiles` has them: column tile major, then groups of up to
-    /// [`MAX_ROWS`] rows, on candle's worker pool (the one its other kernels use).
+    /// One work item per column tile and group of up to [`MAX_ROWS`] rows
+    /// ([`for_each_item`]).
     pub(super) fn matmul(
         tiles: &[Tile],
         act: &[u8],
@@ -200,23 +193,20 @@ mod x86 {
         n: usize,
         dst: &mut [f32],
     ) {
-        let row_groups = rows.div_ceil(MAX_ROWS);
-        let out = Out(dst.as_mut_ptr());
         let offsets = offsets(act, rows * kb);
-        candle_core::utils::barrier_pool().execute_chunked(n / TILE_COLS * row_groups, |range| {
-            // The whole wrapper (Sync), not its raw-pointer field, which the closure would
-            // capture alone.
-            let out = &out;
-            for item in range {
-                let (t, r0) = (item / row_groups, item % row_groups * MAX_ROWS);
-                let tile_rows = MAX_ROWS.min(rows - r0);
+        for_each_item(
+            n / TILE_COLS,
+            TILE_COLS,
+            rows,
+            MAX_ROWS,
+            n,
+            dst,
+            |t, r0, tile_rows, o| {
                 let tiles = &tiles[t * kb..(t + 1) * kb];
                 let act = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
                 let offsets = &offsets[r0 * kb * SUBS..(r0 + tile_rows) * kb * SUBS];
-                // SAFETY: `supports` checked AVX2, FMA and F16C; outputs (r0.., 16t..) are
-                // inside `dst` and written by this item only.
+                // SAFETY: `supports` checked AVX2, FMA and F16C; `o` is this item's outputs.
                 unsafe {
-                    let o = out.0.add(r0 * n + t * TILE_COLS);
                     match tile_rows {
                         4 => unit::<4>(tiles, act, offsets, kb, o, n),
                         3 => unit::<3>(tiles, act, offsets, kb, o, n),
@@ -224,8 +214,8 @@ mod x86 {
                         _ => unit::<1>(tiles, act, offsets, kb, o, n),
                     }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// Each Q8K block's `32 · (sum of a sub-block's quants)`, `SUBS` per block: the term that

@@ -1,0 +1,41 @@
+//! The work items of a product on repacked weight tiles ([`Q4KTiles`](super::q4k_tiles),
+//! [`Q6KTiles`](super::q6k_tiles)): one column tile against a group of activation rows each,
+//! spread over candle's worker pool (the one its own kernels use), in the order candle's
+//! `matmul_tiles` has them: column tile major, so consecutive items reuse one tile from cache.
+
+/// A `*mut f32` that may cross to the pool's workers: each item writes disjoint outputs.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: see above; the pointer outlives `execute_chunked`, which returns after every worker.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// Calls `item(tile, first_row, rows, out)` for every column tile `0..tiles` and every group
+/// of up to `max_rows` of the `rows` activation rows, `out` pointing at output `(first_row,
+/// tile · tile_cols)` of `dst` (row stride `n`). Each call must write only the `rows ×
+/// tile_cols` outputs of its own item.
+pub(super) fn for_each_item(
+    tiles: usize,
+    tile_cols: usize,
+    rows: usize,
+    max_rows: usize,
+    n: usize,
+    dst: &mut [f32],
+    item: impl Fn(usize, usize, usize, *mut f32) + Sync,
+) {
+    debug_assert!(tiles * tile_cols <= n && dst.len() >= rows * n);
+    let row_groups = rows.div_ceil(max_rows);
+    let out = Out(dst.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(tiles * row_groups, |range| {
+        // The whole wrapper (Sync), not its raw-pointer field, which the closure would capture
+        // alone.
+        let out = &out;
+        for i in range {
+            let (t, r0) = (i / row_groups, i % row_groups * max_rows);
+            // SAFETY: (r0, t · tile_cols) is inside `dst` (checked above in debug builds; the
+            // callers size `dst` as `rows × n`).
+            let at = unsafe { out.0.add(r0 * n + t * tile_cols) };
+            item(t, r0, max_rows.min(rows - r0), at);
+        }
+    });
+}
