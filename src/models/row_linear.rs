@@ -266,32 +266,41 @@ impl SharedInputLinear {
 /// `(1, rows, k)` inputs.
 fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor, columns: std::ops::Range<usize>) -> Result<Tensor> {
     let (n, k) = tiles.dims();
-    let mut out_dims = xs.dims().to_vec();
-    if out_dims.last() != Some(&k) {
-        candle_core::bail!(
-            "input of shape {:?} for Q4K weights of shape ({n}, {k})",
-            xs.dims()
-        )
-    }
-    let rows = xs.elem_count() / k;
-    let lhs = xs.flatten_all()?.to_vec1::<f32>()?;
-    let mut dst = vec![0f32; rows * columns.len()];
-    *out_dims.last_mut().expect("checked above") = columns.len();
-    tiles.matmul_columns(&lhs, rows, columns, &mut dst)?;
-    Tensor::from_vec(dst, out_dims, xs.device())
+    on_rows(xs, "Q4K", (n, k), columns.len(), |lhs, rows, dst| {
+        tiles.matmul_columns(lhs, rows, columns, dst)
+    })
 }
 
 /// `xs · Wᵀ` on [`Q6KTiles`] for inputs of any rank whose last dimension is `k`.
 fn q6k_tiles_matmul(tiles: &Q6KTiles, xs: &Tensor) -> Result<Tensor> {
     let (n, k) = tiles.dims();
+    on_rows(xs, "Q6K", (n, k), n, |lhs, rows, dst| {
+        tiles.matmul(lhs, rows, dst)
+    })
+}
+
+/// Runs `product(lhs, rows, dst)` of a `(n, k)` `dtype` weight on `xs`'s rows (any rank, last
+/// dimension `k`) into `width` outputs a row, and returns them in `xs`'s shape with the last
+/// dimension `width`.
+fn on_rows(
+    xs: &Tensor,
+    dtype: &str,
+    (n, k): (usize, usize),
+    width: usize,
+    product: impl FnOnce(&[f32], usize, &mut [f32]) -> Result<()>,
+) -> Result<Tensor> {
+    let mut out_dims = xs.dims().to_vec();
+    if out_dims.last() != Some(&k) {
+        candle_core::bail!(
+            "input of shape {:?} for {dtype} weights of shape ({n}, {k})",
+            xs.dims()
+        )
+    }
     let rows = xs.elem_count() / k;
     let lhs = xs.flatten_all()?.to_vec1::<f32>()?;
-    let mut dst = vec![0f32; rows * n];
-    tiles.matmul(&lhs, rows, &mut dst)?;
-    let mut out_dims = xs.dims().to_vec();
-    *out_dims
-        .last_mut()
-        .expect("the caller checked the last dimension") = n;
+    let mut dst = vec![0f32; rows * width];
+    product(&lhs, rows, &mut dst)?;
+    *out_dims.last_mut().expect("checked above") = width;
     Tensor::from_vec(dst, out_dims, xs.device())
 }
 
