@@ -19,6 +19,8 @@ mod panels;
 pub mod precision;
 mod q4k_tiles;
 mod q6k_tiles;
+mod q8_0_rows;
+mod q8_0_tiles;
 mod q8k_rows;
 pub(crate) mod qwen2_batched;
 mod row_kernels;

@@ -1,10 +1,11 @@
 //! Quantized products of several activation rows against Q8_0 and Q6K weights on AVX2, for
 //! batched decoding: each weight block is loaded (and, for Q6K, unpacked from its 6-bit
 //! layout with its scales) once for a tile of up to [`ROW_TILE`] rows, instead of once per
-//! row. Q8_0 also runs prompts here and single-sequence decoding, which is bound by reading
-//! the weights: with fewer rows than a chunk, a tile reads one weight row as one sequential
-//! stream, prefetched well ahead (llama.cpp's `ggml_vec_dot_q8_0_q8_0` also reads one weight
-//! row per call; two weight rows read side by side per tile streamed at about half the rate).
+//! row. Q8_0 also runs single-sequence decoding here, which is bound by reading the weights:
+//! a tile reads one weight row as one sequential stream, prefetched well ahead (llama.cpp's
+//! `ggml_vec_dot_q8_0_q8_0` also reads one weight row per call; two weight rows read side by
+//! side per tile streamed at about half the rate). Q8_0 products of a chunk of rows or more
+//! (prompts) go to [`super::q8_0_tiles`], the same arithmetic in tiles of 4 rows × 2 columns.
 //!
 //! candle 0.11.1 computes Q6K (always, since its repacked tiles would make a row's result
 //! depend on the row count, see `row_linear.rs`) and Q8_0 (whenever the CPU lacks VNNI) with
@@ -21,7 +22,7 @@
 //! bit for bit the same whichever rows run beside it, and equal to candle's single-row result
 //! (the tests check both against `k_quants::matmul`).
 
-use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType, QK_K};
+use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0, QK_K};
 use candle_core::quantized::GgmlDType;
 
 /// Activation rows that share one load of a weight block.
@@ -32,7 +33,7 @@ pub(crate) const ROW_TILE: usize = 4;
 const ROW_CHUNK: usize = 64;
 
 /// Bytes of a Q8_0 block: an f16 scale, then 32 signed quants.
-const Q8_0_BYTES: usize = 34;
+pub(super) const Q8_0_BYTES: usize = 34;
 /// Values per Q8_0 block.
 const Q8_0_VALUES: usize = 32;
 /// Bytes of a Q6K super-block: `ql` (128), `qh` (64), 16 signed 8-bit scales, an f16 scale.
@@ -113,16 +114,6 @@ fn parallel(items: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     candle_core::utils::barrier_pool().execute_chunked(items, f);
 }
 
-/// `rows` activation rows quantized by candle's own `from_float` for the block type `B`.
-pub(super) fn quantize_rows<B: GgmlType>(xs: &[f32], rows: usize, k: usize) -> Vec<B> {
-    let kb = k / B::BLCK_SIZE;
-    let mut blocks = vec![B::zeros(); rows * kb];
-    for (row, out) in xs.chunks_exact(k).zip(blocks.chunks_exact_mut(kb)) {
-        B::from_float(row, out);
-    }
-    blocks
-}
-
 /// The bytes of a slice of candle blocks.
 pub(super) fn as_bytes<B>(blocks: &[B]) -> &[u8] {
     // SAFETY: candle's blocks are plain `repr(C)` data (integers, f16, f32) without padding
@@ -137,11 +128,6 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::*;
-
-    /// Output columns per Q8_0 tile of a prompt product, where each tile's weights are read
-    /// from memory once and then from L1 for every row tile of its [`ROW_CHUNK`] rows (the
-    /// accumulators of a 4 × 2 tile fill 8 registers).
-    const Q8_0_PROMPT_COLS: usize = 2;
 
     /// How far ahead of the block being read a Q8_0 tile asks for its weight rows (bytes,
     /// about 60 blocks). Decoding reads every weight once per step, and a core streams at the
@@ -184,48 +170,36 @@ mod x86 {
         dst: &mut [f32],
     ) {
         let kb = k / Q8_0_VALUES;
-        let act = quantize_rows::<BlockQ8_0>(xs, rows, k);
+        let act = crate::models::q8_0_rows::quantize(xs, rows, k);
         let act = as_bytes(&act);
+        if rows >= ROW_CHUNK {
+            return crate::models::q8_0_tiles::matmul(weights, act, (rows, kb, n), dst);
+        }
         // SAFETY: `supports` checked AVX2, FMA and F16C.
         let scales = unsafe { q8_0_scales(act, rows * kb) };
         let out = Out(dst.as_mut_ptr());
         // Decode rows (fewer than a chunk) read each weight row from memory once per tile of
         // rows: one weight row per tile keeps that a single sequential stream, which the
-        // prefetch in `q8_0_tile` keeps ahead of (measured at `Q8_0_PREFETCH`). Each (row,
-        // column) is the same arithmetic whatever the tile's shape.
-        let tile_cols = if rows < ROW_CHUNK {
-            1
-        } else {
-            Q8_0_PROMPT_COLS
-        };
-        let tiles = n.div_ceil(tile_cols);
-        parallel(rows.div_ceil(ROW_CHUNK) * tiles, |range| {
+        // prefetch in `q8_0_tile` keeps ahead of (measured at `Q8_0_PREFETCH`).
+        parallel(n, |range| {
             // The whole wrapper (Sync), not its raw-pointer field, which the closure would capture alone.
             let out = &out;
-            for item in range {
-                let (chunk, tile) = (item / tiles, item % tiles);
-                let c0 = tile * tile_cols;
-                let cols = tile_cols.min(n - c0);
-                let w = &weights[c0 * kb * Q8_0_BYTES..(c0 + cols) * kb * Q8_0_BYTES];
-                let chunk_rows = chunk * ROW_CHUNK..rows.min((chunk + 1) * ROW_CHUNK);
-                for r0 in chunk_rows.clone().step_by(ROW_TILE) {
-                    let tile_rows = ROW_TILE.min(chunk_rows.end - r0);
+            for col in range {
+                let w = &weights[col * kb * Q8_0_BYTES..(col + 1) * kb * Q8_0_BYTES];
+                for r0 in (0..rows).step_by(ROW_TILE) {
+                    let tile_rows = ROW_TILE.min(rows - r0);
                     let a = &act[r0 * kb * Q8_0_BYTES..(r0 + tile_rows) * kb * Q8_0_BYTES];
                     let s = &scales[r0 * kb..(r0 + tile_rows) * kb];
-                    // SAFETY: `w`, `a` and `s` hold `cols` columns and `tile_rows` rows of
-                    // `kb` blocks; the outputs (r0.., c0..) are inside `dst` and written by
-                    // this tile only.
+                    // SAFETY: `w`, `a` and `s` hold one column and `tile_rows` rows of `kb`
+                    // blocks; the outputs (r0.., col) are inside `dst` and written by this
+                    // tile only.
                     unsafe {
-                        let o = out.0.add(r0 * n + c0);
-                        match (tile_rows, cols) {
-                            (4, 2) => q8_0_tile::<4, 2>(w, a, s, kb, o, n),
-                            (3, 2) => q8_0_tile::<3, 2>(w, a, s, kb, o, n),
-                            (2, 2) => q8_0_tile::<2, 2>(w, a, s, kb, o, n),
-                            (1, 2) => q8_0_tile::<1, 2>(w, a, s, kb, o, n),
-                            (4, _) => q8_0_tile::<4, 1>(w, a, s, kb, o, n),
-                            (3, _) => q8_0_tile::<3, 1>(w, a, s, kb, o, n),
-                            (2, _) => q8_0_tile::<2, 1>(w, a, s, kb, o, n),
-                            _ => q8_0_tile::<1, 1>(w, a, s, kb, o, n),
+                        let o = out.0.add(r0 * n + col);
+                        match tile_rows {
+                            4 => q8_0_tile::<4>(w, a, s, kb, o, n),
+                            3 => q8_0_tile::<3>(w, a, s, kb, o, n),
+                            2 => q8_0_tile::<2>(w, a, s, kb, o, n),
+                            _ => q8_0_tile::<1>(w, a, s, kb, o, n),
                         }
                     }
                 }
@@ -244,14 +218,14 @@ mod x86 {
             .collect()
     }
 
-    /// `R` rows × `C` columns of a Q8_0 product. `w`: `C` weight rows of `kb` blocks; `a`:
-    /// `R` activation rows of `kb` blocks, `s` their scales; `out[r * n + c]`.
+    /// `R` rows of one column of a Q8_0 product. `w`: the column's `kb` blocks; `a`: `R`
+    /// activation rows of `kb` blocks, `s` their scales; `out[r * n]`.
     ///
-    /// Per (row, column, block) the arithmetic of candle's `vec_dot_q8_0_q8_0`: `|w|` times
-    /// the activations carrying `w`'s sign (`vpmaddubsw` never saturates on [-127, 127]),
-    /// pairs summed to i32, converted, and `acc += (d_w · d_a) · sum`.
+    /// Per (row, block) the arithmetic of candle's `vec_dot_q8_0_q8_0`: `|w|` times the
+    /// activations carrying `w`'s sign (`vpmaddubsw` never saturates: `|w| ≤ 128`, `|a| ≤
+    /// 127`), pairs summed to i32, converted, and `acc += (d_w · d_a) · sum`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q8_0_tile<const R: usize, const C: usize>(
+    unsafe fn q8_0_tile<const R: usize>(
         w: &[u8],
         a: &[u8],
         s: &[f32],
@@ -260,36 +234,26 @@ mod x86 {
         n: usize,
     ) {
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        let mut acc = [_mm256_setzero_ps(); R];
         let wp = w.as_ptr();
         let ap = a.as_ptr();
         for b in 0..kb {
-            let mut wq = [_mm256_setzero_si256(); C];
-            let mut wabs = [_mm256_setzero_si256(); C];
-            let mut wd = [0f32; C];
-            for c in 0..C {
-                let block = wp.add((c * kb + b) * Q8_0_BYTES);
-                // A hint only: it never faults, also past the end of the weights.
-                _mm_prefetch(block.wrapping_add(Q8_0_PREFETCH) as *const i8, _MM_HINT_T0);
-                wq[c] = _mm256_loadu_si256(block.add(2) as *const __m256i);
-                wabs[c] = _mm256_sign_epi8(wq[c], wq[c]);
-                wd[c] = f16_to_f32(u16::from_le_bytes([*block, *block.add(1)]));
-            }
-            for r in 0..R {
+            let block = wp.add(b * Q8_0_BYTES);
+            // A hint only: it never faults, also past the end of the weights.
+            _mm_prefetch(block.wrapping_add(Q8_0_PREFETCH) as *const i8, _MM_HINT_T0);
+            let wq = _mm256_loadu_si256(block.add(2) as *const __m256i);
+            let wabs = _mm256_sign_epi8(wq, wq);
+            let wd = f16_to_f32(u16::from_le_bytes([*block, *block.add(1)]));
+            for (r, acc) in acc.iter_mut().enumerate() {
                 let y = _mm256_loadu_si256(ap.add((r * kb + b) * Q8_0_BYTES + 2) as *const __m256i);
-                let ad = s[r * kb + b];
-                for c in 0..C {
-                    let signed = _mm256_sign_epi8(y, wq[c]);
-                    let pairs = _mm256_maddubs_epi16(wabs[c], signed);
-                    let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
-                    acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(wd[c] * ad), q, acc[r][c]);
-                }
+                let signed = _mm256_sign_epi8(y, wq);
+                let pairs = _mm256_maddubs_epi16(wabs, signed);
+                let q = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(wd * s[r * kb + b]), q, *acc);
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                *out.add(r * n + c) = hsum(v);
-            }
+        for (r, &v) in acc.iter().enumerate() {
+            *out.add(r * n) = hsum(v);
         }
     }
 
@@ -450,6 +414,7 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use candle_core::quantized::k_quants::GgmlType;
     use candle_core::quantized::{k_quants, QTensor};
     use candle_core::{Device, Tensor};
 
@@ -512,6 +477,36 @@ mod tests {
                         "{dtype:?} ({n}, {k}), row {r} of {rows}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Multiply-accumulates per second of prompt-sized Q8_0 products (Qwen2.5-1.5B's MLP
+    /// widths, both directions) on this machine's pool:
+    /// `cargo test --release --lib q8_0_prompt_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a speed measure, not a check"]
+    fn q8_0_prompt_rate() {
+        if !has_avx2() {
+            return;
+        }
+        for (rows, n, k) in [(512, 8960, 1536), (512, 1536, 8960)] {
+            let w = weights(GgmlDType::Q8_0, n, k);
+            let data = w.data().unwrap();
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let mut dst = vec![0f32; rows * n];
+            matmul(GgmlDType::Q8_0, &data, (rows, k, n), &x, &mut dst).unwrap();
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                matmul(GgmlDType::Q8_0, &data, (rows, k, n), &x, &mut dst).unwrap();
+                let s = t.elapsed().as_secs_f64();
+                eprintln!(
+                    "{rows}x{k} . {n}x{k}: {:.3} s, {:.1} GMAC/s",
+                    s,
+                    (rows * n * k) as f64 / s / 1e9
+                );
             }
         }
     }

@@ -29,7 +29,8 @@
 //! and f16 differ in up to 1 result in 6 from 2 rows on; Q4K, Q5K, Q8_0 and Q4_0 never.
 //!
 //! Q8_0 on AVX2 without VNNI, where candle has no tiles and runs one `vec_dot` per row and
-//! column, goes through [`row_kernels`] too, for speed, in decode and prompt products alike:
+//! column, goes through [`row_kernels`] too, for speed, in decode and prompt products alike
+//! (prompts on its Q8_0 tiles, the same arithmetic):
 //! on 8 decode rows of a Q8_0 Qwen2.5-1.5B candle's per-row dot products were 84% of the step
 //! (perf, AMD EPYC, AVX2).
 

@@ -5,7 +5,7 @@
 
 /// A `*mut f32` that may cross to the pool's workers: each item writes disjoint outputs.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(super) struct Out(pub(super) *mut f32);
 // SAFETY: see above; the pointer outlives `execute_chunked`, which returns after every worker.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
