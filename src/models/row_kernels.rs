@@ -30,12 +30,13 @@
 //! each block's unpacking is shared by twice the rows. The 32-bit lanes hold the same exact
 //! integers either way (no 16-bit sum can saturate), so every result is unchanged bit for bit.
 //! In an 8-sequence Qwen2.5-1.5B Q4_K_M decode step the Q6K kernel (its layers and the tied
-//! 151,936-row output head) was 34% of the time against 46% for the Q4K tiles, which do 2.6× its
-//! multiply-adds. On 8 rows of that head (2 threads, AMD EPYC, AVX2) this form ran 81 GMAC/s,
-//! 8-row tiles in candle's form 65 and the former 4-row tiles 57; on 8 rows of `ffn_down`
-//! (8,960 inputs) 84, 58 and 60 (`q6k_row_rate`; scripts/bench/README.md, "Session 11"). Every
-//! Q6K tile also prefetches its weights, as one sequence's always did: without it the first
-//! read of each block took 23% of the kernel's time in that step (perf annotate).
+//! 151,936-row output head) was 26% of the time against 47% for the Q4K tiles, which do ~2.6×
+//! its multiply-adds (perf; 21% against 49% now). On 8 rows of that head (2 threads, AMD EPYC,
+//! AVX2) this form ran 81 GMAC/s, 8-row tiles in candle's form 65 and the former 4-row tiles
+//! 57; on 8 rows of `ffn_down` (8,960 inputs) 84, 58 and 60 (`q6k_row_rate`;
+//! scripts/bench/README.md, "Session 11"). Every Q6K tile also prefetches its weights, as one
+//! sequence's always did: without it the first read of each block took 23% of the kernel's
+//! time in that step (perf annotate).
 
 use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType, QK_K};
 use candle_core::quantized::GgmlDType;
