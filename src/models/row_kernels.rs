@@ -21,12 +21,37 @@
 //! same fused multiply-adds in block order and the same horizontal sum. So a row's result is
 //! bit for bit the same whichever rows run beside it, and equal to candle's single-row result
 //! (the tests check both against `k_quants::matmul`).
+//!
+//! Q6K tiles take up to [`Q6K_ROW_TILE`] rows (8: all of an 8-sequence decode step), not
+//! [`ROW_TILE`], and from [`WEIGHT_TERM_ROWS`] rows on they turn `vpmaddubsw`'s operands round:
+//! signed weights `q - 32` against unsigned activations `y + 128`, the weights-only term
+//! `128·Σ (q - 32)` taken out once per block for all the tile's rows, where candle takes
+//! `32·Σ y` out once per row and block. Per row and 32 quants that leaves one load,
+//! `vpmaddubsw`, `vpmaddwd` and an add (candle's form: two loads, those and a subtraction), and
+//! each block's unpacking is shared by twice the rows. The 32-bit lanes hold the same exact
+//! integers either way (no 16-bit sum can saturate), so every result is unchanged bit for bit.
+//! In an 8-sequence Qwen2.5-1.5B Q4_K_M decode step the Q6K kernel (its layers and the tied
+//! 151,936-row output head) was 26% of the time against 47% for the Q4K tiles, which do ~2.6×
+//! its multiply-adds (perf; 21% against 49% now). On 8 rows of that head (2 threads, AMD EPYC,
+//! AVX2) this form ran 81 GMAC/s, 8-row tiles in candle's form 65 and the former 4-row tiles
+//! 57; on 8 rows of `ffn_down` (8,960 inputs) 84, 58 and 60 (`q6k_row_rate`;
+//! scripts/bench/README.md, "Session 11"). Every Q6K tile also prefetches its weights, as one
+//! sequence's always did: without it the first read of each block took 23% of the kernel's
+//! time in that step (perf annotate).
 
 use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0, QK_K};
 use candle_core::quantized::GgmlDType;
 
-/// Activation rows that share one load of a weight block.
+/// Activation rows that share one load of a Q8_0 weight block.
 pub(crate) const ROW_TILE: usize = 4;
+
+/// Activation rows that share one unpacking of a Q6K weight block: all 8 of an 8-sequence
+/// decode step (see `x86::q6k_tile`).
+const Q6K_ROW_TILE: usize = 8;
+
+/// Q6K tiles of this many rows or more take each block's offset of 32 out once for all
+/// rows rather than once per row (see `x86::q6k_tile`).
+const WEIGHT_TERM_ROWS: usize = 4;
 
 /// Rows per work item of a long (prompt) product: their quantized activations (about 100 KB
 /// at Qwen2.5-1.5B's widths) stay in the core's L2 cache while its columns stream past.
@@ -268,8 +293,10 @@ mod x86 {
         let kb = k / QK_K;
         let act = crate::models::q8k_rows::quantize(xs, rows, k);
         let act = act.as_slice();
+        // Both forms of each row's quants (see `q6k_tile`); a few KB per row.
         // SAFETY: `supports` checked AVX2, FMA and F16C.
         let offsets = unsafe { q6k_offsets(act, rows * kb) };
+        let unsigned = q8k_unsigned(act, rows * kb);
         let out = Out(dst.as_mut_ptr());
         parallel(rows.div_ceil(ROW_CHUNK) * n, |range| {
             // The whole wrapper (Sync), not its raw-pointer field, which the closure would capture alone.
@@ -278,18 +305,24 @@ mod x86 {
                 let (chunk, col) = (item / n, item % n);
                 let w = &weights[col * kb * Q6K_BYTES..(col + 1) * kb * Q6K_BYTES];
                 let chunk_rows = chunk * ROW_CHUNK..rows.min((chunk + 1) * ROW_CHUNK);
-                for r0 in chunk_rows.clone().step_by(ROW_TILE) {
-                    let tile_rows = ROW_TILE.min(chunk_rows.end - r0);
+                for r0 in chunk_rows.clone().step_by(Q6K_ROW_TILE) {
+                    let tile_rows = Q6K_ROW_TILE.min(chunk_rows.end - r0);
                     let a = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
                     let off = &offsets[r0 * kb * QK_K / 2..(r0 + tile_rows) * kb * QK_K / 2];
+                    let u = &unsigned[r0 * kb * QK_K..(r0 + tile_rows) * kb * QK_K];
+                    let tile = Q6KRows { a, off, u };
                     // SAFETY: as in `q8_0`, for one column.
                     unsafe {
                         let o = out.0.add(r0 * n + col);
                         match tile_rows {
-                            4 => q6k_tile::<4>(w, a, off, kb, o, n),
-                            3 => q6k_tile::<3>(w, a, off, kb, o, n),
-                            2 => q6k_tile::<2>(w, a, off, kb, o, n),
-                            _ => q6k_tile::<1>(w, a, off, kb, o, n),
+                            8 => q6k_tile::<8>(w, tile, kb, o, n),
+                            7 => q6k_tile::<7>(w, tile, kb, o, n),
+                            6 => q6k_tile::<6>(w, tile, kb, o, n),
+                            5 => q6k_tile::<5>(w, tile, kb, o, n),
+                            4 => q6k_tile::<4>(w, tile, kb, o, n),
+                            3 => q6k_tile::<3>(w, tile, kb, o, n),
+                            2 => q6k_tile::<2>(w, tile, kb, o, n),
+                            _ => q6k_tile::<1>(w, tile, kb, o, n),
                         }
                     }
                 }
@@ -297,9 +330,19 @@ mod x86 {
         });
     }
 
+    /// A tile's activation rows, each in `kb` blocks: the Q8K blocks, their
+    /// [`q6k_offsets`] and their [`q8k_unsigned`] quants.
+    #[derive(Clone, Copy)]
+    struct Q6KRows<'a> {
+        a: &'a [u8],
+        off: &'a [i16],
+        u: &'a [u8],
+    }
+
     /// Per Q8K block, `32 · (q[2i] + q[2i + 1])` for each pair `i` (i16, 128 per block): the
-    /// term that takes Q6K's offset of 32 out of `vpmaddubsw` on the unsigned quants. It
-    /// depends on the activations only, so it is computed once per row, not per column.
+    /// term that takes Q6K's offset of 32 out of `vpmaddubsw` on the unsigned quants (candle's
+    /// form, for tiles of few rows). It depends on the activations only, so it is computed
+    /// once per row, not per column.
     #[target_feature(enable = "avx2,fma,f16c")]
     fn q6k_offsets(act: &[u8], blocks: usize) -> Vec<i16> {
         let mut offsets = vec![0i16; blocks * QK_K / 2];
@@ -321,6 +364,23 @@ mod x86 {
         offsets
     }
 
+    /// The quants of `blocks` Q8K blocks plus 128, as unsigned bytes (256 per block): the
+    /// unsigned operand of `vpmaddubsw` against the signed weights `q - 32` (the form of
+    /// [`q6k_tile`] for tiles of many rows).
+    fn q8k_unsigned(act: &[u8], blocks: usize) -> Vec<u8> {
+        let mut unsigned = vec![0u8; blocks * QK_K];
+        for (block, out) in act
+            .chunks_exact(Q8K_BYTES)
+            .zip(unsigned.chunks_exact_mut(QK_K))
+            .take(blocks)
+        {
+            for (u, &q) in out.iter_mut().zip(&block[4..4 + QK_K]) {
+                *u = q ^ 0x80;
+            }
+        }
+        unsigned
+    }
+
     /// candle's `get_scale_shuffle`: bytes `2i` (×8) and `2i + 1` (×8) of the scales.
     #[target_feature(enable = "avx2,fma,f16c")]
     fn scale_shuffle(i: usize) -> __m128i {
@@ -331,79 +391,117 @@ mod x86 {
         )
     }
 
-    /// `R` rows of one column of a Q6K product: candle's `vec_dot_q6k_q8k` with each block's
-    /// 6-bit quants and scales unpacked once for the `R` rows. `w`: the column's `kb` blocks;
-    /// `a`: `R` rows of `kb` Q8K blocks, `off` their [`q6k_offsets`]; `out[r * n]`.
+    /// `R` rows of one column of a Q6K product: per (row, block) the exact integer sums of
+    /// candle's `vec_dot_q6k_q8k`, lane for lane, then its float arithmetic in its order.
+    /// `w`: the column's `kb` blocks; `rows`: `R` activation rows; `out[r * n]`.
+    ///
+    /// candle multiplies the unsigned 6-bit quants `q` by the signed activations `y` and
+    /// takes `32·y` out again per row (`vpmaddubsw` wants one unsigned operand): per row and
+    /// 32 quants two loads, `vpmaddubsw`, a subtraction, `vpmaddwd` and an add. Tiles of
+    /// [`WEIGHT_TERM_ROWS`] rows or more turn the operands round: the weights signed,
+    /// `q - 32` in [-32, 31], the activations unsigned, `y + 128` in [0, 255], and
+    /// `Σ (y + 128)(q - 32) = Σ y(q - 32) + 128 Σ (q - 32)`, whose last term depends on the
+    /// weights only and is taken out once per block for all `R` rows: per row one load,
+    /// `vpmaddubsw`, `vpmaddwd` and an add. No 16-bit value can saturate either way (a pair
+    /// is at most 255·32·2 < 2^15 in size), so each 32-bit lane holds exactly candle's
+    /// integer whichever form runs.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q6k_tile<const R: usize>(
         w: &[u8],
-        a: &[u8],
-        off: &[i16],
+        rows: Q6KRows,
         kb: usize,
         out: *mut f32,
         n: usize,
     ) {
+        let weight_side = R >= WEIGHT_TERM_ROWS;
         let m4 = _mm256_set1_epi8(0xF);
-        let m2 = _mm256_set1_epi8(3);
+        let m2 = _mm256_set1_epi8(0x30);
+        let m32 = _mm256_set1_epi8(32);
+        let m128 = _mm256_set1_epi8(-128);
         let mut acc = [_mm256_setzero_ps(); R];
         let wp = w.as_ptr();
-        let ap = a.as_ptr();
-        let op = off.as_ptr();
+        let ap = rows.a.as_ptr();
+        let op = rows.off.as_ptr();
+        let up = rows.u.as_ptr();
         for b in 0..kb {
             let x = wp.add(b * Q6K_BYTES);
-            if R == 1 {
-                // One sequence's decode is bound by reading the weights: see
-                // `Q8_0_PREFETCH`. A hint only, it never faults past the end.
-                for line in 0..Q6K_BYTES.div_ceil(64) {
-                    let ahead = x.wrapping_add(Q8_0_PREFETCH + line * 64);
-                    _mm_prefetch(ahead as *const i8, _MM_HINT_T0);
-                }
+            // One sequence's decode is bound by reading the weights (see `Q8_0_PREFETCH`).
+            // Several rows' are not, but in an 8-sequence decode step 23% of this kernel's
+            // time still went to the first read of each block without it (perf annotate).
+            // A hint only, it never faults past the end.
+            for line in 0..Q6K_BYTES.div_ceil(64) {
+                let ahead = x.wrapping_add(Q8_0_PREFETCH + line * 64);
+                _mm_prefetch(ahead as *const i8, _MM_HINT_T0);
             }
             let xd = f16_to_f32(u16::from_le_bytes([*x.add(208), *x.add(209)]));
             let scales = _mm_loadu_si128(x.add(192) as *const __m128i);
+            let mut weight_term = _mm256_setzero_si256();
             let mut sumi = [_mm256_setzero_si256(); R];
             for j in 0..QK_K / 128 {
-                let is = j * 4;
-                let scale = [
-                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is))),
-                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is + 1))),
-                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is + 2))),
-                    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(is + 3))),
+                let ql1 = _mm256_loadu_si256(x.add(j * 64) as *const __m256i);
+                let ql2 = _mm256_loadu_si256(x.add(j * 64 + 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(x.add(128 + j * 32) as *const __m256i);
+                // candle's four quarters: the low nibbles of the two `ql` halves, then their
+                // high nibbles, each with the next 2 bits of `qh` as bits 4-5 (shifted within
+                // 16-bit lanes; the bits that cross a byte are masked off).
+                let q = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, m4),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql2, m4),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                        _mm256_and_si256(qh, m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql2, 4), m4),
+                        _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                    ),
                 ];
-                let q4bits1 = _mm256_loadu_si256(x.add(j * 64) as *const __m256i);
-                let q4bits2 = _mm256_loadu_si256(x.add(j * 64 + 32) as *const __m256i);
-                let q4bits_h = _mm256_loadu_si256(x.add(128 + j * 32) as *const __m256i);
-                let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m2), 4);
-                let q4h_1 =
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 2), m2), 4);
-                let q4h_2 =
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 4), m2), 4);
-                let q4h_3 =
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 6), m2), 4);
-                let q4 = [
-                    _mm256_or_si256(_mm256_and_si256(q4bits1, m4), q4h_0),
-                    _mm256_or_si256(_mm256_and_si256(q4bits2, m4), q4h_1),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m4), q4h_2),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m4), q4h_3),
-                ];
-                for (r, sum) in sumi.iter_mut().enumerate() {
-                    let q8 = ap.add((r * kb + b) * Q8K_BYTES + 4 + j * 128);
-                    let q8s = op.add((r * kb + b) * QK_K / 2 + j * 64);
-                    let mut p = [_mm256_setzero_si256(); 4];
-                    for i in 0..4 {
-                        let y = _mm256_loadu_si256(q8.add(32 * i) as *const __m256i);
-                        let ys = _mm256_loadu_si256(q8s.add(16 * i) as *const __m256i);
-                        let prod = _mm256_sub_epi16(_mm256_maddubs_epi16(q4[i], y), ys);
-                        p[i] = _mm256_madd_epi16(scale[i], prod);
+                for (i, &q) in q.iter().enumerate() {
+                    let scale =
+                        _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_shuffle(j * 4 + i)));
+                    let at = j * 128 + i * 32;
+                    if weight_side {
+                        let q = _mm256_sub_epi8(q, m32);
+                        weight_term = _mm256_add_epi32(
+                            weight_term,
+                            _mm256_madd_epi16(scale, _mm256_maddubs_epi16(m128, q)),
+                        );
+                        for (r, sum) in sumi.iter_mut().enumerate() {
+                            let y = _mm256_loadu_si256(
+                                up.add((r * kb + b) * QK_K + at) as *const __m256i
+                            );
+                            let p = _mm256_madd_epi16(scale, _mm256_maddubs_epi16(y, q));
+                            *sum = _mm256_add_epi32(*sum, p);
+                        }
+                    } else {
+                        for (r, sum) in sumi.iter_mut().enumerate() {
+                            let y = _mm256_loadu_si256(
+                                ap.add((r * kb + b) * Q8K_BYTES + 4 + at) as *const __m256i
+                            );
+                            let ys = _mm256_loadu_si256(
+                                op.add((r * kb + b) * QK_K / 2 + at / 2) as *const __m256i
+                            );
+                            let prod = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), ys);
+                            *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(scale, prod));
+                        }
                     }
-                    *sum = _mm256_add_epi32(*sum, _mm256_add_epi32(p[0], p[1]));
-                    *sum = _mm256_add_epi32(*sum, _mm256_add_epi32(p[2], p[3]));
                 }
             }
             for (r, acc) in acc.iter_mut().enumerate() {
                 let yd = std::ptr::read_unaligned(ap.add((r * kb + b) * Q8K_BYTES) as *const f32);
                 let d = yd * xd;
-                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r]), *acc);
+                let sum = if weight_side {
+                    _mm256_sub_epi32(sumi[r], weight_term)
+                } else {
+                    sumi[r]
+                };
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), *acc);
             }
         }
         for (r, &v) in acc.iter().enumerate() {
@@ -455,7 +553,10 @@ mod tests {
         ] {
             let w = weights(dtype, n, k);
             let data = w.data().unwrap();
-            for rows in [1, 2, 3, 4, 5, 8, 9, 65, 67, 70] {
+            // Every Q6K tile size (1 to 8 rows, in both of `q6k_tile`'s forms), a tile
+            // beside a remainder (9, 12), two full tiles (16: the most decode rows per
+            // call), and chunks of 64 rows.
+            for rows in [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 65, 67, 70] {
                 let xs = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
                     .unwrap()
                     .flatten_all()
@@ -506,6 +607,115 @@ mod tests {
                     "{rows}x{k} . {n}x{k}: {:.3} s, {:.1} GMAC/s",
                     s,
                     (rows * n * k) as f64 / s / 1e9
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q6k_rows_equal_candles_kernel_on_extreme_quants_and_scales() {
+        if !has_avx2() {
+            return;
+        }
+        // Random bytes make Q6K blocks whose quants (0 to 63) and scales (-128 to 127) span
+        // their whole range, which quantizing normal weights seldom reaches: where a 16-bit
+        // sum would saturate if the kernel's bounds were wrong. Each f16 factor is set to a
+        // finite value.
+        let (n, k) = (19, 512);
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut weights: Vec<u8> = (0..n * k / QK_K * Q6K_BYTES)
+            .map(|_| next() as u8)
+            .collect();
+        for block in weights.chunks_exact_mut(Q6K_BYTES) {
+            block[208..].copy_from_slice(&0x3C00u16.to_le_bytes());
+        }
+        // Even rows spread their quants over all of [-127, 127]; odd rows hold small values
+        // beside one of ±100 each side per block (quants ±127).
+        let rows = 9;
+        let xs: Vec<f32> = (0..rows * k)
+            .map(|i| match (i % 256, i / k) {
+                (0, _) => 100.0,
+                (1, _) => -100.0,
+                (_, r) if r % 2 == 0 => (next() % 255) as f32 - 127.0,
+                _ => ((next() % 2001) as f32 - 1000.0) / 1000.0,
+            })
+            .collect();
+        let mut blocks = vec![BlockQ6K::zeros(); n * k / QK_K];
+        // SAFETY: `weights` holds exactly the bytes of `blocks` (plain `repr(C)` data).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                weights.as_ptr(),
+                blocks.as_mut_ptr() as *mut u8,
+                weights.len(),
+            )
+        };
+        let mut got = vec![0f32; rows * n];
+        matmul(
+            GgmlDType::Q6K,
+            as_bytes(&blocks),
+            (rows, k, n),
+            &xs,
+            &mut got,
+        )
+        .unwrap();
+        for r in 0..rows {
+            let mut want = vec![0f32; n];
+            k_quants::matmul((1, k, n), &xs[r * k..(r + 1) * k], &blocks, &mut want).unwrap();
+            for c in 0..n {
+                assert_eq!(
+                    got[r * n + c].to_bits(),
+                    want[c].to_bits(),
+                    "row {r} of {rows}, column {c}"
+                );
+            }
+        }
+    }
+
+    /// Multiply-adds per second of the Q6K row kernel on the decode shapes of Qwen2.5-1.5B
+    /// Q4_K_M (the tied output head and `ffn_down`), for 1, 4 and 8 rows, on this machine's pool:
+    /// `cargo test --release --lib q6k_row_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a speed measure, not a check"]
+    fn q6k_row_rate() {
+        if !has_avx2() {
+            return;
+        }
+        for (k, n) in [(1536, 151_936), (8960, 1536)] {
+            // Random bytes make valid Q6K blocks once each f16 factor is a finite value.
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+            let mut weights: Vec<u8> = (0..n * k / QK_K * Q6K_BYTES)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (seed >> 56) as u8
+                })
+                .collect();
+            for block in weights.chunks_exact_mut(Q6K_BYTES) {
+                block[208..].copy_from_slice(&0x1C00u16.to_le_bytes());
+            }
+            for rows in [1, 4, 8] {
+                let xs: Vec<f32> = (0..rows * k)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                    .collect();
+                let mut dst = vec![0f32; rows * n];
+                matmul(GgmlDType::Q6K, &weights, (rows, k, n), &xs, &mut dst).unwrap();
+                // One row takes a few ms: more passes for a steady mean.
+                let reps = if rows == 1 { 20 } else { 5 };
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    matmul(GgmlDType::Q6K, &weights, (rows, k, n), &xs, &mut dst).unwrap();
+                }
+                let s = t.elapsed().as_secs_f64() / reps as f64;
+                eprintln!(
+                    "{rows} x ({k} -> {n}): {:.2} ms, {:.1} GMAC/s, {:.1} GB/s of weights",
+                    s * 1e3,
+                    (rows * n * k) as f64 / s / 1e9,
+                    weights.len() as f64 / s / 1e9
                 );
             }
         }
