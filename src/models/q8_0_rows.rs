@@ -98,7 +98,9 @@ mod tests {
         xs[2 * VALUES..3 * VALUES].fill(0.0);
         xs[3 * VALUES + 5] = f32::NAN;
         xs[3 * VALUES + 9] = -7.5;
-        xs[4 * VALUES..5 * VALUES].iter_mut().for_each(|x| *x *= 1e-6);
+        xs[4 * VALUES..5 * VALUES]
+            .iter_mut()
+            .for_each(|x| *x *= 1e-6);
         xs[5 * VALUES + 3] = f32::INFINITY;
         xs[6 * VALUES + 1] = 1e10;
         let ours = quantize(&xs, 3, k);

@@ -77,9 +77,8 @@ mod x86 {
                     scale(act, r * kb + b);
             }
         }
-        let chunk_rows = (CHUNK_BYTES / (kb * Q8_0_BYTES)).clamp(TILE_ROWS, CHUNK_ROWS)
-            / TILE_ROWS
-            * TILE_ROWS;
+        let chunk_rows =
+            (CHUNK_BYTES / (kb * Q8_0_BYTES)).clamp(TILE_ROWS, CHUNK_ROWS) / TILE_ROWS * TILE_ROWS;
         let col_tiles = n.div_ceil(TILE_COLS);
         let out = Out(dst.as_mut_ptr());
         let row_scales = &row_scales;
