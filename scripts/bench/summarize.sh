@@ -13,6 +13,8 @@
 # sequences in one context, scripts/bench/llamacpp_parallel.py): SEQUENCES (1,4,8) prompts of
 # BATCH_PP (128) tokens decoded together for TG tokens each; tokens/s over all sequences, and
 # each engine's gain over its own single sequence.
+# BENCH_BIN: run that release test binary (target/release/deps/integration-*) instead of
+# building the working tree's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PP=${PP:-512} TG=${TG:-128} REPS=${REPS:-3} THREADS=${THREADS:-2}
@@ -28,8 +30,14 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import llama_cpp, ggu
 fi
 PY="$VENV/bin/python"
 
-echo "building polybrief's benchmark (release)" >&2
-cargo test --release --test integration --no-run -q 2>/dev/null || cargo test --release --test integration --no-run
+bench() {
+  if [ -n "${BENCH_BIN:-}" ]; then "$BENCH_BIN" "$1" --ignored --nocapture --test-threads 1
+  else cargo test --release -q --test integration "$1" -- --ignored --nocapture --test-threads 1; fi
+}
+if [ -z "${BENCH_BIN:-}" ]; then
+  echo "building polybrief's benchmark (release)" >&2
+  cargo test --release --test integration --no-run -q 2>/dev/null || cargo test --release --test integration --no-run
+fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 results=() batched=()
@@ -43,8 +51,7 @@ for spec in "$@"; do
   llama=$("$PY" scripts/bench/llamacpp_speed.py "$gguf" --pp "$PP" --tg "$TG" --reps "$REPS" --threads "$THREADS")
   echo "== $model $quant: polybrief" >&2
   ours=$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" POLYBRIEF_BENCH_PP=$PP POLYBRIEF_BENCH_TG=$TG \
-    POLYBRIEF_BENCH_REPS=$REPS cargo test --release -q --test integration bench_llm_tokens_per_second \
-    -- --ignored --nocapture --test-threads 1 2>/dev/null | grep -o '{"engine": "polybrief".*}')
+    POLYBRIEF_BENCH_REPS=$REPS bench bench_llm_tokens_per_second 2>/dev/null | grep -o '{"engine": "polybrief".*}')
   results+=("$model|$quant|$(du -mL "$gguf" | cut -f1)|$llama|$ours")
   echo "== $model $quant: llama.cpp, parallel sequences" >&2
   llama_batched=$("$PY" scripts/bench/llamacpp_parallel.py "$gguf" --pp "${BATCH_PP:-128}" --tg "$TG" \
@@ -53,8 +60,7 @@ for spec in "$@"; do
   # With --nocapture the first JSON line follows libtest's "test name ... " on the same line.
   batched+=("$model|$quant|$llama_batched|$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" \
     POLYBRIEF_BENCH_BATCH_PP=${BATCH_PP:-128} POLYBRIEF_BENCH_TG=$TG POLYBRIEF_BENCH_REPS=$REPS \
-    POLYBRIEF_BENCH_SEQUENCES=${SEQUENCES:-1,4,8} cargo test --release -q --test integration \
-    bench_llm_batched_tokens_per_second -- --ignored --nocapture --test-threads 1 2>/dev/null \
+    POLYBRIEF_BENCH_SEQUENCES=${SEQUENCES:-1,4,8} bench bench_llm_batched_tokens_per_second 2>/dev/null \
     | grep -o '{"engine": "polybrief".*}' | paste -sd';')")
 done
 

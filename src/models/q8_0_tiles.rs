@@ -56,6 +56,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::*;
+    use crate::models::row_kernels::x86::{f16_to_f32, hsum};
     use crate::models::tile_items::Out;
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -156,6 +157,8 @@ mod x86 {
     /// `R` rows × `C` columns of a product. `w`: `C` weight rows of `kb` blocks; `a`: `R`
     /// activation rows of `kb` blocks; `products`: per block the scale products of
     /// [`scale_products`]; `out[r * n + c]`.
+    // `r` and `c` index the accumulators, the blocks and the scale products together.
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn tile<const R: usize, const C: usize>(
         w: &[u8],
@@ -202,18 +205,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     fn scale(blocks: &[u8], b: usize) -> f32 {
         let at = b * Q8_0_BYTES;
-        let bits = u16::from_le_bytes([blocks[at], blocks[at + 1]]);
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-    }
-
-    /// candle's `hsum_float_8`, in its order.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn hsum(x: __m256) -> f32 {
-        let res = _mm256_extractf128_ps(x, 1);
-        let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-        let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-        let res = _mm_add_ss(res, _mm_movehdup_ps(res));
-        _mm_cvtss_f32(res)
+        f16_to_f32(u16::from_le_bytes([blocks[at], blocks[at + 1]]))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Quantized products of several activation rows against Q8_0 and Q6K weights on AVX2, for
 //! batched decoding: each weight block is loaded (and, for Q6K, unpacked from its 6-bit
-//! layout with its scales) once for a tile of up to [`ROW_TILE`] rows, instead of once per
-//! row. Q8_0 also runs single-sequence decoding here, which is bound by reading the weights:
+//! layout with its scales) once for a tile of rows ([`ROW_TILE`] for Q8_0, [`Q6K_ROW_TILE`]
+//! for Q6K), instead of once per row. Q8_0 also runs single-sequence decoding here, which is bound by reading the weights:
 //! a tile reads one weight row as one sequential stream, prefetched well ahead (llama.cpp's
 //! `ggml_vec_dot_q8_0_q8_0` also reads one weight row per call; two weight rows read side by
 //! side per tile streamed at about half the rate). Q8_0 products of a chunk of rows or more
@@ -16,8 +16,8 @@
 //! row kernel of this kind for it took 20-60% more CPU time per token on Q4_K_M (AMD EPYC).
 //!
 //! Each (row, column) here is computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0` and
-//! `vec_dot_q6k_q8k` compute it: the same activation quantization (candle's own
-//! `from_float`), the same exact integer block sums, the same per-block scale product, the
+//! `vec_dot_q6k_q8k` compute it: the same activation quantization (candle's `from_float`, to
+//! the bit, in [`super::q8_0_rows`] and [`super::q8k_rows`]), the same exact integer block sums, the same per-block scale product, the
 //! same fused multiply-adds in block order and the same horizontal sum. So a row's result is
 //! bit for bit the same whichever rows run beside it, and equal to candle's single-row result
 //! (the tests check both against `k_quants::matmul`).
@@ -149,10 +149,11 @@ pub(super) fn as_bytes<B>(blocks: &[B]) -> &[u8] {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     use super::*;
+    use crate::models::tile_items::Out;
 
     /// How far ahead of the block being read a Q8_0 tile asks for its weight rows (bytes,
     /// about 60 blocks). Decoding reads every weight once per step, and a core streams at the
@@ -163,22 +164,15 @@ mod x86 {
     /// read of the same bytes).
     const Q8_0_PREFETCH: usize = 2048;
 
-    /// A `*mut f32` that may cross to the pool's workers: each writes disjoint columns.
-    #[derive(Clone, Copy)]
-    struct Out(*mut f32);
-    // SAFETY: see above; the pointer outlives `parallel`, which returns after every worker.
-    unsafe impl Send for Out {}
-    unsafe impl Sync for Out {}
-
     /// f16 bits to f32 (exact), as `half::f16::to_f32` gives them.
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn f16_to_f32(bits: u16) -> f32 {
+    pub(in crate::models) fn f16_to_f32(bits: u16) -> f32 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
     }
 
     /// candle's `hsum_float_8`, in its order.
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn hsum(x: __m256) -> f32 {
+    pub(in crate::models) fn hsum(x: __m256) -> f32 {
         let res = _mm256_extractf128_ps(x, 1);
         let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
         let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
