@@ -22,6 +22,7 @@ mod q6k_tiles;
 mod q8_0_rows;
 mod q8_0_tiles;
 mod q8k_rows;
+mod quant_blocks;
 pub(crate) mod qwen2_batched;
 mod row_kernels;
 pub(crate) mod row_linear;

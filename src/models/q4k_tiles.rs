@@ -27,7 +27,7 @@
 use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
 
-use super::row_kernels::{has_avx2, Q8K_BYTES};
+use super::quant_blocks::{has_avx2, Q8K_BYTES};
 
 /// Output columns per tile: candle's `TILE_N`.
 pub(crate) const TILE_COLS: usize = 16;

@@ -14,7 +14,7 @@ use candle_core::quantized::k_quants::BlockQ8_0;
 use candle_core::quantized::GgmlType;
 
 use super::int8::round_half_away;
-use super::row_kernels::Q8_0_BYTES;
+use super::quant_blocks::Q8_0_BYTES;
 
 /// Values per Q8_0 block.
 const VALUES: usize = 32;
@@ -24,9 +24,9 @@ pub(crate) fn quantize(xs: &[f32], rows: usize, k: usize) -> Vec<BlockQ8_0> {
     assert!(k.is_multiple_of(VALUES) && xs.len() == rows * k);
     let mut blocks = vec![BlockQ8_0::zeros(); rows * k / VALUES];
     #[cfg(target_arch = "x86_64")]
-    if super::row_kernels::has_avx2() {
+    if super::quant_blocks::has_avx2() {
         // SAFETY: the CPU has AVX2 and F16C; `BlockQ8_0` is `repr(C)` plain data of
-        // `Q8_0_BYTES` bytes (asserted in row_kernels), every bit pattern valid.
+        // `Q8_0_BYTES` bytes (asserted in quant_blocks), every bit pattern valid.
         unsafe {
             let bytes = std::slice::from_raw_parts_mut(
                 blocks.as_mut_ptr() as *mut u8,
@@ -65,7 +65,7 @@ unsafe fn quantize_avx2(xs: &[f32], blocks: &mut [u8]) {
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::super::row_kernels::as_bytes;
+    use super::super::quant_blocks::as_bytes;
     use super::*;
 
     fn candles(xs: &[f32]) -> Vec<u8> {
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn every_block_is_candles_from_float_bit_for_bit() {
-        if !super::super::row_kernels::has_avx2() {
+        if !super::super::quant_blocks::has_avx2() {
             return;
         }
         let mut state = 0x2545_f491_4f6c_dd1du64;

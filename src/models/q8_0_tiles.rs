@@ -19,7 +19,7 @@
 //! `vpmaddubsw` never saturates), the same f32 scale product, the same fused multiply-adds in
 //! block order and candle's horizontal sum.
 
-use super::row_kernels::Q8_0_BYTES;
+use super::quant_blocks::Q8_0_BYTES;
 
 /// Activation rows of a tile.
 const TILE_ROWS: usize = 4;
@@ -56,7 +56,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::*;
-    use crate::models::row_kernels::x86::{f16_to_f32, hsum};
+    use crate::models::quant_blocks::x86::{f16_to_f32, hsum};
     use crate::models::tile_items::Out;
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -215,7 +215,7 @@ mod tests {
     use candle_core::quantized::GgmlType;
 
     use super::*;
-    use crate::models::row_kernels::{as_bytes, has_avx2};
+    use crate::models::quant_blocks::{as_bytes, has_avx2};
 
     /// Q8_0 weights as bytes, every quant in [-128, 127] (-128 and 127 included: quantizers
     /// other than llama.cpp's may write -128), scales of several magnitudes.
@@ -255,7 +255,7 @@ mod tests {
             let kb = k / 32;
             let weights = extreme_weights(n, kb);
             // SAFETY: `BlockQ8_0` is `repr(C)` plain data of `Q8_0_BYTES` (asserted in
-            // row_kernels), and the bytes hold `n × kb` of them.
+            // quant_blocks), and the bytes hold `n × kb` of them.
             let blocks: &[BlockQ8_0] =
                 unsafe { std::slice::from_raw_parts(weights.as_ptr() as *const BlockQ8_0, n * kb) };
             for rows in [64, 67, 130] {

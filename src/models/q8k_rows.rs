@@ -15,14 +15,14 @@
 use candle_core::quantized::k_quants::QK_K;
 
 use super::int8::round_half_away;
-use super::row_kernels::Q8K_BYTES;
+use super::quant_blocks::Q8K_BYTES;
 
 /// `rows` rows of width `k` (a multiple of 256), row-major, as the bytes of Q8K blocks.
 pub(crate) fn quantize(xs: &[f32], rows: usize, k: usize) -> Vec<u8> {
     debug_assert!(k.is_multiple_of(QK_K) && xs.len() == rows * k);
     let mut blocks = vec![0u8; rows * (k / QK_K) * Q8K_BYTES];
     #[cfg(target_arch = "x86_64")]
-    if super::row_kernels::has_avx2() {
+    if super::quant_blocks::has_avx2() {
         // SAFETY: the CPU has AVX2.
         unsafe { quantize_avx2(xs, &mut blocks) };
         return blocks;
@@ -71,7 +71,7 @@ mod tests {
     use candle_core::quantized::k_quants::BlockQ8K;
     use candle_core::quantized::GgmlType;
 
-    use super::super::row_kernels::as_bytes;
+    use super::super::quant_blocks::as_bytes;
     use super::*;
 
     fn candles(xs: &[f32]) -> Vec<u8> {

@@ -39,8 +39,10 @@
 //! sequence's always did: without it the first read of each block took 23% of the kernel's
 //! time in that step (perf annotate).
 
-use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0, QK_K};
+use candle_core::quantized::k_quants::QK_K;
 use candle_core::quantized::GgmlDType;
+
+use super::quant_blocks::{as_bytes, has_avx2, Q6K_BYTES, Q8K_BYTES, Q8_0_BYTES};
 
 /// Activation rows that share one load of a Q8_0 weight block.
 pub(crate) const ROW_TILE: usize = 4;
@@ -57,20 +59,8 @@ const WEIGHT_TERM_ROWS: usize = 4;
 /// at Qwen2.5-1.5B's widths) stay in the core's L2 cache while its columns stream past.
 const ROW_CHUNK: usize = 64;
 
-/// Bytes of a Q8_0 block: an f16 scale, then 32 signed quants.
-pub(super) const Q8_0_BYTES: usize = 34;
 /// Values per Q8_0 block.
 const Q8_0_VALUES: usize = 32;
-/// Bytes of a Q6K super-block: `ql` (128), `qh` (64), 16 signed 8-bit scales, an f16 scale.
-const Q6K_BYTES: usize = 210;
-/// Bytes of a Q8K block: an f32 scale, 256 quants, 16 i16 partial sums.
-pub(super) const Q8K_BYTES: usize = 292;
-
-// candle's block structs are `repr(C)` with private fields; the kernels read them as bytes at
-// these sizes, which must not change under them.
-const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == Q8_0_BYTES);
-const _: () = assert!(std::mem::size_of::<BlockQ6K>() == Q6K_BYTES);
-const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 
 /// Whether [`matmul`] runs `dtype` with `k` inputs on this CPU.
 pub(crate) fn supports(dtype: GgmlDType, k: usize) -> bool {
@@ -80,20 +70,6 @@ pub(crate) fn supports(dtype: GgmlDType, k: usize) -> bool {
         _ => return false,
     };
     k > 0 && k.is_multiple_of(block) && has_avx2()
-}
-
-/// AVX2 with FMA and F16C: what these kernels (and [`super::q4k_tiles`]) are written for.
-pub(super) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// `dst = xs · Wᵀ` for `rows` input rows of width `k` (`xs`, row-major) and `n` weight rows
@@ -139,20 +115,12 @@ fn parallel(items: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     candle_core::utils::barrier_pool().execute_chunked(items, f);
 }
 
-/// The bytes of a slice of candle blocks.
-pub(super) fn as_bytes<B>(blocks: &[B]) -> &[u8] {
-    // SAFETY: candle's blocks are plain `repr(C)` data (integers, f16, f32) without padding
-    // (their sizes are asserted above), so every byte is initialized.
-    unsafe {
-        std::slice::from_raw_parts(blocks.as_ptr() as *const u8, std::mem::size_of_val(blocks))
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
-pub(super) mod x86 {
+mod x86 {
     use std::arch::x86_64::*;
 
     use super::*;
+    use crate::models::quant_blocks::x86::{f16_to_f32, hsum};
     use crate::models::tile_items::Out;
 
     /// How far ahead of the block being read a Q8_0 tile asks for its weight rows (bytes,
@@ -163,22 +131,6 @@ pub(super) mod x86 {
     /// AMD EPYC cores; against 1 weight row with this prefetch at ~33 GB/s, as fast as a bare
     /// read of the same bytes).
     const Q8_0_PREFETCH: usize = 2048;
-
-    /// f16 bits to f32 (exact), as `half::f16::to_f32` gives them.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(in crate::models) fn f16_to_f32(bits: u16) -> f32 {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-    }
-
-    /// candle's `hsum_float_8`, in its order.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(in crate::models) fn hsum(x: __m256) -> f32 {
-        let res = _mm256_extractf128_ps(x, 1);
-        let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-        let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-        let res = _mm_add_ss(res, _mm_movehdup_ps(res));
-        _mm_cvtss_f32(res)
-    }
 
     pub(super) fn q8_0(
         weights: &[u8],
@@ -506,7 +458,7 @@ pub(super) mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::quantized::k_quants::GgmlType;
+    use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8_0, GgmlType};
     use candle_core::quantized::{k_quants, QTensor};
     use candle_core::{Device, Tensor};
 
