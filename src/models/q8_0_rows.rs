@@ -65,29 +65,20 @@ unsafe fn quantize_avx2(xs: &[f32], blocks: &mut [u8]) {
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::super::quant_blocks::as_bytes;
+    use super::super::quant_blocks::{as_bytes, candle_from_float, test_values};
     use super::*;
-
-    fn candles(xs: &[f32]) -> Vec<u8> {
-        let mut blocks = vec![BlockQ8_0::zeros(); xs.len() / VALUES];
-        BlockQ8_0::from_float(xs, &mut blocks);
-        as_bytes(&blocks).to_vec()
-    }
 
     #[test]
     fn every_block_is_candles_from_float_bit_for_bit() {
         if !super::super::quant_blocks::has_avx2() {
             return;
         }
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
         let k = 8 * VALUES;
-        let mut xs: Vec<f32> = (0..3 * k).map(|i| next() * (1 + i % 5) as f32).collect();
+        let mut xs: Vec<f32> = test_values(3 * k)
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x * (1 + i % 5) as f32)
+            .collect();
         // Block 1: values that scale to exact halves (a maximum of 127 makes the scale 1).
         for (i, x) in xs[VALUES..2 * VALUES].iter_mut().enumerate() {
             *x = (i as f32 - 16.0) * 7.5;
@@ -104,6 +95,6 @@ mod tests {
         xs[5 * VALUES + 3] = f32::INFINITY;
         xs[6 * VALUES + 1] = 1e10;
         let ours = quantize(&xs, 3, k);
-        assert_eq!(as_bytes(&ours), candles(&xs));
+        assert_eq!(as_bytes(&ours), candle_from_float::<BlockQ8_0>(&xs));
     }
 }

@@ -56,7 +56,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::*;
-    use crate::models::quant_blocks::x86::{f16_to_f32, hsum};
+    use crate::models::quant_blocks::x86::{hsum, q8_0_scale};
     use crate::models::tile_items::Out;
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -75,7 +75,7 @@ mod x86 {
         for r in 0..rows {
             for b in 0..kb {
                 row_scales[((r / TILE_ROWS) * kb + b) * TILE_ROWS + r % TILE_ROWS] =
-                    scale(act, r * kb + b);
+                    q8_0_scale(act, r * kb + b);
             }
         }
         let chunk_rows =
@@ -103,7 +103,7 @@ mod x86 {
                     for c in 0..cols {
                         for b in 0..kb {
                             weight_scales[b * 8 + c * 4..b * 8 + c * 4 + 4]
-                                .fill(scale(w, c * kb + b));
+                                .fill(q8_0_scale(w, c * kb + b));
                         }
                     }
                     let rows_here = chunk * chunk_rows..rows.min((chunk + 1) * chunk_rows);
@@ -199,13 +199,6 @@ mod x86 {
                 *out.add(r * n + c) = hsum(v);
             }
         }
-    }
-
-    /// The f32 scale of Q8_0 block `b` of `blocks` (f16 bits, exact).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn scale(blocks: &[u8], b: usize) -> f32 {
-        let at = b * Q8_0_BYTES;
-        f16_to_f32(u16::from_le_bytes([blocks[at], blocks[at + 1]]))
     }
 }
 

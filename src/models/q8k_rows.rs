@@ -69,28 +69,14 @@ fn quantize_blocks(xs: &[f32], blocks: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::k_quants::BlockQ8K;
-    use candle_core::quantized::GgmlType;
 
-    use super::super::quant_blocks::as_bytes;
+    use super::super::quant_blocks::{candle_from_float, test_values};
     use super::*;
-
-    fn candles(xs: &[f32]) -> Vec<u8> {
-        let mut blocks = vec![BlockQ8K::zeros(); xs.len() / QK_K];
-        BlockQ8K::from_float(xs, &mut blocks);
-        as_bytes(&blocks).to_vec()
-    }
 
     #[test]
     fn every_block_is_candles_from_float_bit_for_bit() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
         let k = 4 * QK_K;
-        let mut xs: Vec<f32> = (0..3 * k).map(|_| next() * 3.0).collect();
+        let mut xs: Vec<f32> = test_values(3 * k).iter().map(|x| x * 3.0).collect();
         // Block 1: values that scale to exact halves (max 127 makes the scale -1).
         for (i, x) in xs[QK_K..2 * QK_K].iter_mut().enumerate() {
             *x = (i as f32 - 128.0) * 0.5;
@@ -102,7 +88,7 @@ mod tests {
         xs[3 * QK_K + 9] = -7.5;
         xs[3 * QK_K + 20] = 7.5;
         let ours = quantize(&xs, 3, k);
-        assert_eq!(ours, candles(&xs));
+        assert_eq!(ours, candle_from_float::<BlockQ8K>(&xs));
         let mut portable = vec![0u8; ours.len()];
         quantize_blocks(&xs, &mut portable);
         assert_eq!(portable, ours);

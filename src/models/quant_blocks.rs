@@ -4,6 +4,8 @@
 //! bytes, the CPU check, and the AVX2 primitives that must match candle's to the bit. Kept
 //! apart so that the kernels and the quantizers they call depend on it, not on each other.
 
+#[cfg(test)]
+use candle_core::quantized::k_quants::GgmlType;
 use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, BlockQ8_0};
 
 /// Bytes of a Q8_0 block: an f16 scale, then 32 signed quants.
@@ -42,17 +44,53 @@ pub(super) fn as_bytes<B>(blocks: &[B]) -> &[u8] {
     }
 }
 
+/// candle's own `from_float` of `xs` into `B` blocks, as bytes: what the activation
+/// quantizers here must give to the bit.
+#[cfg(test)]
+pub(super) fn candle_from_float<B: GgmlType>(xs: &[f32]) -> Vec<u8> {
+    let mut blocks = vec![B::zeros(); xs.len() / B::BLCK_SIZE];
+    B::from_float(xs, &mut blocks);
+    as_bytes(&blocks).to_vec()
+}
+
+/// `count` values in [-1, 1) from a fixed xorshift sequence: the quantizers' test inputs.
+#[cfg(test)]
+pub(super) fn test_values(count: usize) -> Vec<f32> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// The kernels call these per block: `#[inline]` keeps them inlined across codegen units.
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
     use std::arch::x86_64::*;
 
+    use super::Q8_0_BYTES;
+
     /// f16 bits to f32 (exact), as `half::f16::to_f32` gives them.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(in crate::models) fn f16_to_f32(bits: u16) -> f32 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
     }
 
+    /// The f32 scale of Q8_0 block `b` of `blocks` (candle's blocks as bytes).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(in crate::models) fn q8_0_scale(blocks: &[u8], b: usize) -> f32 {
+        let at = b * Q8_0_BYTES;
+        f16_to_f32(u16::from_le_bytes([blocks[at], blocks[at + 1]]))
+    }
+
     /// candle's `hsum_float_8`, in its order.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(in crate::models) fn hsum(x: __m256) -> f32 {
         let res = _mm256_extractf128_ps(x, 1);
