@@ -120,6 +120,7 @@ struct Tokens {
     llm_calls: usize,
     prompts: usize,
     prompt: usize,
+    reused: usize,
     generated: usize,
 }
 
@@ -138,9 +139,11 @@ fn tokens_of(record: &Record, stage: &str) -> Tokens {
             }
             Work::Generation {
                 prompt_tokens,
+                reused_prompt_tokens,
                 generated_tokens,
                 ..
             } => {
+                t.reused += reused_prompt_tokens.iter().sum::<usize>();
                 t.llm_calls += 1;
                 t.prompts += prompt_tokens.len();
                 t.prompt += prompt_tokens.iter().sum::<usize>();
@@ -211,8 +214,13 @@ fn main() {
             ));
         }
         if t.llm_calls > 0 {
+            let reused = if t.reused > 0 {
+                format!(" ({} reused from a shared prefix)", t.reused)
+            } else {
+                String::new()
+            };
             work.push(format!(
-                "{} prompts in {} batches, {} prompt + {} generated tokens",
+                "{} prompts in {} batches, {} prompt{reused} + {} generated tokens",
                 t.prompts, t.llm_calls, t.prompt, t.generated
             ));
         }

@@ -26,10 +26,13 @@ pub enum Work {
         target_tokens: Vec<usize>,
     },
     /// One batched generation call of the LLM: each prompt's tokens and its reply's tokens,
-    /// with at most `batch` sequences decoded together.
+    /// with at most `batch` sequences decoded together. Of each prompt's tokens, the first
+    /// `reused_prompt_tokens` were not computed: a sequence before it in the call began with
+    /// the same tokens, and their keys and values were copied from its cache.
     Generation {
         batch: usize,
         prompt_tokens: Vec<usize>,
+        reused_prompt_tokens: Vec<usize>,
         generated_tokens: Vec<usize>,
     },
 }

@@ -25,6 +25,9 @@ rusage of that process). Prints a Markdown table and one JSON line per stage on 
 - summarize / synthesize: llama.cpp one sequence at a time: each prompt of the recorded length
   evaluated in batches of 512 (polybrief's prefill chunk), then as many greedy decode steps as
   polybrief generated, never stopping early (the measure of scripts/bench/llamacpp_speed.py).
+  Where polybrief took a prompt's first tokens from another sequence's cache
+  (`reused_prompt_tokens`: the prompts of one template begin alike), llama.cpp keeps as many
+  of the prompt before it in its context, as llama-cpp-python's `generate` does itself.
   polybrief decodes up to 8 sequences together; llama.cpp's own parallel decoding is not used
   here (scripts/bench/llamacpp_parallel.py measures it on its own).
 """
@@ -118,12 +121,30 @@ def run_llm(args, work) -> dict:
     llm = llama_cpp.Llama(model_path=str(args.gguf), n_ctx=longest + 8, n_batch=512,
                           n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
     n_vocab = llm.n_vocab()
-    prompt_tokens = generated = 0
+    prompt_tokens = generated = kept_tokens = 0
     for w in work:
-        for s, (pp, tg) in enumerate(zip(w["prompt_tokens"], w["generated_tokens"])):
-            llm.reset()
-            llm.eval([(i * 7919 + 13 + s * 101) % 600 for i in range(pp)])
+        prompts = w["prompt_tokens"]
+        reused = w.get("reused_prompt_tokens") or [0] * len(prompts)
+        # Prompt s begins with one common stretch for as many tokens as polybrief reused in it
+        # or in the prompt after it, then tokens of its own: so it shares with the prompt
+        # before it at least what polybrief took from a cache, and llama.cpp keeps those
+        # positions of its context instead of evaluating them again (what llama-cpp-python's
+        # own `generate` does with a prompt that begins like the last one).
+        common = [(i * 7919 + 13) % 600 for i in range(max(prompts, default=0))]
+        before = 0
+        for s, (pp, tg) in enumerate(zip(prompts, w["generated_tokens"])):
+            shared = min(pp, max(reused[s], reused[s + 1] if s + 1 < len(prompts) else 0))
+            own = [(i * 7919 + 13 + (s + 1) * 101) % 600 for i in range(shared, pp)]
+            tokens = common[:shared] + own
+            keep = min(reused[s], before)
+            if keep:
+                llm.n_tokens = keep
+            else:
+                llm.reset()
+            llm.eval(tokens[keep:])
+            before = shared
             prompt_tokens += pp
+            kept_tokens += keep
             for step in range(tg):
                 logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
                 next_id = int(np.ctypeslib.as_array(logits, shape=(n_vocab,)).argmax())
@@ -131,7 +152,7 @@ def run_llm(args, work) -> dict:
                 # The last token is not fed, as in polybrief.
                 if step + 1 < tg:
                     llm.eval([next_id])
-    return {"prompt_tokens": prompt_tokens, "generated_tokens": generated}
+    return {"prompt_tokens": prompt_tokens, "kept_prompt_tokens": kept_tokens, "generated_tokens": generated}
 
 
 def child(args, stage: str, out: pathlib.Path):
@@ -224,7 +245,9 @@ def engine(row) -> str:
         return f"CTranslate2 int8, polybrief's batches ({row['calls']} calls, {row['generated_tokens']} tokens)"
     if row["stage"] == "translate-bucketed":
         return f"CTranslate2 int8, bucketed by length ({row['calls']} calls, {row['generated_tokens']} tokens)"
-    return (f"llama.cpp, one sequence at a time ({row['prompt_tokens']} prompt + "
+    kept = row.get("kept_prompt_tokens", 0)
+    kept = f", {kept} kept from the prompt before" if kept else ""
+    return (f"llama.cpp, one sequence at a time ({row['prompt_tokens']} prompt{kept} + "
             f"{row['generated_tokens']} generated tokens)")
 
 

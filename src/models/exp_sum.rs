@@ -32,7 +32,7 @@ const LANES: usize = 16;
 
 /// e^x, for finite x up to 88 (larger x are taken as 88; x below -87 as -87).
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     let n = (x * LOG2E + ROUNDER) - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;

@@ -199,6 +199,9 @@ pub struct Generated {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Timings {
     pub prompt_tokens: usize,
+    /// Of `prompt_tokens`, those whose keys and values were copied from another sequence of
+    /// the batch whose prompt begins with the same tokens.
+    pub reused_prompt_tokens: usize,
     pub prompt_time: Duration,
     pub generated_tokens: usize,
     /// Single-token forward passes in `generation_time` (one fewer than the tokens generated:
@@ -208,8 +211,10 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// Prompt tokens computed (not reused) per second of prompt time.
     pub fn prompt_tokens_per_second(&self) -> f64 {
-        self.prompt_tokens as f64 / self.prompt_time.as_secs_f64().max(1e-9)
+        (self.prompt_tokens - self.reused_prompt_tokens) as f64
+            / self.prompt_time.as_secs_f64().max(1e-9)
     }
     /// Decoding speed: single-token forward passes per second.
     pub fn generated_tokens_per_second(&self) -> f64 {
@@ -692,6 +697,7 @@ impl LlmGenerator {
             .expect("the loop ends when the sequence does");
         self.timings = Timings {
             prompt_tokens: prompt.len(),
+            reused_prompt_tokens: 0,
             prompt_time,
             generated_tokens: generated.ids.len(),
             decode_steps,
@@ -747,13 +753,15 @@ impl TextGenerator for LlmGenerator {
         }
         let options = self.options.generation.clone();
         let stop = self.stop_ids.clone();
-        let generated = self.generate_batch(&prompts, &budgets, &options, &stop)?;
+        let (generated, reused) =
+            self.generate_batch_reusing(&prompts, &budgets, &options, &stop)?;
         let t = self.timings;
         log::debug!(
-            "{}: {} prompts, {} prompt tokens at {:.1}/s, {} generated at {:.1}/s, stopped by {:?}",
+            "{}: {} prompts, {} prompt tokens ({} reused) at {:.1}/s, {} generated at {:.1}/s, stopped by {:?}",
             self.name,
             prompts.len(),
             t.prompt_tokens,
+            t.reused_prompt_tokens,
             t.prompt_tokens_per_second(),
             t.generated_tokens,
             t.generated_tokens_per_second(),
@@ -762,6 +770,7 @@ impl TextGenerator for LlmGenerator {
         workload::record(|| Work::Generation {
             batch: self.options.batch.max(1),
             prompt_tokens: prompts.iter().map(Vec::len).collect(),
+            reused_prompt_tokens: reused,
             generated_tokens: generated.iter().map(|g| g.ids.len()).collect(),
         });
         for (slot, g) in slots.into_iter().zip(generated) {

@@ -2,7 +2,6 @@
 //! them from the hub or a local folder (`hub`), and the architectures that run them.
 
 pub mod catalog;
-mod causal_softmax;
 pub mod cpu_level;
 pub mod embedder;
 mod exp_sum;
@@ -17,6 +16,7 @@ pub mod marian_tokenizer;
 pub(crate) mod model_ref;
 mod panels;
 pub mod precision;
+mod prompt_attention;
 mod q4k_tiles;
 mod q6k_tiles;
 mod q8_0_rows;

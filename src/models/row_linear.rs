@@ -111,12 +111,12 @@ impl RowLinear {
         })
     }
 
-    /// `xs · Wᵀ` by the fastest kernel for this many rows: for a prompt, where only speed
-    /// matters. That is candle's, except for Q8_0 where candle has no tiles for it (AVX2
-    /// without VNNI): there candle's prompt product is one `vec_dot` per row and column, and
-    /// the row kernels' tiles are several times faster; and for Q6K from 2 rows on where
-    /// candle would run its AVX2 tiles: [`Q6KTiles`] give the same results faster (one row
-    /// stays on candle's compact kernel, as candle has it).
+    /// `xs · Wᵀ` by the fastest kernel for a prompt's rows. That is candle's, except for Q8_0
+    /// where candle has no tiles for it (AVX2 without VNNI): there candle's prompt product is
+    /// one `vec_dot` per row and column, and the row kernels' tiles are several times faster;
+    /// and for Q6K where candle would run its AVX2 tiles: [`Q6KTiles`] give the same results
+    /// faster, for one row too, so that a prompt row's result does not depend on whether the
+    /// chunk it falls in holds one row or more ([`RowLinear::rows_independent_in_prompts`]).
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights, q6k_tiles) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
@@ -128,7 +128,7 @@ impl RowLinear {
         };
         if let (Some(tiles), Some(w)) = (q6k_tiles, weights) {
             let (n, k) = w.shape().dims2()?;
-            if xs.dims().last() == Some(&k) && xs.elem_count() / k > 1 {
+            if xs.dims().last() == Some(&k) && xs.elem_count() >= k {
                 let tiles = match tiles.get() {
                     Some(tiles) => tiles,
                     None => {
@@ -151,6 +151,29 @@ impl RowLinear {
                 own_matmul(w, &xs.contiguous()?, rows, k)
             }
             _ => matmul.forward(xs),
+        }
+    }
+
+    /// Whether [`RowLinear::forward`] computes each `(rows, k)` row alone, the same bits
+    /// whatever rows run beside it: on polybrief's own kernels (the Q4K and Q6K tiles, Q8_0's
+    /// row kernels, each row alone by construction and by their tests). candle's own prompt
+    /// kernels pick their arithmetic by the number of rows (the module header), and gemm too.
+    pub(crate) fn rows_independent_in_prompts(&self) -> bool {
+        match &self.kind {
+            Kind::Q4KTiles(_) => true,
+            Kind::Candle {
+                weights: Some(w),
+                q6k_tiles,
+                ..
+            } => {
+                q6k_tiles.is_some()
+                    || (w.dtype() == GgmlDType::Q8_0
+                        && matches!(w.device(), Device::Cpu)
+                        && w.shape()
+                            .dims2()
+                            .is_ok_and(|(_, k)| own_kernel(GgmlDType::Q8_0, k)))
+            }
+            Kind::Candle { weights: None, .. } => false,
         }
     }
 
@@ -242,6 +265,14 @@ impl SharedInputLinear {
             }
         }
         Ok(outputs)
+    }
+
+    /// Whether every product computes each prompt row alone
+    /// ([`RowLinear::rows_independent_in_prompts`]).
+    pub(crate) fn rows_independent_in_prompts(&self) -> bool {
+        self.groups
+            .iter()
+            .all(|(layer, _)| layer.rows_independent_in_prompts())
     }
 
     /// Each weight's [`RowLinear::forward_rows`], in order: one product per group.
@@ -416,6 +447,33 @@ mod tests {
     }
 
     #[test]
+    fn prompt_rows_are_independent_where_the_layer_says_so() {
+        // Row counts around the tiles (4, 8) and Q8_0's switch to its prompt tiles (64).
+        for dtype in DTYPES {
+            let (k, n) = (512, 160);
+            let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+            let linear = RowLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            let claimed = linear.rows_independent_in_prompts();
+            // Where polybrief's own kernels run the prompt products (AVX2 and AVX-VNNI:
+            // Q4K and Q6K tiles; Q8_0 row kernels without VNNI), the claim is made.
+            if CpuLevel::current() == CpuLevel::Avx2 {
+                let own = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::Q8_0);
+                assert_eq!(claimed, own, "{dtype:?}");
+            }
+            if !claimed {
+                continue;
+            }
+            for m in [2, 3, 5, 9, 63, 64, 70] {
+                assert_eq!(
+                    differing(|x| linear.forward(x), k, m),
+                    0,
+                    "{dtype:?}, {m} rows"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn weights_packed_together_give_each_weights_own_results_bit_for_bit() {
         let k = 512;
         let weights: Vec<Tensor> = [48, 16, 32]
@@ -477,9 +535,9 @@ mod tests {
             let w = Arc::new(QTensor::quantize(&w, dtype).unwrap());
             let candle = QMatMul::from_arc(w.clone()).unwrap();
             let linear = RowLinear::from_arc(w).unwrap();
-            // One row (candle's compact kernel for Q6K), then tiles of several; a prompt's
-            // `(1, rows, k)` shape as the model feeds it.
-            for rows in [1, 2, 5, 9] {
+            // Tiles of several rows (one row of Q6K is candle's compact kernel there, the tiles
+            // here); a prompt's `(1, rows, k)` shape as the model feeds it.
+            for rows in [2, 5, 9] {
                 let x = Tensor::randn(0f32, 1.0, (1, rows, k), &Device::Cpu).unwrap();
                 let bits = |t: Tensor| -> Vec<u32> {
                     assert_eq!(t.dims(), &[1, rows, n]);

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use polybrief::article::{
     Article, ArticleMeta, EnglishArticle, EnglishSentence, Lang, SummaryMethod,
 };
+use polybrief::models::cpu_level::CpuLevel;
 use polybrief::models::llm::{
     Generated, GenerationOptions, LlmFiles, LlmGenerator, LlmOptions, StopReason, Weights,
 };
@@ -406,6 +407,14 @@ fn batched_generation_is_token_identical_to_one_by_one() {
                     .generate_batch(&prompts, &budgets, &options, &stop)
                     .unwrap();
                 assert_eq!(together, alone, "{gguf}, batch of {width}, {options:?}");
+                // The prompts that begin alike took those positions from each other's caches
+                // (where the prompt kernels compute each row alone: polybrief's own, on AVX2).
+                if CpuLevel::current() == CpuLevel::Avx2 {
+                    assert!(
+                        model.last_timings().reused_prompt_tokens > 0,
+                        "{gguf}, batch of {width}: no prefix reused"
+                    );
+                }
                 assert_ne!(alone, free, "the stop token ended some reply early");
                 reasons.extend(alone.iter().map(|g| g.stop));
             }

@@ -2,9 +2,13 @@
 //! [`Qwen2Batched`](crate::models::qwen2_batched::Qwen2Batched), each with its own position,
 //! KV cache, budget and stop, joined as others finish (at most `LlmOptions::batch` at once).
 //!
-//! Each sequence is prefilled alone, exactly as in one-by-one generation; decode steps stack
-//! the current token of every running sequence into one forward pass, whose rows do not
-//! depend on each other, so every reply is the one generating it alone would give.
+//! Each sequence is prefilled alone, as in one-by-one generation, except for the tokens its
+//! prompt begins with that a running sequence's prompt begins with too (the chat template, the
+//! system message and the instructions of one prompt template): their keys and values are
+//! copied from that sequence's cache, where the network makes them the same bits however a
+//! prompt is chunked ([`Qwen2Batched::prefixes_reusable`]). Decode steps stack the current
+//! token of every running sequence into one forward pass, whose rows do not depend on each
+//! other, so every reply is the one generating it alone would give.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +28,10 @@ struct Running<'a> {
     next: u32,
 }
 
+/// Shared prompt tokens below which a sequence is prefilled from scratch: copying a few
+/// positions saves less than it costs to look.
+const MIN_REUSED_PREFIX: usize = 8;
+
 /// Prefills `prompt` into a fresh cache sized for it and its reply; returns the cache and
 /// the logits after the prompt.
 pub(super) fn prefill(
@@ -32,16 +40,54 @@ pub(super) fn prefill(
     capacity: usize,
     chunk: usize,
 ) -> Result<(SequenceCache, Tensor), GenerateError> {
+    prefill_after(model, None, prompt, capacity, chunk)
+}
+
+/// [`prefill`], the first `reused` positions copied from `source` (whose prompt begins with
+/// the same tokens) rather than computed.
+fn prefill_after(
+    model: &Qwen2Batched,
+    source: Option<(&SequenceCache, usize)>,
+    prompt: &[u32],
+    capacity: usize,
+    chunk: usize,
+) -> Result<(SequenceCache, Tensor), GenerateError> {
     if prompt.is_empty() {
         return Err(GenerateError::Other("empty prompt".to_string()));
     }
     let mut cache = model.new_cache(capacity.max(prompt.len()))?;
+    let mut fed = 0;
+    if let Some((source, reused)) = source {
+        model.copy_prefix(source, &mut cache, reused)?;
+        fed = reused;
+    }
     let mut logits = None;
-    for piece in prompt.chunks(chunk.max(1)) {
+    for piece in prompt[fed..].chunks(chunk.max(1)) {
         check_interrupt()?;
         logits = Some(model.prefill(&mut cache, piece)?);
     }
-    Ok((cache, logits.expect("prompt is not empty")))
+    Ok((cache, logits.expect("at least one prompt token is fed")))
+}
+
+/// The running sequence whose prompt shares the most leading tokens with `prompt`, and how
+/// many of them can be reused: all but the prompt's last token, whose logits are needed.
+fn longest_shared_prefix<'r>(
+    running: &'r [Running<'_>],
+    prompts: &[Vec<u32>],
+    prompt: &[u32],
+) -> Option<(&'r SequenceCache, usize)> {
+    running
+        .iter()
+        .map(|r| {
+            let shared = prompts[r.index]
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count();
+            (&r.cache, shared.min(prompt.len().saturating_sub(1)))
+        })
+        .max_by_key(|&(_, shared)| shared)
+        .filter(|&(_, shared)| shared >= MIN_REUSED_PREFIX)
 }
 
 impl LlmGenerator {
@@ -55,6 +101,21 @@ impl LlmGenerator {
         options: &GenerationOptions,
         stop: &[u32],
     ) -> Result<Vec<Generated>, GenerateError> {
+        Ok(self
+            .generate_batch_reusing(prompts, max_new_tokens, options, stop)?
+            .0)
+    }
+
+    /// [`LlmGenerator::generate_batch`], and for each prompt how many of its leading tokens
+    /// were taken from another sequence's cache rather than computed.
+    pub(super) fn generate_batch_reusing(
+        &mut self,
+        prompts: &[Vec<u32>],
+        max_new_tokens: &[usize],
+        options: &GenerationOptions,
+        stop: &[u32],
+    ) -> Result<(Vec<Generated>, Vec<usize>), GenerateError> {
+        let mut reused = vec![0; prompts.len()];
         if prompts.len() != max_new_tokens.len() {
             return Err(GenerateError::Other(format!(
                 "{} budgets for {} prompts",
@@ -63,11 +124,12 @@ impl LlmGenerator {
             )));
         }
         if !matches!(self.network, super::Network::Qwen2Batched(_)) {
-            return prompts
+            let generated = prompts
                 .iter()
                 .zip(max_new_tokens)
                 .map(|(p, &n)| self.generate(p, n, options, stop))
-                .collect();
+                .collect::<Result<_, _>>()?;
+            return Ok((generated, reused));
         }
         let super::Network::Qwen2Batched(model) = &self.network else {
             unreachable!("checked above")
@@ -88,9 +150,15 @@ impl LlmGenerator {
                 let prefill_started = Instant::now();
                 // Positions reach prompt + reply − 1 (the last token is never fed).
                 let capacity = (prompt.len() + max_new_tokens[index]).min(context_len);
-                let (cache, logits) = prefill(model, prompt, capacity, chunk)?;
+                let source = model
+                    .prefixes_reusable()
+                    .then(|| longest_shared_prefix(&running, prompts, prompt))
+                    .flatten();
+                reused[index] = source.map_or(0, |(_, n)| n);
+                let (cache, logits) = prefill_after(model, source, prompt, capacity, chunk)?;
                 prompt_time += prefill_started.elapsed();
                 timings.prompt_tokens += prompt.len();
+                timings.reused_prompt_tokens += reused[index];
                 let mut decoding = Decoding::new(
                     prompt.len(),
                     max_new_tokens[index],
@@ -140,6 +208,6 @@ impl LlmGenerator {
         timings.prompt_time = prompt_time;
         timings.generation_time = started.elapsed().saturating_sub(prompt_time);
         self.timings = timings;
-        Ok(results)
+        Ok((results, reused))
     }
 }
