@@ -28,11 +28,13 @@ use super::exp_sum::exp_in_place_body;
 /// Qwen2.5-0.5B) are split into near-equal parts that take turns on each block of keys while
 /// it is in L1.
 const MAX_PASS: usize = 6;
-/// The lanes of every dot product and of every block of value columns.
+/// The lanes of every dot product and of every block of value columns: two [`F32x8`].
 const LANES: usize = 16;
-/// Keys per block: a block of 128-wide rows (32 KB of keys or values) stays in L1/L2 while
-/// every part of the group passes over it.
-const KEY_BLOCK: usize = 64;
+/// Keys per block: a block of 128-wide rows (16 KB of keys or values) stays in L1 while every
+/// part of the group passes over it, beside the next block being prefetched. (On the Zen 3
+/// of scripts/bench/README.md's session 12, 16 and 32 keys ran alike, 64 and 128 about 10%
+/// slower.)
+const KEY_BLOCK: usize = 32;
 
 /// `out[h] = softmax(q[h] · kᵀ) · v` for each of the `n_rep` query heads of one key/value
 /// head: `q` and `out` are `(n_rep, head_dim)`, `k` and `v` `(keys, head_dim)`, all
@@ -63,11 +65,11 @@ pub(crate) fn attend_group(
             CpuLevel::Scalar => {}
         }
     }
-    attend_group_body(q, k, v, n_rep, scratch, out)
+    attend_group_body::<Portable>(q, k, v, n_rep, scratch, out)
 }
 
 /// # Safety
-/// The CPU has avx512f.
+/// The CPU has avx512f (which includes avx2).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn attend_group_avx512(
@@ -78,7 +80,7 @@ unsafe fn attend_group_avx512(
     scratch: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    attend_group_body(q, k, v, n_rep, scratch, out)
+    attend_group_body::<x86::Avx>(q, k, v, n_rep, scratch, out)
 }
 
 /// # Safety
@@ -93,27 +95,147 @@ unsafe fn attend_group_avx2(
     scratch: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    attend_group_body(q, k, v, n_rep, scratch, out)
+    attend_group_body::<x86::Avx>(q, k, v, n_rep, scratch, out)
 }
 
-/// Calls `$f::<R>($args)` for the pass size `R` given at run time (1 to [`MAX_PASS`]), so
+/// Eight `f32` lanes, added and multiplied lane by lane with IEEE rounding, never fused: the
+/// portable form and the AVX one give the same bits. Written as a type rather than left to
+/// the auto-vectoriser, which (tried first) kept the 6 heads' accumulators on the stack or
+/// vectorised across heads with shuffles, and ran no faster than head by head.
+trait F32x8: Copy {
+    fn zero() -> Self;
+    fn splat(x: f32) -> Self;
+    fn load(x: &[f32; 8]) -> Self;
+    fn store(self, x: &mut [f32; 8]);
+    fn add(self, other: Self) -> Self;
+    fn mul(self, other: Self) -> Self;
+}
+
+#[derive(Clone, Copy)]
+struct Portable([f32; 8]);
+
+impl F32x8 for Portable {
+    #[inline(always)]
+    fn zero() -> Self {
+        Portable([0.0; 8])
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        Portable([x; 8])
+    }
+    #[inline(always)]
+    fn load(x: &[f32; 8]) -> Self {
+        Portable(*x)
+    }
+    #[inline(always)]
+    fn store(self, x: &mut [f32; 8]) {
+        *x = self.0;
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] + other.0[l]))
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l] * other.0[l]))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// AVX's eight lanes. Only `attend_group_avx2` and `attend_group_avx512` run code with
+    /// this type (the body is generic over [`super::F32x8`] and each entry point picks its
+    /// form), so every method runs where the CPU has AVX; `#[inline(always)]` puts them into
+    /// those entry points, where the intrinsics inline.
+    #[derive(Clone, Copy)]
+    pub(super) struct Avx(__m256);
+
+    impl super::F32x8 for Avx {
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: see the type.
+            Avx(unsafe { _mm256_setzero_ps() })
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> Self {
+            // SAFETY: see the type.
+            Avx(unsafe { _mm256_set1_ps(x) })
+        }
+        #[inline(always)]
+        fn load(x: &[f32; 8]) -> Self {
+            // SAFETY: eight floats to read; AVX, see the type.
+            Avx(unsafe { _mm256_loadu_ps(x.as_ptr()) })
+        }
+        #[inline(always)]
+        fn store(self, x: &mut [f32; 8]) {
+            // SAFETY: eight floats to write; AVX, see the type.
+            unsafe { _mm256_storeu_ps(x.as_mut_ptr(), self.0) }
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            // SAFETY: see the type.
+            Avx(unsafe { _mm256_add_ps(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            // SAFETY: see the type.
+            Avx(unsafe { _mm256_mul_ps(self.0, other.0) })
+        }
+    }
+}
+
+/// Calls `$f::<V, R>($args)` for the pass size `R` given at run time (1 to [`MAX_PASS`]), so
 /// that each size gets its own unrolled loops.
 macro_rules! with_pass_size {
-    ($size:expr, $f:ident($($arg:expr),* $(,)?)) => {
+    ($size:expr, $f:ident::<$v:ident>($($arg:expr),* $(,)?)) => {
         match $size {
-            1 => $f::<1>($($arg),*),
-            2 => $f::<2>($($arg),*),
-            3 => $f::<3>($($arg),*),
-            4 => $f::<4>($($arg),*),
-            5 => $f::<5>($($arg),*),
-            6 => $f::<6>($($arg),*),
+            1 => $f::<$v, 1>($($arg),*),
+            2 => $f::<$v, 2>($($arg),*),
+            3 => $f::<$v, 3>($($arg),*),
+            4 => $f::<$v, 4>($($arg),*),
+            5 => $f::<$v, 5>($($arg),*),
+            6 => $f::<$v, 6>($($arg),*),
             size => unreachable!("a pass of {size} heads"),
         }
     };
 }
 
+/// Runs `$body` with `$h` bound to each head index below `$r` (at most [`MAX_PASS`]), written
+/// out rather than looped, so that each head's accumulators are named registers.
+macro_rules! for_each_head {
+    ($r:expr, |$h:ident| $body:block) => {{
+        const _: () = assert!(MAX_PASS == 6);
+        if 0 < $r {
+            let $h = 0;
+            $body
+        }
+        if 1 < $r {
+            let $h = 1;
+            $body
+        }
+        if 2 < $r {
+            let $h = 2;
+            $body
+        }
+        if 3 < $r {
+            let $h = 3;
+            $body
+        }
+        if 4 < $r {
+            let $h = 4;
+            $body
+        }
+        if 5 < $r {
+            let $h = 5;
+            $body
+        }
+    }};
+}
+
 #[inline(always)]
-fn attend_group_body(
+fn attend_group_body<V: F32x8>(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -122,7 +244,7 @@ fn attend_group_body(
     out: &mut [f32],
 ) {
     assert!(
-        n_rep > 0 && q.len() % n_rep == 0,
+        n_rep > 0 && q.len().is_multiple_of(n_rep),
         "{} values for {n_rep} heads",
         q.len()
     );
@@ -154,10 +276,15 @@ fn attend_group_body(
     let mut t0 = 0;
     while t0 < keys {
         let block = KEY_BLOCK.min(keys - t0);
-        let k_block = &k[t0 * d..(t0 + block) * d];
+        let (k_block, k_next) = k[t0 * d..].split_at(block * d);
         for (first, size) in passes.clone() {
             let q_pass = &q[first * d..(first + size) * d];
-            with_pass_size!(size, scores_pass(q_pass, k_block, weights, keys, first, t0));
+            // The first pass asks for the next block while this one is computed.
+            let next = if first == 0 { k_next } else { &[] };
+            with_pass_size!(
+                size,
+                scores_pass::<V>(q_pass, k_block, next, weights, keys, first, t0)
+            );
         }
         t0 += block;
     }
@@ -170,12 +297,13 @@ fn attend_group_body(
     let mut t0 = 0;
     while t0 < keys {
         let block = KEY_BLOCK.min(keys - t0);
-        let v_block = &v[t0 * d..(t0 + block) * d];
+        let (v_block, v_next) = v[t0 * d..].split_at(block * d);
         for (first, size) in passes.clone() {
             let out_pass = &mut out[first * d..(first + size) * d];
+            let next = if first == 0 { v_next } else { &[] };
             with_pass_size!(
                 size,
-                values_pass(weights, keys, first, t0, v_block, out_pass)
+                values_pass::<V>(weights, keys, first, t0, v_block, next, out_pass)
             );
         }
         t0 += block;
@@ -188,14 +316,40 @@ fn attend_group_body(
     }
 }
 
+/// Asks the CPU to bring `row` (if any) into the cache; changes no result.
+#[inline(always)]
+fn prefetch(row: Option<&[f32]>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(row) = row {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        for line in row.chunks(16) {
+            // SAFETY: a prefetch reads nothing architecturally; SSE is in every x86_64 CPU.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+/// The two halves of 16 lanes.
+#[inline(always)]
+fn halves(x: &[f32; LANES]) -> (&[f32; 8], &[f32; 8]) {
+    let (lo, hi) = x.split_at(8);
+    (
+        lo.try_into().expect("8 lanes"),
+        hi.try_into().expect("8 lanes"),
+    )
+}
+
 /// `weights[(first + h) · keys + t0 + i] = q[h] · k[i]` for the `R` heads of `q` (`(R, d)`)
 /// and every key row `i` of the block `k`: each key row is loaded once for all `R` products,
 /// each product summed in 16 lanes (lane `l` takes the elements `≡ l mod 16` in order), the
 /// lanes added pairwise, then the columns past the last whole 16.
 #[inline(always)]
-fn scores_pass<const R: usize>(
+fn scores_pass<V: F32x8, const R: usize>(
     q: &[f32],
     k: &[f32],
+    next: &[f32],
     weights: &mut [f32],
     keys: usize,
     first: usize,
@@ -203,26 +357,34 @@ fn scores_pass<const R: usize>(
 ) {
     let d = q.len() / R;
     let whole = d / LANES * LANES;
+    // Whole chunks as arrays, so that the loop below indexes nothing it must check.
+    let qs: [&[[f32; LANES]]; R] =
+        std::array::from_fn(|h| q[h * d..h * d + whole].as_chunks::<LANES>().0);
     for (i, key) in k.chunks_exact(d).enumerate() {
-        let mut acc = [[0f32; LANES]; R];
-        for c in (0..whole).step_by(LANES) {
-            let kc: &[f32; LANES] = key[c..c + LANES].try_into().expect("a whole chunk");
-            for (h, acc) in acc.iter_mut().enumerate() {
-                let qc: &[f32; LANES] = q[h * d + c..h * d + c + LANES]
-                    .try_into()
-                    .expect("a whole chunk");
-                for l in 0..LANES {
-                    acc[l] += qc[l] * kc[l];
-                }
-            }
+        prefetch(next.get(i * d..(i + 1) * d));
+        let (kcs, key_rest) = key.as_chunks::<LANES>();
+        let mut lo = [V::zero(); R];
+        let mut hi = [V::zero(); R];
+        for (c, kc) in kcs.iter().enumerate() {
+            let (k0, k1) = halves(kc);
+            let (k0, k1) = (V::load(k0), V::load(k1));
+            for_each_head!(R, |h| {
+                let (q0, q1) = halves(&qs[h][c]);
+                lo[h] = lo[h].add(V::load(q0).mul(k0));
+                hi[h] = hi[h].add(V::load(q1).mul(k1));
+            });
         }
-        for (h, acc) in acc.iter().enumerate() {
-            let mut s = pairwise_sum(acc);
-            for j in whole..d {
-                s += q[h * d + j] * key[j];
+        for_each_head!(R, |h| {
+            let mut x = [0f32; LANES];
+            let (x0, x1) = x.split_at_mut(8);
+            lo[h].store(x0.try_into().expect("8 lanes"));
+            hi[h].store(x1.try_into().expect("8 lanes"));
+            let mut s = pairwise_sum(x);
+            for (&a, &b) in q[h * d + whole..(h + 1) * d].iter().zip(key_rest) {
+                s += a * b;
             }
             weights[(first + h) * keys + t0 + i] = s;
-        }
+        });
     }
 }
 
@@ -231,44 +393,61 @@ fn scores_pass<const R: usize>(
 /// accumulators in registers across the block: each value row is loaded once for all `R`
 /// heads. Each output element is the same sum in key order whatever the block and pass.
 #[inline(always)]
-fn values_pass<const R: usize>(
+fn values_pass<V: F32x8, const R: usize>(
     weights: &[f32],
     keys: usize,
     first: usize,
     t0: usize,
     v: &[f32],
+    next: &[f32],
     out: &mut [f32],
 ) {
     let d = out.len() / R;
     let rows = v.len() / d;
-    let weight = |h: usize, i: usize| weights[(first + h) * keys + t0 + i];
+    let ps: [&[f32]; R] = std::array::from_fn(|h| {
+        let start = (first + h) * keys + t0;
+        &weights[start..start + rows]
+    });
     let whole = d / LANES * LANES;
     for c in (0..whole).step_by(LANES) {
-        let mut acc = [[0f32; LANES]; R];
-        for (h, acc) in acc.iter_mut().enumerate() {
-            acc.copy_from_slice(&out[h * d + c..h * d + c + LANES]);
-        }
-        for i in 0..rows {
-            let vc: &[f32; LANES] = v[i * d + c..i * d + c + LANES]
+        let mut lo = [V::zero(); R];
+        let mut hi = [V::zero(); R];
+        for_each_head!(R, |h| {
+            let o: &[f32; LANES] = out[h * d + c..h * d + c + LANES]
                 .try_into()
                 .expect("a whole chunk");
-            for (h, acc) in acc.iter_mut().enumerate() {
-                let p = weight(h, i);
-                for l in 0..LANES {
-                    acc[l] += p * vc[l];
-                }
+            let (o0, o1) = halves(o);
+            (lo[h], hi[h]) = (V::load(o0), V::load(o1));
+        });
+        for (i, row) in v.chunks_exact(d).enumerate() {
+            // Column strips of 512-byte rows defeat the hardware prefetchers (the first
+            // strip of a block was half of this pass's time): the first strip asks for the
+            // next block's rows, whole.
+            if c == 0 {
+                prefetch(next.get(i * d..(i + 1) * d));
             }
+            let vc: &[f32; LANES] = row[c..c + LANES].try_into().expect("a whole chunk");
+            let (v0, v1) = halves(vc);
+            let (v0, v1) = (V::load(v0), V::load(v1));
+            for_each_head!(R, |h| {
+                let p = V::splat(ps[h][i]);
+                lo[h] = lo[h].add(p.mul(v0));
+                hi[h] = hi[h].add(p.mul(v1));
+            });
         }
-        for (h, acc) in acc.iter().enumerate() {
-            out[h * d + c..h * d + c + LANES].copy_from_slice(acc);
-        }
+        for_each_head!(R, |h| {
+            let (o0, o1) = out[h * d + c..h * d + c + LANES].split_at_mut(8);
+            lo[h].store(o0.try_into().expect("8 lanes"));
+            hi[h].store(o1.try_into().expect("8 lanes"));
+        });
     }
     if whole < d {
-        for h in 0..R {
-            for i in 0..rows {
-                let p = weight(h, i);
-                let row = &v[i * d + whole..(i + 1) * d];
-                for (o, &x) in out[h * d + whole..(h + 1) * d].iter_mut().zip(row) {
+        for (h, p) in ps.iter().enumerate() {
+            for (&p, row) in p.iter().zip(v.chunks_exact(d)) {
+                for (o, &x) in out[h * d + whole..(h + 1) * d]
+                    .iter_mut()
+                    .zip(&row[whole..])
+                {
                     *o += p * x;
                 }
             }
@@ -278,8 +457,7 @@ fn values_pass<const R: usize>(
 
 /// The sum of 16 lanes as a tree of vector-wide adds (8 + 8, 4 + 4, 2 + 2, 1 + 1).
 #[inline(always)]
-fn pairwise_sum(lanes: &[f32; LANES]) -> f32 {
-    let mut x = *lanes;
+fn pairwise_sum(mut x: [f32; LANES]) -> f32 {
     let mut width = LANES / 2;
     while width > 0 {
         for l in 0..width {
@@ -395,7 +573,7 @@ mod tests {
         for (n_rep, d, keys) in [(6, 128, 1000), (7, 64, 333), (8, 40, 9)] {
             let (q, k, v) = case(n_rep, d, keys);
             let mut portable = vec![0f32; q.len()];
-            attend_group_body(&q, &k, &v, n_rep, &mut Vec::new(), &mut portable);
+            attend_group_body::<Portable>(&q, &k, &v, n_rep, &mut Vec::new(), &mut portable);
             let same = |got: &[f32]| {
                 got.iter()
                     .zip(&portable)
