@@ -613,4 +613,57 @@ mod tests {
             );
         }
     }
+
+    /// One thread's decode-step attention over a cache too large for any cache level (28
+    /// layers × 2 key/value heads of 1,000 positions: 57 MB at head_dim 128), this kernel
+    /// against `head_attention::attend_head` run once per query head:
+    /// `cargo test --release --lib group_attention_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a speed measure, not a check"]
+    fn group_attention_rate() {
+        use super::super::head_attention::attend_head;
+        let (layers, n_kv, keys) = (28, 2, 1000);
+        for (n_rep, d) in [(6, 128), (7, 64)] {
+            let q = case(n_rep, d, 1).0;
+            let caches: Vec<(Vec<f32>, Vec<f32>)> = (0..layers * n_kv)
+                .map(|i| {
+                    (
+                        values(keys * d, 2 * i as u64),
+                        values(keys * d, 2 * i as u64 + 1),
+                    )
+                })
+                .collect();
+            let mut out = vec![0f32; n_rep * d];
+            let mut scratch = Vec::new();
+            for round in 0..6 {
+                let grouped = round % 2 == 0;
+                let steps = 20;
+                let t = std::time::Instant::now();
+                for _ in 0..steps {
+                    for (k, v) in &caches {
+                        if grouped {
+                            attend_group(&q, k, v, n_rep, &mut scratch, &mut out);
+                        } else {
+                            for (q, out) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+                                out.fill(0.0);
+                                attend_head(q, k, v, None, &mut scratch, out);
+                            }
+                        }
+                    }
+                }
+                let step = t.elapsed().as_secs_f64() / steps as f64;
+                let bytes = (2 * layers * n_kv * keys * d * 4) as f64;
+                eprintln!(
+                    "{n_rep} heads x {d}, {keys} keys, {}: {:.2} ms per step, {:.1} GB/s",
+                    if grouped {
+                        "attend_group"
+                    } else {
+                        "attend_head per head"
+                    },
+                    step * 1e3,
+                    bytes / step / 1e9
+                );
+            }
+        }
+    }
 }
