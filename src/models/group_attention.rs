@@ -420,9 +420,9 @@ fn values_pass<V: F32x8, const R: usize>(
             (lo[h], hi[h]) = (V::load(o0), V::load(o1));
         });
         for (i, row) in v.chunks_exact(d).enumerate() {
-            // Column strips of 512-byte rows defeat the hardware prefetchers (the first
-            // strip of a block was half of this pass's time): the first strip asks for the
-            // next block's rows, whole.
+            // Column strips of 512-byte rows defeat the hardware prefetchers (waiting on
+            // these loads was half the kernel's time without this): the first strip asks
+            // for the next block's rows, whole.
             if c == 0 {
                 prefetch(next.get(i * d..(i + 1) * d));
             }
