@@ -17,9 +17,9 @@
 //! "Session 12").
 //!
 //! The result is the same bit for bit on every CPU level (Rust never contracts a multiply and
-//! an add, and every sum runs in fixed lanes in a fixed order: the AVX-512 and AVX2 entry
-//! points only widen the registers), and a head's result does not depend on which or how many
-//! heads share its group.
+//! an add, and every sum runs in fixed lanes in a fixed order: the portable and AVX forms of
+//! [`F32x8`] do the same operations, and the AVX-512 entry point runs the AVX form), and a
+//! head's result does not depend on which or how many heads share its group.
 
 use super::exp_sum::exp_in_place_body;
 
