@@ -13,6 +13,9 @@
 //! (`x - max ≤ 0`); values below e^-87 count as e^-87, which no sum of 58k terms can see.
 //! (The crates that offer a vectorised exp either call libm per lane or change with the
 //! target's features, which would make beam scores differ between machines.)
+//!
+//! [`exp_in_place_body`] is the same loop keeping each exponential: the softmax of Qwen2's
+//! decode attention (`group_attention`) inlines it into its own vector-width entry points.
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two, so that `x - n·ln2` is exact for the n that occur (Cephes' C1, C2).
@@ -32,7 +35,7 @@ const LANES: usize = 16;
 
 /// e^x, for finite x up to 88 (larger x are taken as 88; x below -87 as -87).
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
+fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     let n = (x * LOG2E + ROUNDER) - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -63,6 +66,30 @@ fn sum_exp_body(xs: &[f32], max: f32) -> f32 {
     }
     for &x in rest {
         sum += exp(x - max);
+    }
+    sum
+}
+
+/// `x ← exp(x - max)` for every x of `xs`, returning their sum: the same exponentials and
+/// the same sum, bit for bit, as [`sum_exp`]. Inlined so that it runs at the vector width of
+/// the caller's entry point (only call it from code compiled for one, or from portable code).
+#[inline(always)]
+pub(crate) fn exp_in_place_body(xs: &mut [f32], max: f32) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let mut chunks = xs.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *x = exp(*x - max);
+            *lane += *x;
+        }
+    }
+    let mut sum = 0f32;
+    for lane in lanes {
+        sum += lane;
+    }
+    for x in chunks.into_remainder() {
+        *x = exp(*x - max);
+        sum += *x;
     }
     sum
 }
@@ -141,5 +168,20 @@ mod tests {
         }
         let exact: f64 = xs.iter().map(|&x| f64::from(x - max).exp()).sum();
         assert!((f64::from(portable) - exact).abs() / exact < 1e-5);
+    }
+
+    #[test]
+    fn exp_in_place_keeps_the_exponentials_whose_sum_is_sum_exps() {
+        // 37 values: two whole lane blocks and a remainder of 5.
+        let xs: Vec<f32> = (0..37)
+            .map(|i| ((i * 31) % 17) as f32 * 0.37 - 3.0)
+            .collect();
+        let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut kept = xs.clone();
+        let sum = exp_in_place_body(&mut kept, max);
+        assert_eq!(sum.to_bits(), sum_exp(&xs, max).to_bits());
+        for (&e, &x) in kept.iter().zip(&xs) {
+            assert_eq!(e.to_bits(), exp(x - max).to_bits());
+        }
     }
 }

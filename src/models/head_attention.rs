@@ -1,5 +1,6 @@
 //! Attention of one query row of one head over its keys and values, on plain `f32` slices:
-//! the decoding steps of Marian (`marian_step`) and of Qwen2 (`qwen2_batched`) both run it.
+//! Marian's decoding step (`marian_step`) runs it. (Qwen2's decode step attends a whole group
+//! of query heads per key/value head at once: `group_attention`.)
 //!
 //! Why hand-written: in a decoding step there is one query row per head, and candle runs
 //! such a product as a gemm call per batch entry (per head) with its setup cost each time,

@@ -6,6 +6,7 @@ pub mod cpu_level;
 pub mod embedder;
 mod exp_sum;
 pub mod generate;
+mod group_attention;
 mod head_attention;
 pub mod hub;
 pub mod int8;

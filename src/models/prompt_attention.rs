@@ -18,7 +18,7 @@
 //! Arithmetic per query row (the same for every row, whatever its neighbours): each score is
 //! one 8-lane fused multiply-add chain over the head dimension reduced in a fixed order, times
 //! `1/√d`; the weights are `exp(s − max)` by [`exp_sum`](super::exp_sum)'s polynomial, summed
-//! in 8 lanes in key order; each output element is one fused multiply-add chain over the keys
+//! in its fixed lanes in key order; each output element is one fused multiply-add chain over the keys
 //! in order, times `1/sum`. The portable path (CPUs without AVX2 and FMA) does the same sums
 //! with separate multiplies and adds: its results are its own, and as independent of the
 //! chunking.
@@ -26,7 +26,7 @@
 use std::ops::Range;
 
 use super::cpu_level::CpuLevel;
-use super::exp_sum::exp;
+use super::exp_sum::exp_in_place_body;
 
 /// Query positions per work item: with Qwen2.5-1.5B's 6 query heads per key/value head, 96
 /// query rows share each key and value row read.
@@ -266,23 +266,11 @@ impl Item {
     }
 }
 
-/// `exp(s − max)` in place over `seen`; returns their sum, in 8 lanes in key order.
+/// `exp(s − max)` in place over `seen`; returns their sum ([`exp_in_place_body`]'s lanes).
 #[inline(always)]
 fn weights(seen: &mut [f32]) -> f32 {
     let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut lanes = [0f32; 8];
-    let mut chunks = seen.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        for (lane, s) in lanes.iter_mut().zip(chunk.iter_mut()) {
-            *s = exp(*s - max);
-            *lane += *s;
-        }
-    }
-    for (lane, s) in lanes.iter_mut().zip(chunks.into_remainder()) {
-        *s = exp(*s - max);
-        *lane += *s;
-    }
-    reduce8(lanes)
+    exp_in_place_body(seen, max)
 }
 
 /// The fixed reduction of 8 lanes, the order `avx2::hsum` adds them in.

@@ -29,7 +29,7 @@ use candle_core::quantized::{gguf_file, QStorage, QTensor};
 use candle_core::{DType, Device, Layout, Module, Result, Storage, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::head_attention::attend_head;
+use super::group_attention::attend_group;
 use super::prompt_attention::{self, ChunkShape};
 use super::row_linear::{RowLinear, SharedInputLinear};
 
@@ -443,17 +443,20 @@ impl Qwen2Batched {
 
     /// The decode step's attention on the CPU: each sequence's one query row `(n, n_head, 1, d)`
     /// over its cache of layer `l` (this step's key and value already written), every
-    /// (sequence, head) pair a work item on candle's CPU pool; returns `(n, n_head · d)`.
-    /// The arithmetic is [`Qwen2Batched::attend`]'s, with the 1/√d scale applied to the query
-    /// before the dot products rather than to their results.
+    /// (sequence, key/value head) pair a work item on candle's CPU pool, attending with its
+    /// whole group of query heads so that each key and value row is read once per step
+    /// ([`attend_group`]); returns `(n, n_head · d)`. The arithmetic is
+    /// [`Qwen2Batched::attend`]'s, with the 1/√d scale applied to the query before the dot
+    /// products rather than to their results. A work item depends on its own sequence only, so
+    /// a sequence's result is the same whatever other sequences decode beside it.
     fn attend_rows_cpu(
         &self,
         q: &Tensor,
         caches: &[&mut SequenceCache],
         l: usize,
     ) -> Result<Tensor> {
-        let (n_head, d) = (self.cfg.n_head, self.cfg.head_dim);
-        let n_rep = n_head / self.cfg.n_kv_head;
+        let (n_head, n_kv, d) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
+        let n_rep = n_head / n_kv;
         let scale = 1.0 / (d as f32).sqrt();
         let q: Vec<f32> = q
             .flatten_all()?
@@ -479,24 +482,28 @@ impl Qwen2Batched {
                 cache.capacity,
             ));
         }
+        // Item (s, g) reads and writes query heads g·n_rep .. (g+1)·n_rep of sequence s,
+        // `group` values from `item · group`.
+        let group = n_rep * d;
         let mut out = vec![0f32; caches.len() * n_head * d];
         let out_ptr = OutRows(out.as_mut_ptr());
-        candle_core::utils::barrier_pool().execute_chunked(caches.len() * n_head, |items| {
+        candle_core::utils::barrier_pool().execute_chunked(caches.len() * n_kv, |items| {
             let out_ptr = &out_ptr;
-            let mut scores = Vec::new();
+            let mut scratch = Vec::new();
             for item in items {
-                let (s, h) = (item / n_head, item % n_head);
+                let (s, g) = (item / n_kv, item % n_kv);
                 let (keys, values, kv_len, cap) = kv[s];
-                let base = (h / n_rep) * cap * d;
-                // SAFETY: item (s, h) alone writes `out[item·d..(item+1)·d]`, inside `out`,
-                // which outlives `execute_chunked`.
-                let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(item * d), d) };
-                attend_head(
-                    &q[item * d..(item + 1) * d],
+                let base = g * cap * d;
+                // SAFETY: item (s, g) alone writes `out[item·group..(item+1)·group]`, inside
+                // `out`, which outlives `execute_chunked`.
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(item * group), group) };
+                attend_group(
+                    &q[item * group..(item + 1) * group],
                     &keys[base..base + kv_len * d],
                     &values[base..base + kv_len * d],
-                    None,
-                    &mut scores,
+                    n_rep,
+                    &mut scratch,
                     out,
                 );
             }
