@@ -490,17 +490,9 @@ fn max_of(xs: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
-    /// Deterministic values in about [-1, 1).
+    /// Deterministic values in [-1, 1).
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
+        super::super::quant_blocks::seeded_test_values(seed, n)
     }
 
     /// `softmax(q[h] · kᵀ) · v` in f64, per head.

@@ -134,7 +134,7 @@ enum Level {
 
 impl Level {
     fn current(head_dim: usize) -> Level {
-        if head_dim % 16 == 0 && CpuLevel::current() >= CpuLevel::Avx2 {
+        if head_dim.is_multiple_of(16) && CpuLevel::current() >= CpuLevel::Avx2 {
             Level::Avx2
         } else {
             Level::Portable
@@ -500,17 +500,10 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// Deterministic values in about [-2, 2).
+    /// Deterministic values in [-2, 2).
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 22) as f32 - 2.0
-            })
-            .collect()
+        let v = super::super::quant_blocks::seeded_test_values(seed, n);
+        v.into_iter().map(|x| 2.0 * x).collect()
     }
 
     struct Case {

@@ -56,7 +56,18 @@ pub(super) fn candle_from_float<B: GgmlType>(xs: &[f32]) -> Vec<u8> {
 /// `count` values in [-1, 1) from a fixed xorshift sequence: the quantizers' test inputs.
 #[cfg(test)]
 pub(super) fn test_values(count: usize) -> Vec<f32> {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    xorshift_values(0x2545_f491_4f6c_dd1d, count)
+}
+
+/// `count` values in [-1, 1) from the xorshift sequence that `seed` (any value) starts: the
+/// attention kernels' test inputs, one sequence per seed.
+#[cfg(test)]
+pub(super) fn seeded_test_values(seed: u64, count: usize) -> Vec<f32> {
+    xorshift_values(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, count)
+}
+
+#[cfg(test)]
+fn xorshift_values(mut state: u64, count: usize) -> Vec<f32> {
     (0..count)
         .map(|_| {
             state ^= state << 13;
