@@ -14,8 +14,9 @@
 //! (The crates that offer a vectorised exp either call libm per lane or change with the
 //! target's features, which would make beam scores differ between machines.)
 //!
-//! [`exp_in_place_body`] is the same loop keeping each exponential: the softmax of Qwen2's
-//! decode attention (`group_attention`) inlines it into its own vector-width entry points.
+//! [`exp_in_place_body`] is the same loop keeping each exponential: the softmaxes of Qwen2's
+//! attention (`group_attention` for decode steps, `prompt_attention` for prompts) inline it
+//! into their own vector-width entry points.
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two, so that `x - n·ln2` is exact for the n that occur (Cephes' C1, C2).
