@@ -14,9 +14,9 @@
 //! (The crates that offer a vectorised exp either call libm per lane or change with the
 //! target's features, which would make beam scores differ between machines.)
 //!
-//! [`exp_in_place_body`] is the same loop keeping each exponential: the softmaxes of Qwen2's
-//! attention (`group_attention` for decode steps, `prompt_attention` for prompts) inline it
-//! into their own vector-width entry points.
+//! [`softmax_numerators_body`] is the same loop keeping each exponential, after the row's
+//! maximum: the softmaxes of Qwen2's attention (`group_attention` for decode steps,
+//! `prompt_attention` for prompts) inline it into their own vector-width entry points.
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two, so that `x - n·ln2` is exact for the n that occur (Cephes' C1, C2).
@@ -71,11 +71,36 @@ fn sum_exp_body(xs: &[f32], max: f32) -> f32 {
     sum
 }
 
-/// `x ← exp(x - max)` for every x of `xs`, returning their sum: the same exponentials and
-/// the same sum, bit for bit, as [`sum_exp`]. Inlined so that it runs at the vector width of
-/// the caller's entry point (only call it from code compiled for one, or from portable code).
+/// `x ← exp(x − m)` for every x of `xs`, `m` their maximum, returning their sum: a softmax's
+/// numerators and its normaliser. Inlined so that it runs at the vector width of the caller's
+/// entry point (only call it from code compiled for one, or from portable code).
 #[inline(always)]
-pub(crate) fn exp_in_place_body(xs: &mut [f32], max: f32) -> f32 {
+pub(crate) fn softmax_numerators_body(xs: &mut [f32]) -> f32 {
+    exp_in_place_body(xs, max_body(xs))
+}
+
+/// The largest value of `xs` (none NaN), in 16 lanes: the maximum is the same in any order.
+#[inline(always)]
+fn max_body(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(x);
+        }
+    }
+    lanes
+        .iter()
+        .chain(rest)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `x ← exp(x - max)` for every x of `xs`, returning their sum: the same exponentials and
+/// the same sum, bit for bit, as [`sum_exp`].
+#[inline(always)]
+fn exp_in_place_body(xs: &mut [f32], max: f32) -> f32 {
     let mut lanes = [0f32; LANES];
     let mut chunks = xs.chunks_exact_mut(LANES);
     for chunk in &mut chunks {

@@ -21,7 +21,7 @@
 //! [`F32x8`] do the same operations, and the AVX-512 entry point runs the AVX form), and a
 //! head's result does not depend on which or how many heads share its group.
 
-use super::exp_sum::exp_in_place_body;
+use super::exp_sum::softmax_numerators_body;
 
 /// Query heads that one pass over a key row (or a block of value rows) serves with their
 /// accumulators in registers: 6 heads × 16 lanes is 12 AVX2 registers. Larger groups (7 for
@@ -290,8 +290,7 @@ fn attend_group_body<V: F32x8>(
     }
 
     for (row, sum) in weights.chunks_exact_mut(keys).zip(sums.iter_mut()) {
-        let max = max_of(row);
-        *sum = exp_in_place_body(row, max);
+        *sum = softmax_numerators_body(row);
     }
 
     let mut t0 = 0;
@@ -466,24 +465,6 @@ fn pairwise_sum(mut x: [f32; LANES]) -> f32 {
         width /= 2;
     }
     x[0]
-}
-
-/// The largest value of `xs` (none NaN), in 16 lanes: the maximum is the same in any order.
-#[inline(always)]
-fn max_of(xs: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (m, &x) in lanes.iter_mut().zip(chunk) {
-            *m = m.max(x);
-        }
-    }
-    lanes
-        .iter()
-        .chain(rest)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@
 use std::ops::Range;
 
 use super::cpu_level::CpuLevel;
-use super::exp_sum::exp_in_place_body;
+use super::exp_sum::softmax_numerators_body;
 
 /// Query positions per work item: with Qwen2.5-1.5B's 6 query heads per key/value head, 96
 /// query rows share each key and value row read.
@@ -226,7 +226,7 @@ impl Item {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
                 Level::Avx2 => unsafe { avx2::weights(seen) },
-                _ => weights(seen),
+                _ => softmax_numerators_body(seen),
             };
             unseen.fill(0.0);
             inverse.push(1.0 / sum);
@@ -264,13 +264,6 @@ impl Item {
             }
         }
     }
-}
-
-/// `exp(s − max)` in place over `seen`; returns their sum ([`exp_in_place_body`]'s lanes).
-#[inline(always)]
-fn weights(seen: &mut [f32]) -> f32 {
-    let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    exp_in_place_body(seen, max)
 }
 
 /// The fixed reduction of 8 lanes, the order `avx2::hsum` adds them in.
@@ -410,13 +403,14 @@ mod avx2 {
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
     }
 
-    /// [`super::weights`] compiled for AVX2 (the same bits: Rust never fuses its operations).
+    /// [`softmax_numerators_body`](super::softmax_numerators_body) compiled for AVX2 (the
+    /// same bits: Rust never fuses its operations).
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weights(seen: &mut [f32]) -> f32 {
-        super::weights(seen)
+        super::softmax_numerators_body(seen)
     }
 
     /// Columns per register tile of [`columns`]: 4 rows × 16 columns are 8 of AVX2's 16
