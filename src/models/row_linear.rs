@@ -141,12 +141,7 @@ impl RowLinear {
             }
         }
         match weights {
-            Some(w)
-                if w.dtype() == GgmlDType::Q8_0
-                    && matches!(xs.device(), Device::Cpu)
-                    && xs.rank() == 2
-                    && own_kernel(w.dtype(), xs.dim(1)?) =>
-            {
+            Some(w) if q8_0_prompts_on_row_kernels(w) && xs.rank() == 2 => {
                 let (rows, k) = xs.dims2()?;
                 own_matmul(w, &xs.contiguous()?, rows, k)
             }
@@ -165,14 +160,7 @@ impl RowLinear {
                 weights: Some(w),
                 q6k_tiles,
                 ..
-            } => {
-                q6k_tiles.is_some()
-                    || (w.dtype() == GgmlDType::Q8_0
-                        && matches!(w.device(), Device::Cpu)
-                        && w.shape()
-                            .dims2()
-                            .is_ok_and(|(_, k)| own_kernel(GgmlDType::Q8_0, k)))
-            }
+            } => q6k_tiles.is_some() || q8_0_prompts_on_row_kernels(w),
             Kind::Candle { weights: None, .. } => false,
         }
     }
@@ -346,6 +334,16 @@ fn own_kernel(dtype: GgmlDType, k: usize) -> bool {
             GgmlDType::Q8_0 => !candle_has_vnni_tiles(),
             _ => false,
         }
+}
+
+/// Whether [`RowLinear::forward`] runs `w`'s prompt products on the [`row_kernels`]: Q8_0 on
+/// the CPU where [`own_kernel`] takes it.
+fn q8_0_prompts_on_row_kernels(w: &QTensor) -> bool {
+    w.dtype() == GgmlDType::Q8_0
+        && matches!(w.device(), Device::Cpu)
+        && w.shape()
+            .dims2()
+            .is_ok_and(|(_, k)| own_kernel(GgmlDType::Q8_0, k))
 }
 
 /// Whether candle 0.11.1 runs Q8_0 products on its repacked VNNI tiles (`repack_x86::level`:
