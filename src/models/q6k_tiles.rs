@@ -459,35 +459,47 @@ mod tests {
     #[test]
     #[ignore = "a speed measure, not a check"]
     fn q6k_tile_rate() {
-        let (rows, n, k) = (512, 1536, 8960);
-        let w = std::sync::Arc::new(q6k(n, k));
-        let tiles = Q6KTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        let x: Vec<f32> = (0..rows * k)
-            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let rate = |s: f64| (rows * n * k) as f64 / s / 1e9;
-        let mut dst = vec![0f32; rows * n];
-        tiles.matmul(&x, rows, &mut dst).unwrap();
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
+        // A prompt's `ffn_down`, then the decode shapes of one and of 8 sequences (the tied
+        // output head, `ffn_down`).
+        for (rows, n, k) in [
+            (512, 1536, 8960),
+            (1, 151_936, 1536),
+            (8, 151_936, 1536),
+            (1, 1536, 8960),
+            (8, 1536, 8960),
+        ] {
+            let w = std::sync::Arc::new(q6k(n, k));
+            let tiles = Q6KTiles::pack(&w.data().unwrap(), n, k).unwrap();
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let rate = |s: f64| (rows * n * k) as f64 / s / 1e9;
+            let mut dst = vec![0f32; rows * n];
             tiles.matmul(&x, rows, &mut dst).unwrap();
-            let s = t.elapsed().as_secs_f64();
-            eprintln!(
-                "polybrief {rows}x{k} . {n}x{k}: {s:.3} s, {:.1} GMAC/s",
-                rate(s)
-            );
-        }
-        let candle = QMatMul::from_arc(w).unwrap();
-        let xs = Tensor::from_vec(x, (rows, k), &Device::Cpu).unwrap();
-        candle.forward(&xs).unwrap();
-        for _ in 0..3 {
+            let reps = if rows * n * k < 100_000_000 { 20 } else { 3 };
             let t = std::time::Instant::now();
-            candle.forward(&xs).unwrap();
-            let s = t.elapsed().as_secs_f64();
+            for _ in 0..reps {
+                tiles.matmul(&x, rows, &mut dst).unwrap();
+            }
+            let s = t.elapsed().as_secs_f64() / reps as f64;
             eprintln!(
-                "candle    {rows}x{k} . {n}x{k}: {s:.3} s, {:.1} GMAC/s",
+                "polybrief {rows}x{k} . {n}x{k}: {:.2} ms, {:.1} GMAC/s",
+                s * 1e3,
                 rate(s)
             );
+            if rows == 512 {
+                let candle = QMatMul::from_arc(w).unwrap();
+                let xs = Tensor::from_vec(x, (rows, k), &Device::Cpu).unwrap();
+                candle.forward(&xs).unwrap();
+                let t = std::time::Instant::now();
+                candle.forward(&xs).unwrap();
+                let s = t.elapsed().as_secs_f64();
+                eprintln!(
+                    "candle    {rows}x{k} . {n}x{k}: {:.2} ms, {:.1} GMAC/s",
+                    s * 1e3,
+                    rate(s)
+                );
+            }
         }
     }
 }

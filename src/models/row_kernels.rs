@@ -554,6 +554,40 @@ mod tests {
         }
     }
 
+    /// Multiply-adds per second of the Q8_0 row kernel on the decode shapes of Qwen2.5-1.5B
+    /// Q8_0 (the tied output head, `ffn_up`, `ffn_down`), for 1, 4 and 8 rows, on this
+    /// machine's pool: `cargo test --release --lib q8_0_row_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a speed measure, not a check"]
+    fn q8_0_row_rate() {
+        if !has_avx2() {
+            return;
+        }
+        for (k, n) in [(1536, 151_936), (1536, 8960), (8960, 1536)] {
+            let w = weights(GgmlDType::Q8_0, n, k);
+            let data = w.data().unwrap();
+            for rows in [1, 4, 8] {
+                let xs: Vec<f32> = (0..rows * k)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                    .collect();
+                let mut dst = vec![0f32; rows * n];
+                matmul(GgmlDType::Q8_0, &data, (rows, k, n), &xs, &mut dst).unwrap();
+                let reps = if n > 100_000 { 5 } else { 40 };
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    matmul(GgmlDType::Q8_0, &data, (rows, k, n), &xs, &mut dst).unwrap();
+                }
+                let s = t.elapsed().as_secs_f64() / reps as f64;
+                eprintln!(
+                    "{rows} x ({k} -> {n}): {:.2} ms, {:.1} GMAC/s, {:.1} GB/s of weights",
+                    s * 1e3,
+                    (rows * n * k) as f64 / s / 1e9,
+                    data.len() as f64 / s / 1e9
+                );
+            }
+        }
+    }
+
     #[test]
     fn q6k_rows_equal_candles_kernel_on_extreme_quants_and_scales() {
         if !has_avx2() {
