@@ -494,6 +494,9 @@ pub(crate) mod test_support {
         /// A batch of more than one prompt fails as a whole (the prompts alone do not).
         pub(crate) failing_batches: bool,
         pub(crate) batches: Vec<usize>,
+        /// Tokens (words) a prompt and its reply budget may take together; a prompt that
+        /// overflows fails, as it would in a model's context.
+        pub(crate) context: usize,
     }
 
     impl PointWriter {
@@ -503,6 +506,7 @@ pub(crate) mod test_support {
                 refusing_on,
                 failing_batches: false,
                 batches: vec![],
+                context: 4096,
             }
         }
     }
@@ -511,12 +515,14 @@ pub(crate) mod test_support {
         fn model_name(&self) -> String {
             "point-writer".into()
         }
-        fn chat(
-            &mut self,
-            _system: &str,
-            user: &str,
-            _max: usize,
-        ) -> Result<String, GenerateError> {
+        fn chat(&mut self, system: &str, user: &str, max: usize) -> Result<String, GenerateError> {
+            let tokens = self.count_tokens(system)? + self.count_tokens(user)? + max;
+            if tokens > self.context {
+                return Err(GenerateError::Other(format!(
+                    "{tokens} tokens do not fit a context of {}",
+                    self.context
+                )));
+            }
             if user.contains(self.failing_on) {
                 return Err(GenerateError::Other(format!(
                     "no memory left for {}",
@@ -554,7 +560,7 @@ pub(crate) mod test_support {
             Ok(text.split_whitespace().count())
         }
         fn context_len(&self) -> usize {
-            4096
+            self.context
         }
     }
 

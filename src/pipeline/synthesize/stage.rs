@@ -21,7 +21,7 @@ use super::{synthesize_stories, with_story_docs, StoryInput, Synthesis, Synthesi
 pub(crate) const STAGE: &str = "synthesize";
 
 /// Bumped when synthesis changes what it produces.
-pub(crate) const CACHE_VERSION: u32 = 8;
+pub(crate) const CACHE_VERSION: u32 = 9;
 
 /// What a story's synthesis reads of one source: everything but its file name, which the
 /// synthesis does not hold (notes that name files are made per run:

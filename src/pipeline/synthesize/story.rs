@@ -133,34 +133,68 @@ pub(crate) fn synthesize_batch(
 }
 
 /// Each story's key points as the model wrote them, or why it wrote none: every request is
-/// built first, then all are asked for together.
+/// built first (several for a story asked for in parts), then all are asked for together.
 fn key_points_of_all(
     stories: &[StoryDocs<'_, '_>],
     llm: &mut LlmPoints<'_>,
     options: &SynthesisOptions,
 ) -> Vec<Result<Vec<GeneratedPoint>, GenerateError>> {
-    let mut results: Vec<Option<Result<Vec<GeneratedPoint>, GenerateError>>> = Vec::new();
-    let (mut requests, mut slots) = (Vec::new(), Vec::new());
+    // Per story, the range of its requests, or why it has none.
+    let mut asked: Vec<Result<std::ops::Range<usize>, GenerateError>> = Vec::new();
+    let mut requests = Vec::new();
     for (members, _) in stories {
-        match prompt::key_points_request(members, &*llm.generator, llm.prompt, options) {
-            Ok(request) => {
-                slots.push(results.len());
-                results.push(None);
-                requests.push(request);
+        match prompt::key_points_requests(members, &*llm.generator, llm.prompt, options) {
+            Ok(parts) => {
+                asked.push(Ok(requests.len()..requests.len() + parts.len()));
+                requests.extend(parts);
             }
-            Err(e) => results.push(Some(Err(e))),
+            Err(e) => asked.push(Err(e)),
         }
     }
-    for (slot, reply) in slots
+    let mut replies: Vec<Option<Result<String, GenerateError>>> =
+        ask_all(&mut *llm.generator, &requests)
+            .into_iter()
+            .map(Some)
+            .collect();
+    asked
         .into_iter()
-        .zip(ask_all(&mut *llm.generator, &requests))
-    {
-        results[slot] = Some(reply.map(|reply| prompt::parse_points(&reply)));
-    }
-    results
-        .into_iter()
-        .map(|r| r.expect("every story has a request or its error"))
+        .zip(stories)
+        .map(|(range, (_, title))| {
+            let parts = range?.map(|r| replies[r].take().expect("each reply is taken once"));
+            story_points(parts.collect(), title)
+        })
         .collect()
+}
+
+/// A story's points from the replies to its parts (one reply for most stories): the parts
+/// that were answered, put together ([`prompt::interleave_parts`]); the first error when none
+/// was, or when the run was interrupted.
+fn story_points(
+    replies: Vec<Result<String, GenerateError>>,
+    title: &str,
+) -> Result<Vec<GeneratedPoint>, GenerateError> {
+    let count = replies.len();
+    let mut answered = Vec::new();
+    let mut first_error = None;
+    for (part, reply) in replies.into_iter().enumerate() {
+        match reply {
+            Ok(reply) => answered.push(prompt::parse_points(&reply)),
+            Err(GenerateError::Interrupted) => return Err(GenerateError::Interrupted),
+            Err(err) => {
+                if count > 1 {
+                    log::warn!(
+                        "key points for part {} of {count} of story \u{201c}{title}\u{201d} failed: {err}",
+                        part + 1
+                    );
+                }
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    match first_error {
+        Some(err) if answered.is_empty() => Err(err),
+        _ => Ok(prompt::interleave_parts(answered)),
+    }
 }
 
 /// The replies to `requests`, in order, each what `chat` gives it alone. When the batch fails
@@ -310,6 +344,46 @@ mod tests {
     use super::*;
     use crate::article::Statement;
     use crate::pipeline::synthesize::since::StatedValue;
+
+    #[test]
+    fn a_story_too_large_for_the_context_is_asked_in_parts_and_keeps_each_parts_first_points() {
+        use crate::pipeline::synthesize::test_support::{with_story, PointWriter};
+        use crate::pipeline::synthesize::{LlmPoints, SynthesisPrompt};
+        let sentences: Vec<String> = (0..8)
+            .map(|i| {
+                format!(
+                    "Floods in Quang Nam killed {} people on Monday.",
+                    12 + 3 * i
+                )
+            })
+            .collect();
+        let texts: Vec<[&str; 1]> = sentences.iter().map(|s| [s.as_str()]).collect();
+        let texts: Vec<&[&str]> = texts.iter().map(|t| t.as_slice()).collect();
+        let prompt = SynthesisPrompt::bundled();
+        let options = SynthesisOptions::default();
+        let (system, user) = prompt.render("", options.max_points);
+        let fixed = system.split_whitespace().count() + user.split_whitespace().count();
+        // "[n] sentence" and its separator.
+        let block = sentences[0].split_whitespace().count() + 2;
+        let mut model = PointWriter::new("no such text", "no such text either");
+        // Room for three sources at one sentence each, not for all eight.
+        model.context = fixed + options.max_new_tokens + 32 + 3 * block;
+        let synthesis = with_story(&texts, |story| {
+            let mut llm = LlmPoints {
+                generator: &mut model,
+                prompt: &prompt,
+            };
+            synthesize_batch(&[(story, "floods")], Some(&mut llm), &options)
+        });
+        assert_eq!(model.batches, [3], "the parts are asked for together");
+        let story = &synthesis[0];
+        assert_eq!(story.method, "point-writer", "{:?}", story.fallback);
+        let cited: Vec<Vec<SourceNumber>> =
+            story.points.iter().map(|p| p.citations.clone()).collect();
+        // Parts of 3, 2 and 3 sources (8 in even shares); the parts' points in turn, up to the
+        // story's cap of 6.
+        assert_eq!(cited, [[1], [4], [6], [2], [5], [7]]);
+    }
 
     #[test]
     fn renumbering_maps_every_source_number_of_a_story() {
