@@ -139,30 +139,24 @@ fn key_points_of_all(
     llm: &mut LlmPoints<'_>,
     options: &SynthesisOptions,
 ) -> Vec<Result<Vec<GeneratedPoint>, GenerateError>> {
-    // Per story, the range of its requests, or why it has none.
-    let mut asked: Vec<Result<std::ops::Range<usize>, GenerateError>> = Vec::new();
+    // Per story, how many requests it has (its parts, in the order of the stories), or why it
+    // has none.
+    let mut asked: Vec<Result<usize, GenerateError>> = Vec::new();
     let mut requests = Vec::new();
     for (members, _) in stories {
         match prompt::key_points_requests(members, &*llm.generator, llm.prompt, options) {
             Ok(parts) => {
-                asked.push(Ok(requests.len()..requests.len() + parts.len()));
+                asked.push(Ok(parts.len()));
                 requests.extend(parts);
             }
             Err(e) => asked.push(Err(e)),
         }
     }
-    let mut replies: Vec<Option<Result<String, GenerateError>>> =
-        ask_all(&mut *llm.generator, &requests)
-            .into_iter()
-            .map(Some)
-            .collect();
+    let mut replies = ask_all(&mut *llm.generator, &requests).into_iter();
     asked
         .into_iter()
         .zip(stories)
-        .map(|(range, (_, title))| {
-            let parts = range?.map(|r| replies[r].take().expect("each reply is taken once"));
-            story_points(parts.collect(), title)
-        })
+        .map(|(parts, (_, title))| story_points(replies.by_ref().take(parts?).collect(), title))
         .collect()
 }
 
@@ -383,6 +377,36 @@ mod tests {
         // Parts of 3, 2 and 3 sources (8 in even shares); the parts' points in turn, up to the
         // story's cap of 6.
         assert_eq!(cited, [[1], [4], [6], [2], [5], [7]]);
+    }
+
+    #[test]
+    fn a_failed_part_leaves_the_other_parts_points_and_an_interrupt_ends_the_story() {
+        let other = || Err(GenerateError::Other("no memory left".into()));
+        let texts = |points: Result<Vec<GeneratedPoint>, GenerateError>| {
+            points.map(|p| p.into_iter().map(|p| p.text).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            texts(story_points(
+                vec![other(), Ok("- Storm closed 36 roads. [2]".into())],
+                "floods"
+            ))
+            .unwrap(),
+            ["Storm closed 36 roads."]
+        );
+        assert!(matches!(
+            story_points(vec![other(), other()], "floods"),
+            Err(GenerateError::Other(e)) if e == "no memory left"
+        ));
+        assert!(matches!(
+            story_points(
+                vec![
+                    Ok("- Storm closed 36 roads. [2]".into()),
+                    Err(GenerateError::Interrupted)
+                ],
+                "floods"
+            ),
+            Err(GenerateError::Interrupted)
+        ));
     }
 
     #[test]
