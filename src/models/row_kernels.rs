@@ -565,26 +565,32 @@ mod tests {
         }
         for (k, n) in [(1536, 151_936), (1536, 8960), (8960, 1536)] {
             let w = weights(GgmlDType::Q8_0, n, k);
-            let data = w.data().unwrap();
-            for rows in [1, 4, 8] {
-                let xs: Vec<f32> = (0..rows * k)
-                    .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-                    .collect();
-                let mut dst = vec![0f32; rows * n];
-                matmul(GgmlDType::Q8_0, &data, (rows, k, n), &xs, &mut dst).unwrap();
-                let reps = if n > 100_000 { 5 } else { 40 };
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    matmul(GgmlDType::Q8_0, &data, (rows, k, n), &xs, &mut dst).unwrap();
-                }
-                let s = t.elapsed().as_secs_f64() / reps as f64;
-                eprintln!(
-                    "{rows} x ({k} -> {n}): {:.2} ms, {:.1} GMAC/s, {:.1} GB/s of weights",
-                    s * 1e3,
-                    (rows * n * k) as f64 / s / 1e9,
-                    data.len() as f64 / s / 1e9
-                );
+            report_row_rates(GgmlDType::Q8_0, &w.data().unwrap(), k, n);
+        }
+    }
+
+    /// Times [`matmul`] of 1, 4 and 8 rows against `weights` (`(n, k)` of `dtype`) and prints
+    /// its multiply-adds and weight bytes per second.
+    fn report_row_rates(dtype: GgmlDType, weights: &[u8], k: usize, n: usize) {
+        for rows in [1, 4, 8] {
+            let xs: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let mut dst = vec![0f32; rows * n];
+            matmul(dtype, weights, (rows, k, n), &xs, &mut dst).unwrap();
+            // A product takes from a fraction of a ms to tens: more passes for the short ones.
+            let reps = (200_000_000 / (rows * n * k)).clamp(5, 40);
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                matmul(dtype, weights, (rows, k, n), &xs, &mut dst).unwrap();
             }
+            let s = t.elapsed().as_secs_f64() / reps as f64;
+            eprintln!(
+                "{rows} x ({k} -> {n}): {:.2} ms, {:.1} GMAC/s, {:.1} GB/s of weights",
+                s * 1e3,
+                (rows * n * k) as f64 / s / 1e9,
+                weights.len() as f64 / s / 1e9
+            );
         }
     }
 
@@ -674,26 +680,7 @@ mod tests {
             for block in weights.chunks_exact_mut(Q6K_BYTES) {
                 block[208..].copy_from_slice(&0x1C00u16.to_le_bytes());
             }
-            for rows in [1, 4, 8] {
-                let xs: Vec<f32> = (0..rows * k)
-                    .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-                    .collect();
-                let mut dst = vec![0f32; rows * n];
-                matmul(GgmlDType::Q6K, &weights, (rows, k, n), &xs, &mut dst).unwrap();
-                // One row takes a few ms: more passes for a steady mean.
-                let reps = if rows == 1 { 20 } else { 5 };
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    matmul(GgmlDType::Q6K, &weights, (rows, k, n), &xs, &mut dst).unwrap();
-                }
-                let s = t.elapsed().as_secs_f64() / reps as f64;
-                eprintln!(
-                    "{rows} x ({k} -> {n}): {:.2} ms, {:.1} GMAC/s, {:.1} GB/s of weights",
-                    s * 1e3,
-                    (rows * n * k) as f64 / s / 1e9,
-                    weights.len() as f64 / s / 1e9
-                );
-            }
+            report_row_rates(GgmlDType::Q6K, &weights, k, n);
         }
     }
 
