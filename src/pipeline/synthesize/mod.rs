@@ -384,7 +384,7 @@ pub(crate) fn synthesize_stories<E, P: Send>(
     for ((group, title), result) in grouping.groups.iter().zip(titles).zip(results) {
         let numbers: Vec<SourceNumber> = group.iter().map(|&i| texts[i].number).collect();
         let result = result.renumbered(&numbers);
-        notes.extend(result.fallback_note(&title));
+        notes.extend(result.fallback_notes(&title));
         unused_reasons.extend(result.unused.iter().copied());
         instructions.extend(result.instructions.iter().copied());
         if result.points.is_empty() {

@@ -40,6 +40,10 @@ pub(crate) struct StorySynthesis {
     /// Why the LLM's key points were not used, when they were asked for and failed: "the
     /// language model failed (…)". The brief's note adds the story's title.
     pub fallback: Option<String>,
+    /// Why some of the LLM's key points are missing although others are shown: parts of a
+    /// story asked for in parts whose replies failed. The brief's note adds the story's title.
+    #[serde(default)]
+    pub failed_parts: Option<String>,
     /// Why each source no point cites was left out (sources a point cites may have one too).
     pub unused: Vec<(SourceNumber, UnusedReason)>,
     /// Sources with sentences addressed to machines, and how many.
@@ -77,13 +81,18 @@ impl StorySynthesis {
         self
     }
 
-    /// The brief's note about an LLM fallback, naming the story.
-    pub(crate) fn fallback_note(&self, title: &str) -> Option<String> {
-        self.fallback.as_ref().map(|why| {
+    /// The brief's notes about an LLM fallback or failed parts, naming the story.
+    pub(crate) fn fallback_notes(&self, title: &str) -> impl Iterator<Item = String> {
+        let fallback = self.fallback.as_ref().map(|why| {
             format!(
                 "Story \u{201c}{title}\u{201d}: {why}, so extracted sentences are shown instead."
             )
-        })
+        });
+        let parts = self
+            .failed_parts
+            .as_ref()
+            .map(|why| format!("Story \u{201c}{title}\u{201d}: {why}."));
+        fallback.into_iter().chain(parts)
     }
 }
 
@@ -95,7 +104,14 @@ pub(crate) type StoryDocs<'s, 'a> = (&'s [&'s SourceDoc<'a>], &'s str);
 /// there is none.
 struct LlmReply {
     model: String,
-    points: Result<Vec<GeneratedPoint>, GenerateError>,
+    points: Result<StoryPoints, GenerateError>,
+}
+
+/// A story's points as the model wrote them, and which of its parts failed, if any.
+struct StoryPoints {
+    points: Vec<GeneratedPoint>,
+    /// "the key points of 1 of its 3 parts failed (…), so that part's sources are not drawn on".
+    failed_parts: Option<String>,
 }
 
 /// Synthesizes each of `stories` (see [`synthesize_story`]): with the LLM when `llm` is
@@ -138,7 +154,7 @@ fn key_points_of_all(
     stories: &[StoryDocs<'_, '_>],
     llm: &mut LlmPoints<'_>,
     options: &SynthesisOptions,
-) -> Vec<Result<Vec<GeneratedPoint>, GenerateError>> {
+) -> Vec<Result<StoryPoints, GenerateError>> {
     // Per story, how many requests it has (its parts, in the order of the stories), or why it
     // has none.
     let mut asked: Vec<Result<usize, GenerateError>> = Vec::new();
@@ -161,15 +177,15 @@ fn key_points_of_all(
 }
 
 /// A story's points from the replies to its parts (one reply for most stories): the parts
-/// that were answered, put together ([`prompt::interleave_parts`]); the first error when none
-/// was, or when the run was interrupted.
+/// that were answered, put together ([`prompt::interleave_parts`]), and which failed; the
+/// first error when none was answered, or when the run was interrupted.
 fn story_points(
     replies: Vec<Result<String, GenerateError>>,
     title: &str,
-) -> Result<Vec<GeneratedPoint>, GenerateError> {
+) -> Result<StoryPoints, GenerateError> {
     let count = replies.len();
     let mut answered = Vec::new();
-    let mut first_error = None;
+    let (mut first_error, mut failed) = (None, 0);
     for (part, reply) in replies.into_iter().enumerate() {
         match reply {
             Ok(reply) => answered.push(prompt::parse_points(&reply)),
@@ -181,13 +197,26 @@ fn story_points(
                         part + 1
                     );
                 }
+                failed += 1;
                 first_error.get_or_insert(err);
             }
         }
     }
     match first_error {
         Some(err) if answered.is_empty() => Err(err),
-        _ => Ok(prompt::interleave_parts(answered)),
+        first_error => Ok(StoryPoints {
+            points: prompt::interleave_parts(answered),
+            failed_parts: first_error.map(|err| {
+                let those = if failed == 1 {
+                    "that part's"
+                } else {
+                    "those parts'"
+                };
+                format!(
+                    "the key points of {failed} of its {count} parts failed ({err}), so {those} sources are not drawn on"
+                )
+            }),
+        }),
     }
 }
 
@@ -233,11 +262,14 @@ fn synthesize_story(
 ) -> StorySynthesis {
     let mut unused: BTreeMap<SourceNumber, UnusedReason> = BTreeMap::new();
     let mut method = "extracted sentences".to_string();
-    let mut fallback = None;
+    let (mut fallback, mut failed_parts) = (None, None);
     let mut llm_points = None;
     if let Some(LlmReply { model, points }) = reply {
         match points {
-            Ok(generated) => {
+            Ok(StoryPoints {
+                points: generated,
+                failed_parts: failed,
+            }) => {
                 let checked: Vec<KeyPoint> = generated
                     .iter()
                     .filter(|p| !injection::is_addressed_to_machines(&p.text))
@@ -273,6 +305,7 @@ fn synthesize_story(
                     ));
                 } else {
                     method = model;
+                    failed_parts = failed;
                     for doc in members {
                         let reason = if cited_by_llm.contains(&doc.number) {
                             UnusedReason::FailedCheck
@@ -318,6 +351,7 @@ fn synthesize_story(
         disagreements,
         method,
         fallback,
+        failed_parts,
         unused: unused.into_iter().collect(),
         instructions: members
             .iter()
@@ -380,33 +414,45 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_part_leaves_the_other_parts_points_and_an_interrupt_ends_the_story() {
+    fn a_failed_part_leaves_the_other_parts_points_with_a_note_and_an_interrupt_ends_the_story() {
         let other = || Err(GenerateError::Other("no memory left".into()));
-        let texts = |points: Result<Vec<GeneratedPoint>, GenerateError>| {
-            points.map(|p| p.into_iter().map(|p| p.text).collect::<Vec<_>>())
-        };
+        let point = || Ok("- Storm closed 36 roads. [2]".to_string());
+        let partial = story_points(vec![other(), point()], "floods").unwrap();
+        let texts: Vec<String> = partial.points.into_iter().map(|p| p.text).collect();
+        assert_eq!(texts, ["Storm closed 36 roads."]);
         assert_eq!(
-            texts(story_points(
-                vec![other(), Ok("- Storm closed 36 roads. [2]".into())],
-                "floods"
-            ))
-            .unwrap(),
-            ["Storm closed 36 roads."]
+            partial.failed_parts.as_deref(),
+            Some("the key points of 1 of its 2 parts failed (no memory left), so that part's sources are not drawn on")
         );
+        let whole = story_points(vec![point()], "floods").unwrap();
+        assert_eq!(whole.failed_parts, None);
         assert!(matches!(
             story_points(vec![other(), other()], "floods"),
             Err(GenerateError::Other(e)) if e == "no memory left"
         ));
         assert!(matches!(
-            story_points(
-                vec![
-                    Ok("- Storm closed 36 roads. [2]".into()),
-                    Err(GenerateError::Interrupted)
-                ],
-                "floods"
-            ),
+            story_points(vec![point(), Err(GenerateError::Interrupted)], "floods"),
             Err(GenerateError::Interrupted)
         ));
+    }
+
+    #[test]
+    fn failed_parts_are_a_note_naming_the_story() {
+        let result = StorySynthesis {
+            points: vec![],
+            disagreements: vec![],
+            method: "point-writer".into(),
+            fallback: None,
+            failed_parts: Some("the key points of 1 of its 3 parts failed (no memory left), so that part's sources are not drawn on".into()),
+            unused: vec![],
+            instructions: vec![],
+            facts: vec![],
+        };
+        let notes: Vec<String> = result.fallback_notes("Floods").collect();
+        assert_eq!(
+            notes,
+            ["Story \u{201c}Floods\u{201d}: the key points of 1 of its 3 parts failed (no memory left), so that part's sources are not drawn on."]
+        );
     }
 
     #[test]
@@ -427,6 +473,7 @@ mod tests {
             }],
             method: "extracted sentences".into(),
             fallback: None,
+            failed_parts: None,
             unused: vec![(2, UnusedReason::BelowCap)],
             instructions: vec![(1, 3)],
             facts: vec![StatedFact {
