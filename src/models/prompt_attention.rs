@@ -192,8 +192,7 @@ impl Item {
             sums,
             inverse,
         } = scratch;
-        // Every score a row reads is written below (its keys by the scores pass, the rest
-        // zeroed with the weights), so the buffer is not cleared first.
+        scores.clear();
         scores.resize(n * width, 0.0);
         sums.clear();
         sums.resize(n * d, 0.0);
@@ -201,13 +200,21 @@ impl Item {
         let scale = (1.0 / (d as f64).sqrt()) as f32;
 
         // Scores, a block of keys at a time for every row that sees any of them.
-        for (rows, key_range) in tiles(n, width, limit) {
-            let tile = (&query[..], rows, key_range);
-            match level {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Level::Avx2` is only chosen where the CPU has AVX2 and FMA.
-                Level::Avx2 => unsafe { avx2::scores(tile, keys, d, scale, scores, width) },
-                _ => portable::scores(tile, keys, d, scale, scores, width),
+        for start in (0..width).step_by(KEY_BLOCK) {
+            let end = width.min(start + KEY_BLOCK);
+            for r0 in (0..n).step_by(ROW_TILE) {
+                let r1 = n.min(r0 + ROW_TILE);
+                let seen = (r0..r1).map(limit).max().unwrap_or(0).min(end);
+                if seen <= start {
+                    continue;
+                }
+                let tile = (&query[..], r0..r1, start..seen);
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `Level::Avx2` is only chosen where the CPU has AVX2 and FMA.
+                    Level::Avx2 => unsafe { avx2::scores(tile, keys, d, scale, scores, width) },
+                    _ => portable::scores(tile, keys, d, scale, scores, width),
+                }
             }
         }
 
@@ -225,16 +232,25 @@ impl Item {
             inverse.push(1.0 / sum);
         }
 
-        // Σ weight · value over the same tiles; each row's sums stay in `sums` between blocks
-        // of keys (stored and reloaded exactly).
-        for tile in tiles(n, width, limit) {
-            match level {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above.
-                Level::Avx2 => unsafe {
-                    avx2::weighted_values(scores, width, values, d, tile, sums)
-                },
-                _ => portable::weighted_values(scores, width, values, d, tile, sums),
+        // Σ weight · value, a block of keys at a time; each row's sums stay in `sums`
+        // between blocks (stored and reloaded exactly).
+        for start in (0..width).step_by(KEY_BLOCK) {
+            let end = width.min(start + KEY_BLOCK);
+            for r0 in (0..n).step_by(ROW_TILE) {
+                let r1 = n.min(r0 + ROW_TILE);
+                let seen = (r0..r1).map(limit).max().unwrap_or(0).min(end);
+                if seen <= start {
+                    continue;
+                }
+                let tile = (r0..r1, start..seen);
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above.
+                    Level::Avx2 => unsafe {
+                        avx2::weighted_values(scores, width, values, d, tile, sums)
+                    },
+                    _ => portable::weighted_values(scores, width, values, d, tile, sums),
+                }
             }
         }
 
@@ -248,24 +264,6 @@ impl Item {
             }
         }
     }
-}
-
-/// An item's tiles, a block of keys at a time for every tile of rows that sees any of it:
-/// `(rows, keys)`, the keys cut at the last that one of the rows sees (`limit(r)` is how many
-/// keys row `r` sees, of `width`).
-fn tiles(
-    n: usize,
-    width: usize,
-    limit: impl Fn(usize) -> usize + Copy,
-) -> impl Iterator<Item = (Range<usize>, Range<usize>)> {
-    (0..width).step_by(KEY_BLOCK).flat_map(move |start| {
-        let end = width.min(start + KEY_BLOCK);
-        (0..n).step_by(ROW_TILE).filter_map(move |r0| {
-            let r1 = n.min(r0 + ROW_TILE);
-            let seen = (r0..r1).map(limit).max().unwrap_or(0).min(end);
-            (seen > start).then_some((r0..r1, start..seen))
-        })
-    })
 }
 
 /// The fixed reduction of 8 lanes, the order `avx2::hsum` adds them in.
