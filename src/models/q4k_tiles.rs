@@ -323,13 +323,14 @@ mod x86 {
                     let mut sums16 = [_mm256_setzero_si256(); R];
                     for g4 in 0..4 {
                         let g = s * 4 + g4;
-                        // A hint only: it never faults, also past the end of the tiles. On
-                        // the first half's pass (which brings whole lines in), for every row
-                        // count: 4 rows are bound by arithmetic once the tile is in cache, but
-                        // its first read from memory still stalled them (8 sequences decoded
-                        // 57.4-58.5 tok/s without it, 59.5-61.8 with it, alternating; one
-                        // sequence unchanged; AMD EPYC, AVX2, 2 threads, Qwen2.5-1.5B Q4_K_M).
-                        if h == 0 {
+                        // A hint only: it never faults, also past the end of the tiles. Only
+                        // for one row, on the first half's pass (which brings whole lines in):
+                        // with more rows the tile is bound by arithmetic, not memory. Asked for
+                        // every row count, it took 8 batched sequences from 57.4-58.5 to
+                        // 59.5-61.8 tok/s but a 512-token prompt from 85 to 81 (and for the
+                        // first group of rows only, 78-80): AMD EPYC, AVX2, 2 threads,
+                        // Qwen2.5-1.5B Q4_K_M, alternating runs.
+                        if R == 1 && h == 0 {
                             let next = qs.add(g * TILE_COLS * 4);
                             _mm_prefetch(next.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
                         }
