@@ -233,7 +233,9 @@ impl Item {
         }
 
         // Σ weight · value, a block of keys at a time; each row's sums stay in `sums`
-        // between blocks (stored and reloaded exactly).
+        // between blocks (stored and reloaded exactly). The same walk as the scores' above,
+        // written out again on purpose: both walked through one shared iterator, a 512-token
+        // prompt of Qwen2.5-1.5B ran 85 against 88-89 tok/s (AMD EPYC, AVX2, 2 threads).
         for start in (0..width).step_by(KEY_BLOCK) {
             let end = width.min(start + KEY_BLOCK);
             for r0 in (0..n).step_by(ROW_TILE) {
