@@ -76,12 +76,14 @@ fn sum_exp_body(xs: &[f32], max: f32) -> f32 {
 /// entry point (only call it from code compiled for one, or from portable code).
 #[inline(always)]
 pub(crate) fn softmax_numerators_body(xs: &mut [f32]) -> f32 {
-    exp_in_place_body(xs, max_body(xs))
+    exp_in_place_body(xs, row_max(xs))
 }
 
-/// The largest value of `xs` (none NaN), in 16 lanes: the maximum is the same in any order.
+/// The largest value of `xs` (NaN ignored, as `fold(f32::max)`; -inf for none), in 16 lanes
+/// that vectorize: the maximum is the same in any order. Inlined, as the bodies above, so that
+/// it runs at the vector width of its caller.
 #[inline(always)]
-fn max_body(xs: &[f32]) -> f32 {
+pub(crate) fn row_max(xs: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let chunks = xs.chunks_exact(LANES);
     let rest = chunks.remainder();

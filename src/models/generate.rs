@@ -447,26 +447,10 @@ fn push_from(
 /// Chunk width for the vectorized scans over a vocabulary row.
 const LANES: usize = 16;
 
-/// The largest of `xs` (-inf for none), in lanes that vectorize; as `fold(f32::max)`.
-fn row_max(xs: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane = lane.max(x);
-        }
-    }
-    lanes
-        .into_iter()
-        .chain(rest.iter().copied())
-        .fold(f32::NEG_INFINITY, f32::max)
-}
-
 /// `log_softmax`'s two terms over `xs`: `max` and `log(sum(exp(x - max)))` (NaN when `max`
 /// is not finite).
 fn log_softmax_terms(xs: &[f32]) -> (f32, f32) {
-    let max = row_max(xs);
+    let max = super::exp_sum::row_max(xs);
     if !max.is_finite() {
         return (max, f32::NAN);
     }
