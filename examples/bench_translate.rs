@@ -71,6 +71,8 @@ fn ids_digest(outputs: &[Vec<u32>]) -> String {
 }
 
 fn main() {
+    // As `polybrief`'s own main does: the harness measures the program's allocator settings.
+    polybrief::allocator::keep_freed_memory_for_reuse();
     let mut args = std::env::args().skip(1);
     let usage = "usage: bench_translate MODEL_DIR IDS_JSON [--beams N] [--batch B] \
                  [--new-tokens N] [--precision f32|int8]";
