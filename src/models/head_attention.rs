@@ -1,11 +1,39 @@
 //! Attention of one query row of one head over its keys and values, on plain `f32` slices:
-//! Marian's decoding step (`marian_step`) runs it. (Qwen2's decode step attends a whole group
+//! Marian's decoding step (`marian_step`) and its encoder on the CPU (`marian_encode`) run
+//! it, a row at a time through [`attend_rows`]. (Qwen2's decode step attends a whole group
 //! of query heads per key/value head at once: `group_attention`.)
 //!
 //! Why hand-written: in a decoding step there is one query row per head, and candle runs
 //! such a product as a gemm call per batch entry (per head) with its setup cost each time,
 //! on one thread. A loop of dot products over the keys, compiled for the CPU's vector width,
 //! is what CTranslate2 and llama.cpp do for one row too; callers spread heads over threads.
+
+use rayon::prelude::*;
+
+/// Below this many multiply-adds an attention runs on the calling thread: fanning out
+/// costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 15;
+
+/// Runs `one(row, out)` for every query row into a fresh `(rows, d)` buffer, on the thread
+/// pool when the `work` (multiply-adds) is worth it.
+pub(crate) fn attend_rows(
+    rows: usize,
+    d: usize,
+    work: usize,
+    one: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; rows * d];
+    if work < PARALLEL_MIN_WORK || rows == 1 {
+        out.chunks_exact_mut(d)
+            .enumerate()
+            .for_each(|(r, o)| one(r, o));
+    } else {
+        out.par_chunks_exact_mut(d)
+            .enumerate()
+            .for_each(|(r, o)| one(r, o));
+    }
+    out
+}
 
 /// One head: `out = softmax(q · kᵀ + mask) · v`, `k` and `v` `(keys, head_dim)` row-major;
 /// `out` starts at zero. `scores` is scratch space.

@@ -19,6 +19,7 @@ use candle_nn::{LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::int8::{Int8Linear, Int8Matrix};
+use super::marian_encode::{self, PackedTokens};
 use super::marian_step::{add_in_place, layer_norm_rows, CrossKv, StepCache};
 use super::panels::PanelMatrix;
 pub use super::precision::WeightPrecision;
@@ -544,6 +545,23 @@ impl EncoderLayer {
             .forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
         (ff + xs)?.apply(&self.final_layer_norm)
     }
+
+    /// [`forward`](Self::forward) on the CPU over the packed real tokens of a batch
+    /// (`marian_encode`), row-major `(tokens.len(), d_model)`.
+    fn forward_cpu(&self, mut xs: Vec<f32>, tokens: &PackedTokens) -> Result<Vec<f32>> {
+        let n = tokens.len();
+        let attn = &self.self_attn;
+        let qkv = attn.query.forward_rows(&xs, n)?;
+        let heads = marian_encode::self_attention(tokens, &qkv, attn.num_heads, attn.head_dim);
+        add_in_place(&mut xs, &attn.out_proj.forward_rows(&heads, n)?);
+        layer_norm_values(&self.self_attn_layer_norm, &mut xs)?;
+
+        let mut hidden = self.fc1.forward_rows(&xs, n)?;
+        self.activation.apply_values(&mut hidden)?;
+        add_in_place(&mut xs, &self.fc2.forward_rows(&hidden, n)?);
+        layer_norm_values(&self.final_layer_norm, &mut xs)?;
+        Ok(xs)
+    }
 }
 
 /// `MarianDecoderLayer` (post-norm): causal self-attention, cross-attention, feed-forward.
@@ -644,6 +662,16 @@ pub struct EncoderOutput {
     pub hidden: Tensor,
     /// `(batch, 1, 1, src_len)`: 0 at tokens, a large negative value at padding.
     pub mask: Tensor,
+    /// The CPU encoder's packed result, from which the decoder's cache computes the
+    /// cross-attention keys and values of the real tokens only.
+    packed: Option<std::sync::Arc<PackedStates>>,
+}
+
+/// The hidden states of a batch's real tokens, `(tokens.len(), d_model)` row-major.
+#[derive(Debug)]
+struct PackedStates {
+    tokens: PackedTokens,
+    values: Vec<f32>,
 }
 
 impl EncoderOutput {
@@ -906,6 +934,9 @@ pub struct MarianMTModel {
     lm_head: LmHead,
     positions: Tensor,
     embed_scale: f64,
+    /// Whether the encoder runs on the CPU's packed values (`marian_encode`) rather than on
+    /// candle's tensors (what a GPU, and the tensor-head model that stands in for it, runs).
+    packed_encoder: bool,
     device: Device,
     dtype: DType,
     precision: WeightPrecision,
@@ -1107,6 +1138,7 @@ impl MarianMTModel {
             } else {
                 1.0
             },
+            packed_encoder: use_panels || precision == WeightPrecision::Int8,
             device: vb.device().clone(),
             dtype: vb.dtype(),
             precision,
@@ -1145,14 +1177,33 @@ impl MarianMTModel {
         let (b, s) = input_ids.dims2()?;
         let keep = attention_mask.to_dtype(DType::F32)?;
         // 0 where kept, MASKED where padded: (keep - 1) * -MASKED.
-        let mask = ((keep - 1.0)? * (-MASKED as f64))?
+        let mask = ((&keep - 1.0)? * (-MASKED as f64))?
             .reshape((b, 1, 1, s))?
             .to_dtype(self.dtype)?;
         let mut xs = self.embed(&self.encoder.embed_tokens, input_ids, 0)?;
+        if self.packed_encoder {
+            let tokens = PackedTokens::new(&cpu_values(&keep)?, b, s);
+            let d = self.cfg.d_model;
+            let mut values = tokens.gather(&cpu_values(&xs)?, d);
+            for layer in &self.encoder.layers {
+                values = layer.forward_cpu(values, &tokens)?;
+            }
+            let hidden = Tensor::from_vec(tokens.scatter(&values, d), (b, s, d), &self.device)?;
+            let packed = Some(std::sync::Arc::new(PackedStates { tokens, values }));
+            return Ok(EncoderOutput {
+                hidden,
+                mask,
+                packed,
+            });
+        }
         for layer in &self.encoder.layers {
             xs = layer.forward(&xs, &mask)?;
         }
-        Ok(EncoderOutput { hidden: xs, mask })
+        Ok(EncoderOutput {
+            hidden: xs,
+            mask,
+            packed: None,
+        })
     }
 
     /// An empty decoder cache for `encoded`, one row per source sentence, with the
@@ -1187,20 +1238,32 @@ impl MarianMTModel {
     /// [`new_cache`](Self::new_cache) for the CPU decoder: cross-attention keys/values once
     /// per source sentence, in plain buffers.
     fn new_cpu_cache(&self, encoded: &EncoderOutput) -> Result<DecoderCache> {
+        let (heads, d) = (self.cfg.decoder_attention_heads, self.cfg.d_model);
         let cross = self
             .decoder
             .layers
             .iter()
-            .map(|layer| {
-                let (k, v) = layer.encoder_attn.key_values(&encoded.hidden)?;
-                Ok(CrossKv {
-                    k: cpu_values(&k)?,
-                    v: cpu_values(&v)?,
-                })
-            })
+            .map(
+                |layer| match (&encoded.packed, &layer.encoder_attn.key_value) {
+                    // The real tokens' keys and values only, zeros at the (masked) padding.
+                    (Some(packed), Some(key_value)) => {
+                        let kv = key_value.forward_rows(&packed.values, packed.tokens.len())?;
+                        Ok(CrossKv {
+                            k: packed.tokens.scatter_heads(&kv, 2 * d, 0..d, heads),
+                            v: packed.tokens.scatter_heads(&kv, 2 * d, d..2 * d, heads),
+                        })
+                    }
+                    _ => {
+                        let (k, v) = layer.encoder_attn.key_values(&encoded.hidden)?;
+                        Ok(CrossKv {
+                            k: cpu_values(&k)?,
+                            v: cpu_values(&v)?,
+                        })
+                    }
+                },
+            )
             .collect::<Result<_>>()?;
         let rows = encoded.batch_size()?;
-        let heads = self.cfg.decoder_attention_heads;
         let cache = StepCache::new(
             cross,
             cpu_values(&encoded.mask)?,

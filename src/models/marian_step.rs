@@ -19,9 +19,7 @@
 //! The arithmetic is the reference's (`MarianAttention`, queries already scaled): scores
 //! `q · k`, the additive key mask, `softmax` as `exp(x - max) / Σ`, then `Σ p · v`.
 
-use rayon::prelude::*;
-
-use super::head_attention::attend_head;
+use super::head_attention::{attend_head, attend_rows};
 
 /// Self-attention keys and values of one decoder layer, `(slots, heads, cap, head_dim)`
 /// each, the first `len` positions of every `(slot, head)` in use valid.
@@ -45,6 +43,11 @@ pub(crate) struct StepCache {
     cross: Vec<CrossKv>,
     /// `(sources, src_len)`: 0 at tokens, a large negative value at padding.
     cross_mask: Vec<f32>,
+    /// Per source, the keys cross-attention reads: up to its last unmasked one. The masked
+    /// keys after it would get a weight of exactly 0 (`exp` of the mask underflows), so
+    /// leaving them out gives the same sums; a right-padded batch's short sentences then
+    /// cost their own length, not the longest's.
+    source_keys: Vec<usize>,
     /// The source sentence each row (hypothesis) reads.
     row_source: Vec<u32>,
     /// The slot of `self_kv` holding each row's keys/values.
@@ -58,10 +61,6 @@ pub(crate) struct StepCache {
     cap: usize,
 }
 
-/// Below this many multiply-adds an attention runs on the calling thread: fanning out
-/// costs more than it saves.
-const PARALLEL_MIN_WORK: usize = 1 << 15;
-
 impl StepCache {
     /// A cache with one row per source and no decoded positions. `cross` holds one entry
     /// per decoder layer; `cross_mask` is `(sources, src_len)`.
@@ -73,10 +72,20 @@ impl StepCache {
         head_dim: usize,
     ) -> Self {
         let src_len = cross_mask.len() / sources.max(1);
+        let source_keys = cross_mask
+            .chunks_exact(src_len.max(1))
+            .map(|mask| match mask.iter().rposition(|&m| m > f32::MIN) {
+                Some(last) => last + 1,
+                // Every key masked: the softmax is uniform over all of them, as in the
+                // reference.
+                None => src_len,
+            })
+            .collect();
         Self {
             self_kv: vec![SelfKv::default(); cross.len()],
             cross,
             cross_mask,
+            source_keys,
             row_source: (0..sources as u32).collect(),
             row_slot: (0..sources).collect(),
             slots: sources,
@@ -223,14 +232,15 @@ impl StepCache {
         attend_rows(q.len() / d, d, q.len() * s, |row_t, out| {
             let source = self.row_source[row_t / t] as usize;
             let q = &q[row_t * d..][..d];
-            let mask = &self.cross_mask[source * s..][..s];
-            let mut scores = Vec::with_capacity(s);
+            let keys = self.source_keys[source];
+            let mask = &self.cross_mask[source * s..][..keys];
+            let mut scores = Vec::with_capacity(keys);
             for h in 0..heads {
                 let base = (source * heads + h) * s * hd;
                 attend_head(
                     &q[h * hd..][..hd],
-                    &cross.k[base..base + s * hd],
-                    &cross.v[base..base + s * hd],
+                    &cross.k[base..base + keys * hd],
+                    &cross.v[base..base + keys * hd],
                     Some(mask),
                     &mut scores,
                     &mut out[h * hd..][..hd],
@@ -238,27 +248,6 @@ impl StepCache {
             }
         })
     }
-}
-
-/// Runs `one(row, out)` for every query row into a fresh `(rows, d)` buffer, on the thread
-/// pool when the `work` (multiply-adds) is worth it.
-fn attend_rows(
-    rows: usize,
-    d: usize,
-    work: usize,
-    one: impl Fn(usize, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    let mut out = vec![0f32; rows * d];
-    if work < PARALLEL_MIN_WORK || rows == 1 {
-        out.chunks_exact_mut(d)
-            .enumerate()
-            .for_each(|(r, o)| one(r, o));
-    } else {
-        out.par_chunks_exact_mut(d)
-            .enumerate()
-            .for_each(|(r, o)| one(r, o));
-    }
-    out
 }
 
 /// Layer norm of every `weight.len()`-long row of `xs`, in place, with candle's CPU
@@ -334,6 +323,36 @@ mod tests {
         let want = naive(&q, &kept(&k), &kept(&v), &[0.0; 3]);
         for (a, b) in out.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn cross_attention_skips_a_short_sources_padding_with_the_same_result_to_the_bit() {
+        let (heads, hd, s) = (2, 4, 3);
+        let d = heads * hd;
+        // Source 0 has 3 tokens, source 1 has 1 token and 2 padded positions.
+        let cross = vec![CrossKv {
+            k: values(2 * heads * s * hd, 4),
+            v: values(2 * heads * s * hd, 5),
+        }];
+        let mask = vec![0.0, 0.0, 0.0, 0.0, f32::MIN, f32::MIN];
+        let cache = StepCache::new(cross.clone(), mask.clone(), 2, heads, hd);
+        assert_eq!(cache.source_keys, [3, 1]);
+        let q = values(2 * d, 6);
+        let out = cache.cross_attention(0, &q, 1);
+        // Source 1 over all of its padded keys under the mask, as the reference computes it.
+        for h in 0..heads {
+            let base = (heads + h) * s * hd;
+            let mut want = vec![0f32; hd];
+            attend_head(
+                &q[d + h * hd..][..hd],
+                &cross[0].k[base..base + s * hd],
+                &cross[0].v[base..base + s * hd],
+                Some(&mask[s..]),
+                &mut Vec::new(),
+                &mut want,
+            );
+            assert_eq!(out[d + h * hd..][..hd], want);
         }
     }
 

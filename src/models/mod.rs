@@ -12,6 +12,7 @@ pub mod hub;
 pub mod int8;
 pub mod llm;
 pub mod marian;
+mod marian_encode;
 mod marian_step;
 pub mod marian_tokenizer;
 pub(crate) mod model_ref;

@@ -264,8 +264,8 @@ fn first_step_logits_match(name: &str) {
     }
 }
 
-/// Off the CPU the LM head and the embeddings are candle tensors, not the CPU's panels: the
-/// path a GPU runs. Built here on the CPU, it is pinned against the same reference, so a
+/// Off the CPU the LM head, the embeddings and the encoder are candle tensors, not the CPU's
+/// panels and packed encoder: the path a GPU runs. Built here on the CPU, it is pinned against the same reference, so a
 /// CPU-only checkout (CI) still tests what the GPU computes.
 #[test]
 fn the_tensor_lm_head_that_gpus_use_matches_transformers() {
