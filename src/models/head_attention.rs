@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use super::exp_sum::softmax_numerators_body;
+
 /// Below this many multiply-adds an attention runs on the calling thread: fanning out
 /// costs more than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 15;
@@ -119,12 +121,7 @@ fn attend_head_body(
             *s += m;
         }
     }
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
+    let sum = softmax_numerators_body(scores);
     // `out += Σ p · v`, a block of columns at a time held in registers across all the keys;
     // each output element is still the same sum in the same order.
     let mut start = 0;

@@ -18,6 +18,7 @@ use candle_core::{DType, Device, IndexOp, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::exp_sum::silu_in_place;
 use super::int8::{Int8Linear, Int8Matrix};
 use super::marian_encode::{self, PackedTokens};
 use super::marian_step::{add_in_place, layer_norm_rows, CrossKv, StepCache};
@@ -60,16 +61,14 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// [`apply`](Self::apply) on row-major values, in place: SiLU and ReLU with candle's
-    /// arithmetic (`x / (1 + exp(-x))`), split across threads when large; the GELUs through
-    /// a tensor.
+    /// [`apply`](Self::apply) on row-major values, in place: SiLU (`x / (1 + exp(-x))` on
+    /// `exp_sum`'s vectorized exponential, within a few ulp of candle's) split across
+    /// threads when large, ReLU; the GELUs through a tensor.
     fn apply_values(self, xs: &mut Vec<f32>) -> Result<()> {
         use rayon::prelude::*;
         const CHUNK: usize = 8192;
         match self {
-            Activation::Silu => xs
-                .par_chunks_mut(CHUNK)
-                .for_each(|c| c.iter_mut().for_each(|v| *v = *v / (1.0 + (-*v).exp()))),
+            Activation::Silu => xs.par_chunks_mut(CHUNK).for_each(silu_in_place),
             Activation::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
             Activation::Gelu | Activation::GeluTanh => {
                 let n = xs.len();
