@@ -29,12 +29,13 @@ use candle_core::quantized::{gguf_file, QStorage, QTensor};
 use candle_core::{DType, Device, Layout, Module, Result, Storage, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::exp_sum::silu_mul;
 use super::group_attention::attend_group;
 use super::prompt_attention::{self, ChunkShape};
 use super::row_linear::{RowLinear, SharedInputLinear};
 
-/// The output buffer of [`Qwen2Batched::attend_rows_cpu`], shared with candle's CPU pool:
-/// each work item writes its own disjoint rows.
+/// The output buffer of [`Qwen2Batched::attend_rows_cpu`] and [`swiglu`], shared with
+/// candle's CPU pool: each work item writes its own disjoint rows.
 struct OutRows(*mut f32);
 // SAFETY: see above.
 unsafe impl Sync for OutRows {}
@@ -106,15 +107,69 @@ struct Layer {
 impl Layer {
     fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
         let [gate, up] = outputs::<2>(self.gate_up.forward(xs)?)?;
-        self.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)
+        self.down.forward(&swiglu(&gate, &up)?)
     }
 
     /// [`Layer::mlp`] with every row independent of the others.
     fn mlp_rows(&self, xs: &Tensor) -> Result<Tensor> {
         let [gate, up] = outputs::<2>(self.gate_up.forward_rows(xs)?)?;
-        self.down
-            .forward_rows(&(candle_nn::ops::silu(&gate)? * up)?)
+        self.down.forward_rows(&swiglu(&gate, &up)?)
     }
+}
+
+/// `silu(gate) · up`, the MLP's activation. On the CPU, for the `(rows, width)` halves of the
+/// fused gate and up projection, one pass over both rows at a time (`exp_sum::silu_mul`,
+/// SiLU on a vectorized exponential, within a few ulp of candle's), rows across candle's
+/// pool: candle made one tensor for the SiLU and another for the product, walking the
+/// halves through their strides, and called libm's scalar `expf` for every value. Q4_K_M
+/// decode, 1 and 8 sequences: 25.7 / 26.0 → 26.4 / 26.2 and 58.3 / 57.3 → 59.3 / 59.5 tok/s
+/// (two alternating pairs, AMD EPYC, AVX2); a 512-token prompt unchanged (87.4 → 87.6 tok/s,
+/// means of four). Elsewhere candle's ops.
+fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    // (rows, width, row stride) of a matrix whose rows are contiguous.
+    let rows_of = |t: &Tensor| match (t.dims(), t.layout().stride(), t.dtype()) {
+        (&[rows, width], &[stride, 1], DType::F32) => Some((rows, width, stride)),
+        _ => None,
+    };
+    let (Device::Cpu, Some((rows, width, g_stride)), Some((up_rows, up_width, u_stride))) =
+        (gate.device(), rows_of(gate), rows_of(up))
+    else {
+        return candle_nn::ops::silu(gate)? * up;
+    };
+    if (rows, width) != (up_rows, up_width) {
+        candle_core::bail!(
+            "gate {:?} and up {:?} differ in shape",
+            gate.dims(),
+            up.dims()
+        );
+    }
+    let mut out = vec![0f32; rows * width];
+    {
+        // Both halves may be views of one storage: two read locks, as candle's own binary
+        // ops take on such operands.
+        let (g_storage, g_layout) = gate.storage_and_layout();
+        let (u_storage, u_layout) = up.storage_and_layout();
+        let (g, u) = (
+            cpu_f32(&g_storage, g_layout)?,
+            cpu_f32(&u_storage, u_layout)?,
+        );
+        let out_rows = OutRows(out.as_mut_ptr());
+        candle_core::utils::barrier_pool().execute_chunked(rows, |items| {
+            let out_rows = &out_rows;
+            for r in items {
+                // SAFETY: row r alone writes `out[r·width..(r+1)·width]`, inside `out`, which
+                // outlives `execute_chunked`.
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut(out_rows.0.add(r * width), width) };
+                silu_mul(
+                    &g[r * g_stride..][..width],
+                    &u[r * u_stride..][..width],
+                    out,
+                );
+            }
+        });
+    }
+    Tensor::from_vec(out, (rows, width), gate.device())
 }
 
 /// The `N` outputs of a [`SharedInputLinear`] of `N` weights.
