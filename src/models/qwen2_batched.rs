@@ -765,6 +765,29 @@ mod tests {
     }
 
     #[test]
+    fn swiglu_on_the_fused_projections_halves_matches_candles_silu_times_up() {
+        // Three rows of a fused [gate | up] output, 37 columns each half: the halves are
+        // strided views, as `SharedInputLinear` returns them.
+        let (rows, width) = (3, 37);
+        let fused: Vec<f32> = (0..rows * 2 * width)
+            .map(|i| ((i * 29) % 61) as f32 * 0.25 - 7.5)
+            .collect();
+        let fused = Tensor::from_vec(fused, (rows, 2 * width), &Device::Cpu).unwrap();
+        let gate = fused.narrow(1, 0, width).unwrap();
+        let up = fused.narrow(1, width, width).unwrap();
+        let ours = swiglu(&gate, &up).unwrap();
+        assert_eq!(ours.dims(), &[rows, width]);
+        let want = (candle_nn::ops::silu(&gate).unwrap() * &up).unwrap();
+        let (ours, want) = (
+            ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        for (a, b) in ours.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
     fn a_prompt_gives_the_same_bits_however_it_is_chunked() {
         for file in ["tiny/model-q8_0.gguf", "tiny-q4k/model-q4_k.gguf"] {
             let (ours, _) = load(file);
