@@ -9,6 +9,8 @@
 //! an explicit decoder cache ([`DecoderCache`]) that lives outside the model so that beam search
 //! can reorder it and batched decoding can drop finished rows, cross-attention keys/values
 //! computed once per batch, and the checkpoint layouts of both shared and separate vocabularies.
+//! On the CPU the encoder runs on a batch's real tokens only (`marian_encode`) and the decoder
+//! on plain buffers (`marian_step`); elsewhere both run on candle's tensors.
 //!
 //! No I/O here except [`var_builder`], which only opens a weights file as a `VarBuilder`.
 

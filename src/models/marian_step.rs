@@ -44,8 +44,9 @@ pub(crate) struct StepCache {
     /// `(sources, src_len)`: 0 at tokens, a large negative value at padding.
     cross_mask: Vec<f32>,
     /// Per source, the keys cross-attention reads: up to its last unmasked one. The masked
-    /// keys after it would get a weight of exactly 0 (`exp` of the mask underflows), so
-    /// leaving them out gives the same sums; a right-padded batch's short sentences then
+    /// keys after it would get a weight of at most e^-87 / Σ (`exp_sum`'s floor; the
+    /// reference's is exactly 0), which rounds away against the real keys' weights: leaving
+    /// them out is the reference's arithmetic, and a right-padded batch's short sentences
     /// cost their own length, not the longest's.
     source_keys: Vec<usize>,
     /// The source sentence each row (hypothesis) reads.
