@@ -556,13 +556,30 @@ impl EncoderLayer {
         let heads = marian_encode::self_attention(tokens, &qkv, attn.num_heads, attn.head_dim);
         add_in_place(&mut xs, &attn.out_proj.forward_rows(&heads, n)?);
         layer_norm_values(&self.self_attn_layer_norm, &mut xs)?;
-
-        let mut hidden = self.fc1.forward_rows(&xs, n)?;
-        self.activation.apply_values(&mut hidden)?;
-        add_in_place(&mut xs, &self.fc2.forward_rows(&hidden, n)?);
-        layer_norm_values(&self.final_layer_norm, &mut xs)?;
+        feed_forward_values(
+            [&self.fc1, &self.fc2],
+            self.activation,
+            &self.final_layer_norm,
+            &mut xs,
+            n,
+        )?;
         Ok(xs)
     }
+}
+
+/// A layer's feed-forward block on the CPU over `n` row-major rows `xs`, in place:
+/// `norm(xs + fc2(activation(fc1(xs))))`, post-norm as every Marian layer.
+fn feed_forward_values(
+    [fc1, fc2]: [&Projection; 2],
+    activation: Activation,
+    norm: &LayerNorm,
+    xs: &mut Vec<f32>,
+    n: usize,
+) -> Result<()> {
+    let mut hidden = fc1.forward_rows(xs, n)?;
+    activation.apply_values(&mut hidden)?;
+    add_in_place(xs, &fc2.forward_rows(&hidden, n)?);
+    layer_norm_values(norm, xs)
 }
 
 /// `MarianDecoderLayer` (post-norm): causal self-attention, cross-attention, feed-forward.
@@ -646,11 +663,13 @@ impl DecoderLayer {
         let attn = cache.cross_attention(index, &q, t);
         add_in_place(&mut xs, &self.encoder_attn.out_proj.forward_rows(&attn, n)?);
         layer_norm_values(&self.encoder_attn_layer_norm, &mut xs)?;
-
-        let mut hidden = self.fc1.forward_rows(&xs, n)?;
-        self.activation.apply_values(&mut hidden)?;
-        add_in_place(&mut xs, &self.fc2.forward_rows(&hidden, n)?);
-        layer_norm_values(&self.final_layer_norm, &mut xs)?;
+        feed_forward_values(
+            [&self.fc1, &self.fc2],
+            self.activation,
+            &self.final_layer_norm,
+            &mut xs,
+            n,
+        )?;
         Ok(xs)
     }
 }

@@ -150,13 +150,8 @@ pub(crate) fn self_attention(
 
 #[cfg(test)]
 mod tests {
+    use super::super::marian_step::tests::values;
     use super::*;
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 37 + seed * 11) % 23) as f32 - 11.0) / 7.0)
-            .collect()
-    }
 
     #[test]
     fn packing_keeps_the_tokens_in_order_and_puts_zeros_back_at_the_padding() {

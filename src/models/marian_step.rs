@@ -278,7 +278,7 @@ pub(crate) fn add_in_place(xs: &mut [f32], ys: &[f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The reference: softmax(q·kᵀ + mask)·v computed naively.
@@ -302,7 +302,8 @@ mod tests {
             .collect()
     }
 
-    fn values(n: usize, seed: usize) -> Vec<f32> {
+    /// `n` test values in [-1.6, 1.6], different for each `seed`.
+    pub(crate) fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n)
             .map(|i| (((i * 37 + seed * 11) % 23) as f32 - 11.0) / 7.0)
             .collect()
