@@ -517,10 +517,7 @@ impl Attention {
 struct EncoderLayer {
     self_attn: Attention,
     self_attn_layer_norm: LayerNorm,
-    fc1: Projection,
-    fc2: Projection,
-    final_layer_norm: LayerNorm,
-    activation: Activation,
+    feed_forward: FeedForward,
 }
 
 impl EncoderLayer {
@@ -530,10 +527,7 @@ impl EncoderLayer {
         Ok(Self {
             self_attn: Attention::new(d, heads, false, vb.pp("self_attn"), precision)?,
             self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-            fc1: Projection::load("fc1", d, cfg.encoder_ffn_dim, &vb, precision)?,
-            fc2: Projection::load("fc2", cfg.encoder_ffn_dim, d, &vb, precision)?,
-            final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
-            activation: cfg.activation_function,
+            feed_forward: FeedForward::new(cfg, cfg.encoder_ffn_dim, &vb, precision)?,
         })
     }
 
@@ -541,10 +535,7 @@ impl EncoderLayer {
         let (q, k, v) = self.self_attn.qkv(xs)?;
         let attn = self.self_attn.attend(&q, &k, &v, Some(mask))?;
         let xs = (attn + xs)?.apply(&self.self_attn_layer_norm)?;
-        let ff = self
-            .fc2
-            .forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
-        (ff + xs)?.apply(&self.final_layer_norm)
+        self.feed_forward.forward(&xs)
     }
 
     /// [`forward`](Self::forward) on the CPU over the packed real tokens of a batch
@@ -556,30 +547,51 @@ impl EncoderLayer {
         let heads = marian_encode::self_attention(tokens, &qkv, attn.num_heads, attn.head_dim);
         add_in_place(&mut xs, &attn.out_proj.forward_rows(&heads, n)?);
         layer_norm_values(&self.self_attn_layer_norm, &mut xs)?;
-        feed_forward_values(
-            [&self.fc1, &self.fc2],
-            self.activation,
-            &self.final_layer_norm,
-            &mut xs,
-            n,
-        )?;
+        self.feed_forward.forward_values(&mut xs, n)?;
         Ok(xs)
     }
 }
 
-/// A layer's feed-forward block on the CPU over `n` row-major rows `xs`, in place:
-/// `norm(xs + fc2(activation(fc1(xs))))`, post-norm as every Marian layer.
-fn feed_forward_values(
-    [fc1, fc2]: [&Projection; 2],
+/// The feed-forward block that ends every Marian layer, with its residual and (post-)norm:
+/// `final_layer_norm(xs + fc2(activation(fc1(xs))))`.
+#[derive(Clone, Debug)]
+struct FeedForward {
+    fc1: Projection,
+    fc2: Projection,
+    final_layer_norm: LayerNorm,
     activation: Activation,
-    norm: &LayerNorm,
-    xs: &mut Vec<f32>,
-    n: usize,
-) -> Result<()> {
-    let mut hidden = fc1.forward_rows(xs, n)?;
-    activation.apply_values(&mut hidden)?;
-    add_in_place(xs, &fc2.forward_rows(&hidden, n)?);
-    layer_norm_values(norm, xs)
+}
+
+impl FeedForward {
+    fn new(
+        cfg: &Config,
+        ffn_dim: usize,
+        vb: &VarBuilder,
+        precision: WeightPrecision,
+    ) -> Result<Self> {
+        let d = cfg.d_model;
+        Ok(Self {
+            fc1: Projection::load("fc1", d, ffn_dim, vb, precision)?,
+            fc2: Projection::load("fc2", ffn_dim, d, vb, precision)?,
+            final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
+            activation: cfg.activation_function,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let ff = self
+            .fc2
+            .forward(&self.activation.apply(&self.fc1.forward(xs)?)?)?;
+        (ff + xs)?.apply(&self.final_layer_norm)
+    }
+
+    /// [`forward`](Self::forward) on the CPU over `n` row-major rows `xs`, in place.
+    fn forward_values(&self, xs: &mut Vec<f32>, n: usize) -> Result<()> {
+        let mut hidden = self.fc1.forward_rows(xs, n)?;
+        self.activation.apply_values(&mut hidden)?;
+        add_in_place(xs, &self.fc2.forward_rows(&hidden, n)?);
+        layer_norm_values(&self.final_layer_norm, xs)
+    }
 }
 
 /// `MarianDecoderLayer` (post-norm): causal self-attention, cross-attention, feed-forward.
@@ -589,10 +601,7 @@ struct DecoderLayer {
     self_attn_layer_norm: LayerNorm,
     encoder_attn: Attention,
     encoder_attn_layer_norm: LayerNorm,
-    fc1: Projection,
-    fc2: Projection,
-    final_layer_norm: LayerNorm,
-    activation: Activation,
+    feed_forward: FeedForward,
 }
 
 impl DecoderLayer {
@@ -604,10 +613,7 @@ impl DecoderLayer {
             self_attn_layer_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
             encoder_attn: Attention::new(d, heads, true, vb.pp("encoder_attn"), precision)?,
             encoder_attn_layer_norm: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
-            fc1: Projection::load("fc1", d, cfg.decoder_ffn_dim, &vb, precision)?,
-            fc2: Projection::load("fc2", cfg.decoder_ffn_dim, d, &vb, precision)?,
-            final_layer_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
-            activation: cfg.activation_function,
+            feed_forward: FeedForward::new(cfg, cfg.decoder_ffn_dim, &vb, precision)?,
         })
     }
 
@@ -636,10 +642,7 @@ impl DecoderLayer {
                 .attend(&q, &cache.cross_k, &cache.cross_v, Some(cross_mask))?;
         let xs = (attn + xs)?.apply(&self.encoder_attn_layer_norm)?;
 
-        let ff = self
-            .fc2
-            .forward(&self.activation.apply(&self.fc1.forward(&xs)?)?)?;
-        (ff + xs)?.apply(&self.final_layer_norm)
+        self.feed_forward.forward(&xs)
     }
 
     /// [`forward`](Self::forward) on the CPU over row-major values `(rows · t, d_model)`,
@@ -663,13 +666,7 @@ impl DecoderLayer {
         let attn = cache.cross_attention(index, &q, t);
         add_in_place(&mut xs, &self.encoder_attn.out_proj.forward_rows(&attn, n)?);
         layer_norm_values(&self.encoder_attn_layer_norm, &mut xs)?;
-        feed_forward_values(
-            [&self.fc1, &self.fc2],
-            self.activation,
-            &self.final_layer_norm,
-            &mut xs,
-            n,
-        )?;
+        self.feed_forward.forward_values(&mut xs, n)?;
         Ok(xs)
     }
 }
