@@ -586,7 +586,7 @@ impl FeedForward {
     }
 
     /// [`forward`](Self::forward) on the CPU over `n` row-major rows `xs`, in place.
-    fn forward_values(&self, xs: &mut Vec<f32>, n: usize) -> Result<()> {
+    fn forward_values(&self, xs: &mut [f32], n: usize) -> Result<()> {
         let mut hidden = self.fc1.forward_rows(xs, n)?;
         self.activation.apply_values(&mut hidden)?;
         add_in_place(xs, &self.fc2.forward_rows(&hidden, n)?);
