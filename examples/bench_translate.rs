@@ -146,8 +146,9 @@ fn main() {
     );
 }
 
-/// The f32 kernels gemm (candle's matmuls: the encoder's attention) picks on this CPU and
-/// build; Marian's linear layers run on polybrief's own, at `cpu_level`.
+/// The f32 kernels gemm (candle's matmuls) picks on this CPU and build. Marian on the CPU no
+/// longer calls them (its encoder's attention did until it ran on `head_attention`); its
+/// linear layers and attention run on polybrief's own kernels, at `cpu_level`.
 fn gemm_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {

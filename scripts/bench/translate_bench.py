@@ -11,8 +11,9 @@ Only the decoding loop is timed (after one warm-up batch), once per configuratio
 polybrief runs twice, in f32 and in int8 (`polybrief-f32`, `polybrief-int8`). `--isa avx2`
 disables AVX-512 in both polybrief's own int8 and f32 kernels (POLYBRIEF_CPU_LEVEL=avx2) and
 CTranslate2 (CT2_FORCE_CPU_ISA=AVX2 and its gemm libraries capped), so that one AVX-512 machine
-measures the AVX2 kernels too; candle's f32 matmuls (the gemm crate, the encoder's attention)
-have no such switch: translate.sh builds the harness without gemm's AVX-512 kernels for that.
+measures the AVX2 kernels too; candle's f32 matmuls (the gemm crate; no longer on Marian's CPU
+path, whose encoder attention used them) have no such switch: translate.sh builds the harness
+without gemm's AVX-512 kernels for that.
 
 Usage: translate_bench.py --polybrief PATH [--threads 2] [--sentences 64] [--new-tokens 24]
                           [--device cpu|cuda] [--isa native|avx2]
