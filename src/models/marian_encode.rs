@@ -170,6 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sentence_of_padding_only_gets_an_empty_span_and_zeros_and_attention_still_runs() {
+        let (heads, hd) = (2, 2);
+        let d = heads * hd;
+        // Sentence 1 is all padding.
+        let tokens = PackedTokens::new(&[1.0, 1.0, 0.0, 0.0, 1.0, 0.0], 3, 2);
+        assert_eq!(tokens.spans, [0..2, 2..2, 2..3]);
+        let qkv = values(3 * 3 * d, 7);
+        let out = self_attention(&tokens, &qkv, heads, hd);
+        assert_eq!(out.len(), 3 * d);
+        assert!(out.iter().all(|v| v.is_finite()));
+        let grid = tokens.scatter(&values(3 * d, 8), d);
+        assert!(grid[2 * d..4 * d].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
     fn keys_on_the_head_grid_are_where_the_decoder_reads_them() {
         // Two sentences (2 tokens, 1 token) padded to 2; 2 heads of 1 value.
         let tokens = PackedTokens::new(&[1.0, 1.0, 1.0, 0.0], 2, 2);
