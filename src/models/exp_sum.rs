@@ -142,10 +142,16 @@ pub(crate) fn silu_in_place(xs: &mut [f32]) {
     silu_body(xs)
 }
 
+/// SiLU of one value: `x / (1 + e^-x)`, as candle writes it.
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    x / (1.0 + exp(-x))
+}
+
 #[inline(always)]
 fn silu_body(xs: &mut [f32]) {
     for x in xs {
-        *x = *x / (1.0 + exp(-*x));
+        *x = silu(*x);
     }
 }
 
@@ -168,7 +174,7 @@ pub(crate) fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
 #[inline(always)]
 fn silu_mul_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *o = g / (1.0 + exp(-g)) * u;
+        *o = silu(g) * u;
     }
 }
 
