@@ -23,6 +23,7 @@ mod q4k_tiles;
 mod q6k_tiles;
 mod q8_0_rows;
 mod q8_0_tiles;
+mod q8_0_vnni_tiles;
 mod q8k_rows;
 mod quant_blocks;
 pub(crate) mod qwen2_batched;

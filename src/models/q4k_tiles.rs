@@ -1,5 +1,6 @@
-//! Q4K products on AVX2, on weights repacked once at load into tiles that keep the GGUF's
-//! compact scales: for prompts and decoding alike, and bit for bit candle's own AVX2 tiles.
+//! Q4K products on AVX2 and AVX-512 VNNI, on weights repacked once at load into tiles that
+//! keep the GGUF's compact scales: for prompts and decoding alike, and bit for bit candle's own
+//! AVX2 tiles on either.
 //!
 //! candle 0.11.1 runs Q4K products on AVX2 on its repacked x86 tiles (`repack_x86`): the
 //! quants of 16 weight rows side by side per super-block, so one load of 4 quant bytes serves
@@ -20,9 +21,11 @@
 //! tiles give (tested), whatever rows run beside it. The layer keeps only
 //! these tiles: the compact weights are dropped once packed.
 //!
-//! Not used where candle runs its AVX-512 VNNI tiles (which this CPU's level decides, see
-//! `row_linear.rs`): those are written for 512-bit registers and were not measured against
-//! these.
+//! Where the kernels' level is AVX-512 VNNI the same tiles run in 512-bit registers
+//! (`unit_avx512`: VNNI sums, the same bits). candle's own AVX-512 tiles, with their f32 scales,
+//! decoded Qwen2.5-1.5B Q4_K_M at 18.2 tok/s, these at 27.7–29.0 (with the tile header first and
+//! line-aligned tiles; 24.4–25.8 before), and read 512-token prompts at 160 tok/s against 150
+//! (AMD EPYC Zen 4, 2 threads; scripts/bench/README.md, "Session 15").
 
 use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
@@ -47,19 +50,23 @@ const PREFETCH: usize = 2048;
 /// Activation rows per work item (candle's `MAX_MT`).
 const MAX_ROWS: usize = 4;
 
-/// One super-block (256 values) of 16 weight rows.
-#[repr(C)]
+/// One super-block (256 values) of 16 weight rows, on a cache line of its own (its size is 37
+/// lines), so that no 64-byte load of its quants straddles two.
+#[repr(C, align(64))]
 #[derive(Clone)]
 struct Tile {
-    /// candle's layout: `[group of 8 values (32)][row (16)][4 bytes]`, byte `j` of a group
-    /// holding value `j` in its low nibble and value `j + 4` in its high nibble.
-    qs: [u8; QK_K / 8 * TILE_COLS * 4],
+    /// Each row's super-block factors, f16 bits. First in the tile, which the kernels read
+    /// first, so that one pass reads a weight's tiles front to back: with the factors at the
+    /// end, a one-row product missed the cache on every tile's first read (28% of the kernel's
+    /// time, `perf annotate`, AMD EPYC Zen 4).
+    d: [u16; TILE_COLS],
+    dmin: [u16; TILE_COLS],
     /// 6-bit scale of sub-block `s` of row `r`: `scales[s][r]`.
     scales: [[u8; TILE_COLS]; SUBS],
     mins: [[u8; TILE_COLS]; SUBS],
-    /// Each row's super-block factors, f16 bits.
-    d: [u16; TILE_COLS],
-    dmin: [u16; TILE_COLS],
+    /// candle's layout: `[group of 8 values (32)][row (16)][4 bytes]`, byte `j` of a group
+    /// holding value `j` in its low nibble and value `j + 4` in its high nibble.
+    qs: [u8; QK_K / 8 * TILE_COLS * 4],
 }
 
 const _: () = assert!(std::mem::size_of::<Tile>() == 2368);
@@ -175,6 +182,23 @@ impl Q4KTiles {
         columns: std::ops::Range<usize>,
         dst: &mut [f32],
     ) -> candle_core::Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        let width = x86::Width::current();
+        #[cfg(not(target_arch = "x86_64"))]
+        let width = ();
+        self.matmul_columns_at(xs, rows, columns, dst, width)
+    }
+
+    /// [`Q4KTiles::matmul_columns`] on the kernel of the given width.
+    fn matmul_columns_at(
+        &self,
+        xs: &[f32],
+        rows: usize,
+        columns: std::ops::Range<usize>,
+        dst: &mut [f32],
+        #[cfg(target_arch = "x86_64")] width: x86::Width,
+        #[cfg(not(target_arch = "x86_64"))] width: (),
+    ) -> candle_core::Result<()> {
         let (n, k) = (columns.len(), self.k);
         if columns.end > self.n
             || !columns.start.is_multiple_of(TILE_COLS)
@@ -199,10 +223,10 @@ impl Q4KTiles {
         let kb = k / QK_K;
         let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
         #[cfg(target_arch = "x86_64")]
-        x86::matmul(tiles, &act, rows, kb, n, dst);
+        x86::matmul(tiles, &act, rows, kb, n, dst, width);
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (act, tiles);
+            let _ = (act, tiles, width);
             unreachable!("supports() is false off x86")
         }
         Ok(())
@@ -213,8 +237,29 @@ impl Q4KTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::cpu_level::CpuLevel;
     use super::super::tile_items::for_each_item;
     use super::*;
+
+    /// Which of the two kernels runs: their results are the same bits.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Width {
+        /// [`unit`]: 256-bit registers, AVX2.
+        Avx2,
+        /// [`unit_avx512`]: 512-bit registers, AVX-512 VNNI.
+        Avx512,
+    }
+
+    impl Width {
+        /// The kernels' own [`CpuLevel`]: AVX-512 VNNI where it allows it.
+        pub(super) fn current() -> Width {
+            if CpuLevel::current() == CpuLevel::Avx512Vnni {
+                Width::Avx512
+            } else {
+                Width::Avx2
+            }
+        }
+    }
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows
     /// ([`for_each_item`]).
@@ -225,6 +270,7 @@ mod x86 {
         kb: usize,
         n: usize,
         dst: &mut [f32],
+        width: Width,
     ) {
         let mins = min_factors(act, rows * kb);
         for_each_item(
@@ -238,13 +284,18 @@ mod x86 {
                 let tiles = &tiles[t * kb..(t + 1) * kb];
                 let act = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
                 let mins = &mins[r0 * kb * SUBS..(r0 + tile_rows) * kb * SUBS];
-                // SAFETY: `supports` checked AVX2, FMA and F16C; `o` is this item's outputs.
+                // SAFETY: `supports` checked AVX2, FMA and F16C, and `Width::Avx512` is only
+                // chosen where the CPU level is AVX-512 VNNI; `o` is this item's outputs.
                 unsafe {
-                    match tile_rows {
-                        4 => unit::<4>(tiles, act, mins, kb, o, n),
-                        3 => unit::<3>(tiles, act, mins, kb, o, n),
-                        2 => unit::<2>(tiles, act, mins, kb, o, n),
-                        _ => unit::<1>(tiles, act, mins, kb, o, n),
+                    match (width, tile_rows) {
+                        (Width::Avx2, 4) => unit::<4>(tiles, act, mins, kb, o, n),
+                        (Width::Avx2, 3) => unit::<3>(tiles, act, mins, kb, o, n),
+                        (Width::Avx2, 2) => unit::<2>(tiles, act, mins, kb, o, n),
+                        (Width::Avx2, _) => unit::<1>(tiles, act, mins, kb, o, n),
+                        (Width::Avx512, 4) => unit_avx512::<4>(tiles, act, mins, kb, o, n),
+                        (Width::Avx512, 3) => unit_avx512::<3>(tiles, act, mins, kb, o, n),
+                        (Width::Avx512, 2) => unit_avx512::<2>(tiles, act, mins, kb, o, n),
+                        (Width::Avx512, _) => unit_avx512::<1>(tiles, act, mins, kb, o, n),
                     }
                 }
             },
@@ -365,11 +416,87 @@ mod x86 {
             }
         }
     }
+
+    /// [`unit`] in 512-bit registers: all 16 columns of the tile at once, and each sub-block's
+    /// u8 × i8 products summed by VNNI's `vpdpbusd` straight into i32 lanes. Those are the
+    /// same exact integer sums, and each output then goes through the same float operations
+    /// in the same order, so every result is [`unit`]'s, bit for bit (tested). Where [`unit`]
+    /// needs two multiplies, a shift of pairs into i32 and two adds per 32 products and row,
+    /// this needs one instruction per 64; decoding one sequence on [`unit`] read its tiles at
+    /// about two thirds of the rate the Q6K row kernel reads its weights (AMD EPYC Zen 4,
+    /// 2 threads: scripts/bench/README.md, "Session 15").
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unit_avx512<const R: usize>(
+        tiles: &[Tile],
+        act: &[u8],
+        mins: &[f32],
+        kb: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        let mask = _mm512_set1_epi8(0x0F);
+        let base = act.as_ptr();
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (b, tile) in tiles.iter().enumerate() {
+            let mut d = [0f32; R];
+            for m in 0..R {
+                d[m] = (base.add((m * kb + b) * Q8K_BYTES) as *const f32).read_unaligned();
+            }
+            let d_row = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr() as *const __m256i));
+            let dmin_row =
+                _mm512_cvtph_ps(_mm256_loadu_si256(tile.dmin.as_ptr() as *const __m256i));
+            let qs = tile.qs.as_ptr();
+            for s in 0..SUBS {
+                let mut sums = [_mm512_setzero_si512(); R];
+                for g4 in 0..4 {
+                    let g = s * 4 + g4;
+                    let at = qs.add(g * TILE_COLS * 4);
+                    // A hint only (it never faults), one per 64-byte line, as in [`unit`].
+                    if R == 1 {
+                        _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                    }
+                    let w = _mm512_loadu_si512(at as *const __m512i);
+                    let lo = _mm512_and_si512(w, mask);
+                    let hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
+                    for m in 0..R {
+                        let a = base.add((m * kb + b) * Q8K_BYTES + Q8K_QS + g * 8);
+                        let a_lo = _mm512_set1_epi32((a as *const i32).read_unaligned());
+                        let a_hi = _mm512_set1_epi32((a.add(4) as *const i32).read_unaligned());
+                        sums[m] = _mm512_dpbusd_epi32(sums[m], lo, a_lo);
+                        sums[m] = _mm512_dpbusd_epi32(sums[m], hi, a_hi);
+                    }
+                }
+                let scale = _mm512_mul_ps(d_row, bytes16_to_f32(&tile.scales[s]));
+                let min = _mm512_mul_ps(dmin_row, bytes16_to_f32(&tile.mins[s]));
+                for m in 0..R {
+                    // SAFETY: `mins` holds `SUBS` factors for each of the `R × kb` blocks.
+                    let dbsum = *mins.get_unchecked((m * kb + b) * SUBS + s);
+                    let f = _mm512_cvtepi32_ps(sums[m]);
+                    acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(scale, _mm512_set1_ps(d[m])), acc[m]);
+                    acc[m] = _mm512_fnmadd_ps(min, _mm512_set1_ps(dbsum), acc[m]);
+                }
+            }
+        }
+        for (m, row) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(m * n), *row);
+        }
+    }
+
+    /// 16 bytes to f32 lanes, exactly.
+    #[target_feature(enable = "avx512f")]
+    fn bytes16_to_f32(bytes: &[u8; TILE_COLS]) -> __m512 {
+        // SAFETY: 16 readable bytes.
+        let b = unsafe { _mm_loadu_si128(bytes.as_ptr() as *const __m128i) };
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+
+    use super::super::cpu_level::CpuLevel;
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
@@ -423,6 +550,38 @@ mod tests {
                 "{rows} rows: {differ} of {} results differ",
                 got.len()
             );
+        }
+    }
+
+    #[test]
+    fn the_avx512_kernel_gives_the_avx2_kernels_bits() {
+        if !supports(16, 256) || CpuLevel::detected() != CpuLevel::Avx512Vnni {
+            return;
+        }
+        let (n, k) = (48, 768);
+        let w = q4k(n, k);
+        let tiles = Q4KTiles::pack(&w.data().unwrap(), n, k).unwrap();
+        for rows in [1, 2, 3, 4, 5, 9] {
+            let x: Vec<f32> = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let run = |width| {
+                let mut dst = vec![0f32; rows * n];
+                tiles
+                    .matmul_columns_at(&x, rows, 0..n, &mut dst, width)
+                    .unwrap();
+                dst
+            };
+            let (narrow, wide) = (run(x86::Width::Avx2), run(x86::Width::Avx512));
+            let differ = narrow
+                .iter()
+                .zip(&wide)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(differ, 0, "{rows} rows: {differ} of {} differ", wide.len());
         }
     }
 

@@ -14,11 +14,10 @@
 //!   whatever `m` is. Prompt products of Q6K (several rows, where a row's result may depend on
 //!   the row count) run where candle would run its AVX2 tiles on [`Q6KTiles`] instead: the
 //!   same results as candle's tiles, faster.
-//! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX); stacked decode rows
-//!   are fed in groups of at most [`MAX_ROWS_PER_CALL`]. Where candle would run its AVX2 Q4K
-//!   tiles (every CPU level below AVX-512 VNNI, `POLYBRIEF_CPU_LEVEL` included), Q4K runs on
-//!   [`Q4KTiles`] instead, prompts and decode rows alike: the same results, each row alone,
-//!   from tiles a quarter smaller (what decoding one sequence is bound by).
+//! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX). Q4K runs on
+//!   [`Q4KTiles`] instead, prompts and decode rows alike, on every CPU with AVX2: candle's AVX2
+//!   tiles' results, each row alone, from tiles a quarter smaller (what decoding one sequence
+//!   is bound by), in 512-bit registers where the level is AVX-512 VNNI.
 //!
 //! - f16/f32 weights are dequantized to a plain matmul, and gemm's kernel for one row differs
 //!   from its kernel for several: those rows are fed one at a time.
@@ -32,7 +31,9 @@
 //! column, goes through [`row_kernels`] too, for speed, in decode and prompt products alike
 //! (prompts on its Q8_0 tiles, the same arithmetic):
 //! on 8 decode rows of a Q8_0 Qwen2.5-1.5B candle's per-row dot products were 84% of the step
-//! (perf, AMD EPYC, AVX2).
+//! (perf, AMD EPYC, AVX2). Where the level is AVX-512 VNNI, a layer's own Q8_0 weights run on
+//! [`Q8_0VnniTiles`] (candle's VNNI tiles' results, faster), and tied embeddings used as the
+//! output head, which are not repacked, decode on the row kernels.
 
 use std::sync::{Arc, OnceLock};
 
@@ -43,6 +44,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use super::cpu_level::CpuLevel;
 use super::q4k_tiles::{self, Q4KTiles};
 use super::q6k_tiles::{self, Q6KTiles};
+use super::q8_0_vnni_tiles::{self, Q8_0VnniTiles};
 use super::row_kernels;
 
 /// Rows per quantized matmul call in [`RowLinear::forward_rows`]: below every threshold at
@@ -65,22 +67,33 @@ enum Kind {
         /// Qwen2.5-1.5B) never holds tiles.
         q6k_tiles: Option<OnceLock<Q6KTiles>>,
     },
-    /// Q4K where candle would run its AVX2 tiles: [`Q4KTiles`], the same results in less
-    /// memory, for prompts and decode rows alike.
+    /// Q4K: [`Q4KTiles`], the same results as candle's AVX2 tiles in less memory, for
+    /// prompts and decode rows alike.
     Q4KTiles(Q4KTiles),
+    /// Q8_0 where the kernels' level is AVX-512 VNNI: [`Q8_0VnniTiles`], the same results as
+    /// candle's VNNI tiles, faster, for prompts and decode rows alike.
+    Q8_0VnniTiles(Q8_0VnniTiles),
 }
 
 impl RowLinear {
     pub(crate) fn new(weights: QTensor) -> Result<Self> {
+        if weights.dtype() == GgmlDType::Q8_0 && matches!(weights.device(), Device::Cpu) {
+            let (n, k) = weights.shape().dims2()?;
+            if q8_0_vnni_tiles::supports(n, k) {
+                // Only for weights of the layer's own (not tied embeddings, which would then
+                // be held twice): the tiles hold everything.
+                let tiles = Q8_0VnniTiles::pack(&weights.data()?, n, k)?;
+                return Ok(RowLinear {
+                    kind: Kind::Q8_0VnniTiles(tiles),
+                });
+            }
+        }
         Self::from_arc(Arc::new(weights))
     }
 
     /// A layer on weights that something else may hold too (tied embeddings).
     pub(crate) fn from_arc(weights: Arc<QTensor>) -> Result<Self> {
-        if weights.dtype() == GgmlDType::Q4K
-            && matches!(weights.device(), Device::Cpu)
-            && CpuLevel::current() != CpuLevel::Avx512Vnni
-        {
+        if weights.dtype() == GgmlDType::Q4K && matches!(weights.device(), Device::Cpu) {
             let (n, k) = weights.shape().dims2()?;
             if q4k_tiles::supports(n, k) {
                 // The layer's hold on the compact weights ends here: the tiles hold everything.
@@ -120,6 +133,7 @@ impl RowLinear {
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights, q6k_tiles) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
+            Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
             Kind::Candle {
                 matmul,
                 weights,
@@ -155,7 +169,7 @@ impl RowLinear {
     /// kernels pick their arithmetic by the number of rows (the module header), and gemm too.
     pub(crate) fn rows_independent_in_prompts(&self) -> bool {
         match &self.kind {
-            Kind::Q4KTiles(_) => true,
+            Kind::Q4KTiles(_) | Kind::Q8_0VnniTiles(_) => true,
             Kind::Candle {
                 weights: Some(w),
                 q6k_tiles,
@@ -169,6 +183,7 @@ impl RowLinear {
     pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
+            Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
             Kind::Candle {
                 matmul, weights, ..
             } => (matmul, weights),
@@ -291,6 +306,14 @@ fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor, columns: std::ops::Range<usize>) 
     })
 }
 
+/// `xs · Wᵀ` on [`Q8_0VnniTiles`] for inputs of any rank whose last dimension is `k`.
+fn q8_0_tiles_matmul(tiles: &Q8_0VnniTiles, xs: &Tensor) -> Result<Tensor> {
+    let (n, k) = tiles.dims();
+    on_rows(xs, "Q8_0", (n, k), n, |lhs, rows, dst| {
+        tiles.matmul(lhs, rows, dst)
+    })
+}
+
 /// `xs · Wᵀ` on [`Q6KTiles`] for inputs of any rank whose last dimension is `k`.
 fn q6k_tiles_matmul(tiles: &Q6KTiles, xs: &Tensor) -> Result<Tensor> {
     let (n, k) = tiles.dims();
@@ -324,23 +347,22 @@ fn on_rows(
     Tensor::from_vec(dst, out_dims, xs.device())
 }
 
-/// Whether decode rows of `dtype` weights go through polybrief's [`row_kernels`]: Q6K
-/// whenever the CPU has them (candle's alternative is one compact `vec_dot` per row), Q8_0
-/// where candle has no VNNI tiles for it (then it too runs one `vec_dot` per row and column).
+/// Whether decode rows of `dtype` weights go through polybrief's [`row_kernels`]: Q6K and
+/// Q8_0 whenever the CPU has them. For Q6K candle's alternative is one compact `vec_dot` per
+/// row; for Q8_0 it is one `vec_dot` per row and column without VNNI, and with VNNI its
+/// repacked tiles, which read one sequence's weights far slower than the row kernel's single
+/// prefetched stream: Qwen2.5-1.5B Q8_0 decoded 14.3–16.2 tok/s on them against 19.1–22.9
+/// (AMD EPYC Zen 4, AVX-512 VNNI, 2 threads; scripts/bench/README.md, "Session 15").
 fn own_kernel(dtype: GgmlDType, k: usize) -> bool {
-    row_kernels::supports(dtype, k)
-        && match dtype {
-            GgmlDType::Q6K => true,
-            GgmlDType::Q8_0 => !candle_has_vnni_tiles(),
-            _ => false,
-        }
+    row_kernels::supports(dtype, k) && matches!(dtype, GgmlDType::Q6K | GgmlDType::Q8_0)
 }
 
 /// Whether [`RowLinear::forward`] runs `w`'s prompt products on the [`row_kernels`]: Q8_0 on
-/// the CPU where [`own_kernel`] takes it.
+/// the CPU where candle has no VNNI tiles for it (its VNNI tiles read prompts faster).
 fn q8_0_prompts_on_row_kernels(w: &QTensor) -> bool {
     w.dtype() == GgmlDType::Q8_0
         && matches!(w.device(), Device::Cpu)
+        && !candle_has_vnni_tiles()
         && w.shape()
             .dims2()
             .is_ok_and(|(_, k)| own_kernel(GgmlDType::Q8_0, k))
