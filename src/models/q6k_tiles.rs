@@ -151,17 +151,9 @@ impl Q6KTiles {
         dst: &mut [f32],
     ) -> candle_core::Result<()> {
         let (n, k) = (self.n, self.k);
-        if xs.len() != rows * k || dst.len() != rows * n {
-            candle_core::bail!(
-                "Q6K tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
-                xs.len(),
-                dst.len()
-            )
-        }
-        if rows == 0 {
+        let Some(act) = super::tile_items::q8k_rows_for("Q6K", (n, k), xs, rows, dst)? else {
             return Ok(());
-        }
-        let act = super::q8k_rows::quantize(xs, rows, k);
+        };
         #[cfg(target_arch = "x86_64")]
         x86::matmul(&self.tiles, &act, rows, k / QK_K, n, dst);
         #[cfg(not(target_arch = "x86_64"))]

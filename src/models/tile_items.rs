@@ -39,3 +39,23 @@ pub(super) fn for_each_item(
         }
     });
 }
+
+/// Checks the shapes of a product of `rows` rows of width `k` (`xs`) against a `(n, k)` weight
+/// of `format` in tiles into `dst` (`rows × n`), and quantizes the rows to Q8K blocks (what the
+/// Q6K and Q8_0 tile kernels read): `None` when there are no rows.
+pub(super) fn q8k_rows_for(
+    format: &str,
+    (n, k): (usize, usize),
+    xs: &[f32],
+    rows: usize,
+    dst: &[f32],
+) -> candle_core::Result<Option<Vec<u8>>> {
+    if xs.len() != rows * k || dst.len() != rows * n {
+        candle_core::bail!(
+            "{format} tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
+            xs.len(),
+            dst.len()
+        )
+    }
+    Ok((rows > 0).then(|| super::q8k_rows::quantize(xs, rows, k)))
+}
