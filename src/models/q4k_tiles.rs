@@ -30,7 +30,7 @@
 use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
 
-use super::quant_blocks::{has_avx2, Q8K_BYTES};
+use super::quant_blocks::{has_avx2, Q8K_BSUMS, Q8K_BYTES, Q8K_QS};
 
 /// Output columns per tile: candle's `TILE_N`.
 pub(crate) const TILE_COLS: usize = 16;
@@ -39,9 +39,6 @@ const SUBS: usize = QK_K / 32;
 /// Bytes of a GGUF Q4K super-block: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins,
 /// 128 bytes of nibbles.
 const Q4K_BYTES: usize = 144;
-/// Offsets in a Q8K activation block (candle's `BlockQ8K`: f32 `d`, 256 quants, 16 i16 sums).
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 4 + QK_K;
 /// How far ahead of the quants being read a one-row tile asks for the next bytes (one request
 /// per 64 bytes read). Decoding one sequence reads every weight once per step and is bound by how
 /// many misses a core keeps in flight; the hardware prefetcher alone kept too few (the same

@@ -34,7 +34,7 @@
 use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
 
-use super::quant_blocks::{has_avx2, Q6K_BYTES, Q8K_BYTES};
+use super::quant_blocks::{has_avx2, Q6K_BYTES, Q8K_BSUMS, Q8K_BYTES, Q8K_QS};
 
 /// Output columns per tile: candle's `TILE_N`.
 pub(crate) const TILE_COLS: usize = 16;
@@ -42,9 +42,6 @@ pub(crate) const TILE_COLS: usize = 16;
 const HALF: usize = 8;
 /// Sub-blocks of 16 values per super-block, each with its own scale.
 const SUBS: usize = QK_K / 16;
-/// Offsets in a Q8K activation block (candle's `BlockQ8K`: f32 `d`, 256 quants, 16 i16 sums).
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 4 + QK_K;
 /// Activation rows per work item (candle's `MAX_MT`).
 const MAX_ROWS: usize = 4;
 

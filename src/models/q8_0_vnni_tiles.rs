@@ -23,7 +23,7 @@ use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
 
 use super::cpu_level::CpuLevel;
-use super::quant_blocks::{Q8K_BYTES, Q8_0_BYTES};
+use super::quant_blocks::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, Q8_0_BYTES};
 
 /// Output columns per tile: candle's `TILE_N`.
 const TILE_COLS: usize = 16;
@@ -138,11 +138,6 @@ mod x86 {
 
     use super::super::tile_items::for_each_item;
     use super::*;
-
-    /// Offsets in a Q8K activation block (candle's `BlockQ8K`: f32 `d`, 256 quants, 16 i16
-    /// sums of 16 quants each).
-    const Q8K_QS: usize = 4;
-    const Q8K_BSUMS: usize = 4 + QK_K;
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows.
     pub(super) fn matmul(

@@ -14,12 +14,17 @@ pub(super) const Q8_0_BYTES: usize = 34;
 pub(super) const Q6K_BYTES: usize = 210;
 /// Bytes of a Q8K block: an f32 scale, 256 quants, 16 i16 partial sums.
 pub(super) const Q8K_BYTES: usize = 292;
+/// Where a Q8K block's quants start (after the f32 scale).
+pub(super) const Q8K_QS: usize = 4;
+/// Where a Q8K block's 16 i16 sums (of 16 quants each) start.
+pub(super) const Q8K_BSUMS: usize = Q8K_QS + 256;
 
 // candle's block structs are `repr(C)` with private fields; the kernels read them as bytes at
 // these sizes, which must not change under them.
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == Q8_0_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ6K>() == Q6K_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
+const _: () = assert!(Q8K_BSUMS + 16 * 2 == Q8K_BYTES);
 
 /// AVX2 with FMA and F16C: what the kernels are written for.
 pub(super) fn has_avx2() -> bool {
