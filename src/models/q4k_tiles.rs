@@ -30,6 +30,7 @@
 use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
 
+use super::cpu_level::CpuLevel;
 use super::quant_blocks::{has_avx2, Q8K_BSUMS, Q8K_BYTES, Q8K_QS};
 
 /// Output columns per tile: candle's `TILE_N`.
@@ -46,6 +47,26 @@ const Q4K_BYTES: usize = 144;
 const PREFETCH: usize = 2048;
 /// Activation rows per work item (candle's `MAX_MT`).
 const MAX_ROWS: usize = 4;
+
+/// Which of the two kernels runs: their results are the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Width {
+    /// `x86::unit`: 256-bit registers, AVX2.
+    Avx2,
+    /// `x86::unit_avx512`: 512-bit registers, AVX-512 VNNI.
+    Avx512,
+}
+
+impl Width {
+    /// The kernels' own [`CpuLevel`]: AVX-512 VNNI where it allows it.
+    fn current() -> Width {
+        if CpuLevel::current() == CpuLevel::Avx512Vnni {
+            Width::Avx512
+        } else {
+            Width::Avx2
+        }
+    }
+}
 
 /// One super-block (256 values) of 16 weight rows, on a cache line of its own (its size is 37
 /// lines), so that no 64-byte load of its quants straddles two.
@@ -179,11 +200,7 @@ impl Q4KTiles {
         columns: std::ops::Range<usize>,
         dst: &mut [f32],
     ) -> candle_core::Result<()> {
-        #[cfg(target_arch = "x86_64")]
-        let width = x86::Width::current();
-        #[cfg(not(target_arch = "x86_64"))]
-        let width = ();
-        self.matmul_columns_at(xs, rows, columns, dst, width)
+        self.matmul_columns_at(xs, rows, columns, dst, Width::current())
     }
 
     /// [`Q4KTiles::matmul_columns`] on the kernel of the given width.
@@ -193,8 +210,7 @@ impl Q4KTiles {
         rows: usize,
         columns: std::ops::Range<usize>,
         dst: &mut [f32],
-        #[cfg(target_arch = "x86_64")] width: x86::Width,
-        #[cfg(not(target_arch = "x86_64"))] width: (),
+        width: Width,
     ) -> candle_core::Result<()> {
         let (n, k) = (columns.len(), self.k);
         if columns.end > self.n
@@ -234,29 +250,8 @@ impl Q4KTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::cpu_level::CpuLevel;
     use super::super::tile_items::for_each_item;
     use super::*;
-
-    /// Which of the two kernels runs: their results are the same bits.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(super) enum Width {
-        /// [`unit`]: 256-bit registers, AVX2.
-        Avx2,
-        /// [`unit_avx512`]: 512-bit registers, AVX-512 VNNI.
-        Avx512,
-    }
-
-    impl Width {
-        /// The kernels' own [`CpuLevel`]: AVX-512 VNNI where it allows it.
-        pub(super) fn current() -> Width {
-            if CpuLevel::current() == CpuLevel::Avx512Vnni {
-                Width::Avx512
-            } else {
-                Width::Avx2
-            }
-        }
-    }
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows
     /// ([`for_each_item`]).
@@ -492,8 +487,6 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-
-    use super::super::cpu_level::CpuLevel;
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
@@ -572,7 +565,7 @@ mod tests {
                     .unwrap();
                 dst
             };
-            let (narrow, wide) = (run(x86::Width::Avx2), run(x86::Width::Avx512));
+            let (narrow, wide) = (run(Width::Avx2), run(Width::Avx512));
             let differ = narrow
                 .iter()
                 .zip(&wide)
