@@ -129,6 +129,27 @@ impl CpuLevel {
     }
 }
 
+/// Which register width a kernel with an AVX2 and an AVX-512 form runs (polybrief's Q4K
+/// tiles and Q6K row kernel): the two forms give the same bits, tested for each kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    /// 256-bit registers, AVX2.
+    Avx2,
+    /// 512-bit registers, AVX-512 BW and VNNI.
+    Avx512,
+}
+
+impl Width {
+    /// The width of this process's [`CpuLevel`]: AVX-512 where the level is AVX-512 VNNI.
+    pub(crate) fn current() -> Width {
+        if CpuLevel::current() == CpuLevel::Avx512Vnni {
+            Width::Avx512
+        } else {
+            Width::Avx2
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

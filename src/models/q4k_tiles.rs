@@ -30,7 +30,7 @@
 use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
 
-use super::cpu_level::CpuLevel;
+use super::cpu_level::Width;
 use super::quant_blocks::{has_avx2, Q8K_BSUMS, Q8K_BYTES, Q8K_QS};
 
 /// Output columns per tile: candle's `TILE_N`.
@@ -47,26 +47,6 @@ const Q4K_BYTES: usize = 144;
 const PREFETCH: usize = 2048;
 /// Activation rows per work item (candle's `MAX_MT`).
 const MAX_ROWS: usize = 4;
-
-/// Which of the two kernels runs: their results are the same bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Width {
-    /// `x86::unit`: 256-bit registers, AVX2.
-    Avx2,
-    /// `x86::unit_avx512`: 512-bit registers, AVX-512 VNNI.
-    Avx512,
-}
-
-impl Width {
-    /// The kernels' own [`CpuLevel`]: AVX-512 VNNI where it allows it.
-    fn current() -> Width {
-        if CpuLevel::current() == CpuLevel::Avx512Vnni {
-            Width::Avx512
-        } else {
-            Width::Avx2
-        }
-    }
-}
 
 /// One super-block (256 values) of 16 weight rows, on a cache line of its own (its size is 37
 /// lines), so that no 64-byte load of its quants straddles two.
@@ -490,6 +470,7 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
+    use crate::models::cpu_level::CpuLevel;
 
     fn q4k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();

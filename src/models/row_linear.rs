@@ -7,7 +7,8 @@
 //! `rows_are_independent_of_the_batch` below, bit for bit):
 //! - Q6K weights take the compact `k_quants::matmul` for `m = 1` but the repacked x86 tiles for
 //!   `m > 1`; the two sum the same products in a different order. Stacked decode rows of Q6K
-//!   weights therefore go through polybrief's [`row_kernels`] (AVX2), for every `m`: each
+//!   weights therefore go through polybrief's [`row_kernels`] (AVX2 or AVX-512, the same
+//!   bits), for every `m`: each
 //!   (row, column) bit for bit what candle's compact single-row kernel computes, with each
 //!   weight block unpacked once per tile of rows. Without AVX2 they go through
 //!   `k_quants::matmul` directly, which computes every (row, column) with the same `vec_dot`
