@@ -40,6 +40,9 @@ if [ -z "${BENCH_BIN:-}" ]; then
 fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# What one sequence's decode is bound by: reading every weight once per token.
+echo "== bare memory read rate" >&2
+read_rate=$(RAYON_NUM_THREADS=$THREADS bench bench_memory_read_rate 2>/dev/null | grep -o '"read_gb_per_s": [0-9.]*' | cut -d' ' -f2)
 results=() batched=()
 for spec in "$@"; do
   model=${spec%%:*} quant=${spec##*:}
@@ -65,11 +68,13 @@ for spec in "$@"; do
 done
 
 echo
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $THREADS threads; load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "prompt $PP tokens, then $TG generated; median of $REPS"
+vector="$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx2|avx_vnni|avx512f|avx512bw|avx512_vnni|amx_tile' | sort -u | tr '\n' ' ')"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') (${vector% }; polybrief's kernel level: ${POLYBRIEF_CPU_LEVEL:-the best of these}), $THREADS threads; load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bare memory read rate (bench_memory_read_rate, $THREADS threads): ${read_rate:-?} GB/s"
+echo "prompt $PP tokens, then $TG generated; median of $REPS; 'MB × tg' is the GGUF's size times polybrief's tokens/s, about the GB/s one sequence's decode reads"
 echo
-echo "| model (random weights) | quant | MB | llama.cpp pp tok/s | polybrief pp tok/s | pp ratio | llama.cpp tg tok/s | polybrief tg tok/s | tg ratio |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| model (random weights) | quant | MB | llama.cpp pp tok/s | polybrief pp tok/s | pp ratio | llama.cpp tg tok/s | polybrief tg tok/s | tg ratio | MB × tg, GB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for r in "${results[@]}"; do
   IFS='|' read -r model quant mb llama ours <<< "$r"
   "$PY" - "$model" "$quant" "$mb" "$llama" "$ours" << 'PYEOF'
@@ -77,7 +82,7 @@ import json, sys
 model, quant, mb, llama, ours = sys.argv[1:]
 l, o = json.loads(llama), json.loads(ours)
 print(f"| {model} | {quant} | {mb} | {l['pp_tps']:.1f} | {o['pp_tps']:.1f} | {o['pp_tps'] / l['pp_tps']:.2f} "
-      f"| {l['tg_tps']:.1f} | {o['tg_tps']:.1f} | {o['tg_tps'] / l['tg_tps']:.2f} |")
+      f"| {l['tg_tps']:.1f} | {o['tg_tps']:.1f} | {o['tg_tps'] / l['tg_tps']:.2f} | {int(mb) * o['tg_tps'] / 1000:.1f} |")
 PYEOF
 done
 

@@ -1006,6 +1006,38 @@ fn bench_llm_batched_tokens_per_second() {
     }
 }
 
+/// How fast this machine's cores read memory with nothing else to do: a plain sum over 1 GiB,
+/// one part per thread (`RAYON_NUM_THREADS`, else 2), best of 5, in GB/s. Decoding one sequence
+/// reads every weight once per token, so its tokens/s times the GGUF's bytes cannot exceed
+/// this for long; scripts/bench/summarize.sh prints the two side by side.
+#[test]
+#[ignore]
+fn bench_memory_read_rate() {
+    let threads = env_usize("RAYON_NUM_THREADS", 2).max(1);
+    let words = (1usize << 30) / 8;
+    let data: Vec<u64> = (0..words as u64).collect();
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        let total = std::thread::scope(|scope| {
+            let parts: Vec<_> = data
+                .chunks(words.div_ceil(threads))
+                .map(|part| {
+                    scope.spawn(move || part.iter().fold(0u64, |sum, &x| sum.wrapping_add(x)))
+                })
+                .collect();
+            parts
+                .into_iter()
+                .map(|part| part.join().unwrap())
+                .fold(0u64, u64::wrapping_add)
+        });
+        // The sum of 0..words, so that the reads cannot be left out.
+        assert_eq!(total, (words as u64 - 1).wrapping_mul(words as u64) / 2);
+        best = best.max((words * 8) as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    println!("{{\"threads\": {threads}, \"read_gb_per_s\": {best:.1}}}");
+}
+
 #[test]
 fn summarize_command_runs_on_local_model_files() {
     // The tiny random model writes nonsense, so this pins the wiring only: the GGUF, the
