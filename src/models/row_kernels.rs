@@ -350,6 +350,22 @@ mod x86 {
         )
     }
 
+    /// The start of a Q6K tile's work on the block at `x` (210 readable bytes): asks for the
+    /// block [`Q8_0_PREFETCH`] bytes ahead, and returns this block's factor `d`. One sequence's
+    /// decode is bound by reading the weights (see [`Q8_0_PREFETCH`]). Several rows' are not,
+    /// but in an 8-sequence decode step 23% of the AVX2 kernel's time still went to the first
+    /// read of each block without the hint (perf annotate). A hint only: it never faults past
+    /// the end.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q6k_block_start(x: *const u8) -> f32 {
+        for line in 0..Q6K_BYTES.div_ceil(64) {
+            let ahead = x.wrapping_add(Q8_0_PREFETCH + line * 64);
+            _mm_prefetch(ahead as *const i8, _MM_HINT_T0);
+        }
+        f16_to_f32(u16::from_le_bytes([*x.add(208), *x.add(209)]))
+    }
+
     /// `R` rows of one column of a Q6K product: per (row, block) the exact integer sums of
     /// candle's `vec_dot_q6k_q8k`, lane for lane, then its float arithmetic in its order.
     /// `w`: the column's `kb` blocks; `rows`: `R` activation rows; `out[r * n]`.
@@ -384,15 +400,7 @@ mod x86 {
         let up = rows.u.as_ptr();
         for b in 0..kb {
             let x = wp.add(b * Q6K_BYTES);
-            // One sequence's decode is bound by reading the weights (see `Q8_0_PREFETCH`).
-            // Several rows' are not, but in an 8-sequence decode step 23% of this kernel's
-            // time still went to the first read of each block without it (perf annotate).
-            // A hint only, it never faults past the end.
-            for line in 0..Q6K_BYTES.div_ceil(64) {
-                let ahead = x.wrapping_add(Q8_0_PREFETCH + line * 64);
-                _mm_prefetch(ahead as *const i8, _MM_HINT_T0);
-            }
-            let xd = f16_to_f32(u16::from_le_bytes([*x.add(208), *x.add(209)]));
+            let xd = q6k_block_start(x);
             let scales = _mm_loadu_si128(x.add(192) as *const __m128i);
             let mut weight_term = _mm256_setzero_si256();
             let mut sumi = [_mm256_setzero_si256(); R];
@@ -504,12 +512,7 @@ mod x86 {
         let up = rows.u.as_ptr();
         for b in 0..kb {
             let x = wp.add(b * Q6K_BYTES);
-            // As in [`q6k_tile`].
-            for line in 0..Q6K_BYTES.div_ceil(64) {
-                let ahead = x.wrapping_add(Q8_0_PREFETCH + line * 64);
-                _mm_prefetch(ahead as *const i8, _MM_HINT_T0);
-            }
-            let xd = f16_to_f32(u16::from_le_bytes([*x.add(208), *x.add(209)]));
+            let xd = q6k_block_start(x);
             let scales = _mm512_cvtepi8_epi16(_mm256_castsi128_si256(_mm_loadu_si128(
                 x.add(192) as *const __m128i
             )));
