@@ -1,7 +1,7 @@
 //! Quantized products of several activation rows against Q8_0 and Q6K weights on AVX2 (Q6K
-//! also on AVX-512), for batched decoding: each weight block is loaded (and, for Q6K, unpacked from its 6-bit
-//! layout with its scales) once for a tile of rows ([`ROW_TILE`] for Q8_0, [`Q6K_ROW_TILE`]
-//! for Q6K), instead of once per row. Q8_0 also runs single-sequence decoding here, which is bound by reading the weights:
+//! also on AVX-512), for batched decoding: each weight block is loaded (and, for Q6K,
+//! unpacked from its 6-bit layout with its scales) once for a tile of rows ([`ROW_TILE`] for
+//! Q8_0, [`Q6K_ROW_TILE`] for Q6K), instead of once per row. Q8_0 also runs single-sequence decoding here, which is bound by reading the weights:
 //! a tile reads one weight row as one sequential stream, prefetched well ahead (llama.cpp's
 //! `ggml_vec_dot_q8_0_q8_0` also reads one weight row per call; two weight rows read side by
 //! side per tile streamed at about half the rate). Q8_0 products of a chunk of rows or more
@@ -475,6 +475,7 @@ mod x86 {
             *out.add(r * n) = hsum(v);
         }
     }
+
     /// [`q6k_tile`] in 512-bit registers, always in its weight-side form: two 32-quant
     /// quarters per register, each pair of `vpmaddubsw` sums times its scale added into 32-bit
     /// lanes by one VNNI `vpdpwssd` (where [`q6k_tile`] needs `vpmaddwd` and an add). Lane
