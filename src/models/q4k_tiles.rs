@@ -230,11 +230,11 @@ impl Q4KTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::tile_items::for_each_item;
+    use super::super::tile_items::{run_tile_kernels, TileKernel};
     use super::*;
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows
-    /// ([`for_each_item`]).
+    /// ([`run_tile_kernels`]), on the kernels of `width`.
     pub(super) fn matmul(
         tiles: &[Tile],
         act: &[u8],
@@ -245,33 +245,26 @@ mod x86 {
         width: Width,
     ) {
         let mins = min_factors(act, rows * kb);
-        for_each_item(
-            n / TILE_COLS,
-            TILE_COLS,
-            rows,
-            MAX_ROWS,
-            n,
-            dst,
-            |t, r0, tile_rows, o| {
-                let tiles = &tiles[t * kb..(t + 1) * kb];
-                let act = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
-                let mins = &mins[r0 * kb * SUBS..(r0 + tile_rows) * kb * SUBS];
-                // SAFETY: `supports` checked AVX2, FMA and F16C, and `Width::Avx512` is only
-                // chosen where the CPU level is AVX-512 VNNI; `o` is this item's outputs.
-                unsafe {
-                    match (width, tile_rows) {
-                        (Width::Avx2, 4) => unit::<4>(tiles, act, mins, kb, o, n),
-                        (Width::Avx2, 3) => unit::<3>(tiles, act, mins, kb, o, n),
-                        (Width::Avx2, 2) => unit::<2>(tiles, act, mins, kb, o, n),
-                        (Width::Avx2, _) => unit::<1>(tiles, act, mins, kb, o, n),
-                        (Width::Avx512, 4) => unit_avx512::<4>(tiles, act, mins, kb, o, n),
-                        (Width::Avx512, 3) => unit_avx512::<3>(tiles, act, mins, kb, o, n),
-                        (Width::Avx512, 2) => unit_avx512::<2>(tiles, act, mins, kb, o, n),
-                        (Width::Avx512, _) => unit_avx512::<1>(tiles, act, mins, kb, o, n),
-                    }
-                }
-            },
-        );
+        let kernels: [TileKernel<Tile>; MAX_ROWS] = match width {
+            Width::Avx2 => [unit::<1>, unit::<2>, unit::<3>, unit::<4>],
+            Width::Avx512 => [
+                unit_avx512::<1>,
+                unit_avx512::<2>,
+                unit_avx512::<3>,
+                unit_avx512::<4>,
+            ],
+        };
+        // SAFETY: `supports` checked AVX2, FMA and F16C, and `Width::Avx512` is only chosen
+        // where the CPU level is AVX-512 VNNI.
+        unsafe {
+            run_tile_kernels(
+                (tiles, TILE_COLS),
+                (act, &mins, SUBS),
+                (rows, kb, n),
+                dst,
+                kernels,
+            )
+        }
     }
 
     /// Each Q8K block's `d · (sum of a sub-block's quants)`, `SUBS` per block, as candle's

@@ -166,11 +166,11 @@ impl Q6KTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::tile_items::for_each_item;
+    use super::super::tile_items::{run_tile_kernels, TileKernel};
     use super::*;
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows
-    /// ([`for_each_item`]).
+    /// ([`run_tile_kernels`]).
     pub(super) fn matmul(
         tiles: &[Tile],
         act: &[u8],
@@ -180,28 +180,17 @@ mod x86 {
         dst: &mut [f32],
     ) {
         let offsets = offsets(act, rows * kb);
-        for_each_item(
-            n / TILE_COLS,
-            TILE_COLS,
-            rows,
-            MAX_ROWS,
-            n,
-            dst,
-            |t, r0, tile_rows, o| {
-                let tiles = &tiles[t * kb..(t + 1) * kb];
-                let act = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
-                let offsets = &offsets[r0 * kb * SUBS..(r0 + tile_rows) * kb * SUBS];
-                // SAFETY: `supports` checked AVX2, FMA and F16C; `o` is this item's outputs.
-                unsafe {
-                    match tile_rows {
-                        4 => unit::<4>(tiles, act, offsets, kb, o, n),
-                        3 => unit::<3>(tiles, act, offsets, kb, o, n),
-                        2 => unit::<2>(tiles, act, offsets, kb, o, n),
-                        _ => unit::<1>(tiles, act, offsets, kb, o, n),
-                    }
-                }
-            },
-        );
+        let kernels: [TileKernel<Tile>; MAX_ROWS] = [unit::<1>, unit::<2>, unit::<3>, unit::<4>];
+        // SAFETY: `supports` checked AVX2, FMA and F16C.
+        unsafe {
+            run_tile_kernels(
+                (tiles, TILE_COLS),
+                (act, &offsets, SUBS),
+                (rows, kb, n),
+                dst,
+                kernels,
+            )
+        }
     }
 
     /// Each Q8K block's `32 · (sum of a sub-block's quants)`, `SUBS` per block: the term that

@@ -136,10 +136,11 @@ impl Q8_0VnniTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::tile_items::for_each_item;
+    use super::super::tile_items::{run_tile_kernels, TileKernel};
     use super::*;
 
-    /// One work item per column tile and group of up to [`MAX_ROWS`] rows.
+    /// One work item per column tile and group of up to [`MAX_ROWS`] rows
+    /// ([`run_tile_kernels`]).
     pub(super) fn matmul(
         tiles: &[Tile],
         act: &[u8],
@@ -149,29 +150,17 @@ mod x86 {
         dst: &mut [f32],
     ) {
         let offsets = offsets(act, rows * spans);
-        for_each_item(
-            n / TILE_COLS,
-            TILE_COLS,
-            rows,
-            MAX_ROWS,
-            n,
-            dst,
-            |t, r0, tile_rows, o| {
-                let tiles = &tiles[t * spans..(t + 1) * spans];
-                let act = &act[r0 * spans * Q8K_BYTES..(r0 + tile_rows) * spans * Q8K_BYTES];
-                let offsets = &offsets[r0 * spans * BLOCKS..(r0 + tile_rows) * spans * BLOCKS];
-                // SAFETY: `supports` checked the kernels' level (AVX-512 VNNI); `o` is this
-                // item's outputs.
-                unsafe {
-                    match tile_rows {
-                        4 => unit::<4>(tiles, act, offsets, spans, o, n),
-                        3 => unit::<3>(tiles, act, offsets, spans, o, n),
-                        2 => unit::<2>(tiles, act, offsets, spans, o, n),
-                        _ => unit::<1>(tiles, act, offsets, spans, o, n),
-                    }
-                }
-            },
-        );
+        let kernels: [TileKernel<Tile>; MAX_ROWS] = [unit::<1>, unit::<2>, unit::<3>, unit::<4>];
+        // SAFETY: `supports` checked the kernels' level (AVX-512 VNNI).
+        unsafe {
+            run_tile_kernels(
+                (tiles, TILE_COLS),
+                (act, &offsets, BLOCKS),
+                (rows, spans, n),
+                dst,
+                kernels,
+            )
+        }
     }
 
     /// Each Q8K block's `128 · Σ a` over each 32-value Q8_0 block, as candle's tile kernel

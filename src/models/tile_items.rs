@@ -2,7 +2,10 @@
 //! [`Q6KTiles`](super::q6k_tiles), [`Q8_0VnniTiles`](super::q8_0_vnni_tiles)): one column tile against a group of activation rows each,
 //! spread over candle's worker pool (the one its own kernels use), in the order candle's
 //! `matmul_tiles` has them: column tile major, so consecutive items reuse one tile from cache;
-//! and the shape check and Q8K activation rows that such a product starts from.
+//! each item run by the tile format's kernel for its number of rows; and the shape check and
+//! Q8K activation rows that such a product starts from.
+
+use super::quant_blocks::Q8K_BYTES;
 
 /// A `*mut f32` that may cross to the pool's workers: each item writes disjoint outputs.
 #[derive(Clone, Copy)]
@@ -11,32 +14,56 @@ pub(super) struct Out(pub(super) *mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
-/// Calls `item(tile, first_row, rows, out)` for every column tile `0..tiles` and every group
-/// of up to `max_rows` of the `rows` activation rows, `out` pointing at output `(first_row,
-/// tile · tile_cols)` of `dst` (row stride `n`). Each call must write only the `rows ×
-/// tile_cols` outputs of its own item.
-pub(super) fn for_each_item(
-    tiles: usize,
-    tile_cols: usize,
-    rows: usize,
-    max_rows: usize,
-    n: usize,
+/// A tile kernel for `R` activation rows against one column tile: `(tiles, act, factors, kb,
+/// out, n)`, the column tile's `kb` weight tiles, the rows' Q8K blocks (`kb` each) and their
+/// per-block factors, its `R × tile_cols` results written from `out` with row stride `n`.
+pub(super) type TileKernel<T> = unsafe fn(&[T], &[u8], &[f32], usize, *mut f32, usize);
+
+/// `dst = act · Wᵀ` on `W`'s column tiles (`tiles`: `n / tile_cols` column tiles of `kb` tiles
+/// each): for every column tile and every group of up to `N` of the `rows` activation rows, the
+/// kernel for the group's size (`kernels[size - 1]`) on the column tile, the group's rows of
+/// `act` and their `factors_per_block` factors per block of `factors`; `dst` is `rows × n`.
+///
+/// # Safety
+/// Every kernel must be able to run on this CPU (the callers check its target features).
+pub(super) unsafe fn run_tile_kernels<T: Sync, const N: usize>(
+    (tiles, tile_cols): (&[T], usize),
+    (act, factors, factors_per_block): (&[u8], &[f32], usize),
+    (rows, kb, n): (usize, usize, usize),
     dst: &mut [f32],
-    item: impl Fn(usize, usize, usize, *mut f32) + Sync,
+    kernels: [TileKernel<T>; N],
 ) {
-    debug_assert!(tiles * tile_cols <= n && dst.len() >= rows * n);
-    let row_groups = rows.div_ceil(max_rows);
+    let column_tiles = n / tile_cols;
+    debug_assert!(
+        tiles.len() == column_tiles * kb
+            && act.len() >= rows * kb * Q8K_BYTES
+            && factors.len() >= rows * kb * factors_per_block
+            && dst.len() >= rows * n
+    );
+    let row_groups = rows.div_ceil(N);
     let out = Out(dst.as_mut_ptr());
-    candle_core::utils::barrier_pool().execute_chunked(tiles * row_groups, |range| {
+    candle_core::utils::barrier_pool().execute_chunked(column_tiles * row_groups, |range| {
         // The whole wrapper (Sync), not its raw-pointer field, which the closure would capture
         // alone.
         let out = &out;
         for i in range {
-            let (t, r0) = (i / row_groups, i % row_groups * max_rows);
-            // SAFETY: (r0, t · tile_cols) is inside `dst` (checked above in debug builds; the
-            // callers size `dst` as `rows × n`).
-            let at = unsafe { out.0.add(r0 * n + t * tile_cols) };
-            item(t, r0, max_rows.min(rows - r0), at);
+            let (t, r0) = (i / row_groups, i % row_groups * N);
+            let size = N.min(rows - r0);
+            let row_blocks = r0 * kb..(r0 + size) * kb;
+            // SAFETY: the kernel runs here (the caller's promise); (r0, t · tile_cols) is inside
+            // `dst` (checked above in debug builds; the callers size `dst` as `rows × n`), and
+            // this item alone writes its `size × tile_cols` outputs.
+            unsafe {
+                kernels[size - 1](
+                    &tiles[t * kb..(t + 1) * kb],
+                    &act[row_blocks.start * Q8K_BYTES..row_blocks.end * Q8K_BYTES],
+                    &factors
+                        [row_blocks.start * factors_per_block..row_blocks.end * factors_per_block],
+                    kb,
+                    out.0.add(r0 * n + t * tile_cols),
+                    n,
+                )
+            }
         }
     });
 }
