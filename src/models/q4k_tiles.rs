@@ -460,10 +460,11 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-    use candle_core::{Device, Module, Tensor};
+    use candle_core::{Device, Tensor};
 
     use super::*;
     use crate::models::cpu_level::CpuLevel;
+    use crate::models::tile_items::test_support::assert_candles_bits;
 
     fn q4k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -493,28 +494,9 @@ mod tests {
         let (n, k) = (48, 768);
         let w = std::sync::Arc::new(q4k(n, k));
         let candle = QMatMul::from_arc(w.clone()).unwrap();
-        for rows in [1, 2, 3, 4, 5, 9] {
-            let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
-            let expected: Vec<f32> = candle
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let got = ours(&w, &x.flatten_all().unwrap().to_vec1().unwrap(), rows);
-            let differ = expected
-                .iter()
-                .zip(&got)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
-            assert_eq!(
-                differ,
-                0,
-                "{rows} rows: {differ} of {} results differ",
-                got.len()
-            );
-        }
+        assert_candles_bits(&candle, k, &[1, 2, 3, 4, 5, 9], |xs, rows| {
+            ours(&w, xs, rows)
+        });
     }
 
     #[test]

@@ -305,6 +305,7 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
+    use crate::models::tile_items::test_support::assert_candles_bits;
 
     fn q6k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -337,28 +338,7 @@ mod tests {
         let w = std::sync::Arc::new(q6k(n, k));
         let candle = QMatMul::from_arc(w.clone()).unwrap();
         // candle's tiles run from 2 rows on (one row takes its compact kernel).
-        for rows in [2, 3, 4, 5, 9] {
-            let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
-            let expected: Vec<f32> = candle
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let got = ours(&w, &x.flatten_all().unwrap().to_vec1().unwrap(), rows);
-            let differ = expected
-                .iter()
-                .zip(&got)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
-            assert_eq!(
-                differ,
-                0,
-                "{rows} rows: {differ} of {} results differ",
-                got.len()
-            );
-        }
+        assert_candles_bits(&candle, k, &[2, 3, 4, 5, 9], |xs, rows| ours(&w, xs, rows));
     }
 
     #[test]

@@ -235,9 +235,10 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-    use candle_core::{Device, Module, Tensor};
+    use candle_core::{Device, Tensor};
 
     use super::*;
+    use crate::models::tile_items::test_support::assert_candles_bits;
 
     fn q8_0(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -260,28 +261,9 @@ mod tests {
         let w = std::sync::Arc::new(q8_0(n, k));
         let tiles = Q8_0VnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
         let candle = QMatMul::from_arc(w).unwrap();
-        for rows in [1, 2, 3, 4, 5, 9] {
-            let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
-            let expected: Vec<f32> = candle
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let got = ours(&tiles, &x.flatten_all().unwrap().to_vec1().unwrap(), rows);
-            let differ = expected
-                .iter()
-                .zip(&got)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
-            assert_eq!(
-                differ,
-                0,
-                "{rows} rows: {differ} of {} results differ",
-                got.len()
-            );
-        }
+        assert_candles_bits(&candle, k, &[1, 2, 3, 4, 5, 9], |xs, rows| {
+            ours(&tiles, xs, rows)
+        });
     }
 
     #[test]

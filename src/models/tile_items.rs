@@ -87,3 +87,41 @@ pub(super) fn q8k_rows_for(
     }
     Ok((rows > 0).then(|| super::q8k_rows::quantize(xs, rows, k)))
 }
+
+#[cfg(test)]
+pub(super) mod test_support {
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module, Tensor};
+
+    /// Asserts that `ours(xs, rows)` gives candle's `QMatMul` results bit for bit, for random
+    /// activations of width `k` in each of `row_counts` rows.
+    pub(in crate::models) fn assert_candles_bits(
+        candle: &QMatMul,
+        k: usize,
+        row_counts: &[usize],
+        ours: impl Fn(&[f32], usize) -> Vec<f32>,
+    ) {
+        for &rows in row_counts {
+            let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
+            let expected: Vec<f32> = candle
+                .forward(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let got = ours(&x.flatten_all().unwrap().to_vec1().unwrap(), rows);
+            let differ = expected
+                .iter()
+                .zip(&got)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differ,
+                0,
+                "{rows} rows: {differ} of {} results differ",
+                got.len()
+            );
+        }
+    }
+}
