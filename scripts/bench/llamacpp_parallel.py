@@ -7,7 +7,9 @@ prefilled, each as its own sequence of one context with n_seq_max = N; then ever
 is one llama_decode of a batch holding the next token of all N sequences (each at its own
 position), and each sequence's next token is the argmax of its logits, never stopping early.
 Tokens/s is every sequence's decode steps, N * (TG - 1), over the wall time of the decode
-loop (sampling included, as in polybrief's), median of REPS. Prints one JSON line per N.
+loop (sampling included, as in polybrief's), median of REPS rounds; each round runs every N in
+turn (one context per N, made once), so that ratios between counts can be taken within a round.
+Prints one JSON line per N, with each round's rate in "rounds".
 
   llamacpp_parallel.py MODEL.gguf [--pp 128] [--tg 64] [--reps 3] [--threads 2] [--sequences 1,4,8]
 """
@@ -22,25 +24,31 @@ import llama_cpp._logger
 import numpy as np
 
 
-def measure(model, n_seq: int, args) -> float:
-    params = llama_cpp.llama_context_default_params()
-    # Each sequence gets n_ctx / n_seq_max positions, whole multiples of 256 as llama.cpp pads.
-    params.n_ctx = n_seq * -(-(args.pp + args.tg + 8) // 256) * 256
-    params.n_batch = 512
-    params.n_ubatch = 512
-    params.n_seq_max = n_seq
-    params.n_threads = args.threads
-    params.n_threads_batch = args.threads
-    ctx = llama_cpp.llama_init_from_model(model, params)
-    if not ctx:
-        raise SystemExit(f"llama.cpp could not make a context for {n_seq} sequences")
-    vocab = llama_cpp.llama_model_get_vocab(model)
-    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
-    memory = llama_cpp.llama_get_memory(ctx)
-    batch = llama_cpp.llama_batch_init(max(512, n_seq), 0, 1)
+class Parallel:
+    """One context of N sequences, and one round of prefill and decode on it."""
 
-    def decode(entries):
+    def __init__(self, model, n_seq: int, args):
+        params = llama_cpp.llama_context_default_params()
+        # Each sequence gets n_ctx / n_seq_max positions, whole multiples of 256 as llama.cpp pads.
+        params.n_ctx = n_seq * -(-(args.pp + args.tg + 8) // 256) * 256
+        params.n_batch = 512
+        params.n_ubatch = 512
+        params.n_seq_max = n_seq
+        params.n_threads = args.threads
+        params.n_threads_batch = args.threads
+        self.ctx = llama_cpp.llama_init_from_model(model, params)
+        if not self.ctx:
+            raise SystemExit(f"llama.cpp could not make a context for {n_seq} sequences")
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(max(512, n_seq), 0, 1)
+        self.n_seq = n_seq
+        self.args = args
+
+    def decode(self, entries):
         """entries: (token, position, sequence, wants logits)."""
+        batch = self.batch
         batch.n_tokens = len(entries)
         for i, (token, pos, seq, logits) in enumerate(entries):
             batch.token[i] = token
@@ -48,32 +56,34 @@ def measure(model, n_seq: int, args) -> float:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = seq
             batch.logits[i] = logits
-        if llama_cpp.llama_decode(ctx, batch) != 0:
+        if llama_cpp.llama_decode(self.ctx, batch) != 0:
             raise SystemExit("llama_decode failed")
 
-    def argmax(i: int) -> int:
-        logits = llama_cpp.llama_get_logits_ith(ctx, i)
-        return int(np.ctypeslib.as_array(logits, shape=(n_vocab,)).argmax())
+    def argmax(self, i: int) -> int:
+        logits = llama_cpp.llama_get_logits_ith(self.ctx, i)
+        return int(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).argmax())
 
-    prompts = [[(i * 7919 + 13 + s * 101) % 600 for i in range(args.pp)] for s in range(n_seq)]
-    rates = []
-    for _ in range(args.reps):
-        llama_cpp.llama_memory_clear(memory, True)
+    def round(self) -> float:
+        """Tokens/s of one round's decode loop."""
+        args, n_seq = self.args, self.n_seq
+        prompts = [[(i * 7919 + 13 + s * 101) % 600 for i in range(args.pp)] for s in range(n_seq)]
+        llama_cpp.llama_memory_clear(self.memory, True)
         next_ids = []
         for s, prompt in enumerate(prompts):
             for start in range(0, len(prompt), 512):
                 piece = prompt[start:start + 512]
                 last = start + len(piece) == len(prompt)
-                decode([(t, start + j, s, last and j == len(piece) - 1) for j, t in enumerate(piece)])
-            next_ids.append(argmax(-1))
+                self.decode([(t, start + j, s, last and j == len(piece) - 1) for j, t in enumerate(piece)])
+            next_ids.append(self.argmax(-1))
         started = time.perf_counter()
         for step in range(args.tg - 1):
-            decode([(next_ids[s], args.pp + step, s, True) for s in range(n_seq)])
-            next_ids = [argmax(s) for s in range(n_seq)]
-        rates.append(n_seq * (args.tg - 1) / (time.perf_counter() - started))
-    llama_cpp.llama_batch_free(batch)
-    llama_cpp.llama_free(ctx)
-    return statistics.median(rates)
+            self.decode([(next_ids[s], args.pp + step, s, True) for s in range(n_seq)])
+            next_ids = [self.argmax(s) for s in range(n_seq)]
+        return n_seq * (args.tg - 1) / (time.perf_counter() - started)
+
+    def free(self):
+        llama_cpp.llama_batch_free(self.batch)
+        llama_cpp.llama_free(self.ctx)
 
 
 def main():
@@ -93,8 +103,15 @@ def main():
     model = llama_cpp.llama_model_load_from_file(args.model.encode(), model_params)
     if not model:
         raise SystemExit(f"llama.cpp could not load {args.model}")
-    for n_seq in [int(n) for n in args.sequences.split(",")]:
-        tps = measure(model, n_seq, args)
+    counts = [int(n) for n in args.sequences.split(",")]
+    contexts = [Parallel(model, n_seq, args) for n_seq in counts]
+    rounds = [[] for _ in counts]
+    for _ in range(args.reps):
+        for context, rates in zip(contexts, rounds):
+            rates.append(context.round())
+    for n_seq, context, rates in zip(counts, contexts, rounds):
+        context.free()
+        tps = statistics.median(rates)
         print(json.dumps({
             "engine": "llama.cpp (llama-cpp-python " + llama_cpp.__version__ + ")",
             "gguf": args.model,
@@ -102,6 +119,7 @@ def main():
             "pp_tokens": args.pp,
             "tg_tokens": args.tg,
             "tg_tps": round(tps, 2),
+            "rounds": [round(r, 2) for r in rates],
         }), flush=True)
     llama_cpp.llama_model_free(model)
 

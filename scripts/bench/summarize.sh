@@ -12,7 +12,10 @@
 # Then batched generation, polybrief beside llama.cpp's own parallel decoding (several
 # sequences in one context, scripts/bench/llamacpp_parallel.py): SEQUENCES (1,4,8) prompts of
 # BATCH_PP (128) tokens decoded together for TG tokens each; tokens/s over all sequences, and
-# each engine's gain over its own single sequence.
+# each engine's gain over its own single sequence. Each engine runs every count in turn within
+# a round, REPS rounds: a gain is the median of the rounds' own ratios, since one sequence's
+# memory-bound rate and several sequences' compute-bound rate swing apart from one minute to
+# the next on a shared machine.
 # BENCH_BIN: run that release test binary (target/release/deps/integration-*) instead of
 # building the working tree's.
 set -euo pipefail
@@ -87,7 +90,7 @@ PYEOF
 done
 
 echo
-echo "batched generation: prompts of ${BATCH_PP:-128} tokens, $TG generated each, tokens/s over all sequences; median of $REPS"
+echo "batched generation: prompts of ${BATCH_PP:-128} tokens, $TG generated each, tokens/s over all sequences; median of $REPS rounds, each running every count in turn; '× its one': median of the rounds' ratios (each round's ratios in brackets)"
 echo
 echo "| model (random weights) | quant | sequences | llama.cpp tok/s | × its one | polybrief tok/s | × its one | polybrief / llama.cpp |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -96,15 +99,22 @@ for r in "${batched[@]}"; do
   "$PY" - "$model" "$quant" "$llama" "$ours" << 'PYEOF'
 import json, sys
 model, quant, llama, ours = sys.argv[1:]
-def rates(lines):
-    return {r["sequences"]: r["tg_tps"] for r in (json.loads(l) for l in lines.split(";") if l)}
-l, o = rates(llama), rates(ours)
+import statistics
+def runs(lines):
+    return {r["sequences"]: r for r in (json.loads(l) for l in lines.split(";") if l)}
+l, o = runs(llama), runs(ours)
 def fmt(v):
     return "–" if v is None else f"{v:.2f}"
+def rate(d, n):
+    return d[n]["tg_tps"] if n in d else None
 def gain(d, n):
-    return fmt(d[n] / d[1]) if n in d and 1 in d else "–"
+    """Median of the rounds' own n-to-one ratios, and those ratios."""
+    if n not in d or 1 not in d:
+        return "–"
+    each = [a / b for a, b in zip(d[n].get("rounds", [d[n]["tg_tps"]]), d[1].get("rounds", [d[1]["tg_tps"]]))]
+    return f"{statistics.median(each):.2f} [{' '.join(f'{r:.2f}' for r in each)}]"
 for n in sorted(set(l) | set(o)):
-    ratio = fmt(o[n] / l[n]) if n in o and n in l else "–"
-    print(f"| {model} | {quant} | {n} | {fmt(l.get(n))} | {gain(l, n)} | {fmt(o.get(n))} | {gain(o, n)} | {ratio} |")
+    ratio = fmt(o[n]["tg_tps"] / l[n]["tg_tps"]) if n in o and n in l else "–"
+    print(f"| {model} | {quant} | {n} | {fmt(rate(l, n))} | {gain(l, n)} | {fmt(rate(o, n))} | {gain(o, n)} | {ratio} |")
 PYEOF
 done

@@ -948,7 +948,9 @@ fn bench_llm_tokens_per_second() {
 /// sequences in `POLYBRIEF_BENCH_SEQUENCES` (default `1,4,8`), that many distinct prompts of
 /// `POLYBRIEF_BENCH_BATCH_PP` tokens (128) are prefilled, then decoded together for
 /// `POLYBRIEF_BENCH_TG` tokens each (64); tokens/s counts every sequence's decode steps
-/// over the decode time (prefill excluded), median of `POLYBRIEF_BENCH_REPS` (3).
+/// over the decode time (prefill excluded), median of `POLYBRIEF_BENCH_REPS` (3) rounds, each
+/// round running every count in turn; `rounds` lists each round's rate, for ratios between
+/// counts taken within one round.
 #[test]
 #[ignore]
 fn bench_llm_batched_tokens_per_second() {
@@ -970,22 +972,26 @@ fn bench_llm_batched_tokens_per_second() {
         })
         .collect();
     let files = tiny_files(Weights::Gguf(PathBuf::from(&gguf)), true);
-    for &n in &sequences {
-        let options = LlmOptions {
-            max_context: pp + tg + 8,
-            batch: n,
-            ..LlmOptions::default()
-        };
-        let mut model = LlmGenerator::load(&files, &test_device(), options).unwrap();
-        let prompts: Vec<Vec<u32>> = (0..n as u32)
-            .map(|s| {
-                (0..pp as u32)
-                    .map(|i| (i * 7919 + 13 + s * 101) % 600)
-                    .collect()
-            })
-            .collect();
-        let mut rates = Vec::new();
-        for _ in 0..reps {
+    // One model for every count: a network holding `batch` caches decodes fewer sequences
+    // as it would alone (one prompt is what `chat` runs), and the counts take turns within
+    // each round, so that each round's rates share the minute's memory and compute rates
+    // (on a shared 2-core machine both swing by a third from one minute to the next).
+    let options = LlmOptions {
+        max_context: pp + tg + 8,
+        batch: sequences.iter().copied().max().unwrap_or(1),
+        ..LlmOptions::default()
+    };
+    let mut model = LlmGenerator::load(&files, &test_device(), options).unwrap();
+    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); sequences.len()];
+    for _ in 0..reps {
+        for (&n, rates) in sequences.iter().zip(&mut rounds) {
+            let prompts: Vec<Vec<u32>> = (0..n as u32)
+                .map(|s| {
+                    (0..pp as u32)
+                        .map(|i| (i * 7919 + 13 + s * 101) % 600)
+                        .collect()
+                })
+                .collect();
             let out = model
                 .generate_batch(
                     &prompts,
@@ -997,11 +1003,16 @@ fn bench_llm_batched_tokens_per_second() {
             assert!(out.iter().all(|g| g.ids.len() == tg));
             rates.push(model.last_timings().generated_tokens_per_second());
         }
-        rates.sort_by(f64::total_cmp);
+    }
+    for (&n, rates) in sequences.iter().zip(&rounds) {
+        let mut sorted = rates.clone();
+        sorted.sort_by(f64::total_cmp);
+        let each: Vec<String> = rates.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "{{\"engine\": \"polybrief\", \"gguf\": {:?}, \"sequences\": {n}, \"pp_tokens\": {pp}, \"tg_tokens\": {tg}, \"tg_tps\": {:.2}}}",
+            "{{\"engine\": \"polybrief\", \"gguf\": {:?}, \"sequences\": {n}, \"pp_tokens\": {pp}, \"tg_tokens\": {tg}, \"tg_tps\": {:.2}, \"rounds\": [{}]}}",
             gguf,
-            rates[rates.len() / 2]
+            sorted[sorted.len() / 2],
+            each.join(", ")
         );
     }
 }
