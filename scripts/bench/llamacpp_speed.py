@@ -3,9 +3,10 @@
 the same measurement as polybrief's `bench_llm_tokens_per_second` test. The prompt is PP
 token ids (the same ids polybrief feeds), evaluated in batches of 512; then TG tokens are
 decoded one at a time after it, greedily, never stopping early. Prints one JSON line with the
-median of REPS runs; times come from llama.cpp's own counters (llama_perf_context).
+median of REPS runs, after WARMUP unmeasured ones (the first run after loading also maps the
+weights in); times come from llama.cpp's own counters (llama_perf_context).
 
-  llamacpp_speed.py MODEL.gguf [--pp 512] [--tg 128] [--reps 3] [--threads 2]
+  llamacpp_speed.py MODEL.gguf [--pp 512] [--tg 128] [--reps 3] [--warmup 0] [--threads 2]
 """
 
 import argparse
@@ -22,6 +23,7 @@ def main():
     parser.add_argument("--pp", type=int, default=512)
     parser.add_argument("--tg", type=int, default=128)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -42,7 +44,7 @@ def main():
         return int(np.ctypeslib.as_array(logits, shape=(n_vocab,)).argmax())
 
     pp_rates, tg_rates = [], []
-    for _ in range(args.reps):
+    for run in range(args.warmup + args.reps):
         llm.reset()
         llama_cpp.llama_perf_context_reset(llm.ctx)
         llm.eval(prompt)
@@ -51,6 +53,8 @@ def main():
             llm.eval([next_id])
             next_id = argmax_last()
         perf = llama_cpp.llama_perf_context(llm.ctx)
+        if run < args.warmup:
+            continue
         pp_rates.append(perf.n_p_eval / (perf.t_p_eval_ms / 1000.0))
         tg_rates.append(perf.n_eval / (perf.t_eval_ms / 1000.0))
     print(json.dumps({

@@ -6,8 +6,9 @@
 # MODEL is one of scripts/bench/make_random_gguf.py's (qwen2.5-0.5b, qwen2.5-1.5b, qwen3-0.6b,
 # qwen3-1.7b); QUANT is Q4_K_M or Q8_0. Weights are random at the real shapes (speed does not
 # depend on weight values), quantized by llama.cpp's own quantizer. Each engine processes the
-# same PP-token prompt (in batches of 512) and then decodes TG tokens greedily, REPS times;
-# the table shows medians. Environment: PP (512), TG (128), REPS (3), THREADS (2),
+# same PP-token prompt (in batches of 512) and then decodes TG tokens greedily; REPS rounds,
+# each running llama.cpp and then polybrief once (each after one unmeasured warm-up run in its
+# own process); the table shows each engine's medians and the median of the rounds' ratios. Environment: PP (512), TG (128), REPS (3), THREADS (2),
 # BENCH_DIR (/tmp/polybrief-bench: venv and GGUFs, several GB).
 # Then batched generation, polybrief beside llama.cpp's own parallel decoding (several
 # sequences in one context, scripts/bench/llamacpp_parallel.py): SEQUENCES (1,4,8) prompts of
@@ -53,12 +54,17 @@ for spec in "$@"; do
   f16="$BENCH_DIR/$model-f16.gguf" gguf="$BENCH_DIR/$model-$lower.gguf"
   [ -f "$f16" ] || "$PY" scripts/bench/make_random_gguf.py --model "$model" --type f16 --out "$f16" >&2
   [ -f "$gguf" ] || "$PY" scripts/bench/quantize_gguf.py "$f16" "$gguf" "$quant" 2>/dev/null
-  echo "== $model $quant: llama.cpp" >&2
-  llama=$("$PY" scripts/bench/llamacpp_speed.py "$gguf" --pp "$PP" --tg "$TG" --reps "$REPS" --threads "$THREADS")
-  echo "== $model $quant: polybrief" >&2
-  ours=$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" POLYBRIEF_BENCH_PP=$PP POLYBRIEF_BENCH_TG=$TG \
-    POLYBRIEF_BENCH_REPS=$REPS bench bench_llm_tokens_per_second 2>/dev/null | grep -o '{"engine": "polybrief".*}')
-  results+=("$model|$quant|$(du -mL "$gguf" | cut -f1)|$llama|$ours")
+  # The engines take turns, so that each round's ratio compares the same minutes: one
+  # sequence's decode runs at the machine's read rate of the minute, which swings on a VM.
+  llama=() ours=()
+  for round in $(seq "$REPS"); do
+    echo "== $model $quant: round $round of $REPS, llama.cpp then polybrief" >&2
+    llama+=("$("$PY" scripts/bench/llamacpp_speed.py "$gguf" --pp "$PP" --tg "$TG" --reps 1 --warmup 1 --threads "$THREADS")")
+    ours+=("$(RAYON_NUM_THREADS=$THREADS POLYBRIEF_BENCH_GGUF="$gguf" POLYBRIEF_BENCH_PP=$PP POLYBRIEF_BENCH_TG=$TG \
+      POLYBRIEF_BENCH_REPS=1 POLYBRIEF_BENCH_WARMUP=1 bench bench_llm_tokens_per_second 2>/dev/null \
+      | grep -o '{"engine": "polybrief".*}')")
+  done
+  results+=("$model|$quant|$(du -mL "$gguf" | cut -f1)|$(IFS=';'; echo "${llama[*]}")|$(IFS=';'; echo "${ours[*]}")")
   echo "== $model $quant: llama.cpp, parallel sequences" >&2
   llama_batched=$("$PY" scripts/bench/llamacpp_parallel.py "$gguf" --pp "${BATCH_PP:-128}" --tg "$TG" \
     --reps "$REPS" --threads "$THREADS" --sequences "${SEQUENCES:-1,4,8}" 2>/dev/null | paste -sd';')
@@ -74,18 +80,24 @@ echo
 vector="$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx2|avx_vnni|avx512f|avx512bw|avx512_vnni|amx_tile' | sort -u | tr '\n' ' ')"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') (${vector% }; polybrief's kernel level: ${POLYBRIEF_CPU_LEVEL:-the best of these}), $THREADS threads; load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bare memory read rate (bench_memory_read_rate, $THREADS threads): ${read_rate:-?} GB/s"
-echo "prompt $PP tokens, then $TG generated; median of $REPS; 'MB × tg' is the GGUF's size times polybrief's tokens/s, about the GB/s one sequence's decode reads"
+echo "prompt $PP tokens, then $TG generated; medians of $REPS rounds (the engines in turn); ratios: median of the rounds' own ratios (each round's in brackets); 'MB × tg' is the GGUF's size times polybrief's tokens/s, about the GB/s one sequence's decode reads"
 echo
 echo "| model (random weights) | quant | MB | llama.cpp pp tok/s | polybrief pp tok/s | pp ratio | llama.cpp tg tok/s | polybrief tg tok/s | tg ratio | MB × tg, GB/s |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for r in "${results[@]}"; do
   IFS='|' read -r model quant mb llama ours <<< "$r"
   "$PY" - "$model" "$quant" "$mb" "$llama" "$ours" << 'PYEOF'
-import json, sys
+import json, statistics, sys
 model, quant, mb, llama, ours = sys.argv[1:]
-l, o = json.loads(llama), json.loads(ours)
-print(f"| {model} | {quant} | {mb} | {l['pp_tps']:.1f} | {o['pp_tps']:.1f} | {o['pp_tps'] / l['pp_tps']:.2f} "
-      f"| {l['tg_tps']:.1f} | {o['tg_tps']:.1f} | {o['tg_tps'] / l['tg_tps']:.2f} | {int(mb) * o['tg_tps'] / 1000:.1f} |")
+l = [json.loads(r) for r in llama.split(";")]
+o = [json.loads(r) for r in ours.split(";")]
+def median(runs, key):
+    return statistics.median(r[key] for r in runs)
+def ratio(key):
+    each = [b[key] / a[key] for a, b in zip(l, o)]
+    return f"{statistics.median(each):.2f} [{' '.join(f'{r:.2f}' for r in each)}]"
+print(f"| {model} | {quant} | {mb} | {median(l, 'pp_tps'):.1f} | {median(o, 'pp_tps'):.1f} | {ratio('pp_tps')} "
+      f"| {median(l, 'tg_tps'):.1f} | {median(o, 'tg_tps'):.1f} | {ratio('tg_tps')} | {int(mb) * median(o, 'tg_tps') / 1000:.1f} |")
 PYEOF
 done
 

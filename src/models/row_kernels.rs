@@ -243,9 +243,13 @@ mod x86 {
         let kb = k / QK_K;
         let act = crate::models::q8k_rows::quantize(xs, rows, k);
         let act = act.as_slice();
-        // Both forms of each row's quants (see `q6k_tile`); a few KB per row.
-        // SAFETY: `supports` checked AVX2, FMA and F16C.
-        let offsets = unsafe { q6k_offsets(act, rows * kb) };
+        // Both forms of each row's quants (see `q6k_tile`); a few KB per row. The 512-bit
+        // kernel reads the unsigned form only.
+        let offsets = match width {
+            // SAFETY: `supports` checked AVX2, FMA and F16C.
+            Width::Avx2 => unsafe { q6k_offsets(act, rows * kb) },
+            Width::Avx512 => Vec::new(),
+        };
         let unsigned = q8k_unsigned(act, rows * kb);
         let out = Out(dst.as_mut_ptr());
         parallel(rows.div_ceil(ROW_CHUNK) * n, |range| {
@@ -258,7 +262,12 @@ mod x86 {
                 for r0 in chunk_rows.clone().step_by(Q6K_ROW_TILE) {
                     let tile_rows = Q6K_ROW_TILE.min(chunk_rows.end - r0);
                     let a = &act[r0 * kb * Q8K_BYTES..(r0 + tile_rows) * kb * Q8K_BYTES];
-                    let off = &offsets[r0 * kb * QK_K / 2..(r0 + tile_rows) * kb * QK_K / 2];
+                    let off = match width {
+                        Width::Avx2 => {
+                            &offsets[r0 * kb * QK_K / 2..(r0 + tile_rows) * kb * QK_K / 2]
+                        }
+                        Width::Avx512 => &[],
+                    };
                     let u = &unsigned[r0 * kb * QK_K..(r0 + tile_rows) * kb * QK_K];
                     let tile = Q6KRows { a, off, u };
                     // SAFETY: as in `q8_0`, for one column; `Width::Avx512` is only chosen
@@ -290,7 +299,7 @@ mod x86 {
     }
 
     /// A tile's activation rows, each in `kb` blocks: the Q8K blocks, their
-    /// [`q6k_offsets`] and their [`q8k_unsigned`] quants.
+    /// [`q6k_offsets`] (none for the 512-bit kernel) and their [`q8k_unsigned`] quants.
     #[derive(Clone, Copy)]
     struct Q6KRows<'a> {
         a: &'a [u8],

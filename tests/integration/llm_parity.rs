@@ -902,17 +902,19 @@ fn env_usize(key: &str, default: usize) -> usize {
 }
 
 /// Prompt-processing and generation speed of the LLM on `POLYBRIEF_BENCH_GGUF` (random
-/// weights are fine: ids are fed directly, generation never stops early).
+/// weights are fine: ids are fed directly, generation never stops early): median of
+/// `POLYBRIEF_BENCH_REPS` runs (3) after `POLYBRIEF_BENCH_WARMUP` unmeasured ones (0).
 #[test]
 #[ignore]
 fn bench_llm_tokens_per_second() {
     // As `polybrief`'s main does: the figures are the program's.
     polybrief::allocator::keep_freed_memory_for_reuse();
     let Some(gguf) = bench_gguf() else { return };
-    let (pp, tg, reps) = (
+    let (pp, tg, reps, warmup) = (
         env_usize("POLYBRIEF_BENCH_PP", 512),
         env_usize("POLYBRIEF_BENCH_TG", 128),
         env_usize("POLYBRIEF_BENCH_REPS", 3),
+        env_usize("POLYBRIEF_BENCH_WARMUP", 0),
     );
     let files = tiny_files(Weights::Gguf(PathBuf::from(&gguf)), true);
     let options = LlmOptions {
@@ -923,11 +925,14 @@ fn bench_llm_tokens_per_second() {
     // Ids spread over the tokenizer's range; deterministic.
     let prompt: Vec<u32> = (0..pp as u32).map(|i| (i * 7919 + 13) % 600).collect();
     let (mut pp_rates, mut tg_rates) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
+    for run in 0..warmup + reps {
         let out = model
             .generate(&prompt, tg, &GenerationOptions::plain_greedy(), &[])
             .unwrap();
         assert_eq!(out.ids.len(), tg);
+        if run < warmup {
+            continue;
+        }
         let t = model.last_timings();
         pp_rates.push(t.prompt_tokens_per_second());
         tg_rates.push(t.generated_tokens_per_second());
