@@ -8,8 +8,9 @@
 # depend on weight values), quantized by llama.cpp's own quantizer. Each engine processes the
 # same PP-token prompt (in batches of 512) and then decodes TG tokens greedily; REPS rounds,
 # each running llama.cpp and then polybrief once (each after one unmeasured warm-up run in its
-# own process); the table shows each engine's medians and the median of the rounds' ratios. Environment: PP (512), TG (128), REPS (3), THREADS (2),
-# BENCH_DIR (/tmp/polybrief-bench: venv and GGUFs, several GB).
+# own process); the table shows each engine's medians and the median of the rounds' ratios.
+# Environment: PP (512), TG (128), REPS (3), THREADS (2), BENCH_DIR (/tmp/polybrief-bench:
+# venv and GGUFs, several GB).
 # Then batched generation, polybrief beside llama.cpp's own parallel decoding (several
 # sequences in one context, scripts/bench/llamacpp_parallel.py): SEQUENCES (1,4,8) prompts of
 # BATCH_PP (128) tokens decoded together for TG tokens each; tokens/s over all sequences, and
@@ -109,9 +110,8 @@ echo "|---|---|---|---|---|---|---|---|"
 for r in "${batched[@]}"; do
   IFS='|' read -r model quant llama ours <<< "$r"
   "$PY" - "$model" "$quant" "$llama" "$ours" << 'PYEOF'
-import json, sys
+import json, statistics, sys
 model, quant, llama, ours = sys.argv[1:]
-import statistics
 def runs(lines):
     return {r["sequences"]: r for r in (json.loads(l) for l in lines.split(";") if l)}
 l, o = runs(llama), runs(ours)
