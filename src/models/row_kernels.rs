@@ -251,6 +251,29 @@ mod x86 {
             Width::Avx512 => Vec::new(),
         };
         let unsigned = q8k_unsigned(act, rows * kb);
+        // The kernel for each tile size, 1 to `Q6K_ROW_TILE` rows.
+        let kernels: [Q6KTileKernel; Q6K_ROW_TILE] = match width {
+            Width::Avx2 => [
+                q6k_tile::<1>,
+                q6k_tile::<2>,
+                q6k_tile::<3>,
+                q6k_tile::<4>,
+                q6k_tile::<5>,
+                q6k_tile::<6>,
+                q6k_tile::<7>,
+                q6k_tile::<8>,
+            ],
+            Width::Avx512 => [
+                q6k_tile_avx512::<1>,
+                q6k_tile_avx512::<2>,
+                q6k_tile_avx512::<3>,
+                q6k_tile_avx512::<4>,
+                q6k_tile_avx512::<5>,
+                q6k_tile_avx512::<6>,
+                q6k_tile_avx512::<7>,
+                q6k_tile_avx512::<8>,
+            ],
+        };
         let out = Out(dst.as_mut_ptr());
         parallel(rows.div_ceil(ROW_CHUNK) * n, |range| {
             // The whole wrapper (Sync), not its raw-pointer field, which the closure would capture alone.
@@ -272,31 +295,14 @@ mod x86 {
                     let tile = Q6KRows { a, off, u };
                     // SAFETY: as in `q8_0`, for one column; `Width::Avx512` is only chosen
                     // where the CPU has AVX-512 BW and VNNI.
-                    unsafe {
-                        let o = out.0.add(r0 * n + col);
-                        match (width, tile_rows) {
-                            (Width::Avx2, 8) => q6k_tile::<8>(w, tile, kb, o, n),
-                            (Width::Avx2, 7) => q6k_tile::<7>(w, tile, kb, o, n),
-                            (Width::Avx2, 6) => q6k_tile::<6>(w, tile, kb, o, n),
-                            (Width::Avx2, 5) => q6k_tile::<5>(w, tile, kb, o, n),
-                            (Width::Avx2, 4) => q6k_tile::<4>(w, tile, kb, o, n),
-                            (Width::Avx2, 3) => q6k_tile::<3>(w, tile, kb, o, n),
-                            (Width::Avx2, 2) => q6k_tile::<2>(w, tile, kb, o, n),
-                            (Width::Avx2, _) => q6k_tile::<1>(w, tile, kb, o, n),
-                            (Width::Avx512, 8) => q6k_tile_avx512::<8>(w, tile, kb, o, n),
-                            (Width::Avx512, 7) => q6k_tile_avx512::<7>(w, tile, kb, o, n),
-                            (Width::Avx512, 6) => q6k_tile_avx512::<6>(w, tile, kb, o, n),
-                            (Width::Avx512, 5) => q6k_tile_avx512::<5>(w, tile, kb, o, n),
-                            (Width::Avx512, 4) => q6k_tile_avx512::<4>(w, tile, kb, o, n),
-                            (Width::Avx512, 3) => q6k_tile_avx512::<3>(w, tile, kb, o, n),
-                            (Width::Avx512, 2) => q6k_tile_avx512::<2>(w, tile, kb, o, n),
-                            (Width::Avx512, _) => q6k_tile_avx512::<1>(w, tile, kb, o, n),
-                        }
-                    }
+                    unsafe { kernels[tile_rows - 1](w, tile, kb, out.0.add(r0 * n + col), n) }
                 }
             }
         });
     }
+
+    /// A Q6K row tile of one column: weights, activation rows, `kb`, outputs, their row stride.
+    type Q6KTileKernel = unsafe fn(&[u8], Q6KRows, usize, *mut f32, usize);
 
     /// A tile's activation rows, each in `kb` blocks: the Q8K blocks, their
     /// [`q6k_offsets`] (none for the 512-bit kernel) and their [`q8k_unsigned`] quants.
