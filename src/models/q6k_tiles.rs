@@ -76,7 +76,7 @@ pub(crate) fn supports(n: usize, k: usize) -> bool {
 
 /// The 256 unsigned 6-bit quants of a GGUF Q6K block, in order (as candle's `pack_q6k` reads
 /// them: each 128-value half is 64 bytes of nibbles and 32 of 2-bit pairs).
-fn quants(block: &[u8]) -> [u8; QK_K] {
+pub(super) fn quants(block: &[u8]) -> [u8; QK_K] {
     let (ql, qh) = (&block[..128], &block[128..192]);
     let mut values = [0u8; QK_K];
     for h in 0..2 {

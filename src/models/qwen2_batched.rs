@@ -189,6 +189,9 @@ enum Embeddings {
         hidden: usize,
     },
     Table(Tensor),
+    /// Tied to the output head, which holds them in its own form
+    /// ([`RowLinear::weight_rows`]).
+    InOutputHead,
 }
 
 impl Embeddings {
@@ -207,6 +210,9 @@ impl Embeddings {
                 return table.index_select(&Tensor::new(ids, device)?, 0);
             }
             Embeddings::Quantized { weights, hidden } => (weights, *hidden),
+            Embeddings::InOutputHead => {
+                candle_core::bail!("the embeddings are the output head's: look them up there")
+            }
         };
         let dtype = weights.dtype();
         let row_bytes = hidden / dtype.block_size() * dtype.type_size();
@@ -268,12 +274,22 @@ impl Qwen2Batched {
         let cfg = Config::from_gguf(content)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
         let token_embd = Arc::new(tensor("token_embd.weight")?);
-        let embeddings = Embeddings::new(token_embd.clone(), device)?;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_norm_eps)?;
-        // Without `output.weight` the embeddings are tied: one tensor, read and held once.
-        let output = match tensor("output.weight") {
-            Ok(w) => RowLinear::new(w)?,
-            Err(_) => RowLinear::from_arc(token_embd)?,
+        // Without `output.weight` the embeddings are tied: one tensor, read and held once,
+        // looked up in the output head itself where it keeps only its own repacked form.
+        let (output, embeddings) = match tensor("output.weight") {
+            Ok(w) => (RowLinear::new(w)?, Embeddings::new(token_embd, device)?),
+            Err(_) => {
+                let output = RowLinear::from_arc(token_embd.clone())?;
+                let embeddings = if output.holds_weight_rows() {
+                    // The compact table goes now, before the layers are read in beside it.
+                    drop(token_embd);
+                    Embeddings::InOutputHead
+                } else {
+                    Embeddings::new(token_embd, device)?
+                };
+                (output, embeddings)
+            }
         };
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
@@ -322,8 +338,8 @@ impl Qwen2Batched {
     /// Whether [`Qwen2Batched::copy_prefix`] gives a sequence exactly the keys and values that
     /// prefilling those positions itself would: each position's are then the same bits however
     /// the prompt was chunked (the attention of [`prompt_attention`], products that compute
-    /// each row alone). Where candle's own prompt kernels run (AVX-512 VNNI, quantization
-    /// formats polybrief has no tiles for, the GPU), they may differ in the last bits.
+    /// each row alone). Where candle's own prompt kernels run (formats and shapes polybrief
+    /// has no tiles for, the GPU), they may differ in the last bits.
     pub(crate) fn prefixes_reusable(&self) -> bool {
         self.prefixes_reusable
     }
@@ -375,7 +391,10 @@ impl Qwen2Batched {
     }
 
     fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        self.embeddings.rows(ids, &self.device)
+        match self.embeddings {
+            Embeddings::InOutputHead => self.output.weight_rows(ids, &self.device),
+            _ => self.embeddings.rows(ids, &self.device),
+        }
     }
 
     fn check_room(&self, cache: &SequenceCache, tokens: usize) -> Result<()> {

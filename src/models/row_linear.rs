@@ -14,7 +14,10 @@
 //!   `k_quants::matmul` directly, which computes every (row, column) with the same `vec_dot`
 //!   whatever `m` is. Prompt products of Q6K (several rows, where a row's result may depend on
 //!   the row count) run where candle would run its AVX2 tiles on [`Q6KTiles`] instead: the
-//!   same results as candle's tiles, faster.
+//!   same results as candle's tiles, faster. Where the kernels' level is AVX-512 VNNI, Q6K
+//!   weights of whole tiles (the tied output head included) run on [`Q6KVnniTiles`] instead,
+//!   prompts and decode rows alike: their own arithmetic (one exact integer per block, not
+//!   candle's eight parts), each row alone, 2× the row kernels' rate on 8 decode rows.
 //! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX). Q4K runs on
 //!   [`Q4KTiles`] instead, prompts and decode rows alike, on every CPU with AVX2: candle's AVX2
 //!   tiles' results, each row alone, from tiles a quarter smaller (what decoding one sequence
@@ -45,6 +48,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use super::cpu_level::CpuLevel;
 use super::q4k_tiles::{self, Q4KTiles};
 use super::q6k_tiles::{self, Q6KTiles};
+use super::q6k_vnni_tiles::{self, Q6KVnniTiles};
 use super::q8_0_vnni_tiles::{self, Q8_0VnniTiles};
 use super::row_kernels;
 
@@ -74,6 +78,9 @@ enum Kind {
     /// Q8_0 where the kernels' level is AVX-512 VNNI: [`Q8_0VnniTiles`], the same results as
     /// candle's VNNI tiles, faster, for prompts and decode rows alike.
     Q8_0VnniTiles(Q8_0VnniTiles),
+    /// Q6K where the kernels' level is AVX-512 VNNI: [`Q6KVnniTiles`], for prompts and decode
+    /// rows alike.
+    Q6KVnniTiles(Q6KVnniTiles),
 }
 
 impl RowLinear {
@@ -101,6 +108,15 @@ impl RowLinear {
                 let tiles = Q4KTiles::pack(&weights.data()?, n, k)?;
                 return Ok(RowLinear {
                     kind: Kind::Q4KTiles(tiles),
+                });
+            }
+        }
+        if weights.dtype() == GgmlDType::Q6K && matches!(weights.device(), Device::Cpu) {
+            let (n, k) = weights.shape().dims2()?;
+            if q6k_vnni_tiles::supports(n, k) {
+                let tiles = Q6KVnniTiles::pack(&weights.data()?, n, k)?;
+                return Ok(RowLinear {
+                    kind: Kind::Q6KVnniTiles(tiles),
                 });
             }
         }
@@ -135,6 +151,7 @@ impl RowLinear {
         let (matmul, weights, q6k_tiles) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
+            Kind::Q6KVnniTiles(tiles) => return q6k_vnni_tiles_matmul(tiles, xs),
             Kind::Candle {
                 matmul,
                 weights,
@@ -170,7 +187,7 @@ impl RowLinear {
     /// kernels pick their arithmetic by the number of rows (the module header), and gemm too.
     pub(crate) fn rows_independent_in_prompts(&self) -> bool {
         match &self.kind {
-            Kind::Q4KTiles(_) | Kind::Q8_0VnniTiles(_) => true,
+            Kind::Q4KTiles(_) | Kind::Q8_0VnniTiles(_) | Kind::Q6KVnniTiles(_) => true,
             Kind::Candle {
                 weights: Some(w),
                 q6k_tiles,
@@ -180,11 +197,36 @@ impl RowLinear {
         }
     }
 
+    /// Whether [`RowLinear::weight_rows`] can give the weight's rows: where the layer keeps
+    /// them in [`Q6KVnniTiles`] only.
+    pub(crate) fn holds_weight_rows(&self) -> bool {
+        matches!(self.kind, Kind::Q6KVnniTiles(_))
+    }
+
+    /// Rows `ids` of the weight, `(ids.len(), k)`, each exactly as candle's `dequantize`
+    /// gives it (tied embeddings looked up in the output head). Only where
+    /// [`RowLinear::holds_weight_rows`].
+    pub(crate) fn weight_rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let Kind::Q6KVnniTiles(tiles) = &self.kind else {
+            candle_core::bail!("this layer does not keep its weight's rows")
+        };
+        let (n, k) = tiles.dims();
+        let mut rows = Vec::with_capacity(ids.len() * k);
+        for &id in ids {
+            if id as usize >= n {
+                candle_core::bail!("token id {id} is outside the vocabulary of {n}")
+            }
+            rows.extend(tiles.dequantize_row(id as usize)?);
+        }
+        Tensor::from_vec(rows, (ids.len(), k), device)
+    }
+
     /// `xs · Wᵀ` for `(rows, k)` inputs, each row's result independent of the others.
     pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
+            Kind::Q6KVnniTiles(tiles) => return q6k_vnni_tiles_matmul(tiles, xs),
             Kind::Candle {
                 matmul, weights, ..
             } => (matmul, weights),
@@ -311,6 +353,14 @@ fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor, columns: std::ops::Range<usize>) 
 fn q8_0_tiles_matmul(tiles: &Q8_0VnniTiles, xs: &Tensor) -> Result<Tensor> {
     let (n, k) = tiles.dims();
     on_rows(xs, "Q8_0", (n, k), n, |lhs, rows, dst| {
+        tiles.matmul(lhs, rows, dst)
+    })
+}
+
+/// `xs · Wᵀ` on [`Q6KVnniTiles`] for inputs of any rank whose last dimension is `k`.
+fn q6k_vnni_tiles_matmul(tiles: &Q6KVnniTiles, xs: &Tensor) -> Result<Tensor> {
+    let (n, k) = tiles.dims();
+    on_rows(xs, "Q6K", (n, k), n, |lhs, rows, dst| {
         tiles.matmul(lhs, rows, dst)
     })
 }
@@ -552,6 +602,11 @@ mod tests {
         }
         let (k, n) = (512, 160);
         for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            // At AVX-512 VNNI Q6K runs on its VNNI tiles, whose arithmetic is their own
+            // (`q6k_vnni_tiles`' tests: its reference bit for bit, candle's to rounding).
+            if dtype == GgmlDType::Q6K && CpuLevel::current() == CpuLevel::Avx512Vnni {
+                continue;
+            }
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             let w = Arc::new(QTensor::quantize(&w, dtype).unwrap());
             let candle = QMatMul::from_arc(w.clone()).unwrap();
@@ -572,6 +627,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn weight_rows_are_the_dequantized_rows_where_the_layer_keeps_them() {
+        let (n, k) = (48, 512);
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        let w = QTensor::quantize(&w, GgmlDType::Q6K).unwrap();
+        let want = w.dequantize(&Device::Cpu).unwrap();
+        let linear = RowLinear::from_arc(Arc::new(w)).unwrap();
+        if !linear.holds_weight_rows() {
+            assert!(linear.weight_rows(&[0], &Device::Cpu).is_err());
+            return;
+        }
+        let ids = [5u32, 0, 47, 5];
+        let got = linear.weight_rows(&ids, &Device::Cpu).unwrap();
+        let want = want
+            .index_select(&Tensor::new(&ids[..], &Device::Cpu).unwrap(), 0)
+            .unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let t = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            t.into_iter().map(f32::to_bits).collect()
+        };
+        assert_eq!(bits(&got), bits(&want));
+        let err = linear.weight_rows(&[48], &Device::Cpu).unwrap_err();
+        // candle's messages carry a backtrace after the first line where one is enabled.
+        assert_eq!(
+            err.to_string().lines().next(),
+            Some("token id 48 is outside the vocabulary of 48")
+        );
     }
 
     /// What the module header states about candle's kernels: if an update makes Q6K or f16

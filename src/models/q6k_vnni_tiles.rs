@@ -1,0 +1,585 @@
+//! Q6K products on AVX-512 VNNI, on weights repacked once at load into tiles of 16 output
+//! columns that keep the GGUF's 6 bits a weight: for decoding one sequence or several, and for
+//! prompts, each row's result independent of the rows beside it.
+//!
+//! Until these tiles, Q6K decode rows ran on `row_kernels`, which reproduce candle's compact
+//! single-row arithmetic (`vec_dot_q6k_q8k`): eight separate 32-bit partial sums per block and
+//! output, each converted and accumulated on its own. That keeps a column per register, so
+//! every block of every output ends in a float step of its own, and in an 8-sequence
+//! Qwen2.5-1.5B Q4_K_M decode step the Q6K kernel (the tied 151,936-row output head, half the
+//! layers' `ffn_down` and `attn_v`) took 28% of the time at ~110 GMAC/s while the Q4K tiles
+//! took 47% at ~2.6 times its multiply-adds (AMD EPYC Zen 4, 2 threads; scripts/bench/README.md,
+//! "Session 17"). Forming the candle lanes with fewer instructions did not help (tried: one
+//! `vpdpbusd` per 64 quants, pairs interleaved into one `vpdpwssd` with the scales, 105 against
+//! 107–112 GMAC/s on 8 rows of the head): the kernel was bound by all its per-output work.
+//!
+//! Here 16 columns sit side by side, as in [`super::q4k_tiles`]: one load of 4 quants of every
+//! column serves all of them, and the activations are broadcast. Per sub-block of 16 values,
+//! 4 `vpdpbusd` form each column's exact sum `Σ (a + 128)(q − 32)` (unsigned activations,
+//! signed weights), one `vpmulld` and an add put it times the sub-block's scale into the
+//! block's exact 32-bit sum; the weights-only term `128 Σ sc Σ (q − 32)` is stored in the tile
+//! at packing and taken out once per block; then per block and output one conversion and one
+//! fused multiply-add: `acc += f32(sum) · (d_w · d_a)`. The quants are kept as a plane of
+//! nibbles and a plane of 2-bit high parts (3,456 bytes a tile of 16 × 256 weights: 6.75 bits a
+//! weight, against the GGUF's 6.56), so one sequence, which is bound by reading the weights,
+//! reads about as much as before.
+//!
+//! The arithmetic is not candle's: the block sum is one exact integer (candle's eight partial
+//! sums add up to it) and it is rounded to f32 once per block, where candle rounds eight parts.
+//! Every lane runs the scalar steps of [`reference`] in order, so the results equal that
+//! reference bit for bit (tested), for any number of rows beside them; they agree with
+//! candle's to float rounding.
+//!
+//! Measured (`q6k_vnni_tile_rate`, AMD EPYC Zen 4, 2 threads, two runs): 8 rows of the head
+//! 232 / 242 GMAC/s against 121 / 123 on the row kernels, 8 rows of `ffn_down` 253 / 278
+//! against 107 / 117, a 512-row `ffn_down` prompt 269 / 274 against candle's AVX-512 tiles'
+//! 196 / 198; one row of the head (bound by reading 197 MB) 6.5–6.8 ms against 5.9–6.1. Every
+//! tile asks for the lines [`PREFETCH`] bytes ahead of those it reads, for any number of rows:
+//! without it 8 rows of the head, read from memory, ran at 93 GMAC/s.
+
+use candle_core::quantized::k_quants::QK_K;
+use rayon::prelude::*;
+
+use super::cpu_level::CpuLevel;
+use super::quant_blocks::{Q6K_BYTES, Q8K_BYTES, Q8K_QS};
+
+/// Output columns per tile.
+pub(crate) const TILE_COLS: usize = 16;
+/// Sub-blocks of 16 values per super-block, each with its own scale.
+const SUBS: usize = QK_K / 16;
+/// Activation rows per work item: all of an 8-sequence decode step, so that each tile's
+/// quants are unpacked once for all of them.
+const MAX_ROWS: usize = 8;
+/// How far ahead of the lines it reads a tile asks for the next (bytes), as `q4k_tiles` and
+/// the row kernels do: a decode step reads every weight once, from memory. 2 tiles (6,912)
+/// measured the same.
+const PREFETCH: usize = 2048;
+
+/// One super-block (256 values) of 16 weight rows, on whole cache lines (54), header first.
+#[repr(C, align(64))]
+#[derive(Clone)]
+struct Tile {
+    /// Each row's super-block factor, f16 bits.
+    d: [u16; TILE_COLS],
+    /// Keeps every field after it on whole lines (the kernel's loads are aligned).
+    _pad: [u8; 32],
+    /// Each row's weights-only term, `128 Σ_s sc_s Σ_{i in s} (q_i − 32)`.
+    weight_term: [i32; TILE_COLS],
+    /// Scale of sub-block `s` of row `r`: `scales[s][r]`.
+    scales: [[i8; TILE_COLS]; SUBS],
+    /// Sub-block `s`'s quants, in the order the kernel reads them: `[low 4 bits of values
+    /// 16s..16s + 8, of values 16s + 8..16s + 16, high 2 bits of all 16]`, each part
+    /// `[row (16)][4 bytes]`. In the low parts byte `j` holds value `j` of the 8 in its low
+    /// nibble and `4 + j` in its high one; in the high part byte `j` holds those of values
+    /// `16s + j`, `16s + 4 + j`, `16s + 8 + j`, `16s + 12 + j` in bits 0-1, 2-3, 4-5, 6-7.
+    quants: [[[u8; 4 * TILE_COLS]; 3]; SUBS],
+}
+
+const _: () = assert!(std::mem::size_of::<Tile>() == 54 * 64);
+/// The lines before a tile's quants.
+const HEADER_LINES: usize = std::mem::offset_of!(Tile, quants) / 64;
+const _: () = assert!(std::mem::offset_of!(Tile, quants) == HEADER_LINES * 64);
+
+/// A `(n, k)` Q6K weight in tiles: column tile `t`'s super-blocks `0..k/256` in order, then
+/// `t + 1`'s.
+pub(crate) struct Q6KVnniTiles {
+    tiles: Vec<Tile>,
+    n: usize,
+    k: usize,
+}
+
+/// Whether [`Q6KVnniTiles`] can hold a `(n, k)` weight and run: the kernels' own CPU level is
+/// AVX-512 VNNI, whole tiles and super-blocks.
+pub(crate) fn supports(n: usize, k: usize) -> bool {
+    n > 0
+        && k > 0
+        && n.is_multiple_of(TILE_COLS)
+        && k.is_multiple_of(QK_K)
+        && CpuLevel::current() == CpuLevel::Avx512Vnni
+}
+
+impl Q6KVnniTiles {
+    /// Packs the raw bytes of a `(n, k)` GGUF Q6K tensor (row-major super-blocks). Callers
+    /// check [`supports`] first.
+    pub(crate) fn pack(weights: &[u8], n: usize, k: usize) -> candle_core::Result<Self> {
+        if !supports(n, k) {
+            candle_core::bail!("no Q6K VNNI tiles for ({n}, {k}) on this CPU")
+        }
+        let kb = k / QK_K;
+        if weights.len() != n * kb * Q6K_BYTES {
+            candle_core::bail!(
+                "{} bytes of Q6K weights for ({n}, {k}): {} expected",
+                weights.len(),
+                n * kb * Q6K_BYTES
+            )
+        }
+        let empty = Tile {
+            d: [0; TILE_COLS],
+            _pad: [0; 32],
+            weight_term: [0; TILE_COLS],
+            scales: [[0; TILE_COLS]; SUBS],
+            quants: [[[0; 4 * TILE_COLS]; 3]; SUBS],
+        };
+        let mut tiles = vec![empty; n / TILE_COLS * kb];
+        tiles.par_iter_mut().enumerate().for_each(|(i, tile)| {
+            let (t, b) = (i / kb, i % kb);
+            for r in 0..TILE_COLS {
+                let at = ((t * TILE_COLS + r) * kb + b) * Q6K_BYTES;
+                let block = &weights[at..at + Q6K_BYTES];
+                tile.d[r] = u16::from_le_bytes([block[208], block[209]]);
+                let q = super::q6k_tiles::quants(block);
+                let mut term = 0i32;
+                for s in 0..SUBS {
+                    let sc = block[192 + s] as i8;
+                    tile.scales[s][r] = sc;
+                    let sum: i32 = q[16 * s..16 * s + 16].iter().map(|&q| q as i32 - 32).sum();
+                    term += sc as i32 * sum;
+                }
+                tile.weight_term[r] = 128 * term;
+                for s in 0..SUBS {
+                    let [low0, low1, high] = &mut tile.quants[s];
+                    for j in 0..4 {
+                        let v = |i: usize| q[16 * s + i];
+                        low0[4 * r + j] = (v(j) & 0x0F) | (v(4 + j) << 4);
+                        low1[4 * r + j] = (v(8 + j) & 0x0F) | (v(12 + j) << 4);
+                        high[4 * r + j] = (0..4)
+                            .map(|g| (v(4 * g + j) >> 4) << (2 * g))
+                            .fold(0, |byte, bits| byte | bits);
+                    }
+                }
+            }
+        });
+        Ok(Q6KVnniTiles { tiles, n, k })
+    }
+
+    /// `(n, k)`.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    /// Row `r` of the weight in f32, each value exactly as candle's `dequantize` gives it,
+    /// `(d · sc) · (q − 32)`: so tied embeddings can be looked up in the output head's tiles
+    /// rather than held a second time.
+    pub(crate) fn dequantize_row(&self, r: usize) -> candle_core::Result<Vec<f32>> {
+        if r >= self.n {
+            candle_core::bail!("row {r} of a Q6K weight of {} rows", self.n)
+        }
+        let (kb, t, c) = (self.k / QK_K, r / TILE_COLS, r % TILE_COLS);
+        let mut row = Vec::with_capacity(self.k);
+        for tile in &self.tiles[t * kb..(t + 1) * kb] {
+            // SAFETY: `supports` held when these tiles were packed (AVX-512, so F16C).
+            let d = unsafe { super::quant_blocks::x86::f16_to_f32(tile.d[c]) };
+            for (s, [low0, low1, high]) in tile.quants.iter().enumerate() {
+                let sc = d * tile.scales[s][c] as f32;
+                let quant = |v: usize| {
+                    let (low, j) = if v < 8 { (low0, v % 4) } else { (low1, v % 4) };
+                    let nibble = (low[4 * c + j] >> (4 * (v / 4 % 2))) & 0x0F;
+                    nibble | (((high[4 * c + v % 4] >> (2 * (v / 4))) & 3) << 4)
+                };
+                row.extend((0..16).map(|v| sc * (quant(v) as i32 - 32) as f32));
+            }
+        }
+        Ok(row)
+    }
+
+    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
+    pub(crate) fn matmul(
+        &self,
+        xs: &[f32],
+        rows: usize,
+        dst: &mut [f32],
+    ) -> candle_core::Result<()> {
+        let (n, k) = (self.n, self.k);
+        let Some(mut act) = super::tile_items::q8k_rows_for("Q6K", (n, k), xs, rows, dst)? else {
+            return Ok(());
+        };
+        // The kernel's unsigned operand: each quant plus 128 (as bytes, the sign bit flipped).
+        for block in act.chunks_exact_mut(Q8K_BYTES) {
+            for q in &mut block[Q8K_QS..Q8K_QS + QK_K] {
+                *q ^= 0x80;
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        x86::matmul(&self.tiles, &act, rows, k / QK_K, n, dst);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = act;
+            unreachable!("supports() is false off x86")
+        }
+        Ok(())
+    }
+}
+
+/// What every output of the kernel computes, in scalar steps: row `x` (width `k`) against
+/// column `col` of a `(n, k)` GGUF Q6K weight (`weights`), from `x`'s Q8K blocks (candle's
+/// `from_float`).
+#[cfg(test)]
+fn reference(weights: &[u8], k: usize, col: usize, x: &[f32]) -> f32 {
+    use candle_core::quantized::k_quants::BlockQ8K;
+    let kb = k / QK_K;
+    let act = super::quant_blocks::candle_from_float::<BlockQ8K>(x);
+    let mut acc = 0f32;
+    for b in 0..kb {
+        let block = &weights[(col * kb + b) * Q6K_BYTES..][..Q6K_BYTES];
+        let a = &act[b * Q8K_BYTES..][..Q8K_BYTES];
+        let q = super::q6k_tiles::quants(block);
+        let mut sum = 0i32;
+        for s in 0..SUBS {
+            let part: i32 = (16 * s..16 * s + 16)
+                .map(|i| (a[Q8K_QS + i] as i8 as i32) * (q[i] as i32 - 32))
+                .sum();
+            sum += block[192 + s] as i8 as i32 * part;
+        }
+        // SAFETY: the tests that call this run only where `supports` holds (AVX-512 VNNI).
+        let dw = unsafe {
+            super::quant_blocks::x86::f16_to_f32(u16::from_le_bytes([block[208], block[209]]))
+        };
+        let da = f32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+        acc = (sum as f32).mul_add(dw * da, acc);
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::super::tile_items::{run_tile_kernels, TileKernel};
+    use super::*;
+
+    /// One work item per column tile and group of up to [`MAX_ROWS`] rows
+    /// ([`run_tile_kernels`]).
+    pub(super) fn matmul(
+        tiles: &[Tile],
+        act: &[u8],
+        rows: usize,
+        kb: usize,
+        n: usize,
+        dst: &mut [f32],
+    ) {
+        let kernels: [TileKernel<Tile>; MAX_ROWS] = [
+            unit::<1>, unit::<2>, unit::<3>, unit::<4>, unit::<5>, unit::<6>, unit::<7>, unit::<8>,
+        ];
+        // SAFETY: `supports` checked the kernels' level (AVX-512 VNNI).
+        unsafe {
+            run_tile_kernels(
+                (tiles, TILE_COLS),
+                (act, &[], 0),
+                (rows, kb, n),
+                dst,
+                kernels,
+            )
+        }
+    }
+
+    /// `R` activation rows (`act`: `R × kb` Q8K blocks whose quants carry 128 more, as
+    /// unsigned bytes) against one column tile's `kb` tiles; writes the `R × 16` results at
+    /// `out` (row stride `n`): [`reference`]'s steps in every lane.
+    // `m` indexes the rows, their blocks and their sums together.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unit<const R: usize>(
+        tiles: &[Tile],
+        act: &[u8],
+        _: &[f32],
+        kb: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        let low_bits = _mm512_set1_epi8(0x0F);
+        let high_bits = _mm512_set1_epi8(0x30);
+        let m32 = _mm512_set1_epi8(32);
+        let zero = _mm512_setzero_si512();
+        // `a | (b & c)`, in `vpternlogd`'s truth-table form.
+        const A_OR_B_AND_C: i32 = 0xF0 | (0xCC & 0xAA);
+        let base = act.as_ptr();
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (b, tile) in tiles.iter().enumerate() {
+            let mut sums = [_mm512_setzero_si512(); R];
+            for s in 0..SUBS {
+                let [lo0, lo1, hi] = tile.quants[s].each_ref().map(|part| part.as_ptr());
+                // Hints only (they never fault): the same lines `PREFETCH` bytes ahead in the
+                // column tile's stream, the header's with the first sub-block's.
+                let ahead = |at: *const u8| at.wrapping_add(PREFETCH) as *const i8;
+                if s == 0 {
+                    let header = tile as *const Tile as *const u8;
+                    for line in 0..HEADER_LINES {
+                        _mm_prefetch(ahead(header.wrapping_add(line * 64)), _MM_HINT_T0);
+                    }
+                }
+                for part in [lo0, lo1, hi] {
+                    _mm_prefetch(ahead(part), _MM_HINT_T0);
+                }
+                let lo0 = _mm512_load_si512(lo0 as *const __m512i);
+                let lo1 = _mm512_load_si512(lo1 as *const __m512i);
+                let hi = _mm512_load_si512(hi as *const __m512i);
+                // Values `16s + 4g .. + 4` of every row, `q − 32`: the nibble, with the 2 high
+                // bits brought to bits 4-5 (shifts within 16-bit lanes; the bits that cross a
+                // byte are masked off).
+                let q = [
+                    (_mm512_and_si512(lo0, low_bits), _mm512_slli_epi16::<4>(hi)),
+                    (
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(lo0), low_bits),
+                        _mm512_slli_epi16::<2>(hi),
+                    ),
+                    (_mm512_and_si512(lo1, low_bits), hi),
+                    (
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(lo1), low_bits),
+                        _mm512_srli_epi16::<2>(hi),
+                    ),
+                ]
+                .map(|(low, high)| {
+                    _mm512_sub_epi8(
+                        _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(low, high, high_bits),
+                        m32,
+                    )
+                });
+                let scale = _mm512_cvtepi8_epi32(_mm_loadu_si128(
+                    tile.scales[s].as_ptr() as *const __m128i
+                ));
+                for m in 0..R {
+                    let a = base.add((m * kb + b) * Q8K_BYTES + Q8K_QS + 16 * s) as *const i32;
+                    let mut t = zero;
+                    for g in 0..4 {
+                        let a = _mm512_set1_epi32(a.add(g).read_unaligned());
+                        t = _mm512_dpbusd_epi32(t, a, q[g]);
+                    }
+                    sums[m] = _mm512_add_epi32(sums[m], _mm512_mullo_epi32(t, scale));
+                }
+            }
+            let dw = _mm512_cvtph_ps(_mm256_load_si256(tile.d.as_ptr() as *const __m256i));
+            let term = _mm512_load_si512(tile.weight_term.as_ptr() as *const __m512i);
+            for m in 0..R {
+                let da = (base.add((m * kb + b) * Q8K_BYTES) as *const f32).read_unaligned();
+                let f = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[m], term));
+                acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[m]);
+            }
+        }
+        for (m, row) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(m * n), *row);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+
+    use super::*;
+
+    fn q6k(n: usize, k: usize) -> QTensor {
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        QTensor::quantize(&w, GgmlDType::Q6K).unwrap()
+    }
+
+    fn ours(tiles: &Q6KVnniTiles, xs: &[f32], rows: usize) -> Vec<f32> {
+        let mut dst = vec![0f32; rows * tiles.dims().0];
+        tiles.matmul(xs, rows, &mut dst).unwrap();
+        dst
+    }
+
+    fn random_rows(rows: usize, k: usize) -> Vec<f32> {
+        Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_result_is_the_reference_arithmetic_bit_for_bit() {
+        if !supports(16, 256) {
+            return;
+        }
+        let (n, k) = (48, 768);
+        let w = q6k(n, k);
+        let data = w.data().unwrap();
+        let tiles = Q6KVnniTiles::pack(&data, n, k).unwrap();
+        // Every work-item size (1 to 8 rows), a full item beside a remainder (9, 13).
+        for rows in [1, 2, 3, 4, 5, 6, 7, 8, 9, 13] {
+            let x = random_rows(rows, k);
+            let got = ours(&tiles, &x, rows);
+            for r in 0..rows {
+                for col in 0..n {
+                    let want = reference(&data, k, col, &x[r * k..(r + 1) * k]);
+                    assert_eq!(
+                        got[r * n + col].to_bits(),
+                        want.to_bits(),
+                        "{rows} rows: row {r}, column {col}: {} against {want}",
+                        got[r * n + col]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_quants_and_scales_stay_exact() {
+        if !supports(16, 256) {
+            return;
+        }
+        // Every quant 0 or 63 and every scale -128 or 127, against activations at ±max (Q8K
+        // takes the largest to -128): the sums at their bounds.
+        let (n, k) = (16, 512);
+        let kb = k / QK_K;
+        let mut weights = vec![0u8; n * kb * Q6K_BYTES];
+        for (i, block) in weights.chunks_exact_mut(Q6K_BYTES).enumerate() {
+            let fill = if i % 2 == 0 { 0xFF } else { 0x00 };
+            block[..192].fill(fill);
+            for s in 0..SUBS {
+                block[192 + s] = if (i + s) % 3 == 0 { 0x80 } else { 0x7F };
+            }
+            block[208..].copy_from_slice(&0x3C00u16.to_le_bytes());
+        }
+        let tiles = Q6KVnniTiles::pack(&weights, n, k).unwrap();
+        for sign in [1f32, -1.0] {
+            let x: Vec<f32> = (0..k)
+                .map(|i| if i % 5 == 0 { sign } else { -sign })
+                .collect();
+            let got = ours(&tiles, &x, 1);
+            for (col, got) in got.iter().enumerate() {
+                let want = reference(&weights, k, col, &x);
+                assert_eq!(got.to_bits(), want.to_bits(), "column {col}");
+            }
+        }
+    }
+
+    #[test]
+    fn results_agree_with_candles_to_float_rounding() {
+        if !supports(16, 256) {
+            return;
+        }
+        let (n, k) = (32, 1536);
+        let w = std::sync::Arc::new(q6k(n, k));
+        let tiles = Q6KVnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
+        let candle = QMatMul::from_arc(w).unwrap();
+        for rows in [1, 8] {
+            let x = random_rows(rows, k);
+            let got = ours(&tiles, &x, rows);
+            let want: Vec<f32> = candle
+                .forward(&Tensor::from_vec(x, (rows, k), &Device::Cpu).unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * scale, "{g} against candle's {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_rows_result_does_not_depend_on_the_rows_beside_it() {
+        if !supports(16, 256) {
+            return;
+        }
+        let (n, k) = (32, 512);
+        let w = q6k(n, k);
+        let tiles = Q6KVnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
+        let rows = 11;
+        let x = random_rows(rows, k);
+        let all = ours(&tiles, &x, rows);
+        for r in 0..rows {
+            let one = ours(&tiles, &x[r * k..(r + 1) * k], 1);
+            assert!(
+                one.iter()
+                    .zip(&all[r * n..(r + 1) * n])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "row {r}"
+            );
+        }
+    }
+
+    /// Multiply-accumulates per second on this machine's pool, on the decode shapes of
+    /// Qwen2.5-1.5B Q4_K_M (the tied output head and `ffn_down`) for 1 and 8 rows beside the
+    /// row kernels (the decode path before these tiles), and on a 512-row prompt of `ffn_down`
+    /// beside candle's own product, alternating:
+    /// `cargo test --release --lib q6k_vnni_tile_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a speed measure, not a check"]
+    fn q6k_vnni_tile_rate() {
+        if !supports(16, 256) {
+            return;
+        }
+        for (k, n, row_counts) in [(1536, 151_936, &[1, 8][..]), (8960, 1536, &[1, 8, 512][..])] {
+            let w = std::sync::Arc::new(q6k(n, k));
+            let data = w.data().unwrap().to_vec();
+            let tiles = Q6KVnniTiles::pack(&data, n, k).unwrap();
+            let candle = QMatMul::from_arc(w).unwrap();
+            for &rows in row_counts {
+                let x: Vec<f32> = (0..rows * k)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                    .collect();
+                let xt = Tensor::from_vec(x.clone(), (rows, k), &Device::Cpu).unwrap();
+                let mut dst = vec![0f32; rows * n];
+                let before = |dst: &mut [f32]| {
+                    if rows <= 8 {
+                        let shape = (rows, k, n);
+                        super::super::row_kernels::matmul(GgmlDType::Q6K, &data, shape, &x, dst)
+                            .unwrap();
+                    } else {
+                        candle.forward(&xt).unwrap();
+                    }
+                };
+                let reps = (1_000_000_000 / (rows * n * k)).clamp(3, 20);
+                let (mut ours, mut theirs) = (f64::MAX, f64::MAX);
+                for _ in 0..3 {
+                    tiles.matmul(&x, rows, &mut dst).unwrap();
+                    let t = std::time::Instant::now();
+                    for _ in 0..reps {
+                        tiles.matmul(&x, rows, &mut dst).unwrap();
+                    }
+                    ours = ours.min(t.elapsed().as_secs_f64() / reps as f64);
+                    before(&mut dst);
+                    let t = std::time::Instant::now();
+                    for _ in 0..reps {
+                        before(&mut dst);
+                    }
+                    theirs = theirs.min(t.elapsed().as_secs_f64() / reps as f64);
+                }
+                let macs = (rows * n * k) as f64;
+                eprintln!(
+                    "{rows} x ({k} -> {n}): {:.2} ms, {:.1} GMAC/s, {:.1} GB/s of tiles; {}: {:.2} ms, {:.1} GMAC/s",
+                    ours * 1e3,
+                    macs / ours / 1e9,
+                    (n / TILE_COLS * k / QK_K * std::mem::size_of::<Tile>()) as f64 / ours / 1e9,
+                    if rows <= 8 { "row kernels" } else { "candle" },
+                    theirs * 1e3,
+                    macs / theirs / 1e9
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_dequantized_row_is_candles_bit_for_bit() {
+        if !supports(16, 256) {
+            return;
+        }
+        let (n, k) = (32, 512);
+        let w = q6k(n, k);
+        let tiles = Q6KVnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
+        let want = w
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (r, want) in want.iter().enumerate() {
+            let got = tiles.dequantize_row(r).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(want), "row {r}");
+        }
+        assert!(tiles.dequantize_row(n).is_err());
+    }
+
+    #[test]
+    fn shapes_that_do_not_tile_are_refused() {
+        assert!(!supports(40, 256));
+        assert!(!supports(16, 128));
+        assert!(Q6KVnniTiles::pack(&[0u8; 10], 16, 256).is_err());
+    }
+}
