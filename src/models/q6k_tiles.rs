@@ -305,7 +305,7 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
-    use crate::models::tile_items::test_support::assert_candles_bits;
+    use crate::models::tile_items::test_support::{assert_candles_bits, assert_rows_alone};
 
     fn q6k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -385,23 +385,7 @@ mod tests {
         }
         let (n, k) = (32, 512);
         let w = q6k(n, k);
-        let rows = 7;
-        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let all = ours(&w, &x, rows);
-        for r in 0..rows {
-            let one = ours(&w, &x[r * k..(r + 1) * k], 1);
-            assert!(
-                one.iter()
-                    .zip(&all[r * n..(r + 1) * n])
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "row {r}"
-            );
-        }
+        assert_rows_alone((n, k), 7, |xs, rows| ours(&w, xs, rows));
     }
 
     #[test]

@@ -367,6 +367,7 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
+    use crate::models::tile_items::test_support::assert_rows_alone;
 
     fn q6k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -480,18 +481,7 @@ mod tests {
         let (n, k) = (32, 512);
         let w = q6k(n, k);
         let tiles = Q6KVnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        let rows = 11;
-        let x = random_rows(rows, k);
-        let all = ours(&tiles, &x, rows);
-        for r in 0..rows {
-            let one = ours(&tiles, &x[r * k..(r + 1) * k], 1);
-            assert!(
-                one.iter()
-                    .zip(&all[r * n..(r + 1) * n])
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "row {r}"
-            );
-        }
+        assert_rows_alone((n, k), 11, |xs, rows| ours(&tiles, xs, rows));
     }
 
     /// Multiply-accumulates per second on this machine's pool, on the decode shapes of

@@ -238,7 +238,7 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::*;
-    use crate::models::tile_items::test_support::assert_candles_bits;
+    use crate::models::tile_items::test_support::{assert_candles_bits, assert_rows_alone};
 
     fn q8_0(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -274,23 +274,7 @@ mod tests {
         let (n, k) = (32, 512);
         let w = q8_0(n, k);
         let tiles = Q8_0VnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        let rows = 7;
-        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let all = ours(&tiles, &x, rows);
-        for r in 0..rows {
-            let one = ours(&tiles, &x[r * k..(r + 1) * k], 1);
-            assert!(
-                one.iter()
-                    .zip(&all[r * n..(r + 1) * n])
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "row {r}"
-            );
-        }
+        assert_rows_alone((n, k), 7, |xs, rows| ours(&tiles, xs, rows));
     }
 
     /// Multiply-accumulates per second on this machine's pool, for a prompt and for 1 and 8

@@ -93,6 +93,31 @@ pub(super) mod test_support {
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module, Tensor};
 
+    /// Asserts that each of `rows` random rows of width `k` gets the same `n` results from
+    /// `ours(xs, rows)` among the others as alone (`ours(row, 1)`), bit for bit.
+    pub(in crate::models) fn assert_rows_alone(
+        (n, k): (usize, usize),
+        rows: usize,
+        ours: impl Fn(&[f32], usize) -> Vec<f32>,
+    ) {
+        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let all = ours(&x, rows);
+        for r in 0..rows {
+            let one = ours(&x[r * k..(r + 1) * k], 1);
+            assert!(
+                one.iter()
+                    .zip(&all[r * n..(r + 1) * n])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "row {r} of {rows}"
+            );
+        }
+    }
+
     /// Asserts that `ours(xs, rows)` gives candle's `QMatMul` results bit for bit, for random
     /// activations of width `k` in each of `row_counts` rows.
     pub(in crate::models) fn assert_candles_bits(
