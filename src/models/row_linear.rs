@@ -420,12 +420,20 @@ fn q8_0_prompts_on_row_kernels(w: &QTensor) -> bool {
 }
 
 /// Whether candle 0.11.1 runs Q8_0 products on its repacked VNNI tiles (`repack_x86::level`:
-/// AVX-512 VNNI or AVX-VNNI; its plain-AVX2 tiles cannot take Q8_0's full byte range).
-fn candle_has_vnni_tiles() -> bool {
+/// AVX-512 VNNI or AVX-VNNI, unless `MISTRALRS_FORCE_AVX2=1`, and AVX-VNNI also where
+/// `MISTRALRS_FORCE_AVXVNNI=1`; its plain-AVX2 tiles cannot take Q8_0's full byte range).
+/// Mirrors candle's own choice, switches included: with `MISTRALRS_FORCE_AVX2=1` on a VNNI
+/// CPU, candle runs Q8_0 one `vec_dot` per row and column, and prompts go to the row kernels.
+pub(super) fn candle_has_vnni_tiles() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
+        let forced = |name: &str| std::env::var(name).as_deref() == Ok("1");
+        if forced("MISTRALRS_FORCE_AVX2") {
+            return false;
+        }
+        let avx512 = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni");
+        let avxvnni = forced("MISTRALRS_FORCE_AVXVNNI") || is_x86_feature_detected!("avxvnni");
+        avx512 || (avxvnni && is_x86_feature_detected!("avx2"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -526,9 +534,12 @@ mod tests {
             let linear = RowLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
             let claimed = linear.rows_independent_in_prompts();
             // Where polybrief's own kernels run the prompt products (AVX2 and AVX-VNNI:
-            // Q4K and Q6K tiles; Q8_0 row kernels without VNNI), the claim is made.
+            // Q4K and Q6K tiles; Q8_0 row kernels where candle has no VNNI tiles, which a
+            // capped level on a VNNI CPU leaves it unless `MISTRALRS_FORCE_AVX2=1`), the claim
+            // is made.
             if CpuLevel::current() == CpuLevel::Avx2 {
-                let own = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::Q8_0);
+                let own = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K)
+                    || (dtype == GgmlDType::Q8_0 && !candle_has_vnni_tiles());
                 assert_eq!(claimed, own, "{dtype:?}");
             }
             if !claimed {
