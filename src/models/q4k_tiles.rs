@@ -101,13 +101,7 @@ impl Q4KTiles {
             candle_core::bail!("no Q4K tiles for ({n}, {k}) on this CPU")
         }
         let kb = k / QK_K;
-        if weights.len() != n * kb * Q4K_BYTES {
-            candle_core::bail!(
-                "{} bytes of Q4K weights for ({n}, {k}): {} expected",
-                weights.len(),
-                n * kb * Q4K_BYTES
-            )
-        }
+        super::tile_items::check_weight_bytes("Q4K", weights, (n, k), (QK_K, Q4K_BYTES))?;
         let empty = Tile {
             qs: [0; QK_K / 8 * TILE_COLS * 4],
             scales: [[0; TILE_COLS]; SUBS],

@@ -99,13 +99,7 @@ impl Q6KTiles {
             candle_core::bail!("no Q6K tiles for ({n}, {k}) on this CPU")
         }
         let kb = k / QK_K;
-        if weights.len() != n * kb * Q6K_BYTES {
-            candle_core::bail!(
-                "{} bytes of Q6K weights for ({n}, {k}): {} expected",
-                weights.len(),
-                n * kb * Q6K_BYTES
-            )
-        }
+        super::tile_items::check_weight_bytes("Q6K", weights, (n, k), (QK_K, Q6K_BYTES))?;
         let empty = Tile {
             q: [[[[0; 32]; 4]; SUBS]; 2],
             scales: [[0; TILE_COLS]; SUBS],

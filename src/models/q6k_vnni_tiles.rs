@@ -106,13 +106,7 @@ impl Q6KVnniTiles {
             candle_core::bail!("no Q6K VNNI tiles for ({n}, {k}) on this CPU")
         }
         let kb = k / QK_K;
-        if weights.len() != n * kb * Q6K_BYTES {
-            candle_core::bail!(
-                "{} bytes of Q6K weights for ({n}, {k}): {} expected",
-                weights.len(),
-                n * kb * Q6K_BYTES
-            )
-        }
+        super::tile_items::check_weight_bytes("Q6K", weights, (n, k), (QK_K, Q6K_BYTES))?;
         let empty = Tile {
             d: [0; TILE_COLS],
             _pad: [0; 32],
@@ -367,7 +361,7 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
-    use crate::models::tile_items::test_support::assert_rows_alone;
+    use crate::models::tile_items::test_support::{assert_rows_alone, random_rows};
 
     fn q6k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -378,15 +372,6 @@ mod tests {
         let mut dst = vec![0f32; rows * tiles.dims().0];
         tiles.matmul(xs, rows, &mut dst).unwrap();
         dst
-    }
-
-    fn random_rows(rows: usize, k: usize) -> Vec<f32> {
-        Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
     }
 
     #[test]

@@ -74,13 +74,7 @@ impl Q8_0VnniTiles {
             candle_core::bail!("no Q8_0 VNNI tiles for ({n}, {k}) on this CPU")
         }
         let (kb, spans) = (k / BLOCK, k / QK_K);
-        if weights.len() != n * kb * Q8_0_BYTES {
-            candle_core::bail!(
-                "{} bytes of Q8_0 weights for ({n}, {k}): {} expected",
-                weights.len(),
-                n * kb * Q8_0_BYTES
-            )
-        }
+        super::tile_items::check_weight_bytes("Q8_0", weights, (n, k), (BLOCK, Q8_0_BYTES))?;
         let empty = Tile {
             d: [[0; TILE_COLS]; BLOCKS],
             qs: [[0; BLOCK * TILE_COLS]; BLOCKS],

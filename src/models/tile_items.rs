@@ -68,6 +68,24 @@ pub(super) unsafe fn run_tile_kernels<T: Sync, const N: usize>(
     });
 }
 
+/// Checks that `weights` (the raw bytes a repacking starts from) hold a `(n, k)` weight of
+/// `format`: `k / values` blocks of `bytes` bytes for each of its `n` rows.
+pub(super) fn check_weight_bytes(
+    format: &str,
+    weights: &[u8],
+    (n, k): (usize, usize),
+    (values, bytes): (usize, usize),
+) -> candle_core::Result<()> {
+    let expected = n * (k / values) * bytes;
+    if weights.len() != expected {
+        candle_core::bail!(
+            "{} bytes of {format} weights for ({n}, {k}): {expected} expected",
+            weights.len()
+        )
+    }
+    Ok(())
+}
+
 /// Checks the shapes of a product of `rows` rows of width `k` (`xs`) against a `(n, k)` weight
 /// of `format` in tiles into `dst` (`rows × n`), and quantizes the rows to Q8K blocks (what the
 /// Q6K and Q8_0 tile kernels read): `None` when there are no rows.
@@ -93,6 +111,16 @@ pub(super) mod test_support {
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module, Tensor};
 
+    /// `rows` random rows of width `k`, row-major.
+    pub(in crate::models) fn random_rows(rows: usize, k: usize) -> Vec<f32> {
+        Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
     /// Asserts that each of `rows` random rows of width `k` gets the same `n` results from
     /// `ours(xs, rows)` among the others as alone (`ours(row, 1)`), bit for bit.
     pub(in crate::models) fn assert_rows_alone(
@@ -100,12 +128,7 @@ pub(super) mod test_support {
         rows: usize,
         ours: impl Fn(&[f32], usize) -> Vec<f32>,
     ) {
-        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let x = random_rows(rows, k);
         let all = ours(&x, rows);
         for r in 0..rows {
             let one = ours(&x[r * k..(r + 1) * k], 1);
