@@ -129,8 +129,8 @@ impl CpuLevel {
     }
 }
 
-/// Which register width a kernel with an AVX2 and an AVX-512 form runs (polybrief's Q4K
-/// tiles and Q6K row kernel): the two forms give the same bits, tested for each kernel.
+/// Which register width a kernel with an AVX2 and an AVX-512 form runs (polybrief's Q4K and
+/// Q6K tiles, the Q6K row kernel): the two forms give the same bits, tested for each kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Width {
     /// 256-bit registers, AVX2.

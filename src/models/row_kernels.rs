@@ -39,9 +39,9 @@
 //! sequence's always did: without it the first read of each block took 23% of the kernel's
 //! time in that step (perf annotate).
 //!
-//! Where the kernels' level is AVX-512 VNNI, Q6K weights of whole 16-column tiles run on
-//! [`super::q6k_vnni_tiles`] instead (columns side by side, one integer per block: 2× this
-//! kernel's rate on 8 rows); the rest (other shapes) stay here.
+//! On every CPU with AVX2, Q6K weights of whole 16-column tiles run on [`super::q6k_tiles`]
+//! instead (columns side by side, one integer per block: 1.7–2× this kernel's rate on 8 rows,
+//! at AVX2 and at AVX-512); the rest (other shapes) stay here.
 //!
 //! Where the kernels' level is AVX-512 VNNI ([`Width::Avx512`]) the Q6K tiles run in 512-bit
 //! registers (`x86::q6k_tile_avx512`): two quarters of 32 quants per register, each

@@ -6,18 +6,15 @@
 //! of its choices would make a row's result depend on how many rows run together (measured by
 //! `rows_are_independent_of_the_batch` below, bit for bit):
 //! - Q6K weights take the compact `k_quants::matmul` for `m = 1` but the repacked x86 tiles for
-//!   `m > 1`; the two sum the same products in a different order. Stacked decode rows of Q6K
-//!   weights therefore go through polybrief's [`row_kernels`] (AVX2 or AVX-512, the same
-//!   bits), for every `m`: each
-//!   (row, column) bit for bit what candle's compact single-row kernel computes, with each
-//!   weight block unpacked once per tile of rows. Without AVX2 they go through
-//!   `k_quants::matmul` directly, which computes every (row, column) with the same `vec_dot`
-//!   whatever `m` is. Prompt products of Q6K (several rows, where a row's result may depend on
-//!   the row count) run where candle would run its AVX2 tiles on [`Q6KTiles`] instead: the
-//!   same results as candle's tiles, faster. Where the kernels' level is AVX-512 VNNI, Q6K
-//!   weights of whole tiles (the tied output head included) run on [`Q6KVnniTiles`] instead,
+//!   `m > 1`; the two sum the same products in a different order. Q6K weights of whole tiles
+//!   (the tied output head included) run on [`Q6KTiles`] instead, on every CPU with AVX2,
 //!   prompts and decode rows alike: their own arithmetic (one exact integer per block, not
-//!   candle's eight parts), each row alone, 2× the row kernels' rate on 8 decode rows.
+//!   candle's eight parts), each row alone, the same bits at AVX2 and AVX-512; on 8 decode
+//!   rows 1.7–2× the rate of the row kernels that reproduced candle's compact kernel. Other
+//!   shapes' decode rows go through those [`row_kernels`] (each (row, column) bit for bit what
+//!   candle's compact single-row kernel computes), and without AVX2 through
+//!   `k_quants::matmul` directly, which computes every (row, column) with the same `vec_dot`
+//!   whatever `m` is.
 //! - Q4K weights switch to AMX tiles from 32 rows on (on CPUs with AMX). Q4K runs on
 //!   [`Q4KTiles`] instead, prompts and decode rows alike, on every CPU with AVX2: candle's AVX2
 //!   tiles' results, each row alone, from tiles a quarter smaller (what decoding one sequence
@@ -39,16 +36,14 @@
 //! [`Q8_0VnniTiles`] (candle's VNNI tiles' results, faster), and tied embeddings used as the
 //! output head, which are not repacked, decode on the row kernels.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use candle_core::quantized::k_quants::{self, BlockQ6K};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
-use super::cpu_level::CpuLevel;
 use super::q4k_tiles::{self, Q4KTiles};
 use super::q6k_tiles::{self, Q6KTiles};
-use super::q6k_vnni_tiles::{self, Q6KVnniTiles};
 use super::q8_0_vnni_tiles::{self, Q8_0VnniTiles};
 use super::row_kernels;
 
@@ -65,12 +60,6 @@ enum Kind {
     Candle {
         matmul: QMatMul,
         weights: Option<Arc<QTensor>>,
-        /// Q6K where candle would run its AVX2 tiles: [`Q6KTiles`] for prompts of several rows
-        /// (the same results as candle's tiles); decode rows stay on the row kernels. Packed
-        /// on the first such product, as candle packs its own: a weight that only ever sees
-        /// one row at a time (the tied embeddings as output head, 151,936 × 1,536 in
-        /// Qwen2.5-1.5B) never holds tiles.
-        q6k_tiles: Option<OnceLock<Q6KTiles>>,
     },
     /// Q4K: [`Q4KTiles`], the same results as candle's AVX2 tiles in less memory, for
     /// prompts and decode rows alike.
@@ -78,9 +67,8 @@ enum Kind {
     /// Q8_0 where the kernels' level is AVX-512 VNNI: [`Q8_0VnniTiles`], the same results as
     /// candle's VNNI tiles, faster, for prompts and decode rows alike.
     Q8_0VnniTiles(Q8_0VnniTiles),
-    /// Q6K where the kernels' level is AVX-512 VNNI: [`Q6KVnniTiles`], for prompts and decode
-    /// rows alike.
-    Q6KVnniTiles(Q6KVnniTiles),
+    /// Q6K on every CPU with AVX2: [`Q6KTiles`], for prompts and decode rows alike.
+    Q6KTiles(Q6KTiles),
 }
 
 impl RowLinear {
@@ -113,65 +101,31 @@ impl RowLinear {
         }
         if weights.dtype() == GgmlDType::Q6K && matches!(weights.device(), Device::Cpu) {
             let (n, k) = weights.shape().dims2()?;
-            if q6k_vnni_tiles::supports(n, k) {
-                let tiles = Q6KVnniTiles::pack(&weights.data()?, n, k)?;
-                return Ok(RowLinear {
-                    kind: Kind::Q6KVnniTiles(tiles),
-                });
-            }
-        }
-        let mut q6k_tiles = None;
-        if weights.dtype() == GgmlDType::Q6K
-            && matches!(weights.device(), Device::Cpu)
-            && CpuLevel::current() != CpuLevel::Avx512Vnni
-        {
-            let (n, k) = weights.shape().dims2()?;
             if q6k_tiles::supports(n, k) {
-                q6k_tiles = Some(OnceLock::new());
+                let tiles = Q6KTiles::pack(&weights.data()?, n, k)?;
+                return Ok(RowLinear {
+                    kind: Kind::Q6KTiles(tiles),
+                });
             }
         }
         let matmul = QMatMul::from_arc(weights.clone())?;
         let weights = matches!(matmul, QMatMul::QTensor(_)).then_some(weights);
         Ok(RowLinear {
-            kind: Kind::Candle {
-                matmul,
-                weights,
-                q6k_tiles,
-            },
+            kind: Kind::Candle { matmul, weights },
         })
     }
 
-    /// `xs · Wᵀ` by the fastest kernel for a prompt's rows. That is candle's, except for Q8_0
-    /// where candle has no tiles for it (AVX2 without VNNI): there candle's prompt product is
-    /// one `vec_dot` per row and column, and the row kernels' tiles are several times faster;
-    /// and for Q6K where candle would run its AVX2 tiles: [`Q6KTiles`] give the same results
-    /// faster, for one row too, so that a prompt row's result does not depend on whether the
-    /// chunk it falls in holds one row or more ([`RowLinear::rows_independent_in_prompts`]).
+    /// `xs · Wᵀ` by the fastest kernel for a prompt's rows. That is candle's, except on
+    /// polybrief's own tiles (Q4K, Q6K, Q8_0 at AVX-512 VNNI) and for Q8_0 where candle has no
+    /// tiles for it (AVX2 without VNNI): there candle's prompt product is one `vec_dot` per row
+    /// and column, and the row kernels' tiles are several times faster.
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (matmul, weights, q6k_tiles) = match &self.kind {
+        let (matmul, weights) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
-            Kind::Q6KVnniTiles(tiles) => return q6k_vnni_tiles_matmul(tiles, xs),
-            Kind::Candle {
-                matmul,
-                weights,
-                q6k_tiles,
-            } => (matmul, weights, q6k_tiles),
+            Kind::Q6KTiles(tiles) => return q6k_tiles_matmul(tiles, xs),
+            Kind::Candle { matmul, weights } => (matmul, weights),
         };
-        if let (Some(tiles), Some(w)) = (q6k_tiles, weights) {
-            let (n, k) = w.shape().dims2()?;
-            if xs.dims().last() == Some(&k) && xs.elem_count() >= k {
-                let tiles = match tiles.get() {
-                    Some(tiles) => tiles,
-                    None => {
-                        // Two threads may pack at once; the first to finish is kept.
-                        let _ = tiles.set(Q6KTiles::pack(&w.data()?, n, k)?);
-                        tiles.get().expect("set above")
-                    }
-                };
-                return q6k_tiles_matmul(tiles, xs);
-            }
-        }
         match weights {
             Some(w) if q8_0_prompts_on_row_kernels(w) && xs.rank() == 2 => {
                 let (rows, k) = xs.dims2()?;
@@ -187,27 +141,25 @@ impl RowLinear {
     /// kernels pick their arithmetic by the number of rows (the module header), and gemm too.
     pub(crate) fn rows_independent_in_prompts(&self) -> bool {
         match &self.kind {
-            Kind::Q4KTiles(_) | Kind::Q8_0VnniTiles(_) | Kind::Q6KVnniTiles(_) => true,
+            Kind::Q4KTiles(_) | Kind::Q8_0VnniTiles(_) | Kind::Q6KTiles(_) => true,
             Kind::Candle {
-                weights: Some(w),
-                q6k_tiles,
-                ..
-            } => q6k_tiles.is_some() || q8_0_prompts_on_row_kernels(w),
+                weights: Some(w), ..
+            } => q8_0_prompts_on_row_kernels(w),
             Kind::Candle { weights: None, .. } => false,
         }
     }
 
     /// Whether [`RowLinear::weight_rows`] can give the weight's rows: where the layer keeps
-    /// them in [`Q6KVnniTiles`] only.
+    /// them in [`Q6KTiles`] only.
     pub(crate) fn holds_weight_rows(&self) -> bool {
-        matches!(self.kind, Kind::Q6KVnniTiles(_))
+        matches!(self.kind, Kind::Q6KTiles(_))
     }
 
     /// Rows `ids` of the weight, `(ids.len(), k)`, each exactly as candle's `dequantize`
     /// gives it (tied embeddings looked up in the output head). Only where
     /// [`RowLinear::holds_weight_rows`].
     pub(crate) fn weight_rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
-        let Kind::Q6KVnniTiles(tiles) = &self.kind else {
+        let Kind::Q6KTiles(tiles) = &self.kind else {
             candle_core::bail!("this layer does not keep its weight's rows")
         };
         let (n, k) = tiles.dims();
@@ -226,7 +178,7 @@ impl RowLinear {
         let (matmul, weights) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
-            Kind::Q6KVnniTiles(tiles) => return q6k_vnni_tiles_matmul(tiles, xs),
+            Kind::Q6KTiles(tiles) => return q6k_tiles_matmul(tiles, xs),
             Kind::Candle {
                 matmul, weights, ..
             } => (matmul, weights),
@@ -357,14 +309,6 @@ fn q8_0_tiles_matmul(tiles: &Q8_0VnniTiles, xs: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// `xs · Wᵀ` on [`Q6KVnniTiles`] for inputs of any rank whose last dimension is `k`.
-fn q6k_vnni_tiles_matmul(tiles: &Q6KVnniTiles, xs: &Tensor) -> Result<Tensor> {
-    let (n, k) = tiles.dims();
-    on_rows(xs, "Q6K", (n, k), n, |lhs, rows, dst| {
-        tiles.matmul(lhs, rows, dst)
-    })
-}
-
 /// `xs · Wᵀ` on [`Q6KTiles`] for inputs of any rank whose last dimension is `k`.
 fn q6k_tiles_matmul(tiles: &Q6KTiles, xs: &Tensor) -> Result<Tensor> {
     let (n, k) = tiles.dims();
@@ -478,6 +422,7 @@ fn q6k_matmul(w: &QTensor, xs: &Tensor, rows: usize, k: usize) -> Result<Tensor>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::cpu_level::CpuLevel;
 
     /// Each row of an `m`-row product by `product`, compared bit for bit with the same row
     /// alone.
@@ -601,7 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn prompt_products_of_q4k_and_q6k_are_candles_bit_for_bit() {
+    fn prompt_products_of_q4k_are_candles_bit_for_bit() {
         // Where candle runs its AVX-512 tiles and a capped level puts polybrief's AVX2 tiles
         // beside them, the two sum in different orders.
         #[cfg(target_arch = "x86_64")]
@@ -611,19 +556,16 @@ mod tests {
         {
             return;
         }
+        // (Q6K's tiles compute their own arithmetic: `q6k_tiles`' tests, its reference bit for
+        // bit, candle's to rounding.)
         let (k, n) = (512, 160);
-        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
-            // At AVX-512 VNNI Q6K runs on its VNNI tiles, whose arithmetic is their own
-            // (`q6k_vnni_tiles`' tests: its reference bit for bit, candle's to rounding).
-            if dtype == GgmlDType::Q6K && CpuLevel::current() == CpuLevel::Avx512Vnni {
-                continue;
-            }
+        {
+            let dtype = GgmlDType::Q4K;
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             let w = Arc::new(QTensor::quantize(&w, dtype).unwrap());
             let candle = QMatMul::from_arc(w.clone()).unwrap();
             let linear = RowLinear::from_arc(w).unwrap();
-            // Tiles of several rows (one row of Q6K is candle's compact kernel there, the tiles
-            // here); a prompt's `(1, rows, k)` shape as the model feeds it.
+            // Tiles of several rows; a prompt's `(1, rows, k)` shape as the model feeds it.
             for rows in [2, 5, 9] {
                 let x = Tensor::randn(0f32, 1.0, (1, rows, k), &Device::Cpu).unwrap();
                 let bits = |t: Tensor| -> Vec<u32> {

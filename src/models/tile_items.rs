@@ -1,5 +1,6 @@
 //! The work items of a product on repacked weight tiles ([`Q4KTiles`](super::q4k_tiles),
-//! [`Q6KTiles`](super::q6k_tiles), [`Q8_0VnniTiles`](super::q8_0_vnni_tiles)): one column tile against a group of activation rows each,
+//! [`Q6KTiles`](super::q6k_tiles), [`Q8_0VnniTiles`](super::q8_0_vnni_tiles)): one column
+//! tile against a group of activation rows each,
 //! spread over candle's worker pool (the one its own kernels use), in the order candle's
 //! `matmul_tiles` has them: column tile major, so consecutive items reuse one tile from cache;
 //! each item run by the tile format's kernel for its number of rows; and the shape check and
