@@ -20,6 +20,11 @@
 # the next on a shared machine.
 # BENCH_BIN: run that release test binary (target/release/deps/integration-*) instead of
 # building the working tree's.
+# Both engines' AVX2 path on a CPU with AVX-512: POLYBRIEF_CPU_LEVEL=avx2 MISTRALRS_FORCE_AVX2=1
+# (polybrief's and candle's kernels) and BENCH_VENV=a venv whose llama.cpp was built without
+# AVX-512: CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
+# -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF" pip install -r
+# scripts/bench/requirements-summarize.txt. The table prints llama.cpp's own feature list.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PP=${PP:-512} TG=${TG:-128} REPS=${REPS:-3} THREADS=${THREADS:-2}
@@ -80,6 +85,7 @@ done
 echo
 vector="$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx2|avx_vnni|avx512f|avx512bw|avx512_vnni|amx_tile' | sort -u | tr '\n' ' ')"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') (${vector% }; polybrief's kernel level: ${POLYBRIEF_CPU_LEVEL:-the best of these}), $THREADS threads; load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "llama.cpp's CPU features ($VENV): $("$PY" -c 'import llama_cpp; print(llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null)"
 echo "bare memory read rate (bench_memory_read_rate, $THREADS threads): ${read_rate:-?} GB/s"
 echo "prompt $PP tokens, then $TG generated; medians of $REPS rounds (the engines in turn); ratios: median of the rounds' own ratios (each round's in brackets); 'MB × tg' is the GGUF's size times polybrief's tokens/s, about the GB/s one sequence's decode reads"
 echo

@@ -240,7 +240,7 @@ mod x86 {
     ) {
         let mins = min_factors(act, rows * kb);
         let kernels: [TileKernel<Tile>; MAX_ROWS] = match width {
-            Width::Avx2 => [unit::<1>, unit::<2>, unit::<3>, unit::<4>],
+            Width::Avx2 => [unit_one_row, unit::<2>, unit::<3>, unit::<4>],
             Width::Avx512 => [
                 unit_avx512::<1>,
                 unit_avx512::<2>,
@@ -333,17 +333,6 @@ mod x86 {
                     let mut sums16 = [_mm256_setzero_si256(); R];
                     for g4 in 0..4 {
                         let g = s * 4 + g4;
-                        // A hint only: it never faults, also past the end of the tiles. Only
-                        // for one row, on the first half's pass (which brings whole lines in):
-                        // with more rows the tile is bound by arithmetic, not memory. Asked for
-                        // every row count, it took 8 batched sequences from 57.4-58.5 to
-                        // 59.5-61.8 tok/s but a 512-token prompt from 85 to 81 (and for the
-                        // first group of rows only, 78-80): AMD EPYC, AVX2, 2 threads,
-                        // Qwen2.5-1.5B Q4_K_M, alternating runs.
-                        if R == 1 && h == 0 {
-                            let next = qs.add(g * TILE_COLS * 4);
-                            _mm_prefetch(next.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
-                        }
                         let w = _mm256_loadu_si256(qs.add(g * TILE_COLS * 4) as *const __m256i);
                         let lo = _mm256_and_si256(w, mask);
                         let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
@@ -373,6 +362,68 @@ mod x86 {
             for (m, row) in acc.iter().enumerate() {
                 _mm256_storeu_ps(out.add(m * n + h * 8), *row);
             }
+        }
+    }
+
+    /// [`unit`] for one row, both halves of the tile in one pass: each line of quants is read
+    /// once, whole, where [`unit`]'s two passes each take half of it (the second from a
+    /// nearer cache). The same operations for each column, in the same order: the same bits.
+    /// Only here does a tile ask for its lines ahead ([`PREFETCH`]): with more rows the tile is
+    /// bound by arithmetic, not memory, and asked for every row count it took 8 batched
+    /// sequences from 57.4-58.5 to 59.5-61.8 tok/s but a 512-token prompt from 85 to 81 (AMD
+    /// EPYC, AVX2, 2 threads, Qwen2.5-1.5B Q4_K_M, alternating runs).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn unit_one_row(
+        tiles: &[Tile],
+        act: &[u8],
+        mins: &[f32],
+        _kb: usize,
+        out: *mut f32,
+        _n: usize,
+    ) {
+        let mask = _mm256_set1_epi8(0x0F);
+        let ones = _mm256_set1_epi16(1);
+        let base = act.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for (b, tile) in tiles.iter().enumerate() {
+            let d = (base.add(b * Q8K_BYTES) as *const f32).read_unaligned();
+            let d_rows = [f16_to_f32(&tile.d[..]), f16_to_f32(&tile.d[8..])];
+            let dmin_rows = [f16_to_f32(&tile.dmin[..]), f16_to_f32(&tile.dmin[8..])];
+            let qs = tile.qs.as_ptr();
+            for s in 0..SUBS {
+                let mut sums16 = [_mm256_setzero_si256(); 2];
+                for g4 in 0..4 {
+                    let g = s * 4 + g4;
+                    let line = qs.add(g * TILE_COLS * 4);
+                    // A hint only (it never faults, also past the end of the tiles).
+                    _mm_prefetch(line.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                    let a = base.add(b * Q8K_BYTES + Q8K_QS + g * 8);
+                    let a_lo = _mm256_set1_epi32((a as *const i32).read_unaligned());
+                    let a_hi = _mm256_set1_epi32((a.add(4) as *const i32).read_unaligned());
+                    for h in 0..2 {
+                        let w = _mm256_loadu_si256(line.add(h * 32) as *const __m256i);
+                        let lo = _mm256_and_si256(w, mask);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+                        let pairs = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, a_lo),
+                            _mm256_maddubs_epi16(hi, a_hi),
+                        );
+                        sums16[h] = _mm256_add_epi16(sums16[h], pairs);
+                    }
+                }
+                // SAFETY: `mins` holds `SUBS` factors for each of the row's `kb` blocks.
+                let dbsum = _mm256_set1_ps(*mins.get_unchecked(b * SUBS + s));
+                for h in 0..2 {
+                    let scale = _mm256_mul_ps(d_rows[h], bytes_to_f32(&tile.scales[s][h * 8..]));
+                    let min = _mm256_mul_ps(dmin_rows[h], bytes_to_f32(&tile.mins[s][h * 8..]));
+                    let f = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums16[h], ones));
+                    acc[h] = _mm256_fmadd_ps(f, _mm256_mul_ps(scale, _mm256_set1_ps(d)), acc[h]);
+                    acc[h] = _mm256_fnmadd_ps(min, dbsum, acc[h]);
+                }
+            }
+        }
+        for (h, half) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(h * 8), *half);
         }
     }
 

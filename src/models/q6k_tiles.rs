@@ -271,6 +271,9 @@ fn reference(weights: &[u8], k: usize, col: usize, x: &[f32]) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// Columns in a 256-bit half of a tile.
+    const HALF: usize = TILE_COLS / 2;
+
     use super::super::tile_items::{run_tile_kernels, TileKernel};
     use super::*;
 
@@ -287,7 +290,7 @@ mod x86 {
     ) {
         let kernels: [TileKernel<Tile>; MAX_ROWS] = match width {
             Width::Avx2 => [
-                unit_avx2::<1>,
+                unit_avx2_one_row,
                 unit_avx2::<2>,
                 unit_avx2::<3>,
                 unit_avx2::<4>,
@@ -403,11 +406,9 @@ mod x86 {
     }
 
     /// [`unit`] in 256-bit registers without VNNI, the same bits: each half of the tile (8
-    /// columns) in turn, the lines streamed on the first. Per row, sub-block and half, 4
-    /// `vpmaddubsw` form the products in pairs (`(a + 128)(q − 32)`, at most 16,320 in size, so
-    /// two of them add in 16 bits without saturating), two `vpaddw` add them up to 4 products a
-    /// lane, and two `vpmaddwd` by the sub-block's scales (each column's in both 16-bit halves of
-    /// its lane) give the exact 32-bit sums [`unit`] forms with `vpdpbusd` and `vpmulld`.
+    /// columns) in turn, the lines streamed on the first; per row, sub-block and half
+    /// [`sub_block_sum_avx2`] forms the exact 32-bit sums [`unit`] forms with `vpdpbusd` and
+    /// `vpmulld`.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unit_avx2<const R: usize>(
@@ -418,80 +419,24 @@ mod x86 {
         out: *mut f32,
         n: usize,
     ) {
-        const HALF: usize = TILE_COLS / 2;
-        let low_bits = _mm256_set1_epi8(0x0F);
-        let high_bits = _mm256_set1_epi8(0x30);
-        let m32 = _mm256_set1_epi8(32);
         let base = act.as_ptr();
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for (b, tile) in tiles.iter().enumerate() {
             for h in 0..2 {
                 let mut sums = [_mm256_setzero_si256(); R];
                 for s in 0..SUBS {
-                    let parts = tile.quants[s].each_ref().map(|part| part.as_ptr());
                     if h == 0 {
-                        // Hints only, as in `unit`.
-                        let ahead = |at: *const u8| at.wrapping_add(PREFETCH) as *const i8;
-                        if s == 0 {
-                            let header = tile as *const Tile as *const u8;
-                            for line in 0..HEADER_LINES {
-                                _mm_prefetch(ahead(header.wrapping_add(line * 64)), _MM_HINT_T0);
-                            }
-                        }
-                        for part in parts {
-                            _mm_prefetch(ahead(part), _MM_HINT_T0);
-                        }
+                        prefetch_ahead(tile, s);
                     }
-                    let [lo0, lo1, hi] =
-                        parts.map(|part| _mm256_load_si256(part.add(32 * h) as *const __m256i));
-                    let q = [
-                        (_mm256_and_si256(lo0, low_bits), _mm256_slli_epi16::<4>(hi)),
-                        (
-                            _mm256_and_si256(_mm256_srli_epi16::<4>(lo0), low_bits),
-                            _mm256_slli_epi16::<2>(hi),
-                        ),
-                        (_mm256_and_si256(lo1, low_bits), hi),
-                        (
-                            _mm256_and_si256(_mm256_srli_epi16::<4>(lo1), low_bits),
-                            _mm256_srli_epi16::<2>(hi),
-                        ),
-                    ]
-                    .map(|(low, high)| {
-                        _mm256_sub_epi8(
-                            _mm256_or_si256(low, _mm256_and_si256(high, high_bits)),
-                            m32,
-                        )
-                    });
-                    // The 8 columns' scales, each twice: `[sc0, sc0, sc1, sc1, ..]` in 16 bits.
-                    let sc =
-                        _mm_loadl_epi64(tile.scales[s].as_ptr().add(HALF * h) as *const __m128i);
-                    let scale = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc));
+                    let (q, scale) = half_sub_block_avx2(tile, s, h);
                     for m in 0..R {
-                        let a = base.add((m * kb + b) * Q8K_BYTES + Q8K_QS + 16 * s) as *const i32;
-                        let a = |g: usize| _mm256_set1_epi32(a.add(g).read_unaligned());
-                        let pairs = |g: usize| {
-                            _mm256_add_epi16(
-                                _mm256_maddubs_epi16(a(g), q[g]),
-                                _mm256_maddubs_epi16(a(g + 1), q[g + 1]),
-                            )
-                        };
-                        let sum = _mm256_add_epi32(
-                            _mm256_madd_epi16(pairs(0), scale),
-                            _mm256_madd_epi16(pairs(2), scale),
-                        );
-                        sums[m] = _mm256_add_epi32(sums[m], sum);
+                        let a = base.add((m * kb + b) * Q8K_BYTES + Q8K_QS + 16 * s);
+                        sums[m] = _mm256_add_epi32(sums[m], sub_block_sum_avx2(a, &q, scale));
                     }
                 }
-                let dw = _mm256_cvtph_ps(_mm_load_si128(
-                    tile.d.as_ptr().add(HALF * h) as *const __m128i
-                ));
-                let term =
-                    _mm256_load_si256(tile.weight_term.as_ptr().add(HALF * h) as *const __m256i);
                 for m in 0..R {
                     let da = (base.add((m * kb + b) * Q8K_BYTES) as *const f32).read_unaligned();
-                    let f = _mm256_cvtepi32_ps(_mm256_sub_epi32(sums[m], term));
-                    acc[m][h] =
-                        _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc[m][h]);
+                    acc[m][h] = block_step_avx2(tile, h, sums[m], da, acc[m][h]);
                 }
             }
         }
@@ -500,6 +445,130 @@ mod x86 {
                 _mm256_storeu_ps(out.add(m * n + HALF * h), *half);
             }
         }
+    }
+
+    /// [`unit_avx2`] for one row: both halves of each sub-block in turn, so that each line of
+    /// the tile is read once, whole, where [`unit_avx2`]'s two passes each take half of it.
+    /// The same operations for each column, in the same order: the same bits.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn unit_avx2_one_row(
+        tiles: &[Tile],
+        act: &[u8],
+        _: &[f32],
+        _kb: usize,
+        out: *mut f32,
+        _n: usize,
+    ) {
+        let base = act.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for (b, tile) in tiles.iter().enumerate() {
+            let mut sums = [_mm256_setzero_si256(); 2];
+            for s in 0..SUBS {
+                prefetch_ahead(tile, s);
+                let a = base.add(b * Q8K_BYTES + Q8K_QS + 16 * s);
+                for (h, sum) in sums.iter_mut().enumerate() {
+                    let (q, scale) = half_sub_block_avx2(tile, s, h);
+                    *sum = _mm256_add_epi32(*sum, sub_block_sum_avx2(a, &q, scale));
+                }
+            }
+            let da = (base.add(b * Q8K_BYTES) as *const f32).read_unaligned();
+            for h in 0..2 {
+                acc[h] = block_step_avx2(tile, h, sums[h], da, acc[h]);
+            }
+        }
+        for (h, half) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(HALF * h), *half);
+        }
+    }
+
+    /// Asks for the lines of sub-block `s` of `tile` [`PREFETCH`] bytes ahead in the column
+    /// tile's stream, the header's with the first sub-block's: hints only, they never fault.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn prefetch_ahead(tile: &Tile, s: usize) {
+        let ahead = |at: *const u8| at.wrapping_add(PREFETCH) as *const i8;
+        if s == 0 {
+            let header = tile as *const Tile as *const u8;
+            for line in 0..HEADER_LINES {
+                _mm_prefetch(ahead(header.wrapping_add(line * 64)), _MM_HINT_T0);
+            }
+        }
+        for part in &tile.quants[s] {
+            _mm_prefetch(ahead(part.as_ptr()), _MM_HINT_T0);
+        }
+    }
+
+    /// Half `h` (8 columns) of sub-block `s` of a tile: its quants as `q − 32`, values
+    /// `16s + 4g .. + 4` of every column in `q[g]`, and the columns' scales, each twice:
+    /// `[sc0, sc0, sc1, sc1, ..]` in 16 bits.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn half_sub_block_avx2(tile: &Tile, s: usize, h: usize) -> ([__m256i; 4], __m256i) {
+        let low_bits = _mm256_set1_epi8(0x0F);
+        let high_bits = _mm256_set1_epi8(0x30);
+        let m32 = _mm256_set1_epi8(32);
+        // Each part is 64 bytes on a line of its own; `h` is 0 or 1.
+        let [lo0, lo1, hi] = tile.quants[s]
+            .each_ref()
+            .map(|part| _mm256_load_si256(part.as_ptr().add(32 * h) as *const __m256i));
+        let q = [
+            (_mm256_and_si256(lo0, low_bits), _mm256_slli_epi16::<4>(hi)),
+            (
+                _mm256_and_si256(_mm256_srli_epi16::<4>(lo0), low_bits),
+                _mm256_slli_epi16::<2>(hi),
+            ),
+            (_mm256_and_si256(lo1, low_bits), hi),
+            (
+                _mm256_and_si256(_mm256_srli_epi16::<4>(lo1), low_bits),
+                _mm256_srli_epi16::<2>(hi),
+            ),
+        ]
+        .map(|(low, high)| {
+            _mm256_sub_epi8(_mm256_or_si256(low, _mm256_and_si256(high, high_bits)), m32)
+        });
+        let sc = _mm_loadl_epi64(tile.scales[s].as_ptr().add(HALF * h) as *const __m128i);
+        (q, _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc)))
+    }
+
+    /// One row's exact sum over a sub-block for 8 columns, `sc · Σ (a + 128)(q − 32)`, from the
+    /// row's 16 activation bytes at `a` (each plus 128) and [`half_sub_block_avx2`]'s quants and
+    /// scales: 4 `vpmaddubsw` form the products in pairs (at most 16,320 in size, so two of them
+    /// add in 16 bits without saturating), two `vpaddw` add them up to 4 products a lane, and
+    /// two `vpmaddwd` by the scales give 32-bit sums.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sub_block_sum_avx2(a: *const u8, q: &[__m256i; 4], scale: __m256i) -> __m256i {
+        let a = a as *const i32;
+        let a = |g: usize| _mm256_set1_epi32(a.add(g).read_unaligned());
+        let pairs = |g: usize| {
+            _mm256_add_epi16(
+                _mm256_maddubs_epi16(a(g), q[g]),
+                _mm256_maddubs_epi16(a(g + 1), q[g + 1]),
+            )
+        };
+        _mm256_add_epi32(
+            _mm256_madd_epi16(pairs(0), scale),
+            _mm256_madd_epi16(pairs(2), scale),
+        )
+    }
+
+    /// One block's float step for half `h` of a tile and one row: the weights-only term taken
+    /// out of the row's exact sums, then `acc + f32(sum) · (d_w · d_a)` ([`reference`]'s).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block_step_avx2(
+        tile: &Tile,
+        h: usize,
+        sums: __m256i,
+        da: f32,
+        acc: __m256,
+    ) -> __m256 {
+        let dw = _mm256_cvtph_ps(_mm_load_si128(
+            tile.d.as_ptr().add(HALF * h) as *const __m128i
+        ));
+        let term = _mm256_load_si256(tile.weight_term.as_ptr().add(HALF * h) as *const __m256i);
+        let f = _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, term));
+        _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
     }
 }
 
