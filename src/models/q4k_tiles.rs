@@ -372,6 +372,8 @@ mod x86 {
     /// bound by arithmetic, not memory, and asked for every row count it took 8 batched
     /// sequences from 57.4-58.5 to 59.5-61.8 tok/s but a 512-token prompt from 85 to 81 (AMD
     /// EPYC, AVX2, 2 threads, Qwen2.5-1.5B Q4_K_M, alternating runs).
+    // `h` indexes the halves' quants, sums, factors and accumulators together.
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unit_one_row(
         tiles: &[Tile],
