@@ -343,18 +343,7 @@ mod x86 {
             let mut sums = [_mm512_setzero_si512(); R];
             for s in 0..SUBS {
                 let [lo0, lo1, hi] = tile.quants[s].each_ref().map(|part| part.as_ptr());
-                // Hints only (they never fault): the same lines `PREFETCH` bytes ahead in the
-                // column tile's stream, the header's with the first sub-block's.
-                let ahead = |at: *const u8| at.wrapping_add(PREFETCH) as *const i8;
-                if s == 0 {
-                    let header = tile as *const Tile as *const u8;
-                    for line in 0..HEADER_LINES {
-                        _mm_prefetch(ahead(header.wrapping_add(line * 64)), _MM_HINT_T0);
-                    }
-                }
-                for part in [lo0, lo1, hi] {
-                    _mm_prefetch(ahead(part), _MM_HINT_T0);
-                }
+                prefetch_ahead(tile, s);
                 let lo0 = _mm512_load_si512(lo0 as *const __m512i);
                 let lo1 = _mm512_load_si512(lo1 as *const __m512i);
                 let hi = _mm512_load_si512(hi as *const __m512i);
