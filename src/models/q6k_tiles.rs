@@ -37,12 +37,14 @@
 //! `POLYBRIEF_CPU_LEVEL=avx2`, AMD EPYC Zen 4, 2 threads, two runs: 8 rows of the head 93 / 150
 //! GMAC/s against the row kernels' 52 / 91, 8 rows of `ffn_down` 118 / 167 against 58 / 92, one
 //! row of the head 8.8 / 6.4 ms against 9.9 / 6.2, a 512-row `ffn_down` prompt 170 / 169
-//! against the copy of candle's AVX2 tiles' 132 / 132.
+//! against the copy of candle's AVX2 tiles' 132 / 132. One row has a kernel of its own that
+//! reads each line of a tile once (both halves of a sub-block in turn), at both levels.
 //!
 //! Measured at AVX-512 (`q6k_tile_rate`, AMD EPYC Zen 4, 2 threads, two runs): 8 rows of the head
 //! 232 / 242 GMAC/s against 121 / 123 on the row kernels, 8 rows of `ffn_down` 253 / 278
 //! against 107 / 117, a 512-row `ffn_down` prompt 269 / 274 against candle's AVX-512 tiles'
-//! 196 / 198; one row of the head (bound by reading 197 MB) 6.5–6.8 ms against 5.9–6.1. Every
+//! 196 / 198; one row of the head (bound by reading 197 MB) 6.5–6.8 ms against 5.9–6.1 on the
+//! VNNI kernel, 5.5–5.6 against 5.8–6.0 on the one-row kernel, which one row now runs. Every
 //! tile asks for the lines [`PREFETCH`] bytes ahead of those it reads, for any number of rows:
 //! without it 8 rows of the head, read from memory, ran at 93 GMAC/s.
 
