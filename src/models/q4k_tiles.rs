@@ -1,6 +1,6 @@
 //! Q4K products on AVX2 and AVX-512 VNNI, on weights repacked once at load into tiles that
-//! keep the GGUF's compact scales: for prompts and decoding alike, and bit for bit candle's own
-//! AVX2 tiles on either.
+//! keep the GGUF's compact scales: for prompts and decoding alike, each super-block summed
+//! exactly in integers, the same bits at either width.
 //!
 //! candle 0.11.1 runs Q4K products on AVX2 on its repacked x86 tiles (`repack_x86`): the
 //! quants of 16 weight rows side by side per super-block, so one load of 4 quant bytes serves
@@ -15,17 +15,23 @@
 //!
 //! These tiles keep candle's layout for the quants, and the 6-bit scales and mins as bytes
 //! with each row's two f16 super-block factors (2,368 bytes a tile: 4.6 bits per weight). The
-//! kernel forms each f32 scale as candle's packing does (`d · sc`, one rounding, exact inputs)
-//! and then does candle's `q4k_tile_avx2` float arithmetic in its order on the same exact
-//! integer sums (formed with fewer widenings), so every result is bit for bit what candle's
-//! tiles give (tested), whatever rows run beside it. The layer keeps only
-//! these tiles: the compact weights are dropped once packed.
+//! layer keeps only these tiles: the compact weights are dropped once packed.
+//!
+//! The arithmetic is ggml's `vec_dot_q4_K_q8_K`'s and the Q6K tiles' (`q6k_tiles`): per column
+//! and super-block two exact integers, `Σ_s scale_s · Σ q·a` and `Σ_s min_s · Σ a`, then one
+//! float step (`super_block_step`). candle's tiles instead scale every sub-block's sum in f32,
+//! a float multiply-add per 32 products and row that was the most of the AVX2 kernel's
+//! arithmetic. Results agree with candle's to 1e-5 of the largest (tested); every kernel, at
+//! AVX2 and AVX-512 and for any number of rows, gives the same bits as a plain scalar product
+//! (tested). On a 512-row prompt product the AVX2 kernel went from 137 to 214 GMAC/s and the
+//! AVX-512 one from 250 to 300 (`q4k_tile_rate`, AMD EPYC Zen 4, 2 threads;
+//! scripts/bench/README.md, "Session 20").
 //!
 //! Where the kernels' level is AVX-512 VNNI the same tiles run in 512-bit registers
-//! (`unit_avx512`: VNNI sums, the same bits). candle's own AVX-512 tiles, with their f32 scales,
-//! decoded Qwen2.5-1.5B Q4_K_M at 18.2 tok/s, these at 27.7–29.0 (with the tile header first and
-//! line-aligned tiles; 24.4–25.8 before), and read 512-token prompts at 160 tok/s against 150
-//! (AMD EPYC Zen 4, 2 threads; scripts/bench/README.md, "Session 15").
+//! (`unit_avx512`: VNNI sums) for two rows and more. candle's own AVX-512 tiles, with their f32
+//! scales, decoded Qwen2.5-1.5B Q4_K_M at 18.2 tok/s where these tiles (with the tile header
+//! first and line-aligned tiles) decoded at 27.7–29.0 (AMD EPYC Zen 4, 2 threads;
+//! scripts/bench/README.md, "Session 15").
 
 use candle_core::quantized::k_quants::QK_K;
 use rayon::prelude::*;
@@ -47,6 +53,8 @@ const Q4K_BYTES: usize = 144;
 const PREFETCH: usize = 2048;
 /// Activation rows per work item (candle's `MAX_MT`).
 const MAX_ROWS: usize = 4;
+/// Words of sub-block sum pairs per Q8K block (`x86::sub_block_sum_pairs`).
+const PAIRS: usize = SUBS / 2;
 
 /// One super-block (256 values) of 16 weight rows, on a cache line of its own (its size is 37
 /// lines), so that no 64-byte load of its quants straddles two.
@@ -238,11 +246,14 @@ mod x86 {
         dst: &mut [f32],
         width: Width,
     ) {
-        let mins = min_factors(act, rows * kb);
-        let kernels: [TileKernel<Tile>; MAX_ROWS] = match width {
+        let pairs = sub_block_sum_pairs(act, rows * kb);
+        // One row runs the AVX2 kernel at either width: it reads each tile once, in the order
+        // it lies, and is bound by memory; in 512-bit registers it decoded Qwen2.5-1.5B Q4_K_M
+        // at 18-22 tok/s against 26-36 (AMD EPYC Zen 4, 2 threads, alternating runs).
+        let kernels: [TileKernel<Tile, u32>; MAX_ROWS] = match width {
             Width::Avx2 => [unit_one_row, unit::<2>, unit::<3>, unit::<4>],
             Width::Avx512 => [
-                unit_avx512::<1>,
+                unit_one_row,
                 unit_avx512::<2>,
                 unit_avx512::<3>,
                 unit_avx512::<4>,
@@ -253,7 +264,7 @@ mod x86 {
         unsafe {
             run_tile_kernels(
                 (tiles, TILE_COLS),
-                (act, &mins, SUBS),
+                (act, &pairs, PAIRS),
                 (rows, kb, n),
                 dst,
                 kernels,
@@ -261,30 +272,23 @@ mod x86 {
         }
     }
 
-    /// Each Q8K block's `d · (sum of a sub-block's quants)`, `SUBS` per block, as candle's
-    /// tile kernel forms it for the sub-block's min term: once per activation row here rather
-    /// than once per column tile.
-    fn min_factors(act: &[u8], blocks: usize) -> Vec<f32> {
-        let mut factors = Vec::with_capacity(blocks * SUBS);
+    /// Each Q8K block's sums of its 8 sub-blocks' quants (at most 32 · 128 in magnitude: an
+    /// i16), two sub-blocks to a word (`s` low, `s + 1` high): what the min term's
+    /// `vpmaddwd` takes, once per activation row rather than once per column tile.
+    fn sub_block_sum_pairs(act: &[u8], blocks: usize) -> Vec<u32> {
+        let mut pairs = Vec::with_capacity(blocks * PAIRS);
         for block in act.chunks_exact(Q8K_BYTES).take(blocks) {
-            let d = f32::from_le_bytes([block[0], block[1], block[2], block[3]]);
             let sums = &block[Q8K_BSUMS..];
-            for s in 0..SUBS {
-                let sum = i16::from_le_bytes([sums[4 * s], sums[4 * s + 1]]) as i32
-                    + i16::from_le_bytes([sums[4 * s + 2], sums[4 * s + 3]]) as i32;
-                factors.push(d * sum as f32);
+            let sub_block = |s: usize| {
+                i16::from_le_bytes([sums[4 * s], sums[4 * s + 1]])
+                    + i16::from_le_bytes([sums[4 * s + 2], sums[4 * s + 3]])
+            };
+            for p in 0..PAIRS {
+                let (lo, hi) = (sub_block(2 * p) as u16, sub_block(2 * p + 1) as u16);
+                pairs.push(lo as u32 | (hi as u32) << 16);
             }
         }
-        factors
-    }
-
-    /// 8 bytes to f32 lanes, exactly.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn bytes_to_f32(bytes: &[u8]) -> __m256 {
-        debug_assert!(bytes.len() >= 8);
-        // SAFETY: 8 readable bytes (the slices are rows of 16).
-        let b = unsafe { _mm_loadl_epi64(bytes.as_ptr() as *const __m128i) };
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b))
+        pairs
     }
 
     /// 8 f16 bits to f32 lanes, exactly (as `half::f16::to_f32`).
@@ -295,41 +299,86 @@ mod x86 {
         _mm256_cvtph_ps(unsafe { _mm_loadu_si128(bits.as_ptr() as *const __m128i) })
     }
 
-    /// `R` activation rows (`act`: `R × kb` Q8K blocks, `mins` their [`min_factors`]) against
-    /// one column tile's `kb` super-blocks; writes the `R × 16` results at `out` (row stride
-    /// `n`). candle's `matmul_unit_256` with `q4k_tile_avx2`: each output's float arithmetic in
-    /// its order. One half of the tile's columns at a time over all its super-blocks: then only
-    /// `R` i16 sums and `R` accumulators are live, and four rows fit the 16 registers (both
-    /// halves at once spilled them: 117 against 135 GMAC/s on a 512-row prompt product, AMD
-    /// EPYC, AVX2, 2 threads, `q4k_tile_rate`).
-    // `m` indexes the rows, their blocks and their accumulators together.
+    /// 8 columns' 6-bit scales, each in both i16 lanes of its column's i32 lane: the
+    /// `vpmaddwd` operand that scales a sub-block's pair sums and adds them in one.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn scale_words(scales: &[u8]) -> __m256i {
+        debug_assert!(scales.len() >= 8);
+        // SAFETY: 8 readable bytes (the slices are rows of 16).
+        let b = unsafe { _mm_loadl_epi64(scales.as_ptr() as *const __m128i) };
+        _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(b, b))
+    }
+
+    /// 8 columns' mins of sub-blocks `2p` and `2p + 1` as the i16 pair of each column's i32
+    /// lane, against [`sub_block_sum_pairs`]' words.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn min_words(tile: &Tile, p: usize, h: usize) -> __m256i {
+        // SAFETY: 8 readable bytes of each row of 16.
+        let (lo, hi) = unsafe {
+            (
+                _mm_loadl_epi64(tile.mins[2 * p][h * 8..].as_ptr() as *const __m128i),
+                _mm_loadl_epi64(tile.mins[2 * p + 1][h * 8..].as_ptr() as *const __m128i),
+            )
+        };
+        _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(lo, hi))
+    }
+
+    /// One activation row's min term for 8 columns of a super-block: `Σ_s min_s · bsum_s`,
+    /// exact in i32 (at most 8 · 63 · 4096).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn min_sums(mins: &[__m256i; PAIRS], pairs: &[u32]) -> __m256i {
+        let mut sum = _mm256_setzero_si256();
+        for p in 0..PAIRS {
+            let pair = _mm256_set1_epi32(pairs[p] as i32);
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(mins[p], pair));
+        }
+        sum
+    }
+
+    /// The float step of a super-block for 8 columns and one activation row, the one place
+    /// results round: `acc + sumi · (d · d_a) − summ · (dmin · d_a)`, each product of the
+    /// weights' factors and the row's `d_a` rounded once and each multiply-add fused, in this
+    /// order. [`super_block_step_avx512`] is the same for 16 columns, so both widths give the
+    /// same bits.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn super_block_step(
+        acc: __m256,
+        (sumi, summ): (__m256i, __m256i),
+        (d, dmin): (__m256, __m256),
+        d_act: f32,
+    ) -> __m256 {
+        let d_act = _mm256_set1_ps(d_act);
+        let acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(d, d_act), acc);
+        _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_mul_ps(dmin, d_act), acc)
+    }
+
+    /// `R` activation rows (`act`: `R × kb` Q8K blocks, `pairs` their
+    /// [`sub_block_sum_pairs`]) against one column tile's `kb` super-blocks; writes the `R × 16`
+    /// results at `out` (row stride `n`). Each super-block's weighted sum `Σ_s scale_s ·
+    /// Σ q·a` is formed exactly in i32: a sub-block's u8 × i8 products summed in i16 lanes
+    /// (each lane 16 products of at most 15 · 128: at most 30,720 < 2^15), then scaled and
+    /// widened by one `vpmaddwd`; one float step per super-block ([`super_block_step`]). One
+    /// half of the tile's columns at a time over all its super-blocks, so that four rows'
+    /// sums fit the 16 registers.
+    // `m` indexes the rows, their blocks, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unit<const R: usize>(
         tiles: &[Tile],
         act: &[u8],
-        mins: &[f32],
+        pairs: &[u32],
         kb: usize,
         out: *mut f32,
         n: usize,
     ) {
         let mask = _mm256_set1_epi8(0x0F);
-        let ones = _mm256_set1_epi16(1);
         let base = act.as_ptr();
         for h in 0..2 {
             let mut acc = [_mm256_setzero_ps(); R];
             for (b, tile) in tiles.iter().enumerate() {
-                let mut d = [0f32; R];
-                for m in 0..R {
-                    d[m] = (base.add((m * kb + b) * Q8K_BYTES) as *const f32).read_unaligned();
-                }
-                let d_row = f16_to_f32(&tile.d[h * 8..]);
-                let dmin_row = f16_to_f32(&tile.dmin[h * 8..]);
                 let qs = tile.qs.as_ptr().add(h * 32);
+                let mut sumi = [_mm256_setzero_si256(); R];
                 for s in 0..SUBS {
-                    // A sub-block's u8 × i8 products summed in i16 lanes: each lane sums 16
-                    // products of at most 15 · 128, at most 30,720 < 2^15, so the i32 sums
-                    // below are exactly candle's (which widens every pair of products at once).
                     let mut sums16 = [_mm256_setzero_si256(); R];
                     for g4 in 0..4 {
                         let g = s * 4 + g4;
@@ -340,23 +389,29 @@ mod x86 {
                             let a = base.add((m * kb + b) * Q8K_BYTES + Q8K_QS + g * 8);
                             let a_lo = _mm256_set1_epi32((a as *const i32).read_unaligned());
                             let a_hi = _mm256_set1_epi32((a.add(4) as *const i32).read_unaligned());
-                            let pairs = _mm256_add_epi16(
+                            let products = _mm256_add_epi16(
                                 _mm256_maddubs_epi16(lo, a_lo),
                                 _mm256_maddubs_epi16(hi, a_hi),
                             );
-                            sums16[m] = _mm256_add_epi16(sums16[m], pairs);
+                            sums16[m] = _mm256_add_epi16(sums16[m], products);
                         }
                     }
-                    let scale = _mm256_mul_ps(d_row, bytes_to_f32(&tile.scales[s][h * 8..]));
-                    let min = _mm256_mul_ps(dmin_row, bytes_to_f32(&tile.mins[s][h * 8..]));
+                    let scale = scale_words(&tile.scales[s][h * 8..]);
                     for m in 0..R {
-                        // SAFETY: `mins` holds `SUBS` factors for each of the `R × kb` blocks.
-                        let dbsum = *mins.get_unchecked((m * kb + b) * SUBS + s);
-                        let f = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums16[m], ones));
-                        acc[m] =
-                            _mm256_fmadd_ps(f, _mm256_mul_ps(scale, _mm256_set1_ps(d[m])), acc[m]);
-                        acc[m] = _mm256_fnmadd_ps(min, _mm256_set1_ps(dbsum), acc[m]);
+                        sumi[m] = _mm256_add_epi32(sumi[m], _mm256_madd_epi16(sums16[m], scale));
                     }
+                }
+                let mins = std::array::from_fn(|p| min_words(tile, p, h));
+                let factors = (
+                    f16_to_f32(&tile.d[h * 8..]),
+                    f16_to_f32(&tile.dmin[h * 8..]),
+                );
+                for m in 0..R {
+                    let block = (m * kb + b) * Q8K_BYTES;
+                    let d_act = (base.add(block) as *const f32).read_unaligned();
+                    // SAFETY: `pairs` holds `PAIRS` words for each of the `R × kb` blocks.
+                    let summ = min_sums(&mins, pairs.get_unchecked((m * kb + b) * PAIRS..));
+                    acc[m] = super_block_step(acc[m], (sumi[m], summ), factors, d_act);
                 }
             }
             for (m, row) in acc.iter().enumerate() {
@@ -365,33 +420,31 @@ mod x86 {
         }
     }
 
-    /// [`unit`] for one row, both halves of the tile in one pass: each line of quants is read
-    /// once, whole, where [`unit`]'s two passes each take half of it (the second from a
-    /// nearer cache). The same operations for each column, in the same order: the same bits.
+    /// [`unit`] for one row, at either width, both halves of the tile in one pass: each line of
+    /// quants is read once, whole, where [`unit`]'s two passes each take half of it (the second
+    /// from a nearer cache). The same operations for each column, in the same order: the same
+    /// bits.
     /// Only here does a tile ask for its lines ahead ([`PREFETCH`]): with more rows the tile is
     /// bound by arithmetic, not memory, and asked for every row count it took 8 batched
     /// sequences from 57.4-58.5 to 59.5-61.8 tok/s but a 512-token prompt from 85 to 81 (AMD
     /// EPYC, AVX2, 2 threads, Qwen2.5-1.5B Q4_K_M, alternating runs).
-    // `h` indexes the halves' quants, sums, factors and accumulators together.
+    // `h` indexes the halves' quants, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unit_one_row(
         tiles: &[Tile],
         act: &[u8],
-        mins: &[f32],
+        pairs: &[u32],
         _kb: usize,
         out: *mut f32,
         _n: usize,
     ) {
         let mask = _mm256_set1_epi8(0x0F);
-        let ones = _mm256_set1_epi16(1);
         let base = act.as_ptr();
         let mut acc = [_mm256_setzero_ps(); 2];
         for (b, tile) in tiles.iter().enumerate() {
-            let d = (base.add(b * Q8K_BYTES) as *const f32).read_unaligned();
-            let d_rows = [f16_to_f32(&tile.d[..]), f16_to_f32(&tile.d[8..])];
-            let dmin_rows = [f16_to_f32(&tile.dmin[..]), f16_to_f32(&tile.dmin[8..])];
             let qs = tile.qs.as_ptr();
+            let mut sumi = [_mm256_setzero_si256(); 2];
             for s in 0..SUBS {
                 let mut sums16 = [_mm256_setzero_si256(); 2];
                 for g4 in 0..4 {
@@ -406,22 +459,28 @@ mod x86 {
                         let w = _mm256_loadu_si256(line.add(h * 32) as *const __m256i);
                         let lo = _mm256_and_si256(w, mask);
                         let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
-                        let pairs = _mm256_add_epi16(
+                        let products = _mm256_add_epi16(
                             _mm256_maddubs_epi16(lo, a_lo),
                             _mm256_maddubs_epi16(hi, a_hi),
                         );
-                        sums16[h] = _mm256_add_epi16(sums16[h], pairs);
+                        sums16[h] = _mm256_add_epi16(sums16[h], products);
                     }
                 }
-                // SAFETY: `mins` holds `SUBS` factors for each of the row's `kb` blocks.
-                let dbsum = _mm256_set1_ps(*mins.get_unchecked(b * SUBS + s));
                 for h in 0..2 {
-                    let scale = _mm256_mul_ps(d_rows[h], bytes_to_f32(&tile.scales[s][h * 8..]));
-                    let min = _mm256_mul_ps(dmin_rows[h], bytes_to_f32(&tile.mins[s][h * 8..]));
-                    let f = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums16[h], ones));
-                    acc[h] = _mm256_fmadd_ps(f, _mm256_mul_ps(scale, _mm256_set1_ps(d)), acc[h]);
-                    acc[h] = _mm256_fnmadd_ps(min, dbsum, acc[h]);
+                    let scale = scale_words(&tile.scales[s][h * 8..]);
+                    sumi[h] = _mm256_add_epi32(sumi[h], _mm256_madd_epi16(sums16[h], scale));
                 }
+            }
+            let d_act = (base.add(b * Q8K_BYTES) as *const f32).read_unaligned();
+            for h in 0..2 {
+                let mins = std::array::from_fn(|p| min_words(tile, p, h));
+                // SAFETY: `pairs` holds `PAIRS` words for each of the row's `kb` blocks.
+                let summ = min_sums(&mins, pairs.get_unchecked(b * PAIRS..));
+                let factors = (
+                    f16_to_f32(&tile.d[h * 8..]),
+                    f16_to_f32(&tile.dmin[h * 8..]),
+                );
+                acc[h] = super_block_step(acc[h], (sumi[h], summ), factors, d_act);
             }
         }
         for (h, half) in acc.iter().enumerate() {
@@ -430,19 +489,17 @@ mod x86 {
     }
 
     /// [`unit`] in 512-bit registers: all 16 columns of the tile at once, and each sub-block's
-    /// u8 × i8 products summed by VNNI's `vpdpbusd` straight into i32 lanes. Those are the
-    /// same exact integer sums, and each output then goes through the same float operations
-    /// in the same order, so every result is [`unit`]'s, bit for bit (tested). Where [`unit`]
-    /// needs two multiplies, a shift of pairs into i32 and two adds per 32 products and row,
-    /// this needs one instruction per 64; decoding one sequence on [`unit`] read its tiles at
-    /// about two thirds of the rate the Q6K row kernel reads its weights (AMD EPYC Zen 4,
-    /// 2 threads: scripts/bench/README.md, "Session 15").
+    /// u8 × i8 products summed by VNNI's `vpdpbusd` straight into i32 lanes, then scaled by one
+    /// `vpmulld`. Those are the same exact integer sums, and the float step is
+    /// [`super_block_step`]'s, so every result is [`unit`]'s, bit for bit (tested). Where
+    /// [`unit`] needs two multiplies and two adds per 32 products and row, this needs one
+    /// instruction per 64.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
     unsafe fn unit_avx512<const R: usize>(
         tiles: &[Tile],
         act: &[u8],
-        mins: &[f32],
+        pairs: &[u32],
         kb: usize,
         out: *mut f32,
         n: usize,
@@ -451,23 +508,13 @@ mod x86 {
         let base = act.as_ptr();
         let mut acc = [_mm512_setzero_ps(); R];
         for (b, tile) in tiles.iter().enumerate() {
-            let mut d = [0f32; R];
-            for m in 0..R {
-                d[m] = (base.add((m * kb + b) * Q8K_BYTES) as *const f32).read_unaligned();
-            }
-            let d_row = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr() as *const __m256i));
-            let dmin_row =
-                _mm512_cvtph_ps(_mm256_loadu_si256(tile.dmin.as_ptr() as *const __m256i));
             let qs = tile.qs.as_ptr();
+            let mut sumi = [_mm512_setzero_si512(); R];
             for s in 0..SUBS {
                 let mut sums = [_mm512_setzero_si512(); R];
                 for g4 in 0..4 {
                     let g = s * 4 + g4;
                     let at = qs.add(g * TILE_COLS * 4);
-                    // A hint only (it never faults), one per 64-byte line, as in [`unit`].
-                    if R == 1 {
-                        _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
-                    }
                     let w = _mm512_loadu_si512(at as *const __m512i);
                     let lo = _mm512_and_si512(w, mask);
                     let hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
@@ -479,15 +526,27 @@ mod x86 {
                         sums[m] = _mm512_dpbusd_epi32(sums[m], hi, a_hi);
                     }
                 }
-                let scale = _mm512_mul_ps(d_row, bytes16_to_f32(&tile.scales[s]));
-                let min = _mm512_mul_ps(dmin_row, bytes16_to_f32(&tile.mins[s]));
+                let scale = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                    tile.scales[s].as_ptr() as *const __m128i
+                ));
                 for m in 0..R {
-                    // SAFETY: `mins` holds `SUBS` factors for each of the `R × kb` blocks.
-                    let dbsum = *mins.get_unchecked((m * kb + b) * SUBS + s);
-                    let f = _mm512_cvtepi32_ps(sums[m]);
-                    acc[m] = _mm512_fmadd_ps(f, _mm512_mul_ps(scale, _mm512_set1_ps(d[m])), acc[m]);
-                    acc[m] = _mm512_fnmadd_ps(min, _mm512_set1_ps(dbsum), acc[m]);
+                    sumi[m] = _mm512_add_epi32(sumi[m], _mm512_mullo_epi32(sums[m], scale));
                 }
+            }
+            let mins: [__m512i; PAIRS] = std::array::from_fn(|p| min_words_avx512(tile, p));
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr() as *const __m256i));
+            let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(tile.dmin.as_ptr() as *const __m256i));
+            for m in 0..R {
+                let block = (m * kb + b) * Q8K_BYTES;
+                let d_act = (base.add(block) as *const f32).read_unaligned();
+                // SAFETY: `pairs` holds `PAIRS` words for each of the `R × kb` blocks.
+                let pairs = pairs.get_unchecked((m * kb + b) * PAIRS..);
+                let mut summ = _mm512_setzero_si512();
+                for p in 0..PAIRS {
+                    let pair = _mm512_set1_epi32(pairs[p] as i32);
+                    summ = _mm512_add_epi32(summ, _mm512_madd_epi16(mins[p], pair));
+                }
+                acc[m] = super_block_step_avx512(acc[m], (sumi[m], summ), (d, dmin), d_act);
             }
         }
         for (m, row) in acc.iter().enumerate() {
@@ -495,23 +554,41 @@ mod x86 {
         }
     }
 
-    /// 16 bytes to f32 lanes, exactly.
-    #[target_feature(enable = "avx512f")]
-    fn bytes16_to_f32(bytes: &[u8; TILE_COLS]) -> __m512 {
-        // SAFETY: 16 readable bytes.
-        let b = unsafe { _mm_loadu_si128(bytes.as_ptr() as *const __m128i) };
-        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b))
+    /// [`min_words`] for all 16 columns.
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    fn min_words_avx512(tile: &Tile, p: usize) -> __m512i {
+        // SAFETY: rows of 16 readable bytes.
+        let (lo, hi) = unsafe {
+            (
+                _mm_loadu_si128(tile.mins[2 * p].as_ptr() as *const __m128i),
+                _mm_loadu_si128(tile.mins[2 * p + 1].as_ptr() as *const __m128i),
+            )
+        };
+        let interleaved = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+        _mm512_cvtepu8_epi16(interleaved)
+    }
+
+    /// [`super_block_step`] for 16 columns: the same operations in the same order.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn super_block_step_avx512(
+        acc: __m512,
+        (sumi, summ): (__m512i, __m512i),
+        (d, dmin): (__m512, __m512),
+        d_act: f32,
+    ) -> __m512 {
+        let d_act = _mm512_set1_ps(d_act);
+        let acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, d_act), acc);
+        _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dmin, d_act), acc)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-    use candle_core::{Device, Tensor};
+    use candle_core::{Device, Module, Tensor};
 
     use super::*;
-    use crate::models::cpu_level::CpuLevel;
-    use crate::models::tile_items::test_support::{assert_candles_bits, assert_rows_alone};
+    use crate::models::tile_items::test_support::{assert_rows_alone, random_rows, widths};
 
     fn q4k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -526,55 +603,106 @@ mod tests {
         dst
     }
 
-    #[test]
-    fn every_result_is_candles_avx2_tiles_bit_for_bit() {
-        if !supports(16, 256) {
-            return;
+    /// The product of `rows` rows against a `(n, k)` GGUF Q4K weight, written plainly from the
+    /// GGUF's blocks and the rows' Q8K blocks: per column and super-block the exact integer
+    /// sums `Σ_s scale_s · Σ q·a` and `Σ_s min_s · Σ a`, then the kernels' float step.
+    fn plain_product(weights: &[u8], (n, k): (usize, usize), xs: &[f32], rows: usize) -> Vec<f32> {
+        let act = crate::models::q8k_rows::quantize(xs, rows, k);
+        let kb = k / QK_K;
+        // SAFETY: the callers run this where `supports` holds (AVX2, F16C).
+        let f16 = |bits: [u8; 2]| unsafe {
+            crate::models::quant_blocks::x86::f16_to_f32(u16::from_le_bytes(bits))
+        };
+        let mut dst = vec![0f32; rows * n];
+        for r in 0..rows {
+            for c in 0..n {
+                let mut acc = 0f32;
+                for b in 0..kb {
+                    let w = &weights[(c * kb + b) * Q4K_BYTES..][..Q4K_BYTES];
+                    let a = &act[(r * kb + b) * Q8K_BYTES..][..Q8K_BYTES];
+                    let d_act = f32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+                    let (mut sumi, mut summ) = (0i32, 0i32);
+                    for s in 0..SUBS {
+                        let (scale, min) = scale_min(s, &w[4..16]);
+                        let (mut dot, mut sum) = (0i32, 0i32);
+                        for j in 0..32 {
+                            let at = s * 32 + j;
+                            let byte = w[16 + at / 64 * 32 + at % 32];
+                            let q = if at % 64 < 32 { byte & 0x0F } else { byte >> 4 };
+                            let x = a[Q8K_QS + at] as i8 as i32;
+                            dot += q as i32 * x;
+                            sum += x;
+                        }
+                        sumi += scale as i32 * dot;
+                        summ += min as i32 * sum;
+                    }
+                    let (d, dmin) = (f16([w[0], w[1]]), f16([w[2], w[3]]));
+                    acc = (sumi as f32).mul_add(d * d_act, acc);
+                    acc = (-(summ as f32)).mul_add(dmin * d_act, acc);
+                }
+                dst[r * n + c] = acc;
+            }
         }
-        // candle picks its AVX-512 tiles where the CPU has AVX-512 VNNI: those sum in another
-        // order, and only its AVX2 tiles are what these reproduce.
-        if is_x86_feature_detected!("avx512vnni")
-            && std::env::var("MISTRALRS_FORCE_AVX2").as_deref() != Ok("1")
-        {
-            return;
-        }
-        let (n, k) = (48, 768);
-        let w = std::sync::Arc::new(q4k(n, k));
-        let candle = QMatMul::from_arc(w.clone()).unwrap();
-        assert_candles_bits(&candle, k, &[1, 2, 3, 4, 5, 9], |xs, rows| {
-            ours(&w, xs, rows)
-        });
+        dst
     }
 
     #[test]
-    fn the_avx512_kernel_gives_the_avx2_kernels_bits() {
-        if !supports(16, 256) || CpuLevel::detected() != CpuLevel::Avx512Vnni {
+    fn every_kernel_gives_the_plain_products_bits() {
+        if !supports(16, 256) {
             return;
         }
         let (n, k) = (48, 768);
         let w = q4k(n, k);
-        let tiles = Q4KTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        for rows in [1, 2, 3, 4, 5, 9] {
-            let x: Vec<f32> = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let run = |width| {
-                let mut dst = vec![0f32; rows * n];
+        let bytes = w.data().unwrap();
+        let tiles = Q4KTiles::pack(&bytes, n, k).unwrap();
+        for width in widths() {
+            for rows in [1, 2, 3, 4, 5, 9] {
+                let x = random_rows(rows, k);
+                let expected = plain_product(&bytes, (n, k), &x, rows);
+                let mut got = vec![0f32; rows * n];
                 tiles
-                    .matmul_columns_at(&x, rows, 0..n, &mut dst, width)
+                    .matmul_columns_at(&x, rows, 0..n, &mut got, width)
                     .unwrap();
-                dst
-            };
-            let (narrow, wide) = (run(Width::Avx2), run(Width::Avx512));
-            let differ = narrow
-                .iter()
-                .zip(&wide)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
-            assert_eq!(differ, 0, "{rows} rows: {differ} of {} differ", wide.len());
+                let differ = expected
+                    .iter()
+                    .zip(&got)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(
+                    differ,
+                    0,
+                    "{width:?}, {rows} rows: {differ} of {} differ",
+                    got.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn results_agree_with_candles_q4k_product() {
+        if !supports(16, 256) {
+            return;
+        }
+        let (n, k, rows) = (48, 768, 5);
+        let w = std::sync::Arc::new(q4k(n, k));
+        let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
+        let candle: Vec<f32> = QMatMul::from_arc(w.clone())
+            .unwrap()
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let got = ours(&w, &x.flatten_all().unwrap().to_vec1().unwrap(), rows);
+        // The same quantized inputs and exact integer sums; only the float steps round
+        // elsewhere (candle scales each sub-block's sum in f32).
+        let largest = candle.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in candle.iter().zip(&got).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * largest,
+                "result {i}: candle {a}, ours {b}"
+            );
         }
     }
 
@@ -596,8 +724,8 @@ mod tests {
         let (n, k) = (8960, 1536);
         let w = q4k(n, k);
         let tiles = Q4KTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        // A prompt, then one decode step of 8 sequences.
-        for rows in [512, 8] {
+        // A prompt, then one decode step of 8 sequences and of one.
+        for rows in [512, 8, 1] {
             let x: Vec<f32> = (0..rows * k)
                 .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
                 .collect();

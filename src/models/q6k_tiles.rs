@@ -578,7 +578,7 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
-    use crate::models::tile_items::test_support::{assert_rows_alone, random_rows};
+    use crate::models::tile_items::test_support::{assert_rows_alone, random_rows, widths};
 
     fn q6k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -593,15 +593,6 @@ mod tests {
         let mut dst = vec![0f32; rows * tiles.dims().0];
         tiles.matmul_at(xs, rows, &mut dst, width).unwrap();
         dst
-    }
-
-    /// The kernel widths this CPU runs: AVX2, and AVX-512 where the level is AVX-512 VNNI.
-    fn widths() -> Vec<Width> {
-        let mut widths = vec![Width::Avx2];
-        if Width::current() == Width::Avx512 {
-            widths.push(Width::Avx512);
-        }
-        widths
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! one `vec_dot` per row and column (`k_quants::matmul`). With 8 decode rows that repeats the
 //! weight unpacking, the scale conversions and the weight-side sign work 8 times per block, and
 //! the decode step becomes arithmetic-bound long before it is bound by reading the weights.
-//! Q4K is left to candle's AVX2 tiles, which already share each weight load across rows: a
-//! row kernel of this kind for it took 20-60% more CPU time per token on Q4_K_M (AMD EPYC).
+//! Q4K has tiles of its own (`q4k_tiles`), which share each weight load across rows: a row
+//! kernel of this kind for it took 20-60% more CPU time per token on Q4_K_M (AMD EPYC).
 //!
 //! Each (row, column) here is computed exactly as candle's AVX2 `vec_dot_q8_0_q8_0` and
 //! `vec_dot_q6k_q8k` compute it: the same activation quantization (candle's `from_float`, to

@@ -17,8 +17,9 @@ unsafe impl Sync for Out {}
 
 /// A tile kernel for `R` activation rows against one column tile: `(tiles, act, factors, kb,
 /// out, n)`, the column tile's `kb` weight tiles, the rows' Q8K blocks (`kb` each) and their
-/// per-block factors, its `R × tile_cols` results written from `out` with row stride `n`.
-pub(super) type TileKernel<T> = unsafe fn(&[T], &[u8], &[f32], usize, *mut f32, usize);
+/// per-block factors (of the tile format's type `F`), its `R × tile_cols` results written from
+/// `out` with row stride `n`.
+pub(super) type TileKernel<T, F = f32> = unsafe fn(&[T], &[u8], &[F], usize, *mut f32, usize);
 
 /// `dst = act · Wᵀ` on `W`'s column tiles (`tiles`: `n / tile_cols` column tiles of `kb` tiles
 /// each): for every column tile and every group of up to `N` of the `rows` activation rows, the
@@ -27,12 +28,12 @@ pub(super) type TileKernel<T> = unsafe fn(&[T], &[u8], &[f32], usize, *mut f32, 
 ///
 /// # Safety
 /// Every kernel must be able to run on this CPU (the callers check its target features).
-pub(super) unsafe fn run_tile_kernels<T: Sync, const N: usize>(
+pub(super) unsafe fn run_tile_kernels<T: Sync, F: Sync, const N: usize>(
     (tiles, tile_cols): (&[T], usize),
-    (act, factors, factors_per_block): (&[u8], &[f32], usize),
+    (act, factors, factors_per_block): (&[u8], &[F], usize),
     (rows, kb, n): (usize, usize, usize),
     dst: &mut [f32],
-    kernels: [TileKernel<T>; N],
+    kernels: [TileKernel<T, F>; N],
 ) {
     let column_tiles = n / tile_cols;
     debug_assert!(
@@ -111,6 +112,17 @@ pub(super) fn q8k_rows_for(
 pub(super) mod test_support {
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module, Tensor};
+
+    use crate::models::cpu_level::Width;
+
+    /// The kernel widths this CPU runs: AVX2, and AVX-512 where the level is AVX-512 VNNI.
+    pub(in crate::models) fn widths() -> Vec<Width> {
+        let mut widths = vec![Width::Avx2];
+        if Width::current() == Width::Avx512 {
+            widths.push(Width::Avx512);
+        }
+        widths
+    }
 
     /// `rows` random rows of width `k`, row-major.
     pub(in crate::models) fn random_rows(rows: usize, k: usize) -> Vec<f32> {
