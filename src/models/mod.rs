@@ -21,6 +21,7 @@ pub mod precision;
 mod prompt_attention;
 mod q4k_tiles;
 mod q6k_tiles;
+mod q8_0_avx2_tiles;
 mod q8_0_rows;
 mod q8_0_tiles;
 mod q8_0_vnni_tiles;

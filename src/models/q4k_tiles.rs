@@ -264,7 +264,8 @@ mod x86 {
         unsafe {
             run_tile_kernels(
                 (tiles, TILE_COLS),
-                (act, &pairs, PAIRS),
+                (act, Q8K_BYTES),
+                (&pairs, PAIRS),
                 (rows, kb, n),
                 dst,
                 kernels,

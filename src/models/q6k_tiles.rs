@@ -320,7 +320,8 @@ mod x86 {
         unsafe {
             run_tile_kernels(
                 (tiles, TILE_COLS),
-                (act, &[], 0),
+                (act, Q8K_BYTES),
+                (&[], 0),
                 (rows, kb, n),
                 dst,
                 kernels,

@@ -149,7 +149,8 @@ mod x86 {
         unsafe {
             run_tile_kernels(
                 (tiles, TILE_COLS),
-                (act, &offsets, BLOCKS),
+                (act, Q8K_BYTES),
+                (&offsets, BLOCKS),
                 (rows, spans, n),
                 dst,
                 kernels,

@@ -29,13 +29,14 @@
 //! (`MISTRALRS_FORCE_AVX2=1`), with candle's own kernels (`candle_kernels_by_row_count`): Q6K
 //! and f16 differ in up to 1 result in 6 from 2 rows on; Q4K, Q5K, Q8_0 and Q4_0 never.
 //!
-//! Q8_0 on AVX2 without VNNI, where candle has no tiles and runs one `vec_dot` per row and
-//! column, goes through [`row_kernels`] too, for speed, in decode and prompt products alike
-//! (prompts on its Q8_0 tiles, the same arithmetic):
-//! on 8 decode rows of a Q8_0 Qwen2.5-1.5B candle's per-row dot products were 84% of the step
-//! (perf, AMD EPYC, AVX2). Where the level is AVX-512 VNNI, a layer's own Q8_0 weights run on
-//! [`Q8_0VnniTiles`] (candle's VNNI tiles' results, faster), and tied embeddings used as the
-//! output head, which are not repacked, decode on the row kernels.
+//! Q8_0 without VNNI, where candle has no tiles and runs one `vec_dot` per row and column (on 8
+//! decode rows of a Q8_0 Qwen2.5-1.5B its per-row dot products were 84% of the step; perf, AMD
+//! EPYC, AVX2): a layer's own Q8_0 weights run on [`Q8_0Avx2Tiles`] (8 columns side by side,
+//! one exact integer per block), prompts and decode rows alike; tied embeddings used as the
+//! output head, which are not repacked (the embedding lookup reads their rows), go through
+//! [`row_kernels`] (candle's `vec_dot` bits; prompts on `q8_0_tiles`, the same arithmetic).
+//! Where the level is AVX-512 VNNI, a layer's own Q8_0 weights run on [`Q8_0VnniTiles`]
+//! (candle's VNNI tiles' results, faster), and the tied head decodes on the row kernels.
 
 use std::sync::Arc;
 
@@ -43,8 +44,10 @@ use candle_core::quantized::k_quants::{self, BlockQ6K};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
+use super::cpu_level::CpuLevel;
 use super::q4k_tiles::{self, Q4KTiles};
 use super::q6k_tiles::{self, Q6KTiles};
+use super::q8_0_avx2_tiles::{self, Q8_0Avx2Tiles};
 use super::q8_0_vnni_tiles::{self, Q8_0VnniTiles};
 use super::row_kernels;
 
@@ -68,6 +71,9 @@ enum Kind {
     /// Q8_0 where the kernels' level is AVX-512 VNNI: [`Q8_0VnniTiles`], the same results as
     /// candle's VNNI tiles, faster, for prompts and decode rows alike.
     Q8_0VnniTiles(Q8_0VnniTiles),
+    /// Q8_0 of a layer's own at other levels with AVX2: [`Q8_0Avx2Tiles`], for prompts and
+    /// decode rows alike.
+    Q8_0Avx2Tiles(Q8_0Avx2Tiles),
     /// Q6K on every CPU with AVX2: [`Q6KTiles`], for prompts and decode rows alike.
     Q6KTiles(Q6KTiles),
 }
@@ -82,6 +88,12 @@ impl RowLinear {
                 let tiles = Q8_0VnniTiles::pack(&weights.data()?, n, k)?;
                 return Ok(RowLinear {
                     kind: Kind::Q8_0VnniTiles(tiles),
+                });
+            }
+            if CpuLevel::current() != CpuLevel::Avx512Vnni && q8_0_avx2_tiles::supports(n, k) {
+                let tiles = Q8_0Avx2Tiles::pack(&weights.data()?, n, k)?;
+                return Ok(RowLinear {
+                    kind: Kind::Q8_0Avx2Tiles(tiles),
                 });
             }
         }
@@ -124,6 +136,7 @@ impl RowLinear {
         let (matmul, weights) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
+            Kind::Q8_0Avx2Tiles(tiles) => return q8_0_avx2_tiles_matmul(tiles, xs),
             Kind::Q6KTiles(tiles) => return q6k_tiles_matmul(tiles, xs),
             Kind::Candle { matmul, weights } => (matmul, weights),
         };
@@ -142,7 +155,10 @@ impl RowLinear {
     /// kernels pick their arithmetic by the number of rows (the module header), and gemm too.
     pub(crate) fn rows_independent_in_prompts(&self) -> bool {
         match &self.kind {
-            Kind::Q4KTiles(_) | Kind::Q8_0VnniTiles(_) | Kind::Q6KTiles(_) => true,
+            Kind::Q4KTiles(_)
+            | Kind::Q8_0VnniTiles(_)
+            | Kind::Q8_0Avx2Tiles(_)
+            | Kind::Q6KTiles(_) => true,
             Kind::Candle {
                 weights: Some(w), ..
             } => q8_0_prompts_on_row_kernels(w),
@@ -179,6 +195,7 @@ impl RowLinear {
         let (matmul, weights) = match &self.kind {
             Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
             Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
+            Kind::Q8_0Avx2Tiles(tiles) => return q8_0_avx2_tiles_matmul(tiles, xs),
             Kind::Q6KTiles(tiles) => return q6k_tiles_matmul(tiles, xs),
             Kind::Candle {
                 matmul, weights, ..
@@ -304,6 +321,14 @@ fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor, columns: std::ops::Range<usize>) 
 
 /// `xs · Wᵀ` on [`Q8_0VnniTiles`] for inputs of any rank whose last dimension is `k`.
 fn q8_0_tiles_matmul(tiles: &Q8_0VnniTiles, xs: &Tensor) -> Result<Tensor> {
+    let (n, k) = tiles.dims();
+    on_rows(xs, "Q8_0", (n, k), n, |lhs, rows, dst| {
+        tiles.matmul(lhs, rows, dst)
+    })
+}
+
+/// `xs · Wᵀ` on [`Q8_0Avx2Tiles`] for inputs of any rank whose last dimension is `k`.
+fn q8_0_avx2_tiles_matmul(tiles: &Q8_0Avx2Tiles, xs: &Tensor) -> Result<Tensor> {
     let (n, k) = tiles.dims();
     on_rows(xs, "Q8_0", (n, k), n, |lhs, rows, dst| {
         tiles.matmul(lhs, rows, dst)
@@ -479,13 +504,10 @@ mod tests {
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             let linear = RowLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
             let claimed = linear.rows_independent_in_prompts();
-            // Where polybrief's own kernels run the prompt products (AVX2 and AVX-VNNI:
-            // Q4K and Q6K tiles; Q8_0 row kernels where candle has no VNNI tiles, which a
-            // capped level on a VNNI CPU leaves it unless `MISTRALRS_FORCE_AVX2=1`), the claim
-            // is made.
+            // Where polybrief's own kernels run the prompt products (at the AVX2 level the Q4K,
+            // Q6K and Q8_0 tiles of a layer's own weights), the claim is made.
             if CpuLevel::current() == CpuLevel::Avx2 {
-                let own = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K)
-                    || (dtype == GgmlDType::Q8_0 && !candle_has_vnni_tiles());
+                let own = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::Q8_0);
                 assert_eq!(claimed, own, "{dtype:?}");
             }
             if !claimed {

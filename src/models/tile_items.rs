@@ -1,12 +1,11 @@
 //! The work items of a product on repacked weight tiles ([`Q4KTiles`](super::q4k_tiles),
-//! [`Q6KTiles`](super::q6k_tiles), [`Q8_0VnniTiles`](super::q8_0_vnni_tiles)): one column
+//! [`Q6KTiles`](super::q6k_tiles), [`Q8_0VnniTiles`](super::q8_0_vnni_tiles),
+//! [`Q8_0Avx2Tiles`](super::q8_0_avx2_tiles)): one column
 //! tile against a group of activation rows each,
 //! spread over candle's worker pool (the one its own kernels use), in the order candle's
 //! `matmul_tiles` has them: column tile major, so consecutive items reuse one tile from cache;
 //! each item run by the tile format's kernel for its number of rows; and the shape check and
 //! Q8K activation rows that such a product starts from.
-
-use super::quant_blocks::Q8K_BYTES;
 
 /// A `*mut f32` that may cross to the pool's workers: each item writes disjoint outputs.
 #[derive(Clone, Copy)]
@@ -24,13 +23,16 @@ pub(super) type TileKernel<T, F = f32> = unsafe fn(&[T], &[u8], &[F], usize, *mu
 /// `dst = act · Wᵀ` on `W`'s column tiles (`tiles`: `n / tile_cols` column tiles of `kb` tiles
 /// each): for every column tile and every group of up to `N` of the `rows` activation rows, the
 /// kernel for the group's size (`kernels[size - 1]`) on the column tile, the group's rows of
-/// `act` and their `factors_per_block` factors per block of `factors`; `dst` is `rows × n`.
+/// `act` (`block_bytes` bytes of activations per row and weight tile: one Q8K block where the
+/// tiles span 256 values) and their `factors_per_block` factors per block of `factors`; `dst`
+/// is `rows × n`.
 ///
 /// # Safety
 /// Every kernel must be able to run on this CPU (the callers check its target features).
 pub(super) unsafe fn run_tile_kernels<T: Sync, F: Sync, const N: usize>(
     (tiles, tile_cols): (&[T], usize),
-    (act, factors, factors_per_block): (&[u8], &[F], usize),
+    (act, block_bytes): (&[u8], usize),
+    (factors, factors_per_block): (&[F], usize),
     (rows, kb, n): (usize, usize, usize),
     dst: &mut [f32],
     kernels: [TileKernel<T, F>; N],
@@ -38,7 +40,7 @@ pub(super) unsafe fn run_tile_kernels<T: Sync, F: Sync, const N: usize>(
     let column_tiles = n / tile_cols;
     debug_assert!(
         tiles.len() == column_tiles * kb
-            && act.len() >= rows * kb * Q8K_BYTES
+            && act.len() >= rows * kb * block_bytes
             && factors.len() >= rows * kb * factors_per_block
             && dst.len() >= rows * n
     );
@@ -58,7 +60,7 @@ pub(super) unsafe fn run_tile_kernels<T: Sync, F: Sync, const N: usize>(
             unsafe {
                 kernels[size - 1](
                     &tiles[t * kb..(t + 1) * kb],
-                    &act[row_blocks.start * Q8K_BYTES..row_blocks.end * Q8K_BYTES],
+                    &act[row_blocks.start * block_bytes..row_blocks.end * block_bytes],
                     &factors
                         [row_blocks.start * factors_per_block..row_blocks.end * factors_per_block],
                     kb,
