@@ -586,10 +586,12 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-    use candle_core::{Device, Module, Tensor};
+    use candle_core::{Device, Tensor};
 
     use super::*;
-    use crate::models::tile_items::test_support::{assert_rows_alone, random_rows, widths};
+    use crate::models::tile_items::test_support::{
+        assert_close_to_candles, assert_rows_alone, assert_same_bits, random_rows, widths,
+    };
 
     fn q4k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -664,17 +666,7 @@ mod tests {
                 tiles
                     .matmul_columns_at(&x, rows, 0..n, &mut got, width)
                     .unwrap();
-                let differ = expected
-                    .iter()
-                    .zip(&got)
-                    .filter(|(a, b)| a.to_bits() != b.to_bits())
-                    .count();
-                assert_eq!(
-                    differ,
-                    0,
-                    "{width:?}, {rows} rows: {differ} of {} differ",
-                    got.len()
-                );
+                assert_same_bits(&expected, &got, &format!("{width:?}, {rows} rows"));
             }
         }
     }
@@ -684,27 +676,11 @@ mod tests {
         if !supports(16, 256) {
             return;
         }
-        let (n, k, rows) = (48, 768, 5);
+        let (n, k) = (48, 768);
         let w = std::sync::Arc::new(q4k(n, k));
-        let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
-        let candle: Vec<f32> = QMatMul::from_arc(w.clone())
-            .unwrap()
-            .forward(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let got = ours(&w, &x.flatten_all().unwrap().to_vec1().unwrap(), rows);
-        // The same quantized inputs and exact integer sums; only the float steps round
-        // elsewhere (candle scales each sub-block's sum in f32).
-        let largest = candle.iter().fold(0f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in candle.iter().zip(&got).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * largest,
-                "result {i}: candle {a}, ours {b}"
-            );
-        }
+        let candle = QMatMul::from_arc(w.clone()).unwrap();
+        // candle scales each sub-block's sum in f32.
+        assert_close_to_candles(&candle, k, 5, |xs, rows| ours(&w, xs, rows));
     }
 
     #[test]

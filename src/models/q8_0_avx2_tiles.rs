@@ -232,11 +232,13 @@ mod x86 {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-    use candle_core::{Device, Module, Tensor};
+    use candle_core::{Device, Tensor};
 
     use super::*;
     use crate::models::quant_blocks::as_bytes;
-    use crate::models::tile_items::test_support::{assert_rows_alone, random_rows};
+    use crate::models::tile_items::test_support::{
+        assert_close_to_candles, assert_rows_alone, assert_same_bits, random_rows,
+    };
 
     fn q8_0(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -301,12 +303,7 @@ mod tests {
             let x = random_rows(rows, k);
             let expected = plain_product(&bytes, (n, k), &x, rows);
             let got = ours(&bytes, (n, k), &x, rows);
-            let differ = expected
-                .iter()
-                .zip(&got)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
-            assert_eq!(differ, 0, "{rows} rows: {differ} of {} differ", got.len());
+            assert_same_bits(&expected, &got, &format!("{rows} rows"));
         }
     }
 
@@ -326,28 +323,12 @@ mod tests {
         if !supports(8, 256) {
             return;
         }
-        let (n, k, rows) = (24, 768, 5);
+        let (n, k) = (24, 768);
         let w = std::sync::Arc::new(q8_0(n, k));
-        let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
-        let candle: Vec<f32> = QMatMul::from_arc(w.clone())
-            .unwrap()
-            .forward(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let got = ours(&w.data().unwrap(), (n, k), &xs, rows);
-        // The same quantized inputs and exact integer sums; only the float steps round
-        // elsewhere (candle sums eight partial lanes per column).
-        let largest = candle.iter().fold(0f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in candle.iter().zip(&got).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * largest,
-                "result {i}: candle {a}, ours {b}"
-            );
-        }
+        let candle = QMatMul::from_arc(w.clone()).unwrap();
+        let bytes = w.data().unwrap();
+        // candle sums eight partial lanes per column.
+        assert_close_to_candles(&candle, k, 5, |xs, rows| ours(&bytes, (n, k), xs, rows));
     }
 
     /// Multiply-accumulates per second on this machine's pool:

@@ -156,6 +156,30 @@ pub(super) mod test_support {
         }
     }
 
+    /// Asserts that `got` is `expected` bit for bit (`what` names the case).
+    pub(in crate::models) fn assert_same_bits(expected: &[f32], got: &[f32], what: &str) {
+        assert_eq!(expected.len(), got.len(), "{what}");
+        let differ = expected
+            .iter()
+            .zip(got)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(
+            differ,
+            0,
+            "{what}: {differ} of {} results differ",
+            got.len()
+        );
+    }
+
+    /// candle's `QMatMul` results for random activations of `rows` rows of width `k`, and the
+    /// activations (row-major).
+    fn candles_product(candle: &QMatMul, k: usize, rows: usize) -> (Vec<f32>, Vec<f32>) {
+        let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        (values(&candle.forward(&x).unwrap()), values(&x))
+    }
+
     /// Asserts that `ours(xs, rows)` gives candle's `QMatMul` results bit for bit, for random
     /// activations of width `k` in each of `row_counts` rows.
     pub(in crate::models) fn assert_candles_bits(
@@ -165,25 +189,27 @@ pub(super) mod test_support {
         ours: impl Fn(&[f32], usize) -> Vec<f32>,
     ) {
         for &rows in row_counts {
-            let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
-            let expected: Vec<f32> = candle
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let got = ours(&x.flatten_all().unwrap().to_vec1().unwrap(), rows);
-            let differ = expected
-                .iter()
-                .zip(&got)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
-            assert_eq!(
-                differ,
-                0,
-                "{rows} rows: {differ} of {} results differ",
-                got.len()
+            let (expected, xs) = candles_product(candle, k, rows);
+            assert_same_bits(&expected, &ours(&xs, rows), &format!("{rows} rows"));
+        }
+    }
+
+    /// Asserts that `ours(xs, rows)` is within 1e-5 of the largest of candle's `QMatMul`
+    /// results for random activations of `rows` rows of width `k`: the same quantized inputs
+    /// and exact integer sums, float steps that round elsewhere.
+    pub(in crate::models) fn assert_close_to_candles(
+        candle: &QMatMul,
+        k: usize,
+        rows: usize,
+        ours: impl Fn(&[f32], usize) -> Vec<f32>,
+    ) {
+        let (expected, xs) = candles_product(candle, k, rows);
+        let got = ours(&xs, rows);
+        let largest = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in expected.iter().zip(&got).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * largest,
+                "result {i}: candle {a}, ours {b}"
             );
         }
     }
