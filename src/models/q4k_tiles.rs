@@ -204,17 +204,12 @@ impl Q4KTiles {
                 self.n
             )
         }
-        if xs.len() != rows * k || dst.len() != rows * n {
-            candle_core::bail!(
-                "Q4K tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
-                xs.len(),
-                dst.len()
-            )
-        }
-        if rows == 0 || n == 0 {
+        let Some(act) = super::tile_items::q8k_rows_for("Q4K", (n, k), xs, rows, dst)? else {
+            return Ok(());
+        };
+        if n == 0 {
             return Ok(());
         }
-        let act = super::q8k_rows::quantize(xs, rows, k);
         let kb = k / QK_K;
         let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
         #[cfg(target_arch = "x86_64")]

@@ -110,13 +110,7 @@ impl Q8_0Avx2Tiles {
         dst: &mut [f32],
     ) -> candle_core::Result<()> {
         let (n, k) = (self.n, self.k);
-        if xs.len() != rows * k || dst.len() != rows * n {
-            candle_core::bail!(
-                "Q8_0 tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
-                xs.len(),
-                dst.len()
-            )
-        }
+        super::tile_items::check_rows("Q8_0", (n, k), xs, rows, dst)?;
         if rows == 0 {
             return Ok(());
         }
@@ -143,7 +137,7 @@ impl Q8_0Avx2Tiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::quant_blocks::x86::q8_0_scale;
+    use super::super::quant_blocks::x86::q8_0_scales;
     use super::super::tile_items::{run_tile_kernels, TileKernel};
     use super::*;
 
@@ -158,9 +152,7 @@ mod x86 {
         dst: &mut [f32],
     ) {
         // SAFETY: `supports` checked AVX2, FMA and F16C.
-        let scales: Vec<f32> = (0..rows * k / BLOCK)
-            .map(|b| unsafe { q8_0_scale(act, b) })
-            .collect();
+        let scales = unsafe { q8_0_scales(act, rows * k / BLOCK) };
         let kernels: [TileKernel<Tile>; MAX_ROWS] = [unit::<1>, unit::<2>, unit::<3>, unit::<4>];
         // SAFETY: as above.
         unsafe {

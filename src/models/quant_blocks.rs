@@ -105,6 +105,12 @@ pub(super) mod x86 {
         f16_to_f32(u16::from_le_bytes([blocks[at], blocks[at + 1]]))
     }
 
+    /// The f32 scales of the first `count` Q8_0 blocks of `blocks`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(in crate::models) fn q8_0_scales(blocks: &[u8], count: usize) -> Vec<f32> {
+        (0..count).map(|b| q8_0_scale(blocks, b)).collect()
+    }
+
     /// candle's `hsum_float_8`, in its order.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]

@@ -137,7 +137,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::*;
-    use crate::models::quant_blocks::x86::{f16_to_f32, hsum, q8_0_scale};
+    use crate::models::quant_blocks::x86::{f16_to_f32, hsum, q8_0_scales};
     use crate::models::tile_items::Out;
 
     /// How far ahead of the block being read a Q8_0 tile asks for its weight rows (bytes,
@@ -193,12 +193,6 @@ mod x86 {
                 }
             }
         });
-    }
-
-    /// The f32 scales of `blocks` Q8_0 blocks.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn q8_0_scales(act: &[u8], blocks: usize) -> Vec<f32> {
-        (0..blocks).map(|b| q8_0_scale(act, b)).collect()
     }
 
     /// `R` rows of one column of a Q8_0 product. `w`: the column's `kb` blocks; `a`: `R`

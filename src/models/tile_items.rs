@@ -15,7 +15,8 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 /// A tile kernel for `R` activation rows against one column tile: `(tiles, act, factors, kb,
-/// out, n)`, the column tile's `kb` weight tiles, the rows' Q8K blocks (`kb` each) and their
+/// out, n)`, the column tile's `kb` weight tiles, the rows' activations (`kb` tiles' worth
+/// each: Q8K blocks, or Q8_0 blocks for `q8_0_avx2_tiles`) and their
 /// per-block factors (of the tile format's type `F`), its `R × tile_cols` results written from
 /// `out` with row stride `n`.
 pub(super) type TileKernel<T, F = f32> = unsafe fn(&[T], &[u8], &[F], usize, *mut f32, usize);
@@ -91,15 +92,14 @@ pub(super) fn check_weight_bytes(
 }
 
 /// Checks the shapes of a product of `rows` rows of width `k` (`xs`) against a `(n, k)` weight
-/// of `format` in tiles into `dst` (`rows × n`), and quantizes the rows to Q8K blocks (what the
-/// Q6K and Q8_0 tile kernels read): `None` when there are no rows.
-pub(super) fn q8k_rows_for(
+/// of `format` in tiles into `dst` (`rows × n`).
+pub(super) fn check_rows(
     format: &str,
     (n, k): (usize, usize),
     xs: &[f32],
     rows: usize,
     dst: &[f32],
-) -> candle_core::Result<Option<Vec<u8>>> {
+) -> candle_core::Result<()> {
     if xs.len() != rows * k || dst.len() != rows * n {
         candle_core::bail!(
             "{format} tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
@@ -107,6 +107,19 @@ pub(super) fn q8k_rows_for(
             dst.len()
         )
     }
+    Ok(())
+}
+
+/// [`check_rows`], then the rows quantized to Q8K blocks (what the Q4K, Q6K and Q8_0 VNNI tile
+/// kernels read): `None` when there are no rows.
+pub(super) fn q8k_rows_for(
+    format: &str,
+    (n, k): (usize, usize),
+    xs: &[f32],
+    rows: usize,
+    dst: &[f32],
+) -> candle_core::Result<Option<Vec<u8>>> {
+    check_rows(format, (n, k), xs, rows, dst)?;
     Ok((rows > 0).then(|| super::q8k_rows::quantize(xs, rows, k)))
 }
 
