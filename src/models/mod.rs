@@ -9,6 +9,7 @@ pub mod generate;
 mod group_attention;
 mod head_attention;
 pub mod hub;
+mod huge_pages;
 pub mod int8;
 pub mod llm;
 pub mod marian;

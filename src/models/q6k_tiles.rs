@@ -53,6 +53,7 @@ use rayon::prelude::*;
 
 use super::cpu_level::Width;
 use super::quant_blocks::{has_avx2, Q6K_BYTES, Q8K_BYTES, Q8K_QS};
+use super::tile_items::TileWeights;
 
 /// Output columns per tile.
 pub(crate) const TILE_COLS: usize = 16;
@@ -138,7 +139,7 @@ impl Q6KTiles {
             scales: [[0; TILE_COLS]; SUBS],
             quants: [[[0; 4 * TILE_COLS]; 3]; SUBS],
         };
-        let mut tiles = vec![empty; n / TILE_COLS * kb];
+        let mut tiles = super::huge_pages::filled(empty, n / TILE_COLS * kb);
         tiles.par_iter_mut().enumerate().for_each(|(i, tile)| {
             let (t, b) = (i / kb, i % kb);
             for r in 0..TILE_COLS {
@@ -170,11 +171,6 @@ impl Q6KTiles {
         Ok(Q6KTiles { tiles, n, k })
     }
 
-    /// `(n, k)`.
-    pub(crate) fn dims(&self) -> (usize, usize) {
-        (self.n, self.k)
-    }
-
     /// Row `r` of the weight in f32, each value exactly as candle's `dequantize` gives it,
     /// `(d · sc) · (q − 32)`: so tied embeddings can be looked up in the output head's tiles
     /// rather than held a second time.
@@ -198,16 +194,6 @@ impl Q6KTiles {
             }
         }
         Ok(row)
-    }
-
-    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
-    pub(crate) fn matmul(
-        &self,
-        xs: &[f32],
-        rows: usize,
-        dst: &mut [f32],
-    ) -> candle_core::Result<()> {
-        self.matmul_at(xs, rows, dst, Width::current())
     }
 
     /// [`Q6KTiles::matmul`] on the kernel of the given width (the same bits).
@@ -236,6 +222,18 @@ impl Q6KTiles {
             unreachable!("supports() is false off x86")
         }
         Ok(())
+    }
+}
+
+impl TileWeights for Q6KTiles {
+    const FORMAT: &'static str = "Q6K";
+
+    fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
+        self.matmul_at(xs, rows, dst, Width::current())
     }
 }
 
@@ -579,7 +577,9 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
-    use crate::models::tile_items::test_support::{assert_rows_alone, random_rows, widths};
+    use crate::models::tile_items::test_support::{
+        assert_dequantized_rows, assert_rows_alone, random_rows, widths,
+    };
 
     fn q6k(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -764,17 +764,7 @@ mod tests {
         let (n, k) = (32, 512);
         let w = q6k(n, k);
         let tiles = Q6KTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        let want = w
-            .dequantize(&Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        for (r, want) in want.iter().enumerate() {
-            let got = tiles.dequantize_row(r).unwrap();
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&got), bits(want), "row {r}");
-        }
-        assert!(tiles.dequantize_row(n).is_err());
+        assert_dequantized_rows(&w, |r| tiles.dequantize_row(r));
     }
 
     #[test]

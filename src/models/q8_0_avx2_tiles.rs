@@ -26,6 +26,7 @@
 use rayon::prelude::*;
 
 use super::quant_blocks::{has_avx2, Q8_0_BYTES};
+use super::tile_items::TileWeights;
 
 /// Output columns per tile: one 256-bit register of 4-byte groups.
 const TILE_COLS: usize = 8;
@@ -36,6 +37,14 @@ const BLOCKS: usize = 8;
 /// Activation rows per work item: 4 rows' accumulators and block sums and the tile's quants
 /// fill 11 of the 16 registers.
 const MAX_ROWS: usize = 4;
+/// Up to how many activation rows (a decode step's sequences) the kernels ask for the next
+/// column tile while they work on this one (`tile_items::ask_for_tile_ahead`), from
+/// `MAX_ROWS + 1`: with two row groups the first reads a column tile from memory and the
+/// second from cache. On 8 rows of an 8,960 × 1,536 weight streamed from memory it ran 89–99
+/// GMAC/s against 73–81 in paired rounds; on 4 rows, one pass per tile, 74–92 against 84–99,
+/// so one row group does not ask (AMD EPYC Zen 4, AVX2, 2 threads; scripts/bench/README.md,
+/// "Session 21").
+const DECODE_ROWS: usize = 8;
 /// How far ahead a one-row product asks for the quants it will read (bytes; one request per
 /// 64-byte line read), as in `q4k_tiles`.
 const PREFETCH: usize = 2048;
@@ -79,7 +88,7 @@ impl Q8_0Avx2Tiles {
             d: [[0; TILE_COLS]; BLOCKS],
             qs: [[0; BLOCK * TILE_COLS]; BLOCKS],
         };
-        let mut tiles = vec![empty; n / TILE_COLS * spans];
+        let mut tiles = super::huge_pages::filled(empty, n / TILE_COLS * spans);
         tiles.par_iter_mut().enumerate().for_each(|(i, tile)| {
             let (t, span) = (i / spans, i % spans);
             for r in 0..TILE_COLS {
@@ -97,18 +106,37 @@ impl Q8_0Avx2Tiles {
         Ok(Q8_0Avx2Tiles { tiles, n, k })
     }
 
-    /// `(n, k)`.
-    pub(crate) fn dims(&self) -> (usize, usize) {
+    /// Row `r` of the weight in f32, each value exactly as candle's `dequantize` gives it
+    /// (`q · d`): so tied embeddings can be looked up in the output head's tiles rather than
+    /// held a second time.
+    pub(crate) fn dequantize_row(&self, r: usize) -> candle_core::Result<Vec<f32>> {
+        if r >= self.n {
+            candle_core::bail!("row {r} of a Q8_0 weight of {} rows", self.n)
+        }
+        let (spans, t, c) = (self.k / (BLOCK * BLOCKS), r / TILE_COLS, r % TILE_COLS);
+        let mut row = Vec::with_capacity(self.k);
+        for tile in &self.tiles[t * spans..(t + 1) * spans] {
+            for (d, qs) in tile.d.iter().zip(&tile.qs) {
+                // SAFETY: `supports` held when these tiles were packed (F16C).
+                let d = unsafe { super::quant_blocks::x86::f16_to_f32(d[c]) };
+                for g in 0..BLOCK / 4 {
+                    let group = &qs[(g * TILE_COLS + c) * 4..][..4];
+                    row.extend(group.iter().map(|&q| q as i8 as f32 * d));
+                }
+            }
+        }
+        Ok(row)
+    }
+}
+
+impl TileWeights for Q8_0Avx2Tiles {
+    const FORMAT: &'static str = "Q8_0";
+
+    fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
-    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
-    pub(crate) fn matmul(
-        &self,
-        xs: &[f32],
-        rows: usize,
-        dst: &mut [f32],
-    ) -> candle_core::Result<()> {
+    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
         let (n, k) = (self.n, self.k);
         super::tile_items::check_rows("Q8_0", (n, k), xs, rows, dst)?;
         if rows == 0 {
@@ -138,7 +166,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::quant_blocks::x86::q8_0_scales;
-    use super::super::tile_items::{run_tile_kernels, TileKernel};
+    use super::super::tile_items::{ask_for_tile_ahead, run_tile_kernels, TileKernel};
     use super::*;
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows
@@ -153,7 +181,22 @@ mod x86 {
     ) {
         // SAFETY: `supports` checked AVX2, FMA and F16C.
         let scales = unsafe { q8_0_scales(act, rows * k / BLOCK) };
-        let kernels: [TileKernel<Tile>; MAX_ROWS] = [unit::<1>, unit::<2>, unit::<3>, unit::<4>];
+        let two_groups_of_a_decode_step = (MAX_ROWS + 1..=DECODE_ROWS).contains(&rows);
+        let kernels: [TileKernel<Tile>; MAX_ROWS] = if two_groups_of_a_decode_step {
+            [
+                unit::<1, false>,
+                unit::<2, true>,
+                unit::<3, true>,
+                unit::<4, true>,
+            ]
+        } else {
+            [
+                unit::<1, false>,
+                unit::<2, false>,
+                unit::<3, false>,
+                unit::<4, false>,
+            ]
+        };
         // SAFETY: as above.
         unsafe {
             run_tile_kernels(
@@ -170,11 +213,11 @@ mod x86 {
     /// `R` activation rows (`act`: `R × 8 · spans` Q8_0 blocks as bytes, `scales` their
     /// factors) against one column tile's `spans` tiles; writes the `R × 8` results at `out`
     /// (row stride `n`). One row asks for the quants ahead ([`PREFETCH`]): it is bound by reading
-    /// them.
+    /// them. With `NEXT`, more rows ask for the next column tile ([`DECODE_ROWS`]).
     // `m` indexes the rows, their blocks, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn unit<const R: usize>(
+    unsafe fn unit<const R: usize, const NEXT: bool>(
         tiles: &[Tile],
         act: &[u8],
         scales: &[f32],
@@ -196,6 +239,8 @@ mod x86 {
                     if R == 1 {
                         // A hint only (it never faults, also past the end of the tiles).
                         _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                    } else if NEXT {
+                        ask_for_tile_ahead(tile, spans, b * BLOCK / 4 + g, BLOCKS * BLOCK / 4);
                     }
                     let q = _mm256_loadu_si256(at as *const __m256i);
                     let q_abs = _mm256_sign_epi8(q, q);
@@ -229,7 +274,8 @@ mod tests {
     use super::*;
     use crate::models::quant_blocks::as_bytes;
     use crate::models::tile_items::test_support::{
-        assert_close_to_candles, assert_rows_alone, assert_same_bits, random_rows,
+        assert_close_to_candles, assert_dequantized_rows, assert_rows_alone, assert_same_bits,
+        print_tile_rates, random_rows,
     };
 
     fn q8_0(n: usize, k: usize) -> QTensor {
@@ -323,6 +369,17 @@ mod tests {
         assert_close_to_candles(&candle, k, 5, |xs, rows| ours(&bytes, (n, k), xs, rows));
     }
 
+    #[test]
+    fn a_dequantized_row_is_candles_bit_for_bit() {
+        if !supports(8, 256) {
+            return;
+        }
+        let (n, k) = (16, 512);
+        let w = q8_0(n, k);
+        let tiles = Q8_0Avx2Tiles::pack(&w.data().unwrap(), n, k).unwrap();
+        assert_dequantized_rows(&w, |r| tiles.dequantize_row(r));
+    }
+
     /// Multiply-accumulates per second on this machine's pool:
     /// `cargo test --release --lib q8_0_avx2_tile_rate -- --ignored --nocapture`.
     #[test]
@@ -330,25 +387,14 @@ mod tests {
     fn q8_0_avx2_tile_rate() {
         let (n, k) = (8960, 1536);
         let w = q8_0(n, k);
-        let tiles = Q8_0Avx2Tiles::pack(&w.data().unwrap(), n, k).unwrap();
-        // A prompt, then one decode step of 8 sequences and of one.
-        for rows in [512, 8, 1] {
-            let x: Vec<f32> = (0..rows * k)
-                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-                .collect();
-            let mut dst = vec![0f32; rows * n];
-            tiles.matmul(&x, rows, &mut dst).unwrap();
-            for _ in 0..3 {
-                let t = std::time::Instant::now();
-                tiles.matmul(&x, rows, &mut dst).unwrap();
-                let s = t.elapsed().as_secs_f64();
-                eprintln!(
-                    "{rows}x{k} . {n}x{k}: {:.4} s, {:.1} GMAC/s",
-                    s,
-                    (rows * n * k) as f64 / s / 1e9
-                );
-            }
-        }
+        let data = w.data().unwrap();
+        // 5 copies of 14.6 MB: more than twice a 32 MiB last-level cache.
+        let copies: Vec<Q8_0Avx2Tiles> = (0..5)
+            .map(|_| Q8_0Avx2Tiles::pack(&data, n, k).unwrap())
+            .collect();
+        print_tile_rates((n, k), copies.len(), |copy, x, rows, dst| {
+            copies[copy].matmul(x, rows, dst).unwrap()
+        });
     }
 
     #[test]

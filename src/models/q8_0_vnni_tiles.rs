@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use super::cpu_level::CpuLevel;
 use super::quant_blocks::{Q8K_BSUMS, Q8K_BYTES, Q8K_QS, Q8_0_BYTES};
+use super::tile_items::TileWeights;
 
 /// Output columns per tile: candle's `TILE_N`.
 const TILE_COLS: usize = 16;
@@ -79,7 +80,7 @@ impl Q8_0VnniTiles {
             d: [[0; TILE_COLS]; BLOCKS],
             qs: [[0; BLOCK * TILE_COLS]; BLOCKS],
         };
-        let mut tiles = vec![empty; n / TILE_COLS * spans];
+        let mut tiles = super::huge_pages::filled(empty, n / TILE_COLS * spans);
         tiles.par_iter_mut().enumerate().for_each(|(i, tile)| {
             let (t, span) = (i / spans, i % spans);
             for r in 0..TILE_COLS {
@@ -98,19 +99,16 @@ impl Q8_0VnniTiles {
         });
         Ok(Q8_0VnniTiles { tiles, n, k })
     }
+}
 
-    /// `(n, k)`.
-    pub(crate) fn dims(&self) -> (usize, usize) {
+impl TileWeights for Q8_0VnniTiles {
+    const FORMAT: &'static str = "Q8_0";
+
+    fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
-    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
-    pub(crate) fn matmul(
-        &self,
-        xs: &[f32],
-        rows: usize,
-        dst: &mut [f32],
-    ) -> candle_core::Result<()> {
+    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
         let (n, k) = (self.n, self.k);
         let Some(act) = super::tile_items::q8k_rows_for("Q8_0", (n, k), xs, rows, dst)? else {
             return Ok(());
@@ -233,7 +231,9 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::*;
-    use crate::models::tile_items::test_support::{assert_candles_bits, assert_rows_alone};
+    use crate::models::tile_items::test_support::{
+        assert_candles_bits, assert_rows_alone, print_tile_rates,
+    };
 
     fn q8_0(n: usize, k: usize) -> QTensor {
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
@@ -272,8 +272,8 @@ mod tests {
         assert_rows_alone((n, k), 7, |xs, rows| ours(&tiles, xs, rows));
     }
 
-    /// Multiply-accumulates per second on this machine's pool, for a prompt and for 1 and 8
-    /// decode rows: `cargo test --release --lib q8_0_vnni_tile_rate -- --ignored --nocapture`.
+    /// Multiply-accumulates per second on this machine's pool, for a prompt and for 8 and 1
+    /// decode rows (`print_tile_rates`): `cargo test --release --lib q8_0_vnni_tile_rate -- --ignored --nocapture`.
     #[test]
     #[ignore = "a speed measure, not a check"]
     fn q8_0_vnni_tile_rate() {
@@ -282,26 +282,14 @@ mod tests {
         }
         let (n, k) = (8960, 1536);
         let w = q8_0(n, k);
-        let tiles = Q8_0VnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        for rows in [512, 8, 1] {
-            let x: Vec<f32> = (0..rows * k)
-                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-                .collect();
-            let mut dst = vec![0f32; rows * n];
-            let reps = (2_000_000_000 / (rows * n * k)).clamp(3, 200);
-            tiles.matmul(&x, rows, &mut dst).unwrap();
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                tiles.matmul(&x, rows, &mut dst).unwrap();
-            }
-            let s = t.elapsed().as_secs_f64() / reps as f64;
-            eprintln!(
-                "{rows}x{k} . {n}x{k}: {:.3} ms, {:.1} GMAC/s, {:.1} GB/s of weights",
-                s * 1e3,
-                (rows * n * k) as f64 / s / 1e9,
-                (n * k / BLOCK * Q8_0_BYTES) as f64 / s / 1e9
-            );
-        }
+        let data = w.data().unwrap();
+        // 5 copies of 14.6 MB: more than twice a 32 MiB last-level cache.
+        let copies: Vec<Q8_0VnniTiles> = (0..5)
+            .map(|_| Q8_0VnniTiles::pack(&data, n, k).unwrap())
+            .collect();
+        print_tile_rates((n, k), copies.len(), |copy, x, rows, dst| {
+            copies[copy].matmul(x, rows, dst).unwrap()
+        });
     }
 
     #[test]

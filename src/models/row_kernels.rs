@@ -6,9 +6,10 @@
 //! `ggml_vec_dot_q8_0_q8_0` also reads one weight row per call; two weight rows read side by
 //! side per tile streamed at about half the rate). Q8_0 products of a chunk of rows or more
 //! (prompts) go to [`super::q8_0_tiles`], the same arithmetic in tiles of 4 rows × 2 columns.
-//! Since a layer's own Q8_0 weights have tiles of their own at every level (`q8_0_avx2_tiles`,
-//! `q8_0_vnni_tiles`), Q8_0 runs here for tied embeddings used as the output head (kept as
-//! they are, for the embedding lookup) and shapes that do not tile.
+//! Since Q8_0 weights have tiles of their own at every level (`q8_0_avx2_tiles`, which below
+//! AVX-512 VNNI also hold tied embeddings and give their rows to the embedding lookup;
+//! `q8_0_vnni_tiles`), Q8_0 runs here for tied embeddings used as the output head at the
+//! AVX-512 VNNI level (kept as they are, for the embedding lookup) and shapes that do not tile.
 //!
 //! candle 0.11.1 computes Q6K (always, since its repacked tiles would make a row's result
 //! depend on the row count, see `row_linear.rs`) and Q8_0 (whenever the CPU lacks VNNI) with

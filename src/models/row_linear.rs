@@ -31,12 +31,12 @@
 //!
 //! Q8_0 without VNNI, where candle has no tiles and runs one `vec_dot` per row and column (on 8
 //! decode rows of a Q8_0 Qwen2.5-1.5B its per-row dot products were 84% of the step; perf, AMD
-//! EPYC, AVX2): a layer's own Q8_0 weights run on [`Q8_0Avx2Tiles`] (8 columns side by side,
-//! one exact integer per block), prompts and decode rows alike; tied embeddings used as the
-//! output head, which are not repacked (the embedding lookup reads their rows), go through
-//! [`row_kernels`] (candle's `vec_dot` bits; prompts on `q8_0_tiles`, the same arithmetic).
-//! Where the level is AVX-512 VNNI, a layer's own Q8_0 weights run on [`Q8_0VnniTiles`]
-//! (candle's VNNI tiles' results, faster), and the tied head decodes on the row kernels.
+//! EPYC, AVX2): Q8_0 weights run on [`Q8_0Avx2Tiles`] (8 columns side by side, one exact
+//! integer per block), prompts and decode rows alike, tied embeddings used as the output head
+//! included: the embeddings are then looked up in the tiles ([`RowLinear::weight_rows`]), held
+//! once. Where the level is AVX-512 VNNI, a layer's own Q8_0 weights run on [`Q8_0VnniTiles`]
+//! (candle's VNNI tiles' results, faster), and the tied head, whose compact rows the embedding
+//! lookup reads, decodes on the [`row_kernels`] (candle's `vec_dot` bits).
 
 use std::sync::Arc;
 
@@ -50,6 +50,7 @@ use super::q6k_tiles::{self, Q6KTiles};
 use super::q8_0_avx2_tiles::{self, Q8_0Avx2Tiles};
 use super::q8_0_vnni_tiles::{self, Q8_0VnniTiles};
 use super::row_kernels;
+use super::tile_items::TileWeights;
 
 /// Rows per quantized matmul call in [`RowLinear::forward_rows`]: below every threshold at
 /// which candle changes kernel by row count (AMX from 32).
@@ -90,12 +91,6 @@ impl RowLinear {
                     kind: Kind::Q8_0VnniTiles(tiles),
                 });
             }
-            if CpuLevel::current() != CpuLevel::Avx512Vnni && q8_0_avx2_tiles::supports(n, k) {
-                let tiles = Q8_0Avx2Tiles::pack(&weights.data()?, n, k)?;
-                return Ok(RowLinear {
-                    kind: Kind::Q8_0Avx2Tiles(tiles),
-                });
-            }
         }
         Self::from_arc(Arc::new(weights))
     }
@@ -109,6 +104,16 @@ impl RowLinear {
                 let tiles = Q4KTiles::pack(&weights.data()?, n, k)?;
                 return Ok(RowLinear {
                     kind: Kind::Q4KTiles(tiles),
+                });
+            }
+        }
+        if weights.dtype() == GgmlDType::Q8_0 && matches!(weights.device(), Device::Cpu) {
+            let (n, k) = weights.shape().dims2()?;
+            if CpuLevel::current() != CpuLevel::Avx512Vnni && q8_0_avx2_tiles::supports(n, k) {
+                // Tied embeddings too: they are then looked up in these tiles.
+                let tiles = Q8_0Avx2Tiles::pack(&weights.data()?, n, k)?;
+                return Ok(RowLinear {
+                    kind: Kind::Q8_0Avx2Tiles(tiles),
                 });
             }
         }
@@ -134,10 +139,10 @@ impl RowLinear {
     /// and column, and the row kernels' tiles are several times faster.
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights) = match &self.kind {
-            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
-            Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
-            Kind::Q8_0Avx2Tiles(tiles) => return q8_0_avx2_tiles_matmul(tiles, xs),
-            Kind::Q6KTiles(tiles) => return q6k_tiles_matmul(tiles, xs),
+            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q8_0VnniTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q8_0Avx2Tiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q6KTiles(tiles) => return tiles_matmul(tiles, xs),
             Kind::Candle { matmul, weights } => (matmul, weights),
         };
         match weights {
@@ -167,25 +172,31 @@ impl RowLinear {
     }
 
     /// Whether [`RowLinear::weight_rows`] can give the weight's rows: where the layer keeps
-    /// them in [`Q6KTiles`] only.
+    /// them in [`Q6KTiles`] or [`Q8_0Avx2Tiles`] only.
     pub(crate) fn holds_weight_rows(&self) -> bool {
-        matches!(self.kind, Kind::Q6KTiles(_))
+        matches!(self.kind, Kind::Q6KTiles(_) | Kind::Q8_0Avx2Tiles(_))
     }
 
     /// Rows `ids` of the weight, `(ids.len(), k)`, each exactly as candle's `dequantize`
     /// gives it (tied embeddings looked up in the output head). Only where
     /// [`RowLinear::holds_weight_rows`].
     pub(crate) fn weight_rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
-        let Kind::Q6KTiles(tiles) = &self.kind else {
-            candle_core::bail!("this layer does not keep its weight's rows")
+        let (n, k) = match &self.kind {
+            Kind::Q6KTiles(tiles) => tiles.dims(),
+            Kind::Q8_0Avx2Tiles(tiles) => tiles.dims(),
+            _ => candle_core::bail!("this layer does not keep its weight's rows"),
         };
-        let (n, k) = tiles.dims();
+        let row = |r: usize| match &self.kind {
+            Kind::Q6KTiles(tiles) => tiles.dequantize_row(r),
+            Kind::Q8_0Avx2Tiles(tiles) => tiles.dequantize_row(r),
+            _ => unreachable!("checked above"),
+        };
         let mut rows = Vec::with_capacity(ids.len() * k);
         for &id in ids {
             if id as usize >= n {
                 candle_core::bail!("token id {id} is outside the vocabulary of {n}")
             }
-            rows.extend(tiles.dequantize_row(id as usize)?);
+            rows.extend(row(id as usize)?);
         }
         Tensor::from_vec(rows, (ids.len(), k), device)
     }
@@ -193,10 +204,10 @@ impl RowLinear {
     /// `xs · Wᵀ` for `(rows, k)` inputs, each row's result independent of the others.
     pub(crate) fn forward_rows(&self, xs: &Tensor) -> Result<Tensor> {
         let (matmul, weights) = match &self.kind {
-            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs, 0..tiles.dims().0),
-            Kind::Q8_0VnniTiles(tiles) => return q8_0_tiles_matmul(tiles, xs),
-            Kind::Q8_0Avx2Tiles(tiles) => return q8_0_avx2_tiles_matmul(tiles, xs),
-            Kind::Q6KTiles(tiles) => return q6k_tiles_matmul(tiles, xs),
+            Kind::Q4KTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q8_0VnniTiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q8_0Avx2Tiles(tiles) => return tiles_matmul(tiles, xs),
+            Kind::Q6KTiles(tiles) => return tiles_matmul(tiles, xs),
             Kind::Candle {
                 matmul, weights, ..
             } => (matmul, weights),
@@ -273,7 +284,7 @@ impl SharedInputLinear {
                 Kind::Q4KTiles(tiles) if widths.len() > 1 => {
                     let mut start = 0;
                     for &width in widths {
-                        outputs.push(tiles_matmul(tiles, xs, start..start + width)?);
+                        outputs.push(q4k_columns_matmul(tiles, xs, start..start + width)?);
                         start += width;
                     }
                 }
@@ -310,37 +321,29 @@ impl SharedInputLinear {
     }
 }
 
-/// `xs · Wᵀ` on [`Q4KTiles`] for the output columns `columns`, for `(rows, k)` or
-/// `(1, rows, k)` inputs.
-fn tiles_matmul(tiles: &Q4KTiles, xs: &Tensor, columns: std::ops::Range<usize>) -> Result<Tensor> {
+/// `xs · Wᵀ` on weights in tiles, for inputs of any rank whose last dimension is `k`.
+fn tiles_matmul<T: TileWeights>(tiles: &T, xs: &Tensor) -> Result<Tensor> {
     let (n, k) = tiles.dims();
-    on_rows(xs, "Q4K", (n, k), columns.len(), |lhs, rows, dst| {
-        tiles.matmul_columns(lhs, rows, columns, dst)
-    })
-}
-
-/// `xs · Wᵀ` on [`Q8_0VnniTiles`] for inputs of any rank whose last dimension is `k`.
-fn q8_0_tiles_matmul(tiles: &Q8_0VnniTiles, xs: &Tensor) -> Result<Tensor> {
-    let (n, k) = tiles.dims();
-    on_rows(xs, "Q8_0", (n, k), n, |lhs, rows, dst| {
+    on_rows(xs, T::FORMAT, (n, k), n, |lhs, rows, dst| {
         tiles.matmul(lhs, rows, dst)
     })
 }
 
-/// `xs · Wᵀ` on [`Q8_0Avx2Tiles`] for inputs of any rank whose last dimension is `k`.
-fn q8_0_avx2_tiles_matmul(tiles: &Q8_0Avx2Tiles, xs: &Tensor) -> Result<Tensor> {
+/// `xs · Wᵀ` on [`Q4KTiles`] for the output columns `columns` only (one weight of several
+/// packed together, [`SharedInputLinear`]).
+fn q4k_columns_matmul(
+    tiles: &Q4KTiles,
+    xs: &Tensor,
+    columns: std::ops::Range<usize>,
+) -> Result<Tensor> {
     let (n, k) = tiles.dims();
-    on_rows(xs, "Q8_0", (n, k), n, |lhs, rows, dst| {
-        tiles.matmul(lhs, rows, dst)
-    })
-}
-
-/// `xs · Wᵀ` on [`Q6KTiles`] for inputs of any rank whose last dimension is `k`.
-fn q6k_tiles_matmul(tiles: &Q6KTiles, xs: &Tensor) -> Result<Tensor> {
-    let (n, k) = tiles.dims();
-    on_rows(xs, "Q6K", (n, k), n, |lhs, rows, dst| {
-        tiles.matmul(lhs, rows, dst)
-    })
+    on_rows(
+        xs,
+        Q4KTiles::FORMAT,
+        (n, k),
+        columns.len(),
+        |lhs, rows, dst| tiles.matmul_columns(lhs, rows, columns, dst),
+    )
 }
 
 /// Runs `product(lhs, rows, dst)` of a `(n, k)` `dtype` weight on `xs`'s rows (any rank, last
@@ -597,30 +600,32 @@ mod tests {
     #[test]
     fn weight_rows_are_the_dequantized_rows_where_the_layer_keeps_them() {
         let (n, k) = (48, 512);
-        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
-        let w = QTensor::quantize(&w, GgmlDType::Q6K).unwrap();
-        let want = w.dequantize(&Device::Cpu).unwrap();
-        let linear = RowLinear::from_arc(Arc::new(w)).unwrap();
-        if !linear.holds_weight_rows() {
-            assert!(linear.weight_rows(&[0], &Device::Cpu).is_err());
-            return;
+        for dtype in [GgmlDType::Q6K, GgmlDType::Q8_0] {
+            let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+            let w = QTensor::quantize(&w, dtype).unwrap();
+            let want = w.dequantize(&Device::Cpu).unwrap();
+            let linear = RowLinear::from_arc(Arc::new(w)).unwrap();
+            if !linear.holds_weight_rows() {
+                assert!(linear.weight_rows(&[0], &Device::Cpu).is_err());
+                continue;
+            }
+            let ids = [5u32, 0, 47, 5];
+            let got = linear.weight_rows(&ids, &Device::Cpu).unwrap();
+            let want = want
+                .index_select(&Tensor::new(&ids[..], &Device::Cpu).unwrap(), 0)
+                .unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let t = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                t.into_iter().map(f32::to_bits).collect()
+            };
+            assert_eq!(bits(&got), bits(&want), "{dtype:?}");
+            let err = linear.weight_rows(&[48], &Device::Cpu).unwrap_err();
+            // candle's messages carry a backtrace after the first line where one is enabled.
+            assert_eq!(
+                err.to_string().lines().next(),
+                Some("token id 48 is outside the vocabulary of 48")
+            );
         }
-        let ids = [5u32, 0, 47, 5];
-        let got = linear.weight_rows(&ids, &Device::Cpu).unwrap();
-        let want = want
-            .index_select(&Tensor::new(&ids[..], &Device::Cpu).unwrap(), 0)
-            .unwrap();
-        let bits = |t: &Tensor| -> Vec<u32> {
-            let t = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            t.into_iter().map(f32::to_bits).collect()
-        };
-        assert_eq!(bits(&got), bits(&want));
-        let err = linear.weight_rows(&[48], &Device::Cpu).unwrap_err();
-        // candle's messages carry a backtrace after the first line where one is enabled.
-        assert_eq!(
-            err.to_string().lines().next(),
-            Some("token id 48 is outside the vocabulary of 48")
-        );
     }
 
     /// What the module header states about candle's kernels: if an update makes Q6K or f16

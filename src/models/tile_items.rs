@@ -1,11 +1,26 @@
-//! The work items of a product on repacked weight tiles ([`Q4KTiles`](super::q4k_tiles),
+//! What the repacked weight tile formats ([`Q4KTiles`](super::q4k_tiles),
 //! [`Q6KTiles`](super::q6k_tiles), [`Q8_0VnniTiles`](super::q8_0_vnni_tiles),
-//! [`Q8_0Avx2Tiles`](super::q8_0_avx2_tiles)): one column
-//! tile against a group of activation rows each,
-//! spread over candle's worker pool (the one its own kernels use), in the order candle's
-//! `matmul_tiles` has them: column tile major, so consecutive items reuse one tile from cache;
-//! each item run by the tile format's kernel for its number of rows; and the shape check and
-//! Q8K activation rows that such a product starts from.
+//! [`Q8_0Avx2Tiles`](super::q8_0_avx2_tiles)) share: the face a layer sees of each
+//! ([`TileWeights`]); the work items of a product, one column tile against a group of
+//! activation rows each, spread over candle's worker pool (the one its own kernels use), in the
+//! order candle's `matmul_tiles` has them: column tile major, so consecutive items reuse one
+//! tile from cache; each item run by the tile format's kernel for its number of rows; asking
+//! for the next column tile ahead in decode steps; and the shape check and Q8K activation rows
+//! that such a product starts from.
+
+/// A weight repacked into tiles by one of the formats above, which computes its own products:
+/// what a layer needs of it, whatever the format.
+pub(crate) trait TileWeights {
+    /// The format's name, for messages.
+    const FORMAT: &'static str;
+
+    /// `(n, k)`.
+    fn dims(&self) -> (usize, usize);
+
+    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
+    /// Each row's results are computed alone: the same bits whatever rows run beside it.
+    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()>;
+}
 
 /// A `*mut f32` that may cross to the pool's workers: each item writes disjoint outputs.
 #[derive(Clone, Copy)]
@@ -71,6 +86,28 @@ pub(super) unsafe fn run_tile_kernels<T: Sync, F: Sync, const N: usize>(
             }
         }
     });
+}
+
+/// Asks for the lines of the weight tile `ahead` tiles after `tile` that step `step` of a pass
+/// of `steps` over a tile stands for: lines `step`, `step + steps`, … of it, so that one pass
+/// asks for every line once. A hint only: it never faults, also past the end of the tiles.
+///
+/// For the few activation rows of a decode step: a tile kernel's first pass over a column
+/// tile reads it from memory and the rest of the item (its other rows and halves) from cache,
+/// so memory is asked for in bursts a quarter of the time, and the hardware prefetcher, which
+/// follows each stream a few lines ahead, leaves most of those reads waiting. Asking for the
+/// next column tile during this one's first pass spreads them over the whole item.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn ask_for_tile_ahead<T>(tile: &T, ahead: usize, step: usize, steps: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let next = (tile as *const T).wrapping_add(ahead) as *const i8;
+    let mut line = step;
+    while line * 64 < std::mem::size_of::<T>() {
+        // SAFETY: a prefetch reads nothing and never faults (SSE, in every x86_64).
+        unsafe { _mm_prefetch(next.wrapping_add(line * 64), _MM_HINT_T0) };
+        line += steps;
+    }
 }
 
 /// Checks that `weights` (the raw bytes a repacking starts from) hold a `(n, k)` weight of
@@ -183,6 +220,59 @@ pub(super) mod test_support {
             "{what}: {differ} of {} results differ",
             got.len()
         );
+    }
+
+    /// Prints the multiply-accumulates per second of `product(copy, xs, rows, dst)` of a
+    /// `(n, k)` weight on this machine's pool, for a 512-row prompt and one decode step of 8
+    /// sequences and of one: three rounds each, every round repeated long enough (about 2·10⁹
+    /// multiply-accumulates, at least 3 and at most 200 products) that timer noise does not
+    /// decide it. The products cycle through `copies` copies of the weight (`copy` in
+    /// `0..copies`): enough of them that a copy is gone from the last-level cache when it comes
+    /// round again, as in a decode step, which reads every layer's weights once. One copy,
+    /// repeated, stays in a 32 MiB cache and measures another machine.
+    pub(in crate::models) fn print_tile_rates(
+        (n, k): (usize, usize),
+        copies: usize,
+        mut product: impl FnMut(usize, &[f32], usize, &mut [f32]),
+    ) {
+        for rows in [512, 8, 1] {
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let mut dst = vec![0f32; rows * n];
+            let reps = (2_000_000_000 / (rows * n * k)).clamp(3, 200);
+            for copy in 0..copies {
+                product(copy, &x, rows, &mut dst);
+            }
+            let rates: Vec<String> = (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    for rep in 0..reps {
+                        product(rep % copies, &x, rows, &mut dst);
+                    }
+                    let s = t.elapsed().as_secs_f64() / reps as f64;
+                    format!("{:.1}", (rows * n * k) as f64 / s / 1e9)
+                })
+                .collect();
+            eprintln!("{rows}x{k} . {n}x{k}: {} GMAC/s", rates.join(" "));
+        }
+    }
+
+    /// Asserts that `dequantize_row(r)` gives each row of the weight `w` exactly as candle's
+    /// `dequantize` does, and refuses the row past the last.
+    pub(in crate::models) fn assert_dequantized_rows(
+        w: &candle_core::quantized::QTensor,
+        dequantize_row: impl Fn(usize) -> candle_core::Result<Vec<f32>>,
+    ) {
+        let want = w
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (r, want) in want.iter().enumerate() {
+            assert_same_bits(want, &dequantize_row(r).unwrap(), &format!("row {r}"));
+        }
+        assert!(dequantize_row(want.len()).is_err());
     }
 
     /// candle's `QMatMul` results for random activations of `rows` rows of width `k`, and the
