@@ -23,6 +23,18 @@ pub(super) fn filled<T: Clone>(value: T, count: usize) -> Vec<T> {
     v
 }
 
+/// `first`'s elements, then `second`'s, in a new vector advised as in [`filled`]: where two
+/// repacked weights become one, the joined tiles stay on huge pages (growing `first` in place
+/// may move it to memory that was never advised).
+pub(super) fn joined<T>(first: Vec<T>, second: Vec<T>) -> Vec<T> {
+    let count = first.len() + second.len();
+    let mut v: Vec<T> = Vec::with_capacity(count);
+    advise(v.as_ptr() as *const u8, count * std::mem::size_of::<T>());
+    v.extend(first);
+    v.extend(second);
+    v
+}
+
 /// Bytes of a transparent huge page on x86-64 and most of aarch64.
 const HUGE_PAGE: usize = 2 << 20;
 
@@ -55,6 +67,12 @@ mod tests {
         let v = filled([7u8; 100], 50_000);
         assert_eq!(v.len(), 50_000);
         assert!(v.iter().all(|x| x == &[7u8; 100]));
+    }
+
+    #[test]
+    fn a_joined_vector_holds_the_first_then_the_second() {
+        assert_eq!(joined(vec![1, 2], vec![3]), vec![1, 2, 3]);
+        assert_eq!(joined(Vec::<u8>::new(), vec![4]), vec![4]);
     }
 
     #[test]

@@ -173,7 +173,7 @@ impl Q4KTiles {
                 self.k
             )
         }
-        self.tiles.extend(other.tiles);
+        self.tiles = super::huge_pages::joined(std::mem::take(&mut self.tiles), other.tiles);
         self.n += other.n;
         Ok(())
     }

@@ -273,7 +273,8 @@ mod tests {
     }
 
     /// Multiply-accumulates per second on this machine's pool, for a prompt and for 8 and 1
-    /// decode rows (`print_tile_rates`): `cargo test --release --lib q8_0_vnni_tile_rate -- --ignored --nocapture`.
+    /// decode rows (`print_tile_rates`):
+    /// `cargo test --release --lib q8_0_vnni_tile_rate -- --ignored --nocapture`.
     #[test]
     #[ignore = "a speed measure, not a check"]
     fn q8_0_vnni_tile_rate() {

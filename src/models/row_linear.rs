@@ -181,24 +181,15 @@ impl RowLinear {
     /// gives it (tied embeddings looked up in the output head). Only where
     /// [`RowLinear::holds_weight_rows`].
     pub(crate) fn weight_rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
-        let (n, k) = match &self.kind {
-            Kind::Q6KTiles(tiles) => tiles.dims(),
-            Kind::Q8_0Avx2Tiles(tiles) => tiles.dims(),
-            _ => candle_core::bail!("this layer does not keep its weight's rows"),
-        };
-        let row = |r: usize| match &self.kind {
-            Kind::Q6KTiles(tiles) => tiles.dequantize_row(r),
-            Kind::Q8_0Avx2Tiles(tiles) => tiles.dequantize_row(r),
-            _ => unreachable!("checked above"),
-        };
-        let mut rows = Vec::with_capacity(ids.len() * k);
-        for &id in ids {
-            if id as usize >= n {
-                candle_core::bail!("token id {id} is outside the vocabulary of {n}")
+        match &self.kind {
+            Kind::Q6KTiles(tiles) => {
+                looked_up_rows(ids, tiles.dims(), device, |r| tiles.dequantize_row(r))
             }
-            rows.extend(row(id as usize)?);
+            Kind::Q8_0Avx2Tiles(tiles) => {
+                looked_up_rows(ids, tiles.dims(), device, |r| tiles.dequantize_row(r))
+            }
+            _ => candle_core::bail!("this layer does not keep its weight's rows"),
         }
-        Tensor::from_vec(rows, (ids.len(), k), device)
     }
 
     /// `xs · Wᵀ` for `(rows, k)` inputs, each row's result independent of the others.
@@ -344,6 +335,24 @@ fn q4k_columns_matmul(
         columns.len(),
         |lhs, rows, dst| tiles.matmul_columns(lhs, rows, columns, dst),
     )
+}
+
+/// Rows `ids` of a `(n, k)` weight, `(ids.len(), k)`, each from `dequantize_row`; an id past
+/// the vocabulary is an error naming it.
+fn looked_up_rows(
+    ids: &[u32],
+    (n, k): (usize, usize),
+    device: &Device,
+    dequantize_row: impl Fn(usize) -> Result<Vec<f32>>,
+) -> Result<Tensor> {
+    let mut rows = Vec::with_capacity(ids.len() * k);
+    for &id in ids {
+        if id as usize >= n {
+            candle_core::bail!("token id {id} is outside the vocabulary of {n}")
+        }
+        rows.extend(dequantize_row(id as usize)?);
+    }
+    Tensor::from_vec(rows, (ids.len(), k), device)
 }
 
 /// Runs `product(lhs, rows, dst)` of a `(n, k)` `dtype` weight on `xs`'s rows (any rank, last
