@@ -28,7 +28,7 @@
 //! scripts/bench/README.md, "Session 20").
 //!
 //! Where the kernels' level is AVX-512 VNNI the same tiles run in 512-bit registers
-//! (`unit_avx512`: VNNI sums) for two rows and more. candle's own AVX-512 tiles, with their f32
+//! (`unit_avx512`: VNNI sums) for two rows and more, up to 8 rows in one pass. candle's own AVX-512 tiles, with their f32
 //! scales, decoded Qwen2.5-1.5B Q4_K_M at 18.2 tok/s where these tiles (with the tile header
 //! first and line-aligned tiles) decoded at 27.7–29.0 (AMD EPYC Zen 4, 2 threads;
 //! scripts/bench/README.md, "Session 15").
@@ -47,21 +47,32 @@ const SUBS: usize = QK_K / 32;
 /// Bytes of a GGUF Q4K super-block: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins,
 /// 128 bytes of nibbles.
 const Q4K_BYTES: usize = 144;
-/// How far ahead of the quants being read a one-row tile asks for the next bytes (one request
-/// per 64 bytes read). Decoding one sequence reads every weight once per step and is bound by how
-/// many misses a core keeps in flight; the hardware prefetcher alone kept too few (the same
-/// measure took the Q8_0 row kernel from ~17 to ~33 GB/s, `row_kernels.rs`).
+/// How far ahead of the quants being read the one-row kernel, and the AVX-512 kernels in a
+/// decode step, ask for the next bytes (one request per 64 bytes read). Decoding one sequence
+/// reads every weight once per step and is bound by how many misses a core keeps in flight;
+/// the hardware prefetcher alone kept too few (the same measure took the Q8_0 row kernel from
+/// ~17 to ~33 GB/s, `row_kernels.rs`). With 8 rows in one pass ([`MAX_ROWS_AVX512`]) a decode
+/// step's tiles are read once, from memory, and asking ahead took 8 rows of an 8,960 × 1,536
+/// weight streamed from memory from 172–188 to 267–298 GMAC/s (AMD EPYC Zen 4, 2 threads,
+/// alternating runs; scripts/bench/README.md, "Session 22").
 const PREFETCH: usize = 2048;
-/// Activation rows per work item (candle's `MAX_MT`).
+/// Activation rows per work item of the AVX2 kernels (candle's `MAX_MT`): four rows' sums
+/// fill the 16 registers.
 const MAX_ROWS: usize = 4;
+/// Activation rows per work item of the AVX-512 kernels, whose 32 registers hold eight rows'
+/// sums: a decode step of 8 sequences reads and unpacks each tile once, where two groups of 4
+/// read it twice, the first pass from memory (with [`PREFETCH`], 8 batched sequences of
+/// Qwen2.5-1.5B Q4_K_M decoded 131–135 tok/s against 102–108; prompts unchanged).
+const MAX_ROWS_AVX512: usize = 8;
 /// Up to how many activation rows (a decode step's sequences) the AVX2 kernels ask for the
-/// next column tile while they work on this one
+/// next column tile while they work on this one, and the AVX-512 ones for the bytes
+/// [`PREFETCH`] ahead
 /// ([`ask_for_tile_ahead`](super::tile_items::ask_for_tile_ahead)): their first pass reads a
 /// tile from memory and the other half and row group from cache. On 8 rows of an 8,960 ×
 /// 1,536 weight streamed from memory it ran 148–151 GMAC/s against 133–136, and 5% faster in
 /// paired rounds on a busier VM (AMD EPYC Zen 4, AVX2, 2 threads; scripts/bench/README.md,
-/// "Session 21"). The AVX-512 kernels, one pass over a tile per row group, ran no faster
-/// with it and do not ask; prompts, whose many row groups read each tile from cache, neither.
+/// "Session 21"); asking for bytes [`PREFETCH`] ahead instead ran no faster there. Prompts,
+/// whose many row groups read each tile from cache, do not ask.
 const DECODE_ROWS: usize = 8;
 /// Words of sub-block sum pairs per Q8K block (`x86::sub_block_sum_pairs`).
 const PAIRS: usize = SUBS / 2;
@@ -247,8 +258,8 @@ mod x86 {
     use super::super::tile_items::{ask_for_tile_ahead, run_tile_kernels, TileKernel};
     use super::*;
 
-    /// One work item per column tile and group of up to [`MAX_ROWS`] rows
-    /// ([`run_tile_kernels`]), on the kernels of `width`.
+    /// One work item per column tile and group of up to [`MAX_ROWS`] rows at AVX2,
+    /// [`MAX_ROWS_AVX512`] at AVX-512 ([`run_tile_kernels`]), on the kernels of `width`.
     pub(super) fn matmul(
         tiles: &[Tile],
         act: &[u8],
@@ -262,37 +273,52 @@ mod x86 {
         // One row runs the AVX2 kernel at either width: it reads each tile once, in the order
         // it lies, and is bound by memory; in 512-bit registers it decoded Qwen2.5-1.5B Q4_K_M
         // at 18-22 tok/s against 26-36 (AMD EPYC Zen 4, 2 threads, alternating runs).
-        let kernels: [TileKernel<Tile, u32>; MAX_ROWS] = match width {
-            Width::Avx2 if rows <= DECODE_ROWS => [
+        let avx2: [TileKernel<Tile, u32>; MAX_ROWS] = if rows <= DECODE_ROWS {
+            [
                 unit_one_row,
                 unit::<2, true>,
                 unit::<3, true>,
                 unit::<4, true>,
-            ],
-            Width::Avx2 => [
+            ]
+        } else {
+            [
                 unit_one_row,
                 unit::<2, false>,
                 unit::<3, false>,
                 unit::<4, false>,
-            ],
-            Width::Avx512 => [
-                unit_one_row,
-                unit_avx512::<2>,
-                unit_avx512::<3>,
-                unit_avx512::<4>,
-            ],
+            ]
         };
+        let avx512: [TileKernel<Tile, u32>; MAX_ROWS_AVX512] = if rows <= DECODE_ROWS {
+            [
+                unit_one_row,
+                unit_avx512::<2, true>,
+                unit_avx512::<3, true>,
+                unit_avx512::<4, true>,
+                unit_avx512::<5, true>,
+                unit_avx512::<6, true>,
+                unit_avx512::<7, true>,
+                unit_avx512::<8, true>,
+            ]
+        } else {
+            [
+                unit_one_row,
+                unit_avx512::<2, false>,
+                unit_avx512::<3, false>,
+                unit_avx512::<4, false>,
+                unit_avx512::<5, false>,
+                unit_avx512::<6, false>,
+                unit_avx512::<7, false>,
+                unit_avx512::<8, false>,
+            ]
+        };
+        let (tiles, act, pairs) = ((tiles, TILE_COLS), (act, Q8K_BYTES), (&pairs[..], PAIRS));
         // SAFETY: `supports` checked AVX2, FMA and F16C, and `Width::Avx512` is only chosen
         // where the CPU level is AVX-512 VNNI.
         unsafe {
-            run_tile_kernels(
-                (tiles, TILE_COLS),
-                (act, Q8K_BYTES),
-                (&pairs, PAIRS),
-                (rows, kb, n),
-                dst,
-                kernels,
-            )
+            match width {
+                Width::Avx2 => run_tile_kernels(tiles, act, pairs, (rows, kb, n), dst, avx2),
+                Width::Avx512 => run_tile_kernels(tiles, act, pairs, (rows, kb, n), dst, avx512),
+            }
         }
     }
 
@@ -521,10 +547,11 @@ mod x86 {
     /// `vpmulld`. Those are the same exact integer sums, and the float step is
     /// [`super_block_step`]'s, so every result is [`unit`]'s, bit for bit (tested). Where
     /// [`unit`] needs two multiplies and two adds per 32 products and row, this needs one
-    /// instruction per 64.
+    /// instruction per 64. With `NEXT` each line of quants asks for the one [`PREFETCH`]
+    /// bytes on ([`DECODE_ROWS`]).
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn unit_avx512<const R: usize>(
+    unsafe fn unit_avx512<const R: usize, const NEXT: bool>(
         tiles: &[Tile],
         act: &[u8],
         pairs: &[u32],
@@ -543,6 +570,9 @@ mod x86 {
                 for g4 in 0..4 {
                     let g = s * 4 + g4;
                     let at = qs.add(g * TILE_COLS * 4);
+                    if NEXT {
+                        _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                    }
                     let w = _mm512_loadu_si512(at as *const __m512i);
                     let lo = _mm512_and_si512(w, mask);
                     let hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
@@ -687,7 +717,7 @@ mod tests {
         let bytes = w.data().unwrap();
         let tiles = Q4KTiles::pack(&bytes, n, k).unwrap();
         for width in widths() {
-            for rows in [1, 2, 3, 4, 5, 9] {
+            for rows in [1, 2, 3, 4, 5, 6, 7, 8, 9, 13] {
                 let x = random_rows(rows, k);
                 let expected = plain_product(&bytes, (n, k), &x, rows);
                 let mut got = vec![0f32; rows * n];
@@ -718,7 +748,7 @@ mod tests {
         }
         let (n, k) = (32, 512);
         let w = q4k(n, k);
-        assert_rows_alone((n, k), 7, |xs, rows| ours(&w, xs, rows));
+        assert_rows_alone((n, k), 11, |xs, rows| ours(&w, xs, rows));
     }
 
     /// Multiply-accumulates per second on this machine's pool, for a prompt and for 8 and 1
