@@ -32,10 +32,11 @@ const TILE_COLS: usize = 16;
 const BLOCK: usize = 32;
 /// Q8_0 blocks per 256-value span (one Q8K activation block).
 const BLOCKS: usize = QK_K / BLOCK;
-/// Activation rows per work item (candle's `MAX_MT`).
-const MAX_ROWS: usize = 4;
-/// How far ahead a one-row product asks for the quants it will read (bytes; one request per
-/// 64-byte line read), as in `q4k_tiles`.
+/// Activation rows per work item: twice candle's `MAX_MT`, so that a decode step of 8
+/// sequences reads each tile once, from memory, where two groups of 4 read it twice.
+const MAX_ROWS: usize = 8;
+/// How far ahead a decode step (at most [`MAX_ROWS`] rows: one item) asks for the quants it
+/// will read (bytes; one request per 64-byte line read), as in `q4k_tiles`.
 const PREFETCH: usize = 2048;
 
 /// One 256-value span of 16 weight rows: 68 cache lines.
@@ -142,7 +143,29 @@ mod x86 {
         dst: &mut [f32],
     ) {
         let offsets = offsets(act, rows * spans);
-        let kernels: [TileKernel<Tile>; MAX_ROWS] = [unit::<1>, unit::<2>, unit::<3>, unit::<4>];
+        let kernels: [TileKernel<Tile>; MAX_ROWS] = if rows <= MAX_ROWS {
+            [
+                unit::<1, true>,
+                unit::<2, true>,
+                unit::<3, true>,
+                unit::<4, true>,
+                unit::<5, true>,
+                unit::<6, true>,
+                unit::<7, true>,
+                unit::<8, true>,
+            ]
+        } else {
+            [
+                unit::<1, false>,
+                unit::<2, false>,
+                unit::<3, false>,
+                unit::<4, false>,
+                unit::<5, false>,
+                unit::<6, false>,
+                unit::<7, false>,
+                unit::<8, false>,
+            ]
+        };
         // SAFETY: `supports` checked the kernels' level (AVX-512 VNNI).
         unsafe {
             run_tile_kernels(
@@ -174,11 +197,12 @@ mod x86 {
 
     /// `R` activation rows (`act`: `R × spans` Q8K blocks, `offsets` their [`offsets`])
     /// against one column tile's `spans` tiles; writes the `R × 16` results at `out` (row
-    /// stride `n`). Per block and output: candle's `q8_0_tile2`.
+    /// stride `n`). Per block and output: candle's `q8_0_tile2`. With `NEXT` (a decode step)
+    /// each line of quants asks for the one [`PREFETCH`] bytes on.
     // `m` indexes the rows, their blocks and their accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-    unsafe fn unit<const R: usize>(
+    unsafe fn unit<const R: usize, const NEXT: bool>(
         tiles: &[Tile],
         act: &[u8],
         offsets: &[f32],
@@ -199,7 +223,7 @@ mod x86 {
                 for g in 0..BLOCK / 4 {
                     let at = qs.add(g * TILE_COLS * 4);
                     // A hint only (it never faults): one request per 64-byte line read.
-                    if R == 1 {
+                    if NEXT {
                         _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
                     }
                     let w = _mm512_loadu_si512(at as *const __m512i);
@@ -256,7 +280,7 @@ mod tests {
         let w = std::sync::Arc::new(q8_0(n, k));
         let tiles = Q8_0VnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
         let candle = QMatMul::from_arc(w).unwrap();
-        assert_candles_bits(&candle, k, &[1, 2, 3, 4, 5, 9], |xs, rows| {
+        assert_candles_bits(&candle, k, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 13], |xs, rows| {
             ours(&tiles, xs, rows)
         });
     }
@@ -269,7 +293,7 @@ mod tests {
         let (n, k) = (32, 512);
         let w = q8_0(n, k);
         let tiles = Q8_0VnniTiles::pack(&w.data().unwrap(), n, k).unwrap();
-        assert_rows_alone((n, k), 7, |xs, rows| ours(&tiles, xs, rows));
+        assert_rows_alone((n, k), 11, |xs, rows| ours(&tiles, xs, rows));
     }
 
     /// Multiply-accumulates per second on this machine's pool, for a prompt and for 8 and 1
