@@ -10,8 +10,10 @@
 //! prefetched stream) decoded 19–23, but 8 sequences at 41.6 tok/s against 47.5 on candle's
 //! tiles, bound by `vpmaddubsw` (AMD EPYC Zen 4, 2 threads; scripts/bench/README.md,
 //! "Session 15"). These tiles keep candle's quant layout and arithmetic, with each 256-value
-//! span's eight block factors in front of its quants, each span on its own lines, and the
-//! quants ahead asked for when one row runs alone.
+//! span's eight block factors in front of its quants, each span on its own lines, up to 8
+//! rows per work item, and the quants ahead asked for in a decode step (8 batched sequences'
+//! rows of an 8,960 × 1,536 weight from 120–162 to 152–211 GMAC/s, AMD EPYC Zen 4, 2 threads;
+//! scripts/bench/README.md, "Session 22").
 //!
 //! The arithmetic is candle's `q8_0_tile2` in its order: activations quantized to Q8K (the
 //! same bytes as candle's, [`super::q8k_rows`]), each block's exact integer sum
