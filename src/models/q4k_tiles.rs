@@ -47,33 +47,28 @@ const SUBS: usize = QK_K / 32;
 /// Bytes of a GGUF Q4K super-block: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins,
 /// 128 bytes of nibbles.
 const Q4K_BYTES: usize = 144;
-/// How far ahead of the quants being read the one-row kernel, and the AVX-512 kernels in a
-/// decode step, ask for the next bytes (one request per 64 bytes read). Decoding one sequence
-/// reads every weight once per step and is bound by how many misses a core keeps in flight;
-/// the hardware prefetcher alone kept too few (the same measure took the Q8_0 row kernel from
-/// ~17 to ~33 GB/s, `row_kernels.rs`). With 8 rows in one pass ([`MAX_ROWS_AVX512`]) a decode
-/// step's tiles are read once, from memory, and asking ahead took 8 rows of an 8,960 × 1,536
-/// weight streamed from memory from 172–188 to 267–298 GMAC/s (AMD EPYC Zen 4, 2 threads,
-/// alternating runs; scripts/bench/README.md, "Session 22").
+/// How far ahead of the quants being read a decode step's kernels ask for the next bytes (one
+/// request per 64 bytes read). Decoding one sequence reads every weight once per step and is
+/// bound by how many misses a core keeps in flight; the hardware prefetcher alone kept too few
+/// (the same measure took the Q8_0 row kernel from ~17 to ~33 GB/s, `row_kernels.rs`).
 const PREFETCH: usize = 2048;
-/// Activation rows per work item of the AVX2 kernels (candle's `MAX_MT`): four rows' sums
-/// fill the 16 registers.
+/// Activation rows per work item of the AVX2 kernels in a prompt (candle's `MAX_MT`): four
+/// rows' sums and accumulators fit the 16 registers.
 const MAX_ROWS: usize = 4;
-/// Activation rows per work item of the AVX-512 kernels, whose 32 registers hold eight rows'
-/// sums: a decode step of 8 sequences reads and unpacks each tile once, where two groups of 4
-/// read it twice, the first pass from memory (with [`PREFETCH`], 8 batched sequences of
-/// Qwen2.5-1.5B Q4_K_M decoded 131–135 tok/s against 102–108; prompts unchanged).
-const MAX_ROWS_AVX512: usize = 8;
-/// Up to how many activation rows (a decode step's sequences) the AVX2 kernels ask for the
-/// next column tile while they work on this one, and the AVX-512 ones for the bytes
-/// [`PREFETCH`] ahead
-/// ([`ask_for_tile_ahead`](super::tile_items::ask_for_tile_ahead)): their first pass reads a
-/// tile from memory and the other half and row group from cache. On 8 rows of an 8,960 ×
-/// 1,536 weight streamed from memory it ran 148–151 GMAC/s against 133–136, and 5% faster in
-/// paired rounds on a busier VM (AMD EPYC Zen 4, AVX2, 2 threads; scripts/bench/README.md,
-/// "Session 21"); asking for bytes [`PREFETCH`] ahead instead ran no faster there. Prompts,
-/// whose many row groups read each tile from cache, do not ask.
+/// Up to how many activation rows (a decode step's sequences) a product runs one work item per
+/// column tile, at either width, that asks for the quants [`PREFETCH`] bytes ahead: so each
+/// tile is read from memory once, its lines asked for in time, where two groups of 4 read it
+/// twice, the first pass from memory with only the hardware prefetcher ahead. 8 rows of an
+/// 8,960 × 1,536 weight streamed from memory ran 172–188 GMAC/s at AVX-512, now 267–298, and
+/// 145–155 at AVX2 (asking for the next column tile), now 160–192; 8 batched sequences of
+/// Qwen2.5-1.5B Q4_K_M at AVX-512 decoded 102–108 tok/s, now 131–135 (AMD EPYC Zen 4, 2
+/// threads, alternating runs; scripts/bench/README.md, "Session 22"). At AVX2 eight rows'
+/// sums fill 8 of the 16 registers and their accumulators wait in memory. Prompts, whose many
+/// row groups read each tile from cache, do not ask.
 const DECODE_ROWS: usize = 8;
+/// Activation rows per work item of the AVX-512 kernels: 32 registers hold 8 rows' sums and
+/// accumulators, in a prompt as in a decode step.
+const MAX_ROWS_AVX512: usize = DECODE_ROWS;
 /// Words of sub-block sum pairs per Q8K block (`x86::sub_block_sum_pairs`).
 const PAIRS: usize = SUBS / 2;
 
@@ -255,11 +250,12 @@ impl TileWeights for Q4KTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::tile_items::{ask_for_tile_ahead, run_tile_kernels, TileKernel};
+    use super::super::tile_items::{run_tile_kernels, TileKernel};
     use super::*;
 
-    /// One work item per column tile and group of up to [`MAX_ROWS`] rows at AVX2,
-    /// [`MAX_ROWS_AVX512`] at AVX-512 ([`run_tile_kernels`]), on the kernels of `width`.
+    /// One work item per column tile and group of up to [`DECODE_ROWS`] rows in a decode step
+    /// and at AVX-512, [`MAX_ROWS`] in a prompt at AVX2 ([`run_tile_kernels`]), on the kernels
+    /// of `width`.
     pub(super) fn matmul(
         tiles: &[Tile],
         act: &[u8],
@@ -273,21 +269,22 @@ mod x86 {
         // One row runs the AVX2 kernel at either width: it reads each tile once, in the order
         // it lies, and is bound by memory; in 512-bit registers it decoded Qwen2.5-1.5B Q4_K_M
         // at 18-22 tok/s against 26-36 (AMD EPYC Zen 4, 2 threads, alternating runs).
-        let avx2: [TileKernel<Tile, u32>; MAX_ROWS] = if rows <= DECODE_ROWS {
-            [
-                unit_one_row,
-                unit::<2, true>,
-                unit::<3, true>,
-                unit::<4, true>,
-            ]
-        } else {
-            [
-                unit_one_row,
-                unit::<2, false>,
-                unit::<3, false>,
-                unit::<4, false>,
-            ]
-        };
+        let avx2_decode: [TileKernel<Tile, u32>; DECODE_ROWS] = [
+            unit_one_row,
+            unit::<2, true>,
+            unit::<3, true>,
+            unit::<4, true>,
+            unit::<5, true>,
+            unit::<6, true>,
+            unit::<7, true>,
+            unit::<8, true>,
+        ];
+        let avx2: [TileKernel<Tile, u32>; MAX_ROWS] = [
+            unit_one_row,
+            unit::<2, false>,
+            unit::<3, false>,
+            unit::<4, false>,
+        ];
         let avx512: [TileKernel<Tile, u32>; MAX_ROWS_AVX512] = if rows <= DECODE_ROWS {
             [
                 unit_one_row,
@@ -316,6 +313,9 @@ mod x86 {
         // where the CPU level is AVX-512 VNNI.
         unsafe {
             match width {
+                Width::Avx2 if rows <= DECODE_ROWS => {
+                    run_tile_kernels(tiles, act, pairs, (rows, kb, n), dst, avx2_decode)
+                }
                 Width::Avx2 => run_tile_kernels(tiles, act, pairs, (rows, kb, n), dst, avx2),
                 Width::Avx512 => run_tile_kernels(tiles, act, pairs, (rows, kb, n), dst, avx512),
             }
@@ -409,8 +409,8 @@ mod x86 {
     /// (each lane 16 products of at most 15 · 128: at most 30,720 < 2^15), then scaled and
     /// widened by one `vpmaddwd`; one float step per super-block ([`super_block_step`]). One
     /// half of the tile's columns at a time over all its super-blocks, so that four rows'
-    /// sums fit the 16 registers. With `NEXT` the first half's pass asks for the next column
-    /// tile ([`DECODE_ROWS`]).
+    /// sums fit the 16 registers. With `NEXT` the first half's pass asks for the quants
+    /// [`PREFETCH`] bytes ahead ([`DECODE_ROWS`]).
     // `m` indexes the rows, their blocks, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -433,10 +433,11 @@ mod x86 {
                     let mut sums16 = [_mm256_setzero_si256(); R];
                     for g4 in 0..4 {
                         let g = s * 4 + g4;
+                        let at = qs.add(g * TILE_COLS * 4);
                         if NEXT && h == 0 {
-                            ask_for_tile_ahead(tile, kb, g, SUBS * 4);
+                            _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
                         }
-                        let w = _mm256_loadu_si256(qs.add(g * TILE_COLS * 4) as *const __m256i);
+                        let w = _mm256_loadu_si256(at as *const __m256i);
                         let lo = _mm256_and_si256(w, mask);
                         let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
                         for m in 0..R {
@@ -477,11 +478,8 @@ mod x86 {
     /// [`unit`] for one row, at either width, both halves of the tile in one pass: each line of
     /// quants is read once, whole, where [`unit`]'s two passes each take half of it (the second
     /// from a nearer cache). The same operations for each column, in the same order: the same
-    /// bits.
-    /// Only here does a tile ask for its lines ahead ([`PREFETCH`]): with more rows the tile is
-    /// bound by arithmetic, not memory, and asked for every row count it took 8 batched
-    /// sequences from 57.4-58.5 to 59.5-61.8 tok/s but a 512-token prompt from 85 to 81 (AMD
-    /// EPYC, AVX2, 2 threads, Qwen2.5-1.5B Q4_K_M, alternating runs).
+    /// bits. It asks for its lines ahead ([`PREFETCH`]) also in a prompt, for a group of one
+    /// row left over.
     // `h` indexes the halves' quants, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]

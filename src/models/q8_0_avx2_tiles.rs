@@ -34,18 +34,17 @@ const TILE_COLS: usize = 8;
 const BLOCK: usize = 32;
 /// Q8_0 blocks per tile.
 const BLOCKS: usize = 8;
-/// Activation rows per work item: 4 rows' accumulators and block sums and the tile's quants
-/// fill 11 of the 16 registers.
+/// Activation rows per work item in a prompt: 4 rows' accumulators and block sums and the
+/// tile's quants fill 11 of the 16 registers.
 const MAX_ROWS: usize = 4;
-/// Up to how many activation rows (a decode step's sequences) the kernels ask for the next
-/// column tile while they work on this one (`tile_items::ask_for_tile_ahead`), from
-/// `MAX_ROWS + 1`: with two row groups the first reads a column tile from memory and the
-/// second from cache. On 8 rows of an 8,960 × 1,536 weight streamed from memory it ran 89–99
-/// GMAC/s against 73–81 in paired rounds; on 4 rows, one pass per tile, 74–92 against 84–99,
-/// so one row group does not ask (AMD EPYC Zen 4, AVX2, 2 threads; scripts/bench/README.md,
-/// "Session 21").
+/// Up to how many activation rows (a decode step's sequences) a product runs one work item per
+/// column tile that asks for the quants [`PREFETCH`] bytes ahead: each tile is read from memory
+/// once, its lines asked for in time. On 8 rows of an 8,960 × 1,536 weight streamed from
+/// memory it ran 107–124 GMAC/s against 92–107 for two groups of 4, the first pass asking for
+/// the next column tile, in paired rounds; the accumulators of 8 rows wait in memory (AMD EPYC
+/// Zen 4, AVX2, 2 threads; scripts/bench/README.md, "Session 22").
 const DECODE_ROWS: usize = 8;
-/// How far ahead a one-row product asks for the quants it will read (bytes; one request per
+/// How far ahead a decode step asks for the quants it will read (bytes; one request per
 /// 64-byte line read), as in `q4k_tiles`.
 const PREFETCH: usize = 2048;
 
@@ -166,11 +165,11 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::quant_blocks::x86::q8_0_scales;
-    use super::super::tile_items::{ask_for_tile_ahead, run_tile_kernels, TileKernel};
+    use super::super::tile_items::{run_tile_kernels, TileKernel};
     use super::*;
 
-    /// One work item per column tile and group of up to [`MAX_ROWS`] rows
-    /// ([`run_tile_kernels`]).
+    /// One work item per column tile and group of up to [`DECODE_ROWS`] rows in a decode step,
+    /// [`MAX_ROWS`] in a prompt ([`run_tile_kernels`]).
     pub(super) fn matmul(
         tiles: &[Tile],
         act: &[u8],
@@ -181,39 +180,42 @@ mod x86 {
     ) {
         // SAFETY: `supports` checked AVX2, FMA and F16C.
         let scales = unsafe { q8_0_scales(act, rows * k / BLOCK) };
-        let two_groups_of_a_decode_step = (MAX_ROWS + 1..=DECODE_ROWS).contains(&rows);
-        let kernels: [TileKernel<Tile>; MAX_ROWS] = if two_groups_of_a_decode_step {
-            [
-                unit::<1, false>,
-                unit::<2, true>,
-                unit::<3, true>,
-                unit::<4, true>,
-            ]
-        } else {
-            [
-                unit::<1, false>,
-                unit::<2, false>,
-                unit::<3, false>,
-                unit::<4, false>,
-            ]
-        };
+        let decode: [TileKernel<Tile>; DECODE_ROWS] = [
+            unit::<1, true>,
+            unit::<2, true>,
+            unit::<3, true>,
+            unit::<4, true>,
+            unit::<5, true>,
+            unit::<6, true>,
+            unit::<7, true>,
+            unit::<8, true>,
+        ];
+        let prompt: [TileKernel<Tile>; MAX_ROWS] = [
+            unit::<1, true>,
+            unit::<2, false>,
+            unit::<3, false>,
+            unit::<4, false>,
+        ];
+        let (tiles, act, scales) = (
+            (tiles, TILE_COLS),
+            (act, BLOCKS * Q8_0_BYTES),
+            (&scales[..], BLOCKS),
+        );
+        let shape = (rows, k / (BLOCK * BLOCKS), n);
         // SAFETY: as above.
         unsafe {
-            run_tile_kernels(
-                (tiles, TILE_COLS),
-                (act, BLOCKS * Q8_0_BYTES),
-                (&scales, BLOCKS),
-                (rows, k / (BLOCK * BLOCKS), n),
-                dst,
-                kernels,
-            )
+            if rows <= DECODE_ROWS {
+                run_tile_kernels(tiles, act, scales, shape, dst, decode)
+            } else {
+                run_tile_kernels(tiles, act, scales, shape, dst, prompt)
+            }
         }
     }
 
     /// `R` activation rows (`act`: `R × 8 · spans` Q8_0 blocks as bytes, `scales` their
     /// factors) against one column tile's `spans` tiles; writes the `R × 8` results at `out`
-    /// (row stride `n`). One row asks for the quants ahead ([`PREFETCH`]): it is bound by reading
-    /// them. With `NEXT`, more rows ask for the next column tile ([`DECODE_ROWS`]).
+    /// (row stride `n`). With `NEXT` (a decode step, and one row left over in a prompt) each
+    /// line of quants asks for the one [`PREFETCH`] bytes on ([`DECODE_ROWS`]).
     // `m` indexes the rows, their blocks, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -236,11 +238,9 @@ mod x86 {
                 let mut sums = [_mm256_setzero_si256(); R];
                 for g in 0..BLOCK / 4 {
                     let at = qs.add(g * TILE_COLS * 4);
-                    if R == 1 {
+                    if NEXT {
                         // A hint only (it never faults, also past the end of the tiles).
                         _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
-                    } else if NEXT {
-                        ask_for_tile_ahead(tile, spans, b * BLOCK / 4 + g, BLOCKS * BLOCK / 4);
                     }
                     let q = _mm256_loadu_si256(at as *const __m256i);
                     let q_abs = _mm256_sign_epi8(q, q);
@@ -337,7 +337,7 @@ mod tests {
         }
         let (n, k) = (24, 512);
         let bytes = extreme_weights(n, k);
-        for rows in [1, 2, 3, 4, 5, 9] {
+        for rows in [1, 2, 3, 4, 5, 6, 7, 8, 9, 13] {
             let x = random_rows(rows, k);
             let expected = plain_product(&bytes, (n, k), &x, rows);
             let got = ours(&bytes, (n, k), &x, rows);
@@ -353,7 +353,7 @@ mod tests {
         let (n, k) = (16, 512);
         let w = q8_0(n, k);
         let bytes = w.data().unwrap();
-        assert_rows_alone((n, k), 7, |xs, rows| ours(&bytes, (n, k), xs, rows));
+        assert_rows_alone((n, k), 11, |xs, rows| ours(&bytes, (n, k), xs, rows));
     }
 
     #[test]

@@ -4,9 +4,8 @@
 //! ([`TileWeights`]); the work items of a product, one column tile against a group of
 //! activation rows each, spread over candle's worker pool (the one its own kernels use), in the
 //! order candle's `matmul_tiles` has them: column tile major, so consecutive items reuse one
-//! tile from cache; each item run by the tile format's kernel for its number of rows; asking
-//! for the next column tile ahead in decode steps; and the shape check and Q8K activation rows
-//! that such a product starts from.
+//! tile from cache; each item run by the tile format's kernel for its number of rows; and the
+//! shape check and Q8K activation rows that such a product starts from.
 
 /// A weight repacked into tiles by one of the formats above, which computes its own products:
 /// what a layer needs of it, whatever the format.
@@ -86,28 +85,6 @@ pub(super) unsafe fn run_tile_kernels<T: Sync, F: Sync, const N: usize>(
             }
         }
     });
-}
-
-/// Asks for the lines of the weight tile `ahead` tiles after `tile` that step `step` of a pass
-/// of `steps` over a tile stands for: lines `step`, `step + steps`, … of it, so that one pass
-/// asks for every line once. A hint only: it never faults, also past the end of the tiles.
-///
-/// For the few activation rows of a decode step: a tile kernel's first pass over a column
-/// tile reads it from memory and the rest of the item (its other rows and halves) from cache,
-/// so memory is asked for in bursts a quarter of the time, and the hardware prefetcher, which
-/// follows each stream a few lines ahead, leaves most of those reads waiting. Asking for the
-/// next column tile during this one's first pass spreads them over the whole item.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(super) fn ask_for_tile_ahead<T>(tile: &T, ahead: usize, step: usize, steps: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    let next = (tile as *const T).wrapping_add(ahead) as *const i8;
-    let mut line = step;
-    while line * 64 < std::mem::size_of::<T>() {
-        // SAFETY: a prefetch reads nothing and never faults (SSE, in every x86_64).
-        unsafe { _mm_prefetch(next.wrapping_add(line * 64), _MM_HINT_T0) };
-        line += steps;
-    }
 }
 
 /// Checks that `weights` (the raw bytes a repacking starts from) hold a `(n, k)` weight of
