@@ -183,66 +183,33 @@ impl Q4KTiles {
         self.n += other.n;
         Ok(())
     }
-
-    /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major), output columns
-    /// `columns` only (whole tiles: multiples of 16); `dst` is `(rows, columns.len())`.
-    pub(crate) fn matmul_columns(
-        &self,
-        xs: &[f32],
-        rows: usize,
-        columns: std::ops::Range<usize>,
-        dst: &mut [f32],
-    ) -> candle_core::Result<()> {
-        self.matmul_columns_at(xs, rows, columns, dst, Width::current())
-    }
-
-    /// [`Q4KTiles::matmul_columns`] on the kernel of the given width.
-    fn matmul_columns_at(
-        &self,
-        xs: &[f32],
-        rows: usize,
-        columns: std::ops::Range<usize>,
-        dst: &mut [f32],
-        width: Width,
-    ) -> candle_core::Result<()> {
-        let (n, k) = (columns.len(), self.k);
-        if columns.end > self.n
-            || !columns.start.is_multiple_of(TILE_COLS)
-            || !n.is_multiple_of(TILE_COLS)
-        {
-            candle_core::bail!(
-                "Q4K tiles ({}, {k}): no whole tiles for columns {columns:?}",
-                self.n
-            )
-        }
-        let Some(act) = super::tile_items::q8k_rows_for("Q4K", (n, k), xs, rows, dst)? else {
-            return Ok(());
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        let kb = k / QK_K;
-        let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
-        #[cfg(target_arch = "x86_64")]
-        x86::matmul(tiles, &act, rows, kb, n, dst, width);
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (act, tiles, width);
-            unreachable!("supports() is false off x86")
-        }
-        Ok(())
-    }
 }
 
 impl TileWeights for Q4KTiles {
     const FORMAT: &'static str = "Q4K";
+    const TILE_COLS: usize = TILE_COLS;
+    type Rows = Vec<u8>;
 
     fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
-    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
-        self.matmul_columns(xs, rows, 0..self.n, dst)
+    fn quantize_rows(xs: &[f32], rows: usize, k: usize) -> Vec<u8> {
+        super::q8k_rows::quantize(xs, rows, k)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn run_kernels(
+        &self,
+        act: &Vec<u8>,
+        rows: usize,
+        columns: std::ops::Range<usize>,
+        dst: &mut [f32],
+        width: Width,
+    ) {
+        let kb = self.k / QK_K;
+        let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
+        x86::matmul(tiles, act, rows, kb, columns.len(), dst, width);
     }
 }
 
@@ -772,5 +739,39 @@ mod tests {
         assert!(!supports(40, 256));
         assert!(!supports(16, 128));
         assert!(Q4KTiles::pack(&[0u8; 10], 16, 256).is_err());
+    }
+
+    #[test]
+    fn a_product_of_wrong_lengths_or_part_of_a_tile_is_refused_naming_both() {
+        if !supports(16, 256) {
+            return;
+        }
+        let (n, k) = (32, 256);
+        let tiles = Q4KTiles::pack(&q4k(n, k).data().unwrap(), n, k).unwrap();
+        // candle's messages carry a backtrace after the first line where one is enabled.
+        let refusal = |xs: &[f32], rows, columns, dst: &mut [f32]| {
+            let err = tiles.matmul_columns(xs, rows, columns, dst).unwrap_err();
+            err.to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(
+            refusal(&[0.0; 256], 1, 8..24, &mut [0.0; 16]),
+            "Q4K tiles (32, 256): no whole tiles for columns 8..24"
+        );
+        assert_eq!(
+            refusal(&[0.0; 256], 1, 16..48, &mut [0.0; 32]),
+            "Q4K tiles (32, 256): no whole tiles for columns 16..48"
+        );
+        assert_eq!(
+            refusal(&[0.0; 255], 1, 0..16, &mut [0.0; 16]),
+            "Q4K tiles (32, 256): 255 inputs and 16 outputs for 1 rows of columns 0..16"
+        );
+        assert_eq!(
+            refusal(&[0.0; 512], 2, 0..32, &mut [0.0; 32]),
+            "Q4K tiles (32, 256): 512 inputs and 32 outputs for 2 rows of columns 0..32"
+        );
     }
 }

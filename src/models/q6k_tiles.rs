@@ -195,45 +195,41 @@ impl Q6KTiles {
         }
         Ok(row)
     }
-
-    /// [`Q6KTiles::matmul`] on the kernel of the given width (the same bits).
-    fn matmul_at(
-        &self,
-        xs: &[f32],
-        rows: usize,
-        dst: &mut [f32],
-        width: Width,
-    ) -> candle_core::Result<()> {
-        let (n, k) = (self.n, self.k);
-        let Some(mut act) = super::tile_items::q8k_rows_for("Q6K", (n, k), xs, rows, dst)? else {
-            return Ok(());
-        };
-        // The kernel's unsigned operand: each quant plus 128 (as bytes, the sign bit flipped).
-        for block in act.chunks_exact_mut(Q8K_BYTES) {
-            for q in &mut block[Q8K_QS..Q8K_QS + QK_K] {
-                *q ^= 0x80;
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        x86::matmul(&self.tiles, &act, rows, k / QK_K, n, dst, width);
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (act, width);
-            unreachable!("supports() is false off x86")
-        }
-        Ok(())
-    }
 }
 
 impl TileWeights for Q6KTiles {
     const FORMAT: &'static str = "Q6K";
+    const TILE_COLS: usize = TILE_COLS;
+    type Rows = Vec<u8>;
 
     fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
-    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
-        self.matmul_at(xs, rows, dst, Width::current())
+    /// Q8K blocks whose quants carry 128 more, the kernel's unsigned operand (as bytes, the
+    /// sign bit flipped).
+    fn quantize_rows(xs: &[f32], rows: usize, k: usize) -> Vec<u8> {
+        let mut act = super::q8k_rows::quantize(xs, rows, k);
+        for block in act.chunks_exact_mut(Q8K_BYTES) {
+            for q in &mut block[Q8K_QS..Q8K_QS + QK_K] {
+                *q ^= 0x80;
+            }
+        }
+        act
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn run_kernels(
+        &self,
+        act: &Vec<u8>,
+        rows: usize,
+        columns: std::ops::Range<usize>,
+        dst: &mut [f32],
+        width: Width,
+    ) {
+        let kb = self.k / QK_K;
+        let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
+        x86::matmul(tiles, act, rows, kb, columns.len(), dst, width);
     }
 }
 
@@ -591,8 +587,11 @@ mod tests {
     }
 
     fn ours_at(tiles: &Q6KTiles, xs: &[f32], rows: usize, width: Width) -> Vec<f32> {
-        let mut dst = vec![0f32; rows * tiles.dims().0];
-        tiles.matmul_at(xs, rows, &mut dst, width).unwrap();
+        let n = tiles.dims().0;
+        let mut dst = vec![0f32; rows * n];
+        tiles
+            .matmul_columns_at(xs, rows, 0..n, &mut dst, width)
+            .unwrap();
         dst
     }
 

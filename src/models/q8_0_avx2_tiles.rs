@@ -130,33 +130,31 @@ impl Q8_0Avx2Tiles {
 
 impl TileWeights for Q8_0Avx2Tiles {
     const FORMAT: &'static str = "Q8_0";
+    const TILE_COLS: usize = TILE_COLS;
+    type Rows = Vec<candle_core::quantized::k_quants::BlockQ8_0>;
 
     fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
-    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
-        let (n, k) = (self.n, self.k);
-        super::tile_items::check_rows("Q8_0", (n, k), xs, rows, dst)?;
-        if rows == 0 {
-            return Ok(());
-        }
-        let act = super::q8_0_rows::quantize(xs, rows, k);
-        #[cfg(target_arch = "x86_64")]
-        x86::matmul(
-            &self.tiles,
-            super::quant_blocks::as_bytes(&act),
-            rows,
-            k,
-            n,
-            dst,
-        );
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = act;
-            unreachable!("supports() is false off x86")
-        }
-        Ok(())
+    fn quantize_rows(xs: &[f32], rows: usize, k: usize) -> Self::Rows {
+        super::q8_0_rows::quantize(xs, rows, k)
+    }
+
+    /// At AVX2 at either width: the format is for CPUs without AVX-512 VNNI.
+    #[cfg(target_arch = "x86_64")]
+    fn run_kernels(
+        &self,
+        act: &Self::Rows,
+        rows: usize,
+        columns: std::ops::Range<usize>,
+        dst: &mut [f32],
+        _width: super::cpu_level::Width,
+    ) {
+        let spans = self.k / (BLOCK * BLOCKS);
+        let tiles = &self.tiles[columns.start / TILE_COLS * spans..columns.end / TILE_COLS * spans];
+        let act = super::quant_blocks::as_bytes(act);
+        x86::matmul(tiles, act, rows, self.k, columns.len(), dst);
     }
 }
 

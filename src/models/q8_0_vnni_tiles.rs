@@ -106,24 +106,30 @@ impl Q8_0VnniTiles {
 
 impl TileWeights for Q8_0VnniTiles {
     const FORMAT: &'static str = "Q8_0";
+    const TILE_COLS: usize = TILE_COLS;
+    type Rows = Vec<u8>;
 
     fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
-    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
-        let (n, k) = (self.n, self.k);
-        let Some(act) = super::tile_items::q8k_rows_for("Q8_0", (n, k), xs, rows, dst)? else {
-            return Ok(());
-        };
-        #[cfg(target_arch = "x86_64")]
-        x86::matmul(&self.tiles, &act, rows, k / QK_K, n, dst);
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = act;
-            unreachable!("supports() is false off x86")
-        }
-        Ok(())
+    fn quantize_rows(xs: &[f32], rows: usize, k: usize) -> Vec<u8> {
+        super::q8k_rows::quantize(xs, rows, k)
+    }
+
+    /// At AVX-512 VNNI only, whatever `width` says: [`supports`] checked that level.
+    #[cfg(target_arch = "x86_64")]
+    fn run_kernels(
+        &self,
+        act: &Vec<u8>,
+        rows: usize,
+        columns: std::ops::Range<usize>,
+        dst: &mut [f32],
+        _width: super::cpu_level::Width,
+    ) {
+        let spans = self.k / QK_K;
+        let tiles = &self.tiles[columns.start / TILE_COLS * spans..columns.end / TILE_COLS * spans];
+        x86::matmul(tiles, act, rows, spans, columns.len(), dst);
     }
 }
 

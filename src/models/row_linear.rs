@@ -275,7 +275,7 @@ impl SharedInputLinear {
                 Kind::Q4KTiles(tiles) if widths.len() > 1 => {
                     let mut start = 0;
                     for &width in widths {
-                        outputs.push(q4k_columns_matmul(tiles, xs, start..start + width)?);
+                        outputs.push(tiles_columns_matmul(tiles, xs, start..start + width)?);
                         start += width;
                     }
                 }
@@ -320,21 +320,17 @@ fn tiles_matmul<T: TileWeights>(tiles: &T, xs: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// `xs · Wᵀ` on [`Q4KTiles`] for the output columns `columns` only (one weight of several
-/// packed together, [`SharedInputLinear`]).
-fn q4k_columns_matmul(
-    tiles: &Q4KTiles,
+/// [`tiles_matmul`] for the output columns `columns` only (one weight of several packed
+/// together, [`SharedInputLinear`]).
+fn tiles_columns_matmul<T: TileWeights>(
+    tiles: &T,
     xs: &Tensor,
     columns: std::ops::Range<usize>,
 ) -> Result<Tensor> {
     let (n, k) = tiles.dims();
-    on_rows(
-        xs,
-        Q4KTiles::FORMAT,
-        (n, k),
-        columns.len(),
-        |lhs, rows, dst| tiles.matmul_columns(lhs, rows, columns, dst),
-    )
+    on_rows(xs, T::FORMAT, (n, k), columns.len(), |lhs, rows, dst| {
+        tiles.matmul_columns(lhs, rows, columns, dst)
+    })
 }
 
 /// Rows `ids` of a `(n, k)` weight, `(ids.len(), k)`, each from `dequantize_row`; an id past

@@ -5,20 +5,102 @@
 //! activation rows each, spread over candle's worker pool (the one its own kernels use), in the
 //! order candle's `matmul_tiles` has them: column tile major, so consecutive items reuse one
 //! tile from cache; each item run by the tile format's kernel for its number of rows; and the
-//! shape check and Q8K activation rows that such a product starts from.
+//! checks of a product's shapes and columns, which every format's product runs before its own
+//! quantizing and kernels (the trait's provided methods).
+
+use std::ops::Range;
+
+use super::cpu_level::Width;
 
 /// A weight repacked into tiles by one of the formats above, which computes its own products:
-/// what a layer needs of it, whatever the format.
+/// what a layer needs of it, whatever the format. A format says how it quantizes activation
+/// rows and runs its kernels; the checks around them are the same for all.
 pub(crate) trait TileWeights {
     /// The format's name, for messages.
     const FORMAT: &'static str;
+    /// Output columns per tile.
+    const TILE_COLS: usize;
+    /// Activation rows as the format's kernels read them.
+    type Rows;
 
     /// `(n, k)`.
     fn dims(&self) -> (usize, usize);
 
+    /// `rows` rows of width `k` (`xs`, row-major), quantized for the kernels.
+    fn quantize_rows(xs: &[f32], rows: usize, k: usize) -> Self::Rows;
+
+    /// The kernels of `width` on `rows` quantized rows against output columns `columns`
+    /// (whole tiles, inside the weight), into `dst` (`rows × columns.len()`): what
+    /// [`TileWeights::matmul_columns_at`] runs once it has checked the shapes.
+    #[cfg(target_arch = "x86_64")]
+    fn run_kernels(
+        &self,
+        act: &Self::Rows,
+        rows: usize,
+        columns: Range<usize>,
+        dst: &mut [f32],
+        width: Width,
+    );
+
     /// `dst = xs · Wᵀ` for `rows` rows of width `k` (`xs`, row-major); `dst` is `(rows, n)`.
     /// Each row's results are computed alone: the same bits whatever rows run beside it.
-    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()>;
+    fn matmul(&self, xs: &[f32], rows: usize, dst: &mut [f32]) -> candle_core::Result<()> {
+        self.matmul_columns(xs, rows, 0..self.dims().0, dst)
+    }
+
+    /// [`TileWeights::matmul`] for output columns `columns` only (whole tiles); `dst` is
+    /// `(rows, columns.len())`.
+    fn matmul_columns(
+        &self,
+        xs: &[f32],
+        rows: usize,
+        columns: Range<usize>,
+        dst: &mut [f32],
+    ) -> candle_core::Result<()> {
+        self.matmul_columns_at(xs, rows, columns, dst, Width::current())
+    }
+
+    /// [`TileWeights::matmul_columns`] on the kernels of the given width (the same bits).
+    fn matmul_columns_at(
+        &self,
+        xs: &[f32],
+        rows: usize,
+        columns: Range<usize>,
+        dst: &mut [f32],
+        width: Width,
+    ) -> candle_core::Result<()> {
+        let (n, k) = self.dims();
+        if columns.end > n
+            || !columns.start.is_multiple_of(Self::TILE_COLS)
+            || !columns.len().is_multiple_of(Self::TILE_COLS)
+        {
+            candle_core::bail!(
+                "{} tiles ({n}, {k}): no whole tiles for columns {columns:?}",
+                Self::FORMAT
+            )
+        }
+        if xs.len() != rows * k || dst.len() != rows * columns.len() {
+            candle_core::bail!(
+                "{} tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows of columns \
+                 {columns:?}",
+                Self::FORMAT,
+                xs.len(),
+                dst.len()
+            )
+        }
+        if rows == 0 || columns.is_empty() {
+            return Ok(());
+        }
+        let act = Self::quantize_rows(xs, rows, k);
+        #[cfg(target_arch = "x86_64")]
+        self.run_kernels(&act, rows, columns, dst, width);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (act, width);
+            unreachable!("no tile format is supported off x86")
+        }
+        Ok(())
+    }
 }
 
 /// A `*mut f32` that may cross to the pool's workers: each item writes disjoint outputs.
@@ -103,38 +185,6 @@ pub(super) fn check_weight_bytes(
         )
     }
     Ok(())
-}
-
-/// Checks the shapes of a product of `rows` rows of width `k` (`xs`) against a `(n, k)` weight
-/// of `format` in tiles into `dst` (`rows × n`).
-pub(super) fn check_rows(
-    format: &str,
-    (n, k): (usize, usize),
-    xs: &[f32],
-    rows: usize,
-    dst: &[f32],
-) -> candle_core::Result<()> {
-    if xs.len() != rows * k || dst.len() != rows * n {
-        candle_core::bail!(
-            "{format} tiles ({n}, {k}): {} inputs and {} outputs for {rows} rows",
-            xs.len(),
-            dst.len()
-        )
-    }
-    Ok(())
-}
-
-/// [`check_rows`], then the rows quantized to Q8K blocks (what the Q4K, Q6K and Q8_0 VNNI tile
-/// kernels read): `None` when there are no rows.
-pub(super) fn q8k_rows_for(
-    format: &str,
-    (n, k): (usize, usize),
-    xs: &[f32],
-    rows: usize,
-    dst: &[f32],
-) -> candle_core::Result<Option<Vec<u8>>> {
-    check_rows(format, (n, k), xs, rows, dst)?;
-    Ok((rows > 0).then(|| super::q8k_rows::quantize(xs, rows, k)))
 }
 
 #[cfg(test)]
