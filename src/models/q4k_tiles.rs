@@ -208,7 +208,7 @@ impl TileWeights for Q4KTiles {
         width: Width,
     ) {
         let kb = self.k / QK_K;
-        let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
+        let tiles = super::tile_items::column_tiles(&self.tiles, &columns, (TILE_COLS, kb));
         x86::matmul(tiles, act, rows, kb, columns.len(), dst, width);
     }
 }
@@ -252,28 +252,10 @@ mod x86 {
             unit::<3, false>,
             unit::<4, false>,
         ];
-        let avx512: [TileKernel<Tile, u32>; MAX_ROWS_AVX512] = if rows <= DECODE_ROWS {
-            [
-                unit_one_row,
-                unit_avx512::<2, true>,
-                unit_avx512::<3, true>,
-                unit_avx512::<4, true>,
-                unit_avx512::<5, true>,
-                unit_avx512::<6, true>,
-                unit_avx512::<7, true>,
-                unit_avx512::<8, true>,
-            ]
+        let avx512 = if rows <= DECODE_ROWS {
+            avx512_kernels::<true>()
         } else {
-            [
-                unit_one_row,
-                unit_avx512::<2, false>,
-                unit_avx512::<3, false>,
-                unit_avx512::<4, false>,
-                unit_avx512::<5, false>,
-                unit_avx512::<6, false>,
-                unit_avx512::<7, false>,
-                unit_avx512::<8, false>,
-            ]
+            avx512_kernels::<false>()
         };
         let (tiles, act, pairs) = ((tiles, TILE_COLS), (act, Q8K_BYTES), (&pairs[..], PAIRS));
         // SAFETY: `supports` checked AVX2, FMA and F16C, and `Width::Avx512` is only chosen
@@ -287,6 +269,20 @@ mod x86 {
                 Width::Avx512 => run_tile_kernels(tiles, act, pairs, (rows, kb, n), dst, avx512),
             }
         }
+    }
+
+    /// The AVX-512 kernels for 1 to [`MAX_ROWS_AVX512`] rows, asking ahead with `NEXT`.
+    fn avx512_kernels<const NEXT: bool>() -> [TileKernel<Tile, u32>; MAX_ROWS_AVX512] {
+        [
+            unit_one_row,
+            unit_avx512::<2, NEXT>,
+            unit_avx512::<3, NEXT>,
+            unit_avx512::<4, NEXT>,
+            unit_avx512::<5, NEXT>,
+            unit_avx512::<6, NEXT>,
+            unit_avx512::<7, NEXT>,
+            unit_avx512::<8, NEXT>,
+        ]
     }
 
     /// Each Q8K block's sums of its 8 sub-blocks' quants (at most 32 · 128 in magnitude: an

@@ -228,7 +228,7 @@ impl TileWeights for Q6KTiles {
         width: Width,
     ) {
         let kb = self.k / QK_K;
-        let tiles = &self.tiles[columns.start / TILE_COLS * kb..columns.end / TILE_COLS * kb];
+        let tiles = super::tile_items::column_tiles(&self.tiles, &columns, (TILE_COLS, kb));
         x86::matmul(tiles, act, rows, kb, columns.len(), dst, width);
     }
 }

@@ -152,7 +152,7 @@ impl TileWeights for Q8_0Avx2Tiles {
         _width: super::cpu_level::Width,
     ) {
         let spans = self.k / (BLOCK * BLOCKS);
-        let tiles = &self.tiles[columns.start / TILE_COLS * spans..columns.end / TILE_COLS * spans];
+        let tiles = super::tile_items::column_tiles(&self.tiles, &columns, (TILE_COLS, spans));
         let act = super::quant_blocks::as_bytes(act);
         x86::matmul(tiles, act, rows, self.k, columns.len(), dst);
     }

@@ -128,7 +128,7 @@ impl TileWeights for Q8_0VnniTiles {
         _width: super::cpu_level::Width,
     ) {
         let spans = self.k / QK_K;
-        let tiles = &self.tiles[columns.start / TILE_COLS * spans..columns.end / TILE_COLS * spans];
+        let tiles = super::tile_items::column_tiles(&self.tiles, &columns, (TILE_COLS, spans));
         x86::matmul(tiles, act, rows, spans, columns.len(), dst);
     }
 }
@@ -151,28 +151,10 @@ mod x86 {
         dst: &mut [f32],
     ) {
         let offsets = offsets(act, rows * spans);
-        let kernels: [TileKernel<Tile>; MAX_ROWS] = if rows <= MAX_ROWS {
-            [
-                unit::<1, true>,
-                unit::<2, true>,
-                unit::<3, true>,
-                unit::<4, true>,
-                unit::<5, true>,
-                unit::<6, true>,
-                unit::<7, true>,
-                unit::<8, true>,
-            ]
+        let kernels = if rows <= MAX_ROWS {
+            kernels::<true>()
         } else {
-            [
-                unit::<1, false>,
-                unit::<2, false>,
-                unit::<3, false>,
-                unit::<4, false>,
-                unit::<5, false>,
-                unit::<6, false>,
-                unit::<7, false>,
-                unit::<8, false>,
-            ]
+            kernels::<false>()
         };
         // SAFETY: `supports` checked the kernels' level (AVX-512 VNNI).
         unsafe {
@@ -185,6 +167,20 @@ mod x86 {
                 kernels,
             )
         }
+    }
+
+    /// The kernels for 1 to [`MAX_ROWS`] rows, asking ahead with `NEXT`.
+    fn kernels<const NEXT: bool>() -> [TileKernel<Tile>; MAX_ROWS] {
+        [
+            unit::<1, NEXT>,
+            unit::<2, NEXT>,
+            unit::<3, NEXT>,
+            unit::<4, NEXT>,
+            unit::<5, NEXT>,
+            unit::<6, NEXT>,
+            unit::<7, NEXT>,
+            unit::<8, NEXT>,
+        ]
     }
 
     /// Each Q8K block's `128 · Σ a` over each 32-value Q8_0 block, as candle's tile kernel

@@ -169,6 +169,16 @@ pub(super) unsafe fn run_tile_kernels<T: Sync, F: Sync, const N: usize>(
     });
 }
 
+/// The tiles of output columns `columns` (whole tiles of `tile_cols` columns) of a weight laid
+/// out column tile after column tile, `spans` tiles each.
+pub(super) fn column_tiles<'a, T>(
+    tiles: &'a [T],
+    columns: &Range<usize>,
+    (tile_cols, spans): (usize, usize),
+) -> &'a [T] {
+    &tiles[columns.start / tile_cols * spans..columns.end / tile_cols * spans]
+}
+
 /// Checks that `weights` (the raw bytes a repacking starts from) hold a `(n, k)` weight of
 /// `format`: `k / values` blocks of `bytes` bytes for each of its `n` rows.
 pub(super) fn check_weight_bytes(
