@@ -17,8 +17,7 @@
 /// A vector of `count` copies of `value` whose memory is advised for transparent huge pages
 /// before it is first written (`madvise(MADV_HUGEPAGE)`, Linux; elsewhere a plain vector).
 pub(super) fn filled<T: Clone>(value: T, count: usize) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(count);
-    advise(v.as_ptr() as *const u8, count * std::mem::size_of::<T>());
+    let mut v = advised(count);
     v.resize(count, value);
     v
 }
@@ -27,11 +26,17 @@ pub(super) fn filled<T: Clone>(value: T, count: usize) -> Vec<T> {
 /// repacked weights become one, the joined tiles stay on huge pages (growing `first` in place
 /// may move it to memory that was never advised).
 pub(super) fn joined<T>(first: Vec<T>, second: Vec<T>) -> Vec<T> {
-    let count = first.len() + second.len();
-    let mut v: Vec<T> = Vec::with_capacity(count);
-    advise(v.as_ptr() as *const u8, count * std::mem::size_of::<T>());
+    let mut v = advised(first.len() + second.len());
     v.extend(first);
     v.extend(second);
+    v
+}
+
+/// An empty vector with room for `count` elements, that room advised for huge pages before
+/// anything is written to it.
+fn advised<T>(count: usize) -> Vec<T> {
+    let v = Vec::with_capacity(count);
+    advise(v.as_ptr() as *const u8, count * std::mem::size_of::<T>());
     v
 }
 
