@@ -47,16 +47,11 @@ const SUBS: usize = QK_K / 32;
 /// Bytes of a GGUF Q4K super-block: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins,
 /// 128 bytes of nibbles.
 const Q4K_BYTES: usize = 144;
-/// How far ahead of the quants being read a decode step's kernels ask for the next bytes (one
-/// request per 64 bytes read). Decoding one sequence reads every weight once per step and is
-/// bound by how many misses a core keeps in flight; the hardware prefetcher alone kept too few
-/// (the same measure took the Q8_0 row kernel from ~17 to ~33 GB/s, `row_kernels.rs`).
-const PREFETCH: usize = 2048;
 /// Activation rows per work item of the AVX2 kernels in a prompt (candle's `MAX_MT`): four
 /// rows' sums and accumulators fit the 16 registers.
 const MAX_ROWS: usize = 4;
 /// Up to how many activation rows (a decode step's sequences) a product runs one work item per
-/// column tile, at either width, that asks for the quants [`PREFETCH`] bytes ahead: so each
+/// column tile, at either width, that asks for the quants ahead (`tile_items::ask_ahead`): so each
 /// tile is read from memory once, its lines asked for in time, where two groups of 4 read it
 /// twice, the first pass from memory with only the hardware prefetcher ahead. 8 rows of an
 /// 8,960 × 1,536 weight streamed from memory ran 172–188 GMAC/s at AVX-512, now 267–298, and
@@ -217,7 +212,7 @@ impl TileWeights for Q4KTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::tile_items::{run_tile_kernels, TileKernel};
+    use super::super::tile_items::{ask_ahead, run_tile_kernels, TileKernel};
     use super::*;
 
     /// One work item per column tile and group of up to [`DECODE_ROWS`] rows in a decode step
@@ -373,7 +368,7 @@ mod x86 {
     /// widened by one `vpmaddwd`; one float step per super-block ([`super_block_step`]). One
     /// half of the tile's columns at a time over all its super-blocks, so that four rows'
     /// sums fit the 16 registers. With `NEXT` the first half's pass asks for the quants
-    /// [`PREFETCH`] bytes ahead ([`DECODE_ROWS`]).
+    /// ahead (`tile_items::ask_ahead`, [`DECODE_ROWS`]).
     // `m` indexes the rows, their blocks, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -398,7 +393,7 @@ mod x86 {
                         let g = s * 4 + g4;
                         let at = qs.add(g * TILE_COLS * 4);
                         if NEXT && h == 0 {
-                            _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                            ask_ahead(at);
                         }
                         let w = _mm256_loadu_si256(at as *const __m256i);
                         let lo = _mm256_and_si256(w, mask);
@@ -441,7 +436,7 @@ mod x86 {
     /// [`unit`] for one row, at either width, both halves of the tile in one pass: each line of
     /// quants is read once, whole, where [`unit`]'s two passes each take half of it (the second
     /// from a nearer cache). The same operations for each column, in the same order: the same
-    /// bits. It asks for its lines ahead ([`PREFETCH`]) also in a prompt, for a group of one
+    /// bits. It asks for its lines ahead (`ask_ahead`) also in a prompt, for a group of one
     /// row left over.
     // `h` indexes the halves' quants, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
@@ -465,8 +460,7 @@ mod x86 {
                 for g4 in 0..4 {
                     let g = s * 4 + g4;
                     let line = qs.add(g * TILE_COLS * 4);
-                    // A hint only (it never faults, also past the end of the tiles).
-                    _mm_prefetch(line.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                    ask_ahead(line);
                     let a = base.add(b * Q8K_BYTES + Q8K_QS + g * 8);
                     let a_lo = _mm256_set1_epi32((a as *const i32).read_unaligned());
                     let a_hi = _mm256_set1_epi32((a.add(4) as *const i32).read_unaligned());
@@ -508,8 +502,8 @@ mod x86 {
     /// `vpmulld`. Those are the same exact integer sums, and the float step is
     /// [`super_block_step`]'s, so every result is [`unit`]'s, bit for bit (tested). Where
     /// [`unit`] needs two multiplies and two adds per 32 products and row, this needs one
-    /// instruction per 64. With `NEXT` each line of quants asks for the one [`PREFETCH`]
-    /// bytes on ([`DECODE_ROWS`]).
+    /// instruction per 64. With `NEXT` each line of quants asks for one further on
+    /// (`ask_ahead`, [`DECODE_ROWS`]).
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
     unsafe fn unit_avx512<const R: usize, const NEXT: bool>(
@@ -532,7 +526,7 @@ mod x86 {
                     let g = s * 4 + g4;
                     let at = qs.add(g * TILE_COLS * 4);
                     if NEXT {
-                        _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                        ask_ahead(at);
                     }
                     let w = _mm512_loadu_si512(at as *const __m512i);
                     let lo = _mm512_and_si512(w, mask);

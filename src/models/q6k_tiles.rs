@@ -45,7 +45,7 @@
 //! against 107 / 117, a 512-row `ffn_down` prompt 269 / 274 against candle's AVX-512 tiles'
 //! 196 / 198; one row of the head (bound by reading 197 MB) 6.5–6.8 ms against 5.9–6.1 on the
 //! VNNI kernel, 5.5–5.6 against 5.8–6.0 on the one-row kernel, which one row now runs. Every
-//! tile asks for the lines [`PREFETCH`] bytes ahead of those it reads, for any number of rows:
+//! tile asks for the lines ahead of those it reads (`tile_items::ask_ahead`), for any number of rows:
 //! without it 8 rows of the head, read from memory, ran at 93 GMAC/s.
 
 use candle_core::quantized::k_quants::QK_K;
@@ -62,10 +62,6 @@ const SUBS: usize = QK_K / 16;
 /// Activation rows per work item: all of an 8-sequence decode step, so that each tile's
 /// quants are unpacked once for all of them.
 const MAX_ROWS: usize = 8;
-/// How far ahead of the lines it reads a tile asks for the next (bytes), as `q4k_tiles` and
-/// the row kernels do: a decode step reads every weight once, from memory. 2 tiles (6,912)
-/// measured the same.
-const PREFETCH: usize = 2048;
 
 /// One super-block (256 values) of 16 weight rows, on whole cache lines (54), header first.
 #[repr(C, align(64))]
@@ -270,7 +266,7 @@ mod x86 {
     /// Columns in a 256-bit half of a tile.
     const HALF: usize = TILE_COLS / 2;
 
-    use super::super::tile_items::{run_tile_kernels, TileKernel};
+    use super::super::tile_items::{ask_ahead, run_tile_kernels, TileKernel};
     use super::*;
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows
@@ -476,20 +472,19 @@ mod x86 {
         }
     }
 
-    /// Asks for the lines of sub-block `s` of `tile` [`PREFETCH`] bytes ahead in the column
+    /// Asks for the lines of sub-block `s` of `tile` [`ask_ahead`]'s distance on in the column
     /// tile's stream, the header's with the first sub-block's: hints only, they never fault.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn prefetch_ahead(tile: &Tile, s: usize) {
-        let ahead = |at: *const u8| at.wrapping_add(PREFETCH) as *const i8;
         if s == 0 {
             let header = tile as *const Tile as *const u8;
             for line in 0..HEADER_LINES {
-                _mm_prefetch(ahead(header.wrapping_add(line * 64)), _MM_HINT_T0);
+                ask_ahead(header.wrapping_add(line * 64));
             }
         }
         for part in &tile.quants[s] {
-            _mm_prefetch(ahead(part.as_ptr()), _MM_HINT_T0);
+            ask_ahead(part.as_ptr());
         }
     }
 

@@ -38,15 +38,12 @@ const BLOCKS: usize = 8;
 /// tile's quants fill 11 of the 16 registers.
 const MAX_ROWS: usize = 4;
 /// Up to how many activation rows (a decode step's sequences) a product runs one work item per
-/// column tile that asks for the quants [`PREFETCH`] bytes ahead: each tile is read from memory
+/// column tile that asks for the quants ahead (`tile_items::ask_ahead`): each tile is read from memory
 /// once, its lines asked for in time. On 8 rows of an 8,960 × 1,536 weight streamed from
 /// memory it ran 107–124 GMAC/s against 92–107 for two groups of 4, the first pass asking for
 /// the next column tile, in paired rounds; the accumulators of 8 rows wait in memory (AMD EPYC
 /// Zen 4, AVX2, 2 threads; scripts/bench/README.md, "Session 22").
 const DECODE_ROWS: usize = 8;
-/// How far ahead a decode step asks for the quants it will read (bytes; one request per
-/// 64-byte line read), as in `q4k_tiles`.
-const PREFETCH: usize = 2048;
 
 /// Eight Q8_0 blocks (256 values) of 8 weight rows, factors first, on 34 cache lines of its own.
 #[repr(C, align(64))]
@@ -163,7 +160,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::quant_blocks::x86::q8_0_scales;
-    use super::super::tile_items::{run_tile_kernels, TileKernel};
+    use super::super::tile_items::{ask_ahead, run_tile_kernels, TileKernel};
     use super::*;
 
     /// One work item per column tile and group of up to [`DECODE_ROWS`] rows in a decode step,
@@ -213,7 +210,7 @@ mod x86 {
     /// `R` activation rows (`act`: `R × 8 · spans` Q8_0 blocks as bytes, `scales` their
     /// factors) against one column tile's `spans` tiles; writes the `R × 8` results at `out`
     /// (row stride `n`). With `NEXT` (a decode step, and one row left over in a prompt) each
-    /// line of quants asks for the one [`PREFETCH`] bytes on ([`DECODE_ROWS`]).
+    /// line of quants asks for one further on (`ask_ahead`, [`DECODE_ROWS`]).
     // `m` indexes the rows, their blocks, sums and accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -237,8 +234,7 @@ mod x86 {
                 for g in 0..BLOCK / 4 {
                     let at = qs.add(g * TILE_COLS * 4);
                     if NEXT {
-                        // A hint only (it never faults, also past the end of the tiles).
-                        _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                        ask_ahead(at);
                     }
                     let q = _mm256_loadu_si256(at as *const __m256i);
                     let q_abs = _mm256_sign_epi8(q, q);

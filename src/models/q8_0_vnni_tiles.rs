@@ -37,9 +37,6 @@ const BLOCKS: usize = QK_K / BLOCK;
 /// Activation rows per work item: twice candle's `MAX_MT`, so that a decode step of 8
 /// sequences reads each tile once, from memory, where two groups of 4 read it twice.
 const MAX_ROWS: usize = 8;
-/// How far ahead a decode step (at most [`MAX_ROWS`] rows: one item) asks for the quants it
-/// will read (bytes; one request per 64-byte line read), as in `q4k_tiles`.
-const PREFETCH: usize = 2048;
 
 /// One 256-value span of 16 weight rows: 68 cache lines.
 #[repr(C, align(64))]
@@ -137,7 +134,7 @@ impl TileWeights for Q8_0VnniTiles {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::tile_items::{run_tile_kernels, TileKernel};
+    use super::super::tile_items::{ask_ahead, run_tile_kernels, TileKernel};
     use super::*;
 
     /// One work item per column tile and group of up to [`MAX_ROWS`] rows
@@ -202,7 +199,7 @@ mod x86 {
     /// `R` activation rows (`act`: `R × spans` Q8K blocks, `offsets` their [`offsets`])
     /// against one column tile's `spans` tiles; writes the `R × 16` results at `out` (row
     /// stride `n`). Per block and output: candle's `q8_0_tile2`. With `NEXT` (a decode step)
-    /// each line of quants asks for the one [`PREFETCH`] bytes on.
+    /// each line of quants asks for one further on (`ask_ahead`).
     // `m` indexes the rows, their blocks and their accumulators together.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
@@ -226,9 +223,8 @@ mod x86 {
                 let mut sums = [_mm512_setzero_si512(); R];
                 for g in 0..BLOCK / 4 {
                     let at = qs.add(g * TILE_COLS * 4);
-                    // A hint only (it never faults): one request per 64-byte line read.
                     if NEXT {
-                        _mm_prefetch(at.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+                        ask_ahead(at);
                     }
                     let w = _mm512_loadu_si512(at as *const __m512i);
                     for m in 0..R {
